@@ -1,0 +1,51 @@
+# Behörighet – every set-up step lives here; nothing is installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+FKUI_CSS := app/static/vendor/fkui.min.css
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
+
+.PHONY: demo test lint install assets debian-packages services format clean
+
+demo: install
+	$(BIN)/behorighet demo
+
+test: install debian-packages services
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+install: $(INSTALLED) $(FKUI_CSS) $(CATALOGS)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# Försäkringskassan's design system, from npm, built into app/static (not committed).
+$(FKUI_CSS): package.json
+	npm install --no-audit --no-fund --no-package-lock --silent
+	mkdir -p $(dir $@)
+	cp node_modules/@fkui/design/lib/fkui.min.css node_modules/@fkui/design/lib/fonts.min.css $(dir $@)
+
+%.mo: %.po $(INSTALLED)
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
+
+debian-packages:
+	scripts/ensure-debian-packages.sh
+
+services:
+	scripts/ensure-services.sh
+
+clean:
+	rm -rf $(VENV) node_modules app/static/vendor instance
+	find app -name '*.mo' -delete

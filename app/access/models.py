@@ -1,0 +1,183 @@
+"""The permission store: employers, their codes, persons, role grants and service permissions."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, str_enum, utcnow
+
+
+class CodeStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class Role(enum.StrEnum):
+    ORDERER = "orderer"
+    DELEGATED_ORDERER = "delegated_orderer"
+    ADMINISTRATOR = "administrator"
+
+
+ORDERER_ROLES = frozenset({Role.ORDERER, Role.DELEGATED_ORDERER})
+
+
+class Employer(Base):
+    __tablename__ = "employer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    orgnr: Mapped[str] = mapped_column(String(10), unique=True)
+    """Ten digits, no separator."""
+    name: Mapped[str] = mapped_column(String(200))
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    codes: Mapped[list[EmployerCode]] = relationship(
+        back_populates="employer", order_by="EmployerCode.code"
+    )
+
+    __table_args__ = (CheckConstraint("length(orgnr) = 10", name="orgnr_ten_digits"),)
+
+
+class EmployerCode(Base):
+    __tablename__ = "employer_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"), index=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[CodeStatus] = mapped_column(str_enum(CodeStatus, "code_status"))
+
+    employer: Mapped[Employer] = relationship(back_populates="codes")
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    personnummer: Mapped[str] = mapped_column(String(12), unique=True)
+    """Twelve digits with century, no separator (samordningsnummer allowed)."""
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    last_login_dt: Mapped[datetime | None]
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("length(personnummer) = 12", name="personnummer_twelve_digits"),
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+
+class RoleGrant(Base):
+    """A person's role at an employer, for all its codes or an explicit set."""
+
+    __tablename__ = "role_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"), index=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
+    is_all_codes: Mapped[bool] = mapped_column(default=True)
+    valid_from_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    valid_to_dt: Mapped[datetime | None]
+    granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    source_submission_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission.id"), unique=True
+    )
+    """The registration that created this grant; one submission creates at most one grant."""
+    revoked_by_submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"))
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    employer: Mapped[Employer] = relationship()
+    codes: Mapped[list[EmployerCode]] = relationship(secondary="role_grant_code")
+
+    __table_args__ = (
+        CheckConstraint("valid_to_dt IS NULL OR valid_to_dt >= valid_from_dt", name="valid_period"),
+        # Orderers are registered only through a signed form (rule 7).
+        CheckConstraint(
+            "role NOT IN ('orderer', 'delegated_orderer') OR source_submission_id IS NOT NULL",
+            name="orderer_from_submission",
+        ),
+        # Only an orderer appoints administrators (rule 2).
+        CheckConstraint(
+            "role <> 'administrator' OR granted_by_person_id IS NOT NULL",
+            name="administrator_appointed_by_person",
+        ),
+        Index(
+            "uq_role_grant_active",
+            "person_id",
+            "employer_id",
+            "role",
+            unique=True,
+            postgresql_where=text("valid_to_dt IS NULL"),
+            sqlite_where=text("valid_to_dt IS NULL"),
+        ),
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.valid_to_dt is None or self.valid_to_dt > utcnow()
+
+
+class RoleGrantCode(Base):
+    """The explicit codes of a grant whose ``is_all_codes`` is false."""
+
+    __tablename__ = "role_grant_code"
+
+    role_grant_id: Mapped[int] = mapped_column(ForeignKey("role_grant.id"), primary_key=True)
+    employer_code_id: Mapped[int] = mapped_column(ForeignKey("employer_code.id"), primary_key=True)
+
+
+class SelfService(enum.StrEnum):
+    """SPV's self-service services for employers."""
+
+    EMPLOYMENT_REPORTING = "employment_reporting"
+    """Anmäla anställning och inkomst."""
+    INVOICES = "invoices"
+    """Fakturor och fakturaspecifikationer."""
+    PENSION_CASES = "pension_cases"
+    """Pensionsärenden."""
+    STATISTICS = "statistics"
+    """Statistik och rapporter."""
+
+
+class ServicePermission(Base):
+    """A user may use a self-service for one employer code."""
+
+    __tablename__ = "service_permission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    employer_code_id: Mapped[int] = mapped_column(ForeignKey("employer_code.id"), index=True)
+    service: Mapped[SelfService] = mapped_column(str_enum(SelfService, "self_service"))
+    granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    valid_from_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    valid_to_dt: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    employer_code: Mapped[EmployerCode] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("valid_to_dt IS NULL OR valid_to_dt >= valid_from_dt", name="valid_period"),
+        Index(
+            "uq_service_permission_active",
+            "person_id",
+            "employer_code_id",
+            "service",
+            unique=True,
+            postgresql_where=text("valid_to_dt IS NULL"),
+            sqlite_where=text("valid_to_dt IS NULL"),
+        ),
+    )

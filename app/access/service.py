@@ -1,0 +1,173 @@
+"""Permission store operations. Plain functions: a session and the acting agent, no Flask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.access.models import (
+    ORDERER_ROLES,
+    Employer,
+    EmployerCode,
+    Person,
+    Role,
+    RoleGrant,
+    ServicePermission,
+)
+from app.audit.service import record_event
+from app.core.agents import Agent
+from app.db import utcnow
+
+
+def find_person(session: Session, personnummer: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.personnummer == personnummer))
+
+
+def find_or_create_person(
+    session: Session,
+    personnummer: str,
+    given_name: str,
+    family_name: str,
+    email: str | None = None,
+) -> Person:
+    person = find_person(session, personnummer)
+    if person is None:
+        person = Person(
+            personnummer=personnummer, given_name=given_name, family_name=family_name, email=email
+        )
+        session.add(person)
+        session.flush()
+    elif email and not person.email:
+        person.email = email
+    return person
+
+
+def find_employer(session: Session, orgnr: str) -> Employer | None:
+    return session.scalar(
+        select(Employer).where(Employer.orgnr == orgnr).options(selectinload(Employer.codes))
+    )
+
+
+def lock_employer(session: Session, employer_id: int) -> Employer:
+    """Serialise role changes for one employer (the at-least-one-orderer rule needs it)."""
+    return session.scalars(
+        select(Employer).where(Employer.id == employer_id).with_for_update()
+    ).one()
+
+
+def register_orderer(
+    session: Session,
+    agent: Agent,
+    *,
+    employer: Employer,
+    person: Person,
+    role: Role,
+    code_values: list[str],
+    submission_id: int,
+) -> RoleGrant:
+    """Grant the orderer role an approved registration asks for (rules 7 and 9)."""
+    if role not in ORDERER_ROLES:
+        raise ValueError(f"a registration grants an orderer role, not {role}")
+    grant = RoleGrant(
+        person_id=person.id,
+        employer_id=employer.id,
+        role=role,
+        is_all_codes=not code_values,
+        source_submission_id=submission_id,
+    )
+    if code_values:
+        grant.codes = list(
+            session.scalars(
+                select(EmployerCode).where(
+                    EmployerCode.employer_id == employer.id, EmployerCode.code.in_(code_values)
+                )
+            )
+        )
+    session.add(grant)
+    session.flush()
+    record_event(
+        session,
+        actor=agent.audit_label,
+        action="role_grant.created",
+        object_type="role_grant",
+        object_id=grant.id,
+        data={
+            "person_id": person.id,
+            "employer_id": employer.id,
+            "role": role.value,
+            "codes": sorted(code_values) or "all",
+            "submission_id": submission_id,
+        },
+    )
+    return grant
+
+
+def active_grants(session: Session, employer_id: int) -> list[RoleGrant]:
+    return list(
+        session.scalars(
+            select(RoleGrant)
+            .where(RoleGrant.employer_id == employer_id, RoleGrant.valid_to_dt.is_(None))
+            .options(selectinload(RoleGrant.person), selectinload(RoleGrant.codes))
+            .order_by(RoleGrant.role, RoleGrant.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EmployerContact:
+    name: str
+    role: Role
+    email: str | None
+
+
+def orderers_and_administrators(session: Session, employer_id: int) -> list[EmployerContact]:
+    """Who a user asks for permissions (rule 3), and what SPV tells a caller (rule 10)."""
+    return [
+        EmployerContact(g.person.full_name, g.role, g.person.email)
+        for g in active_grants(session, employer_id)
+    ]
+
+
+def employers_of_person(session: Session, person_id: int) -> list[Employer]:
+    """Employers where the person holds a role or a service permission."""
+    via_roles = select(RoleGrant.employer_id).where(
+        RoleGrant.person_id == person_id, RoleGrant.valid_to_dt.is_(None)
+    )
+    via_permissions = (
+        select(EmployerCode.employer_id)
+        .join(ServicePermission, ServicePermission.employer_code_id == EmployerCode.id)
+        .where(ServicePermission.person_id == person_id, ServicePermission.valid_to_dt.is_(None))
+    )
+    return list(
+        session.scalars(
+            select(Employer)
+            .where(Employer.id.in_(via_roles.union(via_permissions)))
+            .order_by(Employer.name)
+        )
+    )
+
+
+def grants_of_person(session: Session, person_id: int) -> list[RoleGrant]:
+    return list(
+        session.scalars(
+            select(RoleGrant)
+            .where(RoleGrant.person_id == person_id, RoleGrant.valid_to_dt.is_(None))
+            .options(selectinload(RoleGrant.employer), selectinload(RoleGrant.codes))
+        )
+    )
+
+
+def end_grant(session: Session, agent: Agent, grant: RoleGrant, submission_id: int) -> None:
+    grant.valid_to_dt = utcnow()
+    grant.revoked_by_submission_id = submission_id
+    session.flush()
+    record_event(
+        session,
+        actor=agent.audit_label,
+        action="role_grant.ended",
+        object_type="role_grant",
+        object_id=grant.id,
+        data={"submission_id": submission_id},
+    )

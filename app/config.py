@@ -1,0 +1,71 @@
+"""Settings read once from the environment (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("BEHORIGHET_INSTANCE_DIR", Path.cwd() / "instance"))
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the product can be configured with."""
+
+    database_url: str = field(
+        default_factory=lambda: f"sqlite:///{INSTANCE_DIR / 'behorighet.sqlite3'}"
+    )
+    """SQLAlchemy URL; PostgreSQL in production (``postgresql+psycopg://…``)."""
+
+    broker_url: str = "stub://"
+    """``redis://…`` or ``amqp://…``; ``stub://`` is the in-process broker of the demo."""
+
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    """Signs session cookies and CSRF tokens. Must be set (and shared) in production."""
+
+    demo_login: bool = False
+    """Sign in by picking a seeded person. Only for the demo and tests."""
+
+    demo_signing: bool = False
+    """Sign submissions with a stand-in signature. Only for the demo and tests."""
+
+    outbox_resend_after_s: float = 30.0
+    """A message not acknowledged this long after it was last sent is sent again."""
+
+    worker_threads: int = 2
+    """Threads per worker process (also for the demo's in-process worker)."""
+
+    session_idle_minutes: int = 30
+    """A session unused this long ends."""
+
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {}
+        if "DATABASE_URL" in env:
+            values["database_url"] = env["DATABASE_URL"]
+        if "BROKER_URL" in env:
+            values["broker_url"] = env["BROKER_URL"]
+        if "SECRET_KEY" in env:
+            values["secret_key"] = env["SECRET_KEY"]
+        values["demo_login"] = _flag("DEMO_LOGIN", False)
+        values["demo_signing"] = _flag("DEMO_SIGNING", False)
+        if "OUTBOX_RESEND_AFTER_S" in env:
+            values["outbox_resend_after_s"] = float(env["OUTBOX_RESEND_AFTER_S"])
+        if "WORKER_THREADS" in env:
+            values["worker_threads"] = int(env["WORKER_THREADS"])
+        if "SESSION_IDLE_MINUTES" in env:
+            values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

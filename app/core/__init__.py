@@ -1,0 +1,1 @@
+"""Pieces every domain shares: who is acting, id numbers, masking."""

@@ -1,0 +1,34 @@
+"""Every model, imported in one place so that metadata (and Alembic) sees all tables."""
+
+from app.access.models import (
+    Employer,
+    EmployerCode,
+    Person,
+    RoleGrant,
+    RoleGrantCode,
+    ServicePermission,
+)
+from app.audit.models import AuditChainHead, AuditEvent
+from app.db import Base
+from app.registers.models import SignatoryRegisterEntry
+from app.registrations.models import Submission, SubmissionDocument, VerificationCheck
+from app.staff.models import StaffMember
+from workflows.outbox import OutboxMessage
+
+__all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "Employer",
+    "EmployerCode",
+    "OutboxMessage",
+    "Person",
+    "RoleGrant",
+    "RoleGrantCode",
+    "ServicePermission",
+    "SignatoryRegisterEntry",
+    "StaffMember",
+    "Submission",
+    "SubmissionDocument",
+    "VerificationCheck",
+]

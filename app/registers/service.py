@@ -1,0 +1,42 @@
+"""The signatory register behind one interface; the local table stands in for the real one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.registers.models import SignatoryRegisterEntry
+
+
+@dataclass(frozen=True)
+class Signatory:
+    orgnr: str
+    personnummer: str
+    name: str
+    capacity: str
+
+
+class SignatoryRegister(Protocol):
+    def signatories(self, orgnr: str) -> list[Signatory]:
+        """Everyone entitled to sign for the organisation."""
+        ...
+
+
+class LocalSignatoryRegister:
+    """Reads the seeded ``signatory_register_entry`` table."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def signatories(self, orgnr: str) -> list[Signatory]:
+        rows = self._session.scalars(
+            select(SignatoryRegisterEntry).where(SignatoryRegisterEntry.orgnr == orgnr)
+        )
+        return [Signatory(r.orgnr, r.personnummer, r.name, r.capacity) for r in rows]
+
+
+def is_signatory(register: SignatoryRegister, orgnr: str, personnummer: str) -> bool:
+    return any(s.personnummer == personnummer for s in register.signatories(orgnr))

@@ -1,0 +1,140 @@
+"""Submissions (errands): registrations and removals of orderers, and their documents."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.access.models import Employer, Person
+from app.db import Base, str_enum, utcnow
+from app.staff.models import StaffMember
+from workflows.states import DECIDED_STATES, RECEIVED_STATES, SubmissionState
+
+# Crockford-style alphabet: no I, L, O, U, easy to read back over the phone.
+_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reference() -> str:
+    body = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
+    return f"BB-{body[:4]}-{body[4:]}"
+
+
+class SubmissionKind(enum.StrEnum):
+    REGISTRATION = "registration"
+    REMOVAL = "removal"
+
+
+class Channel(enum.StrEnum):
+    E_SIGN = "e_sign"
+    PAPER = "paper"
+
+
+def _in(states: frozenset[SubmissionState]) -> str:
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+class Submission(Base):
+    __tablename__ = "submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True, default=new_reference)
+    kind: Mapped[SubmissionKind] = mapped_column(str_enum(SubmissionKind, "submission_kind"))
+    channel: Mapped[Channel | None] = mapped_column(str_enum(Channel, "channel"))
+    state: Mapped[SubmissionState] = mapped_column(
+        str_enum(SubmissionState, "submission_state"), default=SubmissionState.DRAFT
+    )
+    version: Mapped[int] = mapped_column(default=1)
+    form_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    employer_id: Mapped[int | None] = mapped_column(ForeignKey("employer.id"), index=True)
+    subject_personnummer: Mapped[str | None] = mapped_column(String(12), index=True)
+    """The person registered or removed."""
+    submitted_by_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    assigned_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+    decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_dt: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    received_dt: Mapped[datetime | None]
+    decided_dt: Mapped[datetime | None]
+    failed_step: Mapped[str | None] = mapped_column(String(32))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    employer: Mapped[Employer | None] = relationship()
+    submitted_by: Mapped[Person] = relationship()
+    assigned_staff: Mapped[StaffMember | None] = relationship(foreign_keys=[assigned_staff_id])
+    decided_by: Mapped[StaffMember | None] = relationship(foreign_keys=[decided_by_staff_id])
+    documents: Mapped[list[SubmissionDocument]] = relationship(
+        back_populates="submission", order_by="SubmissionDocument.id"
+    )
+    checks: Mapped[list[VerificationCheck]] = relationship(
+        back_populates="submission", order_by="VerificationCheck.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint(
+            f"state NOT IN {_in(RECEIVED_STATES)} OR "
+            "(received_dt IS NOT NULL AND channel IS NOT NULL AND employer_id IS NOT NULL)",
+            name="received_has_channel_and_employer",
+        ),
+        CheckConstraint(
+            f"state NOT IN {_in(DECIDED_STATES)} OR "
+            "(decided_dt IS NOT NULL AND decided_by_staff_id IS NOT NULL)",
+            name="decided_has_decider",
+        ),
+        CheckConstraint(
+            "state <> 'failed' OR (failed_step IS NOT NULL AND failure_reason IS NOT NULL)",
+            name="failed_has_step_and_reason",
+        ),
+        Index("ix_submission_state_received", "state", "received_dt"),
+    )
+
+
+class DocumentKind(enum.StrEnum):
+    PRINTED = "printed"
+    SIGNED = "signed"
+    SCAN = "scan"
+    RECEIPT = "receipt"
+    DECISION = "decision"
+    EVIDENCE = "evidence"
+
+
+class SubmissionDocument(Base):
+    __tablename__ = "submission_document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    kind: Mapped[DocumentKind] = mapped_column(str_enum(DocumentKind, "document_kind"))
+    media_type: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="documents")
+
+
+class CheckOutcome(enum.StrEnum):
+    PASSED = "passed"
+    FLAGGED = "flagged"
+    """Needs a caseworker's attention; does not stop the errand by itself."""
+    FAILED = "failed"
+
+
+class VerificationCheck(Base):
+    """One automated check of a submission, shown to the caseworker."""
+
+    __tablename__ = "verification_check"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[CheckOutcome] = mapped_column(str_enum(CheckOutcome, "check_outcome"))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    checked_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="checks")

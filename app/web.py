@@ -1,0 +1,165 @@
+"""What views share: the request's database session, the signed-in agent, access checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session
+
+from app import labels
+from app.access.models import Person
+from app.core.agents import Agent, AgentKind
+from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
+from app.db import utcnow
+from app.staff.models import StaffMember
+from workflows.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime() -> Runtime:
+    return cast(Runtime, current_app.extensions["behorighet"])
+
+
+def db() -> Session:
+    """The request's session. Views commit it once, through ``commit()``."""
+    if "db" not in g:
+        g.db = runtime().session_factory()
+    return cast(Session, g.db)
+
+
+def commit() -> None:
+    db().commit()
+
+
+def sign_in(kind: AgentKind, agent_id: int) -> None:
+    """A new session for the signed-in agent (the old one, and its CSRF token, are dropped)."""
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["agent"] = {"kind": kind.value, "id": agent_id}
+    session["login_dt"] = utcnow().isoformat()
+    if lang:
+        session["lang"] = lang
+
+
+def sign_out() -> None:
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+def current_agent() -> Agent | None:
+    if "agent" in g:
+        return cast(Agent | None, g.agent)
+    stored = session.get("agent")
+    agent: Agent | None = None
+    if stored:
+        if stored["kind"] == AgentKind.PERSON.value:
+            person = db().get(Person, stored["id"])
+            if person is not None:
+                agent = Agent(AgentKind.PERSON, person.id, person.personnummer)
+        elif stored["kind"] == AgentKind.STAFF.value:
+            staff = db().get(StaffMember, stored["id"])
+            if staff is not None and staff.is_active:
+                agent = Agent(
+                    AgentKind.STAFF,
+                    staff.id,
+                    staff.personnummer,
+                    is_caseworker=staff.is_caseworker,
+                    is_intake_clerk=staff.is_intake_clerk,
+                )
+    g.agent = agent
+    return agent
+
+
+def signed_in() -> Agent:
+    """The agent of a view behind ``login_required``."""
+    agent = current_agent()
+    if agent is None:
+        abort(401)
+    return agent
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_agent() is None:
+            flash(_("Logga in med e-legitimation för att fortsätta."), "info")
+            return redirect(url_for("eid.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def person_required(view: F) -> F:
+    """For the employers' pages: a signed-in person (not SPV staff)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        agent = current_agent()
+        if agent is None or agent.kind is not AgentKind.PERSON:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def caseworker_required(view: F) -> F:
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        agent = current_agent()
+        if agent is None or not agent.is_caseworker:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def signed_in_name() -> str | None:
+    agent = current_agent()
+    if agent is None:
+        return None
+    if agent.kind is AgentKind.PERSON:
+        person = db().get(Person, agent.id)
+        return person.full_name if person else None
+    staff = db().get(StaffMember, agent.id)
+    return staff.name if staff else None
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["mask_pnr"] = mask_personnummer
+    app.jinja_env.filters["pnr"] = format_personnummer
+    app.jinja_env.filters["orgnr"] = format_orgnr
+    labels.register(app.jinja_env.globals)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {
+            "current_agent": current_agent,
+            "signed_in_name": signed_in_name,
+            "settings": runtime().settings,
+            "get_locale": get_locale,
+        }
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if "agent" in session:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

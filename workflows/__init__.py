@@ -1,0 +1,1 @@
+"""Submission state machine, broker set-up, outbox and actors."""

@@ -1,0 +1,19 @@
+"""dramatiq actors: take ids, open their own transaction, safe to run twice."""
+
+from __future__ import annotations
+
+from app.core.agents import Agent
+from workflows import pipeline, runtime
+from workflows.broker import pipeline_actor
+
+
+@pipeline_actor(step="verify")
+def verify_submission(submission_id: int) -> None:
+    with runtime.current().unit_of_work() as session:
+        pipeline.verify(session, submission_id, Agent.system("verify_submission"))
+
+
+@pipeline_actor(step="apply")
+def apply_submission(submission_id: int) -> None:
+    with runtime.current().unit_of_work() as session:
+        pipeline.apply(session, submission_id, Agent.system("apply_submission"))

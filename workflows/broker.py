@@ -1,0 +1,65 @@
+"""The dramatiq broker chosen by ``BROKER_URL``, with the pipeline's actors declared on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+DEFAULT_ACTOR_OPTIONS: dict[str, Any] = {
+    "max_retries": 8,
+    "min_backoff": 1_000,
+    "max_backoff": 300_000,
+    "time_limit": 120_000,
+    "max_age": 24 * 3600 * 1000,
+}
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    fn: Callable[..., None]
+    step: str
+    """Name shown when the step fails, and used to resume it (``RESUME_STATE_OF_STEP``)."""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+PIPELINE_STEPS: dict[str, PipelineStep] = {}
+
+
+def pipeline_actor(
+    step: str, **options: Any
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a plain function as a pipeline actor; ``build_broker`` declares it."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        PIPELINE_STEPS[fn.__name__] = PipelineStep(fn, step, {**DEFAULT_ACTOR_OPTIONS, **options})
+        return fn
+
+    return register
+
+
+def make_broker(url: str) -> dramatiq.Broker:
+    if url.startswith(("redis://", "rediss://")):
+        return RedisBroker(url=url)
+    if url.startswith(("amqp://", "amqps://")):
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    if url.startswith("stub://"):
+        return StubBroker()
+    raise ValueError(f"BROKER_URL must start with redis://, amqp:// or stub://, not {url!r}")
+
+
+def declare_pipeline(broker: dramatiq.Broker) -> None:
+    import workflows.actors  # noqa: F401  (registers the steps)
+
+    for name, step in PIPELINE_STEPS.items():
+        dramatiq.actor(actor_name=name, broker=broker, **step.options)(step.fn)
+
+
+def step_of(actor_name: str) -> str | None:
+    step = PIPELINE_STEPS.get(actor_name)
+    return step.step if step else None

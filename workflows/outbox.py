@@ -1,0 +1,152 @@
+"""Transactional outbox: pipeline messages are rows written with the state change.
+
+A message row is added in the same transaction as the change that calls for it,
+sent to the broker after that transaction commits, marked done by the worker when
+the actor has finished, and sent again by the sweeper while it is not done.
+Actors are idempotent, so a message sent twice does no harm.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.broker import MessageProxy
+from sqlalchemy import JSON, ForeignKey, Index, String, event, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from app.db import Base, utcnow
+
+log = structlog.get_logger(__name__)
+
+_PENDING_KEY = "outbox_pending"
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_name: Mapped[str] = mapped_column(String(64))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sent_dt: Mapped[datetime | None]
+    send_count: Mapped[int] = mapped_column(default=0)
+    done_dt: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbox_message_undone", "done_dt", "created_dt"),)
+
+
+def add_message(
+    session: Session, actor_name: str, *, submission_id: int | None = None, **kwargs: Any
+) -> OutboxMessage:
+    """Queue ``actor_name(**kwargs)`` to run once the current transaction commits."""
+    if submission_id is not None:
+        kwargs["submission_id"] = submission_id
+    message = OutboxMessage(actor_name=actor_name, kwargs=kwargs, submission_id=submission_id)
+    session.add(message)
+    session.flush()
+    session.info.setdefault(_PENDING_KEY, []).append(message.id)
+    return message
+
+
+def _to_dramatiq(message: OutboxMessage, broker: dramatiq.Broker) -> dramatiq.Message[Any]:
+    actor = broker.get_actor(message.actor_name)
+    return actor.message_with_options(kwargs=message.kwargs, outbox_id=message.id)
+
+
+class OutboxRelay:
+    """Sends the messages of each committed transaction, and sweeps up the ones left over."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], broker: dramatiq.Broker, resend_after: timedelta
+    ) -> None:
+        self.factory = factory
+        self.broker = broker
+        self.resend_after = resend_after
+
+    def install(self) -> None:
+        """Send after every commit of a session made by this factory."""
+        event.listen(self.factory, "after_commit", self._after_commit)
+        event.listen(self.factory, "after_soft_rollback", self._after_rollback)
+
+    def _after_rollback(self, session: Session, _previous: Any) -> None:
+        session.info.pop(_PENDING_KEY, None)
+
+    def _after_commit(self, session: Session) -> None:
+        ids = session.info.pop(_PENDING_KEY, [])
+        if ids:
+            self.send(ids)
+
+    def send(self, ids: list[int]) -> None:
+        with self.factory() as session:
+            messages = session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.done_dt.is_(None)
+                )
+            ).all()
+            for message in messages:
+                self._enqueue(session, message)
+            session.commit()
+
+    def _enqueue(self, session: Session, message: OutboxMessage) -> None:
+        try:
+            self.broker.enqueue(_to_dramatiq(message, self.broker))
+        except Exception:  # the broker is down: the sweeper sends it later
+            log.warning("outbox.send_failed", outbox_id=message.id, exc_info=True)
+            return
+        message.last_sent_dt = utcnow()
+        message.send_count += 1
+
+    def sweep(self, limit: int = 500, older_than: timedelta | None = None) -> int:
+        """Send every message that is not done and was not sent recently. Returns how many."""
+        cutoff = utcnow() - (self.resend_after if older_than is None else older_than)
+        with self.factory() as session:
+            due = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.done_dt.is_(None),
+                    (OutboxMessage.last_sent_dt.is_(None) & (OutboxMessage.created_dt <= cutoff))
+                    | (OutboxMessage.last_sent_dt <= cutoff),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for message in due:
+                self._enqueue(session, message)
+            session.commit()
+        if due:
+            log.info("outbox.swept", count=len(due))
+        return len(due)
+
+
+def mark_done(factory: sessionmaker[Session], outbox_id: int) -> None:
+    with factory() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id, OutboxMessage.done_dt.is_(None))
+            .values(done_dt=utcnow())
+        )
+        session.commit()
+
+
+class OutboxAcknowledgement(dramatiq.Middleware):
+    """Marks a message's outbox row done once its actor has finished without error."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        outbox_id = message.options.get("outbox_id")
+        if exception is None and outbox_id is not None:
+            mark_done(self.factory, int(outbox_id))

@@ -1,0 +1,97 @@
+"""The pipeline's steps as plain functions over a session; the actors wrap them."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.access import service as access
+from app.access.models import ORDERER_ROLES, Role, RoleGrant
+from app.core.agents import Agent
+from app.registrations.models import Submission, SubmissionKind
+from workflows.state_machine import transition
+from workflows.states import Action, IllegalTransition, SubmissionState
+from workflows.verification import run_checks
+
+log = structlog.get_logger(__name__)
+
+
+def lock_submission(session: Session, submission_id: int) -> Submission | None:
+    return session.scalars(
+        select(Submission).where(Submission.id == submission_id).with_for_update()
+    ).one_or_none()
+
+
+def verify(session: Session, submission_id: int, agent: Agent) -> bool:
+    """received → verifying → in_review, recording every check. False if nothing to do."""
+    submission = lock_submission(session, submission_id)
+    if submission is None or submission.state not in (
+        SubmissionState.RECEIVED,
+        SubmissionState.VERIFYING,
+    ):
+        return False
+    if submission.state is SubmissionState.RECEIVED:
+        transition(session, submission, Action.START_VERIFICATION, agent)
+    run_checks(session, submission)
+    transition(session, submission, Action.FINISH_VERIFICATION, agent)
+    return True
+
+
+def apply(session: Session, submission_id: int, agent: Agent) -> bool:
+    """Put an approved decision into the permission store. False if nothing to do."""
+    submission = lock_submission(session, submission_id)
+    if submission is None or submission.state is not SubmissionState.APPROVED:
+        return False
+    assert submission.employer_id is not None  # guaranteed by the received-state constraint
+    employer = access.lock_employer(session, submission.employer_id)
+    data = submission.form_data
+    if submission.kind is SubmissionKind.REGISTRATION:
+        person = access.find_or_create_person(
+            session,
+            data["personnummer"],
+            data["given_name"],
+            data["family_name"],
+            data.get("email"),
+        )
+        access.register_orderer(
+            session,
+            agent,
+            employer=employer,
+            person=person,
+            role=Role(data["role"]),
+            code_values=list(data.get("employer_codes") or []),
+            submission_id=submission.id,
+        )
+    else:
+        grants = session.scalars(
+            select(RoleGrant)
+            .join(RoleGrant.person)
+            .where(
+                RoleGrant.employer_id == employer.id,
+                RoleGrant.role.in_(ORDERER_ROLES),
+                RoleGrant.valid_to_dt.is_(None),
+                access.Person.personnummer == submission.subject_personnummer,
+            )
+        ).all()
+        for grant in grants:
+            access.end_grant(session, agent, grant, submission.id)
+    transition(session, submission, Action.APPLY, agent)
+    return True
+
+
+def record_step_failure(
+    session: Session, submission_id: int, step: str, reason: str, agent: Agent
+) -> None:
+    submission = lock_submission(session, submission_id)
+    if submission is None:
+        return
+    try:
+        transition(session, submission, Action.FAIL, agent, failed_step=step, reason=reason)
+    except IllegalTransition:
+        log.warning(
+            "pipeline.failure_after_state_moved_on",
+            submission_id=submission_id,
+            step=step,
+            state=submission.state.value,
+        )

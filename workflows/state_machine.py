@@ -1,0 +1,104 @@
+"""Apply the transition table to a submission: guards, timestamps, audit, next step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.audit.service import record_event
+from app.core.agents import Agent, AgentKind
+from app.db import utcnow
+from app.registrations.models import Submission
+from workflows.outbox import add_message
+from workflows.states import (
+    RESUME_STATE_OF_STEP,
+    STEP_ON_ENTRY,
+    Action,
+    IllegalTransition,
+    Party,
+    SubmissionState,
+    find_transition,
+)
+
+
+def parties_of(agent: Agent, submission: Submission) -> frozenset[Party]:
+    """The capacities in which ``agent`` may act on ``submission``."""
+    if agent.kind is AgentKind.SYSTEM:
+        return frozenset({Party.SYSTEM})
+    if agent.kind is AgentKind.PERSON:
+        is_submitter = agent.id == submission.submitted_by_id
+        return frozenset({Party.SUBMITTER}) if is_submitter else frozenset()
+    parties = set()
+    if agent.is_caseworker:
+        parties.add(Party.CASEWORKER)
+    if agent.is_intake_clerk:
+        parties.add(Party.INTAKE_CLERK)
+    return frozenset(parties)
+
+
+def _check_four_eyes(submission: Submission, agent: Agent, action: Action) -> None:
+    """Nobody decides an errand they submitted or that concerns themselves."""
+    if agent.personnummer is None:
+        return
+    own = {submission.submitted_by.personnummer, submission.subject_personnummer}
+    if agent.personnummer in own:
+        raise IllegalTransition(
+            submission.state, action, "four eyes: you cannot decide your own errand"
+        )
+
+
+def transition(
+    session: Session,
+    submission: Submission,
+    action: Action,
+    agent: Agent,
+    *,
+    reason: str | None = None,
+    failed_step: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> SubmissionState:
+    """Move ``submission`` by ``action`` or raise ``IllegalTransition`` having changed nothing."""
+    source = submission.state
+    rule = find_transition(source, action, parties_of(agent, submission))
+    target = rule.target
+    now = utcnow()
+
+    if action in (Action.APPROVE, Action.REJECT):
+        _check_four_eyes(submission, agent, action)
+    if action is Action.FAIL and not (failed_step and reason):
+        raise IllegalTransition(source, action, "a failure needs the step and the reason")
+    if action is Action.RETRY:
+        resume = RESUME_STATE_OF_STEP.get(submission.failed_step or "")
+        if resume is None:
+            raise IllegalTransition(source, action, "the failed step cannot be retried")
+        target = resume
+    if action is Action.RECEIVE and submission.channel is None:
+        raise IllegalTransition(source, action, "the channel must be known when received")
+
+    submission.state = target
+    if action is Action.RECEIVE:
+        submission.received_dt = now
+    elif action in (Action.APPROVE, Action.REJECT):
+        submission.decided_dt = now
+        submission.decided_by_staff_id = agent.id
+    elif action is Action.FAIL:
+        submission.failed_step = failed_step
+        submission.failure_reason = reason
+    elif action is Action.RETRY:
+        submission.failed_step = None
+        submission.failure_reason = None
+
+    session.flush()
+    record_event(
+        session,
+        actor=agent.audit_label,
+        action=f"submission.{action.value}",
+        object_type="submission",
+        object_id=submission.id,
+        data={"from": source.value, "to": target.value, "reason": reason, **(data or {})},
+    )
+    step = STEP_ON_ENTRY.get(target)
+    if step is not None:
+        add_message(session, step, submission_id=submission.id)
+    return target

@@ -1,0 +1,187 @@
+"""The submission state machine: every state, every action, one transition table.
+
+Pure data and rules; no database, Flask or dramatiq. ``workflows.state_machine``
+applies it to a submission and writes the audit event.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class SubmissionState(enum.StrEnum):
+    DRAFT = "draft"
+    AWAITING_SIGNATURE = "awaiting_signature"
+    SIGNED = "signed"
+    AWAITING_POST = "awaiting_post"
+    RECEIVED = "received"
+    VERIFYING = "verifying"
+    IN_REVIEW = "in_review"
+    AWAITING_COMPLETION = "awaiting_completion"
+    APPROVED = "approved"
+    APPLIED = "applied"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class Action(enum.StrEnum):
+    REQUEST_SIGNATURE = "request_signature"
+    CANCEL_SIGNATURE = "cancel_signature"
+    SIGN = "sign"
+    PRINT_FOR_POST = "print_for_post"
+    RECEIVE = "receive"
+    START_VERIFICATION = "start_verification"
+    FINISH_VERIFICATION = "finish_verification"
+    REQUEST_COMPLETION = "request_completion"
+    COMPLETE = "complete"
+    APPROVE = "approve"
+    REJECT = "reject"
+    APPLY = "apply"
+    CLOSE = "close"
+    WITHDRAW = "withdraw"
+    EXPIRE = "expire"
+    FAIL = "fail"
+    RETRY = "retry"
+
+
+class Party(enum.StrEnum):
+    """In what capacity someone acts on a submission."""
+
+    SUBMITTER = "submitter"
+    """The person who created the submission."""
+    CASEWORKER = "caseworker"
+    INTAKE_CLERK = "intake_clerk"
+    SYSTEM = "system"
+    """The pipeline itself (actors, schedulers)."""
+
+
+S = SubmissionState
+A = Action
+
+# Where a failed step resumes when a caseworker retries it.
+RESUME_STATE_OF_STEP: dict[str, SubmissionState] = {
+    "verify": S.RECEIVED,
+    "apply": S.APPROVED,
+    "archive": S.APPLIED,
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: SubmissionState
+    action: Action
+    target: SubmissionState
+    allowed_parties: frozenset[Party]
+
+
+def _t(source: S, action: A, target: S, *parties: Party) -> Transition:
+    return Transition(source, action, target, frozenset(parties))
+
+
+SUB, CW, IC, SYS = (
+    Party.SUBMITTER,
+    Party.CASEWORKER,
+    Party.INTAKE_CLERK,
+    Party.SYSTEM,
+)
+
+TRANSITIONS: tuple[Transition, ...] = (
+    _t(S.DRAFT, A.REQUEST_SIGNATURE, S.AWAITING_SIGNATURE, SUB),
+    _t(S.AWAITING_SIGNATURE, A.CANCEL_SIGNATURE, S.DRAFT, SUB, SYS),
+    _t(S.AWAITING_SIGNATURE, A.SIGN, S.SIGNED, SYS),
+    _t(S.DRAFT, A.PRINT_FOR_POST, S.AWAITING_POST, SUB, IC),
+    _t(S.SIGNED, A.RECEIVE, S.RECEIVED, SYS),
+    _t(S.AWAITING_POST, A.RECEIVE, S.RECEIVED, IC, SYS),
+    _t(S.RECEIVED, A.START_VERIFICATION, S.VERIFYING, SYS),
+    _t(S.VERIFYING, A.FINISH_VERIFICATION, S.IN_REVIEW, SYS),
+    _t(S.IN_REVIEW, A.REQUEST_COMPLETION, S.AWAITING_COMPLETION, CW),
+    _t(S.AWAITING_COMPLETION, A.COMPLETE, S.IN_REVIEW, SUB),
+    _t(S.IN_REVIEW, A.APPROVE, S.APPROVED, CW),
+    _t(S.IN_REVIEW, A.REJECT, S.REJECTED, CW),
+    _t(S.APPROVED, A.APPLY, S.APPLIED, SYS),
+    _t(S.APPLIED, A.CLOSE, S.CLOSED, SYS),
+    _t(S.DRAFT, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.AWAITING_SIGNATURE, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.AWAITING_POST, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.IN_REVIEW, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.AWAITING_COMPLETION, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.DRAFT, A.EXPIRE, S.EXPIRED, SYS),
+    _t(S.AWAITING_SIGNATURE, A.EXPIRE, S.EXPIRED, SYS),
+    _t(S.AWAITING_POST, A.EXPIRE, S.EXPIRED, SYS),
+    _t(S.AWAITING_COMPLETION, A.EXPIRE, S.EXPIRED, SYS),
+    _t(S.RECEIVED, A.FAIL, S.FAILED, SYS),
+    _t(S.VERIFYING, A.FAIL, S.FAILED, SYS),
+    _t(S.APPROVED, A.FAIL, S.FAILED, SYS),
+    _t(S.APPLIED, A.FAIL, S.FAILED, SYS),
+    # The target of a retry is the failed step's resume state (RESUME_STATE_OF_STEP).
+    _t(S.FAILED, A.RETRY, S.FAILED, CW),
+)
+
+TRANSITION_TABLE: dict[tuple[SubmissionState, Action], Transition] = {
+    (t.source, t.action): t for t in TRANSITIONS
+}
+
+TERMINAL_STATES = frozenset({S.CLOSED, S.REJECTED, S.WITHDRAWN, S.EXPIRED})
+
+# States in which the submission has reached SPV (received_dt is set).
+RECEIVED_STATES = frozenset(
+    {
+        S.RECEIVED,
+        S.VERIFYING,
+        S.IN_REVIEW,
+        S.AWAITING_COMPLETION,
+        S.APPROVED,
+        S.APPLIED,
+        S.CLOSED,
+        S.REJECTED,
+    }
+)
+# States that carry a caseworker's decision.
+DECIDED_STATES = frozenset({S.APPROVED, S.APPLIED, S.CLOSED, S.REJECTED})
+# States in which an errand for the same person and employer blocks a new one.
+PENDING_STATES = frozenset(
+    {
+        S.AWAITING_SIGNATURE,
+        S.SIGNED,
+        S.AWAITING_POST,
+        S.RECEIVED,
+        S.VERIFYING,
+        S.IN_REVIEW,
+        S.AWAITING_COMPLETION,
+        S.APPROVED,
+        S.FAILED,
+    }
+)
+
+# The pipeline step to enqueue when a submission enters a state.
+STEP_ON_ENTRY: dict[SubmissionState, str] = {
+    S.RECEIVED: "verify_submission",
+    S.APPROVED: "apply_submission",
+}
+
+
+class IllegalTransition(Exception):
+    """The action is not allowed in the submission's current state, or not for this party."""
+
+    def __init__(self, state: SubmissionState, action: Action, reason: str) -> None:
+        super().__init__(f"cannot {action.value} a submission in state {state.value}: {reason}")
+        self.state = state
+        self.action = action
+        self.reason = reason
+
+
+def find_transition(
+    state: SubmissionState, action: Action, parties: frozenset[Party]
+) -> Transition:
+    """The transition for ``action`` in ``state``, if one of ``parties`` may take it."""
+    transition = TRANSITION_TABLE.get((state, action))
+    if transition is None:
+        raise IllegalTransition(state, action, "not allowed in this state")
+    if not parties & transition.allowed_parties:
+        names = ", ".join(sorted(p.value for p in parties)) or "nobody"
+        raise IllegalTransition(state, action, f"not allowed for {names}")
+    return transition

@@ -1,0 +1,152 @@
+"""Automated checks of a received submission; each result is stored and shown to caseworkers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.access.models import ORDERER_ROLES, Employer, EmployerCode, Role, RoleGrant
+from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
+from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
+from app.registrations.models import (
+    CheckOutcome,
+    Submission,
+    SubmissionKind,
+    VerificationCheck,
+)
+from workflows.states import PENDING_STATES
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    outcome: CheckOutcome
+    detail: str = ""
+
+
+Check = Callable[[Session, Submission, SignatoryRegister], CheckResult]
+
+
+def _passed(name: str, detail: str = "") -> CheckResult:
+    return CheckResult(name, CheckOutcome.PASSED, detail)
+
+
+def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+    data = sub.form_data
+    try:
+        normalise_orgnr(data.get("orgnr", ""))
+        normalise_personnummer(data.get("personnummer", ""))
+        if sub.kind is SubmissionKind.REGISTRATION:
+            normalise_personnummer(data.get("signatory_personnummer", ""))
+    except InvalidIdNumber as exc:
+        return CheckResult("id_numbers", CheckOutcome.FAILED, f"invalid id number: {exc}")
+    return _passed("id_numbers")
+
+
+def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+    employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
+    if employer is None or employer.orgnr != sub.form_data.get("orgnr"):
+        return CheckResult("employer", CheckOutcome.FAILED, "the employer is not known to SPV")
+    wanted = set(sub.form_data.get("employer_codes") or [])
+    if wanted:
+        owned = set(
+            session.scalars(
+                select(EmployerCode.code).where(EmployerCode.employer_id == employer.id)
+            )
+        )
+        foreign = sorted(wanted - owned)
+        if foreign:
+            return CheckResult(
+                "employer",
+                CheckOutcome.FAILED,
+                f"employer codes not belonging to the employer: {', '.join(foreign)}",
+            )
+    return _passed("employer")
+
+
+def check_signatory(session: Session, sub: Submission, register: SignatoryRegister) -> CheckResult:
+    if sub.kind is not SubmissionKind.REGISTRATION:
+        return _passed("signatory", "a removal is signed by the orderer or a signatory")
+    signer = sub.form_data.get("signatory_personnummer", "")
+    if is_signatory(register, sub.form_data.get("orgnr", ""), signer):
+        return _passed("signatory")
+    return CheckResult(
+        "signatory",
+        CheckOutcome.FLAGGED,
+        "the signatory is not in the signatory register for the employer",
+    )
+
+
+def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant]:
+    return list(
+        session.scalars(
+            select(RoleGrant).where(
+                RoleGrant.employer_id == employer_id,
+                RoleGrant.role.in_(ORDERER_ROLES),
+                RoleGrant.valid_to_dt.is_(None),
+            )
+        )
+    )
+
+
+def check_conflicts(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+    if sub.employer_id is None:
+        return CheckResult("conflicts", CheckOutcome.FAILED, "no employer")
+    grants = _active_orderer_grants(session, sub.employer_id)
+    holders = {g.person.personnummer for g in grants}
+    subject = sub.subject_personnummer
+    problems: list[str] = []
+    if sub.kind is SubmissionKind.REGISTRATION and subject in holders:
+        problems.append("the person is already an orderer for the employer")
+    if sub.kind is SubmissionKind.REMOVAL:
+        if subject not in holders:
+            problems.append("the person is not an orderer for the employer")
+        elif len({g.person_id for g in grants if g.role is Role.ORDERER}) <= 1:
+            problems.append("the removal would leave the employer without an orderer")
+    others = session.scalar(
+        select(func.count(Submission.id)).where(
+            Submission.id != sub.id,
+            Submission.employer_id == sub.employer_id,
+            Submission.subject_personnummer == subject,
+            Submission.state.in_(PENDING_STATES),
+        )
+    )
+    if others:
+        problems.append("another errand for the same person is pending")
+    if problems:
+        return CheckResult("conflicts", CheckOutcome.FLAGGED, "; ".join(problems))
+    return _passed("conflicts")
+
+
+CHECKS: tuple[Check, ...] = (
+    check_id_numbers,
+    check_employer_codes,
+    check_signatory,
+    check_conflicts,
+)
+
+
+def run_checks(
+    session: Session, submission: Submission, register: SignatoryRegister | None = None
+) -> list[VerificationCheck]:
+    """Run every check afresh (a re-run replaces the previous results)."""
+    register = register or LocalSignatoryRegister(session)
+    session.execute(
+        delete(VerificationCheck).where(VerificationCheck.submission_id == submission.id)
+    )
+    rows = [
+        VerificationCheck(
+            submission_id=submission.id, name=r.name, outcome=r.outcome, detail=r.detail
+        )
+        for r in (check(session, submission, register) for check in CHECKS)
+    ]
+    session.add_all(rows)
+    session.flush()
+    session.expire(submission, ["checks"])
+    return rows
+
+
+__all__ = ["CHECKS", "CheckResult", "run_checks"]

@@ -1,0 +1,48 @@
+"""Running actors: a worker process, or the demo's worker inside the web process."""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+
+from workflows.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+IDLE_POLL_MS = 100
+"""How long an idle consumer waits for a message (dramatiq's default is 1 s)."""
+
+
+def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worker:
+    threads = threads or runtime.settings.worker_threads
+    runtime.broker.emit_after("process_boot")
+    worker = dramatiq.Worker(runtime.broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
+    # One message in hand per thread: a killed worker then leaves little to redeliver.
+    worker.queue_prefetch = threads
+    if isinstance(runtime.broker, RedisBroker):
+        runtime.broker.heartbeat_timeout = 15_000
+    worker.start()
+    return worker
+
+
+class Sweeper(threading.Thread):
+    """Re-sends outbox messages that were never acknowledged, every ``interval_s`` seconds."""
+
+    def __init__(self, runtime: Runtime, interval_s: float = 5.0) -> None:
+        super().__init__(name="outbox-sweeper", daemon=True)
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            try:
+                self.runtime.relay.sweep()
+            except Exception:
+                log.exception("outbox.sweep_failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
