@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length
 
 from forms.validators import Orgnr, Personnummer
@@ -38,8 +39,8 @@ class RegistrationForm(FlaskForm):
     role = RadioField(
         _l("Roll"),
         choices=[
-            ("orderer", _l("Behörig beställare")),
-            ("delegated_orderer", _l("Delegerad behörig beställare")),
+            SelectChoice("orderer", _l("Behörig beställare")),
+            SelectChoice("delegated_orderer", _l("Delegerad behörig beställare")),
         ],
         default="orderer",
         description=_l(

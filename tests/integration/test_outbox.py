@@ -1,0 +1,88 @@
+"""The transactional outbox: sent after commit, never for a rollback, re-sent until done."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from workflows.outbox import OutboxMessage, add_message
+from workflows.runtime import Runtime
+
+
+class RecordingBroker:
+    """Stands between the relay and the real broker to count or refuse sends."""
+
+    def __init__(self, inner: dramatiq.Broker) -> None:
+        self.inner = inner
+        self.sent: list[Any] = []
+        self.down = False
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        self.sent.append(message)
+        return message
+
+    def get_actor(self, name: str) -> Any:
+        return self.inner.get_actor(name)
+
+
+@pytest.fixture
+def recording(runtime: Runtime) -> RecordingBroker:
+    broker = RecordingBroker(runtime.broker)
+    runtime.relay.broker = broker  # type: ignore[assignment]
+    return broker
+
+
+def test_message_is_sent_only_after_commit(runtime: Runtime, recording: RecordingBroker) -> None:
+    with runtime.session_factory() as session:
+        message = add_message(session, "verify_submission", submission_id=None, marker=1)
+        assert recording.sent == []
+        session.commit()
+    assert [m.options["outbox_id"] for m in recording.sent] == [message.id]
+    assert recording.sent[0].kwargs == {"marker": 1}
+
+
+def test_rolled_back_change_sends_nothing(runtime: Runtime, recording: RecordingBroker,
+                                          session: Session) -> None:
+    with runtime.session_factory() as other:
+        add_message(other, "verify_submission", marker=2)
+        other.rollback()
+    assert recording.sent == []
+    assert session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_sweeper_resends_what_the_broker_did_not_take(
+    runtime: Runtime, recording: RecordingBroker, session: Session
+) -> None:
+    recording.down = True
+    with runtime.session_factory() as s:
+        add_message(s, "verify_submission", marker=3)
+        s.commit()  # the broker is down: the row stays, unsent
+    assert recording.sent == []
+    recording.down = False
+    assert runtime.relay.sweep(older_than=timedelta(0)) == 1
+    assert len(recording.sent) == 1
+    row = session.scalars(select(OutboxMessage)).one()
+    assert row.send_count == 1 and row.done_dt is None
+
+
+def test_sweeper_leaves_done_and_recent_messages_alone(
+    runtime: Runtime, recording: RecordingBroker, session: Session
+) -> None:
+    with runtime.session_factory() as s:
+        done = add_message(s, "verify_submission", marker=4)
+        add_message(s, "verify_submission", marker=5)
+        s.commit()
+        s.get(OutboxMessage, done.id).done_dt = utcnow()  # type: ignore[union-attr]
+        s.commit()
+    recording.sent.clear()
+    assert runtime.relay.sweep() == 0  # sent a moment ago: not due yet
+    assert runtime.relay.sweep(older_than=timedelta(0)) == 1
+    assert recording.sent[0].kwargs == {"marker": 5}

@@ -1,0 +1,114 @@
+"""The vertical slice end to end on PostgreSQL, with the in-process, Redis and RabbitMQ brokers:
+form → received → verify actor → caseworker queue → approve → apply actor → orderer grant."""
+
+from __future__ import annotations
+
+import re
+
+import dramatiq
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.access.models import Role, RoleGrant
+from app.audit.models import AuditEvent
+from app.audit.service import verify_chain
+from app.registrations.models import CheckOutcome, Submission
+from tests.conftest import DAVID, INGRID, login
+from tests.support import RABBITMQ_URL, REDIS_URL, REGISTRATION, csrf_token, require_service
+from tests.support import wait_for as _wait_for
+from workflows.outbox import OutboxMessage
+from workflows.runtime import Runtime
+from workflows.states import SubmissionState
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("stub://", id="in-process"),
+        pytest.param(REDIS_URL, id="redis"),
+        pytest.param(RABBITMQ_URL, id="rabbitmq"),
+    ]
+)
+def broker_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.param
+    if url.startswith("redis"):
+        require_service("Redis")
+    elif url.startswith("amqp"):
+        require_service("RabbitMQ")
+    return url
+
+
+def _state(runtime: Runtime, reference: str) -> SubmissionState:
+    with runtime.session_factory() as s:
+        return s.scalars(select(Submission.state).where(Submission.reference == reference)).one()
+
+
+def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
+    """David (HR at Provverket) files a registration and signs it. Returns its reference."""
+    login(client, session, DAVID)
+    page = client.get("/anmalan-behorig-bestallare").get_data(as_text=True)
+    response = client.post("/anmalan-behorig-bestallare",
+                           data={**REGISTRATION, "csrf_token": csrf_token(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    reference = response.headers["Location"].rsplit("/", 1)[-1]
+    assert re.fullmatch(r"BB-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
+    errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    assert "Utkast" in errand
+    signed = client.post(f"/mina-arenden/{reference}/demo-signera",
+                         data={"csrf_token": csrf_token(errand)})
+    assert signed.status_code == 302
+    return reference
+
+
+def test_registration_flows_from_form_to_grant(
+    client: FlaskClient, runtime: Runtime, session: Session, worker: dramatiq.Worker
+) -> None:
+    reference = file_and_sign_registration(client, session)
+
+    _wait_for(lambda: _state(runtime, reference) is SubmissionState.IN_REVIEW,
+              message="the verify actor to put the errand in review")
+    submission = session.scalars(select(Submission).where(Submission.reference == reference)).one()
+    assert {c.name: c.outcome for c in submission.checks} == {
+        "id_numbers": CheckOutcome.PASSED, "employer": CheckOutcome.PASSED,
+        "signatory": CheckOutcome.PASSED, "conflicts": CheckOutcome.PASSED,
+    }
+
+    client.post("/logga-ut", data={"csrf_token": csrf_token(client.get("/").get_data(True))})
+    login(client, session, INGRID, staff=True)
+    queue = client.get("/handlaggning").get_data(as_text=True)
+    assert reference in queue
+    page = client.get(f"/handlaggning/{reference}").get_data(as_text=True)
+    assert "Firmatecknare enligt registret" in page
+    approved = client.post(f"/handlaggning/{reference}/godkann",
+                           data={"csrf_token": csrf_token(page)})
+    assert approved.status_code == 302
+
+    _wait_for(lambda: _state(runtime, reference) is SubmissionState.APPLIED,
+              message="the apply actor to grant the role")
+    session.expire_all()
+    grants = session.scalars(
+        select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)).all()
+    assert len(grants) == 1
+    assert grants[0].role is Role.ORDERER and grants[0].person.personnummer == "198507049859"
+    assert grants[0].employer.orgnr == "2021004920" and grants[0].is_all_codes
+
+    actions = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.object_type == "submission",
+                                        AuditEvent.object_id == str(submission.id))
+        .order_by(AuditEvent.seq)).all()
+    assert actions == [
+        "submission.created", "submission.request_signature", "submission.sign",
+        "submission.receive", "submission.start_verification",
+        "submission.finish_verification", "submission.approve", "submission.apply",
+    ]
+    assert session.scalar(select(func.count(AuditEvent.id)).where(
+        AuditEvent.action == "role_grant.created")) == 1
+    _wait_for(lambda: _all_messages_done(runtime), message="every outbox message to be done")
+    assert verify_chain(session).is_intact
+
+
+def _all_messages_done(runtime: Runtime) -> bool:
+    with runtime.session_factory() as s:
+        rows = s.scalars(select(OutboxMessage)).all()
+        return len(rows) == 2 and all(r.done_dt is not None for r in rows)

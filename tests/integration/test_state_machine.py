@@ -1,0 +1,154 @@
+"""Every (state, action) pair on PostgreSQL: allowed ones move and audit atomically,
+all others raise IllegalTransition and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEvent
+from app.core.agents import Agent, AgentKind
+from app.db import utcnow
+from app.registrations.models import Channel, Submission, SubmissionKind
+from tests.conftest import DAVID, INGRID, make_settings, person_id, reset_database, staff_id
+from workflows import runtime as runtime_module
+from workflows.outbox import OutboxMessage
+from workflows.state_machine import transition
+from workflows.states import (
+    RESUME_STATE_OF_STEP,
+    STEP_ON_ENTRY,
+    TRANSITION_TABLE,
+    Action,
+    IllegalTransition,
+    Party,
+    SubmissionState,
+)
+
+
+@pytest.fixture(scope="module")
+def module_session(database_url: str) -> Iterator[Session]:
+    runtime = runtime_module.configure(make_settings(database_url))
+    reset_database(runtime)
+    with runtime.session_factory() as session:
+        yield session
+        session.rollback()
+    runtime.engine.dispose()
+
+
+@pytest.fixture
+def db(module_session: Session) -> Iterator[Session]:
+    """Each test in a savepoint that is rolled back."""
+    savepoint = module_session.begin_nested()
+    yield module_session
+    if savepoint.is_active:
+        savepoint.rollback()
+    module_session.expire_all()
+
+
+def _submission_in(session: Session, state: SubmissionState) -> Submission:
+    now = utcnow() - timedelta(minutes=5)
+    submission = Submission(
+        kind=SubmissionKind.REGISTRATION, channel=Channel.E_SIGN, state=state,
+        employer_id=1, subject_personnummer="198507049859",
+        submitted_by_id=person_id(session, DAVID), received_dt=now, decided_dt=now,
+        decided_by_staff_id=staff_id(session, INGRID), failed_step="apply",
+        failure_reason="broker gone", form_data={"orgnr": "2021004920"},
+    )
+    session.add(submission)
+    session.flush()
+    return submission
+
+
+def _agents(session: Session) -> dict[Party, Agent]:
+    return {
+        Party.SUBMITTER: Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID),
+        Party.CASEWORKER: Agent(AgentKind.STAFF, staff_id(session, INGRID), INGRID,
+                                is_caseworker=True),
+        Party.INTAKE_CLERK: Agent(AgentKind.STAFF, 99, "199104239919", is_intake_clerk=True),
+        Party.SYSTEM: Agent.system("test"),
+    }
+
+
+def _audit_count(session: Session) -> int:
+    return session.scalar(select(func.count(AuditEvent.id))) or 0
+
+
+def _outbox_count(session: Session) -> int:
+    return session.scalar(select(func.count(OutboxMessage.id))) or 0
+
+
+def _snapshot(submission: Submission) -> tuple:
+    return (submission.state, submission.received_dt, submission.decided_dt,
+            submission.failed_step, submission.version)
+
+
+PAIRS = [(s, a) for s in SubmissionState for a in Action]
+
+
+@pytest.mark.parametrize(("state", "action"), PAIRS, ids=[f"{s}-{a}" for s, a in PAIRS])
+def test_every_state_action_pair(db: Session, state: SubmissionState, action: Action) -> None:
+    agents = _agents(db)
+    rule = TRANSITION_TABLE.get((state, action))
+    submission = _submission_in(db, state)
+    forbidden = [p for p in Party if rule is None or p not in rule.allowed_parties]
+
+    for party in forbidden:
+        before, audits, messages = _snapshot(submission), _audit_count(db), _outbox_count(db)
+        with pytest.raises(IllegalTransition) as raised:
+            transition(db, submission, action, agents[party])
+        assert action.value in str(raised.value) and state.value in str(raised.value)
+        assert _snapshot(submission) == before
+        assert (_audit_count(db), _outbox_count(db)) == (audits, messages)
+
+    if rule is None:
+        return
+    party = sorted(rule.allowed_parties)[0]
+    audits = _audit_count(db)
+    inner = db.begin_nested()
+    target = transition(db, submission, action, agents[party], reason="test",
+                        failed_step="verify" if action is Action.FAIL else None)
+    expected = RESUME_STATE_OF_STEP["apply"] if action is Action.RETRY else rule.target
+    assert target == expected and submission.state == expected
+    event = db.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert _audit_count(db) == audits + 1
+    assert event.action == f"submission.{action.value}"
+    assert event.data["from"] == state.value and event.data["to"] == expected.value
+    step = STEP_ON_ENTRY.get(expected)
+    if step:
+        message = db.scalars(select(OutboxMessage).where(
+            OutboxMessage.submission_id == submission.id)).one()
+        assert message.actor_name == step
+    # Same transaction: undoing it takes the state change and its audit event together.
+    inner.rollback()
+    db.expire_all()
+    assert db.get(Submission, submission.id).state == state  # type: ignore[union-attr]
+    assert _audit_count(db) == audits
+
+
+def test_caseworker_cannot_decide_own_errand(db: Session) -> None:
+    submission = _submission_in(db, SubmissionState.IN_REVIEW)
+    # The same human as the submitter, signed in as SPV staff.
+    self_deciding = Agent(AgentKind.STAFF, staff_id(db, INGRID), DAVID, is_caseworker=True)
+    for action in (Action.APPROVE, Action.REJECT):
+        with pytest.raises(IllegalTransition, match="four eyes"):
+            transition(db, submission, action, self_deciding)
+    assert submission.state is SubmissionState.IN_REVIEW
+
+
+def test_caseworker_cannot_decide_errand_about_themselves(db: Session) -> None:
+    submission = _submission_in(db, SubmissionState.IN_REVIEW)
+    submission.subject_personnummer = INGRID
+    caseworker = Agent(AgentKind.STAFF, staff_id(db, INGRID), INGRID, is_caseworker=True)
+    with pytest.raises(IllegalTransition, match="four eyes"):
+        transition(db, submission, Action.APPROVE, caseworker)
+
+
+def test_other_person_is_not_the_submitter(db: Session) -> None:
+    submission = _submission_in(db, SubmissionState.DRAFT)
+    stranger = Agent(AgentKind.PERSON, person_id(db, "198112189876"), "198112189876")
+    with pytest.raises(IllegalTransition, match="nobody"):
+        transition(db, submission, Action.WITHDRAW, stranger)

@@ -1,0 +1,79 @@
+"""Helpers the tests share: reaching the real services, waiting, signing in through pages."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "behorighet_test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+SERVICES = {
+    "PostgreSQL": (5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    "Redis": (6379, "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''"),
+    "RabbitMQ": (5672, "rabbitmq-server -detached"),
+}
+
+
+def require_service(name: str) -> None:
+    """Fail (not skip) with how to start the part when it is not reachable."""
+    port, start = SERVICES[name]
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        pytest.fail(f"{name} is not reachable on 127.0.0.1:{port}. Start it with: {start} "
+                    "(or run 'make services').", pytrace=False)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+REGISTRATION = {
+    "orgnr": "202100-4920",
+    "personnummer": "19850704-9859",
+    "given_name": "Fredrik",
+    "family_name": "Falk",
+    "email": "fredrik.falk@provverket.example",
+    "role": "orderer",
+    "signatory_name": "Eva Ek",
+    "signatory_personnummer": "195210039847",
+}
+"""A registration David Dahl (HR at Provverket) files for a new orderer."""
+
+
+def form_with_token(html: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "csrf_token": csrf_token(html)}
