@@ -35,7 +35,8 @@ $(INSTALLED): pyproject.toml
 $(FKUI_CSS): package.json
 	npm install --no-audit --no-fund --no-package-lock --silent
 	mkdir -p $(dir $@)
-	cp node_modules/@fkui/design/lib/fkui.min.css node_modules/@fkui/design/lib/fonts.min.css $(dir $@)
+	cp node_modules/@fkui/design/lib/fkui.min.css node_modules/@fkui/design/lib/fonts.min.css \
+	   node_modules/@fkui/theme-default/dist/fkui-css-variables.css $(dir $@)
 
 %.mo: %.po $(INSTALLED)
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null

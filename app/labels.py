@@ -36,7 +36,7 @@ ROLE_LABELS = {
     Role.ADMINISTRATOR: _l("Administratör"),
 }
 OUTCOME_LABELS = {
-    CheckOutcome.PASSED: _l("Godkänd"),
+    CheckOutcome.PASSED: _l("Utan anmärkning"),
     CheckOutcome.FLAGGED: _l("Behöver granskas"),
     CheckOutcome.FAILED: _l("Underkänd"),
 }
@@ -45,6 +45,31 @@ CHECK_LABELS = {
     "employer": _l("Arbetsgivare och arbetsgivarkoder"),
     "signatory": _l("Firmatecknare enligt registret"),
     "conflicts": _l("Konflikter med befintliga behörigheter och ärenden"),
+}
+
+FINDING_LABELS = {
+    "invalid_id_number": _l("Ett personnummer eller organisationsnummer är ogiltigt."),
+    "unknown_employer": _l("Arbetsgivaren finns inte hos SPV."),
+    "code_not_of_employer": _l("Arbetsgivarkoder som inte hör till arbetsgivaren:"),
+    "removal_signed_by_orderer": _l(
+        "En borttagning skrivs under av den behöriga beställaren eller av en firmatecknare."
+    ),
+    "not_in_signatory_register": _l("Firmatecknaren finns inte i registret för arbetsgivaren."),
+    "already_orderer": _l("Personen är redan behörig beställare hos arbetsgivaren."),
+    "not_an_orderer": _l("Personen är inte behörig beställare hos arbetsgivaren."),
+    "would_leave_no_orderer": _l(
+        "Borttagningen skulle lämna arbetsgivaren utan behörig beställare."
+    ),
+    "pending_errand": _l("Det finns ett annat pågående ärende för personen hos arbetsgivaren."),
+}
+REFUSAL_LABELS = {
+    "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
+    "not_permitted": _l("Du får inte göra den här åtgärden i ärendet."),
+    "four_eyes": _l(
+        "Du kan inte besluta i ett ärende som du själv har skickat in eller som "
+        "gäller dig (fyraögonsprincipen)."
+    ),
+    "incomplete": _l("Ärendet saknar uppgifter som behövs för åtgärden."),
 }
 
 
@@ -56,4 +81,9 @@ def register(jinja_globals: dict[str, object]) -> None:
         role_label=lambda r: ROLE_LABELS[Role(r)],
         outcome_label=OUTCOME_LABELS.__getitem__,
         check_label=lambda name: CHECK_LABELS.get(name, name),
+        finding_label=lambda code: FINDING_LABELS.get(code, code),
     )
+
+
+def refusal_message(code: str) -> str:
+    return str(REFUSAL_LABELS.get(code, REFUSAL_LABELS["not_permitted"]))

@@ -92,7 +92,7 @@ def login_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_agent() is None:
             flash(_("Logga in med e-legitimation för att fortsätta."), "info")
-            return redirect(url_for("eid.login", next=request.full_path))
+            return redirect(url_for("eid.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return cast(F, wrapped)

@@ -29,16 +29,23 @@ PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psy
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
 
 
-@pytest.fixture(scope="session")
-def database_url() -> str:
-    """A fresh database, migrated with Alembic exactly as production is."""
-    require_service("PostgreSQL")
+def _drop_test_database() -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(PG_TEST_DB)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(PG_TEST_DB))
+        )
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this run, migrated with Alembic exactly as production is."""
+    require_service("PostgreSQL")
+    _drop_test_database()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_TEST_DB)))
     migrate_database(TEST_DATABASE_URL)
-    return TEST_DATABASE_URL
+    yield TEST_DATABASE_URL
+    _drop_test_database()
 
 
 def reset_database(runtime: Runtime) -> None:
@@ -46,8 +53,10 @@ def reset_database(runtime: Runtime) -> None:
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with runtime.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(text(
-            "INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        conn.execute(
+            text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
+            {"h": "0" * 64},
+        )
     with runtime.unit_of_work() as session:
         seed_demo(session)
 
@@ -114,17 +123,22 @@ def person_id(session: Session, personnummer: str) -> int:
 
 def staff_id(session: Session, personnummer: str) -> int:
     return session.scalars(
-        select(StaffMember.id).where(StaffMember.personnummer == personnummer)).one()
+        select(StaffMember.id).where(StaffMember.personnummer == personnummer)
+    ).one()
 
 
 def login(client: FlaskClient, session: Session, personnummer: str, staff: bool = False) -> None:
     """Sign in through the demo sign-in page, CSRF token and all."""
     page = client.get("/logga-in").get_data(as_text=True)
     agent_id = staff_id(session, personnummer) if staff else person_id(session, personnummer)
-    response = client.post("/logga-in", data={
-        "csrf_token": csrf_token(page), "kind": "staff" if staff else "person",
-        "id": str(agent_id),
-    })
+    response = client.post(
+        "/logga-in",
+        data={
+            "csrf_token": csrf_token(page),
+            "kind": "staff" if staff else "person",
+            "id": str(agent_id),
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
 
 

@@ -14,12 +14,16 @@ import pytest
 T = TypeVar("T")
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", "behorighet_test")
+PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", f"behorighet_test_{os.getpid()}")
+"""One database per test run, so that runs side by side never touch each other's data."""
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 SERVICES = {
-    "PostgreSQL": (5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    "PostgreSQL": (
+        5432,
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    ),
     "Redis": (6379, "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''"),
     "RabbitMQ": (5672, "rabbitmq-server -detached"),
 }
@@ -31,12 +35,19 @@ def require_service(name: str) -> None:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except OSError:
-        pytest.fail(f"{name} is not reachable on 127.0.0.1:{port}. Start it with: {start} "
-                    "(or run 'make services').", pytrace=False)
+        pytest.fail(
+            f"{name} is not reachable on 127.0.0.1:{port}. Start it with: {start} "
+            "(or run 'make services').",
+            pytrace=False,
+        )
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -77,3 +88,27 @@ REGISTRATION = {
 
 def form_with_token(html: str, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "csrf_token": csrf_token(html)}
+
+
+class WebSession:
+    """A browser-like HTTP session (cookies, CSRF) against a server in another process."""
+
+    def __init__(self, base_url: str) -> None:
+        import http.cookiejar
+        import urllib.request
+
+        self.base_url = base_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base_url + path, timeout=10) as response:
+            return str(response.read().decode())
+
+    def post(self, path: str, data: dict[str, str], token_from: str) -> str:
+        import urllib.parse
+
+        body = urllib.parse.urlencode({**data, "csrf_token": csrf_token(self.get(token_from))})
+        with self.opener.open(self.base_url + path, body.encode(), timeout=10) as response:
+            return str(response.read().decode())

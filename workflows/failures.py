@@ -1,4 +1,9 @@
-"""When a step has used up its retries, the submission moves to ``failed`` (visible, retryable)."""
+"""When a step's message is given up on, the submission moves to ``failed`` (visible, retryable).
+
+dramatiq rejects ("nacks") a message once its retries are used up, it is too old
+(``max_age``) or it raised an exception listed in ``throws``; that is the one signal
+that the step will not run again by itself.
+"""
 
 from __future__ import annotations
 
@@ -15,31 +20,23 @@ from workflows.outbox import mark_done
 
 log = structlog.get_logger(__name__)
 
+TOO_OLD = "the message was too old to run (max_age)"
+
+
+def _failure_reason(options: dict[str, Any]) -> str:
+    traceback = (options.get("traceback") or "").strip()
+    return traceback.splitlines()[-1] if traceback else TOO_OLD
+
 
 class StepFailureRecorder(dramatiq.Middleware):
-    """Runs after dramatiq's Retries middleware has decided a message is dead."""
-
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self.factory = factory
 
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: MessageProxy,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        if exception is None or not getattr(message, "failed", False):
-            return
-        self.record(message.actor_name, message.kwargs, repr(exception))
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.record(message.actor_name, message.kwargs, _failure_reason(message.options))
         outbox_id = message.options.get("outbox_id")
         if outbox_id is not None:
             mark_done(self.factory, int(outbox_id))
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        # max_age passed: the message is dropped, so the errand must not wait silently.
-        self.record(message.actor_name, message.kwargs, "the message was too old to run")
 
     def record(self, actor_name: str, kwargs: dict[str, Any], reason: str) -> None:
         from workflows.broker import step_of
@@ -48,7 +45,7 @@ class StepFailureRecorder(dramatiq.Middleware):
         submission_id = kwargs.get("submission_id")
         step = step_of(actor_name)
         if submission_id is None or step is None:
-            log.error("pipeline.message_dead", actor=actor_name)
+            log.error("pipeline.message_dead", actor=actor_name, reason=reason)
             return
         with unit_of_work(self.factory) as session:
             record_step_failure(session, int(submission_id), step, reason, Agent.system(actor_name))

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Role, RoleGrant
+from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant
 from app.core.agents import Agent
 from app.registrations.models import Submission, SubmissionKind
 from workflows.state_machine import transition
@@ -62,6 +62,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
             role=Role(data["role"]),
             code_values=list(data.get("employer_codes") or []),
             submission_id=submission.id,
+            contact_email=data.get("email"),
         )
     else:
         grants = session.scalars(
@@ -71,7 +72,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
                 RoleGrant.employer_id == employer.id,
                 RoleGrant.role.in_(ORDERER_ROLES),
                 RoleGrant.valid_to_dt.is_(None),
-                access.Person.personnummer == submission.subject_personnummer,
+                Person.personnummer == submission.subject_personnummer,
             )
         ).all()
         for grant in grants:

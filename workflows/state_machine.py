@@ -44,7 +44,7 @@ def _check_four_eyes(submission: Submission, agent: Agent, action: Action) -> No
     own = {submission.submitted_by.personnummer, submission.subject_personnummer}
     if agent.personnummer in own:
         raise IllegalTransition(
-            submission.state, action, "four eyes: you cannot decide your own errand"
+            submission.state, action, "four eyes: you cannot decide your own errand", "four_eyes"
         )
 
 
@@ -67,14 +67,20 @@ def transition(
     if action in (Action.APPROVE, Action.REJECT):
         _check_four_eyes(submission, agent, action)
     if action is Action.FAIL and not (failed_step and reason):
-        raise IllegalTransition(source, action, "a failure needs the step and the reason")
+        raise IllegalTransition(
+            source, action, "a failure needs the step and the reason", "incomplete"
+        )
     if action is Action.RETRY:
         resume = RESUME_STATE_OF_STEP.get(submission.failed_step or "")
         if resume is None:
-            raise IllegalTransition(source, action, "the failed step cannot be retried")
+            raise IllegalTransition(
+                source, action, "the failed step cannot be retried", "incomplete"
+            )
         target = resume
     if action is Action.RECEIVE and submission.channel is None:
-        raise IllegalTransition(source, action, "the channel must be known when received")
+        raise IllegalTransition(
+            source, action, "the channel must be known when received", "incomplete"
+        )
 
     submission.state = target
     if action is Action.RECEIVE:

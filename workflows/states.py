@@ -165,13 +165,20 @@ STEP_ON_ENTRY: dict[SubmissionState, str] = {
 
 
 class IllegalTransition(Exception):
-    """The action is not allowed in the submission's current state, or not for this party."""
+    """The action is not allowed in the submission's current state, or not for this party.
 
-    def __init__(self, state: SubmissionState, action: Action, reason: str) -> None:
+    ``code`` says why, for the UI to put in words: ``wrong_state``, ``not_permitted``,
+    ``four_eyes`` or ``incomplete``; ``reason`` says it in English for logs and tests.
+    """
+
+    def __init__(
+        self, state: SubmissionState, action: Action, reason: str, code: str = "wrong_state"
+    ) -> None:
         super().__init__(f"cannot {action.value} a submission in state {state.value}: {reason}")
         self.state = state
         self.action = action
         self.reason = reason
+        self.code = code
 
 
 def find_transition(
@@ -183,5 +190,5 @@ def find_transition(
         raise IllegalTransition(state, action, "not allowed in this state")
     if not parties & transition.allowed_parties:
         names = ", ".join(sorted(p.value for p in parties)) or "nobody"
-        raise IllegalTransition(state, action, f"not allowed for {names}")
+        raise IllegalTransition(state, action, f"not allowed for {names}", "not_permitted")
     return transition

@@ -24,14 +24,17 @@ from workflows.states import PENDING_STATES
 class CheckResult:
     name: str
     outcome: CheckOutcome
+    findings: tuple[str, ...] = ()
+    """Codes of what was found (the UI names them in the reader's language)."""
     detail: str = ""
+    """Data behind the findings, e.g. the employer codes that do not belong."""
 
 
 Check = Callable[[Session, Submission, SignatoryRegister], CheckResult]
 
 
-def _passed(name: str, detail: str = "") -> CheckResult:
-    return CheckResult(name, CheckOutcome.PASSED, detail)
+def _passed(name: str, *findings: str) -> CheckResult:
+    return CheckResult(name, CheckOutcome.PASSED, findings)
 
 
 def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
@@ -41,15 +44,15 @@ def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -
         normalise_personnummer(data.get("personnummer", ""))
         if sub.kind is SubmissionKind.REGISTRATION:
             normalise_personnummer(data.get("signatory_personnummer", ""))
-    except InvalidIdNumber as exc:
-        return CheckResult("id_numbers", CheckOutcome.FAILED, f"invalid id number: {exc}")
+    except InvalidIdNumber:
+        return CheckResult("id_numbers", CheckOutcome.FAILED, ("invalid_id_number",))
     return _passed("id_numbers")
 
 
 def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
     employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
     if employer is None or employer.orgnr != sub.form_data.get("orgnr"):
-        return CheckResult("employer", CheckOutcome.FAILED, "the employer is not known to SPV")
+        return CheckResult("employer", CheckOutcome.FAILED, ("unknown_employer",))
     wanted = set(sub.form_data.get("employer_codes") or [])
     if wanted:
         owned = set(
@@ -60,24 +63,18 @@ def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegiste
         foreign = sorted(wanted - owned)
         if foreign:
             return CheckResult(
-                "employer",
-                CheckOutcome.FAILED,
-                f"employer codes not belonging to the employer: {', '.join(foreign)}",
+                "employer", CheckOutcome.FAILED, ("code_not_of_employer",), ", ".join(foreign)
             )
     return _passed("employer")
 
 
 def check_signatory(session: Session, sub: Submission, register: SignatoryRegister) -> CheckResult:
     if sub.kind is not SubmissionKind.REGISTRATION:
-        return _passed("signatory", "a removal is signed by the orderer or a signatory")
+        return _passed("signatory", "removal_signed_by_orderer")
     signer = sub.form_data.get("signatory_personnummer", "")
     if is_signatory(register, sub.form_data.get("orgnr", ""), signer):
         return _passed("signatory")
-    return CheckResult(
-        "signatory",
-        CheckOutcome.FLAGGED,
-        "the signatory is not in the signatory register for the employer",
-    )
+    return CheckResult("signatory", CheckOutcome.FLAGGED, ("not_in_signatory_register",))
 
 
 def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant]:
@@ -94,18 +91,18 @@ def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant
 
 def check_conflicts(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
     if sub.employer_id is None:
-        return CheckResult("conflicts", CheckOutcome.FAILED, "no employer")
+        return CheckResult("conflicts", CheckOutcome.FAILED, ("unknown_employer",))
     grants = _active_orderer_grants(session, sub.employer_id)
     holders = {g.person.personnummer for g in grants}
     subject = sub.subject_personnummer
     problems: list[str] = []
     if sub.kind is SubmissionKind.REGISTRATION and subject in holders:
-        problems.append("the person is already an orderer for the employer")
+        problems.append("already_orderer")
     if sub.kind is SubmissionKind.REMOVAL:
         if subject not in holders:
-            problems.append("the person is not an orderer for the employer")
+            problems.append("not_an_orderer")
         elif len({g.person_id for g in grants if g.role is Role.ORDERER}) <= 1:
-            problems.append("the removal would leave the employer without an orderer")
+            problems.append("would_leave_no_orderer")
     others = session.scalar(
         select(func.count(Submission.id)).where(
             Submission.id != sub.id,
@@ -115,9 +112,9 @@ def check_conflicts(session: Session, sub: Submission, _r: SignatoryRegister) ->
         )
     )
     if others:
-        problems.append("another errand for the same person is pending")
+        problems.append("pending_errand")
     if problems:
-        return CheckResult("conflicts", CheckOutcome.FLAGGED, "; ".join(problems))
+        return CheckResult("conflicts", CheckOutcome.FLAGGED, tuple(problems))
     return _passed("conflicts")
 
 
@@ -139,7 +136,11 @@ def run_checks(
     )
     rows = [
         VerificationCheck(
-            submission_id=submission.id, name=r.name, outcome=r.outcome, detail=r.detail
+            submission_id=submission.id,
+            name=r.name,
+            outcome=r.outcome,
+            findings=list(r.findings),
+            detail=r.detail,
         )
         for r in (check(session, submission, register) for check in CHECKS)
     ]

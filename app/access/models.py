@@ -90,6 +90,8 @@ class RoleGrant(Base):
     employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"), index=True)
     role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
     is_all_codes: Mapped[bool] = mapped_column(default=True)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    """The work email given for this role at this employer (a person may work for several)."""
     valid_from_dt: Mapped[datetime] = mapped_column(default=utcnow)
     valid_to_dt: Mapped[datetime | None]
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))

@@ -66,6 +66,7 @@ def register_orderer(
     role: Role,
     code_values: list[str],
     submission_id: int,
+    contact_email: str | None = None,
 ) -> RoleGrant:
     """Grant the orderer role an approved registration asks for (rules 7 and 9)."""
     if role not in ORDERER_ROLES:
@@ -76,6 +77,7 @@ def register_orderer(
         role=role,
         is_all_codes=not code_values,
         source_submission_id=submission_id,
+        contact_email=contact_email,
     )
     if code_values:
         grant.codes = list(
@@ -125,7 +127,7 @@ class EmployerContact:
 def orderers_and_administrators(session: Session, employer_id: int) -> list[EmployerContact]:
     """Who a user asks for permissions (rule 3), and what SPV tells a caller (rule 10)."""
     return [
-        EmployerContact(g.person.full_name, g.role, g.person.email)
+        EmployerContact(g.person.full_name, g.role, g.contact_email or g.person.email)
         for g in active_grants(session, employer_id)
     ]
 

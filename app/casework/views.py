@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from app.casework import service
+from app.labels import refusal_message
 from app.registrations.models import Submission
 from app.web import caseworker_required, commit, db, signed_in
 from forms.casework import DecisionForm, RejectionForm
@@ -53,7 +54,9 @@ def approve(reference: str) -> ResponseReturnValue:
     try:
         service.approve_submission(db(), signed_in(), submission)
     except IllegalTransition as exc:
-        flash(_("Ärendet kunde inte godkännas: %(reason)s", reason=exc.reason), "error")
+        flash(
+            _("Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(exc.code)), "error"
+        )
     else:
         commit()
         flash(_("Ärendet är godkänt. Behörigheten läggs in."), "success")
@@ -76,7 +79,7 @@ def reject(reference: str) -> ResponseReturnValue:
     try:
         service.reject_submission(db(), signed_in(), submission, form.reason.data)
     except IllegalTransition as exc:
-        flash(_("Ärendet kunde inte avslås: %(reason)s", reason=exc.reason), "error")
+        flash(_("Ärendet kunde inte avslås: %(reason)s", reason=refusal_message(exc.code)), "error")
     else:
         commit()
         flash(_("Ärendet är avslaget."), "success")

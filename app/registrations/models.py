@@ -134,6 +134,8 @@ class VerificationCheck(Base):
     submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[CheckOutcome] = mapped_column(str_enum(CheckOutcome, "check_outcome"))
+    findings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Codes of what the check found; ``app.labels`` names them."""
     detail: Mapped[str] = mapped_column(Text, default="")
     checked_dt: Mapped[datetime] = mapped_column(default=utcnow)
 

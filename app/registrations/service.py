@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, RoleGrant
+from app.access.models import ORDERER_ROLES, Person, RoleGrant
 from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
 from app.registrations.models import Channel, Submission, SubmissionKind
 from workflows.state_machine import transition
-from workflows.states import PENDING_STATES, Action
+from workflows.states import PENDING_STATES, Action, SubmissionState
 
 
 class FormProblem(Exception):
@@ -64,7 +64,7 @@ def create_registration(session: Session, agent: Agent, data: RegistrationData) 
             RoleGrant.employer_id == employer.id,
             RoleGrant.role.in_(ORDERER_ROLES),
             RoleGrant.valid_to_dt.is_(None),
-            access.Person.personnummer == data.personnummer,
+            Person.personnummer == data.personnummer,
         )
     )
     if already:
@@ -73,7 +73,7 @@ def create_registration(session: Session, agent: Agent, data: RegistrationData) 
         select(Submission.id).where(
             Submission.employer_id == employer.id,
             Submission.subject_personnummer == data.personnummer,
-            Submission.state.in_(PENDING_STATES),
+            Submission.state.in_(PENDING_STATES | {SubmissionState.DRAFT}),
         )
     )
     if pending:

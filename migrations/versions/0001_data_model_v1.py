@@ -289,6 +289,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("is_all_codes", sa.Boolean(), nullable=False),
+        sa.Column("contact_email", sa.String(length=254), nullable=True),
         sa.Column("valid_from_dt", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("valid_to_dt", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("granted_by_person_id", sa.Integer(), nullable=True),
@@ -453,6 +454,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
+        sa.Column("findings", sa.JSON(), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("checked_dt", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -29,8 +29,9 @@ def test_chain_verifies_after_many_writers(runtime: Runtime) -> None:
     def write(n: int) -> None:
         for i in range(10):
             with runtime.unit_of_work() as s:
-                record_event(s, actor=f"system:t{n}", action="test.event", object_type="t",
-                             object_id=i)
+                record_event(
+                    s, actor=f"system:t{n}", action="test.event", object_type="t", object_id=i
+                )
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for t in threads:

@@ -21,25 +21,39 @@ def test_orderer_grant_needs_a_source_submission(session: Session) -> None:
 
 
 def test_administrator_needs_an_appointing_person(session: Session) -> None:
-    session.add(RoleGrant(person_id=person_id(session, DAVID), employer_id=1,
-                          role=Role.ADMINISTRATOR))
+    session.add(
+        RoleGrant(person_id=person_id(session, DAVID), employer_id=1, role=Role.ADMINISTRATOR)
+    )
     with pytest.raises(IntegrityError, match="administrator_appointed_by_person"):
         session.flush()
 
 
 def test_one_active_grant_per_person_employer_and_role(session: Session) -> None:
     existing = session.scalars(
-        select(RoleGrant).where(RoleGrant.role == Role.ADMINISTRATOR)).first()
+        select(RoleGrant).where(RoleGrant.role == Role.ADMINISTRATOR)
+    ).first()
     assert existing is not None
-    session.add(RoleGrant(person_id=existing.person_id, employer_id=existing.employer_id,
-                          role=Role.ADMINISTRATOR, granted_by_person_id=person_id(session, ANNA)))
+    session.add(
+        RoleGrant(
+            person_id=existing.person_id,
+            employer_id=existing.employer_id,
+            role=Role.ADMINISTRATOR,
+            granted_by_person_id=person_id(session, ANNA),
+        )
+    )
     with pytest.raises(IntegrityError, match="uq_role_grant_active"):
         session.flush()
 
 
 def test_received_submission_needs_channel_and_date(session: Session) -> None:
-    session.add(Submission(kind=SubmissionKind.REGISTRATION, state=SubmissionState.IN_REVIEW,
-                           employer_id=1, submitted_by_id=person_id(session, DAVID)))
+    session.add(
+        Submission(
+            kind=SubmissionKind.REGISTRATION,
+            state=SubmissionState.IN_REVIEW,
+            employer_id=1,
+            submitted_by_id=person_id(session, DAVID),
+        )
+    )
     with pytest.raises(IntegrityError, match="received_has_channel_and_employer"):
         session.flush()
 

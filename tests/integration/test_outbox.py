@@ -49,8 +49,9 @@ def test_message_is_sent_only_after_commit(runtime: Runtime, recording: Recordin
     assert recording.sent[0].kwargs == {"marker": 1}
 
 
-def test_rolled_back_change_sends_nothing(runtime: Runtime, recording: RecordingBroker,
-                                          session: Session) -> None:
+def test_rolled_back_change_sends_nothing(
+    runtime: Runtime, recording: RecordingBroker, session: Session
+) -> None:
     with runtime.session_factory() as other:
         add_message(other, "verify_submission", marker=2)
         other.rollback()

@@ -48,15 +48,17 @@ def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
     """David (HR at Provverket) files a registration and signs it. Returns its reference."""
     login(client, session, DAVID)
     page = client.get("/anmalan-behorig-bestallare").get_data(as_text=True)
-    response = client.post("/anmalan-behorig-bestallare",
-                           data={**REGISTRATION, "csrf_token": csrf_token(page)})
+    response = client.post(
+        "/anmalan-behorig-bestallare", data={**REGISTRATION, "csrf_token": csrf_token(page)}
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     reference = response.headers["Location"].rsplit("/", 1)[-1]
     assert re.fullmatch(r"BB-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
     errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
     assert "Utkast" in errand
-    signed = client.post(f"/mina-arenden/{reference}/demo-signera",
-                         data={"csrf_token": csrf_token(errand)})
+    signed = client.post(
+        f"/mina-arenden/{reference}/demo-signera", data={"csrf_token": csrf_token(errand)}
+    )
     assert signed.status_code == 302
     return reference
 
@@ -66,12 +68,16 @@ def test_registration_flows_from_form_to_grant(
 ) -> None:
     reference = file_and_sign_registration(client, session)
 
-    _wait_for(lambda: _state(runtime, reference) is SubmissionState.IN_REVIEW,
-              message="the verify actor to put the errand in review")
+    _wait_for(
+        lambda: _state(runtime, reference) is SubmissionState.IN_REVIEW,
+        message="the verify actor to put the errand in review",
+    )
     submission = session.scalars(select(Submission).where(Submission.reference == reference)).one()
     assert {c.name: c.outcome for c in submission.checks} == {
-        "id_numbers": CheckOutcome.PASSED, "employer": CheckOutcome.PASSED,
-        "signatory": CheckOutcome.PASSED, "conflicts": CheckOutcome.PASSED,
+        "id_numbers": CheckOutcome.PASSED,
+        "employer": CheckOutcome.PASSED,
+        "signatory": CheckOutcome.PASSED,
+        "conflicts": CheckOutcome.PASSED,
     }
 
     client.post("/logga-ut", data={"csrf_token": csrf_token(client.get("/").get_data(True))})
@@ -80,30 +86,44 @@ def test_registration_flows_from_form_to_grant(
     assert reference in queue
     page = client.get(f"/handlaggning/{reference}").get_data(as_text=True)
     assert "Firmatecknare enligt registret" in page
-    approved = client.post(f"/handlaggning/{reference}/godkann",
-                           data={"csrf_token": csrf_token(page)})
+    approved = client.post(
+        f"/handlaggning/{reference}/godkann", data={"csrf_token": csrf_token(page)}
+    )
     assert approved.status_code == 302
 
-    _wait_for(lambda: _state(runtime, reference) is SubmissionState.APPLIED,
-              message="the apply actor to grant the role")
+    _wait_for(
+        lambda: _state(runtime, reference) is SubmissionState.APPLIED,
+        message="the apply actor to grant the role",
+    )
     session.expire_all()
     grants = session.scalars(
-        select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)).all()
+        select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
+    ).all()
     assert len(grants) == 1
     assert grants[0].role is Role.ORDERER and grants[0].person.personnummer == "198507049859"
     assert grants[0].employer.orgnr == "2021004920" and grants[0].is_all_codes
 
     actions = session.scalars(
-        select(AuditEvent.action).where(AuditEvent.object_type == "submission",
-                                        AuditEvent.object_id == str(submission.id))
-        .order_by(AuditEvent.seq)).all()
+        select(AuditEvent.action)
+        .where(AuditEvent.object_type == "submission", AuditEvent.object_id == str(submission.id))
+        .order_by(AuditEvent.seq)
+    ).all()
     assert actions == [
-        "submission.created", "submission.request_signature", "submission.sign",
-        "submission.receive", "submission.start_verification",
-        "submission.finish_verification", "submission.approve", "submission.apply",
+        "submission.created",
+        "submission.request_signature",
+        "submission.sign",
+        "submission.receive",
+        "submission.start_verification",
+        "submission.finish_verification",
+        "submission.approve",
+        "submission.apply",
     ]
-    assert session.scalar(select(func.count(AuditEvent.id)).where(
-        AuditEvent.action == "role_grant.created")) == 1
+    assert (
+        session.scalar(
+            select(func.count(AuditEvent.id)).where(AuditEvent.action == "role_grant.created")
+        )
+        == 1
+    )
     _wait_for(lambda: _all_messages_done(runtime), message="every outbox message to be done")
     assert verify_chain(session).is_intact
 

@@ -52,11 +52,18 @@ def db(module_session: Session) -> Iterator[Session]:
 def _submission_in(session: Session, state: SubmissionState) -> Submission:
     now = utcnow() - timedelta(minutes=5)
     submission = Submission(
-        kind=SubmissionKind.REGISTRATION, channel=Channel.E_SIGN, state=state,
-        employer_id=1, subject_personnummer="198507049859",
-        submitted_by_id=person_id(session, DAVID), received_dt=now, decided_dt=now,
-        decided_by_staff_id=staff_id(session, INGRID), failed_step="apply",
-        failure_reason="broker gone", form_data={"orgnr": "2021004920"},
+        kind=SubmissionKind.REGISTRATION,
+        channel=Channel.E_SIGN,
+        state=state,
+        employer_id=1,
+        subject_personnummer="198507049859",
+        submitted_by_id=person_id(session, DAVID),
+        received_dt=now,
+        decided_dt=now,
+        decided_by_staff_id=staff_id(session, INGRID),
+        failed_step="apply",
+        failure_reason="broker gone",
+        form_data={"orgnr": "2021004920"},
     )
     session.add(submission)
     session.flush()
@@ -66,8 +73,9 @@ def _submission_in(session: Session, state: SubmissionState) -> Submission:
 def _agents(session: Session) -> dict[Party, Agent]:
     return {
         Party.SUBMITTER: Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID),
-        Party.CASEWORKER: Agent(AgentKind.STAFF, staff_id(session, INGRID), INGRID,
-                                is_caseworker=True),
+        Party.CASEWORKER: Agent(
+            AgentKind.STAFF, staff_id(session, INGRID), INGRID, is_caseworker=True
+        ),
         Party.INTAKE_CLERK: Agent(AgentKind.STAFF, 99, "199104239919", is_intake_clerk=True),
         Party.SYSTEM: Agent.system("test"),
     }
@@ -82,8 +90,13 @@ def _outbox_count(session: Session) -> int:
 
 
 def _snapshot(submission: Submission) -> tuple:
-    return (submission.state, submission.received_dt, submission.decided_dt,
-            submission.failed_step, submission.version)
+    return (
+        submission.state,
+        submission.received_dt,
+        submission.decided_dt,
+        submission.failed_step,
+        submission.version,
+    )
 
 
 PAIRS = [(s, a) for s in SubmissionState for a in Action]
@@ -109,8 +122,14 @@ def test_every_state_action_pair(db: Session, state: SubmissionState, action: Ac
     party = sorted(rule.allowed_parties)[0]
     audits = _audit_count(db)
     inner = db.begin_nested()
-    target = transition(db, submission, action, agents[party], reason="test",
-                        failed_step="verify" if action is Action.FAIL else None)
+    target = transition(
+        db,
+        submission,
+        action,
+        agents[party],
+        reason="test",
+        failed_step="verify" if action is Action.FAIL else None,
+    )
     expected = RESUME_STATE_OF_STEP["apply"] if action is Action.RETRY else rule.target
     assert target == expected and submission.state == expected
     event = db.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
@@ -119,8 +138,9 @@ def test_every_state_action_pair(db: Session, state: SubmissionState, action: Ac
     assert event.data["from"] == state.value and event.data["to"] == expected.value
     step = STEP_ON_ENTRY.get(expected)
     if step:
-        message = db.scalars(select(OutboxMessage).where(
-            OutboxMessage.submission_id == submission.id)).one()
+        message = db.scalars(
+            select(OutboxMessage).where(OutboxMessage.submission_id == submission.id)
+        ).one()
         assert message.actor_name == step
     # Same transaction: undoing it takes the state change and its audit event together.
     inner.rollback()

@@ -1,0 +1,196 @@
+"""The vertical slice once, through the real UI in Chromium: register, sign, approve, apply."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
+
+from app.access.models import Employer, Person, Role, RoleGrant
+from app.registrations.models import Submission
+from tests.support import wait_for
+from workflows.runtime import Runtime
+
+pytestmark = pytest.mark.e2e
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
+REFERENCE = re.compile(r"^BB-[0-9A-Z]{4}-[0-9A-Z]{4}$")
+PIPELINE_TIMEOUT_S = 20.0
+
+CHECKS = (
+    "Personnummer och organisationsnummer",
+    "Arbetsgivare och arbetsgivarkoder",
+    "Firmatecknare enligt registret",
+    "Konflikter med befintliga behörigheter och ärenden",
+)
+OUTCOMES = ("Utan anmärkning", "Behöver granskas", "Underkänd")
+
+
+def log_in(page: Page, name: str) -> None:
+    """From any page: the header's "Logga in", then the demo sign-in's button for ``name``."""
+    page.get_by_role("link", name="Logga in", exact=True).click()
+    expect(page.get_by_role("heading", name="Logga in", level=1)).to_be_visible()
+    page.get_by_role("button", name=name, exact=True).click()
+    expect(page.get_by_text(f"Inloggad som {name}")).to_be_visible()
+
+
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Logga ut", exact=True).click()
+    expect(page.get_by_text("Du är utloggad.")).to_be_visible()
+    expect(page.get_by_role("link", name="Logga in", exact=True)).to_be_visible()
+
+
+def open_menu_item(page: Page, name: str) -> None:
+    """A link in the main menu (the start page links to some of the same pages)."""
+    menu = page.get_by_role("navigation", name="Huvudmeny")
+    menu.get_by_role("link", name=name, exact=True).click()
+
+
+def reload_until(page: Page, done: Callable[[], bool], message: str) -> None:
+    """Reload the page until ``done()`` holds: the pipeline's actors run in the background."""
+
+    def check() -> bool:
+        if done():
+            return True
+        page.reload()
+        return done()
+
+    wait_for(check, timeout=PIPELINE_TIMEOUT_S, interval=0.2, message=message)
+
+
+def status_badge(page: Page) -> Locator:
+    return page.get_by_role("main").locator("p", has_text="Status").locator(".badge")
+
+
+def test_registration_is_approved_and_applied_through_the_browser(
+    page: Page, runtime: Runtime
+) -> None:
+    # The employer's HR signs in and files a registration for a new orderer.
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Hantering av behörigheter", level=1)).to_be_visible()
+    log_in(page, "David Dahl")
+
+    open_menu_item(page, "Anmäl behörig beställare")
+    expect(page).to_have_url(re.compile(r"/anmalan-behorig-bestallare$"))
+    page.get_by_label("Organisationsnummer").fill("202100-4920")
+    # "Firmatecknarens personnummer" also matches "Personnummer": look in the person's fieldset.
+    subject = page.get_by_role("group", name="Person som anmäls")
+    subject.get_by_label("Personnummer").fill("19850704-9859")
+    page.get_by_label("Förnamn").fill("Fredrik")
+    page.get_by_label("Efternamn").fill("Falk")
+    page.get_by_label("E-postadress").fill("fredrik.falk@provverket.example")
+    page.get_by_label("Behörig beställare", exact=True).check()
+    page.get_by_label("Firmatecknarens namn").fill("Eva Ek")
+    page.get_by_label("Firmatecknarens personnummer").fill("195210039847")
+    page.get_by_role("button", name="Spara och granska").click()
+
+    expect(page.get_by_text("Anmälan är sparad. Granska den och skriv under.")).to_be_visible()
+    expect(status_badge(page)).to_have_text("Utkast")
+    reference = page.get_by_role("main").locator("p", has_text="Referens").locator("strong")
+    reference_text = reference.inner_text().strip()
+    assert REFERENCE.match(reference_text), reference_text
+    expect(page).to_have_url(re.compile(rf"/mina-arenden/{reference_text}$"))
+
+    page.get_by_role("button", name="Skriv under och skicka in (demo)").click()
+    expect(page.get_by_text("Anmälan är underskriven och inskickad till SPV.")).to_be_visible()
+    expect(status_badge(page)).not_to_have_text("Utkast")
+    log_out(page)
+
+    # The caseworker finds it in the queue once the verify actor has run its checks.
+    log_in(page, "Ingrid Handläggare")
+    open_menu_item(page, "Handläggning")
+    expect(page.get_by_role("heading", name="Handläggning", level=1)).to_be_visible()
+    to_handle = page.get_by_role("table", name="Att handlägga")
+    failed = page.get_by_role("table", name="Tekniskt fel")
+
+    def listed_to_handle() -> bool:
+        assert failed.get_by_role("link", name=reference_text).count() == 0, (
+            f"{reference_text} failed in the pipeline"
+        )
+        return to_handle.get_by_role("link", name=reference_text).count() == 1
+
+    reload_until(page, listed_to_handle, f"{reference_text} under 'Att handlägga'")
+    to_handle.get_by_role("link", name=reference_text).click()
+
+    expect(page.get_by_role("heading", level=1)).to_contain_text(reference_text)
+    expect(status_badge(page)).to_have_text("Handläggs")
+    checks = page.get_by_role("table", name="Automatiska kontroller")
+    rows = checks.locator("tbody tr")
+    expect(rows).to_have_count(len(CHECKS))
+    for name in CHECKS:
+        row = rows.filter(has_text=name)
+        expect(row).to_have_count(1)
+        expect(row.locator(".badge")).to_have_text(re.compile("|".join(OUTCOMES)))
+    expect(checks).not_to_contain_text("Inga kontroller har körts ännu.")
+
+    page.get_by_role("button", name="Godkänn", exact=True).click()
+    expect(page.get_by_text("Ärendet är godkänt. Behörigheten läggs in.")).to_be_visible()
+
+    # The apply actor puts the grant in the permission store.
+    def applied() -> bool:
+        status = status_badge(page).inner_text().strip()
+        assert status != "Tekniskt fel", f"{reference_text} failed in the pipeline"
+        return status == "Genomförd"
+
+    reload_until(page, applied, f"{reference_text} to read 'Genomförd'")
+    expect(status_badge(page)).to_have_text("Genomförd")
+    log_out(page)
+
+    # The new orderer sees his role.
+    log_in(page, "Fredrik Falk")
+    open_menu_item(page, "Hantera behörigheter")
+    expect(page.get_by_role("heading", name="Hantera behörigheter", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Dina roller")).to_be_visible()
+    expect(
+        page.get_by_role("main")
+        .get_by_role("listitem")
+        .filter(has_text=re.compile(r"^\s*Behörig beställare – Provverket\b"))
+    ).to_have_count(1)
+    provverket = page.get_by_role("region", name=re.compile(r"^Provverket"))
+    expect(provverket.get_by_role("listitem").filter(has_text="Fredrik Falk")).to_contain_text(
+        "Behörig beställare"
+    )
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=RESULTS_DIR / "slice.png", full_page=True)
+
+    # Exactly one grant came from this submission, for the right person, employer and role.
+    with runtime.session_factory() as session:
+        submission = session.scalars(
+            select(Submission).where(Submission.reference == reference_text)
+        ).one()
+        grants = session.scalars(
+            select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
+        ).all()
+        assert len(grants) == 1
+        grant = grants[0]
+        person = session.get(Person, grant.person_id)
+        employer = session.get(Employer, grant.employer_id)
+        assert person is not None
+        assert employer is not None
+        assert person.personnummer == "198507049859"
+        assert employer.orgnr == "2021004920"
+        assert grant.role is Role.ORDERER
+        assert grant.valid_to_dt is None
+
+
+def test_handlaggning_needs_a_signed_in_caseworker(page: Page) -> None:
+    response = page.goto("/handlaggning")
+    assert response is not None
+    assert response.status == 200  # after the redirect
+    expect(page).to_have_url(re.compile(r"/logga-in\?next=(/|%2F)handlaggning"))
+    expect(page.get_by_role("heading", name="Logga in", level=1)).to_be_visible()
+    expect(page.get_by_text("Logga in med e-legitimation för att fortsätta.")).to_be_visible()
+
+    # A person at an employer is signed in (and sent back to the page), but is not let in.
+    with page.expect_response(re.compile(r"/handlaggning\??$")) as sent_back:
+        page.get_by_role("button", name="David Dahl", exact=True).click()
+    assert sent_back.value.status == 403
+
+    response = page.goto("/handlaggning")
+    assert response is not None
+    assert response.status == 403

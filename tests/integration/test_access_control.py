@@ -1,0 +1,87 @@
+"""Who may see and do what: login, CSRF, staff-only pages, one person's errands."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.registrations.models import Submission
+from tests.conftest import ANNA, DAVID, INGRID, KARIN, login, make_settings
+from tests.integration.test_slice import file_and_sign_registration
+from tests.support import REGISTRATION, csrf_token
+
+
+def test_pages_need_login(client: FlaskClient) -> None:
+    for path in (
+        "/anmalan-behorig-bestallare",
+        "/mina-arenden",
+        "/hantera-behorigheter",
+        "/handlaggning",
+    ):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/logga-in")
+
+
+def test_another_person_cannot_see_or_withdraw_an_errand(
+    client: FlaskClient, session: Session
+) -> None:
+    reference = file_and_sign_registration(client, session)
+    client.post("/logga-ut", data={"csrf_token": csrf_token(client.get("/").get_data(True))})
+    login(client, session, ANNA)
+    assert client.get(f"/mina-arenden/{reference}").status_code == 404
+    token = csrf_token(client.get("/mina-arenden").get_data(True))
+    assert (
+        client.post(f"/mina-arenden/{reference}/aterkalla", data={"csrf_token": token}).status_code
+        == 404
+    )
+    assert reference not in client.get("/mina-arenden").get_data(True)
+
+
+def test_persons_and_intake_clerks_cannot_use_the_caseworker_queue(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, DAVID)
+    assert client.get("/handlaggning").status_code == 403
+    login(client, session, KARIN, staff=True)
+    assert client.get("/handlaggning").status_code == 403
+    assert client.get("/anmalan-behorig-bestallare").status_code == 403
+
+
+def test_post_without_csrf_token_changes_nothing(client: FlaskClient, session: Session) -> None:
+    login(client, session, DAVID)
+    before = session.scalar(select(func.count(Submission.id)))
+    response = client.post("/anmalan-behorig-bestallare", data=REGISTRATION)
+    assert response.status_code == 400
+    assert session.scalar(select(func.count(Submission.id))) == before
+
+
+def test_login_renews_the_session(client: FlaskClient, session: Session) -> None:
+    client.get("/?lang=en")
+    with client.session_transaction() as before:
+        before["planted"] = "by an attacker"
+    login(client, session, DAVID)
+    with client.session_transaction() as after:
+        assert "planted" not in after
+        assert after["lang"] == "en"
+        assert after["agent"]["kind"] == "person"
+
+
+def test_demo_sign_in_is_off_outside_demo(database_url: str) -> None:
+    app: Flask = __import__("app").create_app(
+        make_settings(database_url, demo_login=False, demo_signing=False)
+    )
+    client = app.test_client()
+    assert client.get("/logga-in").status_code == 503
+    assert client.post("/logga-in", data={"kind": "staff", "id": "1"}).status_code in (400, 404)
+    app.extensions["behorighet"].engine.dispose()
+
+
+def test_caseworker_sees_errands_but_cannot_decide_twice(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, INGRID, staff=True)
+    assert client.get("/handlaggning").status_code == 200
+    assert client.get("/handlaggning/BB-NONE-XXXX").status_code == 404

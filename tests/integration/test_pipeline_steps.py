@@ -1,0 +1,171 @@
+"""Pipeline steps: the checks' findings, idempotency, and a step that runs out of retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.access.models import RoleGrant
+from app.core.agents import Agent, AgentKind
+from app.db import utcnow
+from app.registrations import service as registrations
+from app.registrations.models import (
+    Channel,
+    CheckOutcome,
+    Submission,
+    SubmissionKind,
+    VerificationCheck,
+)
+from tests.conftest import DAVID, INGRID, login, person_id, staff_id
+from tests.support import REGISTRATION, wait_for
+from workflows import pipeline
+from workflows.outbox import OutboxMessage
+from workflows.runtime import Runtime
+from workflows.states import SubmissionState
+
+SYSTEM = Agent.system("test")
+
+
+def _received(session: Session, **changes: Any) -> Submission:
+    """A signed registration from David, received and waiting for verification."""
+    david = Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID)
+    fields = {
+        **REGISTRATION,
+        "orgnr": "2021004920",
+        "personnummer": "198507049859",
+        "signatory_personnummer": "195210039847",
+        **changes,
+    }
+    submission = registrations.create_registration(
+        session, david, registrations.RegistrationData(**fields)
+    )
+    registrations.sign_with_demo_signature(session, david, submission)
+    return submission
+
+
+def _outcomes(session: Session, submission: Submission) -> dict[str, tuple[CheckOutcome, list]]:
+    checks = session.scalars(
+        select(VerificationCheck).where(VerificationCheck.submission_id == submission.id)
+    ).all()
+    return {c.name: (c.outcome, c.findings) for c in checks}
+
+
+def test_signatory_missing_from_the_register_is_flagged(session: Session) -> None:
+    submission = _received(session, signatory_personnummer="198112189876")
+    assert pipeline.verify(session, submission.id, SYSTEM)
+    assert _outcomes(session, submission)["signatory"] == (
+        CheckOutcome.FLAGGED,
+        ["not_in_signatory_register"],
+    )
+    assert submission.state is SubmissionState.IN_REVIEW
+
+
+def test_employer_code_of_another_employer_fails(session: Session) -> None:
+    submission = _received(session)
+    submission.form_data = {**submission.form_data, "employer_codes": ["A1001"]}
+    pipeline.verify(session, submission.id, SYSTEM)
+    outcome, findings = _outcomes(session, submission)["employer"]
+    assert (outcome, findings) == (CheckOutcome.FAILED, ["code_not_of_employer"])
+
+
+def test_second_errand_for_same_person_is_flagged(session: Session) -> None:
+    first = _received(session)
+    pipeline.verify(session, first.id, SYSTEM)
+    # A paper errand for the same person arrives too (not through the web form's guard).
+    second = Submission(
+        kind=SubmissionKind.REGISTRATION,
+        channel=Channel.PAPER,
+        state=SubmissionState.RECEIVED,
+        received_dt=utcnow(),
+        employer_id=first.employer_id,
+        form_data=first.form_data,
+        subject_personnummer=first.subject_personnummer,
+        submitted_by_id=first.submitted_by_id,
+    )
+    session.add(second)
+    session.flush()
+    pipeline.verify(session, second.id, SYSTEM)
+    assert _outcomes(session, second)["conflicts"] == (CheckOutcome.FLAGGED, ["pending_errand"])
+
+
+def test_flagged_finding_is_shown_to_the_caseworker_in_swedish(
+    client: FlaskClient, runtime: Runtime, session: Session
+) -> None:
+    with runtime.unit_of_work() as s:
+        submission = _received(s, signatory_personnummer="198112189876")
+        pipeline.verify(s, submission.id, SYSTEM)
+    login(client, session, INGRID, staff=True)
+    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    assert "Firmatecknaren finns inte i registret för arbetsgivaren." in page
+    assert "Behöver granskas" in page
+
+
+def test_steps_run_twice_do_the_work_once(session: Session) -> None:
+    submission = _received(session)
+    assert pipeline.verify(session, submission.id, SYSTEM)
+    assert not pipeline.verify(session, submission.id, SYSTEM)
+    assert len(_outcomes(session, submission)) == 4
+    caseworker = Agent(AgentKind.STAFF, staff_id(session, INGRID), INGRID, is_caseworker=True)
+    from app.casework.service import approve_submission
+
+    approve_submission(session, caseworker, submission)
+    assert pipeline.apply(session, submission.id, SYSTEM)
+    assert not pipeline.apply(session, submission.id, SYSTEM)
+    assert (
+        session.scalar(
+            select(func.count(RoleGrant.id)).where(RoleGrant.source_submission_id == submission.id)
+        )
+        == 1
+    )
+
+
+def test_unknown_submission_id_is_ignored(session: Session) -> None:
+    assert not pipeline.verify(session, 999_999, SYSTEM)
+    assert not pipeline.apply(session, 999_999, SYSTEM)
+
+
+@pytest.mark.parametrize("step", ["apply"])
+def test_step_out_of_retries_moves_errand_to_failed(
+    runtime: Runtime, session: Session, worker: dramatiq.Worker, client: FlaskClient, step: str
+) -> None:
+    with runtime.unit_of_work() as s:
+        submission = _received(s)
+        pipeline.verify(s, submission.id, SYSTEM)
+        caseworker = Agent(AgentKind.STAFF, staff_id(s, INGRID), INGRID, is_caseworker=True)
+        from app.casework.service import approve_submission
+
+        # The form data lost a field on the way: applying it cannot succeed, however often.
+        submission.form_data = {k: v for k, v in submission.form_data.items() if k != "given_name"}
+        approve_submission(s, caseworker, submission)
+        s.flush()
+        message = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.actor_name == "apply_submission")
+        ).one()
+    # Send it again with a short retry budget, as the relay would.
+    actor = runtime.broker.get_actor("apply_submission")
+    runtime.broker.enqueue(
+        actor.message_with_options(
+            kwargs=message.kwargs,
+            outbox_id=message.id,
+            max_retries=1,
+            min_backoff=10,
+            max_backoff=20,
+        )
+    )
+
+    def failed() -> bool:
+        session.expire_all()
+        return session.get(Submission, submission.id).state is SubmissionState.FAILED  # type: ignore[union-attr]
+
+    wait_for(failed, message="the errand to be marked failed")
+    stored = session.get(Submission, submission.id)
+    assert stored is not None and stored.failed_step == step
+    assert "given_name" in (stored.failure_reason or "")
+    assert session.get(OutboxMessage, message.id).done_dt is not None  # type: ignore[union-attr]
+    login(client, session, INGRID, staff=True)
+    assert submission.reference in client.get("/handlaggning").get_data(as_text=True)
