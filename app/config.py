@@ -32,6 +32,10 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     """Signs session cookies and CSRF tokens. Must be set (and shared) in production."""
 
+    qr_secret: str | None = None
+    """Keys the MAC in every printed page's QR code; defaults to ``secret_key``. Keep it
+    stable: forms printed under one key are checked with it when they come back by post."""
+
     demo_login: bool = False
     """Sign in by picking a seeded person. Only for the demo and tests."""
 
@@ -49,6 +53,12 @@ class Settings:
 
     testing: bool = False
 
+    @property
+    def qr_key(self) -> bytes:
+        from app.documents.qr import qr_mac_key
+
+        return qr_mac_key(self.qr_secret or self.secret_key)
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
@@ -59,6 +69,8 @@ class Settings:
             values["broker_url"] = env["BROKER_URL"]
         if "SECRET_KEY" in env:
             values["secret_key"] = env["SECRET_KEY"]
+        if "QR_SECRET" in env:
+            values["qr_secret"] = env["QR_SECRET"]
         values["demo_login"] = _flag("DEMO_LOGIN", False)
         values["demo_signing"] = _flag("DEMO_SIGNING", False)
         if "OUTBOX_RESEND_AFTER_S" in env:

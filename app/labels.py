@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from app.access.models import Role
+from app.access.models import CodeStatus, EmployerCode, Role
 from app.registrations.models import Channel, CheckOutcome, SubmissionKind
 from workflows.states import SubmissionState as S
 
@@ -61,6 +61,9 @@ FINDING_LABELS = {
         "Borttagningen skulle lämna arbetsgivaren utan behörig beställare."
     ),
     "pending_errand": _l("Det finns ett annat pågående ärende för personen hos arbetsgivaren."),
+    "replacement_already_orderer": _l(
+        "Den nya behöriga beställaren är redan behörig beställare hos arbetsgivaren."
+    ),
 }
 REFUSAL_LABELS = {
     "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
@@ -83,6 +86,32 @@ def register(jinja_globals: dict[str, object]) -> None:
         check_label=lambda name: CHECK_LABELS.get(name, name),
         finding_label=lambda code: FINDING_LABELS.get(code, code),
     )
+
+
+PROBLEM_MESSAGES = {
+    "unknown_employer": _l("SPV känner inte till någon arbetsgivare med det organisationsnumret."),
+    "code_not_of_employer": _l("Välj bland arbetsgivarens egna arbetsgivarkoder."),
+    "already_orderer": _l("Personen är redan behörig beställare hos arbetsgivaren."),
+    "pending_errand": _l(
+        "Det finns redan ett pågående ärende för personen hos arbetsgivaren. Se Mina ärenden."
+    ),
+    "not_an_orderer": _l("Personen är inte behörig beställare hos arbetsgivaren."),
+    "self_removal_of_other": _l("När du tar bort dig själv ska du ange ditt eget personnummer."),
+    "replacement_is_removed": _l("Den nya behöriga beställaren kan inte vara den som tas bort."),
+    "not_an_orderer_role": _l("Välj behörig beställare eller delegerad behörig beställare."),
+}
+
+
+def problem_message(code: str) -> str:
+    return str(PROBLEM_MESSAGES.get(code, code))
+
+
+def code_choice_label(code: EmployerCode) -> str:
+    """``A1001 – Huvudkontoret``, and ``(avslutad)`` for a closed code."""
+    label = f"{code.code} – {code.name}"
+    if code.status is CodeStatus.CLOSED:
+        label += " " + str(_l("(avslutad)"))
+    return label
 
 
 def refusal_message(code: str) -> str:

@@ -1,60 +1,39 @@
-"""Anmälan – behörig beställare (registration of an orderer)."""
+"""Anmälan – behörig beställare: the steps after the employer (see ``forms.common``)."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, RadioField, StringField
+from wtforms import RadioField, SelectMultipleField, widgets
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Email, InputRequired, Length
+from wtforms.validators import InputRequired, ValidationError
 
-from forms.validators import Orgnr, Personnummer
+from forms.common import PersonFields
 
 
-class RegistrationForm(FlaskForm):
-    orgnr = StringField(
-        _l("Organisationsnummer"),
-        description=_l("Arbetsgivarens organisationsnummer, tio siffror."),
-        validators=[InputRequired(_l("Ange organisationsnummer.")), Orgnr()],
-    )
-    personnummer = StringField(
-        _l("Personnummer"),
-        description=_l("Personnummer eller samordningsnummer för den som anmäls."),
-        validators=[InputRequired(_l("Ange personnummer.")), Personnummer()],
-    )
-    given_name = StringField(
-        _l("Förnamn"), validators=[InputRequired(_l("Ange förnamn.")), Length(max=100)]
-    )
-    family_name = StringField(
-        _l("Efternamn"), validators=[InputRequired(_l("Ange efternamn.")), Length(max=100)]
-    )
-    email = EmailField(
-        _l("E-postadress i tjänsten"),
-        validators=[
-            InputRequired(_l("Ange e-postadress.")),
-            Email(_l("Ange en giltig e-postadress.")),
-            Length(max=254),
-        ],
-    )
-    role = RadioField(
-        _l("Roll"),
+class CheckboxesField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class CodesForm(FlaskForm):
+    """Which of the employer's codes the orderer covers. Choices are set per employer."""
+
+    scope = RadioField(
+        _l("Arbetsgivarkoder"),
         choices=[
-            SelectChoice("orderer", _l("Behörig beställare")),
-            SelectChoice("delegated_orderer", _l("Delegerad behörig beställare")),
+            SelectChoice("all", _l("Alla arbetsgivarens koder, även de som tillkommer")),
+            SelectChoice("chosen", _l("Bara de koder jag väljer")),
         ],
-        default="orderer",
-        description=_l(
-            "En delegerad behörig beställare sköter handhavandet i självbetjäningstjänsterna. "
-            "Rollen som företrädare för arbetsgivaren går inte att delegera."
-        ),
-        validators=[InputRequired(_l("Välj roll."))],
+        default="all",
+        validators=[InputRequired(_l("Välj vilka arbetsgivarkoder som ska ingå."))],
     )
-    signatory_name = StringField(
-        _l("Firmatecknarens namn"),
-        validators=[InputRequired(_l("Ange firmatecknarens namn.")), Length(max=200)],
-    )
-    signatory_personnummer = StringField(
-        _l("Firmatecknarens personnummer"),
-        description=_l("Den som får skriva under för arbetsgivaren."),
-        validators=[InputRequired(_l("Ange firmatecknarens personnummer.")), Personnummer()],
-    )
+    codes = CheckboxesField(_l("Välj arbetsgivarkoder"), choices=[], validate_choice=True)
+
+    def validate_codes(self, field: CheckboxesField) -> None:
+        if self.scope.data == "chosen" and not field.data:
+            raise ValidationError(_l("Välj minst en arbetsgivarkod."))
+
+
+class PersonForm(PersonFields):
+    pass

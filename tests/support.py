@@ -112,3 +112,41 @@ class WebSession:
         body = urllib.parse.urlencode({**data, "csrf_token": csrf_token(self.get(token_from))})
         with self.opener.open(self.base_url + path, body.encode(), timeout=10) as response:
             return str(response.read().decode())
+
+
+def post_step(client: Any, path: str, data: dict[str, Any]) -> Any:
+    """GET a form page for its CSRF token, then POST ``data`` to it."""
+    page = client.get(path).get_data(as_text=True)
+    return client.post(path, data={**data, "csrf_token": csrf_token(page)})
+
+
+def walk_registration(
+    client: Any, data: dict[str, Any] | None = None, codes: list[str] | None = None
+) -> str:
+    """Fill every step of the registration form; returns the draft's reference."""
+    data = {**REGISTRATION, **(data or {})}
+    response = post_step(client, "/anmalan-behorig-bestallare", {"orgnr": data["orgnr"]})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    base = response.headers["Location"].rsplit("/", 1)[0]
+    reference = base.rsplit("/", 1)[-1]
+    steps = [
+        ("arbetsgivarkoder", {"scope": "chosen", "codes": codes} if codes else {"scope": "all"}),
+        (
+            "person",
+            {k: data[k] for k in ("personnummer", "given_name", "family_name", "email", "role")}
+            | {"title": data.get("title", "HR-chef"), "phone": data.get("phone", "")},
+        ),
+        (
+            "underskrift",
+            {
+                "signatory_name": data["signatory_name"],
+                "signatory_personnummer": data["signatory_personnummer"],
+                "signatory_title": data.get("signatory_title", "Myndighetschef"),
+            },
+        ),
+    ]
+    for segment, values in steps:
+        response = post_step(client, f"{base}/{segment}", values)
+        assert response.status_code == 302, (segment, response.get_data(as_text=True))
+    assert response.headers["Location"].endswith("/granska")
+    return reference

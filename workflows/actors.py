@@ -17,3 +17,9 @@ def verify_submission(submission_id: int) -> None:
 def apply_submission(submission_id: int) -> None:
     with runtime.current().unit_of_work() as session:
         pipeline.apply(session, submission_id, Agent.system("apply_submission"))
+
+
+@pipeline_actor(step="receipt")
+def issue_receipt(submission_id: int) -> None:
+    with runtime.current().unit_of_work() as session:
+        pipeline.issue_receipt(session, submission_id)

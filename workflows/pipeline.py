@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant
+from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
 from app.core.agents import Agent
 from app.registrations.models import Submission, SubmissionKind
 from workflows.state_machine import transition
@@ -47,23 +49,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
     employer = access.lock_employer(session, submission.employer_id)
     data = submission.form_data
     if submission.kind is SubmissionKind.REGISTRATION:
-        person = access.find_or_create_person(
-            session,
-            data["personnummer"],
-            data["given_name"],
-            data["family_name"],
-            data.get("email"),
-        )
-        access.register_orderer(
-            session,
-            agent,
-            employer=employer,
-            person=person,
-            role=Role(data["role"]),
-            code_values=list(data.get("employer_codes") or []),
-            submission_id=submission.id,
-            contact_email=data.get("email"),
-        )
+        _register(session, agent, submission, employer, data)
     else:
         grants = session.scalars(
             select(RoleGrant)
@@ -77,8 +63,46 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
         ).all()
         for grant in grants:
             access.end_grant(session, agent, grant, submission.id)
+        if data.get("replacement"):
+            _register(session, agent, submission, employer, data["replacement"])
     transition(session, submission, Action.APPLY, agent)
     return True
+
+
+def issue_receipt(session: Session, submission_id: int) -> bool:
+    """The receipt PDF for a received submission, once."""
+    from app.registrations.documents import issue_receipt as attach_receipt
+
+    submission = lock_submission(session, submission_id)
+    if submission is None or submission.received_dt is None:
+        return False
+    return attach_receipt(session, submission)
+
+
+def _register(
+    session: Session,
+    agent: Agent,
+    submission: Submission,
+    employer: Employer,
+    person_data: dict[str, Any],
+) -> None:
+    person = access.find_or_create_person(
+        session,
+        person_data["personnummer"],
+        person_data["given_name"],
+        person_data["family_name"],
+        person_data.get("email"),
+    )
+    access.register_orderer(
+        session,
+        agent,
+        employer=employer,
+        person=person,
+        role=Role(person_data["role"]),
+        code_values=list(submission.form_data.get("employer_codes") or []),
+        submission_id=submission.id,
+        contact_email=person_data.get("email"),
+    )
 
 
 def record_step_failure(

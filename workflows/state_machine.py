@@ -12,8 +12,9 @@ from app.db import utcnow
 from app.registrations.models import Submission
 from workflows.outbox import add_message
 from workflows.states import (
+    EXPIRES_AFTER,
     RESUME_STATE_OF_STEP,
-    STEP_ON_ENTRY,
+    STEPS_ON_ENTRY,
     Action,
     IllegalTransition,
     Party,
@@ -83,6 +84,8 @@ def transition(
         )
 
     submission.state = target
+    expires_after = EXPIRES_AFTER.get(target)
+    submission.expires_dt = now + expires_after if expires_after else None
     if action is Action.RECEIVE:
         submission.received_dt = now
     elif action in (Action.APPROVE, Action.REJECT):
@@ -104,7 +107,6 @@ def transition(
         object_id=submission.id,
         data={"from": source.value, "to": target.value, "reason": reason, **(data or {})},
     )
-    step = STEP_ON_ENTRY.get(target)
-    if step is not None:
+    for step in STEPS_ON_ENTRY.get(target, ()):
         add_message(session, step, submission_id=submission.id)
     return target

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class SubmissionState(enum.StrEnum):
@@ -64,6 +65,7 @@ A = Action
 
 # Where a failed step resumes when a caseworker retries it.
 RESUME_STATE_OF_STEP: dict[str, SubmissionState] = {
+    "receipt": S.RECEIVED,
     "verify": S.RECEIVED,
     "apply": S.APPROVED,
     "archive": S.APPLIED,
@@ -157,11 +159,20 @@ PENDING_STATES = frozenset(
     }
 )
 
-# The pipeline step to enqueue when a submission enters a state.
-STEP_ON_ENTRY: dict[SubmissionState, str] = {
-    S.RECEIVED: "verify_submission",
-    S.APPROVED: "apply_submission",
+# The pipeline steps to enqueue when a submission enters a state.
+STEPS_ON_ENTRY: dict[SubmissionState, tuple[str, ...]] = {
+    S.RECEIVED: ("issue_receipt", "verify_submission"),
+    S.APPROVED: ("apply_submission",),
 }
+
+# How long a submission may wait for its submitter in a state before it expires.
+EXPIRES_AFTER: dict[SubmissionState, timedelta] = {
+    S.DRAFT: timedelta(days=30),
+    S.AWAITING_SIGNATURE: timedelta(hours=1),
+    S.AWAITING_POST: timedelta(days=60),
+    S.AWAITING_COMPLETION: timedelta(days=30),
+}
+EXPIRING_STATES = frozenset(EXPIRES_AFTER)
 
 
 class IllegalTransition(Exception):

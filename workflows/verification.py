@@ -42,8 +42,9 @@ def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -
     try:
         normalise_orgnr(data.get("orgnr", ""))
         normalise_personnummer(data.get("personnummer", ""))
-        if sub.kind is SubmissionKind.REGISTRATION:
-            normalise_personnummer(data.get("signatory_personnummer", ""))
+        normalise_personnummer(data.get("signatory_personnummer", ""))
+        if data.get("replacement"):
+            normalise_personnummer(data["replacement"].get("personnummer", ""))
     except InvalidIdNumber:
         return CheckResult("id_numbers", CheckOutcome.FAILED, ("invalid_id_number",))
     return _passed("id_numbers")
@@ -69,9 +70,10 @@ def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegiste
 
 
 def check_signatory(session: Session, sub: Submission, register: SignatoryRegister) -> CheckResult:
-    if sub.kind is not SubmissionKind.REGISTRATION:
-        return _passed("signatory", "removal_signed_by_orderer")
     signer = sub.form_data.get("signatory_personnummer", "")
+    removes_self = sub.kind is SubmissionKind.REMOVAL and sub.form_data.get("reason") == "self"
+    if removes_self and signer == sub.subject_personnummer:
+        return _passed("signatory", "removal_signed_by_orderer")
     if is_signatory(register, sub.form_data.get("orgnr", ""), signer):
         return _passed("signatory")
     return CheckResult("signatory", CheckOutcome.FLAGGED, ("not_in_signatory_register",))
@@ -99,10 +101,14 @@ def check_conflicts(session: Session, sub: Submission, _r: SignatoryRegister) ->
     if sub.kind is SubmissionKind.REGISTRATION and subject in holders:
         problems.append("already_orderer")
     if sub.kind is SubmissionKind.REMOVAL:
+        replacement = sub.form_data.get("replacement")
+        orderers = {g.person.personnummer for g in grants if g.role is Role.ORDERER}
         if subject not in holders:
             problems.append("not_an_orderer")
-        elif len({g.person_id for g in grants if g.role is Role.ORDERER}) <= 1:
+        elif not replacement and orderers <= {subject}:
             problems.append("would_leave_no_orderer")
+        if replacement and replacement.get("personnummer") in holders:
+            problems.append("replacement_already_orderer")
     others = session.scalar(
         select(func.count(Submission.id)).where(
             Submission.id != sub.id,

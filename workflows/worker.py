@@ -28,8 +28,20 @@ def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worke
     return worker
 
 
+def run_maintenance(runtime: Runtime) -> None:
+    """What must happen now and then, in any one of many processes: re-send unacknowledged
+    messages and expire drafts whose time ran out. Safe to run anywhere at once."""
+    from app.registrations.service import expire_lapsed
+
+    runtime.relay.sweep()
+    with runtime.unit_of_work() as session:
+        expired = expire_lapsed(session)
+    if expired:
+        log.info("submissions.expired", count=expired)
+
+
 class Sweeper(threading.Thread):
-    """Re-sends outbox messages that were never acknowledged, every ``interval_s`` seconds."""
+    """Runs ``run_maintenance`` every ``interval_s`` seconds."""
 
     def __init__(self, runtime: Runtime, interval_s: float = 5.0) -> None:
         super().__init__(name="outbox-sweeper", daemon=True)
@@ -40,9 +52,9 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval_s):
             try:
-                self.runtime.relay.sweep()
+                run_maintenance(self.runtime)
             except Exception:
-                log.exception("outbox.sweep_failed")
+                log.exception("maintenance.failed")
 
     def stop(self) -> None:
         self.stopped.set()

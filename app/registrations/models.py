@@ -60,6 +60,10 @@ class Submission(Base):
     updated_dt: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     received_dt: Mapped[datetime | None]
     decided_dt: Mapped[datetime | None]
+    expires_dt: Mapped[datetime | None]
+    """When a draft or an errand waiting for the submitter lapses (``EXPIRES_AFTER``)."""
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+    """The submitter's language, for letters and receipts."""
     failed_step: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
 
@@ -91,6 +95,7 @@ class Submission(Base):
             name="failed_has_step_and_reason",
         ),
         Index("ix_submission_state_received", "state", "received_dt"),
+        Index("ix_submission_state_expires", "state", "expires_dt"),
     )
 
 

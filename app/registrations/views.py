@@ -1,60 +1,101 @@
-"""The submitter's pages: the registration form and "Mina ärenden"."""
+"""The submitter's pages: both forms step by step, Mina ärenden, the printable PDFs."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from app.registrations import service
-from app.registrations.models import Submission
+from app.documents.render import render_blank_form
+from app.labels import problem_message
+from app.registrations import documents, service
+from app.registrations.models import DocumentKind, Submission, SubmissionKind
+from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
 from app.web import commit, db, person_required, runtime, signed_in
-from forms.registration import RegistrationForm
+from forms.common import EmployerForm
 from workflows.states import IllegalTransition, SubmissionState
 
 bp = Blueprint("registrations", __name__, template_folder="templates")
 
-PROBLEM_MESSAGES = {
-    "unknown_employer": _l("SPV känner inte till någon arbetsgivare med det organisationsnumret."),
-    "code_not_of_employer": _l("Arbetsgivarkoden hör inte till arbetsgivaren."),
-    "already_orderer": _l("Personen är redan behörig beställare hos arbetsgivaren."),
-    "pending_errand": _l("Det finns redan ett pågående ärende för personen hos arbetsgivaren."),
+FORM_PATHS = {
+    SubmissionKind.REGISTRATION: "/anmalan-behorig-bestallare",
+    SubmissionKind.REMOVAL: "/ta-bort-behorig-bestallare",
+}
+KIND_OF_PATH = {
+    "anmalan-behorig-bestallare": SubmissionKind.REGISTRATION,
+    "ta-bort-behorig-bestallare": SubmissionKind.REMOVAL,
 }
 
 
-@bp.route("/anmalan-behorig-bestallare", methods=["GET", "POST"])
+def _language() -> str:
+    return str(get_locale() or "sv")
+
+
+def step_url(submission: Submission, name: str) -> str:
+    """The URL of a step (by its service name) or of ``review``."""
+    segment = REVIEW_SEGMENT
+    for step in STEPS[submission.kind]:
+        if step.name == name:
+            segment = step.segment
+    return f"{FORM_PATHS[submission.kind]}/{submission.reference}/{segment}"
+
+
+def resume_url(submission: Submission) -> str:
+    return step_url(submission, service.next_step(submission))
+
+
+def _attach_problem(form: FlaskForm, problem: service.FormProblem) -> None:
+    field = getattr(form, problem.field, None)
+    message = problem_message(problem.code)
+    if field is not None:
+        field.errors = [*field.errors, message]
+    else:
+        flash(message, "error")
+
+
+@bp.route(
+    "/anmalan-behorig-bestallare",
+    methods=["GET", "POST"],
+    defaults={"path": "anmalan-behorig-bestallare"},
+)
+@bp.route(
+    "/ta-bort-behorig-bestallare",
+    methods=["GET", "POST"],
+    defaults={"path": "ta-bort-behorig-bestallare"},
+)
 @person_required
-def registration_form() -> ResponseReturnValue:
-    form = RegistrationForm()
+def start(path: str) -> ResponseReturnValue:
+    """The first step, employer: creates the draft."""
+    kind = KIND_OF_PATH[path]
+    form = EmployerForm()
     if form.validate_on_submit():
-        data = service.RegistrationData(
-            orgnr=form.orgnr.data,
-            personnummer=form.personnummer.data,
-            given_name=form.given_name.data.strip(),
-            family_name=form.family_name.data.strip(),
-            email=form.email.data.strip(),
-            role=form.role.data,
-            signatory_name=form.signatory_name.data.strip(),
-            signatory_personnummer=form.signatory_personnummer.data,
-        )
         try:
-            submission = service.create_registration(db(), signed_in(), data)
+            submission = service.start_draft(db(), signed_in(), kind, form.orgnr.data, _language())
         except service.FormProblem as problem:
-            getattr(form, problem.field).errors.append(PROBLEM_MESSAGES[problem.code])
+            _attach_problem(form, problem)
         else:
             commit()
-            flash(_("Anmälan är sparad. Granska den och skriv under."), "success")
-            return redirect(url_for(".errand", reference=submission.reference))
-    return render_template("registrations/registration_form.html", form=form)
-
-
-@bp.get("/mina-arenden")
-@person_required
-def my_errands() -> ResponseReturnValue:
-    submissions = service.own_submissions(db(), signed_in())
-    return render_template("registrations/my_errands.html", submissions=submissions)
+            return redirect(resume_url(submission))
+    return render_template(
+        "registrations/step.html",
+        form=form,
+        kind=kind,
+        submission=None,
+        steps=STEPS[kind],
+        current="employer",
+        done=[],
+    )
 
 
 def _own(reference: str) -> Submission:
@@ -62,6 +103,92 @@ def _own(reference: str) -> Submission:
         return service.own_submission(db(), signed_in(), reference)
     except service.NotYours:
         abort(404)
+
+
+def _draft(reference: str, kind: SubmissionKind) -> Submission | ResponseReturnValue:
+    submission = _own(reference)
+    if submission.kind is not kind:
+        abort(404)
+    if submission.state is not SubmissionState.DRAFT or service.is_lapsed(submission):
+        flash(_("Ärendet kan inte längre ändras."), "info")
+        return redirect(url_for(".errand", reference=reference))
+    return submission
+
+
+@bp.route(
+    "/anmalan-behorig-bestallare/<reference>/<segment>",
+    methods=["GET", "POST"],
+    defaults={"path": "anmalan-behorig-bestallare"},
+)
+@bp.route(
+    "/ta-bort-behorig-bestallare/<reference>/<segment>",
+    methods=["GET", "POST"],
+    defaults={"path": "ta-bort-behorig-bestallare"},
+)
+@person_required
+def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
+    kind = KIND_OF_PATH[path]
+    loaded = _draft(reference, kind)
+    if not isinstance(loaded, Submission):
+        return loaded
+    submission = loaded
+    done = service.completed_steps(submission)
+    if segment == REVIEW_SEGMENT:
+        if service.next_step(submission) != "review":
+            return redirect(resume_url(submission))
+        return render_template(
+            "registrations/review.html",
+            submission=submission,
+            steps=STEPS[kind],
+            done=done,
+            action_form=FlaskForm(),
+            leaves_no_orderer=service.would_leave_no_orderer(db(), submission),
+            step_url=step_url,
+        )
+    current = step_by_segment(kind, segment)
+    if current is None:
+        abort(404)
+    order = [s.name for s in STEPS[kind]]
+    first_missing = service.next_step(submission)
+    if first_missing != "review" and order.index(current.name) > order.index(first_missing):
+        return redirect(step_url(submission, first_missing))
+    form = build_form(current, submission)
+    if form.validate_on_submit():
+        try:
+            current.save(db(), signed_in(), submission, form)
+        except service.FormProblem as problem:
+            _attach_problem(form, problem)
+        else:
+            commit()
+            if request.form.get("save_and_exit"):
+                flash(
+                    _("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success"
+                )
+                return redirect(url_for(".my_errands"))
+            return redirect(resume_url(submission))
+    return render_template(
+        "registrations/step.html",
+        form=form,
+        kind=kind,
+        submission=submission,
+        steps=STEPS[kind],
+        current=current.name,
+        done=done,
+        step_url=step_url,
+        leaves_no_orderer=service.would_leave_no_orderer(db(), submission),
+    )
+
+
+@bp.get("/mina-arenden")
+@person_required
+def my_errands() -> ResponseReturnValue:
+    submissions = service.own_submissions(db(), signed_in())
+    return render_template(
+        "registrations/my_errands.html",
+        submissions=submissions,
+        resume_url=resume_url,
+        is_lapsed=service.is_lapsed,
+    )
 
 
 @bp.get("/mina-arenden/<reference>")
@@ -73,7 +200,37 @@ def errand(reference: str) -> ResponseReturnValue:
         submission=submission,
         action_form=FlaskForm(),
         State=SubmissionState,
+        resume_url=resume_url,
+        DocumentKind=DocumentKind,
+        printed=service.document(submission, DocumentKind.PRINTED),
+        receipt=service.document(submission, DocumentKind.RECEIPT),
+        is_lapsed=service.is_lapsed(submission),
     )
+
+
+def _post_action(reference: str) -> Submission:
+    submission = _own(reference)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    return submission
+
+
+@bp.post("/mina-arenden/<reference>/skriv-ut")
+@person_required
+def print_for_post(reference: str) -> ResponseReturnValue:
+    submission = _post_action(reference)
+    try:
+        pdf = documents.printable_form(submission, runtime().settings, _language())
+        service.print_for_post(db(), signed_in(), submission, pdf)
+    except IllegalTransition:
+        flash(_("Ärendet kan inte skrivas ut i sitt nuvarande läge."), "error")
+    else:
+        commit()
+        flash(
+            _("Skriv ut blanketten, låt firmatecknaren skriva under och skicka den till SPV."),
+            "success",
+        )
+    return redirect(url_for(".errand", reference=reference))
 
 
 @bp.post("/mina-arenden/<reference>/demo-signera")
@@ -81,9 +238,7 @@ def errand(reference: str) -> ResponseReturnValue:
 def demo_sign(reference: str) -> ResponseReturnValue:
     if not runtime().settings.demo_signing:
         abort(404)
-    submission = _own(reference)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
+    submission = _post_action(reference)
     try:
         service.sign_with_demo_signature(db(), signed_in(), submission)
     except IllegalTransition:
@@ -97,9 +252,7 @@ def demo_sign(reference: str) -> ResponseReturnValue:
 @bp.post("/mina-arenden/<reference>/aterkalla")
 @person_required
 def withdraw(reference: str) -> ResponseReturnValue:
-    submission = _own(reference)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
+    submission = _post_action(reference)
     try:
         service.withdraw(db(), signed_in(), submission)
     except IllegalTransition:
@@ -108,3 +261,39 @@ def withdraw(reference: str) -> ResponseReturnValue:
         commit()
         flash(_("Ärendet är återkallat."), "success")
     return redirect(url_for(".errand", reference=reference))
+
+
+def _pdf(content: bytes, filename: str) -> Response:
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+@bp.get("/mina-arenden/<reference>/blankett.pdf")
+@person_required
+def printed_pdf(reference: str) -> ResponseReturnValue:
+    doc = service.document(_own(reference), DocumentKind.PRINTED)
+    if doc is None:
+        abort(404)
+    return _pdf(doc.content, doc.filename)
+
+
+@bp.get("/mina-arenden/<reference>/kvittens.pdf")
+@person_required
+def receipt_pdf(reference: str) -> ResponseReturnValue:
+    doc = service.document(_own(reference), DocumentKind.RECEIPT)
+    if doc is None:
+        abort(404)
+    return _pdf(doc.content, doc.filename)
+
+
+@bp.get("/blanketter/anmalan.pdf", defaults={"kind": SubmissionKind.REGISTRATION})
+@bp.get("/blanketter/borttag.pdf", defaults={"kind": SubmissionKind.REMOVAL})
+def blank_form(kind: SubmissionKind) -> ResponseReturnValue:
+    """For people who cannot use the web form: no login needed."""
+    pdf = render_blank_form(kind, lang=_language(), key=runtime().settings.qr_key)
+    name = "anmalan" if kind is SubmissionKind.REGISTRATION else "borttag"
+    response = _pdf(pdf, f"{name}-behorig-bestallare.pdf")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response

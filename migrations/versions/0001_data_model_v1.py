@@ -200,6 +200,8 @@ def upgrade() -> None:
         sa.Column("updated_dt", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("received_dt", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decided_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("language", sa.String(length=2), nullable=False),
         sa.Column("failed_step", sa.String(length=32), nullable=True),
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.CheckConstraint(
@@ -557,6 +559,7 @@ def downgrade() -> None:
     with op.batch_alter_table("submission", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_submission_submitted_by_id"))
         batch_op.drop_index(batch_op.f("ix_submission_subject_personnummer"))
+        batch_op.drop_index("ix_submission_state_expires")
         batch_op.drop_index("ix_submission_state_received")
         batch_op.drop_index(batch_op.f("ix_submission_employer_id"))
 

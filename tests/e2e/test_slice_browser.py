@@ -44,6 +44,11 @@ def log_out(page: Page) -> None:
     expect(page.get_by_role("link", name="Logga in", exact=True)).to_be_visible()
 
 
+def choose(page: Page, label: str) -> None:
+    """Pick a radio button or checkbox by clicking its label, as a person does."""
+    page.locator("label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).click()
+
+
 def open_menu_item(page: Page, name: str) -> None:
     """A link in the main menu (the start page links to some of the same pages)."""
     menu = page.get_by_role("navigation", name="Huvudmeny")
@@ -77,26 +82,34 @@ def test_registration_is_approved_and_applied_through_the_browser(
     open_menu_item(page, "Anmäl behörig beställare")
     expect(page).to_have_url(re.compile(r"/anmalan-behorig-bestallare$"))
     page.get_by_label("Organisationsnummer").fill("202100-4920")
-    # "Firmatecknarens personnummer" also matches "Personnummer": look in the person's fieldset.
-    subject = page.get_by_role("group", name="Person som anmäls")
-    subject.get_by_label("Personnummer").fill("19850704-9859")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    expect(page.get_by_role("heading", name="Arbetsgivarkoder för Provverket")).to_be_visible()
+    choose(page, "Alla arbetsgivarens koder, även de som tillkommer")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    page.get_by_label("Personnummer").fill("19850704-9859")
     page.get_by_label("Förnamn").fill("Fredrik")
     page.get_by_label("Efternamn").fill("Falk")
-    page.get_by_label("E-postadress").fill("fredrik.falk@provverket.example")
-    page.get_by_label("Behörig beställare", exact=True).check()
-    page.get_by_label("Firmatecknarens namn").fill("Eva Ek")
-    page.get_by_label("Firmatecknarens personnummer").fill("195210039847")
-    page.get_by_role("button", name="Spara och granska").click()
+    page.get_by_label("Titel").fill("Personalchef")
+    page.get_by_label("E-postadress i arbetet").fill("fredrik.falk@provverket.example")
+    choose(page, "Behörig beställare")
+    # Save and come back later from "Mina ärenden": the draft is kept.
+    page.get_by_role("button", name="Spara och fortsätt senare").click()
+    expect(page.get_by_text("Utkastet är sparat.")).to_be_visible()
+    page.get_by_role("link", name=re.compile(r"^Fortsätt")).first.click()
+    page.get_by_label("Namn").fill("Eva Ek")
+    page.get_by_label("Personnummer").fill("195210039847")
+    page.get_by_label("Befattning").fill("Myndighetschef")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
 
-    expect(page.get_by_text("Anmälan är sparad. Granska den och skriv under.")).to_be_visible()
-    expect(status_badge(page)).to_have_text("Utkast")
+    expect(page.get_by_role("heading", name="Granska uppgifterna")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text("Fredrik Falk, 19850704-9859")
     reference = page.get_by_role("main").locator("p", has_text="Referens").locator("strong")
     reference_text = reference.inner_text().strip()
     assert REFERENCE.match(reference_text), reference_text
-    expect(page).to_have_url(re.compile(rf"/mina-arenden/{reference_text}$"))
 
     page.get_by_role("button", name="Skriv under och skicka in (demo)").click()
     expect(page.get_by_text("Anmälan är underskriven och inskickad till SPV.")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/mina-arenden/{reference_text}$"))
     expect(status_badge(page)).not_to_have_text("Utkast")
     log_out(page)
 
@@ -194,3 +207,40 @@ def test_handlaggning_needs_a_signed_in_caseworker(page: Page) -> None:
     response = page.goto("/handlaggning")
     assert response is not None
     assert response.status == 403
+
+
+def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
+    """Anna removes herself, names a replacement, prints the form and downloads the PDF."""
+    page.goto("/")
+    log_in(page, "Anna Andersson")
+    open_menu_item(page, "Ta bort behörig beställare")
+    page.get_by_label("Organisationsnummer").fill("202100-5489")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    choose(page, "Jag tar bort mig själv som behörig beställare")
+    page.get_by_label("Personnummer").fill("19811218-9876")
+    page.get_by_label("Förnamn").fill("Anna")
+    page.get_by_label("Efternamn").fill("Andersson")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    expect(page.get_by_role("note")).to_contain_text("ingen behörig beställare kvar")
+    choose(page, "Ja")
+    page.get_by_label("Personnummer").fill("19900101-9810")
+    page.get_by_label("Förnamn").fill("Bertil")
+    page.get_by_label("Efternamn").fill("Berg")
+    page.get_by_label("Titel").fill("Administrativ chef")
+    page.get_by_label("E-postadress i arbetet").fill("bertil.berg@testmyndighet.example")
+    choose(page, "Behörig beställare")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    expect(page.get_by_label("Namn")).to_have_value("Anna Andersson")
+    page.get_by_label("Befattning").fill("Personalchef")
+    page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    expect(page.get_by_role("main")).to_contain_text("Bertil Berg")
+
+    page.get_by_role("button", name="Skriv ut, skriv under och skicka in").click()
+    expect(status_badge(page)).to_have_text("Väntar på post")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Ladda ner blanketten (PDF)").evaluate(
+            "link => { link.setAttribute('download', ''); link.click(); }"
+        )
+    path = download_info.value.path()
+    assert path is not None
+    assert Path(path).read_bytes().startswith(b"%PDF")

@@ -1,6 +1,8 @@
-"""The registration form's server-side rules, with the message shown next to the field."""
+"""Each step's server-side rules, with the message shown next to the field, in Swedish."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -9,16 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.registrations.models import Submission
 from tests.conftest import DAVID, login
-from tests.support import REGISTRATION, csrf_token
+from tests.support import REGISTRATION, post_step, walk_registration
 
-
-def _submit(client: FlaskClient, **changes: str) -> tuple[int, str]:
-    page = client.get("/anmalan-behorig-bestallare").get_data(as_text=True)
-    response = client.post(
-        "/anmalan-behorig-bestallare",
-        data={**REGISTRATION, **changes, "csrf_token": csrf_token(page)},
-    )
-    return response.status_code, response.get_data(as_text=True)
+PERSON = {
+    k: REGISTRATION[k] for k in ("personnummer", "given_name", "family_name", "email", "role")
+} | {"title": "HR-chef", "phone": ""}
 
 
 @pytest.fixture
@@ -27,53 +24,109 @@ def david(client: FlaskClient, session: Session) -> FlaskClient:
     return client
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("orgnr", "202100-4921", "Ange ett giltigt organisationsnummer"),
-        ("orgnr", "551234-5674", "Ange ett giltigt organisationsnummer"),
-        ("orgnr", "556036-0793", "SPV känner inte till någon arbetsgivare"),
-        ("personnummer", "19850704-9858", "Ange ett giltigt personnummer"),
-        ("personnummer", "", "Ange personnummer."),
-        ("signatory_personnummer", "1952", "Ange ett giltigt personnummer"),
-        ("email", "inte-en-adress", "Ange en giltig e-postadress."),
-        ("role", "administrator", "Inte ett giltigt val"),
-        ("personnummer", "200001029834", "redan behörig beställare"),
-    ],
-)
-def test_invalid_input_is_refused_next_to_the_field(
-    david: FlaskClient, session: Session, field: str, value: str, message: str
-) -> None:
-    status, html = _submit(david, **{field: value})
-    assert status == 200
+def _draft_base(client: FlaskClient, orgnr: str = "202100-4920") -> str:
+    response = post_step(client, "/anmalan-behorig-bestallare", {"orgnr": orgnr})
+    assert response.status_code == 302
+    return response.headers["Location"].rsplit("/", 1)[0]
+
+
+def _refused(response: Any, message: str) -> None:
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html
     assert message in html
     assert 'aria-invalid="true"' in html
+
+
+@pytest.mark.parametrize(
+    ("orgnr", "message"),
+    [
+        ("202100-4921", "Ange ett giltigt organisationsnummer"),
+        ("551234-5674", "Ange ett giltigt organisationsnummer"),
+        ("811218-9876", "Ange ett giltigt organisationsnummer"),
+        ("556036-0793", "SPV känner inte till någon arbetsgivare med det organisationsnumret."),
+        ("", "Ange organisationsnummer."),
+    ],
+)
+def test_employer_step(david: FlaskClient, session: Session, orgnr: str, message: str) -> None:
+    _refused(post_step(david, "/anmalan-behorig-bestallare", {"orgnr": orgnr}), message)
     assert session.scalars(select(Submission).where(Submission.state == "draft")).all() == []
 
 
-@pytest.mark.parametrize("personnummer", ["850704-9859", "198507049859", "19850704-9859"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("personnummer", "19850704-9858", "Ange ett giltigt personnummer"),
+        ("personnummer", "", "Ange personnummer."),
+        ("email", "inte-en-adress", "Ange en giltig e-postadress"),
+        ("phone", "ring mig", "Ange ett telefonnummer med siffror."),
+        ("role", "administrator", "Inte ett giltigt val"),
+        ("personnummer", "200001029834", "Personen är redan behörig beställare"),
+    ],
+)
+def test_person_step(david: FlaskClient, field: str, value: str, message: str) -> None:
+    base = _draft_base(david)
+    post_step(david, f"{base}/arbetsgivarkoder", {"scope": "all"})
+    _refused(post_step(david, f"{base}/person", {**PERSON, field: value}), message)
+
+
+@pytest.mark.parametrize(
+    "personnummer", ["850704-9859", "198507049859", "19850704-9859", "8507049859"]
+)
 def test_ten_and_twelve_digit_forms_are_stored_alike(
     david: FlaskClient, session: Session, personnummer: str
 ) -> None:
-    status, _ = _submit(david, personnummer=personnummer)
-    assert status == 302
-    stored = (
-        session.scalars(select(Submission).where(Submission.state == "draft"))
-        .one()
-        .subject_personnummer
-    )
-    assert stored == "198507049859"
+    walk_registration(david, {"personnummer": personnummer})
+    stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    assert stored.subject_personnummer == "198507049859"
+    assert stored.form_data["personnummer"] == "198507049859"
 
 
-def test_samordningsnummer_is_accepted(david: FlaskClient, session: Session) -> None:
-    status, _ = _submit(david, personnummer="701063-9909", given_name="Johan")
-    assert status == 302
-
-
-def test_second_pending_errand_for_the_same_person_is_refused(
+def test_samordningsnummer_and_plus_separator_are_accepted(
     david: FlaskClient, session: Session
 ) -> None:
-    assert _submit(david)[0] == 302
-    status, html = _submit(david)
-    assert status == 200
-    assert "Det finns redan ett pågående ärende" in html
+    walk_registration(
+        david,
+        {
+            "personnummer": "701063-9909",
+            "given_name": "Johan",
+            "signatory_personnummer": "121212+1212",
+        },
+    )
+    stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    assert stored.subject_personnummer == "197010639909"
+    assert stored.form_data["signatory_personnummer"] == "191212121212"
+
+
+def test_chosen_codes_must_be_the_employers_own(david: FlaskClient) -> None:
+    base = _draft_base(david, "202100-5489")
+    _refused(
+        post_step(david, f"{base}/arbetsgivarkoder", {"scope": "chosen"}),
+        "Välj minst en arbetsgivarkod.",
+    )
+    _refused(
+        post_step(david, f"{base}/arbetsgivarkoder", {"scope": "chosen", "codes": "B2001"}),
+        "är inte ett giltigt val för detta fält.",
+    )
+
+
+def test_closed_codes_are_offered_and_marked(david: FlaskClient, session: Session) -> None:
+    base = _draft_base(david, "202100-5489")
+    page = david.get(f"{base}/arbetsgivarkoder").get_data(as_text=True)
+    assert "A1003 – Nedlagt kontor Söder (fakturor kvar) (avslutad)" in page
+    response = post_step(
+        david, f"{base}/arbetsgivarkoder", {"scope": "chosen", "codes": ["A1001", "A1003"]}
+    )
+    assert response.status_code == 302
+    draft = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    assert draft.form_data["employer_codes"] == ["A1001", "A1003"]
+    assert draft.form_data["all_codes"] is False
+
+
+def test_second_errand_for_the_same_person_is_refused(david: FlaskClient) -> None:
+    walk_registration(david)
+    base = _draft_base(david)
+    post_step(david, f"{base}/arbetsgivarkoder", {"scope": "all"})
+    _refused(
+        post_step(david, f"{base}/person", PERSON),
+        "Det finns redan ett pågående ärende för personen",
+    )

@@ -16,7 +16,7 @@ from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
 from app.registrations.models import CheckOutcome, Submission
 from tests.conftest import DAVID, INGRID, login
-from tests.support import RABBITMQ_URL, REDIS_URL, REGISTRATION, csrf_token, require_service
+from tests.support import RABBITMQ_URL, REDIS_URL, csrf_token, require_service, walk_registration
 from tests.support import wait_for as _wait_for
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -47,12 +47,7 @@ def _state(runtime: Runtime, reference: str) -> SubmissionState:
 def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
     """David (HR at Provverket) files a registration and signs it. Returns its reference."""
     login(client, session, DAVID)
-    page = client.get("/anmalan-behorig-bestallare").get_data(as_text=True)
-    response = client.post(
-        "/anmalan-behorig-bestallare", data={**REGISTRATION, "csrf_token": csrf_token(page)}
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)
-    reference = response.headers["Location"].rsplit("/", 1)[-1]
+    reference = walk_registration(client)
     assert re.fullmatch(r"BB-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
     errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
     assert "Utkast" in errand
@@ -110,6 +105,9 @@ def test_registration_flows_from_form_to_grant(
     ).all()
     assert actions == [
         "submission.created",
+        "submission.step_saved",  # the three steps after the employer
+        "submission.step_saved",
+        "submission.step_saved",
         "submission.request_signature",
         "submission.sign",
         "submission.receive",
@@ -131,4 +129,4 @@ def test_registration_flows_from_form_to_grant(
 def _all_messages_done(runtime: Runtime) -> bool:
     with runtime.session_factory() as s:
         rows = s.scalars(select(OutboxMessage)).all()
-        return len(rows) == 2 and all(r.done_dt is not None for r in rows)
+        return len(rows) == 3 and all(r.done_dt is not None for r in rows)

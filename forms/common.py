@@ -1,0 +1,90 @@
+"""Fields both form families share: the employer, a person with a role, the signatory."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, RadioField, StringField, TelField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Email, InputRequired, Length, Optional, Regexp
+
+from forms.validators import Orgnr, Personnummer
+
+NAME = [Length(max=100)]
+
+
+def role_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice("orderer", _l("Behörig beställare")),
+        SelectChoice("delegated_orderer", _l("Delegerad behörig beställare")),
+    ]
+
+
+class EmployerForm(FlaskForm):
+    orgnr = StringField(
+        _l("Organisationsnummer"),
+        description=_l("Arbetsgivarens organisationsnummer, till exempel 202100-5489."),
+        validators=[InputRequired(_l("Ange organisationsnummer.")), Orgnr()],
+    )
+
+
+class PersonFields(FlaskForm):
+    """The person registered as (delegated) orderer."""
+
+    personnummer = StringField(
+        _l("Personnummer"),
+        description=_l("Personnummer eller samordningsnummer, 12 siffror."),
+        validators=[InputRequired(_l("Ange personnummer.")), Personnummer()],
+    )
+    given_name = StringField(_l("Förnamn"), validators=[InputRequired(_l("Ange förnamn.")), *NAME])
+    family_name = StringField(
+        _l("Efternamn"), validators=[InputRequired(_l("Ange efternamn.")), *NAME]
+    )
+    title = StringField(
+        _l("Titel"),
+        description=_l("Till exempel personalchef eller ekonomichef."),
+        validators=[InputRequired(_l("Ange titel.")), *NAME],
+    )
+    email = EmailField(
+        _l("E-postadress i arbetet"),
+        description=_l("Hit skickar vi besked om behörigheter."),
+        validators=[
+            InputRequired(_l("Ange e-postadress.")),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
+    phone = TelField(
+        _l("Telefonnummer i arbetet"),
+        validators=[
+            Optional(),
+            Regexp(r"^\+?[0-9 ()-]{6,20}$", message=_l("Ange ett telefonnummer med siffror.")),
+        ],
+    )
+    role = RadioField(
+        _l("Roll"),
+        choices=role_choices(),
+        default="orderer",
+        description=_l(
+            "En delegerad behörig beställare sköter handhavandet i självbetjäningstjänsterna "
+            "åt den behöriga beställaren. Rollen som företrädare för arbetsgivaren går inte "
+            "att delegera."
+        ),
+        validators=[InputRequired(_l("Välj roll."))],
+    )
+
+
+class SignatoryForm(FlaskForm):
+    signatory_name = StringField(
+        _l("Namn"),
+        validators=[InputRequired(_l("Ange namnet på den som skriver under.")), Length(max=200)],
+    )
+    signatory_personnummer = StringField(
+        _l("Personnummer"),
+        validators=[InputRequired(_l("Ange personnummer.")), Personnummer()],
+    )
+    signatory_title = StringField(
+        _l("Befattning"),
+        description=_l("Till exempel generaldirektör, rektor eller styrelseledamot."),
+        validators=[InputRequired(_l("Ange befattning.")), *NAME],
+    )

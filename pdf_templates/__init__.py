@@ -1,0 +1,1 @@
+"""HTML and CSS (Jinja) for every generated PDF; rendered by app.documents."""
