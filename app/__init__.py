@@ -26,7 +26,7 @@ def select_locale() -> str:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    configure_logging(json_logs=not (settings.demo_login or settings.testing))
+    configure_logging(json_logs=not (settings.bankid_simulator or settings.testing))
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     web.init_app(app)
     for blueprint in (core_bp, eid_bp, registrations_bp, casework_bp, access_bp):
         app.register_blueprint(blueprint)
+    if settings.bankid_simulator:
+        from app.eid.simulator.views import bp as simulator_bp
+
+        app.register_blueprint(simulator_bp)
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

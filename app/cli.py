@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app.config import INSTANCE_DIR, Settings
+from app.documents.cli import verify_pdf_command
 from workflows.runtime import Runtime
 
 DEMO_URL = "http://127.0.0.1:5000"
@@ -29,6 +30,9 @@ def _create_app() -> Flask:
 @click.group(cls=FlaskGroup, create_app=_create_app)
 def main() -> None:
     """Behörighet – employers manage who may use SPV's self-service services."""
+
+
+main.add_command(verify_pdf_command)
 
 
 def _runtime() -> Runtime:
@@ -125,8 +129,7 @@ def demo_command(host: str, port: int) -> None:
     if not secret_file.exists():
         secret_file.write_text(os.urandom(32).hex())
     settings = Settings.from_env(
-        demo_login=True,
-        demo_signing=True,
+        bankid_simulator=True,
         secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()),
     )
     migrate_database(settings.database_url)

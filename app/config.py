@@ -36,12 +36,6 @@ class Settings:
     """Keys the MAC in every printed page's QR code; defaults to ``secret_key``. Keep it
     stable: forms printed under one key are checked with it when they come back by post."""
 
-    demo_login: bool = False
-    """Sign in by picking a seeded person. Only for the demo and tests."""
-
-    demo_signing: bool = False
-    """Sign submissions with a stand-in signature. Only for the demo and tests."""
-
     outbox_resend_after_s: float = 30.0
     """A message not acknowledged this long after it was last sent is sent again."""
 
@@ -51,7 +45,72 @@ class Settings:
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
+    session_absolute_hours: float = 10.0
+    """A session ends this long after login, used or not."""
+
+    bankid_collect_interval_s: float = 2.0
+    """How often a BankID order is collected at most (BankID asks for two seconds)."""
+
+    bankid_simulator: bool = False
+    """Serve the BankID simulator (RP API v6.0 under ``/bankid-simulator/rp/v6.0/`` and the
+    stand-in app page ``/bankid-simulator/app``). Only for the demo and tests."""
+
+    bankid_url: str = "http://127.0.0.1:5000/bankid-simulator/rp/v6.0/"
+    """Base URL of BankID's RP API v6.0: ``https://appapi2.bankid.com/rp/v6.0/`` in production,
+    ``https://appapi2.test.bankid.com/rp/v6.0/`` for BankID's test service; plain ``http`` is
+    accepted only on loopback (the simulator)."""
+
+    bankid_cert_file: str | None = None
+    """PEM client certificate (the RP certificate) for mutual TLS with BankID; needed for https."""
+
+    bankid_key_file: str | None = None
+    """PEM private key of ``bankid_cert_file`` (may be the same file)."""
+
+    bankid_ca_file: str | None = None
+    """PEM CA certificate(s) that BankID's server certificate must chain to; defaults to the
+    CA that pybankid ships for appapi2.bankid.com."""
+
+    bankid_trust_roots_file: str | None = None
+    """PEM root certificate(s) trusted for BankID signatures (the XML in ``completionData``).
+    Unset with the simulator on: the simulator's own root."""
+
+    bankid_simulator_dir: str | None = None
+    """Where the simulator keeps its CA chain and user certificates (default
+    ``<instance dir>/bankid-simulator``); keep it so earlier signatures stay verifiable."""
+
+    bankid_simulator_order_ttl_s: float = 180.0
+    """A simulator order not completed this long after it started fails with
+    ``expiredTransaction`` (BankID: 3 minutes)."""
+
     testing: bool = False
+
+    seal_pkcs12_file: str | None = None
+    """PKCS#12 file with the agency's seal certificate and key (and maybe its chain).
+    Alternatively :attr:`seal_cert_file` and :attr:`seal_key_file`. With neither, seals
+    are made with the test PKI in :attr:`test_pki_dir` (demo and tests only)."""
+
+    seal_cert_file: str | None = None
+    """The seal certificate (PEM or DER; further certificates in a PEM file join the chain)."""
+
+    seal_key_file: str | None = None
+    """The seal certificate's private key (PEM or DER, PKCS#8 or traditional)."""
+
+    seal_key_password: str | None = field(default=None, repr=False)
+    """Password of :attr:`seal_pkcs12_file` or of an encrypted :attr:`seal_key_file`."""
+
+    seal_chain_file: str | None = None
+    """Intermediate CA certificates of the seal certificate (PEM), embedded in every seal."""
+
+    seal_trust_roots_file: str | None = None
+    """Root certificates (PEM) a seal and its timestamp must chain to to be accepted.
+    Required with a seal from files; otherwise the test PKI's root."""
+
+    tsa_url: str | None = None
+    """URL of the RFC 3161 time-stamping authority. ``None``: the test PKI's TSA in the
+    process (demo and tests only; refused with a seal certificate from files)."""
+
+    test_pki_dir: str = field(default_factory=lambda: str(INSTANCE_DIR / "test-pki"))
+    """Where the test PKI (root, seal CA, seal certificate, TSA) is made once and kept."""
 
     @property
     def qr_key(self) -> bytes:
@@ -71,13 +130,38 @@ class Settings:
             values["secret_key"] = env["SECRET_KEY"]
         if "QR_SECRET" in env:
             values["qr_secret"] = env["QR_SECRET"]
-        values["demo_login"] = _flag("DEMO_LOGIN", False)
-        values["demo_signing"] = _flag("DEMO_SIGNING", False)
         if "OUTBOX_RESEND_AFTER_S" in env:
             values["outbox_resend_after_s"] = float(env["OUTBOX_RESEND_AFTER_S"])
         if "WORKER_THREADS" in env:
             values["worker_threads"] = int(env["WORKER_THREADS"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
+        if "SESSION_ABSOLUTE_HOURS" in env:
+            values["session_absolute_hours"] = float(env["SESSION_ABSOLUTE_HOURS"])
+        values["bankid_simulator"] = _flag("BANKID_SIMULATOR", False)
+        for name in (
+            "bankid_url",
+            "bankid_cert_file",
+            "bankid_key_file",
+            "bankid_ca_file",
+            "bankid_trust_roots_file",
+            "bankid_simulator_dir",
+        ):
+            if name.upper() in env:
+                values[name] = env[name.upper()]
+        if "BANKID_SIMULATOR_ORDER_TTL_S" in env:
+            values["bankid_simulator_order_ttl_s"] = float(env["BANKID_SIMULATOR_ORDER_TTL_S"])
+        for name in (
+            "seal_pkcs12_file",
+            "seal_cert_file",
+            "seal_key_file",
+            "seal_key_password",
+            "seal_chain_file",
+            "seal_trust_roots_file",
+            "tsa_url",
+            "test_pki_dir",
+        ):
+            if env.get(name.upper()):
+                values[name] = env[name.upper()]
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

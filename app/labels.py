@@ -99,6 +99,9 @@ PROBLEM_MESSAGES = {
     "self_removal_of_other": _l("När du tar bort dig själv ska du ange ditt eget personnummer."),
     "replacement_is_removed": _l("Den nya behöriga beställaren kan inte vara den som tas bort."),
     "not_an_orderer_role": _l("Välj behörig beställare eller delegerad behörig beställare."),
+    "invalid_signature": _l("Underskriften kunde inte kontrolleras. Försök igen."),
+    "wrong_document": _l("Underskriften gäller inte den här blanketten. Försök igen."),
+    "wrong_signer": _l("Blanketten ska skrivas under av den firmatecknare som anges i den."),
 }
 
 

@@ -10,6 +10,8 @@ from app.access.models import (
 )
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
+from app.eid.models import EidOrder
+from app.eid.simulator.models import SimulatorFault, SimulatorOrder
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import Submission, SubmissionDocument, VerificationCheck
 from app.staff.models import StaffMember
@@ -19,6 +21,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "EidOrder",
     "Employer",
     "EmployerCode",
     "OutboxMessage",
@@ -27,6 +30,8 @@ __all__ = [
     "RoleGrantCode",
     "ServicePermission",
     "SignatoryRegisterEntry",
+    "SimulatorFault",
+    "SimulatorOrder",
     "StaffMember",
     "Submission",
     "SubmissionDocument",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -16,6 +17,7 @@ from app.access.models import Person
 from app.core.agents import Agent, AgentKind
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
 from app.db import utcnow
+from app.eid.service import BankIdClient
 from app.staff.models import StaffMember
 from workflows.runtime import Runtime
 
@@ -37,15 +39,56 @@ def commit() -> None:
     db().commit()
 
 
+def bankid_client() -> BankIdClient:
+    """pybankid's client, pointed at BANKID_URL (the simulator in the demo); one per app."""
+    client = current_app.extensions.get("bankid_client")
+    if client is None:
+        from app.eid.bankid import in_process_transport, make_bankid_client
+
+        settings = runtime().settings
+        # The simulator is this app's own blueprint: reach it in-process, whatever the port,
+        # and without a single-threaded server waiting on itself.
+        transport = (
+            in_process_transport(current_app._get_current_object())  # type: ignore[attr-defined]
+            if settings.bankid_simulator
+            else None
+        )
+        client = make_bankid_client(settings, transport=transport)
+        current_app.extensions["bankid_client"] = client
+    return cast(BankIdClient, client)
+
+
+def collect_interval() -> timedelta:
+    return timedelta(seconds=runtime().settings.bankid_collect_interval_s)
+
+
 def sign_in(kind: AgentKind, agent_id: int) -> None:
     """A new session for the signed-in agent (the old one, and its CSRF token, are dropped)."""
     lang = session.get("lang")
     session.clear()
     session.permanent = True
+    now = utcnow().timestamp()
     session["agent"] = {"kind": kind.value, "id": agent_id}
-    session["login_dt"] = utcnow().isoformat()
+    session["login_ts"] = now
+    session["seen_ts"] = now
     if lang:
         session["lang"] = lang
+
+
+def _enforce_session_timeouts() -> None:
+    """End a session unused for the idle time, or older than the absolute limit."""
+    if "agent" not in session:
+        return
+    settings = runtime().settings
+    now = utcnow().timestamp()
+    idle = now - float(session.get("seen_ts", 0))
+    age = now - float(session.get("login_ts", 0))
+    if idle > settings.session_idle_minutes * 60 or age > settings.session_absolute_hours * 3600:
+        sign_out()
+        flash(_("Du har loggats ut eftersom sessionen tog slut. Logga in igen."), "info")
+        return
+    if now - float(session.get("seen_ts", 0)) > 30:  # don't rewrite the cookie every request
+        session["seen_ts"] = now
 
 
 def sign_out() -> None:
@@ -149,6 +192,8 @@ def init_app(app: Flask) -> None:
             "settings": runtime().settings,
             "get_locale": get_locale,
         }
+
+    app.before_request(_enforce_session_timeouts)
 
     @app.after_request
     def security_headers(response: Any) -> Any:

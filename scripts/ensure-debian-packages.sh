@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the product and its tests need, when they are missing.
 set -eu
-PACKAGES="chromium libharfbuzz-subset0 poppler-utils qpdf fonts-dejavu-core"
+PACKAGES="chromium libharfbuzz-subset0 poppler-utils qpdf fonts-dejavu-core libnss3-tools"
 missing=""
 for pkg in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

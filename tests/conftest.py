@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -66,8 +67,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "broker_url": "stub://",
         "secret_key": "test-secret",
-        "demo_login": True,
-        "demo_signing": True,
+        "bankid_simulator": True,
+        "bankid_collect_interval_s": 0.0,
         "testing": True,
         "outbox_resend_after_s": 30.0,
     }
@@ -81,9 +82,32 @@ def broker_url() -> str:
     return "stub://"
 
 
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The BankID simulator's CA and the agency's test seal PKI, made once per run."""
+    return tmp_path_factory.mktemp("pki")
+
+
+def attach_bankid_client(app: Flask) -> None:
+    """pybankid's real client, talking to the app's own simulator in-process (no port)."""
+    from app.eid.bankid import in_process_transport, make_bankid_client
+
+    app.extensions["bankid_client"] = make_bankid_client(
+        app.extensions["behorighet"].settings, transport=in_process_transport(app)
+    )
+
+
 @pytest.fixture
-def app(database_url: str, broker_url: str) -> Iterator[Flask]:
-    app = create_app(make_settings(database_url, broker_url=broker_url))
+def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
+    app = create_app(
+        make_settings(
+            database_url,
+            broker_url=broker_url,
+            bankid_simulator_dir=str(pki_dir / "bankid"),
+            test_pki_dir=str(pki_dir / "seal"),
+        )
+    )
+    attach_bankid_client(app)
     runtime: Runtime = app.extensions["behorighet"]
     reset_database(runtime)
     if hasattr(runtime.broker, "flush_all"):
@@ -127,19 +151,34 @@ def staff_id(session: Session, personnummer: str) -> int:
     ).one()
 
 
+def approve_in_simulator(app: Flask, personnummer: str) -> None:
+    """What the person does in the BankID app: open the newest order, pick their BankID and
+    approve it (in the simulator that stands in for BankID here)."""
+    from app.eid.models import EidOrder
+    from app.eid.simulator import protocol as simulator
+    from app.eid.simulator.pki import get_pki, pki_directory
+
+    runtime: Runtime = app.extensions["behorighet"]
+    settings = runtime.settings
+    with runtime.unit_of_work() as s:
+        order_ref = s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
+        assert order_ref, "no BankID order was started"
+        simulator.open_order(s, order_ref, simulator.SimulatorConfig.from_settings(settings))
+        simulator.approve(
+            s, order_ref, get_pki(pki_directory(settings)), simulator.identity_for(s, personnummer)
+        )
+
+
 def login(client: FlaskClient, session: Session, personnummer: str, staff: bool = False) -> None:
-    """Sign in through the demo sign-in page, CSRF token and all."""
+    """Sign in with (simulated) BankID through the login pages, CSRF token and all."""
     page = client.get("/logga-in").get_data(as_text=True)
-    agent_id = staff_id(session, personnummer) if staff else person_id(session, personnummer)
-    response = client.post(
-        "/logga-in",
-        data={
-            "csrf_token": csrf_token(page),
-            "kind": "staff" if staff else "person",
-            "id": str(agent_id),
-        },
-    )
+    started = client.post("/logga-in", data={"csrf_token": csrf_token(page), "device": "other"})
+    assert started.status_code == 302, started.get_data(as_text=True)
+    approve_in_simulator(client.application, personnummer)
+    response = client.get("/logga-in/bankid")
     assert response.status_code == 302, response.get_data(as_text=True)
+    with client.session_transaction() as browser:
+        assert browser["agent"]["kind"] == ("staff" if staff else "person")
 
 
 DAVID = "200001029834"  # HR at Provverket, its orderer
@@ -147,3 +186,17 @@ ANNA = "198112189876"  # orderer at Statens testmyndighet
 INGRID = "196211289894"  # caseworker
 JOHAN = "197010639909"  # caseworker (samordningsnummer)
 KARIN = "199104239919"  # intake clerk
+
+
+def sign_with_bankid(client: FlaskClient, reference: str, signatory: str = "195210039847") -> None:
+    """The signatory signs the reviewed form with (simulated) BankID, through the pages."""
+    review = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    started = client.post(
+        f"/mina-arenden/{reference}/signera",
+        data={"csrf_token": csrf_token(review), "device": "other"},
+    )
+    assert started.status_code == 302, started.get_data(as_text=True)
+    approve_in_simulator(client.application, signatory)
+    finished = client.get(f"/mina-arenden/{reference}/signera")
+    assert finished.status_code == 302
+    assert finished.headers["Location"] == f"/mina-arenden/{reference}", finished.headers

@@ -106,6 +106,24 @@ class WebSession:
         with self.opener.open(self.base_url + path, timeout=10) as response:
             return str(response.read().decode())
 
+    def login_with_simulated_bankid(self, personnummer: str, newest_order_ref: Any) -> None:
+        """Log in at the server's /logga-in and approve in its BankID simulator app page."""
+        self.post("/logga-in", {"device": "other"}, "/logga-in")
+        order_ref = newest_order_ref()
+        self.post(
+            "/bankid-simulator/app",
+            {"order_ref": order_ref, "action": "open"},
+            "/bankid-simulator/app",
+        )
+        self.post(
+            "/bankid-simulator/app",
+            {"order_ref": order_ref, "action": "approve", "identity": personnummer},
+            "/bankid-simulator/app",
+        )
+        # Like the page's script: poll until the order is collected (every 2 s at most).
+        wait_for(lambda: "Du är inloggad." in self.get("/logga-in/bankid"), timeout=10,
+                 interval=0.5, message="the BankID login to complete")
+
     def post(self, path: str, data: dict[str, str], token_from: str) -> str:
         import urllib.parse
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.documents.pki import seal_material
 from app.documents.render import CodeLine, DocumentData, render_form_pdf, render_receipt
+from app.eid.bankid import bankid_trust_roots
 from app.registrations.models import DocumentKind, Submission
 from app.registrations.service import attach_document, document
+from app.registrations.signing import SealContext
 
 
 def document_data(submission: Submission) -> DocumentData:
@@ -27,6 +30,18 @@ def printable_form(submission: Submission, settings: Settings, language: str) ->
     return render_form_pdf(
         document_data(submission), lang=language, key=settings.qr_key, for_print=True
     )
+
+
+def signable_form(submission: Submission, settings: Settings) -> bytes:
+    """The exact PDF the signatory signs with BankID (no signature lines)."""
+    return render_form_pdf(
+        document_data(submission), lang=submission.language, key=settings.qr_key, for_print=False
+    )
+
+
+def seal_context(settings: Settings) -> SealContext:
+    """What finishing a BankID signature needs; loaded once per process."""
+    return SealContext(trust_roots=bankid_trust_roots(settings), material=seal_material(settings))
 
 
 def issue_receipt(session: Session, submission: Submission) -> bool:

@@ -388,16 +388,6 @@ def print_for_post(
     )
 
 
-def sign_with_demo_signature(session: Session, agent: Agent, submission: Submission) -> None:
-    """Demo and tests only: stands in for the BankID signature until e-ID signing exists."""
-    _require_complete(submission, Action.REQUEST_SIGNATURE)
-    transition(session, submission, Action.REQUEST_SIGNATURE, agent)
-    submission.channel = Channel.E_SIGN
-    signer = Agent.system("demo_signing")
-    transition(session, submission, Action.SIGN, signer, data={"method": "demo"})
-    transition(session, submission, Action.RECEIVE, signer)
-
-
 def withdraw(session: Session, agent: Agent, submission: Submission) -> None:
     transition(session, submission, Action.WITHDRAW, agent)
 

@@ -7,9 +7,11 @@ from flask import (
     Response,
     abort,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -18,11 +20,15 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from app.documents.render import render_blank_form
+from app.eid import service as eid
+from app.eid.messages import error_message, user_message
+from app.eid.models import EidOrder, OrderPurpose, OrderStatus
+from app.eid.views import end_user_ip, qr_svg, status_json
 from app.labels import problem_message
-from app.registrations import documents, service
+from app.registrations import documents, service, signing
 from app.registrations.models import DocumentKind, Submission, SubmissionKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
-from app.web import commit, db, person_required, runtime, signed_in
+from app.web import bankid_client, collect_interval, commit, db, person_required, runtime, signed_in
 from forms.common import EmployerForm
 from workflows.states import IllegalTransition, SubmissionState
 
@@ -204,6 +210,7 @@ def errand(reference: str) -> ResponseReturnValue:
         DocumentKind=DocumentKind,
         printed=service.document(submission, DocumentKind.PRINTED),
         receipt=service.document(submission, DocumentKind.RECEIPT),
+        signed=service.document(submission, DocumentKind.SIGNED),
         is_lapsed=service.is_lapsed(submission),
     )
 
@@ -233,20 +240,117 @@ def print_for_post(reference: str) -> ResponseReturnValue:
     return redirect(url_for(".errand", reference=reference))
 
 
-@bp.post("/mina-arenden/<reference>/demo-signera")
+SIGN_KEY = "eid_sign"
+
+
+@bp.post("/mina-arenden/<reference>/signera")
 @person_required
-def demo_sign(reference: str) -> ResponseReturnValue:
-    if not runtime().settings.demo_signing:
-        abort(404)
+def start_signing(reference: str) -> ResponseReturnValue:
+    """Sign with BankID: the signatory named in the form signs the exact PDF."""
     submission = _post_action(reference)
+    binding_value, binding = eid.new_binding()
     try:
-        service.sign_with_demo_signature(db(), signed_in(), submission)
+        pdf = documents.signable_form(submission, runtime().settings)
+        order = signing.start(
+            db(), signed_in(), bankid_client(), submission, pdf, end_user_ip(), binding
+        )
     except IllegalTransition:
         flash(_("Ärendet kan inte skrivas under i sitt nuvarande läge."), "error")
-    else:
+        return redirect(url_for(".errand", reference=reference))
+    except eid.EidError as exc:
+        flash(error_message(exc.code), "error")
+        return redirect(resume_url(submission))
+    commit()
+    session[SIGN_KEY] = {
+        "order": order.id,
+        "binding": binding_value,
+        "reference": reference,
+        "same_device": request.form.get("device") == "this",
+    }
+    return redirect(url_for(".signing_page", reference=reference))
+
+
+def _sign_order(reference: str) -> EidOrder | None:
+    state = session.get(SIGN_KEY) or {}
+    if state.get("reference") != reference:
+        return None
+    return eid.find_order(db(), state.get("order"), state.get("binding"), OrderPurpose.SIGN)
+
+
+def _poll_signing(reference: str) -> tuple[Submission, EidOrder | None, eid.OrderState | None]:
+    """Poll the sign order; finish (seal) or fall back to the draft when it ends."""
+    submission = _own(reference)
+    order = _sign_order(reference)
+    if order is None or submission.state is not SubmissionState.AWAITING_SIGNATURE:
+        return submission, None, None
+    state = eid.poll(db(), bankid_client(), order, collect_interval())
+    if state.status is OrderStatus.COMPLETE:
+        try:
+            signing.finish(db(), order, submission, documents.seal_context(runtime().settings))
+        except signing.SignatureRejected as rejected:
+            commit()
+            flash(problem_message(rejected.code), "error")
+            return submission, order, state
         commit()
+        session.pop(SIGN_KEY, None)
         flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
-    return redirect(url_for(".errand", reference=reference))
+    elif state.status is OrderStatus.FAILED:
+        signing.abandon(db(), signed_in(), bankid_client(), submission, None)
+    commit()
+    return submission, order, state
+
+
+def _signing_done_url(submission: Submission) -> str | None:
+    if submission.state is SubmissionState.AWAITING_SIGNATURE:
+        return None
+    return url_for(".errand", reference=submission.reference)
+
+
+@bp.get("/mina-arenden/<reference>/signera")
+@person_required
+def signing_page(reference: str) -> ResponseReturnValue:
+    submission, order, state = _poll_signing(reference)
+    if order is None or state is None or (state.status is OrderStatus.COMPLETE):
+        return redirect(url_for(".errand", reference=reference))
+    same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
+    return render_template(
+        "eid/pending.html",
+        heading=_("Skriv under med BankID"),
+        state=state,
+        order=order,
+        same_device=same_device,
+        form=FlaskForm(),
+        message=user_message(state.status, state.hint_code, same_device),
+        qr_svg=qr_svg(state.qr_content) if state.qr_content else None,
+        autostart_url=f"bankid:///?autostarttoken={order.auto_start_token}&redirect=null",
+        simulator=runtime().settings.bankid_simulator,
+        status_url=url_for(".signing_status", reference=reference),
+        cancel_url=url_for(".cancel_signing", reference=reference),
+        retry_url=resume_url(submission)
+        if submission.state is SubmissionState.DRAFT
+        else url_for(".errand", reference=reference),
+    )
+
+
+@bp.post("/mina-arenden/<reference>/signera/status")
+@person_required
+def signing_status(reference: str) -> ResponseReturnValue:
+    submission, order, state = _poll_signing(reference)
+    if order is None or state is None:
+        return jsonify(status="failed", done=url_for(".errand", reference=reference)), 404
+    same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
+    return status_json(order, state, _signing_done_url(submission), same_device)
+
+
+@bp.post("/mina-arenden/<reference>/signera/avbryt")
+@person_required
+def cancel_signing(reference: str) -> ResponseReturnValue:
+    submission = _post_action(reference)
+    signing.abandon(db(), signed_in(), bankid_client(), submission, _sign_order(reference))
+    commit()
+    session.pop(SIGN_KEY, None)
+    flash(_("Underskriften är avbruten. Ärendet är kvar som utkast."), "info")
+    return redirect(resume_url(submission))
 
 
 @bp.post("/mina-arenden/<reference>/aterkalla")
@@ -269,19 +373,19 @@ def _pdf(content: bytes, filename: str) -> Response:
     return response
 
 
-@bp.get("/mina-arenden/<reference>/blankett.pdf")
-@person_required
-def printed_pdf(reference: str) -> ResponseReturnValue:
-    doc = service.document(_own(reference), DocumentKind.PRINTED)
-    if doc is None:
-        abort(404)
-    return _pdf(doc.content, doc.filename)
+DOWNLOADS = {
+    "blankett": DocumentKind.PRINTED,
+    "kvittens": DocumentKind.RECEIPT,
+    "underskriven": DocumentKind.SIGNED,
+}
 
 
-@bp.get("/mina-arenden/<reference>/kvittens.pdf")
+@bp.get("/mina-arenden/<reference>/<name>.pdf")
 @person_required
-def receipt_pdf(reference: str) -> ResponseReturnValue:
-    doc = service.document(_own(reference), DocumentKind.RECEIPT)
+def document_pdf(reference: str, name: str) -> ResponseReturnValue:
+    """The printed form, the receipt, or the signed and sealed form."""
+    kind = DOWNLOADS.get(name)
+    doc = service.document(_own(reference), kind) if kind else None
     if doc is None:
         abort(404)
     return _pdf(doc.content, doc.filename)

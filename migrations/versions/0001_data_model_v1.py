@@ -489,6 +489,57 @@ def upgrade() -> None:
             "role_grant_id", "employer_code_id", name=op.f("pk_role_grant_code")
         ),
     )
+    op.create_table(
+        "eid_order",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "purpose",
+            sa.Enum(
+                "login",
+                "sign",
+                name="order_purpose",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("order_ref", sa.String(length=64), nullable=False),
+        sa.Column("auto_start_token", sa.String(length=64), nullable=False),
+        sa.Column("qr_start_token", sa.String(length=64), nullable=False),
+        sa.Column("qr_start_secret", sa.String(length=64), nullable=False),
+        sa.Column("browser_binding", sa.String(length=64), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "complete",
+                "failed",
+                "used",
+                name="order_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("hint_code", sa.String(length=64), nullable=True),
+        sa.Column("started_dt", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_collect_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("submission_id", sa.Integer(), nullable=True),
+        sa.Column("document", sa.LargeBinary(), nullable=True),
+        sa.Column("document_sha256", sa.String(length=64), nullable=True),
+        sa.Column("completion", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["submission_id"], ["submission.id"], name=op.f("fk_eid_order_submission_id_submission")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_eid_order")),
+        sa.UniqueConstraint("order_ref", name=op.f("uq_eid_order_order_ref")),
+    )
+    with op.batch_alter_table("eid_order", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_eid_order_submission_id"), ["submission_id"], unique=False
+        )
     op.execute(f"INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, '{'0' * 64}')")
     _make_audit_append_only()
 
@@ -520,6 +571,7 @@ def _make_audit_append_only() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("eid_order")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_event_append_only ON audit_event")
         op.execute("DROP FUNCTION audit_event_append_only()")

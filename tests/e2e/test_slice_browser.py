@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,12 +33,48 @@ CHECKS = (
 OUTCOMES = ("Utan anmärkning", "Behöver granskas", "Underkänd")
 
 
+PEOPLE = {
+    "David Dahl": "200001029834",
+    "Ingrid Handläggare": "196211289894",
+    "Fredrik Falk": "198507049859",
+    "Anna Andersson": "198112189876",
+    "Eva Ek": "195210039847",
+}
+
+
+def bankid_app(page: Page, name: str, button: str) -> None:
+    """The person's BankID app (the simulator's page, in another tab): open the order, pick
+    the BankID and press ``button`` ("Legitimera" or "Skriv under")."""
+    app = page.context.new_page()
+    app.goto("/bankid-simulator/app")
+    app.get_by_role("button", name="Öppna i BankID").first.click()
+    expect(app.get_by_text("Beställningen är öppnad")).to_be_visible()
+    app.get_by_label("Legitimation").first.select_option(PEOPLE[name])
+    app.get_by_role("button", name=button, exact=True).first.click()
+    # Close the tab only once its form post has landed (closing mid-navigation can hang).
+    expect(app.get_by_text("Klart: beställningen är slutförd.")).to_be_visible()
+    app.wait_for_load_state()
+    app.close()
+
+
+def download(page: Page, link_name: str) -> bytes:
+    """What the link gives the signed-in person (the browser's own cookies)."""
+    href = page.get_by_role("link", name=link_name).get_attribute("href")
+    assert href
+    response = page.request.get(href)
+    assert response.ok and response.headers["content-type"] == "application/pdf"
+    return response.body()
+
+
 def log_in(page: Page, name: str) -> None:
-    """From any page: the header's "Logga in", then the demo sign-in's button for ``name``."""
+    """From any page: "Logga in", Mobilt BankID, and the person approves in the BankID app."""
     page.get_by_role("link", name="Logga in", exact=True).click()
     expect(page.get_by_role("heading", name="Logga in", level=1)).to_be_visible()
-    page.get_by_role("button", name=name, exact=True).click()
-    expect(page.get_by_text(f"Inloggad som {name}")).to_be_visible()
+    page.get_by_role("button", name="Mobilt BankID på annan enhet").click()
+    expect(page.get_by_role("img", name="QR-kod för BankID")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Starta BankID-appen")
+    bankid_app(page, name, "Legitimera")
+    expect(page.get_by_text(f"Inloggad som {name}")).to_be_visible(timeout=10_000)
 
 
 def log_out(page: Page) -> None:
@@ -107,8 +146,27 @@ def test_registration_is_approved_and_applied_through_the_browser(
     reference_text = reference.inner_text().strip()
     assert REFERENCE.match(reference_text), reference_text
 
-    page.get_by_role("button", name="Skriv under och skicka in (demo)").click()
-    expect(page.get_by_text("Anmälan är underskriven och inskickad till SPV.")).to_be_visible()
+    page.get_by_role("button", name="Skriv under med Mobilt BankID").click()
+    expect(page.get_by_role("heading", name="Skriv under med BankID")).to_be_visible()
+    bankid_app(page, "Eva Ek", "Skriv under")
+    expect(page.get_by_text("Anmälan är underskriven och inskickad till SPV.")).to_be_visible(
+        timeout=10_000
+    )
+    sealed = download(page, "Ladda ner den underskrivna och förseglade blanketten (PDF)")
+    sealed_path = str(RESULTS_DIR / "sealed.pdf")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    Path(sealed_path).write_bytes(sealed)
+    # The product's own validator, as an operator runs it, on the file the person got.
+    verified = subprocess.run(
+        [str(Path(sys.executable).with_name("behorighet")), "verify-pdf", sealed_path],
+        env={**os.environ, "TEST_PKI_DIR": runtime.settings.test_pki_dir},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "Accepted" in verified.stdout
     expect(page).to_have_url(re.compile(rf"/mina-arenden/{reference_text}$"))
     expect(status_badge(page)).not_to_have_text("Utkast")
     log_out(page)
@@ -199,10 +257,13 @@ def test_handlaggning_needs_a_signed_in_caseworker(page: Page) -> None:
     expect(page.get_by_role("heading", name="Logga in", level=1)).to_be_visible()
     expect(page.get_by_text("Logga in med e-legitimation för att fortsätta.")).to_be_visible()
 
-    # A person at an employer is signed in (and sent back to the page), but is not let in.
-    with page.expect_response(re.compile(r"/handlaggning\??$")) as sent_back:
-        page.get_by_role("button", name="David Dahl", exact=True).click()
+    # A person at an employer logs in (and is sent back to the page), but is not let in.
+    page.get_by_role("button", name="Mobilt BankID på annan enhet").click()
+    with page.expect_response(re.compile(r"/handlaggning$"), timeout=15_000) as sent_back:
+        bankid_app(page, "David Dahl", "Legitimera")
     assert sent_back.value.status == 403
+    page.wait_for_url(re.compile(r"/handlaggning$"))
+    page.wait_for_load_state()
 
     response = page.goto("/handlaggning")
     assert response is not None
@@ -237,10 +298,4 @@ def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
 
     page.get_by_role("button", name="Skriv ut, skriv under och skicka in").click()
     expect(status_badge(page)).to_have_text("Väntar på post")
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="Ladda ner blanketten (PDF)").evaluate(
-            "link => { link.setAttribute('download', ''); link.click(); }"
-        )
-    path = download_info.value.path()
-    assert path is not None
-    assert Path(path).read_bytes().startswith(b"%PDF")
+    assert download(page, "Ladda ner blanketten (PDF)").startswith(b"%PDF")

@@ -69,14 +69,31 @@ def test_login_renews_the_session(client: FlaskClient, session: Session) -> None
         assert after["agent"]["kind"] == "person"
 
 
-def test_demo_sign_in_is_off_outside_demo(database_url: str) -> None:
-    app: Flask = __import__("app").create_app(
-        make_settings(database_url, demo_login=False, demo_signing=False)
-    )
+def test_bankid_simulator_exists_only_when_configured(database_url: str) -> None:
+    app: Flask = __import__("app").create_app(make_settings(database_url, bankid_simulator=False))
     client = app.test_client()
-    assert client.get("/logga-in").status_code == 503
-    assert client.post("/logga-in", data={"kind": "staff", "id": "1"}).status_code in (400, 404)
+    assert client.get("/bankid-simulator/app").status_code == 404
+    assert client.post("/bankid-simulator/rp/v6.0/auth", json={}).status_code == 404
+    page = client.get("/logga-in").get_data(as_text=True)
+    assert "BankID" in page
     app.extensions["behorighet"].engine.dispose()
+
+
+def test_session_ends_after_idle_time(client: FlaskClient, session: Session) -> None:
+    login(client, session, DAVID)
+    with client.session_transaction() as browser:
+        browser["seen_ts"] = browser["seen_ts"] - 31 * 60
+    response = client.get("/mina-arenden")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/logga-in")
+
+
+def test_session_ends_after_absolute_time_even_if_used(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, DAVID)
+    with client.session_transaction() as browser:
+        browser["login_ts"] = browser["login_ts"] - 11 * 3600
+    assert client.get("/mina-arenden").status_code == 302
 
 
 def test_caseworker_sees_errands_but_cannot_decide_twice(

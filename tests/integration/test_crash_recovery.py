@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 
 from app.access.models import RoleGrant
 from app.audit.service import verify_chain
-from app.registrations import service as registrations
 from app.registrations.models import Submission
-from tests.conftest import DAVID, INGRID, TEST_DATABASE_URL, person_id, staff_id
+from tests.conftest import INGRID, TEST_DATABASE_URL, staff_id
+from tests.factories import received_by_esignature, registration_draft
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
     REDIS_URL,
-    REGISTRATION,
     WebSession,
     free_port,
     require_service,
@@ -41,20 +40,10 @@ PROVVERKET = "2021004920"
 
 def _submission_in_review(runtime: Runtime) -> Submission:
     """David's registration, signed and verified, waiting for a caseworker."""
-    from app.core.agents import Agent, AgentKind
-    from app.core.ids import normalise_orgnr, normalise_personnummer
+    from app.core.agents import Agent
 
     with runtime.unit_of_work() as session:
-        david = Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID)
-        data = registrations.RegistrationData(
-            **{
-                **REGISTRATION,
-                "orgnr": normalise_orgnr(REGISTRATION["orgnr"]),
-                "personnummer": normalise_personnummer(REGISTRATION["personnummer"]),
-            }
-        )
-        submission = registrations.create_registration(session, david, data)
-        registrations.sign_with_demo_signature(session, david, submission)
+        submission = received_by_esignature(session, registration_draft(session))
         pipeline.verify(session, submission.id, Agent.system("test"))
     return submission
 
@@ -144,7 +133,7 @@ def test_demo_killed_while_applying_loses_nothing(
     web = WebSession(f"http://127.0.0.1:{port}")
     wait_for(lambda: _healthy(web), timeout=30, message="the demo to serve")
 
-    web.post("/logga-in", {"kind": "staff", "id": str(staff_id(session, INGRID))}, "/logga-in")
+    web.login_with_simulated_bankid(INGRID, lambda: _newest_order_ref(session))
     with EmployerLock() as lock:
         web.post(
             f"/handlaggning/{submission.reference}/godkann",
@@ -208,6 +197,15 @@ def test_worker_killed_while_applying_loses_nothing(
         message="the restarted worker to finish the apply step",
     )
     assert _grants(session, submission.id) == 1
+
+
+def _newest_order_ref(session: Session) -> str:
+    from app.eid.models import EidOrder
+
+    session.expire_all()
+    ref = session.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
+    assert ref is not None
+    return ref
 
 
 def _healthy(web: WebSession) -> bool:

@@ -17,7 +17,7 @@ from app.db import utcnow
 from app.documents.scan import decode_pdf_pages
 from app.registrations.models import Channel, DocumentKind, Submission
 from app.registrations.service import expire_lapsed
-from tests.conftest import ANNA, DAVID, INGRID, login, person_id, staff_id
+from tests.conftest import ANNA, DAVID, INGRID, login, person_id, sign_with_bankid, staff_id
 from tests.support import csrf_token, post_step, wait_for, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
@@ -88,8 +88,7 @@ def test_receipt_is_issued_when_received(
 ) -> None:
     login(client, session, DAVID)
     reference = walk_registration(client)
-    errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
-    client.post(f"/mina-arenden/{reference}/demo-signera", data={"csrf_token": csrf_token(errand)})
+    sign_with_bankid(client, reference)
     wait_for(
         lambda: any(
             d.kind is DocumentKind.RECEIPT for d in _submission(session, reference).documents
@@ -131,7 +130,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
     review = client.get(f"{base}/granska").get_data(True)
     assert "Bertil Berg" in review and "ingen behörig beställare kvar" not in review
     reference = base.rsplit("/", 1)[-1]
-    client.post(f"/mina-arenden/{reference}/demo-signera", data={"csrf_token": csrf_token(review)})
+    sign_with_bankid(client, reference, ANNA)
 
     submission = _submission(session, reference)
     system = Agent.system("test")

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from app.access.models import RoleGrant
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
-from app.registrations import service as registrations
 from app.registrations.models import (
     Channel,
     CheckOutcome,
@@ -21,8 +20,9 @@ from app.registrations.models import (
     SubmissionKind,
     VerificationCheck,
 )
-from tests.conftest import DAVID, INGRID, login, person_id, staff_id
-from tests.support import REGISTRATION, wait_for
+from tests.conftest import INGRID, login, staff_id
+from tests.factories import received_by_esignature, registration_draft
+from tests.support import wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -33,19 +33,7 @@ SYSTEM = Agent.system("test")
 
 def _received(session: Session, **changes: Any) -> Submission:
     """A signed registration from David, received and waiting for verification."""
-    david = Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID)
-    fields = {
-        **REGISTRATION,
-        "orgnr": "2021004920",
-        "personnummer": "198507049859",
-        "signatory_personnummer": "195210039847",
-        **changes,
-    }
-    submission = registrations.create_registration(
-        session, david, registrations.RegistrationData(**fields)
-    )
-    registrations.sign_with_demo_signature(session, david, submission)
-    return submission
+    return received_by_esignature(session, registration_draft(session, **changes))
 
 
 def _outcomes(session: Session, submission: Submission) -> dict[str, tuple[CheckOutcome, list]]:

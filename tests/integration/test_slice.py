@@ -15,7 +15,7 @@ from app.access.models import Role, RoleGrant
 from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
 from app.registrations.models import CheckOutcome, Submission
-from tests.conftest import DAVID, INGRID, login
+from tests.conftest import DAVID, INGRID, login, sign_with_bankid
 from tests.support import RABBITMQ_URL, REDIS_URL, csrf_token, require_service, walk_registration
 from tests.support import wait_for as _wait_for
 from workflows.outbox import OutboxMessage
@@ -51,10 +51,7 @@ def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
     assert re.fullmatch(r"BB-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
     errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
     assert "Utkast" in errand
-    signed = client.post(
-        f"/mina-arenden/{reference}/demo-signera", data={"csrf_token": csrf_token(errand)}
-    )
-    assert signed.status_code == 302
+    sign_with_bankid(client, reference)
     return reference
 
 

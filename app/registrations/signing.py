@@ -1,0 +1,233 @@
+"""Electronic signing of a submission with BankID, then the agency's seal.
+
+The sign order shows a readable summary, carries the SHA-256 of the exact PDF, and
+only the signatory named in the form can complete it. On completion the BankID
+signature is checked to cover that hash and to be the signatory's, and the PDF is
+sealed (PAdES with a timestamp) with the BankID evidence embedded.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from cryptography import x509
+from sqlalchemy.orm import Session
+
+from app.core.agents import Agent
+from app.core.ids import format_orgnr, format_personnummer
+from app.documents.pki import SealMaterial
+from app.documents.seal import Evidence, seal_pdf
+from app.eid import service as eid
+from app.eid.evidence import (
+    CertificateStatus,
+    InvalidBankIdSignature,
+    InvalidOcspResponse,
+    check_ocsp_response,
+    verify_bankid_signature,
+)
+from app.eid.models import EidOrder, OrderStatus
+from app.registrations.models import Channel, DocumentKind, Submission, SubmissionKind
+from app.registrations.service import _require_complete, attach_document
+from workflows.state_machine import transition
+from workflows.states import Action, SubmissionState
+
+TEXTS = {
+    "sv": {
+        SubmissionKind.REGISTRATION: "Anmälan – behörig beställare",
+        SubmissionKind.REMOVAL: "Ta bort behörig beställare",
+        "employer": "Arbetsgivare",
+        "person": "Person",
+        "action": "Åtgärd",
+        "register": "registreras som behörig beställare",
+        "register_delegated": "registreras som delegerad behörig beställare",
+        "remove": "tas bort som behörig beställare",
+        "replacement": "Ny behörig beställare",
+        "reference": "Referens",
+        "consent": "Jag intygar att uppgifterna stämmer och skriver under för arbetsgivaren.",
+    },
+    "en": {
+        SubmissionKind.REGISTRATION: "Registration – authorised orderer",
+        SubmissionKind.REMOVAL: "Remove authorised orderer",
+        "employer": "Employer",
+        "person": "Person",
+        "action": "Action",
+        "register": "registered as authorised orderer",
+        "register_delegated": "registered as delegated authorised orderer",
+        "remove": "removed as authorised orderer",
+        "replacement": "New authorised orderer",
+        "reference": "Reference",
+        "consent": "I confirm that the details are correct and sign for the employer.",
+    },
+}
+
+
+def visible_text(submission: Submission) -> str:
+    """What the signatory reads in the BankID app (simpleMarkdownV1)."""
+    t = TEXTS.get(submission.language, TEXTS["sv"])
+    d = submission.form_data
+    if submission.kind is SubmissionKind.REGISTRATION:
+        action = t["register_delegated" if d["role"] == "delegated_orderer" else "register"]
+    else:
+        action = t["remove"]
+    lines = [
+        f"# {t[submission.kind]}",
+        f"{t['employer']}: {d['employer_name']} ({format_orgnr(d['orgnr'])})",
+        f"{t['person']}: {d['given_name']} {d['family_name']} "
+        f"({format_personnummer(d['personnummer'])})",
+        f"{t['action']}: {action}",
+    ]
+    if d.get("replacement"):
+        r = d["replacement"]
+        lines.append(
+            f"{t['replacement']}: {r['given_name']} {r['family_name']} "
+            f"({format_personnummer(r['personnummer'])})"
+        )
+    lines += [f"{t['reference']}: {submission.reference}", "", str(t["consent"])]
+    return "\n\n".join(lines)
+
+
+def start(
+    session: Session,
+    agent: Agent,
+    client: eid.BankIdClient,
+    submission: Submission,
+    pdf: bytes,
+    end_user_ip: str,
+    binding: str,
+) -> EidOrder:
+    """draft → awaiting_signature, with a sign order for the named signatory."""
+    _require_complete(submission, Action.REQUEST_SIGNATURE)
+    order = eid.start_signing(
+        session,
+        client,
+        end_user_ip,
+        binding,
+        submission_id=submission.id,
+        document=pdf,
+        visible_text=visible_text(submission),
+        signer_personnummer=submission.form_data["signatory_personnummer"],
+    )
+    transition(session, submission, Action.REQUEST_SIGNATURE, agent)
+    submission.channel = Channel.E_SIGN
+    return order
+
+
+class SignatureRejected(Exception):
+    """The completed signature does not match the document or the signatory."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SealContext:
+    trust_roots: list[x509.Certificate]
+    """BankID roots trusted for the signature XML."""
+    material: SealMaterial
+    """The agency's seal certificate, key and timestamper."""
+
+
+def finish(session: Session, order: EidOrder, submission: Submission, context: SealContext) -> None:
+    """Check the signature, seal the PDF with the evidence, and hand the errand to SPV."""
+    completion = order.completion or {}
+    system = Agent.system("bankid")
+    try:
+        signed = verify_bankid_signature(completion.get("signature", ""), context.trust_roots)
+    except InvalidBankIdSignature as exc:
+        _give_up(session, order, submission, "invalid_signature", str(exc))
+        raise SignatureRejected("invalid_signature") from exc
+    if signed.user_non_visible_data.strip() != order.document_sha256:
+        _give_up(session, order, submission, "wrong_document", "hash mismatch")
+        raise SignatureRejected("wrong_document")
+    if signed.personal_number != submission.form_data["signatory_personnummer"]:
+        _give_up(session, order, submission, "wrong_signer", "not the named signatory")
+        raise SignatureRejected("wrong_signer")
+    try:
+        status = check_ocsp_response(
+            completion.get("ocspResponse", ""),
+            signed.signer_certificate,
+            signed.issuer_certificate,
+            signature_b64=completion["signature"],
+        )
+    except InvalidOcspResponse as exc:
+        _give_up(session, order, submission, "invalid_signature", str(exc))
+        raise SignatureRejected("invalid_signature") from exc
+    if status.status is not CertificateStatus.GOOD:
+        _give_up(session, order, submission, "certificate_not_good", status.status.value)
+        raise SignatureRejected("invalid_signature")
+    ocsp = base64.b64decode(completion["ocspResponse"])
+    xml = signed.xml
+    assert order.document is not None
+    sealed = seal_pdf(
+        order.document,
+        material=context.material,
+        evidence=[
+            Evidence(
+                "bankid-signatur.xml",
+                xml,
+                "application/xml",
+                "BankID signature (XML-DSig) over the document's SHA-256",
+            ),
+            Evidence(
+                "bankid-ocsp.der",
+                ocsp,
+                "application/ocsp-response",
+                "OCSP response for the signer's certificate",
+            ),
+        ],
+        signer_name=signed.name,
+        lang=submission.language,
+    )
+    attach_document(
+        session, submission, DocumentKind.SIGNED, sealed, f"{submission.reference}-underskriven.pdf"
+    )
+    attach_document(
+        session, submission, DocumentKind.EVIDENCE, xml, "bankid-signatur.xml", "application/xml"
+    )
+    attach_document(
+        session,
+        submission,
+        DocumentKind.EVIDENCE,
+        ocsp,
+        "bankid-ocsp.der",
+        "application/ocsp-response",
+    )
+    order.status = OrderStatus.USED
+    transition(
+        session,
+        submission,
+        Action.SIGN,
+        system,
+        data={"method": "bankid", "order_ref": order.order_ref},
+    )
+    transition(session, submission, Action.RECEIVE, system)
+
+
+def _give_up(
+    session: Session, order: EidOrder, submission: Submission, code: str, detail: str
+) -> None:
+    order.status = OrderStatus.USED
+    transition(
+        session,
+        submission,
+        Action.CANCEL_SIGNATURE,
+        Agent.system("bankid"),
+        reason=code,
+        data={"detail": detail},
+    )
+
+
+def abandon(
+    session: Session,
+    agent: Agent,
+    client: eid.BankIdClient,
+    submission: Submission,
+    order: EidOrder | None,
+) -> None:
+    """Back to the draft: cancelled by the person, or the order failed."""
+    if order is not None:
+        eid.cancel(session, client, order)
+    if submission.state is SubmissionState.AWAITING_SIGNATURE:
+        transition(session, submission, Action.CANCEL_SIGNATURE, agent)
