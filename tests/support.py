@@ -121,8 +121,12 @@ class WebSession:
             "/bankid-simulator/app",
         )
         # Like the page's script: poll until the order is collected (every 2 s at most).
-        wait_for(lambda: "Du är inloggad." in self.get("/logga-in/bankid"), timeout=10,
-                 interval=0.5, message="the BankID login to complete")
+        wait_for(
+            lambda: "Du är inloggad." in self.get("/logga-in/bankid"),
+            timeout=10,
+            interval=0.5,
+            message="the BankID login to complete",
+        )
 
     def post(self, path: str, data: dict[str, str], token_from: str) -> str:
         import urllib.parse
