@@ -57,6 +57,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         from app.eid.simulator.views import bp as simulator_bp
 
         app.register_blueprint(simulator_bp)
+    if settings.mail_sink:
+        from app.notifications.sink import bp as mail_sink_bp
+
+        app.register_blueprint(mail_sink_bp)
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

@@ -130,6 +130,7 @@ def demo_command(host: str, port: int) -> None:
         secret_file.write_text(os.urandom(32).hex())
     settings = Settings.from_env(
         bankid_simulator=True,
+        mail_sink=True,
         secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()),
     )
     migrate_database(settings.database_url)
@@ -137,6 +138,10 @@ def demo_command(host: str, port: int) -> None:
     runtime = app.extensions["behorighet"]
     with runtime.unit_of_work() as session:
         seed_demo(session)
+    if settings.mail_sink:
+        from app.notifications.sink import MailSink
+
+        MailSink.for_settings(settings, runtime.session_factory).start()
     start_worker(runtime)
     # The in-process broker starts empty: whatever was not finished before a crash goes again.
     runtime.relay.sweep(older_than=timedelta(0))

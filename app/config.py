@@ -112,6 +112,21 @@ class Settings:
     test_pki_dir: str = field(default_factory=lambda: str(INSTANCE_DIR / "test-pki"))
     """Where the test PKI (root, seal CA, seal certificate, TSA) is made once and kept."""
 
+    mail_url: str = field(default="smtp://127.0.0.1:8025", repr=False)
+    """Where email goes: ``smtp://host:port`` (plain), ``smtp+starttls://user:pass@host:587``
+    or ``smtps://user:pass@host:465`` (TLS from the start); user and password URL-encoded.
+    The default is the demo's mail sink (:attr:`mail_sink`); set it in production."""
+
+    mail_from: str = "Statens tjänstepensionsverk <noreply@spv.example>"
+    """The ``From`` of every email (and the envelope sender); its domain names Message-IDs."""
+
+    public_base_url: str = "http://127.0.0.1:5000"
+    """The product's address as users reach it, for the links in emails (no trailing ``/``)."""
+
+    mail_sink: bool = False
+    """Serve the demo's mail sink page ``/demo/e-post`` (the demo also runs the SMTP sink on
+    :attr:`mail_url`'s loopback port and stores what it receives). Only for the demo and tests."""
+
     @property
     def qr_key(self) -> bytes:
         from app.documents.qr import qr_mac_key
@@ -136,6 +151,8 @@ class Settings:
             values["worker_threads"] = int(env["WORKER_THREADS"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
+        if "BANKID_COLLECT_INTERVAL_S" in env:
+            values["bankid_collect_interval_s"] = float(env["BANKID_COLLECT_INTERVAL_S"])
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_hours"] = float(env["SESSION_ABSOLUTE_HOURS"])
         values["bankid_simulator"] = _flag("BANKID_SIMULATOR", False)
@@ -163,5 +180,9 @@ class Settings:
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
+        for name in ("mail_url", "mail_from", "public_base_url"):
+            if env.get(name.upper()):
+                values[name] = env[name.upper()]
+        values["mail_sink"] = _flag("MAIL_SINK", False)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -12,8 +12,14 @@ from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
 from app.eid.models import EidOrder
 from app.eid.simulator.models import SimulatorFault, SimulatorOrder
+from app.notifications.models import EmailMessage, SinkMessage
 from app.registers.models import SignatoryRegisterEntry
-from app.registrations.models import Submission, SubmissionDocument, VerificationCheck
+from app.registrations.models import (
+    Submission,
+    SubmissionComment,
+    SubmissionDocument,
+    VerificationCheck,
+)
 from app.staff.models import StaffMember
 from workflows.outbox import OutboxMessage
 
@@ -22,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "EidOrder",
+    "EmailMessage",
     "Employer",
     "EmployerCode",
     "OutboxMessage",
@@ -32,8 +39,10 @@ __all__ = [
     "SignatoryRegisterEntry",
     "SimulatorFault",
     "SimulatorOrder",
+    "SinkMessage",
     "StaffMember",
     "Submission",
+    "SubmissionComment",
     "SubmissionDocument",
     "VerificationCheck",
 ]

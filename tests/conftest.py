@@ -69,6 +69,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": "test-secret",
         "bankid_simulator": True,
         "bankid_collect_interval_s": 0.0,
+        "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,
         "outbox_resend_after_s": 30.0,
     }

@@ -23,3 +23,12 @@ def apply_submission(submission_id: int) -> None:
 def issue_receipt(submission_id: int) -> None:
     with runtime.current().unit_of_work() as session:
         pipeline.issue_receipt(session, submission_id)
+
+
+@pipeline_actor(step="notify")
+def send_email(email_id: int) -> None:
+    """Send one queued email. No ``submission_id``: a mail failure never fails an errand."""
+    from app.notifications import sender
+
+    current = runtime.current()
+    sender.send_email(current.session_factory, email_id, sender.mailer_for(current.settings))

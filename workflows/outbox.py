@@ -72,10 +72,14 @@ class OutboxRelay:
         event.listen(self.factory, "after_commit", self._after_commit)
         event.listen(self.factory, "after_soft_rollback", self._after_rollback)
 
-    def _after_rollback(self, session: Session, _previous: Any) -> None:
+    def _after_rollback(self, session: Session, previous: Any) -> None:
+        if previous.nested:  # a savepoint: the transaction (and its messages) goes on
+            return
         session.info.pop(_PENDING_KEY, None)
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released, not the real commit
+            return
         ids = session.info.pop(_PENDING_KEY, [])
         if ids:
             self.send(ids)

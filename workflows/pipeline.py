@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.access import service as access
 from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
 from app.core.agents import Agent
+from app.notifications import service as notifications
 from app.registrations.models import Submission, SubmissionKind
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
@@ -63,6 +64,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
         ).all()
         for grant in grants:
             access.end_grant(session, agent, grant, submission.id)
+            notifications.notify_role_ended(session, grant)
         if data.get("replacement"):
             _register(session, agent, submission, employer, data["replacement"])
     transition(session, submission, Action.APPLY, agent)
@@ -93,7 +95,7 @@ def _register(
         person_data["family_name"],
         person_data.get("email"),
     )
-    access.register_orderer(
+    grant = access.register_orderer(
         session,
         agent,
         employer=employer,
@@ -103,6 +105,7 @@ def _register(
         submission_id=submission.id,
         contact_email=person_data.get("email"),
     )
+    notifications.notify_role_granted(session, grant)
 
 
 def record_step_failure(

@@ -12,6 +12,7 @@ from app.db import utcnow
 from app.registrations.models import Submission
 from workflows.outbox import add_message
 from workflows.states import (
+    DECISION_TIME,
     EXPIRES_AFTER,
     RESUME_STATE_OF_STEP,
     STEPS_ON_ENTRY,
@@ -38,7 +39,7 @@ def parties_of(agent: Agent, submission: Submission) -> frozenset[Party]:
     return frozenset(parties)
 
 
-def _check_four_eyes(submission: Submission, agent: Agent, action: Action) -> None:
+def check_four_eyes(submission: Submission, agent: Agent, action: Action) -> None:
     """Nobody decides an errand they submitted or that concerns themselves."""
     if agent.personnummer is None:
         return
@@ -66,7 +67,7 @@ def transition(
     now = utcnow()
 
     if action in (Action.APPROVE, Action.REJECT):
-        _check_four_eyes(submission, agent, action)
+        check_four_eyes(submission, agent, action)
     if action is Action.FAIL and not (failed_step and reason):
         raise IllegalTransition(
             source, action, "a failure needs the step and the reason", "incomplete"
@@ -88,6 +89,7 @@ def transition(
     submission.expires_dt = now + expires_after if expires_after else None
     if action is Action.RECEIVE:
         submission.received_dt = now
+        submission.due_dt = now + DECISION_TIME
     elif action in (Action.APPROVE, Action.REJECT):
         submission.decided_dt = now
         submission.decided_by_staff_id = agent.id

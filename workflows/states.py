@@ -174,6 +174,9 @@ EXPIRES_AFTER: dict[SubmissionState, timedelta] = {
 }
 EXPIRING_STATES = frozenset(EXPIRES_AFTER)
 
+DECISION_TIME = timedelta(days=10)
+"""SPV's service level: a received errand is decided within this time."""
+
 
 class IllegalTransition(Exception):
     """The action is not allowed in the submission's current state, or not for this party.

@@ -51,9 +51,13 @@ def find_employer(session: Session, orgnr: str) -> Employer | None:
 
 
 def lock_employer(session: Session, employer_id: int) -> Employer:
-    """Serialise role changes for one employer (the at-least-one-orderer rule needs it)."""
+    """Serialise role changes for one employer (the at-least-one-orderer rule needs it).
+
+    ``FOR NO KEY UPDATE``: the employer's key does not change, so rows that merely refer
+    to the employer (foreign-key checks take ``FOR KEY SHARE``) are not held up.
+    """
     return session.scalars(
-        select(Employer).where(Employer.id == employer_id).with_for_update()
+        select(Employer).where(Employer.id == employer_id).with_for_update(key_share=True)
     ).one()
 
 

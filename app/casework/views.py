@@ -1,28 +1,58 @@
-"""Handläggning: the caseworker queue and decisions."""
+"""Handläggning: the caseworker queue, the errand page and decisions."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+import enum
+from typing import TypeVar
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
 from app.labels import refusal_message
-from app.registrations.models import Submission
+from app.registrations.models import Channel, Submission, SubmissionKind
 from app.web import caseworker_required, commit, db, signed_in
-from forms.casework import DecisionForm, RejectionForm
+from forms.casework import CommentForm, DecisionForm, ReassignForm, RejectionForm
 from workflows.states import IllegalTransition, SubmissionState
 
 bp = Blueprint("casework", __name__, template_folder="templates")
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_arg(cls: type[E], name: str) -> E | None:
+    try:
+        return cls(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
 @bp.get("/handlaggning")
 @caseworker_required
 def queue() -> ResponseReturnValue:
+    agent = signed_in()
+    try:
+        page = int(request.args.get("sida", "1"))
+    except ValueError:
+        page = 1
+    f = service.QueueFilter(
+        list=_enum_arg(service.QueueList, "lista") or service.QueueList.UNASSIGNED,
+        kind=_enum_arg(SubmissionKind, "typ"),
+        channel=_enum_arg(Channel, "kanal"),
+        employer=request.args.get("arbetsgivare", "")[:100],
+        checks=request.args.get("kontroller", ""),
+        sort=request.args.get("ordning", "due"),
+        page=page,
+    )
     return render_template(
         "casework/queue.html",
-        in_review=service.queue(db()),
-        failed=service.queue(db(), (SubmissionState.FAILED,)),
+        result=service.queue(db(), agent, f),
+        f=f,
+        counts=service.counts(db(), agent),
+        lists=service.QueueList,
     )
 
 
@@ -33,34 +63,124 @@ def _errand(reference: str) -> Submission:
         abort(404)
 
 
+def _render_errand(
+    submission: Submission, status: int = 200, **forms: object
+) -> ResponseReturnValue:
+    reassign = ReassignForm()
+    reassign.staff_id.choices = [SelectChoice(s.id, s.name) for s in service.caseworkers(db())]
+    context = {
+        "submission": submission,
+        "decision_form": DecisionForm(),
+        "rejection_form": RejectionForm(),
+        "comment_form": CommentForm(),
+        "reassign_form": reassign,
+        "State": SubmissionState,
+        "comments": service.comments(db(), submission),
+        "history": service.history(db(), submission),
+        "second_approval": service.needs_second_approval(db(), submission),
+    }
+    context.update(forms)
+    return render_template("casework/errand.html", **context), status
+
+
 @bp.get("/handlaggning/<reference>")
 @caseworker_required
 def errand(reference: str) -> ResponseReturnValue:
-    return render_template(
-        "casework/errand.html",
-        submission=_errand(reference),
-        decision_form=DecisionForm(),
-        rejection_form=RejectionForm(),
-        State=SubmissionState,
-    )
+    return _render_errand(_errand(reference))
+
+
+def _back(reference: str) -> ResponseReturnValue:
+    return redirect(url_for(".errand", reference=reference))
+
+
+def _checked_post(reference: str) -> Submission:
+    submission = _errand(reference)
+    if not DecisionForm().validate_on_submit():
+        abort(400)
+    return submission
+
+
+@bp.post("/handlaggning/<reference>/ta")
+@caseworker_required
+def claim(reference: str) -> ResponseReturnValue:
+    submission = _checked_post(reference)
+    if service.claim(db(), signed_in(), submission):
+        commit()
+        flash(_("Ärendet är ditt."), "success")
+    else:
+        flash(_("Ärendet har redan tagits av någon annan."), "error")
+    return _back(reference)
+
+
+@bp.post("/handlaggning/<reference>/slapp")
+@caseworker_required
+def release(reference: str) -> ResponseReturnValue:
+    submission = _checked_post(reference)
+    try:
+        service.release(db(), signed_in(), submission)
+    except service.NotYourErrand:
+        flash(_("Ärendet är inte ditt."), "error")
+    else:
+        commit()
+        flash(_("Ärendet är tillbaka i kön."), "success")
+    return _back(reference)
+
+
+@bp.post("/handlaggning/<reference>/tilldela")
+@caseworker_required
+def reassign(reference: str) -> ResponseReturnValue:
+    submission = _errand(reference)
+    form = ReassignForm()
+    form.staff_id.choices = [SelectChoice(s.id, s.name) for s in service.caseworkers(db())]
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.reassign(db(), signed_in(), submission, form.staff_id.data)
+    except (service.NotFound, IllegalTransition):
+        flash(_("Ärendet kunde inte ges till den handläggaren."), "error")
+    else:
+        commit()
+        flash(_("Ärendet har fått en ny handläggare."), "success")
+    return _back(reference)
+
+
+@bp.post("/handlaggning/<reference>/anteckning")
+@caseworker_required
+def add_comment(reference: str) -> ResponseReturnValue:
+    submission = _errand(reference)
+    form = CommentForm()
+    if not form.validate_on_submit():
+        return _render_errand(submission, 400, comment_form=form)
+    service.comment(db(), signed_in(), submission, form.body.data)
+    commit()
+    return _back(reference)
 
 
 @bp.post("/handlaggning/<reference>/godkann")
 @caseworker_required
 def approve(reference: str) -> ResponseReturnValue:
-    submission = _errand(reference)
-    if not DecisionForm().validate_on_submit():
-        abort(400)
+    submission = _checked_post(reference)
     try:
-        service.approve_submission(db(), signed_in(), submission)
+        decided = service.approve_submission(db(), signed_in(), submission)
+    except service.NotYourErrand:
+        flash(_("Ta ärendet innan du beslutar."), "error")
     except IllegalTransition as exc:
         flash(
             _("Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(exc.code)), "error"
         )
     else:
         commit()
-        flash(_("Ärendet är godkänt. Behörigheten läggs in."), "success")
-    return redirect(url_for(".errand", reference=reference))
+        if decided:
+            flash(_("Ärendet är godkänt. Behörigheten läggs in."), "success")
+        else:
+            flash(
+                _(
+                    "Ditt godkännande är registrerat. Ärendet lämnar arbetsgivaren utan "
+                    "behörig beställare och behöver godkännas av ytterligare en handläggare."
+                ),
+                "info",
+            )
+    return _back(reference)
 
 
 @bp.post("/handlaggning/<reference>/avsla")
@@ -69,18 +189,44 @@ def reject(reference: str) -> ResponseReturnValue:
     submission = _errand(reference)
     form = RejectionForm()
     if not form.validate_on_submit():
-        return render_template(
-            "casework/errand.html",
-            submission=submission,
-            decision_form=DecisionForm(),
-            rejection_form=form,
-            State=SubmissionState,
-        ), 400
+        return _render_errand(submission, 400, rejection_form=form)
     try:
-        service.reject_submission(db(), signed_in(), submission, form.reason.data)
+        service.reject_submission(
+            db(),
+            signed_in(),
+            submission,
+            service.RejectionReason(form.reason_code.data),
+            form.reason.data,
+        )
+    except service.NotYourErrand:
+        flash(_("Ta ärendet innan du beslutar."), "error")
     except IllegalTransition as exc:
         flash(_("Ärendet kunde inte avslås: %(reason)s", reason=refusal_message(exc.code)), "error")
     else:
         commit()
         flash(_("Ärendet är avslaget."), "success")
-    return redirect(url_for(".errand", reference=reference))
+    return _back(reference)
+
+
+@bp.post("/handlaggning/<reference>/forsok-igen")
+@caseworker_required
+def retry(reference: str) -> ResponseReturnValue:
+    submission = _checked_post(reference)
+    try:
+        service.retry_failed(db(), signed_in(), submission)
+    except IllegalTransition as exc:
+        flash(refusal_message(exc.code), "error")
+    else:
+        commit()
+        flash(_("Steget körs igen."), "success")
+    return _back(reference)
+
+
+@bp.get("/handlaggning/arbetsgivare")
+@caseworker_required
+def employer_lookup() -> ResponseReturnValue:
+    query = request.args.get("q", "")[:40]
+    employer, contacts = service.employer_contacts(db(), query) if query else (None, [])
+    return render_template(
+        "casework/employer_lookup.html", query=query, employer=employer, contacts=contacts
+    )

@@ -60,6 +60,14 @@ class Submission(Base):
     updated_dt: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     received_dt: Mapped[datetime | None]
     decided_dt: Mapped[datetime | None]
+    due_dt: Mapped[datetime | None]
+    """When SPV should have decided (set when received, paused while awaiting completion)."""
+    claimed_dt: Mapped[datetime | None]
+    first_approved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+    """The first of the two approvals that removing an employer's last orderer needs."""
+    decision_code: Mapped[str | None] = mapped_column(String(32))
+    """Why an errand was rejected (``REJECTION_REASONS``)."""
+    decision_text: Mapped[str | None] = mapped_column(Text)
     expires_dt: Mapped[datetime | None]
     """When a draft or an errand waiting for the submitter lapses (``EXPIRES_AFTER``)."""
     language: Mapped[str] = mapped_column(String(2), default="sv")
@@ -96,7 +104,23 @@ class Submission(Base):
         ),
         Index("ix_submission_state_received", "state", "received_dt"),
         Index("ix_submission_state_expires", "state", "expires_dt"),
+        Index("ix_submission_state_due", "state", "due_dt"),
+        Index("ix_submission_assigned_state", "assigned_staff_id", "state"),
     )
+
+
+class SubmissionComment(Base):
+    """A caseworker's internal note on an errand (never shown to the submitter)."""
+
+    __tablename__ = "submission_comment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff: Mapped[StaffMember] = relationship()
 
 
 class DocumentKind(enum.StrEnum):

@@ -200,6 +200,11 @@ def upgrade() -> None:
         sa.Column("updated_dt", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("received_dt", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decided_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_approved_by_staff_id", sa.Integer(), nullable=True),
+        sa.Column("decision_code", sa.String(length=32), nullable=True),
+        sa.Column("decision_text", sa.Text(), nullable=True),
         sa.Column("expires_dt", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("language", sa.String(length=2), nullable=False),
         sa.Column("failed_step", sa.String(length=32), nullable=True),
@@ -220,6 +225,11 @@ def upgrade() -> None:
             ["assigned_staff_id"],
             ["staff_member.id"],
             name=op.f("fk_submission_assigned_staff_id_staff_member"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["first_approved_by_staff_id"],
+            ["staff_member.id"],
+            name=op.f("fk_submission_first_approved_by_staff_id_staff_member"),
         ),
         sa.ForeignKeyConstraint(
             ["decided_by_staff_id"],
@@ -490,6 +500,29 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "submission_comment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("submission_id", sa.Integer(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_dt", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["submission_id"],
+            ["submission.id"],
+            name=op.f("fk_submission_comment_submission_id_submission"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff_member.id"],
+            name=op.f("fk_submission_comment_staff_id_staff_member"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_submission_comment")),
+    )
+    with op.batch_alter_table("submission_comment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_submission_comment_submission_id"), ["submission_id"], unique=False
+        )
+    op.create_table(
         "eid_order",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column(
@@ -571,6 +604,7 @@ def _make_audit_append_only() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("submission_comment")
     op.drop_table("eid_order")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_event_append_only ON audit_event")

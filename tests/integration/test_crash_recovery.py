@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from app.access.models import RoleGrant
 from app.audit.service import verify_chain
 from app.registrations.models import Submission
-from tests.conftest import INGRID, TEST_DATABASE_URL, staff_id
-from tests.factories import received_by_esignature, registration_draft
+from tests.conftest import INGRID, TEST_DATABASE_URL
+from tests.factories import claim_and_approve, received_by_esignature, registration_draft
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
@@ -49,13 +49,16 @@ def _submission_in_review(runtime: Runtime) -> Submission:
 
 
 class EmployerLock:
-    """Holds Provverket's row lock from outside, so the apply step blocks mid-way."""
+    """Holds Provverket's row lock from outside, as the apply step takes it, so that step
+    blocks mid-way."""
 
     def __init__(self) -> None:
         self.conn = psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB)
 
     def __enter__(self) -> EmployerLock:
-        self.conn.execute("SELECT id FROM employer WHERE orgnr = %s FOR UPDATE", (PROVVERKET,))
+        self.conn.execute(
+            "SELECT id FROM employer WHERE orgnr = %s FOR NO KEY UPDATE", (PROVVERKET,)
+        )
         return self
 
     def someone_is_waiting(self) -> bool:
@@ -125,6 +128,7 @@ def test_demo_killed_while_applying_loses_nothing(
         "DATABASE_URL": TEST_DATABASE_URL,
         "BROKER_URL": "stub://",
         "BEHORIGHET_INSTANCE_DIR": str(tmp_path),
+        "MAIL_URL": f"smtp://127.0.0.1:{free_port()}",
         "SECRET_KEY": "crash-test",
     }
     log = tmp_path / "demo.log"
@@ -135,6 +139,11 @@ def test_demo_killed_while_applying_loses_nothing(
 
     web.login_with_simulated_bankid(INGRID, lambda: _newest_order_ref(session))
     with EmployerLock() as lock:
+        web.post(
+            f"/handlaggning/{submission.reference}/ta",
+            {},
+            f"/handlaggning/{submission.reference}",
+        )
         web.post(
             f"/handlaggning/{submission.reference}/godkann",
             {},
@@ -168,8 +177,6 @@ def test_worker_killed_while_applying_loses_nothing(
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    from app.casework import service as casework
-    from app.core.agents import Agent, AgentKind
 
     submission = _submission_in_review(runtime)
     env = {
@@ -183,8 +190,7 @@ def test_worker_killed_while_applying_loses_nothing(
 
     with EmployerLock() as lock:
         with runtime.unit_of_work() as s:  # the caseworker's approval, committed
-            caseworker = Agent(AgentKind.STAFF, staff_id(s, INGRID), INGRID, is_caseworker=True)
-            casework.approve_submission(s, caseworker, s.get(Submission, submission.id))
+            claim_and_approve(s, s.get(Submission, submission.id))  # type: ignore[arg-type]
         wait_for(lock.someone_is_waiting, timeout=30, message="the worker to block mid-apply")
         _kill(processes[-1])
     assert _state(session, submission.id) is SubmissionState.APPROVED

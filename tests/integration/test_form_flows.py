@@ -11,13 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.models import RoleGrant
-from app.casework.service import approve_submission
-from app.core.agents import Agent, AgentKind
+from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.scan import decode_pdf_pages
 from app.registrations.models import Channel, DocumentKind, Submission
 from app.registrations.service import expire_lapsed
-from tests.conftest import ANNA, DAVID, INGRID, login, person_id, sign_with_bankid, staff_id
+from tests.conftest import ANNA, DAVID, login, person_id, sign_with_bankid
+from tests.factories import claim_and_approve
 from tests.support import csrf_token, post_step, wait_for, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
@@ -142,8 +142,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
         "signatory": "passed",
         "conflicts": "passed",
     }
-    caseworker = Agent(AgentKind.STAFF, staff_id(session, INGRID), INGRID, is_caseworker=True)
-    approve_submission(session, caseworker, submission)
+    claim_and_approve(session, submission)
     pipeline.apply(session, submission.id, system)
     session.commit()
     grants = session.scalars(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.access.models import RoleGrant
-from app.core.agents import Agent, AgentKind
+from app.core.agents import Agent
 from app.db import utcnow
 from app.registrations.models import (
     Channel,
@@ -20,8 +20,8 @@ from app.registrations.models import (
     SubmissionKind,
     VerificationCheck,
 )
-from tests.conftest import INGRID, login, staff_id
-from tests.factories import received_by_esignature, registration_draft
+from tests.conftest import INGRID, login
+from tests.factories import claim_and_approve, received_by_esignature, registration_draft
 from tests.support import wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
@@ -98,10 +98,7 @@ def test_steps_run_twice_do_the_work_once(session: Session) -> None:
     assert pipeline.verify(session, submission.id, SYSTEM)
     assert not pipeline.verify(session, submission.id, SYSTEM)
     assert len(_outcomes(session, submission)) == 4
-    caseworker = Agent(AgentKind.STAFF, staff_id(session, INGRID), INGRID, is_caseworker=True)
-    from app.casework.service import approve_submission
-
-    approve_submission(session, caseworker, submission)
+    claim_and_approve(session, submission)
     assert pipeline.apply(session, submission.id, SYSTEM)
     assert not pipeline.apply(session, submission.id, SYSTEM)
     assert (
@@ -124,12 +121,9 @@ def test_step_out_of_retries_moves_errand_to_failed(
     with runtime.unit_of_work() as s:
         submission = _received(s)
         pipeline.verify(s, submission.id, SYSTEM)
-        caseworker = Agent(AgentKind.STAFF, staff_id(s, INGRID), INGRID, is_caseworker=True)
-        from app.casework.service import approve_submission
-
         # The form data lost a field on the way: applying it cannot succeed, however often.
         submission.form_data = {k: v for k, v in submission.form_data.items() if k != "given_name"}
-        approve_submission(s, caseworker, submission)
+        claim_and_approve(s, submission)
         s.flush()
         message = s.scalars(
             select(OutboxMessage).where(OutboxMessage.actor_name == "apply_submission")
@@ -156,4 +150,4 @@ def test_step_out_of_retries_moves_errand_to_failed(
     assert "given_name" in (stored.failure_reason or "")
     assert session.get(OutboxMessage, message.id).done_dt is not None  # type: ignore[union-attr]
     login(client, session, INGRID, staff=True)
-    assert submission.reference in client.get("/handlaggning").get_data(as_text=True)
+    assert submission.reference in client.get("/handlaggning?lista=fel").get_data(as_text=True)

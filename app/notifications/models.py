@@ -1,0 +1,69 @@
+"""Emails: every message the product sends, and what the demo's mail sink received."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+
+class EmailMessage(Base):
+    """One email to one recipient, rendered when queued and sent after the commit.
+
+    ``dedupe_key`` names the notification (``role_granted:<grant>:<person>``), so the same
+    notification is never queued twice. ``sent_dt`` is set in the transaction that records
+    the SMTP server's acceptance; a row with ``sent_dt`` is never sent again.
+    """
+
+    __tablename__ = "email_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    template: Mapped[str] = mapped_column(String(64))
+    """The template code, e.g. ``role_granted``."""
+    to_address: Mapped[str] = mapped_column(String(254))
+    to_name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    role_grant_id: Mapped[int | None] = mapped_column(ForeignKey("role_grant.id"), index=True)
+    service_permission_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_permission.id"), index=True
+    )
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_dt: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    """SMTP deliveries tried, successful or not."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    """Why the last attempt failed; cleared when one succeeds."""
+
+    __table_args__ = (
+        CheckConstraint("language IN ('sv', 'en')", name="language_supported"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint("sent_dt IS NULL OR attempts > 0", name="sent_after_an_attempt"),
+        Index("ix_email_message_unsent", "sent_dt", "created_dt"),
+    )
+
+
+class SinkMessage(Base):
+    """A message the demo's SMTP sink received (the demo's stand-in for a mailbox)."""
+
+    __tablename__ = "sink_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_dt: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    """The envelope sender."""
+    recipients: Mapped[str] = mapped_column(Text)
+    """The envelope recipients, comma-separated."""
+    to_header: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    """The plain-text part, decoded."""
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

@@ -1,0 +1,222 @@
+"""The caseworker queue: claiming, lists and filters, decisions, retries, notes, history,
+the employer lookup, and two approvals for removing an employer's last orderer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.casework import service as casework
+from app.core.agents import Agent, AgentKind
+from app.db import utcnow
+from app.registrations import service as registrations
+from app.registrations.models import Channel, Submission, SubmissionKind
+from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
+from tests.factories import caseworker, received_by_esignature, registration_draft
+from tests.support import csrf_token
+from workflows import pipeline
+from workflows.outbox import OutboxMessage
+from workflows.state_machine import transition
+from workflows.states import Action, IllegalTransition, SubmissionState
+
+SYSTEM = Agent.system("test")
+
+
+def in_review(session: Session, **changes: str) -> Submission:
+    submission = received_by_esignature(session, registration_draft(session, **changes))
+    pipeline.verify(session, submission.id, SYSTEM)
+    return submission
+
+
+def test_two_caseworkers_cannot_hold_the_same_errand(session: Session) -> None:
+    submission = in_review(session)
+    assert casework.claim(session, caseworker(session, INGRID), submission)
+    assert not casework.claim(session, caseworker(session, JOHAN), submission)
+    assert submission.assigned_staff_id == caseworker(session, INGRID).id
+
+
+def test_only_the_holder_decides(session: Session) -> None:
+    submission = in_review(session)
+    with pytest.raises(casework.NotYourErrand):
+        casework.approve_submission(session, caseworker(session, INGRID), submission)
+    casework.claim(session, caseworker(session, INGRID), submission)
+    with pytest.raises(casework.NotYourErrand):
+        casework.reject_submission(
+            session, caseworker(session, JOHAN), submission, casework.RejectionReason.OTHER, "nej"
+        )
+    with pytest.raises(casework.NotYourErrand):
+        casework.release(session, caseworker(session, JOHAN), submission)
+    casework.reassign(
+        session, caseworker(session, INGRID), submission, caseworker(session, JOHAN).id
+    )  # type: ignore[arg-type]
+    assert casework.approve_submission(session, caseworker(session, JOHAN), submission)
+    assert submission.state is SubmissionState.APPROVED
+
+
+def test_rejection_keeps_its_coded_reason(session: Session) -> None:
+    submission = in_review(session)
+    agent = caseworker(session, INGRID)
+    casework.claim(session, agent, submission)
+    casework.reject_submission(
+        session,
+        agent,
+        submission,
+        casework.RejectionReason.SIGNATORY_NOT_ENTITLED,
+        "Eva Ek kan inte teckna firma.",
+    )
+    assert submission.state is SubmissionState.REJECTED
+    assert submission.decision_code == "signatory_not_entitled"
+    events = casework.history(session, submission)
+    assert events[-1].action == "submission.reject"
+    assert events[-1].data["reason"] == "signatory_not_entitled"
+
+
+def _lists(session: Session, agent: Agent, **filters: object) -> dict[str, list[str]]:
+    return {
+        which.value: [
+            s.reference
+            for s in casework.queue(
+                session, agent, casework.QueueFilter(list=which, **filters)
+            ).rows
+        ]  # type: ignore[arg-type]
+        for which in casework.QueueList
+    }
+
+
+def test_each_list_holds_what_its_name_says(session: Session) -> None:
+    ingrid = caseworker(session, INGRID)
+    unassigned = in_review(session)
+    mine = in_review(
+        session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
+    )
+    casework.claim(session, ingrid, mine)
+    overdue = in_review(
+        session, personnummer="199001019810", given_name="Bertil", family_name="Berg"
+    )
+    overdue.due_dt = utcnow() - timedelta(days=1)
+    completion = in_review(
+        session, personnummer="197205119824", given_name="Cecilia", family_name="Carlsson"
+    )
+    transition(session, completion, Action.REQUEST_COMPLETION, ingrid, reason="saknas")
+    session.flush()
+    lists = _lists(session, ingrid)
+    assert lists["mina"] == [mine.reference]
+    assert set(lists["otilldelade"]) == {unassigned.reference, overdue.reference}
+    assert lists["forsenade"] == [overdue.reference]
+    assert lists["komplettering"] == [completion.reference]
+    assert lists["fel"] == []
+    # Sorted by due date: the overdue one first.
+    assert lists["otilldelade"][0] == overdue.reference
+
+
+def test_filters_and_pages(session: Session) -> None:
+    ingrid = caseworker(session, INGRID)
+    flagged = in_review(session, signatory_personnummer="198112189876")  # not in the register
+    clean = in_review(
+        session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
+    )
+    base = casework.QueueFilter(list=casework.QueueList.UNASSIGNED)
+
+    def pick(**kw: object) -> list[str]:
+        f = casework.QueueFilter(**{**base.__dict__, **kw})  # type: ignore[arg-type]
+        return [s.reference for s in casework.queue(session, ingrid, f).rows]
+
+    assert pick(checks="flagged") == [flagged.reference]
+    assert pick(checks="passed") == [clean.reference]
+    assert pick(channel=Channel.PAPER) == []
+    assert set(pick(kind=SubmissionKind.REGISTRATION)) == {flagged.reference, clean.reference}
+    assert pick(employer="provverk") and pick(employer="202100-4920")
+    assert pick(employer="Exempelhögskolan") == []
+    for n in range(26):
+        submission = in_review(
+            session, personnummer="197802029889", given_name=f"P{n}", family_name="Test"
+        )
+        submission.subject_personnummer = f"19780202{n:04d}"  # distinct, to avoid conflicts
+    session.flush()
+    first = casework.queue(session, ingrid, base)
+    second = casework.queue(session, ingrid, casework.QueueFilter(page=2))
+    assert (first.total, first.pages, len(first.rows)) == (28, 2, casework.PAGE_SIZE)
+    assert len(second.rows) == 3
+    assert not {s.id for s in first.rows} & {s.id for s in second.rows}
+
+
+def test_failed_step_is_retried(session: Session) -> None:
+    submission = in_review(session)
+    agent = caseworker(session, INGRID)
+    casework.claim(session, agent, submission)
+    casework.approve_submission(session, agent, submission)
+    transition(session, submission, Action.FAIL, SYSTEM, failed_step="apply", reason="boom")
+    assert _lists(session, agent)["fel"] == [submission.reference]
+    casework.retry_failed(session, agent, submission)
+    assert submission.state is SubmissionState.APPROVED and submission.failure_reason is None
+    sent = session.scalars(
+        select(OutboxMessage.actor_name).where(OutboxMessage.submission_id == submission.id)
+    ).all()
+    assert sent.count("apply_submission") == 2
+
+
+def _last_orderer_removal(session: Session) -> Submission:
+    """Anna removes herself from Statens testmyndighet, naming nobody in her place."""
+    anna = Agent(AgentKind.PERSON, person_id(session, ANNA), ANNA)
+    submission = registrations.start_draft(session, anna, SubmissionKind.REMOVAL, "2021005489")
+    registrations.save_orderer_to_remove(
+        session, anna, submission, "self", ANNA, "Anna", "Andersson"
+    )
+    registrations.save_replacement(session, anna, submission, None)
+    registrations.save_signatory(session, anna, submission, "Anna Andersson", ANNA, "HR")
+    received_by_esignature(session, submission)
+    pipeline.verify(session, submission.id, SYSTEM)
+    return submission
+
+
+def test_removing_the_last_orderer_needs_two_caseworkers(session: Session) -> None:
+    submission = _last_orderer_removal(session)
+    assert casework.needs_second_approval(session, submission)
+    ingrid, johan = caseworker(session, INGRID), caseworker(session, JOHAN)
+    casework.claim(session, ingrid, submission)
+    assert not casework.approve_submission(session, ingrid, submission)
+    assert submission.state is SubmissionState.IN_REVIEW
+    assert submission.first_approved_by_staff_id == ingrid.id
+    casework.claim(session, ingrid, submission)
+    with pytest.raises(IllegalTransition, match="another caseworker"):
+        casework.approve_submission(session, ingrid, submission)
+    casework.release(session, ingrid, submission)
+    casework.claim(session, johan, submission)
+    assert casework.approve_submission(session, johan, submission)
+    assert submission.state is SubmissionState.APPROVED
+
+
+def test_employer_lookup_by_orgnr_and_code(client: FlaskClient, session: Session) -> None:
+    login(client, session, INGRID, staff=True)
+    by_orgnr = client.get("/handlaggning/arbetsgivare?q=202100-5489").get_data(as_text=True)
+    assert "Anna Andersson" in by_orgnr and "Bertil Berg" in by_orgnr
+    assert "Administratör" in by_orgnr
+    by_code = client.get("/handlaggning/arbetsgivare?q=a1003").get_data(as_text=True)
+    assert "Statens testmyndighet" in by_code
+    assert "Ingen arbetsgivare hittades." in client.get(
+        "/handlaggning/arbetsgivare?q=X999"
+    ).get_data(as_text=True)
+
+
+def test_errand_page_claim_comment_and_history(
+    client: FlaskClient, session: Session, runtime: object
+) -> None:
+    submission = in_review(session)
+    session.commit()
+    login(client, session, INGRID, staff=True)
+    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    assert "Ta ärendet" in page and "Godkänn" not in page
+    client.post(f"/handlaggning/{submission.reference}/ta", data={"csrf_token": csrf_token(page)})
+    client.post(
+        f"/handlaggning/{submission.reference}/anteckning",
+        data={"csrf_token": csrf_token(page), "body": "Ringde HR, allt stämmer."},
+    )
+    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    assert "Godkänn" in page and "Ringde HR, allt stämmer." in page
+    assert "submission.claimed" in page and "submission.commented" in page
+    queue = client.get("/handlaggning?lista=mina").get_data(as_text=True)
+    assert submission.reference in queue
