@@ -152,13 +152,15 @@ def demo_command(host: str, port: int) -> None:
         f"""
 Behörighet demo is running at {url}  (stop with Ctrl-C)
 
-Log in (demo sign-in, no BankID needed) as:
-  Anna Andersson    – behörig beställare, Statens testmyndighet
-  Bertil Berg       – administratör, Statens testmyndighet
-  Cecilia Carlsson  – användare (not logged in for 600 days)
-  David Dahl        – HR-chef and behörig beställare, Provverket: fill in a registration
+Log in with BankID: press "Logga in", then approve the order in the BankID simulator
+at {url}/bankid-simulator/app ("Öppna i BankID", pick the person, "Legitimera"). People:
+  David Dahl        – HR and orderer at Provverket: fills in a registration
+  Eva Ek            – Provverket's signatory: signs it with BankID
   Ingrid Handläggare, Johan Handläggare – SPV caseworkers (/handlaggning)
+  Anna Andersson    – orderer at Statens testmyndighet (can remove herself)
+  Bertil Berg       – administrator; Cecilia Carlsson – user (inactive for 600 days)
   Karin Registrator – SPV intake clerk
+Sent email: {url}/demo/e-post
 Database: {settings.database_url}
 """,
         err=False,
