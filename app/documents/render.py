@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import re
 import threading
 from dataclasses import dataclass
@@ -29,15 +28,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
+from app.core.i18n import translations
 from app.core.ids import format_orgnr, format_personnummer
 from app.documents.qr import (
     QR_PLACEMENT,
@@ -51,7 +48,6 @@ from app.registrations.models import Channel, SubmissionKind
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "pdf_templates"
-TRANSLATIONS_DIR = ROOT / "app" / "translations"
 
 TEMPLATE_VERSION = 1
 """The layout and wording of the forms; printed in every QR code. Raise it on any change
@@ -60,8 +56,6 @@ that matters to someone matching a scanned page against the form data."""
 PDF_VARIANT = "pdf/a-3a"
 """PDF/A-3, conformance level A: archivable and tagged (logical structure, Unicode text)."""
 
-SOURCE_LANG = "sv"
-SUPPORTED_LANGS = ("sv", "en")
 
 NOMINAL_PAGES = {SubmissionKind.REGISTRATION: 2, SubmissionKind.REMOVAL: 2}
 """Pages of each form as the templates break them (``.page-break``)."""
@@ -117,29 +111,6 @@ class DocumentData:
 
 
 # --- cached machinery ---------------------------------------------------------------
-
-
-@functools.cache
-def translations(lang: str) -> NullTranslations:
-    """The catalogue for ``lang`` (Swedish is the source language: no catalogue).
-
-    Reads the compiled ``.mo`` as Flask-Babel does; when it is missing or older than the
-    ``.po`` (``make`` compiles catalogues), the ``.po`` is compiled in memory instead.
-    """
-    if lang not in SUPPORTED_LANGS:
-        raise ValueError(f"unsupported language {lang!r}")
-    if lang == SOURCE_LANG:
-        return NullTranslations()
-    po = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
-    mo = po.with_suffix(".mo")
-    if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
-        return Translations.load(str(TRANSLATIONS_DIR), [lang])
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=lang)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
 
 
 _COUNTER = re.compile(r"\x01(page|pages)\x01")

@@ -17,7 +17,6 @@ No Flask here: the pipeline's actors call these functions as well as the views.
 from __future__ import annotations
 
 import functools
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +25,6 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from babel.dates import format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -43,6 +39,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
+from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.models import EmailMessage
 from app.registrations.models import Submission, SubmissionKind
@@ -52,9 +49,6 @@ log = structlog.get_logger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "email"
-TRANSLATIONS_DIR = ROOT / "app" / "translations"
-SOURCE_LANG = "sv"
-SUPPORTED_LANGS = ("sv", "en")
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 SEND_ACTOR = "send_email"
 
@@ -90,29 +84,6 @@ ERRANDS_PATH = "/mina-arenden"
 
 
 # --- rendering ------------------------------------------------------------------------
-
-
-@functools.cache
-def translations(lang: str) -> NullTranslations:
-    """The catalogue for ``lang`` (Swedish is the source language: no catalogue).
-
-    As :func:`app.documents.render.translations`: the compiled ``.mo`` when it is current,
-    otherwise the ``.po`` compiled in memory.
-    """
-    if lang not in SUPPORTED_LANGS:
-        raise ValueError(f"unsupported language {lang!r}")
-    if lang == SOURCE_LANG:
-        return NullTranslations()
-    po = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
-    mo = po.with_suffix(".mo")
-    if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
-        return Translations.load(str(TRANSLATIONS_DIR), [lang])
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=lang)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
 
 
 @functools.cache
