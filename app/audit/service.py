@@ -69,6 +69,20 @@ def record_event(
     return event
 
 
+def record_submission_event(
+    session: Session, actor: str, submission_id: int, action: str, **data: Any
+) -> AuditEvent:
+    """An event about an errand (``submission.<verb>``), in the caller's transaction."""
+    return record_event(
+        session,
+        actor=actor,
+        action=f"submission.{action}",
+        object_type="submission",
+        object_id=submission_id,
+        data=data,
+    )
+
+
 @dataclass(frozen=True)
 class ChainReport:
     events: int

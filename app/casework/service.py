@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.access import service as access
 from app.access.models import Employer, EmployerCode
 from app.audit.models import AuditEvent
-from app.audit.service import record_event
+from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.registrations.models import (
@@ -194,13 +194,7 @@ def claim(session: Session, agent: Agent, submission: Submission) -> bool:
     taken = cast(CursorResult[Any], result).rowcount
     session.refresh(submission)
     if taken:
-        record_event(
-            session,
-            actor=agent.audit_label,
-            action="submission.claimed",
-            object_type="submission",
-            object_id=submission.id,
-        )
+        record_submission_event(session, agent.audit_label, submission.id, "claimed")
     return bool(taken)
 
 
@@ -210,13 +204,7 @@ def release(session: Session, agent: Agent, submission: Submission) -> None:
     submission.assigned_staff_id = None
     submission.claimed_dt = None
     session.flush()
-    record_event(
-        session,
-        actor=agent.audit_label,
-        action="submission.released",
-        object_type="submission",
-        object_id=submission.id,
-    )
+    record_submission_event(session, agent.audit_label, submission.id, "released")
 
 
 def reassign(session: Session, agent: Agent, submission: Submission, staff_id: int) -> None:
@@ -229,13 +217,13 @@ def reassign(session: Session, agent: Agent, submission: Submission, staff_id: i
     submission.assigned_staff_id = staff.id
     submission.claimed_dt = utcnow()
     session.flush()
-    record_event(
+    record_submission_event(
         session,
-        actor=agent.audit_label,
-        action="submission.reassigned",
-        object_type="submission",
-        object_id=submission.id,
-        data={"from_staff_id": previous, "to_staff_id": staff.id},
+        agent.audit_label,
+        submission.id,
+        "reassigned",
+        from_staff_id=previous,
+        to_staff_id=staff.id,
     )
 
 
@@ -255,13 +243,7 @@ def comment(session: Session, agent: Agent, submission: Submission, body: str) -
         SubmissionComment(submission_id=submission.id, staff_id=agent.id, body=body.strip())
     )
     session.flush()
-    record_event(
-        session,
-        actor=agent.audit_label,
-        action="submission.commented",
-        object_type="submission",
-        object_id=submission.id,
-    )
+    record_submission_event(session, agent.audit_label, submission.id, "commented")
 
 
 def comments(session: Session, submission: Submission) -> list[SubmissionComment]:
@@ -311,13 +293,7 @@ def approve_submission(session: Session, agent: Agent, submission: Submission) -
             submission.first_approved_by_staff_id = agent.id
             submission.assigned_staff_id = None  # to the queue, for another caseworker
             session.flush()
-            record_event(
-                session,
-                actor=agent.audit_label,
-                action="submission.first_approval",
-                object_type="submission",
-                object_id=submission.id,
-            )
+            record_submission_event(session, agent.audit_label, submission.id, "first_approval")
             return False
         if first == agent.id:
             raise IllegalTransition(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.access import service as access
 from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
-from app.audit.service import record_event
+from app.audit.service import record_submission_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import (
@@ -62,13 +62,8 @@ def _require_person(agent: Agent) -> int:
 def _audit(
     session: Session, agent: Agent, submission: Submission, action: str, **data: Any
 ) -> None:
-    record_event(
-        session,
-        actor=agent.audit_label,
-        action=action,
-        object_type="submission",
-        object_id=submission.id,
-        data=data,
+    record_submission_event(
+        session, agent.audit_label, submission.id, action.removeprefix("submission."), **data
     )
 
 
