@@ -42,6 +42,10 @@ class Settings:
     worker_threads: int = 2
     """Threads per worker process (also for the demo's in-process worker)."""
 
+    deadline_check_interval_s: float = 300.0
+    """How often each worker schedules the ``watch_deadlines`` actor (SLA reminders and
+    escalations)."""
+
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
@@ -149,6 +153,8 @@ class Settings:
             values["outbox_resend_after_s"] = float(env["OUTBOX_RESEND_AFTER_S"])
         if "WORKER_THREADS" in env:
             values["worker_threads"] = int(env["WORKER_THREADS"])
+        if "DEADLINE_CHECK_INTERVAL_S" in env:
+            values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

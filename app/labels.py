@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.access.models import CodeStatus, EmployerCode, Role
-from app.registrations.models import Channel, CheckOutcome, SubmissionKind
+from app.registrations.models import Channel, CheckOutcome, DocumentKind, SubmissionKind
 from workflows.states import SubmissionState as S
 
 STATE_LABELS = {
@@ -44,7 +44,16 @@ CHECK_LABELS = {
     "id_numbers": _l("Personnummer och organisationsnummer"),
     "employer": _l("Arbetsgivare och arbetsgivarkoder"),
     "signatory": _l("Firmatecknare enligt registret"),
+    "signature": _l("Underskrift och försegling"),
     "conflicts": _l("Konflikter med befintliga behörigheter och ärenden"),
+}
+DOCUMENT_LABELS = {
+    DocumentKind.PRINTED: _l("Utskriven blankett"),
+    DocumentKind.SIGNED: _l("Underskriven och förseglad blankett"),
+    DocumentKind.SCAN: _l("Skannad blankett"),
+    DocumentKind.RECEIPT: _l("Kvittens"),
+    DocumentKind.DECISION: _l("Beslut"),
+    DocumentKind.EVIDENCE: _l("Bevis för e-underskriften"),
 }
 
 FINDING_LABELS = {
@@ -64,6 +73,19 @@ FINDING_LABELS = {
     "replacement_already_orderer": _l(
         "Den nya behöriga beställaren är redan behörig beställare hos arbetsgivaren."
     ),
+    "seal_invalid": _l("SPV:s försegling av den underskrivna blanketten håller inte."),
+    "signature_invalid": _l("BankID-underskriften går inte att kontrollera."),
+    "signature_of_other_document": _l("BankID-underskriften gäller ett annat dokument."),
+    "signer_not_named_signatory": _l(
+        "Den som skrev under med BankID är inte firmatecknaren i blanketten."
+    ),
+    "signed_document_missing": _l("Den underskrivna blanketten saknas."),
+    "scan_missing": _l("Ingen skannad blankett är kopplad till ärendet."),
+    "scan_mismatch": _l("De skannade sidorna stämmer inte med ärendets uppgifter."),
+    "handwritten_signature_missing": _l(
+        "Registratorn har inte kunnat bekräfta underskriften på pappersblanketten."
+    ),
+    "signed_on_paper": _l("Registratorn har bekräftat firmatecknarens underskrift."),
 }
 REFUSAL_LABELS = {
     "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
@@ -85,6 +107,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         outcome_label=OUTCOME_LABELS.__getitem__,
         check_label=lambda name: CHECK_LABELS.get(name, name),
         finding_label=lambda code: FINDING_LABELS.get(code, code),
+        document_label=DOCUMENT_LABELS.__getitem__,
     )
 
 

@@ -6,15 +6,14 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from app.registrations.models import REJECTION_REASON_NAMES
+from forms.validators import strip_whitespace
 
 REJECTION_CHOICES = [
-    SelectChoice("signatory_not_entitled", _l("Den som skrivit under får inte teckna firma")),
-    SelectChoice("signature_missing", _l("Underskrift saknas")),
-    SelectChoice("not_an_orderer", _l("Personen är inte behörig beställare")),
-    SelectChoice("duplicate", _l("Ärendet är redan hanterat i ett annat ärende")),
-    SelectChoice("incomplete", _l("Uppgifter saknas och kompletteringen kom inte in")),
-    SelectChoice("other", _l("Annat skäl")),
+    SelectChoice(reason.value, _l(name))  # the names are marked for extraction with N_
+    for reason, name in REJECTION_REASON_NAMES.items()
 ]
 
 
@@ -28,14 +27,24 @@ class RejectionForm(FlaskForm):
     )
     reason = TextAreaField(
         _l("Förklaring till den som skickade in ärendet"),
-        validators=[InputRequired(_l("Skriv en förklaring.")), Length(max=2000)],
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv en förklaring.")), Length(max=2000)],
     )
 
 
 class CommentForm(FlaskForm):
     body = TextAreaField(
         _l("Intern anteckning"),
-        validators=[InputRequired(_l("Skriv en anteckning.")), Length(max=4000)],
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv en anteckning.")), Length(max=4000)],
+    )
+
+
+class CompletionRequestForm(FlaskForm):
+    message = TextAreaField(
+        _l("Vad behöver den som skickade in ärendet komplettera med?"),
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv vad som behöver kompletteras.")), Length(max=2000)],
     )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, RadioField, StringField, TelField
+from wtforms import EmailField, RadioField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Email, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
-from forms.validators import Orgnr, Personnummer
+from forms.validators import Orgnr, Personnummer, strip_whitespace
 
 NAME = [Length(max=100)]
 
@@ -87,4 +87,14 @@ class SignatoryForm(FlaskForm):
         _l("Befattning"),
         description=_l("Till exempel generaldirektör, rektor eller styrelseledamot."),
         validators=[InputRequired(_l("Ange befattning.")), *NAME],
+    )
+
+
+class CompletionAnswerForm(FlaskForm):
+    """The submitter's answer to SPV's request for more (komplettering)."""
+
+    answer = TextAreaField(
+        _l("Ditt svar till SPV"),
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv ditt svar.")), Length(max=4000)],
     )

@@ -33,3 +33,8 @@ class Orgnr:
             raise ValidationError(
                 _l("Ange ett giltigt organisationsnummer, t.ex. 202100-5489.")
             ) from None
+
+
+def strip_whitespace(value: object) -> object:
+    """A field filter: text without leading and trailing whitespace (blank becomes empty)."""
+    return value.strip() if isinstance(value, str) else value

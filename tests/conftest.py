@@ -22,7 +22,7 @@ from app.config import Settings
 from app.core.seed import seed_demo
 from app.db import Base
 from app.staff.models import StaffMember
-from tests.support import PG_ADMIN_URL, PG_TEST_DB, csrf_token, require_service
+from tests.support import PG_ADMIN_URL, PG_TEST_DB, csrf_token, require_service, use_app
 from workflows.runtime import Runtime
 from workflows.worker import start_worker
 
@@ -109,6 +109,7 @@ def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
         )
     )
     attach_bankid_client(app)
+    use_app(app)
     runtime: Runtime = app.extensions["behorighet"]
     reset_database(runtime)
     if hasattr(runtime.broker, "flush_all"):
@@ -152,9 +153,10 @@ def staff_id(session: Session, personnummer: str) -> int:
     ).one()
 
 
-def approve_in_simulator(app: Flask, personnummer: str) -> None:
-    """What the person does in the BankID app: open the newest order, pick their BankID and
-    approve it (in the simulator that stands in for BankID here)."""
+def approve_in_simulator(app: Flask, personnummer: str, order_ref: str | None = None) -> None:
+    """What the person does in the BankID app: open the order (the newest committed one
+    unless given), pick their BankID and approve it (in the simulator that stands in for
+    BankID here)."""
     from app.eid.models import EidOrder
     from app.eid.simulator import protocol as simulator
     from app.eid.simulator.pki import get_pki, pki_directory
@@ -162,7 +164,10 @@ def approve_in_simulator(app: Flask, personnummer: str) -> None:
     runtime: Runtime = app.extensions["behorighet"]
     settings = runtime.settings
     with runtime.unit_of_work() as s:
-        order_ref = s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
+        order_ref = (
+            order_ref
+            or s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
+        )
         assert order_ref, "no BankID order was started"
         simulator.open_order(s, order_ref, simulator.SimulatorConfig.from_settings(settings))
         simulator.approve(

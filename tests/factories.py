@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.core.agents import Agent, AgentKind
+from app.eid import service as eid
+from app.eid.models import OrderStatus
+from app.registrations import documents, signing
 from app.registrations import service as registrations
-from app.registrations.models import Channel, Submission
-from tests.conftest import DAVID, INGRID, person_id, staff_id
-from tests.support import REGISTRATION
-from workflows.state_machine import transition
-from workflows.states import Action
+from app.registrations.models import Submission
+from tests.conftest import DAVID, INGRID, approve_in_simulator, person_id, staff_id
+from tests.support import REGISTRATION, current_app
 
 
 def david(session: Session) -> Agent:
@@ -32,15 +33,21 @@ def registration_draft(session: Session, **changes: str) -> Submission:
 
 
 def received_by_esignature(session: Session, submission: Submission) -> Submission:
-    """What a completed BankID signature does to a draft (without the PDF and seal)."""
+    """What signing with BankID does to a draft, as the signing pages do it: the signatory
+    signs the exact PDF in the BankID simulator, the signature is checked, the PDF sealed
+    with the evidence, and the errand received."""
+    app = current_app()
+    settings = app.extensions["behorighet"].settings
+    client = app.extensions["bankid_client"]
     submitter = Agent(
         AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
     )
-    transition(session, submission, Action.REQUEST_SIGNATURE, submitter)
-    submission.channel = Channel.E_SIGN
-    bankid = Agent.system("bankid")
-    transition(session, submission, Action.SIGN, bankid)
-    transition(session, submission, Action.RECEIVE, bankid)
+    pdf = documents.signable_form(submission, settings)
+    order = signing.start(session, submitter, client, submission, pdf, "127.0.0.1", "binding")
+    approve_in_simulator(app, submission.form_data["signatory_personnummer"], order.order_ref)
+    state = eid.poll(session, client, order, 0.0)
+    assert state.status is OrderStatus.COMPLETE, state
+    signing.finish(session, order, submission, documents.seal_context(settings))
     return submission
 
 

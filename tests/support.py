@@ -29,6 +29,20 @@ SERVICES = {
 }
 
 
+_current_app: list[Any] = []
+
+
+def use_app(app: Any) -> None:
+    """The Flask app of the running test (set by the ``app`` fixture), for the factories."""
+    _current_app[:] = [app]
+
+
+def current_app() -> Any:
+    if not _current_app:
+        raise RuntimeError("no test app: use the app, runtime or session fixture")
+    return _current_app[0]
+
+
 def require_service(name: str) -> None:
     """Fail (not skip) with how to start the part when it is not reachable."""
     port, start = SERVICES[name]

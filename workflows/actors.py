@@ -19,6 +19,12 @@ def apply_submission(submission_id: int) -> None:
         pipeline.apply(session, submission_id, Agent.system("apply_submission"))
 
 
+@pipeline_actor(step="archive")
+def archive_submission(submission_id: int) -> None:
+    with runtime.current().unit_of_work() as session:
+        pipeline.archive(session, submission_id, Agent.system("archive_submission"))
+
+
 @pipeline_actor(step="receipt")
 def issue_receipt(submission_id: int) -> None:
     with runtime.current().unit_of_work() as session:
@@ -32,3 +38,12 @@ def send_email(email_id: int) -> None:
 
     current = runtime.current()
     sender.send_email(current.session_factory, email_id, sender.mailer_for(current.settings))
+
+
+@pipeline_actor(step="deadlines", max_retries=2)
+def watch_deadlines() -> None:
+    """Scheduled: the SLA reminders and escalations due now (``app.casework.deadlines``)."""
+    from app.casework.deadlines import watch_deadlines as send_due_notices
+
+    with runtime.current().unit_of_work() as session:
+        send_due_notices(session)

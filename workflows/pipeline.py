@@ -13,9 +13,10 @@ from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
 from app.core.agents import Agent
 from app.notifications import service as notifications
 from app.registrations.models import Submission, SubmissionKind
+from workflows import runtime
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
-from workflows.verification import run_checks
+from workflows.verification import Verifiers, run_checks, verifiers_for
 
 log = structlog.get_logger(__name__)
 
@@ -26,8 +27,12 @@ def lock_submission(session: Session, submission_id: int) -> Submission | None:
     ).one_or_none()
 
 
-def verify(session: Session, submission_id: int, agent: Agent) -> bool:
-    """received → verifying → in_review, recording every check. False if nothing to do."""
+def verify(
+    session: Session, submission_id: int, agent: Agent, verifiers: Verifiers | None = None
+) -> bool:
+    """received → verifying → in_review, recording every check. False if nothing to do.
+
+    ``verifiers`` default to those of the running app's settings."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state not in (
         SubmissionState.RECEIVED,
@@ -36,7 +41,7 @@ def verify(session: Session, submission_id: int, agent: Agent) -> bool:
         return False
     if submission.state is SubmissionState.RECEIVED:
         transition(session, submission, Action.START_VERIFICATION, agent)
-    run_checks(session, submission)
+    run_checks(session, submission, verifiers or verifiers_for(session, runtime.current().settings))
     transition(session, submission, Action.FINISH_VERIFICATION, agent)
     return True
 
@@ -69,6 +74,27 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
             _register(session, agent, submission, employer, data["replacement"])
     transition(session, submission, Action.APPLY, agent)
     return True
+
+
+def archive(session: Session, submission_id: int, agent: Agent) -> bool:
+    """File the decision letter with the errand's documents; an applied errand then closes.
+
+    The archive is the errand's documents kept together: the signed form and its BankID
+    evidence, or the scanned pages, and the decision letter. False if nothing to do.
+    """
+    from app.registrations.documents import issue_decision_letter
+
+    submission = lock_submission(session, submission_id)
+    if submission is None or submission.state not in (
+        SubmissionState.APPLIED,
+        SubmissionState.REJECTED,
+    ):
+        return False
+    issued = issue_decision_letter(session, submission)
+    if submission.state is SubmissionState.APPLIED:
+        transition(session, submission, Action.CLOSE, agent)
+        return True
+    return issued
 
 
 def issue_receipt(session: Session, submission_id: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -48,6 +49,15 @@ def check_four_eyes(submission: Submission, agent: Agent, action: Action) -> Non
         raise IllegalTransition(
             submission.state, action, "four eyes: you cannot decide your own errand", "four_eyes"
         )
+
+
+def _resume_due_date(submission: Submission, now: datetime) -> None:
+    """The time spent waiting for the submitter does not count against SPV's due date."""
+    if submission.paused_dt is not None and submission.due_dt is not None:
+        submission.due_dt += now - submission.paused_dt
+        submission.reminded_dt = None
+        submission.escalated_dt = None
+    submission.paused_dt = None
 
 
 def transition(
@@ -99,6 +109,10 @@ def transition(
     elif action is Action.RETRY:
         submission.failed_step = None
         submission.failure_reason = None
+    elif action is Action.REQUEST_COMPLETION:
+        submission.paused_dt = now
+    elif action is Action.COMPLETE:
+        _resume_due_date(submission, now)
 
     session.flush()
     record_event(

@@ -163,6 +163,9 @@ PENDING_STATES = frozenset(
 STEPS_ON_ENTRY: dict[SubmissionState, tuple[str, ...]] = {
     S.RECEIVED: ("issue_receipt", "verify_submission"),
     S.APPROVED: ("apply_submission",),
+    # The decision letter, filed with the errand's documents (then applied → closed).
+    S.APPLIED: ("archive_submission",),
+    S.REJECTED: ("archive_submission",),
 }
 
 # How long a submission may wait for its submitter in a state before it expires.
@@ -175,7 +178,13 @@ EXPIRES_AFTER: dict[SubmissionState, timedelta] = {
 EXPIRING_STATES = frozenset(EXPIRES_AFTER)
 
 DECISION_TIME = timedelta(days=10)
-"""SPV's service level: a received errand is decided within this time."""
+"""SPV's service level: a received errand is decided within this time.
+
+The clock stands still while the errand waits for the submitter's completion."""
+
+DUE_REMINDER_BEFORE = timedelta(days=2)
+"""How long before the due date the caseworker holding the errand is reminded; once the
+due date has passed, the errand is escalated to the team leads."""
 
 
 class IllegalTransition(Exception):

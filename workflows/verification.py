@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography import x509
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.access.models import ORDERER_ROLES, Employer, EmployerCode, Role, RoleGrant
+from app.config import Settings
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
+from app.documents.pki import trust_roots
+from app.documents.validate import EvidenceError, extract_evidence, validate_sealed_pdf
+from app.eid.bankid import bankid_trust_roots
+from app.eid.evidence import (
+    SIGNATURE_EVIDENCE_NAME,
+    InvalidBankIdSignature,
+    verify_bankid_signature,
+)
+from app.eid.models import EidOrder, OrderStatus
 from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
 from app.registrations.models import (
+    Channel,
     CheckOutcome,
+    DocumentKind,
     Submission,
     SubmissionKind,
     VerificationCheck,
@@ -30,14 +45,31 @@ class CheckResult:
     """Data behind the findings, e.g. the employer codes that do not belong."""
 
 
-Check = Callable[[Session, Submission, SignatoryRegister], CheckResult]
+@dataclass(frozen=True)
+class Verifiers:
+    """What the checks check against, besides the database."""
+
+    register: SignatoryRegister
+    seal_roots: Sequence[x509.Certificate]
+    """Roots the agency's seal on an e-signed form must chain to."""
+    bankid_roots: Sequence[x509.Certificate]
+    """Roots BankID signatures must chain to."""
+
+
+def verifiers_for(session: Session, settings: Settings) -> Verifiers:
+    return Verifiers(
+        LocalSignatoryRegister(session), trust_roots(settings), bankid_trust_roots(settings)
+    )
+
+
+Check = Callable[[Session, Submission, Verifiers], CheckResult]
 
 
 def _passed(name: str, *findings: str) -> CheckResult:
     return CheckResult(name, CheckOutcome.PASSED, findings)
 
 
-def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+def check_id_numbers(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
     data = sub.form_data
     try:
         normalise_orgnr(data.get("orgnr", ""))
@@ -50,7 +82,7 @@ def check_id_numbers(session: Session, sub: Submission, _r: SignatoryRegister) -
     return _passed("id_numbers")
 
 
-def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
     employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
     if employer is None or employer.orgnr != sub.form_data.get("orgnr"):
         return CheckResult("employer", CheckOutcome.FAILED, ("unknown_employer",))
@@ -69,14 +101,67 @@ def check_employer_codes(session: Session, sub: Submission, _r: SignatoryRegiste
     return _passed("employer")
 
 
-def check_signatory(session: Session, sub: Submission, register: SignatoryRegister) -> CheckResult:
+def check_signatory(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
     signer = sub.form_data.get("signatory_personnummer", "")
     removes_self = sub.kind is SubmissionKind.REMOVAL and sub.form_data.get("reason") == "self"
     if removes_self and signer == sub.subject_personnummer:
         return _passed("signatory", "removal_signed_by_orderer")
-    if is_signatory(register, sub.form_data.get("orgnr", ""), signer):
+    if is_signatory(verifiers.register, sub.form_data.get("orgnr", ""), signer):
         return _passed("signatory")
     return CheckResult("signatory", CheckOutcome.FLAGGED, ("not_in_signatory_register",))
+
+
+def _signature_failed(*findings: str, detail: str = "") -> CheckResult:
+    return CheckResult("signature", CheckOutcome.FAILED, findings, detail)
+
+
+def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
+    """The sealed PDF is intact and SPV's, its BankID evidence is valid, covers exactly the
+    PDF that was shown for signing, and was made by the signatory the form names."""
+    signed_doc = next((d for d in sub.documents if d.kind is DocumentKind.SIGNED), None)
+    order = session.scalar(
+        select(EidOrder)
+        .where(EidOrder.submission_id == sub.id, EidOrder.status == OrderStatus.USED)
+        .order_by(EidOrder.id.desc())
+    )
+    if signed_doc is None or order is None or order.document is None:
+        return _signature_failed("signed_document_missing")
+    sealed = signed_doc.content
+    report = validate_sealed_pdf(sealed, trust_roots=verifiers.seal_roots)
+    if not report.accepted:
+        return _signature_failed("seal_invalid", detail=report.reason)
+    try:
+        xml = extract_evidence(sealed)[SIGNATURE_EVIDENCE_NAME]
+        signed = verify_bankid_signature(
+            base64.b64encode(xml).decode("ascii"),
+            verifiers.bankid_roots,
+            at=report.timestamp_dt or report.signed_dt,
+        )
+    except (EvidenceError, KeyError, InvalidBankIdSignature) as exc:
+        return _signature_failed("signature_invalid", detail=str(exc)[:200])
+    original = sealed[: len(order.document)]
+    if (
+        original != order.document
+        or signed.user_non_visible_data.strip() != hashlib.sha256(original).hexdigest()
+    ):
+        return _signature_failed("signature_of_other_document")
+    if signed.personal_number != sub.form_data.get("signatory_personnummer"):
+        return _signature_failed("signer_not_named_signatory")
+    return _passed("signature")
+
+
+def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
+    """Posted: the scanned pages are attached (their QR codes matched the errand)."""
+    if not any(d.kind is DocumentKind.SCAN for d in sub.documents):
+        return _signature_failed("scan_missing")
+    return _passed("signature")
+
+
+def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
+    """E-signed: the seal and the BankID evidence; posted: the scan and the clerk's check."""
+    if sub.channel is Channel.E_SIGN:
+        return check_esignature(session, sub, verifiers)
+    return check_paper_signature(session, sub)
 
 
 def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant]:
@@ -91,7 +176,7 @@ def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant
     )
 
 
-def check_conflicts(session: Session, sub: Submission, _r: SignatoryRegister) -> CheckResult:
+def check_conflicts(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
     if sub.employer_id is None:
         return CheckResult("conflicts", CheckOutcome.FAILED, ("unknown_employer",))
     grants = _active_orderer_grants(session, sub.employer_id)
@@ -128,15 +213,15 @@ CHECKS: tuple[Check, ...] = (
     check_id_numbers,
     check_employer_codes,
     check_signatory,
+    check_signature,
     check_conflicts,
 )
 
 
 def run_checks(
-    session: Session, submission: Submission, register: SignatoryRegister | None = None
+    session: Session, submission: Submission, verifiers: Verifiers
 ) -> list[VerificationCheck]:
     """Run every check afresh (a re-run replaces the previous results)."""
-    register = register or LocalSignatoryRegister(session)
     session.execute(
         delete(VerificationCheck).where(VerificationCheck.submission_id == submission.id)
     )
@@ -148,7 +233,7 @@ def run_checks(
             findings=list(r.findings),
             detail=r.detail,
         )
-        for r in (check(session, submission, register) for check in CHECKS)
+        for r in (check(session, submission, verifiers) for check in CHECKS)
     ]
     session.add_all(rows)
     session.flush()
@@ -156,4 +241,4 @@ def run_checks(
     return rows
 
 
-__all__ = ["CHECKS", "CheckResult", "run_checks"]
+__all__ = ["CHECKS", "CheckResult", "Verifiers", "run_checks", "verifiers_for"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
+from workflows.outbox import add_message
 from workflows.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -28,20 +30,24 @@ def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worke
     return worker
 
 
-def run_maintenance(runtime: Runtime) -> None:
+def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
-    messages and expire drafts whose time ran out. Safe to run anywhere at once."""
+    messages, expire drafts whose time ran out and, when asked, schedule the deadline
+    watch. Safe to run anywhere at once."""
     from app.registrations.service import expire_lapsed
 
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)
+        if check_deadlines:
+            add_message(session, "watch_deadlines")
     if expired:
         log.info("submissions.expired", count=expired)
 
 
 class Sweeper(threading.Thread):
-    """Runs ``run_maintenance`` every ``interval_s`` seconds."""
+    """Runs ``run_maintenance`` every ``interval_s`` seconds, and schedules the deadline
+    watch every ``settings.deadline_check_interval_s``."""
 
     def __init__(self, runtime: Runtime, interval_s: float = 5.0) -> None:
         super().__init__(name="outbox-sweeper", daemon=True)
@@ -50,11 +56,17 @@ class Sweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        next_deadline_check = 0.0
         while not self.stopped.wait(self.interval_s):
+            now = time.monotonic()
+            check = now >= next_deadline_check
             try:
-                run_maintenance(self.runtime)
+                run_maintenance(self.runtime, check_deadlines=check)
             except Exception:
                 log.exception("maintenance.failed")
+            else:
+                if check:
+                    next_deadline_check = now + self.runtime.settings.deadline_check_interval_s
 
     def stop(self) -> None:
         self.stopped.set()

@@ -23,11 +23,15 @@ from app.audit.models import AuditEvent
 from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
+from app.notifications import service as notifications
 from app.registrations.models import (
     Channel,
     CheckOutcome,
+    CompletionRequest,
+    RejectionReason,
     Submission,
     SubmissionComment,
+    SubmissionDocument,
     SubmissionKind,
     VerificationCheck,
 )
@@ -53,15 +57,6 @@ class QueueList(enum.StrEnum):
     OVERDUE = "forsenade"
     COMPLETION = "komplettering"
     FAILED = "fel"
-
-
-class RejectionReason(enum.StrEnum):
-    SIGNATORY_NOT_ENTITLED = "signatory_not_entitled"
-    SIGNATURE_MISSING = "signature_missing"
-    NOT_AN_ORDERER = "not_an_orderer"
-    DUPLICATE = "duplicate"
-    INCOMPLETE = "incomplete"
-    OTHER = "other"
 
 
 OPEN_STATES = (SubmissionState.IN_REVIEW, SubmissionState.AWAITING_COMPLETION)
@@ -270,6 +265,18 @@ def history(session: Session, submission: Submission) -> list[AuditEvent]:
     )
 
 
+def errand_document(
+    session: Session, submission: Submission, document_id: int
+) -> SubmissionDocument | None:
+    """A document of this errand (never another errand's, whatever the id says)."""
+    return session.scalar(
+        select(SubmissionDocument).where(
+            SubmissionDocument.id == document_id,
+            SubmissionDocument.submission_id == submission.id,
+        )
+    )
+
+
 def _require_holder(agent: Agent, submission: Submission) -> None:
     if submission.assigned_staff_id != agent.id:
         raise NotYourErrand(submission.reference)
@@ -309,10 +316,30 @@ def approve_submission(session: Session, agent: Agent, submission: Submission) -
 def reject_submission(
     session: Session, agent: Agent, submission: Submission, reason: RejectionReason, text: str
 ) -> None:
+    """Reject with a coded reason and the caseworker's words, which the submitter is sent."""
     _require_holder(agent, submission)
-    transition(session, submission, Action.REJECT, agent, reason=reason.value, data={"text": text})
+    transition(session, submission, Action.REJECT, agent, reason=reason.value)
     submission.decision_code = reason.value
     submission.decision_text = text.strip()
+    notifications.notify_rejected(session, submission, text)
+
+
+def request_completion(
+    session: Session, agent: Agent, submission: Submission, message: str
+) -> CompletionRequest:
+    """Ask the submitter for more (komplettering): the due date stands still until they
+    answer, and they are emailed what is needed and by when."""
+    _require_holder(agent, submission)
+    transition(session, submission, Action.REQUEST_COMPLETION, agent)
+    assert agent.id is not None
+    request = CompletionRequest(
+        submission_id=submission.id, requested_by_staff_id=agent.id, message=message.strip()
+    )
+    session.add(request)
+    session.flush()
+    session.expire(submission, ["completion_requests"])
+    notifications.notify_completion_requested(session, submission, message)
+    return request
 
 
 def retry_failed(session: Session, agent: Agent, submission: Submission) -> None:

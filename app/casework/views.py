@@ -5,16 +5,22 @@ from __future__ import annotations
 import enum
 from typing import TypeVar
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
 from app.labels import refusal_message
-from app.registrations.models import Channel, Submission, SubmissionKind
+from app.registrations.models import Channel, RejectionReason, Submission, SubmissionKind
 from app.web import caseworker_required, commit, db, signed_in
-from forms.casework import CommentForm, DecisionForm, ReassignForm, RejectionForm
+from forms.casework import (
+    CommentForm,
+    CompletionRequestForm,
+    DecisionForm,
+    ReassignForm,
+    RejectionForm,
+)
 from workflows.states import IllegalTransition, SubmissionState
 
 bp = Blueprint("casework", __name__, template_folder="templates")
@@ -72,6 +78,7 @@ def _render_errand(
         "submission": submission,
         "decision_form": DecisionForm(),
         "rejection_form": RejectionForm(),
+        "completion_form": CompletionRequestForm(),
         "comment_form": CommentForm(),
         "reassign_form": reassign,
         "State": SubmissionState,
@@ -195,7 +202,7 @@ def reject(reference: str) -> ResponseReturnValue:
             db(),
             signed_in(),
             submission,
-            service.RejectionReason(form.reason_code.data),
+            RejectionReason(form.reason_code.data),
             form.reason.data,
         )
     except service.NotYourErrand:
@@ -206,6 +213,41 @@ def reject(reference: str) -> ResponseReturnValue:
         commit()
         flash(_("Ärendet är avslaget."), "success")
     return _back(reference)
+
+
+@bp.post("/handlaggning/<reference>/komplettering")
+@caseworker_required
+def request_completion(reference: str) -> ResponseReturnValue:
+    submission = _errand(reference)
+    form = CompletionRequestForm()
+    if not form.validate_on_submit():
+        return _render_errand(submission, 400, completion_form=form)
+    try:
+        service.request_completion(db(), signed_in(), submission, form.message.data)
+    except service.NotYourErrand:
+        flash(_("Ta ärendet innan du begär komplettering."), "error")
+    except IllegalTransition as exc:
+        flash(refusal_message(exc.code), "error")
+    else:
+        commit()
+        flash(
+            _("Kompletteringen är begärd och den som skickade in ärendet har fått e-post."),
+            "success",
+        )
+    return _back(reference)
+
+
+@bp.get("/handlaggning/<reference>/handlingar/<int:document_id>")
+@caseworker_required
+def document(reference: str, document_id: int) -> ResponseReturnValue:
+    """One of the errand's archived documents: form, evidence, scan, receipt or decision."""
+    doc = service.errand_document(db(), _errand(reference), document_id)
+    if doc is None:
+        abort(404)
+    response = Response(doc.content, mimetype=doc.media_type)
+    response.headers["Content-Disposition"] = f'inline; filename="{doc.filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post("/handlaggning/<reference>/forsok-igen")

@@ -62,9 +62,10 @@ SIGNATORIES = [
 ]
 
 STAFF = [
-    ("196211289894", "Ingrid Handläggare", "ingrid.handlaggare@spv.example", True, False),
-    ("197010639909", "Johan Handläggare", "johan.handlaggare@spv.example", True, False),
-    ("199104239919", "Karin Registrator", "karin.registrator@spv.example", False, True),
+    # personnummer, name, email, caseworker, intake clerk, team lead
+    ("196211289894", "Ingrid Handläggare", "ingrid.handlaggare@spv.example", True, False, False),
+    ("197010639909", "Johan Handläggare", "johan.handlaggare@spv.example", True, False, True),
+    ("199104239919", "Karin Registrator", "karin.registrator@spv.example", False, True, False),
 ]
 
 
@@ -92,8 +93,10 @@ def seed_demo(session: Session) -> None:
         for o, p, n, c in SIGNATORIES
     )
     session.add_all(
-        StaffMember(personnummer=p, name=n, email=e, is_caseworker=cw, is_intake_clerk=ic)
-        for p, n, e, cw, ic in STAFF
+        StaffMember(
+            personnummer=p, name=n, email=e, is_caseworker=cw, is_intake_clerk=ic, is_team_lead=tl
+        )
+        for p, n, e, cw, ic, tl in STAFF
     )
     session.flush()
 

@@ -306,29 +306,75 @@ def render_blank_form(kind: SubmissionKind, *, lang: str, key: bytes) -> bytes:
     return render_form_pdf(blank, lang=lang, key=key, for_print=True)
 
 
-def render_receipt(data: DocumentData, *, lang: str, received_dt: datetime) -> bytes:
-    """The one-page receipt ("Kvittens") confirming that SPV received the errand."""
-    if not data.reference:
-        raise ValueError("a receipt needs the errand's reference")
+def _letter(
+    data: DocumentData, lang: str, template: str, heading: str, footer: str, **extra: Any
+) -> bytes:
+    """A one-page letter about an errand (receipt, decision): no QR codes, no form."""
     _ = translations(lang).gettext
-    local = _local(received_dt)
-    received = _("%(date)s kl. %(time)s") % {
-        "date": format_date(local.date(), format="long", locale=lang),
-        "time": local.strftime("%H:%M"),
-    }
-    heading = _("Kvittens")
     context = {
         "lang": lang,
         "title": f"{heading}, {data.reference}",
         "heading": heading,
         "description": f"{_('Statens tjänstepensionsverk')} – {heading} {data.reference}",
         "reference": data.reference,
-        "received": received,
         "kind_name": _(_FORM_NAMES[data.kind]),
         "channel_name": _(_CHANNEL_NAMES[data.channel]) if data.channel else "",
         "form_data": data.form_data,
-        "footer": _("Kvittens för ärende %(ref)s") % {"ref": data.reference},
+        "footer": footer,
         "qr_codes": [],
+        **extra,
     }
-    html = environment(lang).get_template("receipt.html").render(context)
+    html = environment(lang).get_template(template).render(context)
     return _write(_layout(html))
+
+
+def _date_and_time(dt: datetime, lang: str) -> str:
+    local = _local(dt)
+    return translations(lang).gettext("%(date)s kl. %(time)s") % {
+        "date": format_date(local.date(), format="long", locale=lang),
+        "time": local.strftime("%H:%M"),
+    }
+
+
+def render_receipt(data: DocumentData, *, lang: str, received_dt: datetime) -> bytes:
+    """The one-page receipt ("Kvittens") confirming that SPV received the errand."""
+    if not data.reference:
+        raise ValueError("a receipt needs the errand's reference")
+    _ = translations(lang).gettext
+    return _letter(
+        data,
+        lang,
+        "receipt.html",
+        _("Kvittens"),
+        _("Kvittens för ärende %(ref)s") % {"ref": data.reference},
+        received=_date_and_time(received_dt, lang),
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a decision letter says besides the errand itself."""
+
+    approved: bool
+    decided_dt: datetime
+    caseworker: str
+    reason: str = ""
+    """Why the errand was rejected, in the reader's language (empty when approved)."""
+    explanation: str = ""
+    """The caseworker's own words to the submitter."""
+
+
+def render_decision_letter(data: DocumentData, decision: Decision, *, lang: str) -> bytes:
+    """The decision letter ("Beslut"): approved and put into effect, or rejected and why."""
+    if not data.reference:
+        raise ValueError("a decision letter needs the errand's reference")
+    _ = translations(lang).gettext
+    return _letter(
+        data,
+        lang,
+        "decision.html",
+        _("Beslut"),
+        _("Beslut i ärende %(ref)s") % {"ref": data.reference},
+        decision=decision,
+        decided=_date(decision.decided_dt, lang),
+    )

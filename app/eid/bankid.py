@@ -9,6 +9,7 @@ BankID's server CA; the simulator is plain ``http`` on loopback. Switching is co
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import ssl
 from pathlib import Path
@@ -93,16 +94,28 @@ def make_bankid_client(
 
 def bankid_trust_roots(settings: Settings) -> list[x509.Certificate]:
     """The roots BankID signatures must chain to: ``BANKID_TRUST_ROOTS_FILE``, or with the
-    simulator on and the file unset, the simulator's own root."""
-    if settings.bankid_trust_roots_file:
-        roots = x509.load_pem_x509_certificates(Path(settings.bankid_trust_roots_file).read_bytes())
+    simulator on and the file unset, the simulator's own root. Read once per process."""
+    simulator_dir = None
+    if not settings.bankid_trust_roots_file and settings.bankid_simulator:
+        from app.eid.simulator.pki import pki_directory
+
+        simulator_dir = str(pki_directory(settings))
+    return list(_load_trust_roots(settings.bankid_trust_roots_file, simulator_dir))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_trust_roots(
+    roots_file: str | None, simulator_dir: str | None
+) -> tuple[x509.Certificate, ...]:
+    if roots_file:
+        roots = x509.load_pem_x509_certificates(Path(roots_file).read_bytes())
         if not roots:
             raise BankIdConfigurationError("BANKID_TRUST_ROOTS_FILE holds no certificate")
-        return roots
-    if settings.bankid_simulator:
-        from app.eid.simulator.pki import get_pki, pki_directory
+        return tuple(roots)
+    if simulator_dir:
+        from app.eid.simulator.pki import get_pki
 
-        return [get_pki(pki_directory(settings)).root.certificate]
+        return (get_pki(Path(simulator_dir)).root.certificate,)
     raise BankIdConfigurationError("BANKID_TRUST_ROOTS_FILE is needed to check BankID signatures")
 
 

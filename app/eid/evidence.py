@@ -70,6 +70,10 @@ class InvalidOcspResponse(Exception):
         self.reason = reason
 
 
+SIGNATURE_EVIDENCE_NAME = "bankid-signatur.xml"
+"""The BankID signature's name among a sealed form's attachments."""
+
+
 @dataclass(frozen=True)
 class SignedData:
     """What a valid BankID signature covers."""

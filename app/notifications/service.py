@@ -43,6 +43,7 @@ from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.models import EmailMessage
 from app.registrations.models import Submission, SubmissionKind
+from app.staff.models import StaffMember
 from workflows.outbox import add_message
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,7 @@ SOME_CODES = N_("arbetsgivarkoderna %(codes)s")
 
 ACCESS_PATH = "/hantera-behorigheter"
 ERRANDS_PATH = "/mina-arenden"
+CASEWORK_PATH = "/handlaggning"
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -396,6 +398,36 @@ def notify_completion_requested(
             "message": mask_personnummer_in_text(message.strip()),
             "deadline": _date(submission.expires_dt, lang),
         },
+    )
+
+
+def notify_deadline(
+    session: Session, submission: Submission, staff: StaffMember, *, passed: bool
+) -> EmailMessage | None:
+    """Remind a caseworker that an errand's due date is near, or escalate an overdue one
+    to a team lead. Once per errand, person, due date and kind of notice."""
+    employer = submission.employer
+    assert submission.due_dt is not None and employer is not None
+    template = "deadline_passed" if passed else "deadline_near"
+    lang = SOURCE_LANG
+    holder = submission.assigned_staff
+    return queue_email(
+        session,
+        dedupe_key=f"{template}:{submission.id}:{staff.id}:{submission.due_dt.isoformat()}",
+        to=staff.email,
+        name=staff.name,
+        language=lang,
+        template=template,
+        context={
+            "reference": submission.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "due": _date(submission.due_dt, lang),
+            "assigned": holder.name if holder else None,
+            "path": f"{CASEWORK_PATH}/{submission.reference}",
+        },
+        submission_id=submission.id,
     )
 
 

@@ -1,16 +1,30 @@
-"""The PDFs of a submission: the printable form and the receipt (rendered by app.documents)."""
+"""The PDFs of a submission: the printable form, the receipt and the decision letter."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.core.i18n import translations
 from app.documents.pki import seal_material
-from app.documents.render import CodeLine, DocumentData, render_form_pdf, render_receipt
+from app.documents.render import (
+    CodeLine,
+    Decision,
+    DocumentData,
+    render_decision_letter,
+    render_form_pdf,
+    render_receipt,
+)
 from app.eid.bankid import bankid_trust_roots
-from app.registrations.models import DocumentKind, Submission
+from app.registrations.models import (
+    REJECTION_REASON_NAMES,
+    DocumentKind,
+    RejectionReason,
+    Submission,
+)
 from app.registrations.service import attach_document, document
 from app.registrations.signing import SealContext
+from workflows.states import SubmissionState
 
 
 def document_data(submission: Submission) -> DocumentData:
@@ -54,5 +68,27 @@ def issue_receipt(session: Session, submission: Submission) -> bool:
     )
     attach_document(
         session, submission, DocumentKind.RECEIPT, pdf, f"kvittens-{submission.reference}.pdf"
+    )
+    return True
+
+
+def issue_decision_letter(session: Session, submission: Submission) -> bool:
+    """Attach the decision letter once; False when the errand already has one."""
+    if document(submission, DocumentKind.DECISION) is not None:
+        return False
+    assert submission.decided_dt is not None and submission.decided_by is not None
+    lang = submission.language
+    gettext = translations(lang).gettext
+    code = submission.decision_code
+    decision = Decision(
+        approved=submission.state is not SubmissionState.REJECTED,
+        decided_dt=submission.decided_dt,
+        caseworker=submission.decided_by.name,
+        reason=gettext(REJECTION_REASON_NAMES[RejectionReason(code)]) if code else "",
+        explanation=submission.decision_text or "",
+    )
+    pdf = render_decision_letter(document_data(submission), decision, lang=lang)
+    attach_document(
+        session, submission, DocumentKind.DECISION, pdf, f"beslut-{submission.reference}.pdf"
     )
     return True

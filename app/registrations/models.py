@@ -34,6 +34,32 @@ class Channel(enum.StrEnum):
     PAPER = "paper"
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is used."""
+    return message
+
+
+class RejectionReason(enum.StrEnum):
+    """Why SPV rejected an errand (``Submission.decision_code``)."""
+
+    SIGNATORY_NOT_ENTITLED = "signatory_not_entitled"
+    SIGNATURE_MISSING = "signature_missing"
+    NOT_AN_ORDERER = "not_an_orderer"
+    DUPLICATE = "duplicate"
+    INCOMPLETE = "incomplete"
+    OTHER = "other"
+
+
+REJECTION_REASON_NAMES = {
+    RejectionReason.SIGNATORY_NOT_ENTITLED: N_("Den som skrivit under får inte teckna firma"),
+    RejectionReason.SIGNATURE_MISSING: N_("Underskrift saknas"),
+    RejectionReason.NOT_AN_ORDERER: N_("Personen är inte behörig beställare"),
+    RejectionReason.DUPLICATE: N_("Ärendet är redan hanterat i ett annat ärende"),
+    RejectionReason.INCOMPLETE: N_("Uppgifter saknas och kompletteringen kom inte in"),
+    RejectionReason.OTHER: N_("Annat skäl"),
+}
+
+
 def _in(states: frozenset[SubmissionState]) -> str:
     return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
 
@@ -66,7 +92,7 @@ class Submission(Base):
     first_approved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     """The first of the two approvals that removing an employer's last orderer needs."""
     decision_code: Mapped[str | None] = mapped_column(String(32))
-    """Why an errand was rejected (``REJECTION_REASONS``)."""
+    """Why an errand was rejected (``RejectionReason``)."""
     decision_text: Mapped[str | None] = mapped_column(Text)
     expires_dt: Mapped[datetime | None]
     """When a draft or an errand waiting for the submitter lapses (``EXPIRES_AFTER``)."""
@@ -74,6 +100,12 @@ class Submission(Base):
     """The submitter's language, for letters and receipts."""
     failed_step: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    paused_dt: Mapped[datetime | None]
+    """Since when the due date stands still (waiting for the submitter's completion)."""
+    reminded_dt: Mapped[datetime | None]
+    """When the caseworker was reminded that the due date is near (``DUE_REMINDER_BEFORE``)."""
+    escalated_dt: Mapped[datetime | None]
+    """When the overdue errand was escalated to the team leads."""
 
     employer: Mapped[Employer | None] = relationship()
     submitted_by: Mapped[Person] = relationship()
@@ -84,6 +116,9 @@ class Submission(Base):
     )
     checks: Mapped[list[VerificationCheck]] = relationship(
         back_populates="submission", order_by="VerificationCheck.id"
+    )
+    completion_requests: Mapped[list[CompletionRequest]] = relationship(
+        back_populates="submission", order_by="CompletionRequest.id"
     )
 
     __mapper_args__ = {"version_id_col": version}
@@ -121,6 +156,32 @@ class SubmissionComment(Base):
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff: Mapped[StaffMember] = relationship()
+
+
+class CompletionRequest(Base):
+    """A caseworker's request for more information (komplettering) and the submitter's answer."""
+
+    __tablename__ = "completion_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    requested_by_staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
+    message: Mapped[str] = mapped_column(Text)
+    """What SPV needs; shown to the submitter and sent by email."""
+    requested_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_dt: Mapped[datetime | None]
+
+    submission: Mapped[Submission] = relationship(back_populates="completion_requests")
+    requested_by: Mapped[StaffMember] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("(answer IS NULL) = (answered_dt IS NULL)", name="answer_has_time"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.answered_dt is None
 
 
 class DocumentKind(enum.StrEnum):

@@ -20,6 +20,7 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import (
     Channel,
+    CompletionRequest,
     DocumentKind,
     Submission,
     SubmissionDocument,
@@ -385,6 +386,27 @@ def print_for_post(
 
 def withdraw(session: Session, agent: Agent, submission: Submission) -> None:
     transition(session, submission, Action.WITHDRAW, agent)
+
+
+def open_completion_request(submission: Submission) -> CompletionRequest | None:
+    """The caseworker's unanswered request for more, if the errand waits for one."""
+    if submission.state is not SubmissionState.AWAITING_COMPLETION:
+        return None
+    return next((r for r in reversed(submission.completion_requests) if r.is_open), None)
+
+
+def answer_completion(
+    session: Session, agent: Agent, submission: Submission, answer: str
+) -> CompletionRequest:
+    """The submitter's answer: the errand goes back to its caseworker and the due date
+    runs again from where it stood."""
+    request = open_completion_request(submission)
+    transition(session, submission, Action.COMPLETE, agent)
+    assert request is not None  # awaiting_completion always has an open request
+    request.answer = answer.strip()
+    request.answered_dt = utcnow()
+    session.flush()
+    return request
 
 
 def expire_lapsed(session: Session, limit: int = 200) -> int:

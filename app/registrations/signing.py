@@ -20,6 +20,7 @@ from app.documents.pki import SealMaterial
 from app.documents.seal import Evidence, seal_pdf
 from app.eid import service as eid
 from app.eid.evidence import (
+    SIGNATURE_EVIDENCE_NAME,
     CertificateStatus,
     InvalidBankIdSignature,
     InvalidOcspResponse,
@@ -165,7 +166,7 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
         material=context.material,
         evidence=[
             Evidence(
-                "bankid-signatur.xml",
+                SIGNATURE_EVIDENCE_NAME,
                 xml,
                 "application/xml",
                 "BankID signature (XML-DSig) over the document's SHA-256",
@@ -184,7 +185,7 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
         session, submission, DocumentKind.SIGNED, sealed, f"{submission.reference}-underskriven.pdf"
     )
     attach_document(
-        session, submission, DocumentKind.EVIDENCE, xml, "bankid-signatur.xml", "application/xml"
+        session, submission, DocumentKind.EVIDENCE, xml, SIGNATURE_EVIDENCE_NAME, "application/xml"
     )
     attach_document(
         session,

@@ -29,7 +29,7 @@ from app.registrations import documents, service, signing
 from app.registrations.models import DocumentKind, Submission, SubmissionKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
 from app.web import bankid_client, collect_interval, commit, db, person_required, runtime, signed_in
-from forms.common import EmployerForm
+from forms.common import CompletionAnswerForm, EmployerForm
 from workflows.states import IllegalTransition, SubmissionState
 
 bp = Blueprint("registrations", __name__, template_folder="templates")
@@ -197,22 +197,44 @@ def my_errands() -> ResponseReturnValue:
     )
 
 
-@bp.get("/mina-arenden/<reference>")
-@person_required
-def errand(reference: str) -> ResponseReturnValue:
-    submission = _own(reference)
+def _render_errand(
+    submission: Submission, answer_form: CompletionAnswerForm | None = None, status: int = 200
+) -> ResponseReturnValue:
     return render_template(
         "registrations/errand.html",
         submission=submission,
         action_form=FlaskForm(),
+        answer_form=answer_form or CompletionAnswerForm(),
+        open_request=service.open_completion_request(submission),
         State=SubmissionState,
         resume_url=resume_url,
-        DocumentKind=DocumentKind,
-        printed=service.document(submission, DocumentKind.PRINTED),
-        receipt=service.document(submission, DocumentKind.RECEIPT),
-        signed=service.document(submission, DocumentKind.SIGNED),
+        downloads={name: service.document(submission, kind) for name, kind in DOWNLOADS.items()},
         is_lapsed=service.is_lapsed(submission),
-    )
+    ), status
+
+
+@bp.get("/mina-arenden/<reference>")
+@person_required
+def errand(reference: str) -> ResponseReturnValue:
+    return _render_errand(_own(reference))
+
+
+@bp.post("/mina-arenden/<reference>/komplettera")
+@person_required
+def answer_completion(reference: str) -> ResponseReturnValue:
+    """Answer SPV's request for more; the errand goes back to its caseworker."""
+    submission = _own(reference)
+    form = CompletionAnswerForm()
+    if not form.validate_on_submit():
+        return _render_errand(submission, form, 400)
+    try:
+        service.answer_completion(db(), signed_in(), submission, form.answer.data)
+    except IllegalTransition:
+        flash(_("Ärendet väntar inte på någon komplettering."), "error")
+    else:
+        commit()
+        flash(_("Tack! Din komplettering är skickad till handläggaren."), "success")
+    return redirect(url_for(".errand", reference=reference))
 
 
 def _post_action(reference: str) -> Submission:
@@ -375,15 +397,16 @@ def _pdf(content: bytes, filename: str) -> Response:
 
 DOWNLOADS = {
     "blankett": DocumentKind.PRINTED,
-    "kvittens": DocumentKind.RECEIPT,
     "underskriven": DocumentKind.SIGNED,
+    "kvittens": DocumentKind.RECEIPT,
+    "beslut": DocumentKind.DECISION,
 }
 
 
 @bp.get("/mina-arenden/<reference>/<name>.pdf")
 @person_required
 def document_pdf(reference: str, name: str) -> ResponseReturnValue:
-    """The printed form, the receipt, or the signed and sealed form."""
+    """The printed form, the signed and sealed form, the receipt or the decision letter."""
     kind = DOWNLOADS.get(name)
     doc = service.document(_own(reference), kind) if kind else None
     if doc is None:

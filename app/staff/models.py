@@ -19,6 +19,8 @@ class StaffMember(Base):
     email: Mapped[str] = mapped_column(String(254))
     is_caseworker: Mapped[bool] = mapped_column(default=False)
     is_intake_clerk: Mapped[bool] = mapped_column(default=False)
+    is_team_lead: Mapped[bool] = mapped_column(default=False)
+    """Gets escalations of overdue errands (``DUE_REMINDER_BEFORE``, ``DECISION_TIME``)."""
     is_active: Mapped[bool] = mapped_column(default=True)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
 

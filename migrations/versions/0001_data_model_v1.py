@@ -645,7 +645,6 @@ def downgrade() -> None:
     with op.batch_alter_table("submission", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_submission_submitted_by_id"))
         batch_op.drop_index(batch_op.f("ix_submission_subject_personnummer"))
-        batch_op.drop_index("ix_submission_state_expires")
         batch_op.drop_index("ix_submission_state_received")
         batch_op.drop_index(batch_op.f("ix_submission_employer_id"))
 

@@ -140,6 +140,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
         "id_numbers": "passed",
         "employer": "passed",
         "signatory": "passed",
+        "signature": "passed",
         "conflicts": "passed",
     }
     claim_and_approve(session, submission)

@@ -97,7 +97,7 @@ def test_steps_run_twice_do_the_work_once(session: Session) -> None:
     submission = _received(session)
     assert pipeline.verify(session, submission.id, SYSTEM)
     assert not pipeline.verify(session, submission.id, SYSTEM)
-    assert len(_outcomes(session, submission)) == 4
+    assert len(_outcomes(session, submission)) == 5
     claim_and_approve(session, submission)
     assert pipeline.apply(session, submission.id, SYSTEM)
     assert not pipeline.apply(session, submission.id, SYSTEM)

@@ -69,6 +69,7 @@ def test_registration_flows_from_form_to_grant(
         "id_numbers": CheckOutcome.PASSED,
         "employer": CheckOutcome.PASSED,
         "signatory": CheckOutcome.PASSED,
+        "signature": CheckOutcome.PASSED,
         "conflicts": CheckOutcome.PASSED,
     }
 
@@ -86,8 +87,8 @@ def test_registration_flows_from_form_to_grant(
     assert approved.status_code == 302
 
     _wait_for(
-        lambda: _state(runtime, reference) is SubmissionState.APPLIED,
-        message="the apply actor to grant the role",
+        lambda: _state(runtime, reference) is SubmissionState.CLOSED,
+        message="the apply actor to grant the role and the archive actor to close the errand",
     )
     session.expire_all()
     grants = session.scalars(
@@ -115,6 +116,7 @@ def test_registration_flows_from_form_to_grant(
         "submission.claimed",
         "submission.approve",
         "submission.apply",
+        "submission.close",
     ]
     assert (
         session.scalar(
@@ -132,4 +134,5 @@ def _all_messages_done(runtime: Runtime) -> bool:
         rows = s.scalars(
             select(OutboxMessage).where(OutboxMessage.submission_id.is_not(None))
         ).all()
-        return len(rows) == 3 and all(r.done_dt is not None for r in rows)
+        # receipt, verify, apply, archive
+        return len(rows) == 4 and all(r.done_dt is not None for r in rows)

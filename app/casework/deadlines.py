@@ -1,0 +1,79 @@
+"""Due dates (SLA): a reminder before an errand's due date, an escalation after it.
+
+``DECISION_TIME`` sets the due date when an errand is received; it stands still while
+the errand waits for the submitter's completion. ``DUE_REMINDER_BEFORE`` the due date,
+the caseworker holding the errand (or, with nobody holding it, the team leads) is
+reminded; once it has passed, the team leads are told (escalation). Each happens once
+per due date. ``watch_deadlines`` runs from a scheduled actor in any number of workers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.audit.service import record_submission_event
+from app.core.agents import Agent
+from app.db import utcnow
+from app.notifications import service as notifications
+from app.registrations.models import Submission
+from app.staff.models import StaffMember
+from workflows.states import DUE_REMINDER_BEFORE, SubmissionState
+
+BATCH = 200
+"""Errands handled per run; the next run takes the rest."""
+
+
+class DeadlineReport(NamedTuple):
+    reminded: int
+    escalated: int
+
+
+def _team_leads(session: Session) -> list[StaffMember]:
+    return list(
+        session.scalars(select(StaffMember).where(StaffMember.is_team_lead, StaffMember.is_active))
+    )
+
+
+def _due(session: Session, *conditions: object) -> list[Submission]:
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.state == SubmissionState.IN_REVIEW, *conditions)  # type: ignore[arg-type]
+            .options(selectinload(Submission.employer), selectinload(Submission.assigned_staff))
+            .order_by(Submission.due_dt)
+            .limit(BATCH)
+            .with_for_update(of=Submission, skip_locked=True)
+        )
+    )
+
+
+def watch_deadlines(session: Session, now: datetime | None = None) -> DeadlineReport:
+    """Send the reminders and escalations that are due now. Safe to run anywhere at once:
+    errands another run holds are skipped, and each notice is recorded on the errand."""
+    now = now or utcnow()
+    agent = Agent.system("deadlines")
+    leads = _team_leads(session)
+    near = _due(
+        session,
+        Submission.reminded_dt.is_(None),
+        Submission.due_dt <= now + DUE_REMINDER_BEFORE,
+        Submission.due_dt > now,
+    )
+    for submission in near:
+        holder = submission.assigned_staff
+        for staff in [holder] if holder and holder.is_active else leads:
+            notifications.notify_deadline(session, submission, staff, passed=False)
+        submission.reminded_dt = now
+        record_submission_event(session, agent.audit_label, submission.id, "deadline_reminder")
+    overdue = _due(session, Submission.escalated_dt.is_(None), Submission.due_dt <= now)
+    for submission in overdue:
+        for staff in leads:
+            notifications.notify_deadline(session, submission, staff, passed=True)
+        submission.escalated_dt = now
+        record_submission_event(session, agent.audit_label, submission.id, "deadline_escalated")
+    session.flush()
+    return DeadlineReport(len(near), len(overdue))

@@ -1,0 +1,368 @@
+"""After the queue: completion round trips with a paused due date, rejection and its email,
+the decision letter and archive step, SLA reminders and escalations, and the check of an
+e-signed form's seal and BankID evidence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pypdfium2 as pdfium
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.casework import service as casework
+from app.casework.deadlines import watch_deadlines
+from app.core.agents import Agent
+from app.db import utcnow
+from app.eid.models import EidOrder
+from app.notifications.models import EmailMessage
+from app.registrations.models import (
+    DocumentKind,
+    RejectionReason,
+    Submission,
+    SubmissionDocument,
+    VerificationCheck,
+)
+from tests.conftest import DAVID, INGRID, JOHAN, login
+from tests.factories import (
+    caseworker,
+    claim_and_approve,
+    received_by_esignature,
+    registration_draft,
+)
+from tests.support import csrf_token, wait_for
+from workflows import pipeline, runtime
+from workflows.outbox import OutboxMessage
+from workflows.runtime import Runtime
+from workflows.verification import run_checks, verifiers_for
+from workflows.states import SubmissionState
+from workflows.worker import run_maintenance
+
+SYSTEM = Agent.system("test")
+
+
+def in_review(session: Session, **changes: str) -> Submission:
+    submission = received_by_esignature(session, registration_draft(session, **changes))
+    pipeline.verify(session, submission.id, SYSTEM)
+    return submission
+
+
+def _emails(session: Session, template: str) -> list[EmailMessage]:
+    return list(
+        session.scalars(
+            select(EmailMessage).where(EmailMessage.template == template).order_by(EmailMessage.id)
+        )
+    )
+
+
+def _text(pdf: bytes) -> str:
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return "\n".join(page.get_textpage().get_text_range() for page in document)
+    finally:
+        document.close()
+
+
+def _recheck(session: Session, submission: Submission) -> list[VerificationCheck]:
+    return run_checks(session, submission, verifiers_for(session, runtime.current().settings))
+
+
+def _signature_check(session: Session, submission: Submission) -> VerificationCheck:
+    return next(c for c in _recheck(session, submission) if c.name == "signature")
+
+
+# --- completion (komplettering) ---------------------------------------------------------
+
+
+def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session) -> None:
+    submission = in_review(session)
+    session.commit()
+    reference = submission.reference
+    staff = app.test_client()
+    login(staff, session, INGRID, staff=True)
+    page = staff.get(f"/handlaggning/{reference}").get_data(as_text=True)
+    staff.post(f"/handlaggning/{reference}/ta", data={"csrf_token": csrf_token(page)})
+    empty = staff.post(
+        f"/handlaggning/{reference}/komplettering",
+        data={"csrf_token": csrf_token(page), "message": " "},
+    )
+    assert empty.status_code == 400
+    assert "Skriv vad som behöver kompletteras." in empty.get_data(as_text=True)
+    staff.post(
+        f"/handlaggning/{reference}/komplettering",
+        data={"csrf_token": csrf_token(page), "message": "Skicka firmatecknarens titel."},
+    )
+    session.expire_all()
+    assert submission.state is SubmissionState.AWAITING_COMPLETION
+    assert submission.paused_dt is not None and submission.expires_dt is not None
+    (email,) = _emails(session, "completion_requested")
+    assert email.to_address == submission.submitted_by.email
+    assert "Skicka firmatecknarens titel." in email.text_body
+    queue = staff.get("/handlaggning?lista=komplettering").get_data(as_text=True)
+    assert reference in queue
+
+    # Three days pass while SPV waits for the submitter.
+    due_before = submission.due_dt
+    assert due_before is not None
+    submission.paused_dt -= timedelta(days=3)
+    session.commit()
+
+    submitter = app.test_client()
+    login(submitter, session, DAVID)
+    mine = submitter.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    assert "SPV behöver en komplettering" in mine and "Skicka firmatecknarens titel." in mine
+    refused = submitter.post(
+        f"/mina-arenden/{reference}/komplettera", data={"csrf_token": csrf_token(mine)}
+    )
+    assert refused.status_code == 400 and "Skriv ditt svar." in refused.get_data(as_text=True)
+    submitter.post(
+        f"/mina-arenden/{reference}/komplettera",
+        data={"csrf_token": csrf_token(mine), "answer": "Eva Ek är generaldirektör."},
+    )
+    session.expire_all()
+    assert submission.state is SubmissionState.IN_REVIEW
+    assert submission.paused_dt is None
+    assert submission.due_dt is not None
+    shift = submission.due_dt - due_before
+    assert timedelta(days=3) <= shift < timedelta(days=3, minutes=5)
+    (request,) = submission.completion_requests
+    assert request.answer == "Eva Ek är generaldirektör." and request.answered_dt is not None
+
+    # Back with the same caseworker, who sees the answer.
+    assert reference in staff.get("/handlaggning?lista=mina").get_data(as_text=True)
+    errand = staff.get(f"/handlaggning/{reference}").get_data(as_text=True)
+    assert "Eva Ek är generaldirektör." in errand
+
+    # Answering again changes nothing.
+    again = submitter.post(
+        f"/mina-arenden/{reference}/komplettera",
+        data={"csrf_token": csrf_token(mine), "answer": "En gång till."},
+    )
+    assert again.status_code == 302
+    session.expire_all()
+    assert [r.answer for r in submission.completion_requests] == ["Eva Ek är generaldirektör."]
+
+
+def test_only_the_holder_asks_for_completion(session: Session) -> None:
+    submission = in_review(session)
+    with pytest.raises(casework.NotYourErrand):
+        casework.request_completion(session, caseworker(session, INGRID), submission, "Mer.")
+    assert submission.state is SubmissionState.IN_REVIEW
+    assert _emails(session, "completion_requested") == []
+
+
+# --- rejection, decision letter, archive ------------------------------------------------
+
+
+def test_rejection_emails_the_submitter_and_files_a_decision_letter(session: Session) -> None:
+    submission = in_review(session)
+    agent = caseworker(session, INGRID)
+    casework.claim(session, agent, submission)
+    casework.reject_submission(
+        session, agent, submission, RejectionReason.SIGNATORY_NOT_ENTITLED, "Eva Ek saknar rätt."
+    )
+    (email,) = _emails(session, "submission_rejected")
+    assert email.to_address == submission.submitted_by.email
+    assert "Eva Ek saknar rätt." in email.text_body
+    archive = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.actor_name == "archive_submission")
+    ).all()
+    assert [m.submission_id for m in archive] == [submission.id]
+
+    assert pipeline.archive(session, submission.id, SYSTEM)
+    assert submission.state is SubmissionState.REJECTED
+    letter = next(d for d in submission.documents if d.kind is DocumentKind.DECISION)
+    text = _text(letter.content)
+    assert "har avslagit ditt ärende" in text
+    assert "Den som skrivit under får inte teckna firma" in text
+    assert "Eva Ek saknar rätt." in text
+    assert not pipeline.archive(session, submission.id, SYSTEM)  # once only
+    assert len([d for d in submission.documents if d.kind is DocumentKind.DECISION]) == 1
+
+
+def test_applied_errand_is_archived_and_closed(session: Session) -> None:
+    submission = in_review(session)
+    assert claim_and_approve(session, submission)
+    assert pipeline.apply(session, submission.id, SYSTEM)
+    assert submission.state is SubmissionState.APPLIED
+    assert pipeline.archive(session, submission.id, SYSTEM)
+    assert submission.state is SubmissionState.CLOSED
+    kinds = sorted(d.kind.value for d in submission.documents)
+    assert kinds == ["decision", "evidence", "evidence", "signed"]
+    letter = next(d for d in submission.documents if d.kind is DocumentKind.DECISION)
+    assert "har beviljat ditt ärende" in _text(letter.content)
+    assert not pipeline.archive(session, submission.id, SYSTEM)
+
+
+def test_caseworker_retrieves_the_archive_of_that_errand_only(
+    client: FlaskClient, session: Session
+) -> None:
+    submission = in_review(session)
+    other = in_review(
+        session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
+    )
+    session.commit()
+    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    foreign = next(d for d in other.documents if d.kind is DocumentKind.SIGNED)
+    login(client, session, INGRID, staff=True)
+    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    assert f"/handlaggning/{submission.reference}/handlingar/{signed.id}" in page
+    response = client.get(f"/handlaggning/{submission.reference}/handlingar/{signed.id}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data == signed.content
+    assert (
+        client.get(f"/handlaggning/{submission.reference}/handlingar/{foreign.id}").status_code
+        == 404
+    )
+
+
+def test_submitter_downloads_the_decision_letter(
+    client: FlaskClient, session: Session
+) -> None:
+    submission = in_review(session)
+    assert claim_and_approve(session, submission)
+    pipeline.apply(session, submission.id, SYSTEM)
+    pipeline.archive(session, submission.id, SYSTEM)
+    session.commit()
+    login(client, session, DAVID)
+    page = client.get(f"/mina-arenden/{submission.reference}").get_data(as_text=True)
+    assert "Ladda ner beslutet (PDF)" in page
+    letter = client.get(f"/mina-arenden/{submission.reference}/beslut.pdf")
+    assert letter.status_code == 200 and letter.data.startswith(b"%PDF-")
+
+
+# --- due dates (SLA) ------------------------------------------------------------------
+
+
+def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Session) -> None:
+    submission = in_review(session)
+    ingrid = caseworker(session, INGRID)
+    casework.claim(session, ingrid, submission)
+    now = utcnow()
+
+    submission.due_dt = now + timedelta(days=5)
+    assert watch_deadlines(session, now) == (0, 0)
+
+    submission.due_dt = now + timedelta(days=1)
+    assert watch_deadlines(session, now) == (1, 0)
+    assert watch_deadlines(session, now) == (0, 0)
+    (reminder,) = _emails(session, "deadline_near")
+    assert reminder.to_address == "ingrid.handlaggare@spv.example"
+    assert submission.reference in reminder.subject
+
+    later = now + timedelta(days=2)
+    assert watch_deadlines(session, later) == (0, 1)
+    assert watch_deadlines(session, later) == (0, 0)
+    (escalation,) = _emails(session, "deadline_passed")
+    assert escalation.to_address == "johan.handlaggare@spv.example"  # the team lead
+    assert "Ingrid Handläggare" in escalation.text_body
+    assert submission.escalated_dt == later
+    actions = [e.action for e in casework.history(session, submission)]
+    assert actions.count("submission.deadline_reminder") == 1
+    assert actions.count("submission.deadline_escalated") == 1
+
+
+def test_an_unclaimed_errand_reminds_the_team_leads(session: Session) -> None:
+    submission = in_review(session)
+    submission.due_dt = utcnow() + timedelta(hours=3)
+    assert watch_deadlines(session) == (1, 0)
+    (reminder,) = _emails(session, "deadline_near")
+    assert reminder.to_address == "johan.handlaggare@spv.example"
+
+
+def test_errands_waiting_for_completion_are_not_chased(session: Session) -> None:
+    submission = in_review(session)
+    agent = caseworker(session, INGRID)
+    casework.claim(session, agent, submission)
+    casework.request_completion(session, agent, submission, "Mer uppgifter.")
+    submission.due_dt = utcnow() - timedelta(days=1)
+    assert watch_deadlines(session) == (0, 0)
+
+
+def test_maintenance_schedules_the_deadline_watch(
+    runtime: Runtime, session: Session, worker: object
+) -> None:
+    submission = in_review(session)
+    submission.due_dt = utcnow() + timedelta(hours=1)
+    session.commit()
+
+    def steps_done() -> bool:  # the watch skips errands a step holds locked at that moment
+        session.expire_all()
+        return all(m.done_dt for m in session.scalars(select(OutboxMessage)))
+
+    wait_for(steps_done, timeout=20, message="the receipt and verify steps to finish")
+    run_maintenance(runtime, check_deadlines=True)
+
+    def reminded() -> bool:
+        session.expire_all()
+        return submission.reminded_dt is not None
+
+    wait_for(reminded, timeout=20, message="the watch_deadlines actor to remind")
+    assert len(_emails(session, "deadline_near")) == 1
+
+
+# --- the e-signature check ----------------------------------------------------------
+
+
+def test_a_properly_signed_form_passes_the_signature_check(session: Session) -> None:
+    submission = in_review(session)
+    check = _signature_check(session, submission)
+    assert (check.outcome.value, check.findings) == ("passed", [])
+
+
+def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> None:
+    submission = in_review(session)
+    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    content = bytearray(signed.content)
+    position = content.index(b"/Producer")
+    content[position + 1 : position + 2] = b"p"
+    signed.content = bytes(content)
+    check = _signature_check(session, submission)
+    assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
+
+
+def test_a_signature_over_another_document_fails(session: Session) -> None:
+    submission = in_review(session)
+    order = session.scalars(
+        select(EidOrder).where(EidOrder.submission_id == submission.id)
+    ).one()
+    assert order.document is not None
+    order.document = order.document.replace(b"%PDF-1.7", b"%PDF-1.6", 1)
+    check = _signature_check(session, submission)
+    assert (check.outcome.value, check.findings) == ("failed", ["signature_of_other_document"])
+
+
+def test_a_signer_who_is_not_the_named_signatory_fails(session: Session) -> None:
+    submission = in_review(session)
+    submission.form_data = {**submission.form_data, "signatory_personnummer": "198507049859"}
+    check = _signature_check(session, submission)
+    assert (check.outcome.value, check.findings) == ("failed", ["signer_not_named_signatory"])
+
+
+def test_a_missing_signed_form_fails(session: Session) -> None:
+    submission = in_review(session)
+    for doc in session.scalars(
+        select(SubmissionDocument).where(SubmissionDocument.submission_id == submission.id)
+    ):
+        session.delete(doc)
+    session.flush()
+    session.expire(submission, ["documents"])
+    check = _signature_check(session, submission)
+    assert (check.outcome.value, check.findings) == ("failed", ["signed_document_missing"])
+
+
+def test_the_queue_filter_finds_failed_signature_checks(session: Session) -> None:
+    clean = in_review(session)
+    broken = in_review(
+        session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
+    )
+    signed = next(d for d in broken.documents if d.kind is DocumentKind.SIGNED)
+    signed.content = signed.content[:-200]
+    _recheck(session, broken)
+    f = casework.QueueFilter(list=casework.QueueList.UNASSIGNED, checks="flagged")
+    rows = [s.reference for s in casework.queue(session, caseworker(session, JOHAN), f).rows]
+    assert rows == [broken.reference]
+    assert clean.reference not in rows
