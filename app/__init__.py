@@ -48,10 +48,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.casework.views import bp as casework_bp
     from app.core.views import bp as core_bp
     from app.eid.views import bp as eid_bp
+    from app.intake.views import bp as intake_bp
     from app.registrations.views import bp as registrations_bp
 
     web.init_app(app)
-    for blueprint in (core_bp, eid_bp, registrations_bp, casework_bp, access_bp):
+    for blueprint in (core_bp, eid_bp, registrations_bp, casework_bp, intake_bp, access_bp):
         app.register_blueprint(blueprint)
     if settings.bankid_simulator:
         from app.eid.simulator.views import bp as simulator_bp

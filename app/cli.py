@@ -83,13 +83,39 @@ def worker_command(threads: int | None) -> None:
     worker = start_worker(runtime, threads)
     sweeper = Sweeper(runtime)
     sweeper.start()
+    click.echo(f"Worker running ({worker.worker_threads} threads). Stop with Ctrl-C.")
+    _wait_for_stop_signal()
+    sweeper.stop()
+    worker.stop()
+
+
+def _wait_for_stop_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"Worker running ({worker.worker_threads} threads). Stop with Ctrl-C.")
     stop.wait()
-    sweeper.stop()
-    worker.stop()
+
+
+@main.group("intake")
+def intake_group() -> None:
+    """Scanned paper."""
+
+
+@intake_group.command("watch")
+@click.argument(
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),  # created when missing
+)
+@with_appcontext
+def intake_watch_command(folder: Path) -> None:
+    """Take every scanned file dropped in FOLDER (moved to FOLDER/inläst or FOLDER/avvisad)."""
+    from app.intake.watch import FolderWatcher
+
+    watcher = FolderWatcher(_runtime(), folder.resolve())
+    watcher.start()
+    click.echo(f"Watching {folder} for scanned files. Stop with Ctrl-C.")
+    _wait_for_stop_signal()
+    watcher.stop()
 
 
 @main.group("audit")

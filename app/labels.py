@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.access.models import CodeStatus, EmployerCode, Role
+from app.intake.models import BatchState, PageOutcome, PageStatus
 from app.registrations.models import Channel, CheckOutcome, DocumentKind, SubmissionKind
 from workflows.states import SubmissionState as S
 
@@ -81,11 +82,13 @@ FINDING_LABELS = {
     ),
     "signed_document_missing": _l("Den underskrivna blanketten saknas."),
     "scan_missing": _l("Ingen skannad blankett är kopplad till ärendet."),
-    "scan_mismatch": _l("De skannade sidorna stämmer inte med ärendets uppgifter."),
     "handwritten_signature_missing": _l(
         "Registratorn har inte kunnat bekräfta underskriften på pappersblanketten."
     ),
     "signed_on_paper": _l("Registratorn har bekräftat firmatecknarens underskrift."),
+    "matched_by_hand": _l(
+        "En eller flera sidor saknade läsbar QR-kod och kopplades till ärendet av en registrator."
+    ),
 }
 REFUSAL_LABELS = {
     "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
@@ -98,6 +101,53 @@ REFUSAL_LABELS = {
 }
 
 
+INTAKE_ERROR_LABELS = {
+    # Files that are no scan we can read (app.intake.decoding.BadScanFile)
+    "not_pdf_or_image": _l("Filen är varken en PDF eller en TIFF-, PNG- eller JPEG-bild."),
+    "encrypted_pdf": _l("PDF-filen är lösenordsskyddad. Skanna in papperen igen utan lösenord."),
+    "broken_pdf": _l("PDF-filen är trasig eller ofullständig och går inte att läsa."),
+    "no_pages": _l("Filen innehåller inga sidor."),
+    "too_many_pages": _l("Filen har för många sidor. Dela upp den i mindre buntar."),
+    "file_too_large": _l("Filen är för stor. Dela upp den i mindre buntar."),
+    "image_too_large": _l("Bilden är för stor. Skanna med högst 300 dpi."),
+    # The clerk's actions (app.intake.service.IntakeError)
+    "page_not_in_queue": _l("Sidan är redan hanterad."),
+    "unknown_reference": _l("Det finns inget ärende med den referensen."),
+    "not_awaiting_post": _l("Ärendet väntar inte på någon pappersblankett."),
+    "no_such_page": _l("Blanketten har inte så många sidor."),
+    "already_confirmed": _l("Blanketten är redan kontrollerad."),
+}
+PAGE_OUTCOME_LABELS = {
+    PageOutcome.MATCHED: _l("Kopplad till ärende"),
+    PageOutcome.NO_QR_CODE: _l("Ingen läsbar QR-kod"),
+    PageOutcome.MALFORMED: _l("Okänd kod, inte SPV:s blankett"),
+    PageOutcome.MAC_MISMATCH: _l("QR-koden är ändrad – möjlig manipulation"),
+    PageOutcome.BLANK_FORM: _l("Tom blankett ifylld för hand"),
+    PageOutcome.UNKNOWN_ERRAND: _l("Inget ärende väntar på den här blanketten"),
+    PageOutcome.DIGEST_MISMATCH: _l("Uppgifterna på sidan stämmer inte med ärendet"),
+    PageOutcome.DUPLICATE: _l("Kopia av en sida som redan finns"),
+    PageOutcome.TIMED_OUT: _l("Sidan tog för lång tid att läsa"),
+    PageOutcome.TOO_LARGE: _l("Sidan är för stor"),
+    PageOutcome.UNREADABLE: _l("Sidan går inte att läsa"),
+}
+PAGE_STATUS_LABELS = {
+    PageStatus.WAITING: _l("Väntar på blankettens övriga sidor"),
+    PageStatus.NEEDS_CLERK: _l("Manuell hantering"),
+    PageStatus.FILED: _l("Arkiverad med ärendet"),
+    PageStatus.DISCARDED: _l("Lagd åt sidan"),
+}
+BATCH_STATE_LABELS = {
+    BatchState.QUEUED: _l("I kö"),
+    BatchState.READING: _l("Läses in"),
+    BatchState.DONE: _l("Klar"),
+    BatchState.REJECTED: _l("Kunde inte läsas"),
+}
+
+
+def intake_error_message(code: str) -> str:
+    return str(INTAKE_ERROR_LABELS.get(code, _l("Filen eller sidan kunde inte hanteras.")))
+
+
 def register(jinja_globals: dict[str, object]) -> None:
     jinja_globals.update(
         state_label=STATE_LABELS.__getitem__,
@@ -108,6 +158,10 @@ def register(jinja_globals: dict[str, object]) -> None:
         check_label=lambda name: CHECK_LABELS.get(name, name),
         finding_label=lambda code: FINDING_LABELS.get(code, code),
         document_label=DOCUMENT_LABELS.__getitem__,
+        page_outcome_label=PAGE_OUTCOME_LABELS.__getitem__,
+        page_status_label=PAGE_STATUS_LABELS.__getitem__,
+        batch_state_label=BATCH_STATE_LABELS.__getitem__,
+        intake_error_message=intake_error_message,
     )
 
 

@@ -12,9 +12,11 @@ from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
 from app.eid.models import EidOrder
 from app.eid.simulator.models import SimulatorFault, SimulatorOrder
+from app.intake.models import PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage, SinkMessage
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import (
+    CompletionRequest,
     Submission,
     SubmissionComment,
     SubmissionDocument,
@@ -27,14 +29,18 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "CompletionRequest",
     "EidOrder",
     "EmailMessage",
     "Employer",
     "EmployerCode",
     "OutboxMessage",
+    "PaperForm",
     "Person",
     "RoleGrant",
     "RoleGrantCode",
+    "ScanBatch",
+    "ScanPage",
     "ServicePermission",
     "SignatoryRegisterEntry",
     "SimulatorFault",

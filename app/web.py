@@ -141,30 +141,27 @@ def login_required(view: F) -> F:
     return cast(F, wrapped)
 
 
-def person_required(view: F) -> F:
-    """For the employers' pages: a signed-in person (not SPV staff)."""
+def _agent_required(allowed: Callable[[Agent], bool]) -> Callable[[F], F]:
+    """A view only for signed-in agents that ``allowed`` accepts (403 for others)."""
 
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        agent = current_agent()
-        if agent is None or agent.kind is not AgentKind.PERSON:
-            abort(403)
-        return view(*args, **kwargs)
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            agent = current_agent()
+            if agent is None or not allowed(agent):
+                abort(403)
+            return view(*args, **kwargs)
 
-    return cast(F, wrapped)
+        return cast(F, wrapped)
+
+    return decorate
 
 
-def caseworker_required(view: F) -> F:
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        agent = current_agent()
-        if agent is None or not agent.is_caseworker:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
+person_required = _agent_required(lambda agent: agent.kind is AgentKind.PERSON)
+"""For the employers' pages: a signed-in person (not SPV staff)."""
+caseworker_required = _agent_required(lambda agent: agent.is_caseworker)
+intake_clerk_required = _agent_required(lambda agent: agent.is_intake_clerk)
 
 
 def signed_in_name() -> str | None:

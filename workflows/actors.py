@@ -47,3 +47,12 @@ def watch_deadlines() -> None:
 
     with runtime.current().unit_of_work() as session:
         send_due_notices(session)
+
+
+@pipeline_actor(step="intake", time_limit=30 * 60 * 1000)
+def read_scan_batch(batch_id: int) -> None:
+    """Read a scanned batch page by page and file what matched (``app.intake.service``)."""
+    from app.intake.service import read_batch
+
+    current = runtime.current()
+    read_batch(current.session_factory, batch_id, current.settings.qr_key)

@@ -151,10 +151,23 @@ def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) ->
 
 
 def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
-    """Posted: the scanned pages are attached (their QR codes matched the errand)."""
-    if not any(d.kind is DocumentKind.SCAN for d in sub.documents):
+    """Posted: every page came back with the errand's code (MAC and data digest checked
+    when read) and a clerk confirmed the handwritten signature of the named signatory."""
+    from app.intake.service import paper_form_of
+
+    paper_form = paper_form_of(session, sub.id)
+    if paper_form is None:
         return _signature_failed("scan_missing")
-    return _passed("signature")
+    findings = []
+    if any(page.matched_by_clerk for page in paper_form.pages):
+        findings.append("matched_by_hand")
+    if not (paper_form.signature_present and paper_form.signer_is_named):
+        findings.append("handwritten_signature_missing")
+    if findings:
+        return CheckResult(
+            "signature", CheckOutcome.FLAGGED, tuple(findings), paper_form.clerk_note or ""
+        )
+    return _passed("signature", "signed_on_paper")
 
 
 def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:

@@ -1,0 +1,518 @@
+"""Scanned intake: from a scanned file to errands received on paper, nothing lost.
+
+1. :func:`receive_file` keeps the file as a batch (the same file twice is one batch) and
+   queues :func:`read_batch` — or rejects a file that is no scan, with the reason.
+2. :func:`read_batch` reads the pages one by one in the isolated decoder
+   (:mod:`app.intake.decoding`), records each page as it goes (the progress the clerk
+   sees, and where a restarted job resumes) and sorts it: matched to an errand waiting
+   for paper, or into the manual queue.
+3. :func:`file_waiting_pages` puts the pages of one errand together; when every page
+   of its form is there, they become a :class:`PaperForm` for a clerk to confirm.
+4. :func:`confirm_paper_form`: the clerk has checked the handwritten signature; the
+   pages are archived as one PDF/A with the errand, which is received on paper.
+
+The clerk's manual queue: :func:`match_page` (by reference number) and
+:func:`discard_page`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from app.audit.service import record_event
+from app.core.agents import Agent
+from app.db import utcnow
+from app.documents.qr import FormKind, QrPayload, form_digest
+from app.documents.render import NOMINAL_PAGES
+from app.intake.archive import scan_archive_pdf
+from app.intake.decoding import (
+    MAC_MISMATCH,
+    MALFORMED,
+    NO_QR_CODE,
+    PAGE_TIMED_OUT,
+    PAGE_TOO_LARGE,
+    BadScanFile,
+    IntakeLimits,
+    PageRead,
+    inspect_scan,
+    read_scan,
+)
+from app.intake.models import (
+    BatchSource,
+    BatchState,
+    PageOutcome,
+    PageStatus,
+    PaperForm,
+    PaperFormState,
+    ScanBatch,
+    ScanPage,
+)
+from app.registrations.models import DocumentKind, Submission
+from app.registrations.service import attach_document
+from workflows.outbox import add_message
+from workflows.state_machine import transition
+from workflows.states import Action, SubmissionState
+
+log = structlog.get_logger(__name__)
+
+READ_ACTOR = "read_scan_batch"
+
+_ERROR_OUTCOMES = {
+    NO_QR_CODE: PageOutcome.NO_QR_CODE,
+    MALFORMED: PageOutcome.MALFORMED,
+    MAC_MISMATCH: PageOutcome.MAC_MISMATCH,
+    PAGE_TIMED_OUT: PageOutcome.TIMED_OUT,
+    PAGE_TOO_LARGE: PageOutcome.TOO_LARGE,
+}
+
+
+class IntakeError(Exception):
+    """A clerk's action that cannot be done; ``code`` says why (``app.labels``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Received:
+    batch: ScanBatch
+    is_new: bool
+    """False when the same file was received before (nothing changed)."""
+
+
+def _audit(
+    session: Session, agent: Agent, action: str, object_type: str, object_id: int, **data: object
+) -> None:
+    record_event(
+        session,
+        actor=agent.audit_label,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        data=data,
+    )
+
+
+def receive_file(
+    session: Session,
+    agent: Agent,
+    data: bytes,
+    filename: str,
+    source: BatchSource,
+    limits: IntakeLimits | None = None,
+) -> Received:
+    """Keep a scanned file as a batch and queue its reading; the same file twice is the
+    batch it was the first time. A file that is no readable scan is kept as a rejected
+    batch with the reason (``BadScanFile`` codes)."""
+    digest = hashlib.sha256(data).hexdigest()
+    existing = session.scalar(select(ScanBatch).where(ScanBatch.sha256 == digest))
+    if existing is not None:
+        return Received(existing, False)
+    batch = ScanBatch(
+        sha256=digest,
+        filename=filename[-255:] or "scan",
+        size_bytes=len(data),
+        source=source,
+        uploaded_by_staff_id=agent.id if source is BatchSource.UPLOAD else None,
+        content=data,
+    )
+    try:
+        info = inspect_scan(data, limits)
+    except BadScanFile as bad:
+        batch.state = BatchState.REJECTED
+        batch.error_code = bad.code
+        batch.finished_dt = utcnow()
+    else:
+        batch.media_type = info.media_type
+        batch.page_count = info.pages
+    try:
+        with session.begin_nested():
+            session.add(batch)
+            session.flush()
+    except IntegrityError:  # the same file, received at the same moment elsewhere
+        existing = session.scalars(select(ScanBatch).where(ScanBatch.sha256 == digest)).one()
+        return Received(existing, False)
+    _audit(
+        session,
+        agent,
+        "scan_batch.received",
+        "scan_batch",
+        batch.id,
+        filename=batch.filename,
+        sha256=digest,
+        pages=batch.page_count,
+        rejected=batch.error_code,
+    )
+    if batch.state is BatchState.QUEUED:
+        add_message(session, READ_ACTOR, batch_id=batch.id)
+    return Received(batch, True)
+
+
+# --- reading a batch (the read_scan_batch actor) --------------------------------------
+
+
+def read_batch(
+    factory: sessionmaker[Session],
+    batch_id: int,
+    key: bytes,
+    limits: IntakeLimits | None = None,
+) -> bool:
+    """Read every page not read yet, one transaction per page, then file what matched.
+
+    Safe to run twice or after a crash: it resumes after the last recorded page.
+    False when there was nothing to do.
+    """
+    agent = Agent.system("intake")
+    with factory.begin() as session:
+        batch = session.get(ScanBatch, batch_id, with_for_update=True)
+        if batch is None or batch.state in (BatchState.DONE, BatchState.REJECTED):
+            return False
+        batch.state = BatchState.READING
+        start, data = batch.pages_read, batch.content
+    try:
+        pages = read_scan(data, key, limits, start_page=start)
+        for page in pages:
+            with factory.begin() as session:
+                record_page(session, batch_id, page)
+    except BadScanFile as bad:  # the file changed its mind since it was inspected
+        with factory.begin() as session:
+            batch = session.get(ScanBatch, batch_id, with_for_update=True)
+            assert batch is not None
+            batch.state, batch.error_code, batch.finished_dt = (
+                BatchState.REJECTED,
+                bad.code,
+                utcnow(),
+            )
+        return True
+    with factory.begin() as session:
+        batch = session.get(ScanBatch, batch_id, with_for_update=True)
+        assert batch is not None
+        submission_ids = {
+            p.submission_id
+            for p in batch.pages
+            if p.status is PageStatus.WAITING and p.submission_id is not None
+        }
+        for submission_id in sorted(submission_ids):
+            file_waiting_pages(session, submission_id)
+        batch.state, batch.finished_dt = BatchState.DONE, utcnow()
+        _audit(
+            session,
+            agent,
+            "scan_batch.read",
+            "scan_batch",
+            batch.id,
+            pages=batch.page_count,
+            matched=len(submission_ids),
+        )
+    return True
+
+
+def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | None:
+    """Record one page read from a batch and sort it (None if it was recorded before)."""
+    batch = session.get(ScanBatch, batch_id, with_for_update=True)
+    assert batch is not None
+    if page.page_index < batch.pages_read:
+        return None
+    row = ScanPage(
+        batch_id=batch_id,
+        page_index=page.page_index,
+        upside_down=page.upside_down,
+        preview=page.preview_jpeg,
+        **_sort(session, page),
+    )
+    session.add(row)
+    batch.pages_read = page.page_index + 1
+    session.flush()
+    return row
+
+
+def _sort(session: Session, page: PageRead) -> dict[str, object]:
+    """Outcome, status and place in the form of a page, from what its code said."""
+    payload = page.payload
+    if payload is None:
+        outcome = _ERROR_OUTCOMES.get(page.error or "", PageOutcome.UNREADABLE)
+        return {"outcome": outcome, "status": PageStatus.NEEDS_CLERK}
+    place = {
+        "form_kind": payload.kind.value,
+        "form_page": payload.page,
+        "form_pages": payload.pages,
+    }
+    if payload.is_blank:
+        return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
+    submission = session.get(Submission, payload.submission_id)
+    outcome = _match(submission, payload)
+    return {
+        "outcome": outcome,
+        "status": {
+            PageOutcome.MATCHED: PageStatus.WAITING,
+            PageOutcome.DUPLICATE: PageStatus.DISCARDED,
+        }.get(outcome, PageStatus.NEEDS_CLERK),
+        "submission_id": submission.id if submission else None,
+        **place,
+    }
+
+
+def _match(submission: Submission | None, payload: QrPayload) -> PageOutcome:
+    if submission is None or FormKind.of(submission.kind) is not payload.kind:
+        return PageOutcome.UNKNOWN_ERRAND
+    if payload.digest != form_digest(_printed_data(submission)):
+        return PageOutcome.DIGEST_MISMATCH
+    if submission.state is SubmissionState.AWAITING_POST:
+        return PageOutcome.MATCHED
+    if submission.received_dt is not None:
+        return PageOutcome.DUPLICATE
+    return PageOutcome.UNKNOWN_ERRAND
+
+
+def _printed_data(submission: Submission) -> dict[str, object]:
+    """The form data as printed (what the code's digest covers)."""
+    return {k: v for k, v in submission.form_data.items() if k != "completed_steps"}
+
+
+def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None:
+    """Put an errand's matched pages together: a paper form once every page is there.
+
+    Copies of a page already filed are set aside as duplicates. Returns the new paper
+    form, or None while pages are missing.
+    """
+    submission = session.get(Submission, submission_id, with_for_update=True)
+    assert submission is not None
+    waiting = list(
+        session.scalars(
+            select(ScanPage)
+            .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
+            .order_by(ScanPage.id)
+        )
+    )
+    if not waiting:
+        return None
+    has_form = session.scalar(select(PaperForm.id).where(PaperForm.submission_id == submission_id))
+    if has_form or submission.state is not SubmissionState.AWAITING_POST:
+        for page in waiting:
+            page.outcome, page.status = PageOutcome.DUPLICATE, PageStatus.DISCARDED
+        return None
+    pages_in_form = max(page.form_pages or 0 for page in waiting)
+    first_copy: dict[int, ScanPage] = {}
+    for page in waiting:
+        assert page.form_page is not None
+        first_copy.setdefault(page.form_page, page)
+    if set(first_copy) != set(range(1, pages_in_form + 1)):
+        return None
+    paper_form = PaperForm(submission_id=submission_id)
+    session.add(paper_form)
+    session.flush()
+    for page in waiting:
+        if first_copy[page.form_page or 0] is page:
+            page.status, page.paper_form_id = PageStatus.FILED, paper_form.id
+        else:
+            page.outcome, page.status = PageOutcome.DUPLICATE, PageStatus.DISCARDED
+    session.flush()
+    _audit(
+        session,
+        Agent.system("intake"),
+        "paper_form.assembled",
+        "paper_form",
+        paper_form.id,
+        submission_id=submission_id,
+        pages=pages_in_form,
+    )
+    return paper_form
+
+
+# --- the clerk's work ---------------------------------------------------------------
+
+
+def confirm_paper_form(
+    session: Session,
+    agent: Agent,
+    paper_form: PaperForm,
+    *,
+    signature_present: bool,
+    signer_is_named: bool,
+    note: str = "",
+) -> Submission:
+    """The clerk's check of the handwritten signature; the errand is then received on
+    paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
+    (verification flags it for the caseworker), not a reason to lose the errand."""
+    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
+        raise IntakeError("already_confirmed")
+    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
+    assert submission is not None
+    previews = [page.preview for page in paper_form.pages]
+    pdf = scan_archive_pdf(previews, title=f"{submission.reference}", lang=submission.language)
+    document = attach_document(
+        session, submission, DocumentKind.SCAN, pdf, f"{submission.reference}-skannad.pdf"
+    )
+    transition(session, submission, Action.RECEIVE, agent, data={"channel": "paper"})
+    paper_form.state = PaperFormState.CONFIRMED
+    paper_form.signature_present = signature_present
+    paper_form.signer_is_named = signer_is_named
+    paper_form.clerk_note = note.strip() or None
+    paper_form.confirmed_by_staff_id = agent.id
+    paper_form.confirmed_dt = utcnow()
+    paper_form.document_id = document.id
+    session.flush()
+    _audit(
+        session,
+        agent,
+        "paper_form.confirmed",
+        "paper_form",
+        paper_form.id,
+        submission_id=submission.id,
+        signature_present=signature_present,
+        signer_is_named=signer_is_named,
+    )
+    return submission
+
+
+def match_page(
+    session: Session, agent: Agent, page: ScanPage, reference: str, form_page: int
+) -> PaperForm | None:
+    """The clerk matches a page from the manual queue to an errand by its reference."""
+    if page.status is not PageStatus.NEEDS_CLERK:
+        raise IntakeError("page_not_in_queue")
+    submission = session.scalar(
+        select(Submission).where(Submission.reference == reference.strip().upper())
+    )
+    if submission is None:
+        raise IntakeError("unknown_reference")
+    if submission.state is not SubmissionState.AWAITING_POST:
+        raise IntakeError("not_awaiting_post")
+    pages_in_form = NOMINAL_PAGES[submission.kind]
+    if not 1 <= form_page <= pages_in_form:
+        raise IntakeError("no_such_page")
+    page.submission_id = submission.id
+    page.form_page, page.form_pages = form_page, pages_in_form
+    page.status = PageStatus.WAITING
+    page.matched_by_clerk = True
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+    session.flush()
+    _audit(
+        session,
+        agent,
+        "scan_page.matched",
+        "scan_page",
+        page.id,
+        submission_id=submission.id,
+        form_page=form_page,
+        outcome=page.outcome.value,
+    )
+    return file_waiting_pages(session, submission.id)
+
+
+def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:
+    """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed."""
+    if page.status is not PageStatus.NEEDS_CLERK:
+        raise IntakeError("page_not_in_queue")
+    page.status = PageStatus.DISCARDED
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+    session.flush()
+    _audit(session, agent, "scan_page.discarded", "scan_page", page.id, reason=reason.strip())
+
+
+# --- what the clerk's pages show ------------------------------------------------------
+
+
+def recent_batches(session: Session, limit: int = 20) -> list[ScanBatch]:
+    return list(
+        session.scalars(
+            select(ScanBatch)
+            .options(selectinload(ScanBatch.uploaded_by))
+            .order_by(ScanBatch.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
+    """Pages a clerk must look at, oldest first."""
+    return list(
+        session.scalars(
+            select(ScanPage)
+            .where(ScanPage.status == PageStatus.NEEDS_CLERK)
+            .options(selectinload(ScanPage.batch), selectinload(ScanPage.submission))
+            .order_by(ScanPage.id)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class IncompleteForm:
+    submission: Submission
+    pages_here: list[int]
+    pages_in_form: int
+
+
+def incomplete_forms(session: Session) -> list[IncompleteForm]:
+    """Errands with some pages scanned and others still missing."""
+    rows = session.scalars(
+        select(ScanPage)
+        .where(ScanPage.status == PageStatus.WAITING)
+        .options(selectinload(ScanPage.submission))
+        .order_by(ScanPage.submission_id, ScanPage.form_page)
+    ).all()
+    by_errand: dict[int, list[ScanPage]] = defaultdict(list)
+    for row in rows:
+        assert row.submission_id is not None
+        by_errand[row.submission_id].append(row)
+    result = []
+    for pages in by_errand.values():
+        submission = pages[0].submission
+        assert submission is not None
+        result.append(
+            IncompleteForm(
+                submission,
+                sorted({p.form_page or 0 for p in pages}),
+                max(p.form_pages or 0 for p in pages),
+            )
+        )
+    return result
+
+
+def forms_to_confirm(session: Session) -> list[PaperForm]:
+    return list(
+        session.scalars(
+            select(PaperForm)
+            .where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
+            .options(selectinload(PaperForm.submission), selectinload(PaperForm.pages))
+            .order_by(PaperForm.id)
+        )
+    )
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    def count(query: object) -> int:
+        return session.scalar(query) or 0  # type: ignore[call-overload]
+
+    return {
+        "manual": count(
+            select(func.count(ScanPage.id)).where(ScanPage.status == PageStatus.NEEDS_CLERK)
+        ),
+        "confirm": count(
+            select(func.count(PaperForm.id)).where(
+                PaperForm.state == PaperFormState.AWAITING_CONFIRMATION
+            )
+        ),
+    }
+
+
+def paper_form_of(session: Session, submission_id: int) -> PaperForm | None:
+    """The errand's confirmed paper form, if it came in on paper."""
+    return session.scalar(
+        select(PaperForm)
+        .where(
+            PaperForm.submission_id == submission_id,
+            PaperForm.state == PaperFormState.CONFIRMED,
+        )
+        .options(selectinload(PaperForm.pages))
+        .order_by(PaperForm.id.desc())
+    )

@@ -1,0 +1,165 @@
+"""Skanning: the clerk uploads scanned batches, follows their reading, works the manual
+queue and confirms the handwritten signature of each matched paper form."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from app.intake import service
+from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
+from app.labels import intake_error_message
+from app.web import commit, db, intake_clerk_required, signed_in
+from forms.intake import ConfirmForm, DiscardForm, MatchForm, UploadForm
+
+bp = Blueprint("intake", __name__, template_folder="templates")
+
+
+M = TypeVar("M", ScanBatch, ScanPage, PaperForm)
+
+
+def _get(model: type[M], id_: int) -> M:
+    row = db().get(model, id_)
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.route("/skanning", methods=["GET", "POST"])
+@intake_clerk_required
+def start() -> ResponseReturnValue:
+    form = UploadForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        received = service.receive_file(
+            db(), signed_in(), upload.read(), upload.filename or "scan", BatchSource.UPLOAD
+        )
+        commit()
+        batch = received.batch
+        if not received.is_new:
+            flash(_("Filen är redan inläst. Ingenting har ändrats."), "info")
+        elif batch.error_code:
+            flash(intake_error_message(batch.error_code), "error")
+        else:
+            flash(_("Filen är mottagen och läses in sida för sida."), "success")
+        return redirect(url_for(".batch", batch_id=batch.id))
+    return render_template(
+        "intake/start.html",
+        form=form,
+        batches=service.recent_batches(db()),
+        counts=service.queue_counts(db()),
+        to_confirm=service.forms_to_confirm(db()),
+    ), 400 if form.errors else 200
+
+
+@bp.get("/skanning/bunt/<int:batch_id>")
+@intake_clerk_required
+def batch(batch_id: int) -> ResponseReturnValue:
+    return render_template("intake/batch.html", batch=_get(ScanBatch, batch_id))
+
+
+@bp.get("/skanning/bunt/<int:batch_id>/status")
+@intake_clerk_required
+def batch_status(batch_id: int) -> ResponseReturnValue:
+    """Progress for the batch page's script: pages read of all, and whether it is done."""
+    row = _get(ScanBatch, batch_id)
+    return jsonify(state=row.state.value, pages_read=row.pages_read, page_count=row.page_count)
+
+
+@bp.get("/skanning/sida/<int:page_id>.jpg")
+@intake_clerk_required
+def page_image(page_id: int) -> ResponseReturnValue:
+    page = _get(ScanPage, page_id)
+    response = Response(page.preview, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/skanning/manuell")
+@intake_clerk_required
+def manual_queue() -> ResponseReturnValue:
+    return render_template(
+        "intake/manual.html",
+        pages=service.manual_queue(db()),
+        incomplete=service.incomplete_forms(db()),
+        match_form=MatchForm(),
+        discard_form=DiscardForm(),
+    )
+
+
+@bp.post("/skanning/sida/<int:page_id>/koppla")
+@intake_clerk_required
+def match(page_id: int) -> ResponseReturnValue:
+    page = _get(ScanPage, page_id)
+    form = MatchForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+        return redirect(url_for(".manual_queue"))
+    try:
+        paper_form = service.match_page(
+            db(), signed_in(), page, form.reference.data, form.form_page.data
+        )
+    except service.IntakeError as exc:
+        flash(intake_error_message(exc.code), "error")
+        return redirect(url_for(".manual_queue"))
+    commit()
+    if paper_form is not None:
+        flash(_("Blanketten är komplett. Kontrollera underskriften."), "success")
+        return redirect(url_for(".confirm", form_id=paper_form.id))
+    flash(_("Sidan är kopplad till ärendet. Blanketten väntar på sina övriga sidor."), "success")
+    return redirect(url_for(".manual_queue"))
+
+
+@bp.post("/skanning/sida/<int:page_id>/lagg-undan")
+@intake_clerk_required
+def discard(page_id: int) -> ResponseReturnValue:
+    page = _get(ScanPage, page_id)
+    form = DiscardForm()
+    if not form.validate_on_submit():
+        flash(_("Skriv varför sidan läggs åt sidan."), "error")
+        return redirect(url_for(".manual_queue"))
+    try:
+        service.discard_page(db(), signed_in(), page, form.reason.data)
+    except service.IntakeError as exc:
+        flash(intake_error_message(exc.code), "error")
+    else:
+        commit()
+        flash(_("Sidan är lagd åt sidan. Den finns kvar i bunten."), "success")
+    return redirect(url_for(".manual_queue"))
+
+
+@bp.route("/skanning/blankett/<int:form_id>", methods=["GET", "POST"])
+@intake_clerk_required
+def confirm(form_id: int) -> ResponseReturnValue:
+    paper_form = _get(PaperForm, form_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            submission = service.confirm_paper_form(
+                db(),
+                signed_in(),
+                paper_form,
+                signature_present=form.signature_present.data == "yes",
+                signer_is_named=form.signer_is_named.data == "yes",
+                note=form.note.data or "",
+            )
+        except service.IntakeError as exc:
+            flash(intake_error_message(exc.code), "error")
+        else:
+            commit()
+            flash(
+                _(
+                    "Ärende %(ref)s är mottaget och går vidare till handläggning.",
+                    ref=submission.reference,
+                ),
+                "success",
+            )
+            return redirect(url_for(".start"))
+    return render_template(
+        "intake/confirm.html", paper_form=paper_form, form=form
+    ), 400 if form.errors else 200

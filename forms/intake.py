@@ -1,0 +1,71 @@
+"""Scanned intake: the clerk's upload, manual matching and signature check."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import IntegerField, RadioField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp
+
+from forms.validators import strip_whitespace
+
+YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
+
+
+class UploadForm(FlaskForm):
+    file = FileField(
+        _l("Skannad fil"),
+        description=_l("PDF, TIFF, PNG eller JPEG. Flera blanketter i samma fil går bra."),
+        validators=[FileRequired(_l("Välj en fil att läsa in."))],
+    )
+
+
+class MatchForm(FlaskForm):
+    reference = StringField(
+        _l("Ärendets referens"),
+        description=_l("Som på blanketten, till exempel BB-7K3M-Q9XT."),
+        filters=[strip_whitespace],
+        validators=[
+            DataRequired(_l("Skriv ärendets referens.")),
+            Regexp(
+                r"(?i)^BB-[0-9A-Z]{4}-[0-9A-Z]{4}$",
+                message=_l("En referens ser ut så här: BB-7K3M-Q9XT."),
+            ),
+        ],
+    )
+    form_page = IntegerField(
+        _l("Sida nummer"),
+        default=1,
+        validators=[
+            InputRequired(_l("Skriv vilken sida i blanketten det är.")),
+            NumberRange(1, 9, _l("Skriv vilken sida i blanketten det är.")),
+        ],
+    )
+
+
+class DiscardForm(FlaskForm):
+    reason = StringField(
+        _l("Varför läggs sidan åt sidan?"),
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv varför.")), Length(max=200)],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    signature_present = RadioField(
+        _l("Är blanketten underskriven för hand?"),
+        choices=YES_NO,
+        validators=[InputRequired(_l("Svara på om blanketten är underskriven."))],
+    )
+    signer_is_named = RadioField(
+        _l("Är det firmatecknaren som anges i blanketten som har skrivit under?"),
+        choices=YES_NO,
+        validators=[InputRequired(_l("Svara på om rätt person har skrivit under."))],
+    )
+    note = TextAreaField(
+        _l("Anteckning till handläggaren (frivillig)"),
+        filters=[strip_whitespace],
+        validators=[Length(max=1000)],
+    )

@@ -1,0 +1,421 @@
+"""Scanned intake on PostgreSQL: printed errands come back scanned, degraded, shuffled and
+mixed with other sheets, and land on their errands; the rest goes to the manual queue;
+bad files are turned away with a reason; nothing is lost or done twice."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEvent
+from app.core.agents import Agent, AgentKind
+from app.intake import service as intake
+from app.intake.decoding import read_scan
+from app.intake.models import (
+    BatchSource,
+    BatchState,
+    PageOutcome,
+    PageStatus,
+    PaperForm,
+    PaperFormState,
+    ScanBatch,
+    ScanPage,
+)
+from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
+from app.registrations import documents
+from app.registrations import service as registrations
+from app.registrations.models import Channel, DocumentKind, Submission
+from tests import scan_corpus as corpus
+from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
+from tests.factories import david, registration_draft
+from tests.support import csrf_token, wait_for
+from workflows import pipeline, runtime
+from workflows.runtime import Runtime
+from workflows.states import SubmissionState
+
+SYSTEM = Agent.system("test")
+ANNA_AT_PROVVERKET = {
+    "personnummer": "198112189876",
+    "given_name": "Anna",
+    "family_name": "Andersson",
+}
+
+
+def clerk(session: Session) -> Agent:
+    return Agent(AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True)
+
+
+def posted(session: Session, **changes: str) -> Submission:
+    """A registration printed for the post (awaiting its signed paper)."""
+    submission = registration_draft(session, **changes)
+    pdf = documents.printable_form(submission, runtime.current().settings, "sv")
+    registrations.print_for_post(session, david(session), submission, pdf)
+    return submission
+
+
+def printed(submission: Submission) -> bytes:
+    return next(d for d in submission.documents if d.kind is DocumentKind.PRINTED).content
+
+
+def scanned(pdf: bytes, degradations: list[str], seed: int = 0) -> list[Image.Image]:
+    """Each page of ``pdf`` printed and scanned with the named degradation."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        images = []
+        for index, name in enumerate(degradations):
+            degradation = corpus.DEGRADATIONS[name]
+            page = document[index]
+            image = page.render(scale=degradation.dpi / 72, grayscale=True).to_pil().convert("L")
+            page.close()
+            image.info["dpi"] = (degradation.dpi, degradation.dpi)
+            images.append(corpus.degrade(image, degradation, seed + index))
+        return images
+    finally:
+        document.close()
+
+
+def read(session: Session, data: bytes, name: str = "bunt.pdf") -> ScanBatch:
+    """Receive a file as a clerk's upload and read it, as the actor does."""
+    received = intake.receive_file(session, clerk(session), data, name, BatchSource.UPLOAD)
+    session.commit()
+    current = runtime.current()
+    intake.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
+    session.expire_all()
+    return received.batch
+
+
+def paper_form(session: Session, submission: Submission) -> PaperForm | None:
+    return session.scalar(select(PaperForm).where(PaperForm.submission_id == submission.id))
+
+
+def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path: Path) -> None:
+    first = posted(session)
+    second = posted(session, **ANNA_AT_PROVVERKET)
+    sheets = [
+        *scanned(printed(first), ["rotated+1", "upside-down"]),
+        *scanned(printed(second), ["bilevel-200", "jpeg-45-200-rotated"]),
+        corpus.blank_page().image,
+        corpus.page_without_qr("reg", 0).image,
+    ]
+    order = list(range(len(sheets)))
+    random.Random(7).shuffle(order)
+    batch = read(session, corpus.as_pdf([sheets[i] for i in order]))
+
+    assert (batch.state, batch.pages_read, batch.page_count) == (BatchState.DONE, 6, 6)
+    for submission in (first, second):
+        form = paper_form(session, submission)
+        assert form is not None and form.state is PaperFormState.AWAITING_CONFIRMATION
+        assert [(p.form_page, p.status) for p in form.pages] == [
+            (1, PageStatus.FILED),
+            (2, PageStatus.FILED),
+        ]
+        assert submission.state is SubmissionState.AWAITING_POST  # until a clerk confirms
+    manual = intake.manual_queue(session)
+    assert sorted(p.outcome for p in manual) == [PageOutcome.NO_QR_CODE, PageOutcome.NO_QR_CODE]
+    assert sum(p.upside_down for p in batch.pages) == 1
+
+    form = paper_form(session, first)
+    assert form is not None
+    received = intake.confirm_paper_form(
+        session, clerk(session), form, signature_present=True, signer_is_named=True
+    )
+    assert received.state is SubmissionState.RECEIVED and received.channel is Channel.PAPER
+    scan = next(d for d in received.documents if d.kind is DocumentKind.SCAN)
+    archived = tmp_path / "archive.pdf"
+    archived.write_bytes(scan.content)
+    meta = subprocess.run(
+        ["pdfinfo", "-meta", str(archived)], check=True, capture_output=True, text=True
+    ).stdout
+    assert "pdfaid:part" in meta  # PDF/A
+    archive = pdfium.PdfDocument(scan.content)
+    assert len(archive) == 2
+    archive.close()
+    pipeline.verify(session, received.id, SYSTEM)
+    check = next(c for c in received.checks if c.name == "signature")
+    assert (check.outcome.value, check.findings) == ("passed", ["signed_on_paper"])
+
+
+def test_the_same_file_twice_changes_nothing(session: Session) -> None:
+    submission = posted(session)
+    data = corpus.as_tiff(scanned(printed(submission), ["clean-200", "noisy"]))
+    batch = read(session, data, "bunt.tif")
+    events = session.scalar(select(func.count(AuditEvent.id)))
+    again = intake.receive_file(session, clerk(session), data, "igen.tif", BatchSource.UPLOAD)
+    session.commit()
+    assert not again.is_new and again.batch.id == batch.id
+    assert session.scalar(select(func.count(ScanBatch.id))) == 1
+    assert session.scalar(select(func.count(ScanPage.id))) == 2
+    assert session.scalar(select(func.count(AuditEvent.id))) == events
+    current = runtime.current()
+    assert not intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+
+
+def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> None:
+    submission = posted(session)
+    page_one, page_two = scanned(printed(submission), ["skewed", "speckled-150"])
+    read(session, corpus.as_png(page_one), "sida1.png")
+    assert paper_form(session, submission) is None
+    (incomplete,) = intake.incomplete_forms(session)
+    assert (incomplete.submission.id, incomplete.pages_here, incomplete.pages_in_form) == (
+        submission.id,
+        [1],
+        2,
+    )
+    read(session, corpus.as_jpeg(page_two), "sida2.jpg")
+    form = paper_form(session, submission)
+    assert form is not None and [p.form_page for p in form.pages] == [1, 2]
+    assert intake.incomplete_forms(session) == []
+
+
+def test_a_forged_code_is_flagged_and_kept_out(session: Session) -> None:
+    submission = posted(session)
+    pages = scanned(printed(submission), ["clean-200", "clean-200"])
+    text = corpus.forged_code_text("reg", 0, submission.id)  # another errand's MAC
+    pages[0] = corpus.paste_code(pages[0], text, 200)
+    batch = read(session, corpus.as_pdf(pages))
+    outcomes = [p.outcome for p in batch.pages]
+    assert outcomes == [PageOutcome.MAC_MISMATCH, PageOutcome.MATCHED]
+    assert batch.pages[0].status is PageStatus.NEEDS_CLERK
+    assert paper_form(session, submission) is None
+
+
+def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> None:
+    submission = posted(session)
+    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"]))
+    submission.form_data = {**submission.form_data, "email": "changed@provverket.se"}
+    session.commit()
+    batch = read(session, data)
+    assert {p.outcome for p in batch.pages} == {PageOutcome.DIGEST_MISMATCH}
+    assert {p.status for p in batch.pages} == {PageStatus.NEEDS_CLERK}
+
+
+def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
+    submission = posted(session)
+    pages = scanned(printed(submission), ["clean-200", "clean-200"])
+    read(session, corpus.as_pdf(pages))
+    form = paper_form(session, submission)
+    assert form is not None
+    intake.confirm_paper_form(
+        session, clerk(session), form, signature_present=True, signer_is_named=True
+    )
+    session.commit()
+    batch = read(session, corpus.as_tiff(pages), "kopia.tif")
+    assert {(p.outcome, p.status) for p in batch.pages} == {
+        (PageOutcome.DUPLICATE, PageStatus.DISCARDED)
+    }
+    assert session.scalar(select(func.count(PaperForm.id))) == 1
+
+
+def test_reading_resumes_after_a_crash(session: Session) -> None:
+    submission = posted(session)
+    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "noisy"]))
+    received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
+    session.commit()
+    current = runtime.current()
+    # The first page was recorded; then the worker died.
+    first = next(iter(read_scan(data, current.settings.qr_key)))
+    with current.unit_of_work() as s:
+        intake.record_page(s, received.batch.id, first)
+        assert intake.record_page(s, received.batch.id, first) is None  # once only
+    assert intake.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
+    session.expire_all()
+    assert [p.page_index for p in received.batch.pages] == [0, 1]
+    assert paper_form(session, submission) is not None
+
+
+# --- the clerk's pages ---------------------------------------------------------------
+
+
+BAD_FILES = {
+    "not_pdf_or_image": (corpus.text_file, "varken en PDF"),
+    "encrypted_pdf": (corpus.encrypted_pdf, "lösenordsskyddad"),
+    "broken_pdf": (corpus.truncated_pdf, "trasig eller ofullständig"),
+    "no_pages": (corpus.zero_page_pdf, "inga sidor"),
+    "image_too_large": (corpus.huge_png, "Bilden är för stor"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(BAD_FILES))
+def test_a_bad_file_gets_a_clear_message_and_changes_nothing(
+    client: FlaskClient, session: Session, code: str
+) -> None:
+    make, message = BAD_FILES[code]
+    login(client, session, KARIN, staff=True)
+    page = client.get("/skanning").get_data(as_text=True)
+    response = client.post(
+        "/skanning",
+        data={"csrf_token": csrf_token(page), "file": (io.BytesIO(make()), "x")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    batch = session.scalars(select(ScanBatch)).one()
+    assert (batch.state, batch.error_code, batch.pages) == (BatchState.REJECTED, code, [])
+
+
+def test_upload_without_a_file_is_refused(client: FlaskClient, session: Session) -> None:
+    login(client, session, KARIN, staff=True)
+    page = client.get("/skanning").get_data(as_text=True)
+    response = client.post("/skanning", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 400
+    assert "Välj en fil att läsa in." in response.get_data(as_text=True)
+
+
+def test_clerk_uploads_matches_by_reference_and_confirms(
+    client: FlaskClient, session: Session, runtime: Runtime, worker: object
+) -> None:
+    submission = posted(session)
+    session.commit()
+    page_one = corpus.page_without_qr("reg", 0).image  # the code was torn off
+    (page_two,) = scanned(printed(submission), ["clean-200", "rotated-2"])[1:]
+    login(client, session, KARIN, staff=True)
+    start = client.get("/skanning").get_data(as_text=True)
+    uploaded = client.post(
+        "/skanning",
+        data={
+            "csrf_token": csrf_token(start),
+            "file": (io.BytesIO(corpus.as_pdf([page_one, page_two])), "b.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 302
+    batch_url = uploaded.headers["Location"]
+    batch = session.scalars(select(ScanBatch)).one()
+
+    def read_done() -> bool:
+        session.expire_all()
+        return batch.state is BatchState.DONE
+
+    wait_for(read_done, timeout=60, message="the worker to read the batch")
+    status = client.get(f"{batch_url}/status").get_json()
+    assert status == {"state": "done", "pages_read": 2, "page_count": 2}
+    assert "Ingen läsbar QR-kod" in client.get(batch_url).get_data(as_text=True)
+
+    queue = client.get("/skanning/manuell").get_data(as_text=True)
+    (lost,) = [p for p in batch.pages if p.status is PageStatus.NEEDS_CLERK]
+    assert f"/skanning/sida/{lost.id}.jpg" in queue
+    image = client.get(f"/skanning/sida/{lost.id}.jpg")
+    assert image.status_code == 200 and image.data.startswith(b"\xff\xd8")
+    wrong = client.post(
+        f"/skanning/sida/{lost.id}/koppla",
+        data={"csrf_token": csrf_token(queue), "reference": "BB-0000-0000", "form_page": "1"},
+        follow_redirects=True,
+    )
+    assert "Det finns inget ärende med den referensen." in wrong.get_data(as_text=True)
+    matched = client.post(
+        f"/skanning/sida/{lost.id}/koppla",
+        data={"csrf_token": csrf_token(queue), "reference": submission.reference, "form_page": "1"},
+    )
+    form = paper_form(session, submission)
+    assert form is not None
+    assert matched.headers["Location"] == f"/skanning/blankett/{form.id}"
+
+    confirm = client.get(f"/skanning/blankett/{form.id}").get_data(as_text=True)
+    assert "Eva Ek" in confirm  # the named signatory, for the clerk to compare
+    unanswered = client.post(
+        f"/skanning/blankett/{form.id}", data={"csrf_token": csrf_token(confirm)}
+    )
+    assert unanswered.status_code == 400
+    client.post(
+        f"/skanning/blankett/{form.id}",
+        data={
+            "csrf_token": csrf_token(confirm),
+            "signature_present": "yes",
+            "signer_is_named": "no",
+            "note": "Underskriven av ekonomichefen.",
+        },
+    )
+    session.expire_all()
+    assert submission.state in (SubmissionState.RECEIVED, SubmissionState.IN_REVIEW)
+
+    def verified() -> bool:
+        session.expire_all()
+        return submission.state is SubmissionState.IN_REVIEW
+
+    wait_for(verified, timeout=30, message="the verify step")
+    check = next(c for c in submission.checks if c.name == "signature")
+    assert check.outcome.value == "flagged"
+    assert check.findings == ["matched_by_hand", "handwritten_signature_missing"]
+    assert check.detail == "Underskriven av ekonomichefen."
+
+
+def test_only_intake_clerks_use_the_scanning_pages(client: FlaskClient, session: Session) -> None:
+    assert client.get("/skanning").status_code == 302  # to the login
+    login(client, session, INGRID, staff=True)
+    assert client.get("/skanning").status_code == 403
+    assert client.get("/skanning/manuell").status_code == 403
+
+
+# --- the scanners' folder -------------------------------------------------------------
+
+
+def test_the_watched_folder_takes_what_is_dropped(
+    runtime: Runtime, session: Session, tmp_path: Path
+) -> None:
+    submission = posted(session)
+    session.commit()
+    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-150"]))
+    (tmp_path / "före-start.pdf").write_bytes(data)  # dropped while the watcher was down
+    watcher = FolderWatcher(runtime, tmp_path, settle_s=0.1)
+    watcher.start()
+    try:
+        (tmp_path / "inte-en-skanning.txt.part").write_bytes(corpus.text_file())
+        (tmp_path / "inte-en-skanning.txt.part").rename(tmp_path / "inte-en-skanning.txt")
+
+        def both_taken() -> bool:
+            return (tmp_path / DONE_DIR / "före-start.pdf").exists() and (
+                tmp_path / REJECTED_DIR / "inte-en-skanning.txt"
+            ).exists()
+
+        wait_for(both_taken, timeout=20, message="the watcher to take both files")
+    finally:
+        watcher.stop()
+    reason = (tmp_path / REJECTED_DIR / "inte-en-skanning.txt.txt").read_text(encoding="utf-8")
+    assert "not_pdf_or_image" in reason
+    batches = session.scalars(select(ScanBatch).order_by(ScanBatch.id)).all()
+    assert [(b.filename, b.source, b.state) for b in batches] == [
+        ("före-start.pdf", BatchSource.FOLDER, BatchState.QUEUED),
+        ("inte-en-skanning.txt", BatchSource.FOLDER, BatchState.REJECTED),
+    ]
+
+
+def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
+    behorighet = str(Path(sys.executable).with_name("behorighet"))
+    folder = tmp_path / "skanner"
+    process = subprocess.Popen(
+        [behorighet, "intake", "watch", str(folder)],
+        env={
+            **os.environ,
+            "DATABASE_URL": TEST_DATABASE_URL,
+            "BROKER_URL": "stub://",
+            "SECRET_KEY": "test-secret",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(folder.exists, timeout=30, message="the watcher to create its folder")
+        shutil.copyfile(Path(__file__), folder / "kod.py")
+
+        def rejected() -> bool:
+            session.expire_all()
+            return session.scalar(select(func.count(ScanBatch.id))) == 1
+
+        wait_for(rejected, timeout=30, message="the watcher to take the file")
+        assert (folder / REJECTED_DIR / "kod.py").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
