@@ -165,8 +165,7 @@ def approve_in_simulator(app: Flask, personnummer: str, order_ref: str | None = 
     settings = runtime.settings
     with runtime.unit_of_work() as s:
         order_ref = (
-            order_ref
-            or s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
+            order_ref or s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
         )
         assert order_ref, "no BankID order was started"
         simulator.open_order(s, order_ref, simulator.SimulatorConfig.from_settings(settings))

@@ -219,9 +219,7 @@ def test_caseworker_retrieves_the_archive_of_that_errand_only(
     )
 
 
-def test_submitter_downloads_the_decision_letter(
-    client: FlaskClient, session: Session
-) -> None:
+def test_submitter_downloads_the_decision_letter(client: FlaskClient, session: Session) -> None:
     submission = in_review(session)
     assert claim_and_approve(session, submission)
     pipeline.apply(session, submission.id, SYSTEM)
@@ -326,9 +324,7 @@ def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> Non
 
 def test_a_signature_over_another_document_fails(session: Session) -> None:
     submission = in_review(session)
-    order = session.scalars(
-        select(EidOrder).where(EidOrder.submission_id == submission.id)
-    ).one()
+    order = session.scalars(select(EidOrder).where(EidOrder.submission_id == submission.id)).one()
     assert order.document is not None
     order.document = order.document.replace(b"%PDF-1.7", b"%PDF-1.6", 1)
     check = _signature_check(session, submission)
