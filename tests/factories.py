@@ -9,7 +9,7 @@ from app.eid import service as eid
 from app.eid.models import OrderStatus
 from app.registrations import documents, signing
 from app.registrations import service as registrations
-from app.registrations.models import Submission
+from app.registrations.models import Submission, SubmissionKind
 from tests.conftest import DAVID, INGRID, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
 
@@ -30,6 +30,42 @@ def registration_draft(session: Session, **changes: str) -> Submission:
     return registrations.create_registration(
         session, david(session), registrations.RegistrationData(**fields)
     )
+
+
+def removal_draft(session: Session) -> Submission:
+    """David's complete removal of himself at Provverket, Fredrik Falk taking over."""
+    agent = david(session)
+    submission = registrations.start_draft(session, agent, SubmissionKind.REMOVAL, "2021004920")
+    registrations.save_orderer_to_remove(session, agent, submission, "self", DAVID, "David", "Dahl")
+    registrations.save_replacement(
+        session,
+        agent,
+        submission,
+        {
+            "personnummer": "198507049859",
+            "given_name": "Fredrik",
+            "family_name": "Falk",
+            "email": "fredrik.falk@provverket.se",
+            "phone": "070-111 22 33",
+            "title": "Personalchef",
+            "role": "orderer",
+        },
+    )
+    registrations.save_signatory(
+        session, agent, submission, "Eva Ek", "195210039847", "Generaldirektör"
+    )
+    return submission
+
+
+def printed_for_post(session: Session, submission: Submission) -> Submission:
+    """The submitter prints the form to sign by hand and post (awaiting_post)."""
+    settings = current_app().extensions["behorighet"].settings
+    pdf = documents.printable_form(submission, settings, "sv")
+    submitter = Agent(
+        AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
+    )
+    registrations.print_for_post(session, submitter, submission, pdf)
+    return submission
 
 
 def received_by_esignature(session: Session, submission: Submission) -> Submission:

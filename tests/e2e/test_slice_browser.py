@@ -6,108 +6,39 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from app.access.models import Employer, Person, Role, RoleGrant
 from app.registrations.models import Submission
-from tests.support import wait_for
+from tests.e2e.browser import (
+    RESULTS_DIR,
+    bankid_app,
+    choose,
+    download,
+    log_in,
+    log_out,
+    open_menu_item,
+    reload_until,
+    status_badge,
+)
 from workflows.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
 REFERENCE = re.compile(r"^BB-[0-9A-Z]{4}-[0-9A-Z]{4}$")
-PIPELINE_TIMEOUT_S = 20.0
 
 CHECKS = (
     "Personnummer och organisationsnummer",
     "Arbetsgivare och arbetsgivarkoder",
     "Firmatecknare enligt registret",
+    "Underskrift och försegling",
     "Konflikter med befintliga behörigheter och ärenden",
 )
 OUTCOMES = ("Utan anmärkning", "Behöver granskas", "Underkänd")
-
-
-PEOPLE = {
-    "David Dahl": "200001029834",
-    "Ingrid Handläggare": "196211289894",
-    "Fredrik Falk": "198507049859",
-    "Anna Andersson": "198112189876",
-    "Eva Ek": "195210039847",
-}
-
-
-def bankid_app(page: Page, name: str, button: str) -> None:
-    """The person's BankID app (the simulator's page, in another tab): open the order, pick
-    the BankID and press ``button`` ("Legitimera" or "Skriv under")."""
-    app = page.context.new_page()
-    app.goto("/bankid-simulator/app")
-    app.get_by_role("button", name="Öppna i BankID").first.click()
-    expect(app.get_by_text("Beställningen är öppnad")).to_be_visible()
-    app.get_by_label("Legitimation").first.select_option(PEOPLE[name])
-    app.get_by_role("button", name=button, exact=True).first.click()
-    # Close the tab only once its form post has landed (closing mid-navigation can hang).
-    expect(app.get_by_text("Klart: beställningen är slutförd.")).to_be_visible()
-    app.wait_for_load_state()
-    app.close()
-
-
-def download(page: Page, link_name: str) -> bytes:
-    """What the link gives the signed-in person (the browser's own cookies)."""
-    href = page.get_by_role("link", name=link_name).get_attribute("href")
-    assert href
-    response = page.request.get(href)
-    assert response.ok and response.headers["content-type"] == "application/pdf"
-    return response.body()
-
-
-def log_in(page: Page, name: str) -> None:
-    """From any page: "Logga in", Mobilt BankID, and the person approves in the BankID app."""
-    page.get_by_role("link", name="Logga in", exact=True).click()
-    expect(page.get_by_role("heading", name="Logga in", level=1)).to_be_visible()
-    page.get_by_role("button", name="Mobilt BankID på annan enhet").click()
-    expect(page.get_by_role("img", name="QR-kod för BankID")).to_be_visible()
-    expect(page.get_by_role("status")).to_contain_text("Starta BankID-appen")
-    bankid_app(page, name, "Legitimera")
-    expect(page.get_by_text(f"Inloggad som {name}")).to_be_visible(timeout=10_000)
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Logga ut", exact=True).click()
-    expect(page.get_by_text("Du är utloggad.")).to_be_visible()
-    expect(page.get_by_role("link", name="Logga in", exact=True)).to_be_visible()
-
-
-def choose(page: Page, label: str) -> None:
-    """Pick a radio button or checkbox by clicking its label, as a person does."""
-    page.locator("label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).click()
-
-
-def open_menu_item(page: Page, name: str) -> None:
-    """A link in the main menu (the start page links to some of the same pages)."""
-    menu = page.get_by_role("navigation", name="Huvudmeny")
-    menu.get_by_role("link", name=name, exact=True).click()
-
-
-def reload_until(page: Page, done: Callable[[], bool], message: str) -> None:
-    """Reload the page until ``done()`` holds: the pipeline's actors run in the background."""
-
-    def check() -> bool:
-        if done():
-            return True
-        page.reload()
-        return done()
-
-    wait_for(check, timeout=PIPELINE_TIMEOUT_S, interval=0.2, message=message)
-
-
-def status_badge(page: Page) -> Locator:
-    return page.get_by_role("main").locator("p", has_text="Status").locator(".badge")
 
 
 def test_registration_is_approved_and_applied_through_the_browser(
@@ -203,10 +134,10 @@ def test_registration_is_approved_and_applied_through_the_browser(
     def applied() -> bool:
         status = status_badge(page).inner_text().strip()
         assert status != "Tekniskt fel", f"{reference_text} failed in the pipeline"
-        return status == "Genomförd"
+        return status == "Avslutad"
 
-    reload_until(page, applied, f"{reference_text} to read 'Genomförd'")
-    expect(status_badge(page)).to_have_text("Genomförd")
+    reload_until(page, applied, f"{reference_text} to read 'Avslutad' (applied and archived)")
+    expect(status_badge(page)).to_have_text("Avslutad")
     log_out(page)
 
     # The new orderer sees his role.

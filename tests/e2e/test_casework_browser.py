@@ -1,0 +1,179 @@
+"""The caseworker's queue and the clerk's scanning, in Chromium: an e-signed registration
+worked through a completion round trip, and a posted removal scanned in, matched by hand
+where its code was torn off, confirmed by the clerk and approved by the caseworker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from app.access.models import Person, RoleGrant
+from app.documents.qr import QR_PLACEMENT
+from app.registrations.models import Submission
+from tests import scan_corpus as corpus
+from tests.e2e.browser import (
+    RESULTS_DIR,
+    log_in,
+    log_out,
+    off_the_loop,
+    open_menu_item,
+    reload_until,
+    status_badge,
+)
+from tests.factories import (
+    printed_for_post,
+    received_by_esignature,
+    registration_draft,
+    removal_draft,
+)
+from tests.integration.test_intake import printed, scanned
+from workflows.runtime import Runtime
+from workflows.states import SubmissionState
+
+pytestmark = pytest.mark.e2e
+
+
+def _open_from_queue(page: Page, list_name: str, reference: str) -> None:
+    open_menu_item(page, "Handläggning")
+    page.get_by_role("navigation", name="Listor").get_by_role(
+        "link", name=re.compile(rf"^{list_name}")
+    ).click()
+    table = page.get_by_role("main").get_by_role("table")
+
+    def listed() -> bool:
+        return table.get_by_role("link", name=reference).count() == 1
+
+    reload_until(page, listed, f"{reference} in the list {list_name}")
+    table.get_by_role("link", name=reference).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(reference)
+
+
+def test_a_registration_goes_through_a_completion_round_trip(page: Page, runtime: Runtime) -> None:
+    def signed() -> str:
+        with runtime.unit_of_work() as session:
+            return received_by_esignature(session, registration_draft(session)).reference
+
+    reference = off_the_loop(signed)
+
+    page.goto("/")
+    log_in(page, "Ingrid Handläggare")
+    _open_from_queue(page, "Otilldelade", reference)
+    page.get_by_role("button", name="Ta ärendet").click()
+    expect(page.get_by_text("Ärendet är ditt.")).to_be_visible()
+    page.get_by_label("Vad behöver den som skickade in ärendet komplettera med?").fill(
+        "Skicka firmatecknarens titel."
+    )
+    page.get_by_role("button", name="Begär komplettering").click()
+    expect(page.get_by_text("Kompletteringen är begärd")).to_be_visible()
+    expect(status_badge(page)).to_have_text(re.compile("komplettering", re.I))
+    log_out(page)
+
+    log_in(page, "David Dahl")
+    open_menu_item(page, "Mina ärenden")
+    page.get_by_role("link", name=reference).click()
+    expect(page.get_by_role("heading", name="SPV behöver en komplettering")).to_be_visible()
+    expect(page.get_by_text("Skicka firmatecknarens titel.")).to_be_visible()
+    page.get_by_role("button", name="Skicka kompletteringen").click()
+    expect(page.get_by_text("Skriv ditt svar.").first).to_be_visible()
+    page.get_by_label("Ditt svar till SPV").fill("Eva Ek är generaldirektör.")
+    page.get_by_role("button", name="Skicka kompletteringen").click()
+    expect(page.get_by_text("Tack! Din komplettering är skickad")).to_be_visible()
+    log_out(page)
+
+    log_in(page, "Ingrid Handläggare")
+    _open_from_queue(page, "Mina ärenden", reference)
+    expect(page.get_by_text("Eva Ek är generaldirektör.")).to_be_visible()
+    page.get_by_role("button", name="Godkänn", exact=True).click()
+    expect(page.get_by_text("Ärendet är godkänt.")).to_be_visible()
+
+    def closed() -> bool:
+        return status_badge(page).inner_text().strip() == "Avslutad"
+
+    reload_until(page, closed, f"{reference} to be applied and archived")
+    documents = page.get_by_role("heading", name="Handlingar").locator(
+        "xpath=following-sibling::ul[1]"
+    )
+    expect(documents.get_by_role("link", name=re.compile(r"^beslut-"))).to_have_count(1)
+
+
+def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
+    page: Page, runtime: Runtime
+) -> None:
+    with runtime.unit_of_work() as session:
+        submission = printed_for_post(session, removal_draft(session))
+        reference = submission.reference
+        first, second = scanned(printed(submission), ["clean-200", "upside-down"])
+    # Page 1's code was torn off before it was scanned askew; page 2 came upside down.
+    first.paste(255, QR_PLACEMENT.crop_box(first.width, first.height, 3.0))
+    torn = corpus.degrade(first, corpus.DEGRADATIONS["rotated-2"])
+    batch = RESULTS_DIR / "skannad-bunt.pdf"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    batch.write_bytes(corpus.as_pdf([second, torn, corpus.blank_page().image]))
+
+    page.goto("/")
+    log_in(page, "Karin Registrator")
+    open_menu_item(page, "Skanning")
+    page.get_by_label("Skannad fil").set_input_files(str(batch))
+    page.get_by_role("button", name="Läs in").click()
+    expect(page.get_by_text("Filen är mottagen och läses in sida för sida.")).to_be_visible()
+    progress = page.locator(".batch-progress").get_by_role("status")
+    expect(progress).to_contain_text("3 av 3 sidor lästa", timeout=30_000)
+    expect(progress).to_contain_text("Klar")
+    rows = page.get_by_role("table", name="Sidor i bunten").locator("tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text(reference)
+
+    page.get_by_role("link", name="Till den manuella kön").click()
+    sheets = page.locator("section.scan-page")
+    expect(sheets).to_have_count(2)
+    torn_sheet = sheets.filter(has_text="Bunt skannad-bunt.pdf, sida 2")
+    torn_sheet.get_by_label("Ärendets referens").fill(reference)
+    torn_sheet.get_by_label("Sida nummer").fill("1")
+    torn_sheet.get_by_role("button", name="Koppla till ärendet").click()
+    expect(page.get_by_text("Blanketten är komplett. Kontrollera underskriften.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(reference)
+    expect(page.get_by_text("Eva Ek")).to_be_visible()
+    for question in (
+        "Är blanketten underskriven för hand?",
+        "Är det firmatecknaren som anges i blanketten som har skrivit under?",
+    ):
+        page.get_by_role("group", name=question).get_by_text("Ja", exact=True).click()
+    page.get_by_role("button", name="Bekräfta och skicka till handläggning").click()
+    expect(page.get_by_text(f"Ärende {reference} är mottaget")).to_be_visible()
+
+    open_menu_item(page, "Skanning")
+    page.get_by_role("link", name=re.compile(r"^Manuell kö")).click()
+    blank = page.locator("section.scan-page")
+    expect(blank).to_have_count(1)
+    blank.get_by_label("Varför läggs sidan åt sidan?").fill("Tom baksida")
+    blank.get_by_role("button", name="Lägg åt sidan").click()
+    expect(page.get_by_text("Den manuella kön är tom.")).to_be_visible()
+    page.screenshot(path=RESULTS_DIR / "skanning.png", full_page=True)
+    log_out(page)
+
+    log_in(page, "Ingrid Handläggare")
+    _open_from_queue(page, "Otilldelade", reference)
+    checks = page.get_by_role("table", name="Automatiska kontroller")
+    expect(checks.locator("tr", has_text="Underskrift och försegling")).to_contain_text(
+        "kopplades till ärendet av en registrator"
+    )
+    page.get_by_role("button", name="Ta ärendet").click()
+    page.get_by_role("button", name="Godkänn", exact=True).click()
+    expect(page.get_by_text("Ärendet är godkänt.")).to_be_visible()
+
+    def closed() -> bool:
+        return status_badge(page).inner_text().strip() == "Avslutad"
+
+    reload_until(page, closed, f"{reference} to be applied and archived")
+    with runtime.session_factory() as session:
+        done = session.scalars(select(Submission).where(Submission.reference == reference)).one()
+        assert done.state is SubmissionState.CLOSED
+        active = session.scalars(
+            select(Person.personnummer)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.employer_id == done.employer_id, RoleGrant.valid_to_dt.is_(None))
+        ).all()
+        assert "198507049859" in active and "200001029834" not in active
