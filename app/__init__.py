@@ -62,6 +62,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         from app.notifications.sink import bp as mail_sink_bp
 
         app.register_blueprint(mail_sink_bp)
+    if settings.demo_scanner:
+        from app.intake.demo import bp as demo_scanner_bp
+
+        app.register_blueprint(demo_scanner_bp)
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

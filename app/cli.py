@@ -157,6 +157,7 @@ def demo_command(host: str, port: int) -> None:
     settings = Settings.from_env(
         bankid_simulator=True,
         mail_sink=True,
+        demo_scanner=True,
         secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()),
     )
     migrate_database(settings.database_url)

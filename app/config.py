@@ -131,6 +131,10 @@ class Settings:
     """Serve the demo's mail sink page ``/demo/e-post`` (the demo also runs the SMTP sink on
     :attr:`mail_url`'s loopback port and stores what it receives). Only for the demo and tests."""
 
+    demo_scanner: bool = False
+    """Serve ``/demo/skanning``, a stand-in for SPV's mailroom scanner: a PDF of every form
+    waiting for the post, printed and scanned, for the clerk to upload. Demo and tests only."""
+
     @property
     def qr_key(self) -> bytes:
         from app.documents.qr import qr_mac_key
@@ -190,5 +194,6 @@ class Settings:
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
         values["mail_sink"] = _flag("MAIL_SINK", False)
+        values["demo_scanner"] = _flag("DEMO_SCANNER", False)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

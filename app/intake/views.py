@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from app.intake import service
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
-from app.web import commit, db, intake_clerk_required, signed_in
+from app.web import commit, db, intake_clerk_required, runtime, signed_in
 from forms.intake import ConfirmForm, DiscardForm, MatchForm, UploadForm
 
 bp = Blueprint("intake", __name__, template_folder="templates")
@@ -52,6 +52,7 @@ def start() -> ResponseReturnValue:
         batches=service.recent_batches(db()),
         counts=service.queue_counts(db()),
         to_confirm=service.forms_to_confirm(db()),
+        demo_scanner=runtime().settings.demo_scanner,
     ), 400 if form.errors else 200
 
 

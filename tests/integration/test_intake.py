@@ -419,3 +419,30 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_demo_scanner_scans_the_post_for_the_clerk(
+    runtime: Runtime, session: Session, tmp_path: Path
+) -> None:
+    from app import create_app
+    from tests.conftest import attach_bankid_client, make_settings
+
+    posted(session)
+    posted(session, **ANNA_AT_PROVVERKET)
+    session.commit()
+    settings = make_settings(
+        runtime.settings.database_url,
+        demo_scanner=True,
+        bankid_simulator_dir=runtime.settings.bankid_simulator_dir,
+        test_pki_dir=runtime.settings.test_pki_dir,
+    )
+    demo = create_app(settings)
+    attach_bankid_client(demo)
+    client = demo.test_client()
+    login(client, session, KARIN, staff=True)
+    assert "Demo: hämta en skanning" in client.get("/skanning").get_data(as_text=True)
+    scan = client.get("/demo/skanning")
+    assert scan.status_code == 200 and scan.mimetype == "application/pdf"
+    batch = read(session, scan.data, "inkommen-post.pdf")
+    assert batch.page_count == 5  # two forms of two pages, and a blank sheet
+    assert session.scalar(select(func.count(PaperForm.id))) == 2
