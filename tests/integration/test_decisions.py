@@ -37,8 +37,8 @@ from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
-from workflows.verification import run_checks, verifiers_for
 from workflows.states import SubmissionState
+from workflows.verification import run_checks, verifiers_for
 from workflows.worker import run_maintenance
 
 SYSTEM = Agent.system("test")
