@@ -136,3 +136,55 @@ def _all_messages_done(runtime: Runtime) -> bool:
         ).all()
         # receipt, verify, apply, archive
         return len(rows) == 4 and all(r.done_dt is not None for r in rows)
+
+
+def test_a_posted_removal_flows_from_scan_to_closed(
+    runtime: Runtime, session: Session, worker: dramatiq.Worker
+) -> None:
+    """The paper channel on each broker: printed, scanned in a batch the read actor sorts,
+    confirmed by the clerk, verified, approved, applied and archived."""
+    from app.intake import service as intake
+    from app.intake.models import BatchSource, PaperForm
+    from tests import scan_corpus as corpus
+    from tests.factories import caseworker, printed_for_post, removal_draft
+    from tests.integration.test_intake import clerk, printed, scanned
+
+    submission = printed_for_post(session, removal_draft(session))
+    data = corpus.as_tiff(scanned(printed(submission), ["rotated+1", "bilevel-200"]))
+    intake.receive_file(session, clerk(session), data, "post.tif", BatchSource.UPLOAD)
+    session.commit()
+
+    def assembled() -> PaperForm | None:
+        session.expire_all()
+        return session.scalar(select(PaperForm).where(PaperForm.submission_id == submission.id))
+
+    _wait_for(lambda: assembled() is not None, message="the read actor to assemble the form")
+    form = assembled()
+    assert form is not None
+    intake.confirm_paper_form(
+        session, clerk(session), form, signature_present=True, signer_is_named=True
+    )
+    session.commit()
+    _wait_for(
+        lambda: _state(runtime, submission.reference) is SubmissionState.IN_REVIEW,
+        message="the verify actor",
+    )
+    session.expire_all()
+    assert {c.name: c.outcome for c in submission.checks}["signature"] is CheckOutcome.PASSED
+    ingrid = caseworker(session, INGRID)
+    from app.casework import service as casework
+
+    assert casework.claim(session, ingrid, submission)
+    assert casework.approve_submission(session, ingrid, submission)
+    session.commit()
+    _wait_for(
+        lambda: _state(runtime, submission.reference) is SubmissionState.CLOSED,
+        message="the apply and archive actors",
+    )
+    session.expire_all()
+    grants = session.scalars(
+        select(RoleGrant).where(RoleGrant.employer_id == submission.employer_id)
+    ).all()
+    active = {g.person.personnummer for g in grants if g.valid_to_dt is None}
+    assert DAVID not in active and "198507049859" in active
+    assert verify_chain(session).is_intact
