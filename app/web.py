@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import get_locale
@@ -139,6 +139,21 @@ def login_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
+
+
+class _Problem(Protocol):
+    field: str
+    code: str
+
+
+def attach_problem(form: Any, problem: _Problem) -> None:
+    """Show a service's ``FormProblem`` next to its field (or as a message)."""
+    field = getattr(form, problem.field, None)
+    message = labels.problem_message(problem.code)
+    if field is not None:
+        field.errors = [*field.errors, message]
+    else:
+        flash(message, "error")
 
 
 def _agent_required(allowed: Callable[[Agent], bool]) -> Callable[[F], F]:

@@ -9,6 +9,7 @@ from wtforms import IntegerField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp
 
+from forms.common import EmployerForm, PersonFields, SignatoryForm
 from forms.validators import strip_whitespace
 
 YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
@@ -69,3 +70,18 @@ class ConfirmForm(FlaskForm):
         filters=[strip_whitespace],
         validators=[Length(max=1000)],
     )
+
+
+class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
+    """A blank registration form filled in by hand, typed in by the clerk."""
+
+    employer_codes = StringField(
+        _l("Arbetsgivarkoder"),
+        description=_l("Som på blanketten, åtskilda med kommatecken. Tomt betyder alla koder."),
+        filters=[strip_whitespace],
+        validators=[Length(max=500)],
+    )
+
+    def codes(self) -> tuple[str, ...]:
+        text = self.employer_codes.data or ""
+        return tuple(code.strip().upper() for code in text.split(",") if code.strip())

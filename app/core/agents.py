@@ -24,11 +24,15 @@ class Agent:
     is_intake_clerk: bool = False
     component: str = ""
     """For the system: which part acted (an actor's name, a scheduler)."""
+    entered_by_staff_id: int | None = None
+    """A person's errand typed in from paper by this SPV clerk, on the person's behalf."""
 
     @property
     def audit_label(self) -> str:
         if self.kind is AgentKind.SYSTEM:
             return f"system:{self.component}"
+        if self.entered_by_staff_id is not None:
+            return f"staff:{self.entered_by_staff_id} for {self.kind.value}:{self.id}"
         return f"{self.kind.value}:{self.id}"
 
     @classmethod

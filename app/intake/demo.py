@@ -34,7 +34,9 @@ def _scanned_pages(pdf: bytes, rng: random.Random) -> list[Image.Image]:
             page = document[index]
             image = page.render(scale=DPI / 72, grayscale=True).to_pil().convert("L")
             page.close()
-            image = image.rotate(rng.uniform(-2.0, 2.0), fillcolor=255, resample=Image.Resampling.BICUBIC)
+            image = image.rotate(
+                rng.uniform(-2.0, 2.0), fillcolor=255, resample=Image.Resampling.BICUBIC
+            )
             pages.append(image.rotate(180) if index % 2 else image)
         return pages
     finally:

@@ -11,14 +11,15 @@
 4. :func:`confirm_paper_form`: the clerk has checked the handwritten signature; the
    pages are archived as one PDF/A with the errand, which is received on paper.
 
-The clerk's manual queue: :func:`match_page` (by reference number) and
-:func:`discard_page`.
+The clerk's manual queue: :func:`match_page` (by reference number),
+:func:`register_paper_form` (a blank form typed in) and :func:`discard_page`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -26,8 +27,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from app.access import service as access
 from app.audit.service import record_event
-from app.core.agents import Agent
+from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.documents.qr import FormKind, QrPayload, form_digest
 from app.documents.render import NOMINAL_PAGES
@@ -54,8 +56,9 @@ from app.intake.models import (
     ScanBatch,
     ScanPage,
 )
+from app.registrations import service as registrations
 from app.registrations.models import DocumentKind, Submission
-from app.registrations.service import attach_document
+from app.registrations.service import RegistrationData, attach_document
 from workflows.outbox import add_message
 from workflows.state_machine import transition
 from workflows.states import Action, SubmissionState
@@ -406,6 +409,32 @@ def match_page(
         outcome=page.outcome.value,
     )
     return file_waiting_pages(session, submission.id)
+
+
+def register_paper_form(
+    session: Session,
+    agent: Agent,
+    page: ScanPage,
+    data: RegistrationData,
+    render_printed: Callable[[Submission], bytes],
+) -> Submission:
+    """A blank registration form filled in by hand (or a page whose code is lost): the clerk
+    types it in on the signatory's behalf, every rule of the web form applied
+    (``FormProblem``). The errand then waits for its paper like a printed one, and this page
+    is its page n; the form's other pages are matched to the new reference."""
+    if page.status is not PageStatus.NEEDS_CLERK:
+        raise IntakeError("page_not_in_queue")
+    given, _, family = data.signatory_name.strip().rpartition(" ")
+    signatory = access.find_or_create_person(
+        session, data.signatory_personnummer, given or family, family
+    )
+    on_behalf = Agent(
+        AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id
+    )
+    submission = registrations.create_registration(session, on_behalf, data)
+    registrations.print_for_post(session, agent, submission, render_printed(submission))
+    match_page(session, agent, page, submission.reference, page.form_page or 1)
+    return submission
 
 
 def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:

@@ -12,8 +12,16 @@ from flask_babel import gettext as _
 from app.intake import service
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
-from app.web import commit, db, intake_clerk_required, runtime, signed_in
-from forms.intake import ConfirmForm, DiscardForm, MatchForm, UploadForm
+from app.registrations import documents
+from app.registrations.service import FormProblem, RegistrationData
+from app.web import attach_problem, commit, db, intake_clerk_required, runtime, signed_in
+from forms.intake import (
+    ConfirmForm,
+    DiscardForm,
+    MatchForm,
+    PaperRegistrationForm,
+    UploadForm,
+)
 
 bp = Blueprint("intake", __name__, template_folder="templates")
 
@@ -114,6 +122,58 @@ def match(page_id: int) -> ResponseReturnValue:
         return redirect(url_for(".confirm", form_id=paper_form.id))
     flash(_("Sidan är kopplad till ärendet. Blanketten väntar på sina övriga sidor."), "success")
     return redirect(url_for(".manual_queue"))
+
+
+@bp.route("/skanning/sida/<int:page_id>/registrera", methods=["GET", "POST"])
+@intake_clerk_required
+def register(page_id: int) -> ResponseReturnValue:
+    """Type in a blank registration form filled in by hand, on the signatory's behalf."""
+    page = _get(ScanPage, page_id)
+    form = PaperRegistrationForm()
+    if form.validate_on_submit():
+        data = RegistrationData(
+            orgnr=form.orgnr.data,
+            personnummer=form.personnummer.data,
+            given_name=form.given_name.data,
+            family_name=form.family_name.data,
+            email=form.email.data,
+            role=form.role.data,
+            signatory_name=form.signatory_name.data,
+            signatory_personnummer=form.signatory_personnummer.data,
+            title=form.title.data,
+            phone=form.phone.data or "",
+            signatory_title=form.signatory_title.data,
+            employer_codes=form.codes(),
+        )
+        settings = runtime().settings
+        try:
+            submission = service.register_paper_form(
+                db(),
+                signed_in(),
+                page,
+                data,
+                lambda s: documents.printable_form(s, settings, s.language),
+            )
+        except FormProblem as problem:
+            db().rollback()
+            attach_problem(form, problem)
+        except service.IntakeError as exc:
+            flash(intake_error_message(exc.code), "error")
+            return redirect(url_for(".manual_queue"))
+        else:
+            commit()
+            flash(
+                _(
+                    "Anmälan är registrerad som ärende %(ref)s. Koppla blankettens övriga "
+                    "sidor till den referensen.",
+                    ref=submission.reference,
+                ),
+                "success",
+            )
+            return redirect(url_for(".manual_queue"))
+    return render_template(
+        "intake/register.html", page=page, form=form
+    ), 400 if form.errors else 200
 
 
 @bp.post("/skanning/sida/<int:page_id>/lagg-undan")

@@ -28,7 +28,16 @@ from app.labels import problem_message
 from app.registrations import documents, service, signing
 from app.registrations.models import DocumentKind, Submission, SubmissionKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
-from app.web import bankid_client, collect_interval, commit, db, person_required, runtime, signed_in
+from app.web import (
+    attach_problem,
+    bankid_client,
+    collect_interval,
+    commit,
+    db,
+    person_required,
+    runtime,
+    signed_in,
+)
 from forms.common import CompletionAnswerForm, EmployerForm
 from workflows.states import IllegalTransition, SubmissionState
 
@@ -61,15 +70,6 @@ def resume_url(submission: Submission) -> str:
     return step_url(submission, service.next_step(submission))
 
 
-def _attach_problem(form: FlaskForm, problem: service.FormProblem) -> None:
-    field = getattr(form, problem.field, None)
-    message = problem_message(problem.code)
-    if field is not None:
-        field.errors = [*field.errors, message]
-    else:
-        flash(message, "error")
-
-
 @bp.route(
     "/anmalan-behorig-bestallare",
     methods=["GET", "POST"],
@@ -89,7 +89,7 @@ def start(path: str) -> ResponseReturnValue:
         try:
             submission = service.start_draft(db(), signed_in(), kind, form.orgnr.data, _language())
         except service.FormProblem as problem:
-            _attach_problem(form, problem)
+            attach_problem(form, problem)
         else:
             commit()
             return redirect(resume_url(submission))
@@ -163,7 +163,7 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
         try:
             current.save(db(), signed_in(), submission, form)
         except service.FormProblem as problem:
-            _attach_problem(form, problem)
+            attach_problem(form, problem)
         else:
             commit()
             if request.form.get("save_and_exit"):

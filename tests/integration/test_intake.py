@@ -446,3 +446,73 @@ def test_the_demo_scanner_scans_the_post_for_the_clerk(
     batch = read(session, scan.data, "inkommen-post.pdf")
     assert batch.page_count == 5  # two forms of two pages, and a blank sheet
     assert session.scalar(select(func.count(PaperForm.id))) == 2
+
+
+def _blank_form_scan(session: Session) -> ScanBatch:
+    """Both pages of the blank registration form (``/blanketter/anmalan.pdf``), filled in
+    by hand and posted."""
+    from app.documents.render import render_blank_form
+    from app.registrations.models import SubmissionKind
+
+    blank = render_blank_form(
+        SubmissionKind.REGISTRATION, lang="sv", key=runtime.current().settings.qr_key
+    )
+    return read(session, corpus.as_pdf(scanned(blank, ["rotated+1", "noisy"])), "hand.pdf")
+
+
+def test_clerk_types_in_a_blank_form_filled_in_by_hand(
+    client: FlaskClient, session: Session
+) -> None:
+    batch = _blank_form_scan(session)
+    assert [(p.outcome, p.form_page) for p in batch.pages] == [
+        (PageOutcome.BLANK_FORM, 1),
+        (PageOutcome.BLANK_FORM, 2),
+    ]
+    first, second = batch.pages
+    login(client, session, KARIN, staff=True)
+    queue = client.get("/skanning/manuell").get_data(as_text=True)
+    assert f"/skanning/sida/{first.id}/registrera" in queue
+    page = client.get(f"/skanning/sida/{first.id}/registrera").get_data(as_text=True)
+    fields = {
+        "csrf_token": csrf_token(page),
+        "orgnr": "202100-4920",
+        "employer_codes": "",
+        "personnummer": "19850704-9859",
+        "given_name": "Fredrik",
+        "family_name": "Falk",
+        "title": "Personalchef",
+        "email": "fredrik.falk@provverket.se",
+        "phone": "",
+        "role": "orderer",
+        "signatory_name": "Eva Ek",
+        "signatory_personnummer": "195210039847",
+        "signatory_title": "Generaldirektör",
+    }
+    errands = session.scalar(select(func.count(Submission.id)))
+    unknown = client.post(
+        f"/skanning/sida/{first.id}/registrera", data={**fields, "orgnr": "5560360793"}
+    )
+    assert unknown.status_code == 400
+    assert "SPV känner inte till någon arbetsgivare" in unknown.get_data(as_text=True)
+    assert session.scalar(select(func.count(Submission.id))) == errands
+
+    done = client.post(f"/skanning/sida/{first.id}/registrera", data=fields)
+    assert done.status_code == 302
+    submission = session.scalars(select(Submission).order_by(Submission.id.desc())).first()
+    assert submission is not None
+    assert submission.state is SubmissionState.AWAITING_POST
+    assert submission.submitted_by.personnummer == "195210039847"  # for the signatory
+    actors = session.scalars(
+        select(AuditEvent.actor).where(
+            AuditEvent.object_type == "submission", AuditEvent.object_id == str(submission.id)
+        )
+    ).all()
+    assert actors and all(a.startswith("staff:") for a in actors)  # the clerk did it
+
+    queue = client.get("/skanning/manuell").get_data(as_text=True)
+    client.post(
+        f"/skanning/sida/{second.id}/koppla",
+        data={"csrf_token": csrf_token(queue), "reference": submission.reference, "form_page": "2"},
+    )
+    form = paper_form(session, submission)
+    assert form is not None and [p.form_page for p in form.pages] == [1, 2]
