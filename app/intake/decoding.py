@@ -36,7 +36,7 @@ import re
 import resource
 import signal
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -221,7 +221,8 @@ def read_scan(
 
     The file is checked and opened before this returns (raising :class:`BadScanFile`);
     the pages are read as they are iterated. ``start_page`` lets a job that was
-    interrupted resume where it stopped.
+    interrupted resume where it stopped. :class:`RuntimeError` when the decoder process
+    cannot be started at all (not the file's fault: retry later).
     """
     if start_page < 0:
         raise ValueError("start_page must not be negative")
@@ -277,6 +278,9 @@ class _Died(Exception):
     pass
 
 
+_BOOT_TIMEOUT_S = 120.0
+
+
 class _Decoder:
     """The decoder process, shared by the threads of this process, one request at a time."""
 
@@ -284,19 +288,22 @@ class _Decoder:
         self._lock = threading.Lock()
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._closing: deque[int] = deque()
+        """Files the decoder may drop."""
 
     def _after_fork(self) -> None:
         """In a forked copy of this process (a pre-forking server's worker): the decoder
         and its pipe belong to the parent, so start afresh without touching them."""
         process, self._process, self._conn = self._process, None, None
         self._lock = threading.Lock()
+        self._closing = deque()
         if process is not None:  # nor let multiprocessing signal it when the copy exits
             multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
 
     def start(self) -> None:
         """Start the process (if it is not running) and wait until it answers."""
         with self._lock:
-            self._call(("ping", 0), 60.0)
+            self._connection()
 
     def stop(self) -> None:
         with self._lock:
@@ -314,7 +321,15 @@ class _Decoder:
         process.start()
         theirs.close()
         self._process, self._conn = process, ours
-        return ours
+        # Booting (imports) must not count against the first page's time limit.
+        try:
+            ours.send(("ping", 0))
+            if ours.poll(_BOOT_TIMEOUT_S) and ours.recv() == "pong":
+                return ours
+        except (EOFError, OSError):
+            pass
+        self._kill()
+        raise RuntimeError("the intake decoder process did not start")
 
     def _kill(self) -> None:
         process, conn = self._process, self._conn
@@ -333,6 +348,8 @@ class _Decoder:
         before it got the request is restarted first."""
         conn = self._connection()
         try:
+            while self._closing:
+                conn.send(("close", self._closing.popleft()))  # no reply to these
             self._send(conn, message, data)
         except OSError:  # it died while idle: nothing was lost
             self._kill()
@@ -413,13 +430,10 @@ class _Decoder:
         return unreadable
 
     def forget(self, batch: _Batch) -> None:
-        """Let the decoder drop the file (no reply is awaited)."""
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.send(("close", batch.id))
-                except OSError:
-                    self._kill()
+        """Let the decoder drop the file, with the next request. Takes no lock: this runs
+        when a generator is finalised, which the garbage collector may do at any point,
+        also in a thread that holds the lock."""
+        self._closing.append(batch.id)
 
 
 _DECODER = _Decoder()
