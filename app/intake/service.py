@@ -18,8 +18,9 @@ The clerk's manual queue: :func:`match_page` (by reference number),
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -168,7 +169,8 @@ def read_batch(
     key: bytes,
     limits: IntakeLimits | None = None,
 ) -> bool:
-    """Read every page not read yet, one transaction per page, then file what matched.
+    """Read every page not read yet, recording them as they come (a transaction every
+    ``PROGRESS_EVERY_S``), then file what matched.
 
     Safe to run twice or after a crash: it resumes after the last recorded page.
     False when there was nothing to do.
@@ -182,9 +184,10 @@ def read_batch(
         start, data = batch.pages_read, batch.content
     try:
         pages = read_scan(data, key, limits, start_page=start)
-        for page in pages:
+        for chunk in _chunks_in_time(pages):
             with factory.begin() as session:
-                record_page(session, batch_id, page)
+                for page in chunk:
+                    record_page(session, batch_id, page)
     except BadScanFile as bad:  # the file changed its mind since it was inspected
         with factory.begin() as session:
             batch = session.get(ScanBatch, batch_id, with_for_update=True)
@@ -216,6 +219,24 @@ def read_batch(
             matched=len(submission_ids),
         )
     return True
+
+
+PROGRESS_EVERY_S = 0.5
+"""Pages read are recorded (and shown as progress) at least this often."""
+
+
+def _chunks_in_time(pages: Iterator[PageRead]) -> Iterator[list[PageRead]]:
+    """The pages in groups, each handed on when ``PROGRESS_EVERY_S`` has passed since the
+    group began: one transaction per group instead of one per page."""
+    chunk: list[PageRead] = []
+    started = time.monotonic()
+    for page in pages:
+        chunk.append(page)
+        if time.monotonic() - started >= PROGRESS_EVERY_S:
+            yield chunk
+            chunk, started = [], time.monotonic()
+    if chunk:
+        yield chunk
 
 
 def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | None:
