@@ -1,28 +1,60 @@
 """A process killed with SIGKILL while a submission is in flight loses nothing and applies
-nothing twice: the demo process (in-process broker) and a worker process (Redis)."""
+nothing twice (DESIGN.md §7): the demo process (in-process broker) in the apply step, and a
+worker process (Redis; RabbitMQ for one step) in each pipeline step.
+
+Each step is stopped in the middle of its transaction from outside, without hooks in the
+product: a lock on a table the step writes to near its end, or a mail server that does not
+answer. The worker is killed there, and a new one must finish the step, once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.access.models import RoleGrant
+from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
-from app.registrations.models import Submission
+from app.casework import service as casework
+from app.core.agents import Agent
+from app.db import Base, utcnow
+from app.notifications.models import EmailMessage, SinkMessage
+from app.notifications.sender import message_id
+from app.notifications.sink import MailSink, _Handler
+from app.registrations.models import (
+    CheckOutcome,
+    DocumentKind,
+    Submission,
+    SubmissionDocument,
+    VerificationCheck,
+)
 from tests.conftest import INGRID, TEST_DATABASE_URL
-from tests.factories import claim_and_approve, received_by_esignature, registration_draft
+from tests.factories import (
+    caseworker,
+    claim_and_approve,
+    received_by_esignature,
+    registration_draft,
+)
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
+    RABBITMQ_URL,
     REDIS_URL,
     WebSession,
     free_port,
@@ -30,6 +62,7 @@ from tests.support import (
     wait_for,
 )
 from workflows import pipeline
+from workflows.outbox import OutboxMessage, add_message
 from workflows.runtime import Runtime
 from workflows.states import SubmissionState
 
@@ -165,44 +198,438 @@ def test_demo_killed_while_applying_loses_nothing(
     assert verify_chain(session).is_intact
 
 
+# --- a worker killed in the middle of each pipeline step --------------------------------
+
+KILLED, RESTARTED = "crash-test-killed-worker", "crash-test-restarted-worker"
+"""The ``application_name`` (libpq's ``PGAPPNAME``) of each worker's database sessions."""
+TEST_DB = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
+SYSTEM = Agent.system("test")
+
+
 @pytest.fixture
-def broker_url() -> str:
-    require_service("Redis")
-    return REDIS_URL
+def broker_url(request: pytest.FixtureRequest) -> str:
+    url: str = getattr(request, "param", REDIS_URL)
+    require_service("RabbitMQ" if url.startswith("amqp") else "Redis")
+    return url
 
 
-def test_worker_killed_while_applying_loses_nothing(
+def _probe(query: str, *params: object) -> int:
+    """``query``'s single number, from a connection of its own."""
+    with psycopg.connect(TEST_DB) as conn:
+        row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _backends(app_name: str, condition: str = "TRUE") -> int:
+    return _probe(
+        f"SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND {condition}",
+        app_name,
+    )
+
+
+class TableLock:
+    """``LOCK TABLE … IN SHARE MODE`` from outside: a step that writes to the table waits
+    there, in the middle of its transaction."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.conn = psycopg.connect(TEST_DB)
+
+    def __enter__(self) -> TableLock:
+        self.conn.execute(
+            psycopg.sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
+                psycopg.sql.Identifier(self.table)
+            )
+        )
+        return self
+
+    def holds(self, app_name: str) -> bool:
+        """A session of ``app_name`` waits for this lock."""
+        return bool(
+            _probe(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE NOT l.granted AND l.relation = to_regclass(%s) "
+                "AND a.application_name = %s",
+                self.table,
+                app_name,
+            )
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+class _StallingHandler(_Handler):
+    """The mail sink's SMTP handler; while ``stalling`` it takes a message's DATA and gives
+    no answer, like a mail server that hangs."""
+
+    def __init__(self, sink: MailSink) -> None:
+        super().__init__(sink)
+        self.stalling = threading.Event()
+        self.stalled = threading.Event()
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        if not self.stalling.is_set():
+            return await super().handle_DATA(server, session, envelope)
+        self.stalled.set()
+        while self.stalling.is_set():
+            await asyncio.sleep(0.05)
+        return "451 4.3.0 Not taken, try again later"
+
+
+class StallingMailSink(MailSink):
+    """The demo's mail sink (it stores what it takes in ``sink_message``), able to stall."""
+
+    def __init__(self, factory: sessionmaker[Session], port: int) -> None:
+        super().__init__(factory, "127.0.0.1", port)
+        self.handler = _StallingHandler(self)
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port)
+
+
+@pytest.fixture
+def mail_sink(runtime: Runtime) -> Iterator[StallingMailSink]:
+    sink = StallingMailSink(runtime.session_factory, free_port())
+    sink.start()
+    yield sink
+    sink.handler.stalling.clear()
+    sink.stop()
+
+
+class SmtpStall:
+    """The mail server stalls: ``send_email`` waits for its answer holding its email's row
+    lock, before it can mark the email sent."""
+
+    def __init__(self, sink: StallingMailSink) -> None:
+        self.handler = sink.handler
+
+    def __enter__(self) -> SmtpStall:
+        self.handler.stalling.set()
+        return self
+
+    def holds(self, app_name: str) -> bool:
+        """An email is in the sink's hands, and its row is locked (by the sender)."""
+        return self.handler.stalled.is_set() and _locked_unsent_emails() == 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.handler.stalling.clear()
+
+
+def _locked_unsent_emails() -> int:
+    with psycopg.connect(TEST_DB) as conn:
+        unsent = conn.execute("SELECT id FROM email_message WHERE sent_dt IS NULL").fetchall()
+        free = conn.execute(
+            "SELECT id FROM email_message WHERE sent_dt IS NULL FOR UPDATE SKIP LOCKED"
+        ).fetchall()
+        conn.rollback()
+    return len(unsent) - len(free)
+
+
+# What the errand needs before the step under test; each runs here in its own transaction.
+
+
+def _receipt(s: Session, submission_id: int) -> None:
+    pipeline.issue_receipt(s, submission_id)
+
+
+def _verify(s: Session, submission_id: int) -> None:
+    pipeline.verify(s, submission_id, SYSTEM)
+
+
+def _approve(s: Session, submission_id: int) -> None:
+    assert claim_and_approve(s, s.get_one(Submission, submission_id))
+
+
+def _apply(s: Session, submission_id: int) -> None:
+    pipeline.apply(s, submission_id, SYSTEM)
+
+
+def _archive(s: Session, submission_id: int) -> None:
+    pipeline.archive(s, submission_id, SYSTEM)
+
+
+def _claim_due_tomorrow(s: Session, submission_id: int) -> None:
+    submission = s.get_one(Submission, submission_id)
+    assert casework.claim(s, caseworker(s), submission)
+    submission.due_dt = utcnow() + timedelta(days=1)
+
+
+def _schedule_deadline_watch(s: Session, submission_id: int) -> None:
+    add_message(s, "watch_deadlines")  # as the sweeper schedules it
+
+
+def _errand(*steps: Callable[[Session, int], None]) -> Callable[[Runtime], int]:
+    """David's registration, signed with BankID and received (which queues the receipt and
+    verify steps), then ``steps``, each committed (which queues what the next state needs)."""
+
+    def prepare(runtime: Runtime) -> int:
+        with runtime.unit_of_work() as s:
+            submission_id = received_by_esignature(s, registration_draft(s)).id
+        for step in steps:
+            with runtime.unit_of_work() as s:
+                step(s, submission_id)
+        return submission_id
+
+    return prepare
+
+
+# Counting what is committed.
+
+
+def _count(session: Session, model: type[Base], *where: ColumnElement[bool]) -> int:
+    session.rollback()  # a fresh look
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _documents(session: Session, submission_id: int, kind: DocumentKind) -> int:
+    return _count(
+        session,
+        SubmissionDocument,
+        SubmissionDocument.submission_id == submission_id,
+        SubmissionDocument.kind == kind,
+    )
+
+
+def _events(session: Session, action: str) -> int:
+    return _count(session, AuditEvent, AuditEvent.action == action)
+
+
+def _emails(session: Session, template: str) -> int:
+    return _count(session, EmailMessage, EmailMessage.template == template)
+
+
+def _submission(session: Session, submission_id: int) -> Submission:
+    session.rollback()
+    return session.get_one(Submission, submission_id)
+
+
+def _checks(session: Session, submission_id: int) -> list[tuple[str, CheckOutcome]]:
+    session.rollback()
+    rows = session.execute(
+        select(VerificationCheck.name, VerificationCheck.outcome).where(
+            VerificationCheck.submission_id == submission_id
+        )
+    )
+    return sorted((name, outcome) for name, outcome in rows)
+
+
+def _settled(session: Session) -> bool:
+    """Every outbox message done, every email sent and in the sink."""
+    return (
+        _count(session, OutboxMessage, OutboxMessage.done_dt.is_(None)) == 0
+        and _count(session, EmailMessage, EmailMessage.sent_dt.is_(None)) == 0
+        and _count(session, SinkMessage) >= _count(session, EmailMessage)
+    )
+
+
+def _each_email_sent_once(session: Session, mail_from: str) -> None:
+    """Each email went to the mail server once, at its first (committed) attempt."""
+    session.rollback()
+    emails = session.scalars(select(EmailMessage)).all()
+    assert [(e.id, e.attempts, e.last_error) for e in emails if e.attempts != 1] == []
+    received = Counter(session.scalars(select(SinkMessage.message_id)))
+    assert received == Counter(message_id(e, mail_from) for e in emails)
+
+
+# The steps.
+
+
+@dataclass(frozen=True)
+class Step:
+    prepare: Callable[[Runtime], int]
+    """An errand where only this step is left to do (earlier steps' messages are no-ops)."""
+    lock: str | None
+    """The table whose ``SHARE`` lock stops the step mid-transaction; ``None``: the mail
+    server stalls instead."""
+    untouched: Callable[[Session, int], None]
+    """Nothing of the step is committed."""
+    done: Callable[[Session, int], bool]
+    once: Callable[[Session, int], None]
+    """The step's effects are there, once."""
+
+
+def _receipt_untouched(s: Session, sid: int) -> None:
+    assert _documents(s, sid, DocumentKind.RECEIPT) == 0
+    assert _submission(s, sid).state is SubmissionState.IN_REVIEW
+
+
+def _receipt_once(s: Session, sid: int) -> None:
+    assert _documents(s, sid, DocumentKind.RECEIPT) == 1
+
+
+def _verify_untouched(s: Session, sid: int) -> None:
+    assert _submission(s, sid).state is SubmissionState.RECEIVED
+    assert _checks(s, sid) == []
+    assert _events(s, "submission.start_verification") == 0
+
+
+def _verify_once(s: Session, sid: int) -> None:
+    assert _checks(s, sid) == [
+        (name, CheckOutcome.PASSED)
+        for name in sorted(("conflicts", "employer", "id_numbers", "signatory", "signature"))
+    ]
+    assert _events(s, "submission.start_verification") == 1
+    assert _events(s, "submission.finish_verification") == 1
+
+
+def _apply_untouched(s: Session, sid: int) -> None:
+    assert _submission(s, sid).state is SubmissionState.APPROVED
+    assert _grants(s, sid) == 0
+    assert _events(s, "role_grant.created") == 0
+    assert _emails(s, "role_granted") == 0
+
+
+def _applied(s: Session, sid: int) -> bool:
+    return _submission(s, sid).state in (SubmissionState.APPLIED, SubmissionState.CLOSED)
+
+
+def _apply_once(s: Session, sid: int) -> None:
+    assert _grants(s, sid) == 1
+    assert _events(s, "role_grant.created") == 1
+    assert _events(s, "submission.apply") == 1
+    assert _emails(s, "role_granted") == 2  # Fredrik, and Provverket's orderer David
+
+
+def _archive_untouched(s: Session, sid: int) -> None:
+    assert _submission(s, sid).state is SubmissionState.APPLIED
+    assert _documents(s, sid, DocumentKind.DECISION) == 0
+    assert _events(s, "submission.close") == 0
+
+
+def _archive_once(s: Session, sid: int) -> None:
+    assert _submission(s, sid).state is SubmissionState.CLOSED
+    assert _documents(s, sid, DocumentKind.DECISION) == 1
+    assert _events(s, "submission.close") == 1
+
+
+def _send_untouched(s: Session, sid: int) -> None:
+    s.rollback()
+    emails = s.scalars(select(EmailMessage)).all()
+    assert [(e.sent_dt, e.attempts) for e in emails] == [(None, 0)] * 2  # as _apply_once
+    assert _count(s, SinkMessage) == 0
+
+
+def _deadline_untouched(s: Session, sid: int) -> None:
+    assert _submission(s, sid).reminded_dt is None
+    assert _emails(s, "deadline_near") == 0
+    assert _events(s, "submission.deadline_reminder") == 0
+
+
+def _deadline_once(s: Session, sid: int) -> None:
+    assert _emails(s, "deadline_near") == 1
+    assert _events(s, "submission.deadline_reminder") == 1
+
+
+STEPS = {
+    "issue_receipt": Step(
+        _errand(_verify),
+        "submission_document",
+        _receipt_untouched,
+        lambda s, sid: _documents(s, sid, DocumentKind.RECEIPT) > 0,
+        _receipt_once,
+    ),
+    "verify_submission": Step(
+        _errand(_receipt),
+        "verification_check",
+        _verify_untouched,
+        lambda s, sid: _submission(s, sid).state is SubmissionState.IN_REVIEW,
+        _verify_once,
+    ),
+    "apply_submission": Step(
+        _errand(_receipt, _verify, _approve),
+        "email_message",  # the emails are queued last, after the grant and its audit event
+        _apply_untouched,
+        _applied,
+        _apply_once,
+    ),
+    "archive_submission": Step(
+        _errand(_receipt, _verify, _approve, _apply),
+        "audit_event",  # the closing's event comes after the decision letter
+        _archive_untouched,
+        lambda s, sid: _submission(s, sid).state is SubmissionState.CLOSED,
+        _archive_once,
+    ),
+    "send_email": Step(
+        _errand(_receipt, _verify, _approve, _apply, _archive),
+        None,
+        _send_untouched,
+        lambda s, sid: _count(s, EmailMessage, EmailMessage.sent_dt.is_(None)) == 0,
+        lambda s, sid: None,  # _each_email_sent_once, as for every step
+    ),
+    "watch_deadlines": Step(
+        _errand(_receipt, _verify, _claim_due_tomorrow, _schedule_deadline_watch),
+        "audit_event",  # the reminder's event comes after its email and reminded_dt
+        _deadline_untouched,
+        lambda s, sid: _submission(s, sid).reminded_dt is not None,
+        _deadline_once,
+    ),
+}
+
+
+def _wait(predicate: Callable[[], object], log: Path, message: str, timeout: float = 30) -> None:
+    try:
+        wait_for(predicate, timeout=timeout, interval=0.1, message=message)
+    except AssertionError as exc:
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        raise AssertionError(f"{exc}\n--- worker log (tail) ---\n{tail}") from None
+
+
+@pytest.mark.parametrize(
+    ("actor", "broker_url"),
+    [
+        *(pytest.param(actor, REDIS_URL, id=f"{actor}-redis") for actor in STEPS),
+        pytest.param("verify_submission", RABBITMQ_URL, id="verify_submission-rabbitmq"),
+    ],
+    indirect=["broker_url"],
+)
+def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
+    actor: str,
+    broker_url: str,
     runtime: Runtime,
     session: Session,
+    mail_sink: StallingMailSink,
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-
-    submission = _submission_in_review(runtime)
+    step = STEPS[actor]
+    submission_id = step.prepare(runtime)
+    settings = runtime.settings
     env = {
         "DATABASE_URL": TEST_DATABASE_URL,
-        "BROKER_URL": REDIS_URL,
+        "BROKER_URL": broker_url,
         "OUTBOX_RESEND_AFTER_S": "2",
-        "SECRET_KEY": "crash-test",
+        "SECRET_KEY": settings.secret_key,
+        "MAIL_URL": f"smtp://127.0.0.1:{mail_sink.port}",
+        "TEST_PKI_DIR": str(settings.test_pki_dir),  # the seal the verify step checks
+        "BANKID_SIMULATOR": "1",
+        "BANKID_SIMULATOR_DIR": str(settings.bankid_simulator_dir),
     }
     log = tmp_path / "worker.log"
-    processes.append(_spawn(["worker", "--threads", "1"], env, log))
+    worker = ["worker", "--threads", "1"]
 
-    with EmployerLock() as lock:
-        with runtime.unit_of_work() as s:  # the caseworker's approval, committed
-            claim_and_approve(s, s.get(Submission, submission.id))  # type: ignore[arg-type]
-        wait_for(lock.someone_is_waiting, timeout=30, message="the worker to block mid-apply")
-        _kill(processes[-1])
-    assert _state(session, submission.id) is SubmissionState.APPROVED
-    assert _grants(session, submission.id) == 0
+    blocker = TableLock(step.lock) if step.lock else SmtpStall(mail_sink)
+    with blocker:
+        killed = _spawn(worker, {**env, "PGAPPNAME": KILLED}, log)
+        processes.append(killed)
+        _wait(lambda: blocker.holds(KILLED), log, f"the worker to stop inside {actor}")
+        assert _backends(KILLED, "backend_xid IS NOT NULL"), "its transaction has written"
+        _kill(killed)
+    _wait(lambda: not _backends(KILLED), log, "the killed worker's sessions to end")
+    step.untouched(session, submission_id)
+    assert _count(
+        session, OutboxMessage, OutboxMessage.actor_name == actor, OutboxMessage.done_dt.is_(None)
+    ), "the step's message waits to be sent again"
 
-    processes.append(_spawn(["worker", "--threads", "1"], env, log))
-    wait_for(
-        lambda: _state(session, submission.id) is SubmissionState.APPLIED,
+    processes.append(_spawn(worker, {**env, "PGAPPNAME": RESTARTED}, log))
+    _wait(
+        lambda: step.done(session, submission_id) and _settled(session),
+        log,
+        f"the restarted worker to finish {actor} and every message",
         timeout=40,
-        message="the restarted worker to finish the apply step",
     )
-    assert _grants(session, submission.id) == 1
+    step.once(session, submission_id)
+    _each_email_sent_once(session, settings.mail_from)
+    assert verify_chain(session).is_intact
 
 
 def _newest_order_ref(session: Session) -> str:

@@ -403,18 +403,22 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
             "BROKER_URL": "stub://",
             "SECRET_KEY": "test-secret",
         },
-        stdout=subprocess.PIPE,
+        stdout=(tmp_path / "watch.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(folder.exists, timeout=30, message="the watcher to create its folder")
+        wait_for(folder.exists, timeout=60, message="the watcher to create its folder")
         shutil.copyfile(Path(__file__), folder / "kod.py")
 
         def rejected() -> bool:
             session.expire_all()
             return session.scalar(select(func.count(ScanBatch.id))) == 1
 
-        wait_for(rejected, timeout=30, message="the watcher to take the file")
+        try:
+            wait_for(rejected, timeout=60, message="the watcher to take the file")
+        except AssertionError as exc:
+            log = (tmp_path / "watch.log").read_text(errors="replace")[-2000:]
+            raise AssertionError(f"{exc}; the watcher said:\n{log}") from None
         assert (folder / REJECTED_DIR / "kod.py").exists()
     finally:
         process.terminate()
