@@ -520,3 +520,14 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
     )
     form = paper_form(session, submission)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]
+
+
+def test_a_paper_errand_without_its_scan_fails_the_signature_check(session: Session) -> None:
+    from workflows.state_machine import transition
+    from workflows.states import Action
+
+    submission = posted(session)
+    transition(session, submission, Action.RECEIVE, clerk(session))  # no scan behind it
+    pipeline.verify(session, submission.id, SYSTEM)
+    check = next(c for c in submission.checks if c.name == "signature")
+    assert (check.outcome.value, check.findings) == ("failed", ["scan_missing"])
