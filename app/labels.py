@@ -89,6 +89,15 @@ FINDING_LABELS = {
     "matched_by_hand": _l(
         "En eller flera sidor saknade läsbar QR-kod och kopplades till ärendet av en registrator."
     ),
+    "typed_in_by_clerk": _l(
+        "Blanketten var en tom blankett ifylld för hand; en registrator skrev in uppgifterna."
+    ),
+    "digest_mismatch_matched_by_hand": _l(
+        "En sida skrevs ut med andra uppgifter än ärendet har och kopplades för hand."
+    ),
+    "mac_mismatch_matched_by_hand": _l(
+        "En sidas QR-kod hade ogiltig kontrollsumma (möjlig manipulation) och kopplades för hand."
+    ),
 }
 REFUSAL_LABELS = {
     "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
@@ -98,6 +107,9 @@ REFUSAL_LABELS = {
         "gäller dig (fyraögonsprincipen)."
     ),
     "incomplete": _l("Ärendet saknar uppgifter som behövs för åtgärden."),
+    "checks_failed": _l(
+        "En automatisk kontroll är underkänd. Avslå ärendet eller begär komplettering."
+    ),
 }
 
 
@@ -116,6 +128,11 @@ INTAKE_ERROR_LABELS = {
     "not_awaiting_post": _l("Ärendet väntar inte på någon pappersblankett."),
     "no_such_page": _l("Blanketten har inte så många sidor."),
     "already_confirmed": _l("Blanketten är redan kontrollerad."),
+    "no_image": _l("Sidan gick inte att visa och kan inte kopplas. Skanna in pappret igen."),
+    "wrong_form_kind": _l(
+        "Det här är en blankett för att ta bort en behörig beställare, inte en anmälan."
+    ),
+    "reading_failed": _l("Filen gick inte att läsa in trots flera försök."),
 }
 PAGE_OUTCOME_LABELS = {
     PageOutcome.MATCHED: _l("Kopplad till ärende"),

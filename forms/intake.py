@@ -82,6 +82,15 @@ class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
         validators=[Length(max=500)],
     )
 
+    form_page = IntegerField(
+        _l("Vilken sida i blanketten är den skannade sidan?"),
+        default=1,
+        validators=[
+            InputRequired(_l("Skriv vilken sida i blanketten det är.")),
+            NumberRange(1, 9, _l("Skriv vilken sida i blanketten det är.")),
+        ],
+    )
+
     def codes(self) -> tuple[str, ...]:
         text = self.employer_codes.data or ""
         return tuple(code.strip().upper() for code in text.split(",") if code.strip())

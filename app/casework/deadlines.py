@@ -38,11 +38,20 @@ def _team_leads(session: Session) -> list[StaffMember]:
     )
 
 
+NOT_DECIDED = (
+    SubmissionState.RECEIVED,
+    SubmissionState.VERIFYING,
+    SubmissionState.IN_REVIEW,
+    SubmissionState.FAILED,
+)
+"""Received and not decided; not waiting for the submitter (its due date stands still)."""
+
+
 def _due(session: Session, *conditions: object) -> list[Submission]:
     return list(
         session.scalars(
             select(Submission)
-            .where(Submission.state == SubmissionState.IN_REVIEW, *conditions)  # type: ignore[arg-type]
+            .where(Submission.state.in_(NOT_DECIDED), *conditions)  # type: ignore[arg-type]
             .options(selectinload(Submission.employer), selectinload(Submission.assigned_staff))
             .order_by(Submission.due_dt)
             .limit(BATCH)

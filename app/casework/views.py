@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import enum
+import io
 from typing import TypeVar
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
@@ -244,10 +254,12 @@ def document(reference: str, document_id: int) -> ResponseReturnValue:
     doc = service.errand_document(db(), _errand(reference), document_id)
     if doc is None:
         abort(404)
-    response = Response(doc.content, mimetype=doc.media_type)
-    response.headers["Content-Disposition"] = f'inline; filename="{doc.filename}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_file(
+        io.BytesIO(doc.content),
+        mimetype=doc.media_type,
+        download_name=doc.filename,
+        as_attachment=doc.media_type != "application/pdf",  # evidence files are saved
+    )
 
 
 @bp.post("/handlaggning/<reference>/forsok-igen")

@@ -48,6 +48,9 @@ class ScanBatch(Base):
     page_count: Mapped[int] = mapped_column(default=0)
     pages_read: Mapped[int] = mapped_column(default=0)
     error_code: Mapped[str | None] = mapped_column(String(32))
+    reader_until_dt: Mapped[datetime | None]
+    """Lease of the worker reading the batch: nobody else reads it until then."""
+    read_attempts: Mapped[int] = mapped_column(default=0)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
     finished_dt: Mapped[datetime | None]
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

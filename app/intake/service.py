@@ -22,7 +22,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
+import pypdfium2 as pdfium
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -163,6 +165,31 @@ def receive_file(
 # --- reading a batch (the read_scan_batch actor) --------------------------------------
 
 
+READ_LEASE = timedelta(minutes=2)
+"""How long a reader holds a batch without recording a page (a page takes at most
+``IntakeLimits.page_timeout_s``, and a restart of the decoder a few seconds)."""
+MAX_READ_ATTEMPTS = 5
+"""Readers that died or failed on a batch before it is given up (``reading_failed``)."""
+
+
+def _claim(factory: sessionmaker[Session], batch_id: int) -> tuple[int, bytes] | None:
+    """Take the batch's reading lease: where to start and the file; None when the batch is
+    done, or another reader holds the lease."""
+    now = utcnow()
+    with factory.begin() as session:
+        batch = session.get(ScanBatch, batch_id, with_for_update=True)
+        if batch is None or batch.state in (BatchState.DONE, BatchState.REJECTED):
+            return None
+        if batch.reader_until_dt is not None and batch.reader_until_dt > now:
+            return None
+        if batch.read_attempts >= MAX_READ_ATTEMPTS:
+            _finish(session, batch, "reading_failed")
+            return None
+        batch.state, batch.reader_until_dt = BatchState.READING, now + READ_LEASE
+        batch.read_attempts += 1
+        return batch.pages_read, batch.content
+
+
 def read_batch(
     factory: sessionmaker[Session],
     batch_id: int,
@@ -172,53 +199,64 @@ def read_batch(
     """Read every page not read yet, recording them as they come (a transaction every
     ``PROGRESS_EVERY_S``), then file what matched.
 
-    Safe to run twice or after a crash: it resumes after the last recorded page.
-    False when there was nothing to do.
+    One reader at a time (a lease on the batch); safe to run twice or after a crash: it
+    resumes after the last recorded page. False when there was nothing to do.
     """
-    agent = Agent.system("intake")
-    with factory.begin() as session:
-        batch = session.get(ScanBatch, batch_id, with_for_update=True)
-        if batch is None or batch.state in (BatchState.DONE, BatchState.REJECTED):
-            return False
-        batch.state = BatchState.READING
-        start, data = batch.pages_read, batch.content
+    claimed = _claim(factory, batch_id)
+    if claimed is None:
+        return False
+    start, data = claimed
+    error = None
     try:
         pages = read_scan(data, key, limits, start_page=start)
         for chunk in _chunks_in_time(pages):
             with factory.begin() as session:
                 for page in chunk:
                     record_page(session, batch_id, page)
-    except BadScanFile as bad:  # the file changed its mind since it was inspected
-        with factory.begin() as session:
-            batch = session.get(ScanBatch, batch_id, with_for_update=True)
-            assert batch is not None
-            batch.state, batch.error_code, batch.finished_dt = (
-                BatchState.REJECTED,
-                bad.code,
-                utcnow(),
-            )
-        return True
+    except BadScanFile as bad:  # opening it again failed: keep and file what was read
+        error = bad.code
     with factory.begin() as session:
         batch = session.get(ScanBatch, batch_id, with_for_update=True)
         assert batch is not None
-        submission_ids = {
-            p.submission_id
-            for p in batch.pages
-            if p.status is PageStatus.WAITING and p.submission_id is not None
-        }
-        for submission_id in sorted(submission_ids):
-            file_waiting_pages(session, submission_id)
-        batch.state, batch.finished_dt = BatchState.DONE, utcnow()
-        _audit(
-            session,
-            agent,
-            "scan_batch.read",
-            "scan_batch",
-            batch.id,
-            pages=batch.page_count,
-            matched=len(submission_ids),
-        )
+        _finish(session, batch, error)
     return True
+
+
+def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
+    """File the pages of the batch that matched, and close it (rejected with ``error``)."""
+    submission_ids = {
+        p.submission_id
+        for p in batch.pages
+        if p.status is PageStatus.WAITING and p.submission_id is not None
+    }
+    for submission_id in sorted(submission_ids):
+        file_waiting_pages(session, submission_id)
+    batch.state = BatchState.REJECTED if error else BatchState.DONE
+    batch.error_code, batch.finished_dt, batch.reader_until_dt = error, utcnow(), None
+    _audit(
+        session,
+        Agent.system("intake"),
+        "scan_batch.read",
+        "scan_batch",
+        batch.id,
+        pages=batch.pages_read,
+        matched=len(submission_ids),
+        error=error,
+    )
+
+
+def resume_stalled_batches(session: Session) -> int:
+    """Queue the reading again of batches whose reader died (lease run out); for the
+    maintenance sweep. Returns how many."""
+    stalled = session.scalars(
+        select(ScanBatch.id).where(
+            ScanBatch.state.in_((BatchState.QUEUED, BatchState.READING)),
+            ScanBatch.reader_until_dt < utcnow(),
+        )
+    ).all()
+    for batch_id in stalled:
+        add_message(session, READ_ACTOR, batch_id=batch_id)
+    return len(stalled)
 
 
 PROGRESS_EVERY_S = 0.5
@@ -254,6 +292,7 @@ def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | N
     )
     session.add(row)
     batch.pages_read = page.page_index + 1
+    batch.reader_until_dt = utcnow() + READ_LEASE
     session.flush()
     return row
 
@@ -332,6 +371,7 @@ def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None
         return None
     paper_form = PaperForm(submission_id=submission_id)
     session.add(paper_form)
+    submission.expires_dt = None  # the paper is here: it no longer lapses while checked
     session.flush()
     for page in waiting:
         if first_copy[page.form_page or 0] is page:
@@ -366,10 +406,13 @@ def confirm_paper_form(
     """The clerk's check of the handwritten signature; the errand is then received on
     paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
     (verification flags it for the caseworker), not a reason to lose the errand."""
+    session.refresh(paper_form, with_for_update=True)  # two clerks, one form
     if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
         raise IntakeError("already_confirmed")
     submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
     assert submission is not None
+    if submission.state is not SubmissionState.AWAITING_POST:
+        raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
     previews = [page.preview for page in paper_form.pages]
     pdf = scan_archive_pdf(previews, title=f"{submission.reference}", lang=submission.language)
     document = attach_document(
@@ -397,12 +440,37 @@ def confirm_paper_form(
     return submission
 
 
+UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})
+"""Pages that could not even be drawn: no picture to archive or to look at (the batch's
+file keeps them; such a sheet is scanned again)."""
+
+
+def _take_from_queue(session: Session, page: ScanPage) -> None:
+    """Lock the page (two clerks, one page) and check that it still waits for a clerk."""
+    session.refresh(page, with_for_update=True)
+    if page.status is not PageStatus.NEEDS_CLERK:
+        raise IntakeError("page_not_in_queue")
+
+
+def _pages_in_form(submission: Submission) -> int:
+    """How many pages the errand's printed form has (a long list of codes adds one)."""
+    printed = next((d for d in submission.documents if d.kind is DocumentKind.PRINTED), None)
+    if printed is None:
+        return NOMINAL_PAGES[submission.kind]
+    document = pdfium.PdfDocument(printed.content)  # our own rendering, not a scan
+    try:
+        return len(document)
+    finally:
+        document.close()
+
+
 def match_page(
     session: Session, agent: Agent, page: ScanPage, reference: str, form_page: int
 ) -> PaperForm | None:
     """The clerk matches a page from the manual queue to an errand by its reference."""
-    if page.status is not PageStatus.NEEDS_CLERK:
-        raise IntakeError("page_not_in_queue")
+    _take_from_queue(session, page)
+    if page.outcome in UNSEEN_OUTCOMES:
+        raise IntakeError("no_image")
     submission = session.scalar(
         select(Submission).where(Submission.reference == reference.strip().upper())
     )
@@ -410,7 +478,7 @@ def match_page(
         raise IntakeError("unknown_reference")
     if submission.state is not SubmissionState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")
-    pages_in_form = NOMINAL_PAGES[submission.kind]
+    pages_in_form = _pages_in_form(submission)
     if not 1 <= form_page <= pages_in_form:
         raise IntakeError("no_such_page")
     page.submission_id = submission.id
@@ -438,13 +506,17 @@ def register_paper_form(
     page: ScanPage,
     data: RegistrationData,
     render_printed: Callable[[Submission], bytes],
+    form_page: int = 1,
 ) -> Submission:
     """A blank registration form filled in by hand (or a page whose code is lost): the clerk
     types it in on the signatory's behalf, every rule of the web form applied
     (``FormProblem``). The errand then waits for its paper like a printed one, and this page
     is its page n; the form's other pages are matched to the new reference."""
-    if page.status is not PageStatus.NEEDS_CLERK:
-        raise IntakeError("page_not_in_queue")
+    _take_from_queue(session, page)
+    if page.form_kind == FormKind.REMOVAL.value:
+        raise IntakeError("wrong_form_kind")
+    if page.outcome in UNSEEN_OUTCOMES:
+        raise IntakeError("no_image")
     given, _, family = data.signatory_name.strip().rpartition(" ")
     signatory = access.find_or_create_person(
         session, data.signatory_personnummer, given or family, family
@@ -454,14 +526,13 @@ def register_paper_form(
     )
     submission = registrations.create_registration(session, on_behalf, data)
     registrations.print_for_post(session, agent, submission, render_printed(submission))
-    match_page(session, agent, page, submission.reference, page.form_page or 1)
+    match_page(session, agent, page, submission.reference, form_page)
     return submission
 
 
 def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:
     """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed."""
-    if page.status is not PageStatus.NEEDS_CLERK:
-        raise IntakeError("page_not_in_queue")
+    _take_from_queue(session, page)
     page.status = PageStatus.DISCARDED
     page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
     session.flush()

@@ -82,9 +82,9 @@ def batch_status(batch_id: int) -> ResponseReturnValue:
 @intake_clerk_required
 def page_image(page_id: int) -> ResponseReturnValue:
     page = _get(ScanPage, page_id)
-    response = Response(page.preview, mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    if not page.preview:
+        abort(404)  # a page that could not be drawn
+    return Response(page.preview, mimetype="image/jpeg")
 
 
 @bp.get("/skanning/manuell")
@@ -153,6 +153,7 @@ def register(page_id: int) -> ResponseReturnValue:
                 page,
                 data,
                 lambda s: documents.printable_form(s, settings, s.language),
+                form.form_page.data,
             )
         except FormProblem as problem:
             db().rollback()

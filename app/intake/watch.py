@@ -31,6 +31,8 @@ DONE_DIR = "inläst"
 REJECTED_DIR = "avvisad"
 SETTLE_S = 1.0
 """How long a file's size must stay the same before it is taken."""
+RESCAN_S = 30.0
+"""How often the whole folder is looked through again."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,27 @@ class _Handler(FileSystemEventHandler):
 class FolderWatcher:
     """Watches ``folder`` (not its sub-folders) and takes every file that lands there."""
 
-    def __init__(self, runtime: Runtime, folder: Path, settle_s: float = SETTLE_S) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        folder: Path,
+        settle_s: float = SETTLE_S,
+        rescan_s: float = RESCAN_S,
+    ) -> None:
         self.runtime = runtime
         self.folder = folder
         self.settle_s = settle_s
+        self.rescan_s = rescan_s
         self._lock = threading.Lock()
         self._observer = Observer()
+        self._stopped = threading.Event()
+        self._rescanner = threading.Thread(target=self._rescan, name="intake-rescan", daemon=True)
+
+    def _rescan(self) -> None:
+        """Now and then, take what is still lying there (a file that failed while the
+        database was down, an event the file system did not deliver)."""
+        while not self._stopped.wait(self.rescan_s):
+            self.take_existing()
 
     def _take(self, path: Path) -> None:
         if path.parent != self.folder:
@@ -129,14 +146,17 @@ class FolderWatcher:
 
     def take_existing(self) -> None:
         for path in sorted(self.folder.iterdir()):
-            self._take(path)
+            if _is_candidate(path):
+                self._take(path)
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._observer.schedule(_Handler(self._take), str(self.folder), recursive=False)
         self._observer.start()
         self.take_existing()
+        self._rescanner.start()
 
     def stop(self) -> None:
+        self._stopped.set()
         self._observer.stop()
         self._observer.join(timeout=10)

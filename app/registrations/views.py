@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import (
     Blueprint,
     Response,
@@ -11,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -390,9 +393,7 @@ def withdraw(reference: str) -> ResponseReturnValue:
 
 
 def _pdf(content: bytes, filename: str) -> Response:
-    response = Response(content, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    return response
+    return send_file(io.BytesIO(content), mimetype="application/pdf", download_name=filename)
 
 
 DOWNLOADS = {

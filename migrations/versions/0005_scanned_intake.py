@@ -56,6 +56,8 @@ def upgrade() -> None:
         sa.Column("page_count", sa.Integer(), nullable=False),
         sa.Column("pages_read", sa.Integer(), nullable=False),
         sa.Column("error_code", sa.String(length=32), nullable=True),
+        sa.Column("reader_until_dt", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("read_attempts", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("created_dt", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished_dt", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("content", sa.LargeBinary(), nullable=False),

@@ -37,7 +37,7 @@ from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import IllegalTransition, SubmissionState
 from workflows.verification import run_checks, verifiers_for
 from workflows.worker import run_maintenance
 
@@ -362,3 +362,18 @@ def test_the_queue_filter_finds_failed_signature_checks(session: Session) -> Non
     rows = [s.reference for s in casework.queue(session, caseworker(session, JOHAN), f).rows]
     assert rows == [broken.reference]
     assert clean.reference not in rows
+
+
+def test_no_approval_over_a_failed_check(session: Session) -> None:
+    submission = in_review(session)
+    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    signed.content = signed.content[:-200]
+    _recheck(session, submission)
+    agent = caseworker(session, INGRID)
+    assert casework.claim(session, agent, submission)
+    with pytest.raises(IllegalTransition) as refused:
+        casework.approve_submission(session, agent, submission)
+    assert refused.value.code == "checks_failed"
+    assert submission.state is SubmissionState.IN_REVIEW
+    casework.reject_submission(session, agent, submission, RejectionReason.OTHER, "Trasig.")
+    assert submission.state is SubmissionState.REJECTED

@@ -229,6 +229,9 @@ def test_reading_resumes_after_a_crash(session: Session) -> None:
     with current.unit_of_work() as s:
         intake.record_page(s, received.batch.id, first)
         assert intake.record_page(s, received.batch.id, first) is None  # once only
+        dead = s.get(ScanBatch, received.batch.id)
+        assert dead is not None
+        dead.reader_until_dt = None  # the dead reader's lease has run out
     assert intake.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
     session.expire_all()
     assert [p.page_index for p in received.batch.pages] == [0, 1]
@@ -347,7 +350,7 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
 
     wait_for(verified, timeout=30, message="the verify step")
     check = next(c for c in submission.checks if c.name == "signature")
-    assert check.outcome.value == "flagged"
+    assert check.outcome.value == "failed"  # signed, but not by the named signatory
     assert check.findings == ["matched_by_hand", "handwritten_signature_missing"]
     assert check.detail == "Underskriven av ekonomichefen."
 
@@ -491,6 +494,7 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
         "signatory_name": "Eva Ek",
         "signatory_personnummer": "195210039847",
         "signatory_title": "Generaldirektör",
+        "form_page": "1",
     }
     errands = session.scalar(select(func.count(Submission.id)))
     unknown = client.post(
@@ -512,6 +516,8 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
         )
     ).all()
     assert actors and all(a.startswith("staff:") for a in actors)  # the clerk did it
+    form = paper_form(session, submission)
+    assert form is None  # page 2 is still in the queue
 
     queue = client.get("/skanning/manuell").get_data(as_text=True)
     client.post(
@@ -531,3 +537,88 @@ def test_a_paper_errand_without_its_scan_fails_the_signature_check(session: Sess
     pipeline.verify(session, submission.id, SYSTEM)
     check = next(c for c in submission.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("failed", ["scan_missing"])
+
+
+def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -> None:
+    from app.casework import service as casework
+    from workflows.states import IllegalTransition
+
+    submission = posted(session)
+    read(session, corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"])))
+    form = paper_form(session, submission)
+    assert form is not None
+    both_roles = Agent(
+        AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_caseworker=True, is_intake_clerk=True
+    )
+    intake.confirm_paper_form(
+        session, both_roles, form, signature_present=True, signer_is_named=True
+    )
+    pipeline.verify(session, submission.id, SYSTEM)
+    assert casework.claim(session, both_roles, submission)
+    with pytest.raises(IllegalTransition) as refused:
+        casework.approve_submission(session, both_roles, submission)
+    assert refused.value.code == "four_eyes"
+
+
+def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> None:
+    submission = posted(session)
+    good = corpus.as_pdf(scanned(printed(submission), ["clean-200"]))
+    batch = read(session, corpus.concat_pdfs([good, corpus.huge_page_pdf()]))
+    huge = batch.pages[1]
+    assert (huge.outcome, huge.status) == (PageOutcome.TOO_LARGE, PageStatus.NEEDS_CLERK)
+    with pytest.raises(intake.IntakeError) as refused:
+        intake.match_page(session, clerk(session), huge, submission.reference, 2)
+    assert refused.value.code == "no_image"
+    intake.discard_page(session, clerk(session), huge, "Skannas om")
+    assert huge.status is PageStatus.DISCARDED
+
+
+def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session) -> None:
+    from app.documents.render import render_blank_form
+    from app.registrations.models import SubmissionKind
+    from app.registrations.service import RegistrationData
+
+    blank = render_blank_form(
+        SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
+    )
+    batch = read(session, corpus.as_pdf(scanned(blank, ["clean-200"])))
+    (page,) = batch.pages[:1]
+    assert (page.outcome, page.form_kind) == (PageOutcome.BLANK_FORM, "REM")
+    data = RegistrationData(
+        orgnr="2021004920",
+        personnummer="198507049859",
+        given_name="Fredrik",
+        family_name="Falk",
+        email="f@provverket.se",
+        role="orderer",
+        signatory_name="Eva Ek",
+        signatory_personnummer="195210039847",
+    )
+    with pytest.raises(intake.IntakeError) as refused:
+        intake.register_paper_form(session, clerk(session), page, data, lambda s: b"")
+    assert refused.value.code == "wrong_form_kind"
+
+
+def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Session) -> None:
+    from datetime import timedelta
+
+    from app.db import utcnow
+
+    submission = posted(session)
+    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"]))
+    received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
+    batch = received.batch
+    batch.state, batch.reader_until_dt = BatchState.READING, utcnow() + timedelta(minutes=1)
+    session.commit()
+    current = runtime.current()
+    assert not intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+    assert intake.resume_stalled_batches(session) == 0  # its reader is alive
+
+    batch.reader_until_dt = utcnow() - timedelta(seconds=1)  # ... and then it died
+    session.commit()
+    assert intake.resume_stalled_batches(session) == 1
+    session.commit()
+    assert intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+    session.expire_all()
+    assert (batch.state, batch.pages_read, batch.reader_until_dt) == (BatchState.DONE, 2, None)
+    assert paper_form(session, submission) is not None
