@@ -23,6 +23,7 @@ from app.eid.evidence import (
     verify_bankid_signature,
 )
 from app.eid.models import EidOrder, OrderStatus
+from app.intake.models import PageOutcome
 from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
 from app.registrations.models import (
     Channel,
@@ -158,16 +159,29 @@ def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
     paper_form = paper_form_of(session, sub.id)
     if paper_form is None:
         return _signature_failed("scan_missing")
-    findings = []
-    if any(page.matched_by_clerk for page in paper_form.pages):
-        findings.append("matched_by_hand")
+    by_hand = {page.outcome for page in paper_form.pages if page.matched_by_clerk}
+    findings = [
+        finding
+        for outcome, finding in _HAND_MATCH_FINDINGS
+        if outcome in by_hand or (outcome is None and by_hand - _EXPLAINED_OUTCOMES)
+    ]
+    failed = "mac_mismatch_matched_by_hand" in findings
     if not (paper_form.signature_present and paper_form.signer_is_named):
         findings.append("handwritten_signature_missing")
+        failed = True
     if findings:
-        return CheckResult(
-            "signature", CheckOutcome.FLAGGED, tuple(findings), paper_form.clerk_note or ""
-        )
+        outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
+        return CheckResult("signature", outcome, tuple(findings), paper_form.clerk_note or "")
     return _passed("signature", "signed_on_paper")
+
+
+_HAND_MATCH_FINDINGS = (
+    (PageOutcome.MAC_MISMATCH, "mac_mismatch_matched_by_hand"),
+    (PageOutcome.DIGEST_MISMATCH, "digest_mismatch_matched_by_hand"),
+    (PageOutcome.BLANK_FORM, "typed_in_by_clerk"),
+    (None, "matched_by_hand"),  # any other page the clerk matched (no readable code)
+)
+_EXPLAINED_OUTCOMES = frozenset(o for o, _ in _HAND_MATCH_FINDINGS if o is not None)
 
 
 def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:

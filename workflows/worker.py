@@ -32,13 +32,15 @@ def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worke
 
 def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
-    messages, expire drafts whose time ran out and, when asked, schedule the deadline
-    watch. Safe to run anywhere at once."""
+    messages, expire drafts whose time ran out, resume scanned batches whose reader died
+    and, when asked, schedule the deadline watch. Safe to run anywhere at once."""
+    from app.intake.service import resume_stalled_batches
     from app.registrations.service import expire_lapsed
 
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)
+        resume_stalled_batches(session)
         if check_deadlines:
             add_message(session, "watch_deadlines")
     if expired:
