@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import get_locale
@@ -190,10 +191,19 @@ def signed_in_name() -> str | None:
     return staff.name if staff else None
 
 
+LOCAL_TIME = ZoneInfo("Europe/Stockholm")
+
+
+def local_time(dt: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time as Swedish local time (the ``local`` template filter)."""
+    return dt.astimezone(LOCAL_TIME).strftime(pattern) if dt else ""
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["mask_pnr"] = mask_personnummer
     app.jinja_env.filters["pnr"] = format_personnummer
     app.jinja_env.filters["orgnr"] = format_orgnr
+    app.jinja_env.filters["local"] = local_time
     labels.register(app.jinja_env.globals)
 
     @app.context_processor

@@ -149,6 +149,8 @@ class PaperFormState(enum.StrEnum):
     """Every page is here; a clerk checks the handwritten signature."""
     CONFIRMED = "confirmed"
     """Checked by a clerk; the errand is received."""
+    TAKEN_APART = "taken_apart"
+    """A clerk found the pages did not belong together; they went back to the queue."""
 
 
 class PaperForm(Base):

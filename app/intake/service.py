@@ -64,7 +64,7 @@ from app.registrations.models import DocumentKind, Submission
 from app.registrations.service import RegistrationData, attach_document
 from workflows.outbox import add_message
 from workflows.state_machine import transition
-from workflows.states import Action, SubmissionState
+from workflows.states import EXPIRES_AFTER, Action, SubmissionState
 
 log = structlog.get_logger(__name__)
 
@@ -528,6 +528,53 @@ def register_paper_form(
     registrations.print_for_post(session, agent, submission, render_printed(submission))
     match_page(session, agent, page, submission.reference, form_page)
     return submission
+
+
+def _back_to_queue(page: ScanPage, agent: Agent) -> None:
+    page.status, page.paper_form_id = PageStatus.NEEDS_CLERK, None
+    if page.matched_by_clerk:  # what the clerk said goes; what the code said stays
+        page.submission_id = page.form_page = page.form_pages = None
+        page.matched_by_clerk = False
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+
+
+def return_waiting_pages(session: Session, agent: Agent, submission_id: int) -> int:
+    """Undo: the pages waiting for an errand's other pages go back to the manual queue
+    (a page matched to the wrong errand, say). Returns how many."""
+    pages = session.scalars(
+        select(ScanPage)
+        .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
+        .with_for_update()
+    ).all()
+    for page in pages:
+        _back_to_queue(page, agent)
+    session.flush()
+    _audit(session, agent, "scan_page.returned", "submission", submission_id, pages=len(pages))
+    return len(pages)
+
+
+def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: str) -> None:
+    """Undo an assembled form whose pages do not belong together: its pages go back to
+    the manual queue and the errand waits for its paper again."""
+    session.refresh(paper_form, with_for_update=True)
+    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
+        raise IntakeError("already_confirmed")
+    for page in list(paper_form.pages):
+        _back_to_queue(page, agent)
+    paper_form.state = PaperFormState.TAKEN_APART
+    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
+    assert submission is not None
+    submission.expires_dt = utcnow() + EXPIRES_AFTER[SubmissionState.AWAITING_POST]
+    session.flush()
+    _audit(
+        session,
+        agent,
+        "paper_form.taken_apart",
+        "paper_form",
+        paper_form.id,
+        submission_id=submission.id,
+        reason=reason.strip(),
+    )
 
 
 def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:

@@ -8,6 +8,7 @@ from typing import TypeVar
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 
 from app.intake import service
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
@@ -96,6 +97,7 @@ def manual_queue() -> ResponseReturnValue:
         incomplete=service.incomplete_forms(db()),
         match_form=MatchForm(),
         discard_form=DiscardForm(),
+        action_form=FlaskForm(),
     )
 
 
@@ -177,6 +179,35 @@ def register(page_id: int) -> ResponseReturnValue:
     ), 400 if form.errors else 200
 
 
+@bp.post("/skanning/arende/<int:submission_id>/lagg-tillbaka")
+@intake_clerk_required
+def return_pages(submission_id: int) -> ResponseReturnValue:
+    if not FlaskForm().validate_on_submit():  # the CSRF token only
+        abort(400)
+    count = service.return_waiting_pages(db(), signed_in(), submission_id)
+    commit()
+    flash(_("%(count)s sidor är tillbaka i den manuella kön.", count=count), "success")
+    return redirect(url_for(".manual_queue"))
+
+
+@bp.post("/skanning/blankett/<int:form_id>/ta-isar")
+@intake_clerk_required
+def take_apart(form_id: int) -> ResponseReturnValue:
+    paper_form = _get(PaperForm, form_id)
+    form = DiscardForm()
+    if not form.validate_on_submit():
+        flash(_("Skriv varför sidorna inte hör ihop."), "error")
+        return redirect(url_for(".confirm", form_id=form_id))
+    try:
+        service.take_apart(db(), signed_in(), paper_form, form.reason.data)
+    except service.IntakeError as exc:
+        flash(intake_error_message(exc.code), "error")
+        return redirect(url_for(".confirm", form_id=form_id))
+    commit()
+    flash(_("Sidorna är tillbaka i den manuella kön."), "success")
+    return redirect(url_for(".manual_queue"))
+
+
 @bp.post("/skanning/sida/<int:page_id>/lagg-undan")
 @intake_clerk_required
 def discard(page_id: int) -> ResponseReturnValue:
@@ -223,5 +254,5 @@ def confirm(form_id: int) -> ResponseReturnValue:
             )
             return redirect(url_for(".start"))
     return render_template(
-        "intake/confirm.html", paper_form=paper_form, form=form
+        "intake/confirm.html", paper_form=paper_form, form=form, apart_form=DiscardForm()
     ), 400 if form.errors else 200

@@ -425,6 +425,7 @@ def notify_deadline(
             "orgnr": _orgnr(employer.orgnr),
             "due": _date(submission.due_dt, lang),
             "assigned": holder.name if holder else None,
+            "to_holder": holder is not None and holder.id == staff.id,
             "path": f"{CASEWORK_PATH}/{submission.reference}",
         },
         submission_id=submission.id,

@@ -85,6 +85,7 @@ def upgrade() -> None:
             sa.Enum(
                 "awaiting_confirmation",
                 "confirmed",
+                "taken_apart",
                 name="paper_form_state",
                 native_enum=False,
                 create_constraint=True,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
+from app.documents.qr import QR_PLACEMENT
 from app.intake import service as intake
 from app.intake.decoding import read_scan
 from app.intake.models import (
@@ -622,3 +623,39 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
     session.expire_all()
     assert (batch.state, batch.pages_read, batch.reader_until_dt) == (BatchState.DONE, 2, None)
     assert paper_form(session, submission) is not None
+
+
+def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, session: Session) -> None:
+    submission = posted(session)
+    other = posted(session, **ANNA_AT_PROVVERKET)
+    page_one, _ = scanned(printed(submission), ["clean-200", "clean-200"])
+    page_one.paste(255, QR_PLACEMENT.crop_box(page_one.width, page_one.height, 3.0))
+    _, other_two = scanned(printed(other), ["clean-200", "clean-200"])
+    batch = read(session, corpus.as_pdf([page_one, other_two]))
+    lost = batch.pages[0]
+    # The clerk matches the code-less page 1 to the wrong errand: a form is assembled.
+    form = intake.match_page(session, clerk(session), lost, other.reference, 1)
+    assert form is not None
+    session.commit()
+    login(client, session, KARIN, staff=True)
+    page = client.get(f"/skanning/blankett/{form.id}").get_data(as_text=True)
+    client.post(
+        f"/skanning/blankett/{form.id}/ta-isar",
+        data={"csrf_token": csrf_token(page), "reason": "Sidorna hör till olika ärenden"},
+    )
+    session.expire_all()
+    assert form.state is PaperFormState.TAKEN_APART
+    assert other.state is SubmissionState.AWAITING_POST and other.expires_dt is not None
+    assert {(p.status, p.submission_id) for p in batch.pages} == {
+        (PageStatus.NEEDS_CLERK, None),  # the hand match is forgotten
+        (PageStatus.NEEDS_CLERK, other.id),  # what its code said stays
+    }
+    intake.match_page(session, clerk(session), lost, submission.reference, 1)
+    assert [i.submission.id for i in intake.incomplete_forms(session)] == [submission.id]
+    session.commit()
+    queue = client.get("/skanning/manuell").get_data(as_text=True)
+    client.post(
+        f"/skanning/arende/{submission.id}/lagg-tillbaka", data={"csrf_token": csrf_token(queue)}
+    )
+    session.expire_all()
+    assert lost.status is PageStatus.NEEDS_CLERK and lost.submission_id is None
