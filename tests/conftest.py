@@ -121,7 +121,7 @@ def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
 
 @pytest.fixture
 def runtime(app: Flask) -> Runtime:
-    return app.extensions["behorighet"]  # type: ignore[no-any-return]
+    return app.extensions["behorighet"]  # type: ignore[no-any-return,unused-ignore]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.orm import Session
 
 from app.core.agents import Agent, AgentKind
@@ -28,7 +30,7 @@ def registration_draft(session: Session, **changes: str) -> Submission:
         **changes,
     }
     return registrations.create_registration(
-        session, david(session), registrations.RegistrationData(**fields)
+        session, david(session), registrations.RegistrationData(**fields)  # type: ignore[arg-type]
     )
 
 
@@ -81,7 +83,7 @@ def received_by_esignature(session: Session, submission: Submission) -> Submissi
     pdf = documents.signable_form(submission, settings)
     order = signing.start(session, submitter, client, submission, pdf, "127.0.0.1", "binding")
     approve_in_simulator(app, submission.form_data["signatory_personnummer"], order.order_ref)
-    state = eid.poll(session, client, order, 0.0)
+    state = eid.poll(session, client, order, timedelta(0))
     assert state.status is OrderStatus.COMPLETE, state
     signing.finish(session, order, submission, documents.seal_context(settings))
     return submission
