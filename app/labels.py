@@ -179,6 +179,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         page_status_label=PAGE_STATUS_LABELS.__getitem__,
         batch_state_label=BATCH_STATE_LABELS.__getitem__,
         intake_error_message=intake_error_message,
+        refusal_message=refusal_message,
     )
 
 

@@ -377,3 +377,18 @@ def test_no_approval_over_a_failed_check(session: Session) -> None:
     assert submission.state is SubmissionState.IN_REVIEW
     casework.reject_submission(session, agent, submission, RejectionReason.OTHER, "Trasig.")
     assert submission.state is SubmissionState.REJECTED
+
+
+def test_the_errand_page_offers_no_approval_over_a_failed_check(
+    client: FlaskClient, session: Session
+) -> None:
+    submission = in_review(session)
+    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    signed.content = signed.content[:-200]
+    _recheck(session, submission)
+    assert casework.claim(session, caseworker(session, INGRID), submission)
+    session.commit()
+    login(client, session, INGRID, staff=True)
+    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    assert "En automatisk kontroll är underkänd." in page
+    assert ">Godkänn</button>" not in page and ">Avslå</button>" in page
