@@ -41,7 +41,15 @@ def commit() -> None:
 
 
 def bankid_client() -> BankIdClient:
-    """pybankid's client, pointed at BANKID_URL (the simulator in the demo); one per app."""
+    """pybankid's client, pointed at BANKID_URL (the simulator in the demo); one per app.
+
+    Views ask for it just before calling BankID, so the request's open transaction ends
+    here (committing what it holds): no database lock is held across the network call.
+    On SQLite (the demo) a transaction locks the whole file, and the simulator answering
+    the call writes to the same file; it would wait for the lock until it timed out.
+    """
+    if "db" in g:
+        g.db.commit()
     client = current_app.extensions.get("bankid_client")
     if client is None:
         from app.eid.bankid import in_process_transport, make_bankid_client
