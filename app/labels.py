@@ -161,6 +161,42 @@ BATCH_STATE_LABELS = {
 }
 
 
+HISTORY_LABELS = {
+    "created": _l("Utkast skapat"),
+    "step_saved": _l("Uppgifter sparade"),
+    "request_signature": _l("Skickat för underskrift med BankID"),
+    "cancel_signature": _l("Underskriften avbröts"),
+    "sign": _l("Underskrivet med BankID"),
+    "print_for_post": _l("Utskrivet för post"),
+    "receive": _l("Mottaget av SPV"),
+    "start_verification": _l("Automatiska kontroller påbörjade"),
+    "finish_verification": _l("Automatiska kontroller klara"),
+    "request_completion": _l("Komplettering begärd"),
+    "complete": _l("Kompletterat"),
+    "approve": _l("Godkänt"),
+    "reject": _l("Avslaget"),
+    "apply": _l("Behörigheten ändrad"),
+    "close": _l("Beslutet arkiverat, ärendet avslutat"),
+    "withdraw": _l("Återkallat"),
+    "expire": _l("Avslutat utan beslut (tiden gick ut)"),
+    "fail": _l("Tekniskt fel"),
+    "retry": _l("Steget körs igen"),
+    "claimed": _l("Taget av handläggare"),
+    "released": _l("Släppt tillbaka till kön"),
+    "reassigned": _l("Tilldelat annan handläggare"),
+    "commented": _l("Intern anteckning"),
+    "first_approval": _l("Första godkännandet"),
+    "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
+    "deadline_escalated": _l("Eskalerat till gruppchef"),
+}
+
+
+def history_label(action: str) -> str:
+    """An errand's audit event (``submission.<verb>``) in words."""
+    verb = action.removeprefix("submission.")
+    return str(HISTORY_LABELS[verb]) if verb in HISTORY_LABELS else action
+
+
 def intake_error_message(code: str) -> str:
     return str(INTAKE_ERROR_LABELS.get(code, _l("Filen eller sidan kunde inte hanteras.")))
 
@@ -180,6 +216,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         batch_state_label=BATCH_STATE_LABELS.__getitem__,
         intake_error_message=intake_error_message,
         refusal_message=refusal_message,
+        history_label=history_label,
     )
 
 

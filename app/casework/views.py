@@ -93,7 +93,8 @@ def _render_errand(
         "reassign_form": reassign,
         "State": SubmissionState,
         "comments": service.comments(db(), submission),
-        "history": service.history(db(), submission),
+        "history": (history := service.history(db(), submission)),
+        "actor_names": service.actor_names(db(), history),
         "second_approval": service.needs_second_approval(db(), submission),
     }
     context.update(forms)

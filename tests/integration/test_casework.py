@@ -217,6 +217,7 @@ def test_errand_page_claim_comment_and_history(
     )
     page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
     assert "Godkänn" in page and "Ringde HR, allt stämmer." in page
-    assert "submission.claimed" in page and "submission.commented" in page
+    assert "Taget av handläggare" in page and "Intern anteckning" in page
+    assert "Ingrid Handläggare" in page.split("Historik")[-1]  # who, by name
     queue = client.get("/handlaggning?lista=mina").get_data(as_text=True)
     assert submission.reference in queue
