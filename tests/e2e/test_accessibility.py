@@ -1,0 +1,119 @@
+"""WCAG 2.1 AA (DESIGN §7): axe-core finds no serious or critical violation on the pages
+each kind of user works in, filled with real data, in Swedish and in English."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from app.intake import service as intake
+from app.intake.models import BatchSource
+from tests import scan_corpus as corpus
+from tests.e2e.browser import log_in, off_the_loop
+from tests.factories import printed_for_post, received_by_esignature, registration_draft
+from tests.integration.test_intake import clerk, printed, scanned
+from workflows.runtime import Runtime
+
+pytestmark = pytest.mark.e2e
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def violations(page: Page, path: str) -> list[str]:
+    """What axe-core finds on ``path`` that blocks someone: rule, impact and where."""
+    response = page.goto(path)
+    assert response is not None and response.ok, f"{path}: {response and response.status}"
+    result: dict[str, Any] = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_AA
+    )
+    return [
+        f"{path}: {v['id']} ({v['impact']}) at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in BLOCKING
+    ]
+
+
+def check(page: Page, paths: list[str]) -> None:
+    # Injected by the browser itself into every page, past the pages' CSP.
+    page.add_init_script(path=str(AXE))
+    found = [problem for path in paths for problem in violations(page, path)]
+    found += [problem for path in paths[:2] for problem in violations(page, f"{path}?lang=en")]
+    assert found == [], "\n".join(found)
+
+
+def test_public_pages(page: Page) -> None:
+    assert AXE.exists(), "run make install (npm) for axe-core"
+    check(page, ["/", "/logga-in", "/anmalan-behorig-bestallare"])
+
+
+def test_the_submitters_pages(page: Page, runtime: Runtime) -> None:
+    def errand() -> str:
+        with runtime.unit_of_work() as session:
+            return received_by_esignature(session, registration_draft(session)).reference
+
+    reference = off_the_loop(errand)
+    page.goto("/")
+    log_in(page, "David Dahl")
+    check(
+        page,
+        [
+            "/mina-arenden",
+            f"/mina-arenden/{reference}",
+            "/anmalan-behorig-bestallare",
+            "/ta-bort-behorig-bestallare",
+            "/hantera-behorigheter",
+        ],
+    )
+
+
+def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
+    def errand() -> str:
+        with runtime.unit_of_work() as session:
+            return received_by_esignature(session, registration_draft(session)).reference
+
+    reference = off_the_loop(errand)
+    page.goto("/")
+    log_in(page, "Ingrid Handläggare")
+    page.goto(f"/handlaggning/{reference}")
+    page.get_by_role("button", name="Ta ärendet").click()
+    check(
+        page,
+        [
+            "/handlaggning?lista=mina",
+            f"/handlaggning/{reference}",
+            "/handlaggning?lista=otilldelade",
+            "/handlaggning/arbetsgivare?q=2021004920",
+        ],
+    )
+
+
+def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
+    with runtime.unit_of_work() as session:
+        submission = printed_for_post(session, registration_draft(session))
+        sheets = scanned(printed(submission), ["clean-200", "rotated+1"])
+        data = corpus.as_pdf([*sheets, corpus.blank_page().image])
+        batch_id = intake.receive_file(
+            session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD
+        ).batch.id
+    intake.read_batch(runtime.session_factory, batch_id, runtime.settings.qr_key)
+    with runtime.session_factory() as session:
+        (form,) = intake.forms_to_confirm(session)
+        (blank,) = intake.manual_queue(session)
+        form_id, blank_id = form.id, blank.id
+    page.goto("/")
+    log_in(page, "Karin Registrator")
+    check(
+        page,
+        [
+            "/skanning",
+            "/skanning/manuell",
+            f"/skanning/bunt/{batch_id}",
+            f"/skanning/blankett/{form_id}",
+            f"/skanning/sida/{blank_id}/registrera",
+        ],
+    )
