@@ -1,0 +1,241 @@
+"""Benchmark of the whole e-signed pipeline against its bare PDF work, in one run.
+
+    .venv/bin/python bench/bench_pipeline.py [--runs 5]
+
+*Bare* (DESIGN §7): WeasyPrint renders the form, pyHanko seals it (invisible PAdES B-T,
+same key and timestamper) and validates the seal. *Pipeline*: one registration as the
+product handles it, step by step in this process, on ``DATABASE_URL`` or a SQLite file:
+the draft, the PDF to sign, the sign order, the signature checked (XML-DSig, OCSP) and the
+form sealed with its evidence, the receipt, the automated checks (the seal validated and
+the evidence checked again), a caseworker's claim and approval, the grant applied with its
+emails queued, the decision letter archived. What the BankID simulator does in the
+person's app (making the signature) is BankID's work, not ours, and is timed apart.
+DESIGN §7 bar: pipeline ≤ 1.3× bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+BAR = 1.3
+PEOPLE = [  # Skatteverket's test personnummer, registered in turn at Provverket
+    ("198507049859", "Fredrik", "Falk"),
+    ("198112189876", "Anna", "Andersson"),
+    ("197205119824", "Cecilia", "Carlsson"),
+    ("199001019810", "Bertil", "Berg"),
+]
+
+
+class Product:
+    """The app on its own database with the BankID simulator in-process."""
+
+    def __init__(self) -> None:
+        from app import create_app
+        from app.cli import migrate_database
+        from app.config import Settings
+        from app.core.seed import seed_demo
+        from app.eid.bankid import in_process_transport, make_bankid_client
+
+        folder = tempfile.mkdtemp(prefix="bench-pipeline-")
+        url = os.environ.get("DATABASE_URL") or f"sqlite:///{folder}/bench.sqlite3"
+        self.settings = Settings(
+            database_url=url,
+            broker_url="stub://",
+            secret_key="bench",
+            bankid_simulator=True,
+            bankid_simulator_dir=f"{folder}/bankid",
+            test_pki_dir=f"{folder}/pki",
+        )
+        migrate_database(url)
+        self.app = create_app(self.settings)
+        self.runtime = self.app.extensions["behorighet"]
+        self.client = make_bankid_client(self.settings, transport=in_process_transport(self.app))
+        with self.runtime.unit_of_work() as session:
+            seed_demo(session)
+        self.simulated_s = 0.0
+        self.runs = 0
+        self.phases: dict[str, float] = {}
+        """Time per phase of :meth:`errand`, summed over the runs."""
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[Session]:
+        """A unit of work, its time added to the phase's total."""
+        started = time.perf_counter()
+        with self.runtime.unit_of_work() as session:
+            yield session
+        self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+
+    def errand(self) -> None:
+        """One registration, from the draft to the archived decision."""
+        from app.access.models import Person, RoleGrant
+        from app.casework import service as casework
+        from app.core.agents import Agent, AgentKind
+        from app.db import utcnow
+        from app.eid import service as eid
+        from app.eid.models import EidOrder
+        from app.eid.simulator import protocol as simulator
+        from app.eid.simulator.pki import get_pki, pki_directory
+        from app.registrations import documents, signing
+        from app.registrations import service as registrations
+        from app.registrations.models import Submission
+        from app.staff.models import StaffMember
+        from workflows import pipeline
+
+        personnummer, given, family = PEOPLE[self.runs % len(PEOPLE)]
+        self.runs += 1
+        system = Agent.system("bench")
+        with self.phase("draft, PDF to sign, sign order") as session:
+            david = session.scalars(
+                select(Person).where(Person.personnummer == "200001029834")
+            ).one()
+            submitter = Agent(AgentKind.PERSON, david.id, david.personnummer)
+            submission = registrations.create_registration(
+                session,
+                submitter,
+                registrations.RegistrationData(
+                    orgnr="2021004920",
+                    personnummer=personnummer,
+                    given_name=given,
+                    family_name=family,
+                    email=f"{given.lower()}@provverket.example",
+                    role="orderer",
+                    signatory_name="Eva Ek",
+                    signatory_personnummer="195210039847",
+                ),
+            )
+            pdf = documents.signable_form(submission, self.settings)
+            session.commit()  # no lock held while BankID answers (as the views do)
+            order = signing.start(
+                session, submitter, self.client, submission, pdf, "127.0.0.1", "bench"
+            )
+            submission_id, order_id, order_ref = submission.id, order.id, order.order_ref
+        started = time.perf_counter()
+        with self.runtime.unit_of_work() as session:  # the person, in the BankID app
+            config = simulator.SimulatorConfig.from_settings(self.settings)
+            simulator.open_order(session, order_ref, config)
+            simulator.approve(
+                session,
+                order_ref,
+                get_pki(pki_directory(self.settings)),
+                simulator.identity_for(session, "195210039847"),
+            )
+        self.simulated_s += time.perf_counter() - started
+        with self.phase("signature checked, form sealed") as session:
+            submission = session.get(Submission, submission_id)
+            assert submission is not None
+            order = session.get(EidOrder, order_id)
+            assert order is not None
+            session.commit()  # no lock held while BankID answers (as the views do)
+            assert eid.poll(session, self.client, order, timedelta(0)).status.value == "complete"
+            signing.finish(session, order, submission, documents.seal_context(self.settings))
+        with self.phase("receipt") as session:
+            pipeline.issue_receipt(session, submission_id)
+        with self.phase("automated checks") as session:
+            assert pipeline.verify(session, submission_id, system)
+        with self.phase("claim and approve") as session:
+            submission = session.get(Submission, submission_id)
+            assert submission is not None
+            ingrid = session.scalars(select(StaffMember).where(StaffMember.is_caseworker)).first()
+            assert ingrid is not None
+            agent = Agent(AgentKind.STAFF, ingrid.id, ingrid.personnummer, is_caseworker=True)
+            assert casework.claim(session, agent, submission)
+            assert casework.approve_submission(session, agent, submission)
+        with self.phase("apply (grant, emails)") as session:
+            assert pipeline.apply(session, submission_id, system)
+        with self.phase("archive (decision letter)") as session:
+            assert pipeline.archive(session, submission_id, system)
+        with self.runtime.unit_of_work() as session:  # (~1 ms) the same people again later
+            session.execute(
+                update(RoleGrant)
+                .where(RoleGrant.source_submission_id == submission_id)
+                .values(valid_to_dt=utcnow())
+            )
+
+
+def bare(settings_dir: str) -> Callable[[], object]:
+    """WeasyPrint render + pyHanko seal + validation of the same form, as one step."""
+    from bench_seal import FORM  # type: ignore[import-not-found]
+
+    from app.config import Settings
+    from app.documents.pki import seal_material
+    from app.documents.qr import qr_mac_key
+    from app.documents.render import render_form_pdf
+
+    material = seal_material(Settings(secret_key="bench", test_pki_dir=settings_dir))
+    key = qr_mac_key("bench")
+    meta = signers.PdfSignatureMetadata(
+        field_name="Bare", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+    signer = signers.PdfSigner(meta, material.signer, timestamper=material.timestamper)
+
+    def step() -> object:
+        form = render_form_pdf(FORM, lang="sv", key=key, for_print=False)
+        sealed = signer.sign_pdf(
+            IncrementalPdfFileWriter(io.BytesIO(form)), bytes_reserved=16384
+        ).getvalue()
+        signature = PdfFileReader(io.BytesIO(sealed)).embedded_regular_signatures[-1]
+        context = ValidationContext(trust_roots=list(material.trust_roots))
+        return validate_pdf_signature(signature, context, context)
+
+    return step
+
+
+def median_s(step: Callable[[], object], runs: int) -> float:
+    step()  # warm-up: fonts, keys, caches
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+    product = Product()
+    bare_s = median_s(bare(product.settings.test_pki_dir or ""), args.runs)
+    product.simulated_s = 0.0
+    total_s = median_s(product.errand, args.runs)
+    simulated_s = product.simulated_s / (args.runs + 1)
+    pipeline_s = total_s - simulated_s
+    ratio = pipeline_s / bare_s
+    verdict = "" if ratio <= BAR else " (over the bar)"
+    print(f"bare render + seal + validate: {bare_s * 1000:.0f} ms")
+    print(f"pipeline, one registration:    {pipeline_s * 1000:.0f} ms"
+          f" (+ {simulated_s * 1000:.0f} ms in the BankID simulator's app)")  # fmt: skip
+    for name, seconds in product.phases.items():
+        print(f"  {name:<34} {seconds / (args.runs + 1) * 1000:>6.0f} ms")
+    print()
+    print("| e-signed pipeline (DESIGN §7: ≤ 1.3× bare) | bare | pipeline | pipeline / bare |")
+    print("|---|---|---|---|")
+    database = product.settings.database_url.split(":")[0]
+    print(f"| one registration, {database} | {bare_s * 1000:.0f} ms |"
+          f" {pipeline_s * 1000:.0f} ms | {ratio:.2f}×{verdict} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
