@@ -1,6 +1,7 @@
 """A process killed with SIGKILL while a submission is in flight loses nothing and applies
 nothing twice (DESIGN.md §7): the demo process (in-process broker) in the apply step, and a
-worker process (Redis; RabbitMQ for one step) in each pipeline step.
+worker process (Redis; RabbitMQ for one step) in each pipeline step, reading a scanned batch
+included.
 
 Each step is stopped in the middle of its transaction from outside, without hooks in the
 product: a lock on a table the step writes to near its end, or a mail server that does not
@@ -35,6 +36,17 @@ from app.audit.service import verify_chain
 from app.casework import service as casework
 from app.core.agents import Agent
 from app.db import Base, utcnow
+from app.intake import service as intake
+from app.intake.models import (
+    BatchSource,
+    BatchState,
+    PageOutcome,
+    PageStatus,
+    PaperForm,
+    PaperFormState,
+    ScanBatch,
+    ScanPage,
+)
 from app.notifications.models import EmailMessage, SinkMessage
 from app.notifications.sender import message_id
 from app.notifications.sink import MailSink, _Handler
@@ -45,13 +57,16 @@ from app.registrations.models import (
     SubmissionDocument,
     VerificationCheck,
 )
+from tests import scan_corpus as corpus
 from tests.conftest import INGRID, TEST_DATABASE_URL
 from tests.factories import (
     caseworker,
     claim_and_approve,
+    printed_for_post,
     received_by_esignature,
     registration_draft,
 )
+from tests.integration.test_intake import clerk, printed, scanned
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
@@ -370,6 +385,19 @@ def _errand(*steps: Callable[[Session, int], None]) -> Callable[[Runtime], int]:
     return prepare
 
 
+def _posted_and_scanned(runtime: Runtime) -> int:
+    """David's registration printed for the post, then its 2 pages back in the mailroom's
+    scan, each after a blank sheet (one 4-page PDF), received (which queues its reading)."""
+    with runtime.unit_of_work() as s:
+        submission_id = printed_for_post(s, registration_draft(s)).id
+    with runtime.unit_of_work() as s:
+        pages = scanned(printed(s.get_one(Submission, submission_id)), ["rotated+1", "bilevel-200"])
+        blanks = [corpus.blank_page(seed=seed).image for seed in (1, 2)]
+        data = corpus.as_pdf([blanks[0], pages[0], blanks[1], pages[1]])
+        intake.receive_file(s, clerk(s), data, "post.pdf", BatchSource.UPLOAD)
+    return submission_id
+
+
 # Counting what is committed.
 
 
@@ -439,10 +467,13 @@ class Step:
     """The table whose ``SHARE`` lock stops the step mid-transaction; ``None``: the mail
     server stalls instead."""
     untouched: Callable[[Session, int], None]
-    """Nothing of the step is committed."""
+    """Nothing of the step is committed (but the progress it commits as it goes: a scan
+    batch's reading lease and the pages read)."""
     done: Callable[[Session, int], bool]
     once: Callable[[Session, int], None]
     """The step's effects are there, once."""
+    time_passes: Callable[[], None] = lambda: None
+    """What time does, after the kill, before another worker may take the step up."""
 
 
 def _receipt_untouched(s: Session, sid: int) -> None:
@@ -517,6 +548,73 @@ def _deadline_once(s: Session, sid: int) -> None:
     assert _events(s, "submission.deadline_reminder") == 1
 
 
+SCANNED = [  # _posted_and_scanned's 4 pages as read: (outcome, status)
+    (PageOutcome.NO_QR_CODE, PageStatus.NEEDS_CLERK),
+    (PageOutcome.MATCHED, PageStatus.WAITING),
+    (PageOutcome.NO_QR_CODE, PageStatus.NEEDS_CLERK),
+    (PageOutcome.MATCHED, PageStatus.WAITING),
+]
+FILED = [(o, PageStatus.FILED if s is PageStatus.WAITING else s) for o, s in SCANNED]
+"""… and once the matched pages are filed as the errand's paper form."""
+
+
+def _batch(s: Session) -> ScanBatch:
+    s.rollback()
+    return s.scalars(select(ScanBatch)).one()
+
+
+def _scan_pages(s: Session) -> list[tuple[PageOutcome, PageStatus]]:
+    """Every recorded page, in page order (asserting one row per page index)."""
+    s.rollback()
+    rows = s.execute(
+        select(ScanPage.page_index, ScanPage.outcome, ScanPage.status).order_by(ScanPage.page_index)
+    ).all()
+    assert [index for index, _, _ in rows] == list(range(len(rows)))
+    return [(outcome, status) for _, outcome, status in rows]
+
+
+def _read_untouched(s: Session, sid: int) -> None:
+    """The killed reader's lease and the pages it read are committed, nothing is filed."""
+    batch = _batch(s)
+    assert (batch.state, batch.pages_read, batch.read_attempts) == (BatchState.READING, 4, 1)
+    assert batch.reader_until_dt is not None and batch.reader_until_dt > utcnow()
+    assert _scan_pages(s) == SCANNED
+    assert _count(s, PaperForm) == 0
+    assert _events(s, "paper_form.assembled") == 0
+    assert _events(s, "scan_batch.read") == 0
+
+
+def _read_once(s: Session, sid: int) -> None:
+    batch = _batch(s)
+    assert (batch.state, batch.pages_read, batch.page_count) == (BatchState.DONE, 4, 4)
+    assert batch.read_attempts == 2  # the dead reader's, and the one that finished
+    assert _scan_pages(s) == FILED
+    forms = s.scalars(select(PaperForm)).all()
+    assert [(f.submission_id, f.state) for f in forms] == [
+        (sid, PaperFormState.AWAITING_CONFIRMATION)
+    ]
+    assert [(p.form_page, p.status) for p in forms[0].pages] == [
+        (1, PageStatus.FILED),
+        (2, PageStatus.FILED),
+    ]
+    assert [p.page_index for p in intake.manual_queue(s)] == [0, 2]  # the blank sheets
+    assert _submission(s, sid).state is SubmissionState.AWAITING_POST  # till a clerk confirms
+    assert _events(s, "paper_form.assembled") == 1
+    assert _events(s, "scan_batch.read") == 1
+
+
+def _read_lease_runs_out() -> None:
+    """What time does: the dead reader's lease on the batch runs out (``READ_LEASE``, 2
+    minutes after its last recorded page). Until then no worker reads the batch, nor does
+    the maintenance sweep queue it again (``resume_stalled_batches``)."""
+    with psycopg.connect(TEST_DB) as conn:
+        expired = conn.execute(
+            "UPDATE scan_batch SET reader_until_dt = now() - interval '1 second' "
+            "WHERE state = 'reading' AND reader_until_dt > now()"
+        ).rowcount
+    assert expired == 1
+
+
 STEPS = {
     "issue_receipt": Step(
         _errand(_verify),
@@ -559,6 +657,14 @@ STEPS = {
         _deadline_untouched,
         lambda s, sid: _submission(s, sid).reminded_dt is not None,
         _deadline_once,
+    ),
+    "read_scan_batch": Step(
+        _posted_and_scanned,
+        "paper_form",  # every page is recorded; the matched ones are filed as a paper form
+        _read_untouched,
+        lambda s, sid: _batch(s).state is BatchState.DONE,
+        _read_once,
+        _read_lease_runs_out,
     ),
 }
 
@@ -613,6 +719,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         _kill(killed)
     _wait(lambda: not _backends(KILLED), log, "the killed worker's transaction to end")
     step.untouched(session, submission_id)
+    step.time_passes()
     stuck = session.scalars(
         select(OutboxMessage.id).where(
             OutboxMessage.actor_name == actor, OutboxMessage.done_dt.is_(None)
