@@ -129,9 +129,7 @@ INTAKE_ERROR_LABELS = {
     "no_such_page": _l("Blanketten har inte så många sidor."),
     "already_confirmed": _l("Blanketten är redan kontrollerad."),
     "no_image": _l("Sidan gick inte att visa och kan inte kopplas. Skanna in pappret igen."),
-    "wrong_form_kind": _l(
-        "Det här är en blankett för att ta bort en behörig beställare, inte en anmälan."
-    ),
+    "wrong_form_kind": _l("Sidan kommer från en annan sorts blankett än den du skrev in."),
     "reading_failed": _l("Filen gick inte att läsa in trots flera försök."),
 }
 PAGE_OUTCOME_LABELS = {

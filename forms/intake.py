@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import IntegerField, RadioField, StringField, TextAreaField
+from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+)
 
-from forms.common import EmployerForm, PersonFields, SignatoryForm
-from forms.validators import strip_whitespace
+from forms.common import NAME, EmployerForm, PersonFields, SignatoryForm, role_choices
+from forms.removal import OrdererToRemoveForm
+from forms.validators import Personnummer, strip_whitespace
 
 YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
 
@@ -94,3 +105,60 @@ class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
     def codes(self) -> tuple[str, ...]:
         text = self.employer_codes.data or ""
         return tuple(code.strip().upper() for code in text.split(",") if code.strip())
+
+
+class PaperRemovalForm(EmployerForm, SignatoryForm):
+    """A blank removal form filled in by hand, typed in by the clerk; the replacement's
+    fields count only when its personnummer is filled in."""
+
+    form_page = PaperRegistrationForm.form_page
+    reason = OrdererToRemoveForm.reason
+    personnummer = OrdererToRemoveForm.personnummer
+    given_name = OrdererToRemoveForm.given_name
+    family_name = OrdererToRemoveForm.family_name
+    replacement_personnummer = StringField(
+        _l("Ny behörig beställare: personnummer"),
+        description=_l("Lämna tomt om blanketten inte anmäler någon ny."),
+        filters=[strip_whitespace],
+        validators=[Optional(), Personnummer()],
+    )
+    replacement_given_name = StringField(_l("Ny behörig beställare: förnamn"), validators=[*NAME])
+    replacement_family_name = StringField(
+        _l("Ny behörig beställare: efternamn"), validators=[*NAME]
+    )
+    replacement_title = StringField(_l("Ny behörig beställare: titel"), validators=[*NAME])
+    replacement_email = EmailField(
+        _l("Ny behörig beställare: e-postadress i arbetet"),
+        filters=[strip_whitespace],
+        validators=[Optional(), Email(_l("Ange en giltig e-postadress.")), Length(max=254)],
+    )
+    replacement_role = RadioField(
+        _l("Ny behörig beställare: roll"), choices=role_choices(), default="orderer"
+    )
+
+    def validate(self, extra_validators: dict[str, Any] | None = None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.replacement_personnummer.data:
+            for field in (
+                self.replacement_given_name,
+                self.replacement_family_name,
+                self.replacement_title,
+                self.replacement_email,
+            ):
+                if not (field.data or "").strip():
+                    field.errors = [*field.errors, _l("Fyll i den nya behöriga beställaren.")]
+                    valid = False
+        return valid
+
+    def replacement(self) -> dict[str, str] | None:
+        if not self.replacement_personnummer.data:
+            return None
+        return {
+            "personnummer": self.replacement_personnummer.data,
+            "given_name": self.replacement_given_name.data or "",
+            "family_name": self.replacement_family_name.data or "",
+            "title": self.replacement_title.data or "",
+            "email": self.replacement_email.data or "",
+            "phone": "",
+            "role": self.replacement_role.data or "orderer",
+        }

@@ -61,7 +61,7 @@ from app.intake.models import (
 )
 from app.registrations import service as registrations
 from app.registrations.models import DocumentKind, Submission
-from app.registrations.service import RegistrationData, attach_document
+from app.registrations.service import RegistrationData, RemovalData, attach_document
 from workflows.outbox import add_message
 from workflows.state_machine import transition
 from workflows.states import EXPIRES_AFTER, Action, SubmissionState
@@ -504,16 +504,17 @@ def register_paper_form(
     session: Session,
     agent: Agent,
     page: ScanPage,
-    data: RegistrationData,
+    data: RegistrationData | RemovalData,
     render_printed: Callable[[Submission], bytes],
     form_page: int = 1,
 ) -> Submission:
-    """A blank registration form filled in by hand (or a page whose code is lost): the clerk
-    types it in on the signatory's behalf, every rule of the web form applied
-    (``FormProblem``). The errand then waits for its paper like a printed one, and this page
-    is its page n; the form's other pages are matched to the new reference."""
+    """A blank form filled in by hand (or a page whose code is lost): the clerk types it
+    in on the signatory's behalf, every rule of the web form applied (``FormProblem``).
+    The errand then waits for its paper like a printed one, and this page is its page n;
+    the form's other pages are matched to the new reference."""
     _take_from_queue(session, page)
-    if page.form_kind == FormKind.REMOVAL.value:
+    wanted = FormKind.REMOVAL if isinstance(data, RemovalData) else FormKind.REGISTRATION
+    if page.form_kind is not None and page.form_kind != wanted.value:
         raise IntakeError("wrong_form_kind")
     if page.outcome in UNSEEN_OUTCOMES:
         raise IntakeError("no_image")
@@ -524,7 +525,10 @@ def register_paper_form(
     on_behalf = Agent(
         AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id
     )
-    submission = registrations.create_registration(session, on_behalf, data)
+    if isinstance(data, RemovalData):
+        submission = registrations.create_removal(session, on_behalf, data)
+    else:
+        submission = registrations.create_registration(session, on_behalf, data)
     registrations.print_for_post(session, agent, submission, render_printed(submission))
     match_page(session, agent, page, submission.reference, form_page)
     return submission

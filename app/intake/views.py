@@ -10,17 +10,19 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
+from app.documents.qr import FormKind
 from app.intake import service
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
 from app.registrations import documents
-from app.registrations.service import FormProblem, RegistrationData
+from app.registrations.service import FormProblem, RegistrationData, RemovalData
 from app.web import attach_problem, commit, db, intake_clerk_required, runtime, signed_in
 from forms.intake import (
     ConfirmForm,
     DiscardForm,
     MatchForm,
     PaperRegistrationForm,
+    PaperRemovalForm,
     UploadForm,
 )
 
@@ -126,34 +128,51 @@ def match(page_id: int) -> ResponseReturnValue:
     return redirect(url_for(".manual_queue"))
 
 
-@bp.route("/skanning/sida/<int:page_id>/registrera", methods=["GET", "POST"])
-@intake_clerk_required
-def register(page_id: int) -> ResponseReturnValue:
-    """Type in a blank registration form filled in by hand, on the signatory's behalf."""
-    page = _get(ScanPage, page_id)
-    form = PaperRegistrationForm()
-    if form.validate_on_submit():
-        data = RegistrationData(
+def _typed_in(form: PaperRegistrationForm | PaperRemovalForm) -> RegistrationData | RemovalData:
+    if isinstance(form, PaperRemovalForm):
+        return RemovalData(
             orgnr=form.orgnr.data,
+            reason=form.reason.data,
             personnummer=form.personnummer.data,
             given_name=form.given_name.data,
             family_name=form.family_name.data,
-            email=form.email.data,
-            role=form.role.data,
             signatory_name=form.signatory_name.data,
             signatory_personnummer=form.signatory_personnummer.data,
-            title=form.title.data,
-            phone=form.phone.data or "",
             signatory_title=form.signatory_title.data,
-            employer_codes=form.codes(),
+            replacement=form.replacement(),
         )
+    return RegistrationData(
+        orgnr=form.orgnr.data,
+        personnummer=form.personnummer.data,
+        given_name=form.given_name.data,
+        family_name=form.family_name.data,
+        email=form.email.data,
+        role=form.role.data,
+        signatory_name=form.signatory_name.data,
+        signatory_personnummer=form.signatory_personnummer.data,
+        title=form.title.data,
+        phone=form.phone.data or "",
+        signatory_title=form.signatory_title.data,
+        employer_codes=form.codes(),
+    )
+
+
+@bp.route("/skanning/sida/<int:page_id>/registrera", methods=["GET", "POST"])
+@intake_clerk_required
+def register(page_id: int) -> ResponseReturnValue:
+    """Type in a blank form filled in by hand, on the signatory's behalf: a registration,
+    or a removal when the page's code says so."""
+    page = _get(ScanPage, page_id)
+    removal = page.form_kind == FormKind.REMOVAL.value
+    form = PaperRemovalForm() if removal else PaperRegistrationForm()
+    if form.validate_on_submit():
         settings = runtime().settings
         try:
             submission = service.register_paper_form(
                 db(),
                 signed_in(),
                 page,
-                data,
+                _typed_in(form),
                 lambda s: documents.printable_form(s, settings, s.language),
                 form.form_page.data,
             )
@@ -167,7 +186,7 @@ def register(page_id: int) -> ResponseReturnValue:
             commit()
             flash(
                 _(
-                    "Anmälan är registrerad som ärende %(ref)s. Koppla blankettens övriga "
+                    "Blanketten är registrerad som ärende %(ref)s. Koppla blankettens övriga "
                     "sidor till den referensen.",
                     ref=submission.reference,
                 ),
@@ -175,7 +194,7 @@ def register(page_id: int) -> ResponseReturnValue:
             )
             return redirect(url_for(".manual_queue"))
     return render_template(
-        "intake/register.html", page=page, form=form
+        "intake/register.html", page=page, form=form, removal=removal
     ), 400 if form.errors else 200
 
 

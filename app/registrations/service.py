@@ -454,11 +454,9 @@ class RegistrationData:
     employer_codes: tuple[str, ...] = ()
 
 
-def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Submission:
-    """A complete registration draft, every step's rules applied."""
-    submission = start_draft(session, agent, SubmissionKind.REGISTRATION, data.orgnr)
-    save_codes(session, agent, submission, not data.employer_codes, list(data.employer_codes))
-    save_person(session, agent, submission, asdict(data))
+def _save_signatory_of(
+    session: Session, agent: Agent, submission: Submission, data: RegistrationData | RemovalData
+) -> None:
     save_signatory(
         session,
         agent,
@@ -467,4 +465,39 @@ def create_registration(session: Session, agent: Agent, data: RegistrationData) 
         data.signatory_personnummer,
         data.signatory_title,
     )
+
+
+def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Submission:
+    """A complete registration draft, every step's rules applied."""
+    submission = start_draft(session, agent, SubmissionKind.REGISTRATION, data.orgnr)
+    save_codes(session, agent, submission, not data.employer_codes, list(data.employer_codes))
+    save_person(session, agent, submission, asdict(data))
+    _save_signatory_of(session, agent, submission, data)
+    return submission
+
+
+@dataclass(frozen=True)
+class RemovalData:
+    orgnr: str
+    reason: str
+    """``self`` (the orderer removes themself) or ``left``."""
+    personnummer: str
+    given_name: str
+    family_name: str
+    signatory_name: str
+    signatory_personnummer: str
+    signatory_title: str = "Generaldirektör"
+    replacement: dict[str, Any] | None = None
+    """The new orderer's person fields (as ``save_replacement`` takes them), or None."""
+
+
+def create_removal(session: Session, agent: Agent, data: RemovalData) -> Submission:
+    """A complete removal draft, every step's rules applied."""
+    submission = start_draft(session, agent, SubmissionKind.REMOVAL, data.orgnr)
+    save_orderer_to_remove(
+        session, agent, submission, data.reason, data.personnummer, data.given_name,
+        data.family_name,
+    )  # fmt: skip
+    save_replacement(session, agent, submission, data.replacement)
+    _save_signatory_of(session, agent, submission, data)
     return submission

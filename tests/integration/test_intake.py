@@ -659,3 +659,53 @@ def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, sessio
     )
     session.expire_all()
     assert lost.status is PageStatus.NEEDS_CLERK and lost.submission_id is None
+
+
+def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
+    client: FlaskClient, session: Session
+) -> None:
+    from app.documents.render import render_blank_form
+    from app.registrations.models import SubmissionKind
+
+    blank = render_blank_form(
+        SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
+    )
+    batch = read(session, corpus.as_pdf(scanned(blank, ["rotated-2", "clean-200"])))
+    first, second = batch.pages
+    assert (first.outcome, first.form_kind) == (PageOutcome.BLANK_FORM, "REM")
+    login(client, session, KARIN, staff=True)
+    page = client.get(f"/skanning/sida/{first.id}/registrera").get_data(as_text=True)
+    assert "Behörig beställare som ska tas bort" in page
+    fields = {
+        "csrf_token": csrf_token(page),
+        "form_page": "1",
+        "orgnr": "2021004920",
+        "reason": "left",
+        "personnummer": "200001029834",
+        "given_name": "David",
+        "family_name": "Dahl",
+        "replacement_personnummer": "198507049859",
+        "replacement_given_name": "Fredrik",
+        "replacement_family_name": "Falk",
+        "replacement_title": "",
+        "replacement_email": "fredrik.falk@provverket.se",
+        "replacement_role": "orderer",
+        "signatory_name": "Eva Ek",
+        "signatory_personnummer": "195210039847",
+        "signatory_title": "Generaldirektör",
+    }
+    incomplete = client.post(f"/skanning/sida/{first.id}/registrera", data=fields)
+    assert incomplete.status_code == 400
+    assert "Fyll i den nya behöriga beställaren." in incomplete.get_data(as_text=True)
+    done = client.post(
+        f"/skanning/sida/{first.id}/registrera", data={**fields, "replacement_title": "HR-chef"}
+    )
+    assert done.status_code == 302
+    submission = session.scalars(select(Submission).order_by(Submission.id.desc())).first()
+    assert submission is not None and submission.kind is SubmissionKind.REMOVAL
+    assert submission.state is SubmissionState.AWAITING_POST
+    assert submission.subject_personnummer == "200001029834"
+    assert submission.form_data["replacement"]["personnummer"] == "198507049859"
+    intake.match_page(session, clerk(session), second, submission.reference, 2)
+    form = paper_form(session, submission)
+    assert form is not None and [p.form_page for p in form.pages] == [1, 2]
