@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
-from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import get_locale
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from app import labels
 from app.access.models import Person
 from app.core.agents import Agent, AgentKind
+from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
 from app.db import utcnow
 from app.eid.service import BankIdClient
@@ -23,6 +23,7 @@ from app.staff.models import StaffMember
 from workflows.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def runtime() -> Runtime:
@@ -38,6 +39,22 @@ def db() -> Session:
 
 def commit() -> None:
     db().commit()
+
+
+def carry_out(
+    act: Callable[[], T], refusals: Mapping[type[Exception], Callable[[Any], str]]
+) -> tuple[bool, T | None]:
+    """Run a view's one service call and commit it; or, when it raises one of the
+    ``refusals``, flash that refusal's message (made from the exception) and change
+    nothing. Returns whether it was done, and what the call returned."""
+    try:
+        result = act()
+    except tuple(refusals) as refusal:
+        message = next(m for kind, m in refusals.items() if isinstance(refusal, kind))
+        flash(message(refusal), "error")
+        return False, None
+    commit()
+    return True, result
 
 
 def bankid_client() -> BankIdClient:
@@ -197,14 +214,6 @@ def signed_in_name() -> str | None:
         return person.full_name if person else None
     staff = db().get(StaffMember, agent.id)
     return staff.name if staff else None
-
-
-LOCAL_TIME = ZoneInfo("Europe/Stockholm")
-
-
-def local_time(dt: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
-    """A stored UTC time as Swedish local time (the ``local`` template filter)."""
-    return dt.astimezone(LOCAL_TIME).strftime(pattern) if dt else ""
 
 
 def init_app(app: Flask) -> None:

@@ -108,6 +108,12 @@ def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
             test_pki_dir=str(pki_dir / "seal"),
         )
     )
+    yield from serve_for_test(app)
+
+
+def serve_for_test(app: Flask) -> Iterator[Flask]:
+    """The test's app: BankID through its own simulator, the factories pointed at it, the
+    database reset and seeded, the broker empty; closed after the test."""
     attach_bankid_client(app)
     use_app(app)
     runtime: Runtime = app.extensions["behorighet"]

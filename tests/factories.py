@@ -30,7 +30,9 @@ def registration_draft(session: Session, **changes: str) -> Submission:
         **changes,
     }
     return registrations.create_registration(
-        session, david(session), registrations.RegistrationData(**fields)  # type: ignore[arg-type]
+        session,
+        david(session),
+        registrations.RegistrationData(**fields),  # type: ignore[arg-type]
     )
 
 

@@ -41,11 +41,11 @@ def parties_of(agent: Agent, submission: Submission) -> frozenset[Party]:
 
 
 def check_four_eyes(submission: Submission, agent: Agent, action: Action) -> None:
-    """Nobody decides an errand they submitted or that concerns themselves."""
-    if agent.personnummer is None:
-        return
+    """Nobody decides an errand they submitted, that concerns themselves, or whose posted
+    paper they took in as the intake clerk."""
     own = {submission.submitted_by.personnummer, submission.subject_personnummer}
-    if agent.personnummer in own:
+    took_it_in = agent.kind is AgentKind.STAFF and agent.id == submission.received_by_staff_id
+    if (agent.personnummer is not None and agent.personnummer in own) or took_it_in:
         raise IllegalTransition(
             submission.state, action, "four eyes: you cannot decide your own errand", "four_eyes"
         )
@@ -100,6 +100,7 @@ def transition(
     if action is Action.RECEIVE:
         submission.received_dt = now
         submission.due_dt = now + DECISION_TIME
+        submission.received_by_staff_id = agent.id if agent.kind is AgentKind.STAFF else None
     elif action in (Action.APPROVE, Action.REJECT):
         submission.decided_dt = now
         submission.decided_by_staff_id = agent.id

@@ -24,7 +24,6 @@ from app.audit.models import AuditEvent
 from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
-from app.intake.service import paper_form_of
 from app.notifications import service as notifications
 from app.registrations.models import (
     Channel,
@@ -317,27 +316,18 @@ def needs_second_approval(session: Session, submission: Submission) -> bool:
     return would_leave_no_orderer(session, submission)
 
 
-def _check_approvable(session: Session, agent: Agent, submission: Submission) -> None:
-    """No approval over a failed automated check (reject or ask for completion instead),
-    and none by the clerk who confirmed the paper form's signature (four eyes)."""
+def _check_approvable(submission: Submission) -> None:
+    """No approval over a failed automated check (reject or ask for completion instead)."""
     if any(check.outcome is CheckOutcome.FAILED for check in submission.checks):
         raise IllegalTransition(
             submission.state, Action.APPROVE, "an automated check failed", "checks_failed"
-        )
-    paper_form = paper_form_of(session, submission.id)
-    if paper_form is not None and paper_form.confirmed_by_staff_id == agent.id:
-        raise IllegalTransition(
-            submission.state,
-            Action.APPROVE,
-            "four eyes: you confirmed the paper form's signature",
-            "four_eyes",
         )
 
 
 def approve_submission(session: Session, agent: Agent, submission: Submission) -> bool:
     """Approve; True when the decision is made, False when it awaits a second caseworker."""
     _require_holder(agent, submission)
-    _check_approvable(session, agent, submission)
+    _check_approvable(submission)
     if needs_second_approval(session, submission):
         first = submission.first_approved_by_staff_id
         if first is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import io
+from collections.abc import Callable
 from typing import TypeVar
 
 from flask import (
@@ -18,12 +19,13 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
 from app.labels import refusal_message
 from app.registrations.models import Channel, RejectionReason, Submission, SubmissionKind
-from app.web import caseworker_required, commit, db, signed_in
+from app.web import carry_out, caseworker_required, commit, db, signed_in
 from forms.casework import (
     CommentForm,
     CompletionRequestForm,
@@ -37,6 +39,7 @@ bp = Blueprint("casework", __name__, template_folder="templates")
 
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
 
 
 def _enum_arg(cls: type[E], name: str) -> E | None:
@@ -118,6 +121,25 @@ def _checked_post(reference: str) -> Submission:
     return submission
 
 
+TAKE_IT_FIRST = _l("Ta ärendet innan du beslutar.")
+
+
+def _carry_out(
+    act: Callable[[], T],
+    *,
+    not_yours: str = TAKE_IT_FIRST,
+    refused: Callable[[str], str] = refusal_message,
+) -> tuple[bool, T | None]:
+    """A caseworker's action: done and committed, or refused with a message."""
+    return carry_out(
+        act,
+        {
+            service.NotYourErrand: lambda _exc: str(not_yours),
+            IllegalTransition: lambda exc: refused(exc.code),
+        },
+    )
+
+
 @bp.post("/handlaggning/<reference>/ta")
 @caseworker_required
 def claim(reference: str) -> ResponseReturnValue:
@@ -134,12 +156,11 @@ def claim(reference: str) -> ResponseReturnValue:
 @caseworker_required
 def release(reference: str) -> ResponseReturnValue:
     submission = _checked_post(reference)
-    try:
-        service.release(db(), signed_in(), submission)
-    except service.NotYourErrand:
-        flash(_("Ärendet är inte ditt."), "error")
-    else:
-        commit()
+    done, _none = _carry_out(
+        lambda: service.release(db(), signed_in(), submission),
+        not_yours=_("Ärendet är inte ditt."),
+    )
+    if done:
         flash(_("Ärendet är tillbaka i kön."), "success")
     return _back(reference)
 
@@ -178,16 +199,13 @@ def add_comment(reference: str) -> ResponseReturnValue:
 @caseworker_required
 def approve(reference: str) -> ResponseReturnValue:
     submission = _checked_post(reference)
-    try:
-        decided = service.approve_submission(db(), signed_in(), submission)
-    except service.NotYourErrand:
-        flash(_("Ta ärendet innan du beslutar."), "error")
-    except IllegalTransition as exc:
-        flash(
-            _("Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(exc.code)), "error"
-        )
-    else:
-        commit()
+    done, decided = _carry_out(
+        lambda: service.approve_submission(db(), signed_in(), submission),
+        refused=lambda code: _(
+            "Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(code)
+        ),
+    )
+    if done:
         if decided:
             flash(_("Ärendet är godkänt. Behörigheten läggs in."), "success")
         else:
@@ -208,20 +226,14 @@ def reject(reference: str) -> ResponseReturnValue:
     form = RejectionForm()
     if not form.validate_on_submit():
         return _render_errand(submission, 400, rejection_form=form)
-    try:
-        service.reject_submission(
-            db(),
-            signed_in(),
-            submission,
-            RejectionReason(form.reason_code.data),
-            form.reason.data,
-        )
-    except service.NotYourErrand:
-        flash(_("Ta ärendet innan du beslutar."), "error")
-    except IllegalTransition as exc:
-        flash(_("Ärendet kunde inte avslås: %(reason)s", reason=refusal_message(exc.code)), "error")
-    else:
-        commit()
+    reason = RejectionReason(form.reason_code.data)
+    done, _none = _carry_out(
+        lambda: service.reject_submission(db(), signed_in(), submission, reason, form.reason.data),
+        refused=lambda code: _(
+            "Ärendet kunde inte avslås: %(reason)s", reason=refusal_message(code)
+        ),
+    )
+    if done:
         flash(_("Ärendet är avslaget."), "success")
     return _back(reference)
 
@@ -233,14 +245,11 @@ def request_completion(reference: str) -> ResponseReturnValue:
     form = CompletionRequestForm()
     if not form.validate_on_submit():
         return _render_errand(submission, 400, completion_form=form)
-    try:
-        service.request_completion(db(), signed_in(), submission, form.message.data)
-    except service.NotYourErrand:
-        flash(_("Ta ärendet innan du begär komplettering."), "error")
-    except IllegalTransition as exc:
-        flash(refusal_message(exc.code), "error")
-    else:
-        commit()
+    done, _none = _carry_out(
+        lambda: service.request_completion(db(), signed_in(), submission, form.message.data),
+        not_yours=_("Ta ärendet innan du begär komplettering."),
+    )
+    if done:
         flash(
             _("Kompletteringen är begärd och den som skickade in ärendet har fått e-post."),
             "success",
@@ -267,12 +276,8 @@ def document(reference: str, document_id: int) -> ResponseReturnValue:
 @caseworker_required
 def retry(reference: str) -> ResponseReturnValue:
     submission = _checked_post(reference)
-    try:
-        service.retry_failed(db(), signed_in(), submission)
-    except IllegalTransition as exc:
-        flash(refusal_message(exc.code), "error")
-    else:
-        commit()
+    done, _none = _carry_out(lambda: service.retry_failed(db(), signed_in(), submission))
+    if done:
         flash(_("Steget körs igen."), "success")
     return _back(reference)
 

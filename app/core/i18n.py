@@ -1,12 +1,16 @@
-"""The translation catalogues outside a request (PDFs, emails), as Flask-Babel loads them."""
+"""The translation catalogues outside a request (PDFs, emails), as Flask-Babel loads them,
+and Swedish local time for what people read (times are stored in UTC)."""
 
 from __future__ import annotations
 
 import functools
 import io
+from datetime import datetime
 from gettext import NullTranslations
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -38,3 +42,23 @@ def translations(lang: str) -> NullTranslations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return Translations(compiled)
+
+
+SWEDISH_TIME = ZoneInfo("Europe/Stockholm")
+
+
+def swedish_time(dt: datetime) -> datetime:
+    """A stored UTC time in Swedish local time."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime given where UTC is required")
+    return dt.astimezone(SWEDISH_TIME)
+
+
+def local_time(dt: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """``dt`` in Swedish local time as ``pattern`` says (empty for None)."""
+    return swedish_time(dt).strftime(pattern) if dt else ""
+
+
+def long_date(dt: datetime | None, lang: str) -> str:
+    """The local date in words, e.g. "2 mars 2026" (empty for None)."""
+    return format_date(swedish_time(dt).date(), format="long", locale=lang) if dt else ""

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -34,7 +33,7 @@ from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
-from app.core.i18n import translations
+from app.core.i18n import long_date, swedish_time, translations
 from app.core.ids import format_orgnr, format_personnummer
 from app.documents.qr import (
     QR_PLACEMENT,
@@ -59,8 +58,6 @@ PDF_VARIANT = "pdf/a-3a"
 
 NOMINAL_PAGES = {SubmissionKind.REGISTRATION: 2, SubmissionKind.REMOVAL: 2}
 """Pages of each form as the templates break them (``.page-break``)."""
-
-_TZ = ZoneInfo("Europe/Stockholm")
 
 
 def N_(message: str) -> str:
@@ -214,16 +211,6 @@ def _code_lines(data: DocumentData) -> list[CodeLine]:
     ]
 
 
-def _local(dt: datetime) -> datetime:
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime given where UTC is required")
-    return dt.astimezone(_TZ)
-
-
-def _date(dt: datetime | None, lang: str) -> str:
-    return format_date(_local(dt).date(), format="long", locale=lang) if dt else ""
-
-
 # --- public API ---------------------------------------------------------------------
 
 
@@ -261,7 +248,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
         "description": f"{_('Statens tjänstepensionsverk')} – {heading} ({form_code})",
         "form_code": form_code,
         "reference": data.reference,
-        "created": _date(data.created_dt, lang),
+        "created": long_date(data.created_dt, lang),
         "form_data": data.form_data,
         "codes": code_lines,
         "blank": data.is_blank,
@@ -329,7 +316,7 @@ def _letter(
 
 
 def _date_and_time(dt: datetime, lang: str) -> str:
-    local = _local(dt)
+    local = swedish_time(dt)
     return translations(lang).gettext("%(date)s kl. %(time)s") % {
         "date": format_date(local.date(), format="long", locale=lang),
         "time": local.strftime("%H:%M"),
@@ -376,5 +363,5 @@ def render_decision_letter(data: DocumentData, decision: Decision, *, lang: str)
         _("Beslut"),
         _("Beslut i ärende %(ref)s") % {"ref": data.reference},
         decision=decision,
-        decided=_date(decision.decided_dt, lang),
+        decided=long_date(decision.decided_dt, lang),
     )

@@ -3,6 +3,7 @@ queue and confirms the handwritten signature of each matched paper form."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
@@ -16,7 +17,15 @@ from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
 from app.registrations import documents
 from app.registrations.service import FormProblem, RegistrationData, RemovalData
-from app.web import attach_problem, commit, db, intake_clerk_required, runtime, signed_in
+from app.web import (
+    attach_problem,
+    carry_out,
+    commit,
+    db,
+    intake_clerk_required,
+    runtime,
+    signed_in,
+)
 from forms.intake import (
     ConfirmForm,
     DiscardForm,
@@ -30,6 +39,12 @@ bp = Blueprint("intake", __name__, template_folder="templates")
 
 
 M = TypeVar("M", ScanBatch, ScanPage, PaperForm)
+T = TypeVar("T")
+
+
+def _carry_out(act: Callable[[], T]) -> tuple[bool, T | None]:
+    """A clerk's action: done and committed, or refused with the reason."""
+    return carry_out(act, {service.IntakeError: lambda exc: intake_error_message(exc.code)})
 
 
 def _get(model: type[M], id_: int) -> M:
@@ -113,14 +128,13 @@ def match(page_id: int) -> ResponseReturnValue:
             for error in errors:
                 flash(str(error), "error")
         return redirect(url_for(".manual_queue"))
-    try:
-        paper_form = service.match_page(
+    done, paper_form = _carry_out(
+        lambda: service.match_page(
             db(), signed_in(), page, form.reference.data, form.form_page.data
         )
-    except service.IntakeError as exc:
-        flash(intake_error_message(exc.code), "error")
+    )
+    if not done:
         return redirect(url_for(".manual_queue"))
-    commit()
     if paper_form is not None:
         flash(_("Blanketten är komplett. Kontrollera underskriften."), "success")
         return redirect(url_for(".confirm", form_id=paper_form.id))
@@ -217,12 +231,11 @@ def take_apart(form_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Skriv varför sidorna inte hör ihop."), "error")
         return redirect(url_for(".confirm", form_id=form_id))
-    try:
-        service.take_apart(db(), signed_in(), paper_form, form.reason.data)
-    except service.IntakeError as exc:
-        flash(intake_error_message(exc.code), "error")
+    done, _none = _carry_out(
+        lambda: service.take_apart(db(), signed_in(), paper_form, form.reason.data)
+    )
+    if not done:
         return redirect(url_for(".confirm", form_id=form_id))
-    commit()
     flash(_("Sidorna är tillbaka i den manuella kön."), "success")
     return redirect(url_for(".manual_queue"))
 
@@ -235,12 +248,10 @@ def discard(page_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Skriv varför sidan läggs åt sidan."), "error")
         return redirect(url_for(".manual_queue"))
-    try:
-        service.discard_page(db(), signed_in(), page, form.reason.data)
-    except service.IntakeError as exc:
-        flash(intake_error_message(exc.code), "error")
-    else:
-        commit()
+    done, _none = _carry_out(
+        lambda: service.discard_page(db(), signed_in(), page, form.reason.data)
+    )
+    if done:
         flash(_("Sidan är lagd åt sidan. Den finns kvar i bunten."), "success")
     return redirect(url_for(".manual_queue"))
 
@@ -251,8 +262,8 @@ def confirm(form_id: int) -> ResponseReturnValue:
     paper_form = _get(PaperForm, form_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        try:
-            submission = service.confirm_paper_form(
+        done, submission = _carry_out(
+            lambda: service.confirm_paper_form(
                 db(),
                 signed_in(),
                 paper_form,
@@ -260,10 +271,8 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 signer_is_named=form.signer_is_named.data == "yes",
                 note=form.note.data or "",
             )
-        except service.IntakeError as exc:
-            flash(intake_error_message(exc.code), "error")
-        else:
-            commit()
+        )
+        if done and submission is not None:
             flash(
                 _(
                     "Ärende %(ref)s är mottaget och går vidare till handläggning.",

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
-from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -39,7 +36,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS, translations
+from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS, long_date, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.models import EmailMessage
 from app.registrations.models import Submission, SubmissionKind
@@ -52,8 +49,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "email"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 SEND_ACTOR = "send_email"
-
-_TZ = ZoneInfo("Europe/Stockholm")
 
 
 def N_(message: str) -> str:
@@ -396,7 +391,7 @@ def notify_completion_requested(
         dedupe_key=f"completion_requested:{submission.id}:{submission.version}",
         context={
             "message": mask_personnummer_in_text(message.strip()),
-            "deadline": _date(submission.expires_dt, lang),
+            "deadline": long_date(submission.expires_dt, lang),
         },
     )
 
@@ -423,7 +418,7 @@ def notify_deadline(
             "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
             "employer": employer.name,
             "orgnr": _orgnr(employer.orgnr),
-            "due": _date(submission.due_dt, lang),
+            "due": long_date(submission.due_dt, lang),
             "assigned": holder.name if holder else None,
             "to_holder": holder is not None and holder.id == staff.id,
             "path": f"{CASEWORK_PATH}/{submission.reference}",
@@ -467,10 +462,6 @@ def notify_service_permission_changed(
         },
         service_permission_id=permission.id,
     )
-
-
-def _date(dt: datetime | None, lang: str) -> str:
-    return format_date(dt.astimezone(_TZ).date(), format="long", locale=lang) if dt else ""
 
 
 def unsent(session: Session, limit: int = 100) -> list[EmailMessage]:

@@ -15,11 +15,9 @@ import email
 import email.policy
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from email.message import EmailMessage as MimeMessage
 from typing import Any, cast
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import structlog
 from aiosmtpd.controller import Controller
@@ -40,7 +38,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025
 PAGE_SIZE = 100
-_TZ = ZoneInfo("Europe/Stockholm")
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
@@ -164,9 +161,6 @@ def sent_mail() -> ResponseReturnValue:
         db().scalars(select(SinkMessage).order_by(SinkMessage.id.desc()).limit(PAGE_SIZE)).all()
     )
     return render_template(
-        "notifications/sent_mail.html", messages=messages, local_time=_local_time
+        "notifications/sent_mail.html",
+        messages=messages,
     )
-
-
-def _local_time(dt: datetime) -> str:
-    return dt.astimezone(_TZ).strftime("%Y-%m-%d %H:%M:%S")

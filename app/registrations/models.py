@@ -82,6 +82,8 @@ class Submission(Base):
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
     assigned_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+    received_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+    """The intake clerk who took the posted paper in (four eyes: they do not decide it)."""
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
     updated_dt: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     received_dt: Mapped[datetime | None]

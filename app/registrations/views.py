@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -34,6 +36,7 @@ from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_s
 from app.web import (
     attach_problem,
     bankid_client,
+    carry_out,
     collect_interval,
     commit,
     db,
@@ -45,6 +48,7 @@ from forms.common import CompletionAnswerForm, EmployerForm
 from workflows.states import IllegalTransition, SubmissionState
 
 bp = Blueprint("registrations", __name__, template_folder="templates")
+T = TypeVar("T")
 
 FORM_PATHS = {
     SubmissionKind.REGISTRATION: "/anmalan-behorig-bestallare",
@@ -230,14 +234,18 @@ def answer_completion(reference: str) -> ResponseReturnValue:
     form = CompletionAnswerForm()
     if not form.validate_on_submit():
         return _render_errand(submission, form, 400)
-    try:
-        service.answer_completion(db(), signed_in(), submission, form.answer.data)
-    except IllegalTransition:
-        flash(_("Ärendet väntar inte på någon komplettering."), "error")
-    else:
-        commit()
+    done, _none = _carry_out(
+        lambda: service.answer_completion(db(), signed_in(), submission, form.answer.data),
+        _("Ärendet väntar inte på någon komplettering."),
+    )
+    if done:
         flash(_("Tack! Din komplettering är skickad till handläggaren."), "success")
     return redirect(url_for(".errand", reference=reference))
+
+
+def _carry_out(act: Callable[[], T], refused: str) -> tuple[bool, T | None]:
+    """The submitter's action: done and committed, or refused in the errand's state."""
+    return carry_out(act, {IllegalTransition: lambda _exc: refused})
 
 
 def _post_action(reference: str) -> Submission:
@@ -251,13 +259,12 @@ def _post_action(reference: str) -> Submission:
 @person_required
 def print_for_post(reference: str) -> ResponseReturnValue:
     submission = _post_action(reference)
-    try:
-        pdf = documents.printable_form(submission, runtime().settings, _language())
-        service.print_for_post(db(), signed_in(), submission, pdf)
-    except IllegalTransition:
-        flash(_("Ärendet kan inte skrivas ut i sitt nuvarande läge."), "error")
-    else:
-        commit()
+    pdf = documents.printable_form(submission, runtime().settings, _language())
+    done, _none = _carry_out(
+        lambda: service.print_for_post(db(), signed_in(), submission, pdf),
+        _("Ärendet kan inte skrivas ut i sitt nuvarande läge."),
+    )
+    if done:
         flash(
             _("Skriv ut blanketten, låt firmatecknaren skriva under och skicka den till SPV."),
             "success",
@@ -382,12 +389,11 @@ def cancel_signing(reference: str) -> ResponseReturnValue:
 @person_required
 def withdraw(reference: str) -> ResponseReturnValue:
     submission = _post_action(reference)
-    try:
-        service.withdraw(db(), signed_in(), submission)
-    except IllegalTransition:
-        flash(_("Ärendet kan inte återkallas i sitt nuvarande läge."), "error")
-    else:
-        commit()
+    done, _none = _carry_out(
+        lambda: service.withdraw(db(), signed_in(), submission),
+        _("Ärendet kan inte återkallas i sitt nuvarande läge."),
+    )
+    if done:
         flash(_("Ärendet är återkallat."), "success")
     return redirect(url_for(".errand", reference=reference))
 

@@ -19,6 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("submission") as batch:
+        batch.add_column(sa.Column("received_by_staff_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            op.f("fk_submission_received_by_staff_id_staff_member"),
+            "staff_member",
+            ["received_by_staff_id"],
+            ["id"],
+        )
     op.create_table(
         "scan_batch",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -211,6 +219,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("submission") as batch:
+        batch.drop_constraint(
+            op.f("fk_submission_received_by_staff_id_staff_member"), type_="foreignkey"
+        )
+        batch.drop_column("received_by_staff_id")
     op.drop_index(op.f("ix_scan_page_submission_id"), table_name="scan_page")
     op.drop_index(op.f("ix_scan_page_status"), table_name="scan_page")
     op.drop_index(op.f("ix_scan_page_paper_form_id"), table_name="scan_page")

@@ -45,7 +45,6 @@ from app.eid.evidence import (
 from app.eid.simulator.models import SimulatorFault, SimulatorOrder
 from app.eid.simulator.pki import SimulatorPki, UserIdentity
 from app.eid.simulator.signature import SignedContent, build_signature, unique_hardware_id
-from app.eid.simulator.views import bp as simulator_bp
 from tests.conftest import ANNA, DAVID, INGRID, make_settings, reset_database
 from tests.support import csrf_token
 from workflows.runtime import Runtime
@@ -55,14 +54,11 @@ APP = "/bankid-simulator/app"
 
 
 def _make_app(database_url: str, pki_dir: Path, **overrides: Any) -> Flask:
-    app = create_app(
+    return create_app(
         make_settings(
             database_url, bankid_simulator=True, bankid_simulator_dir=str(pki_dir), **overrides
         )
     )
-    if "bankid_simulator" not in app.blueprints:  # until create_app registers it
-        app.register_blueprint(simulator_bp)
-    return app
 
 
 def _close(app: Flask) -> None:

@@ -37,7 +37,7 @@ from app.intake.models import (
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
 from app.registrations import documents
 from app.registrations import service as registrations
-from app.registrations.models import Channel, DocumentKind, Submission
+from app.registrations.models import Channel, DocumentKind, RejectionReason, Submission
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
 from tests.factories import david, registration_draft
@@ -558,6 +558,11 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     assert casework.claim(session, both_roles, submission)
     with pytest.raises(IllegalTransition) as refused:
         casework.approve_submission(session, both_roles, submission)
+    assert refused.value.code == "four_eyes"
+    with pytest.raises(IllegalTransition) as refused:
+        casework.reject_submission(
+            session, both_roles, submission, RejectionReason.OTHER, "Eget ärende"
+        )
     assert refused.value.code == "four_eyes"
 
 

@@ -33,9 +33,8 @@ from app.notifications.service import (
     queue_email,
 )
 from app.notifications.sink import MailSink
-from app.notifications.sink import bp as sink_bp
 from app.registrations.models import Submission
-from tests.conftest import DAVID, make_settings, person_id, reset_database
+from tests.conftest import DAVID, make_settings, person_id, serve_for_test
 from tests.factories import claim_and_approve, received_by_esignature, registration_draft
 from tests.support import free_port, wait_for
 from workflows import actors, pipeline
@@ -112,13 +111,7 @@ def app(database_url: str, pki_dir: Path, smtp: SmtpRecorder) -> Iterator[Flask]
             mail_sink=True,
         )
     )
-    if sink_bp.name not in app.blueprints:  # until create_app registers it with MAIL_SINK
-        app.register_blueprint(sink_bp)
-    runtime: Runtime = app.extensions["behorighet"]
-    reset_database(runtime)
-    yield app
-    runtime.broker.close()
-    runtime.engine.dispose()
+    yield from serve_for_test(app)
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Submission, SubmissionKind
-from tests.conftest import DAVID, INGRID, make_settings, person_id, reset_database, staff_id
+from tests.conftest import DAVID, INGRID, KARIN, make_settings, person_id, reset_database, staff_id
 from workflows import runtime as runtime_module
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
@@ -77,7 +77,9 @@ def _agents(session: Session) -> dict[Party, Agent]:
         Party.CASEWORKER: Agent(
             AgentKind.STAFF, staff_id(session, INGRID), INGRID, is_caseworker=True
         ),
-        Party.INTAKE_CLERK: Agent(AgentKind.STAFF, 99, "199104239919", is_intake_clerk=True),
+        Party.INTAKE_CLERK: Agent(
+            AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True
+        ),
         Party.SYSTEM: Agent.system("test"),
     }
 
