@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,34 +30,12 @@ from pyhanko_certvalidator import ValidationContext
 from app.config import Settings
 from app.documents.pki import seal_material
 from app.documents.qr import qr_mac_key
-from app.documents.render import CodeLine, DocumentData, render_form_pdf
+from app.documents.render import render_form_pdf
 from app.documents.seal import Evidence, seal_pdf
 from app.documents.validate import validate_sealed_pdf
-from app.registrations.models import SubmissionKind
+from tests.sample_forms import REGISTRATION_DATA
 
-FORM = DocumentData(
-    SubmissionKind.REGISTRATION,
-    "BB-7K3M-Q9XT",
-    123,
-    {
-        "orgnr": "2021004920",
-        "employer_name": "Provverket",
-        "all_codes": False,
-        "employer_codes": ["B2001", "B2002"],
-        "personnummer": "198507049859",
-        "given_name": "Åsa",
-        "family_name": "Öberg",
-        "email": "asa.oberg@provverket.se",
-        "phone": "070-123 45 67",
-        "title": "HR-chef",
-        "role": "delegated_orderer",
-        "signatory_name": "Bertil Berg",
-        "signatory_personnummer": "196408233234",
-        "signatory_title": "Generaldirektör",
-    },
-    [CodeLine("B2001", "Provverket huvudkontor"), CodeLine("B2002", "Provverket Sundsvall")],
-    datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
-)
+FORM = REGISTRATION_DATA
 EVIDENCE = [
     Evidence("bankid-signature.xml", b"<Signature>" + b"x" * 6000 + b"</Signature>",
              "application/xml", "BankID-signaturen"),

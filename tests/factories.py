@@ -91,6 +91,15 @@ def received_by_esignature(session: Session, submission: Submission) -> Submissi
     return submission
 
 
+def in_review(session: Session, **changes: str) -> Submission:
+    """David's registration, signed with BankID and verified: waiting for a caseworker."""
+    from workflows import pipeline
+
+    submission = received_by_esignature(session, registration_draft(session, **changes))
+    pipeline.verify(session, submission.id, Agent.system("test"))
+    return submission
+
+
 def caseworker(session: Session, personnummer: str = INGRID) -> Agent:
     return Agent(AgentKind.STAFF, staff_id(session, personnummer), personnummer, is_caseworker=True)
 

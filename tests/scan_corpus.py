@@ -37,7 +37,7 @@ from app.documents.qr import (
     qr_png,
 )
 from app.documents.render import TEMPLATE_VERSION, DocumentData, render_form_pdf
-from tests.unit.test_documents import REGISTRATION_DATA, REMOVAL_DATA
+from tests.sample_forms import REGISTRATION_DATA, REMOVAL_DATA
 
 KEY = qr_mac_key("test-secret")
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from playwright.sync_api import Locator, Page, expect
 
 from tests.support import wait_for
+from workflows.runtime import Runtime
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
 PIPELINE_TIMEOUT_S = 20.0
@@ -115,3 +116,15 @@ def off_the_loop(work: Callable[[], T]) -> T:
     if errors:
         raise errors[0]
     return results[0]
+
+
+def signed_registration(runtime: Runtime) -> str:
+    """David's registration, signed with BankID and received (sealed off the loop, see
+    :func:`off_the_loop`). Returns its reference."""
+    from tests.factories import received_by_esignature, registration_draft
+
+    def sign() -> str:
+        with runtime.unit_of_work() as session:
+            return received_by_esignature(session, registration_draft(session)).reference
+
+    return off_the_loop(sign)

@@ -12,8 +12,8 @@ from playwright.sync_api import Page
 from app.intake import service as intake
 from app.intake.models import BatchSource
 from tests import scan_corpus as corpus
-from tests.e2e.browser import log_in, off_the_loop
-from tests.factories import printed_for_post, received_by_esignature, registration_draft
+from tests.e2e.browser import log_in, signed_registration
+from tests.factories import printed_for_post, registration_draft
 from tests.integration.test_intake import clerk, printed, scanned
 from workflows.runtime import Runtime
 
@@ -52,11 +52,7 @@ def test_public_pages(page: Page) -> None:
 
 
 def test_the_submitters_pages(page: Page, runtime: Runtime) -> None:
-    def errand() -> str:
-        with runtime.unit_of_work() as session:
-            return received_by_esignature(session, registration_draft(session)).reference
-
-    reference = off_the_loop(errand)
+    reference = signed_registration(runtime)
     page.goto("/")
     log_in(page, "David Dahl")
     check(
@@ -72,11 +68,7 @@ def test_the_submitters_pages(page: Page, runtime: Runtime) -> None:
 
 
 def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
-    def errand() -> str:
-        with runtime.unit_of_work() as session:
-            return received_by_esignature(session, registration_draft(session)).reference
-
-    reference = off_the_loop(errand)
+    reference = signed_registration(runtime)
     page.goto("/")
     log_in(page, "Ingrid Handläggare")
     page.goto(f"/handlaggning/{reference}")

@@ -18,15 +18,13 @@ from tests.e2e.browser import (
     RESULTS_DIR,
     log_in,
     log_out,
-    off_the_loop,
     open_menu_item,
     reload_until,
+    signed_registration,
     status_badge,
 )
 from tests.factories import (
     printed_for_post,
-    received_by_esignature,
-    registration_draft,
     removal_draft,
 )
 from tests.integration.test_intake import printed, scanned
@@ -52,11 +50,7 @@ def _open_from_queue(page: Page, list_name: str, reference: str) -> None:
 
 
 def test_a_registration_goes_through_a_completion_round_trip(page: Page, runtime: Runtime) -> None:
-    def signed() -> str:
-        with runtime.unit_of_work() as session:
-            return received_by_esignature(session, registration_draft(session)).reference
-
-    reference = off_the_loop(signed)
+    reference = signed_registration(runtime)
 
     page.goto("/")
     log_in(page, "Ingrid Handläggare")

@@ -16,7 +16,7 @@ from app.db import utcnow
 from app.registrations import service as registrations
 from app.registrations.models import Channel, Submission, SubmissionKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
-from tests.factories import caseworker, received_by_esignature, registration_draft
+from tests.factories import caseworker, in_review, received_by_esignature
 from tests.support import csrf_token
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
@@ -24,12 +24,6 @@ from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
 
 SYSTEM = Agent.system("test")
-
-
-def in_review(session: Session, **changes: str) -> Submission:
-    submission = received_by_esignature(session, registration_draft(session, **changes))
-    pipeline.verify(session, submission.id, SYSTEM)
-    return submission
 
 
 def test_two_caseworkers_cannot_hold_the_same_errand(session: Session) -> None:

@@ -62,6 +62,7 @@ from tests.conftest import INGRID, TEST_DATABASE_URL
 from tests.factories import (
     caseworker,
     claim_and_approve,
+    in_review,
     printed_for_post,
     received_by_esignature,
     registration_draft,
@@ -88,13 +89,8 @@ PROVVERKET = "2021004920"
 
 
 def _submission_in_review(runtime: Runtime) -> Submission:
-    """David's registration, signed and verified, waiting for a caseworker."""
-    from app.core.agents import Agent
-
     with runtime.unit_of_work() as session:
-        submission = received_by_esignature(session, registration_draft(session))
-        pipeline.verify(session, submission.id, Agent.system("test"))
-    return submission
+        return in_review(session)
 
 
 class EmployerLock:

@@ -30,8 +30,7 @@ from tests.conftest import DAVID, INGRID, JOHAN, login
 from tests.factories import (
     caseworker,
     claim_and_approve,
-    received_by_esignature,
-    registration_draft,
+    in_review,
 )
 from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
@@ -42,12 +41,6 @@ from workflows.verification import run_checks, verifiers_for
 from workflows.worker import run_maintenance
 
 SYSTEM = Agent.system("test")
-
-
-def in_review(session: Session, **changes: str) -> Submission:
-    submission = received_by_esignature(session, registration_draft(session, **changes))
-    pipeline.verify(session, submission.id, SYSTEM)
-    return submission
 
 
 def _emails(session: Session, template: str) -> list[EmailMessage]:

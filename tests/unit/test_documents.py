@@ -7,7 +7,6 @@ import io
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,57 +38,14 @@ from app.documents.render import (
     render_receipt,
 )
 from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE, decode_pdf_pages
-from app.registrations.models import Channel, SubmissionKind
-
-KEY = qr_mac_key("test-secret")
-CREATED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-REGISTRATION = {
-    "orgnr": "2021004920",
-    "employer_name": "Provverket",
-    "all_codes": False,
-    "employer_codes": ["B2001", "B2002"],
-    "personnummer": "198507049859",
-    "given_name": "Åsa",
-    "family_name": "Öberg",
-    "email": "asa.oberg@provverket.se",
-    "phone": "070-123 45 67",
-    "title": "HR-chef",
-    "role": "delegated_orderer",
-    "signatory_name": "Bertil Berg",
-    "signatory_personnummer": "196408233234",
-    "signatory_title": "Generaldirektör",
-}
-REMOVAL = {
-    "orgnr": "2021004920",
-    "employer_name": "Provverket",
-    "reason": "left",
-    "personnummer": "198507049859",
-    "given_name": "Åsa",
-    "family_name": "Öberg",
-    "replacement": {
-        "personnummer": "199001012380",
-        "given_name": "Cecilia",
-        "family_name": "Carlsson",
-        "email": "cecilia.carlsson@provverket.se",
-        "phone": "08-123 456",
-        "title": "Controller",
-        "role": "orderer",
-    },
-    "signatory_name": "Bertil Berg",
-    "signatory_personnummer": "196408233234",
-    "signatory_title": "Generaldirektör",
-}
-CODES = [
-    CodeLine("B2001", "Provverket huvudkontor"),
-    CodeLine("B2002", "Provverket Sundsvall", True),
-]
-
-REGISTRATION_DATA = DocumentData(
-    SubmissionKind.REGISTRATION, "BB-7K3M-Q9XT", 123, REGISTRATION, CODES, CREATED
-)
-REMOVAL_DATA = DocumentData(
-    SubmissionKind.REMOVAL, "BB-4H2P-ZX8R", 4567, REMOVAL, [], CREATED, Channel.PAPER
+from app.registrations.models import SubmissionKind
+from tests.sample_forms import (
+    CODES,
+    CREATED,
+    KEY,
+    REGISTRATION,
+    REGISTRATION_DATA,
+    REMOVAL_DATA,
 )
 
 PAGE_TEXT = {"sv": "sida {k} av {m}", "en": "page {k} of {m}"}

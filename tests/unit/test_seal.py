@@ -32,8 +32,8 @@ from werkzeug.serving import make_server
 from app.config import Settings
 from app.documents import pki
 from app.documents.cli import verify_pdf_command
-from app.documents.qr import QR_PLACEMENT, qr_mac_key
-from app.documents.render import CodeLine, DocumentData, render_form_pdf
+from app.documents.qr import QR_PLACEMENT
+from app.documents.render import render_form_pdf
 from app.documents.seal import (
     FIELD_NAME,
     STAMP_PLACEMENT,
@@ -50,32 +50,9 @@ from app.documents.validate import (
     extract_evidence,
     validate_sealed_pdf,
 )
-from app.registrations.models import SubmissionKind
+from tests.sample_forms import KEY, REGISTRATION_DATA
 
-KEY = qr_mac_key("test-secret")
-FORM = DocumentData(
-    SubmissionKind.REGISTRATION,
-    "BB-7K3M-Q9XT",
-    123,
-    {
-        "orgnr": "2021004920",
-        "employer_name": "Provverket",
-        "all_codes": False,
-        "employer_codes": ["B2001"],
-        "personnummer": "198507049859",
-        "given_name": "Åsa",
-        "family_name": "Öberg",
-        "email": "asa.oberg@provverket.se",
-        "phone": "070-123 45 67",
-        "title": "HR-chef",
-        "role": "orderer",
-        "signatory_name": "Bertil Berg",
-        "signatory_personnummer": "196408233234",
-        "signatory_title": "Generaldirektör",
-    },
-    [CodeLine("B2001", "Provverket huvudkontor")],
-    datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
-)
+FORM = REGISTRATION_DATA
 SIGNATURE_XML = b'<?xml version="1.0" encoding="UTF-8"?><Signature>' + b"x" * 3000 + b"</Signature>"
 OCSP_RESPONSE = bytes(range(256)) * 4
 EVIDENCE = [
