@@ -187,4 +187,14 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     ).all()
     active = {g.person.personnummer for g in grants if g.valid_to_dt is None}
     assert DAVID not in active and "198507049859" in active
+    # Rule 5: each person whose permission changed is emailed.
+    from app.notifications.models import EmailMessage
+
+    emailed = session.execute(
+        select(EmailMessage.template, EmailMessage.to_name).where(
+            EmailMessage.submission_id == submission.id
+        )
+    ).all()
+    assert ("role_ended", "David Dahl") in emailed
+    assert ("role_granted", "Fredrik Falk") in emailed
     assert verify_chain(session).is_intact
