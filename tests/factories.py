@@ -11,8 +11,8 @@ from app.eid import service as eid
 from app.eid.models import OrderStatus
 from app.registrations import documents, signing
 from app.registrations import service as registrations
-from app.registrations.models import Submission, SubmissionKind
-from tests.conftest import DAVID, INGRID, approve_in_simulator, person_id, staff_id
+from app.registrations.models import DocumentKind, Submission, SubmissionKind
+from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
 
 
@@ -70,6 +70,16 @@ def printed_for_post(session: Session, submission: Submission) -> Submission:
     )
     registrations.print_for_post(session, submitter, submission, pdf)
     return submission
+
+
+def printed(submission: Submission) -> bytes:
+    """The PDF printed for the post."""
+    return next(d for d in submission.documents if d.kind is DocumentKind.PRINTED).content
+
+
+def clerk(session: Session) -> Agent:
+    """Karin, SPV's intake clerk."""
+    return Agent(AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True)
 
 
 def received_by_esignature(session: Session, submission: Submission) -> Submission:

@@ -225,6 +225,24 @@ def scan_page(
     return ScanPage(image, expect, d.upside_down, f"{form} p{index + 1} {label}")
 
 
+def scan_pdf(pdf: bytes, degradations: Sequence[str], seed: int = 0) -> list[Image.Image]:
+    """Pages of any PDF (an errand's printed form, say) printed and scanned: page ``i``
+    with the degradation named ``degradations[i]``."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        images = []
+        for index, name in enumerate(degradations):
+            degradation = DEGRADATIONS[name]
+            page = document[index]
+            image = page.render(scale=degradation.dpi / 72, grayscale=True).to_pil().convert("L")
+            page.close()
+            image.info["dpi"] = (degradation.dpi, degradation.dpi)
+            images.append(degrade(image, degradation, seed + index))
+        return images
+    finally:
+        document.close()
+
+
 def blank_page(degradation: Degradation | str = "noisy", seed: int = 0) -> ScanPage:
     """A blank sheet (the back of a page, say), with the scanner's noise."""
     d, label = _degradation(degradation)

@@ -13,8 +13,7 @@ from app.intake import service as intake
 from app.intake.models import BatchSource
 from tests import scan_corpus as corpus
 from tests.e2e.browser import log_in, signed_registration
-from tests.factories import printed_for_post, registration_draft
-from tests.integration.test_intake import clerk, printed, scanned
+from tests.factories import clerk, printed, printed_for_post, registration_draft
 from workflows.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +86,7 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
 def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
     with runtime.unit_of_work() as session:
         submission = printed_for_post(session, registration_draft(session))
-        sheets = scanned(printed(submission), ["clean-200", "rotated+1"])
+        sheets = corpus.scan_pdf(printed(submission), ["clean-200", "rotated+1"])
         data = corpus.as_pdf([*sheets, corpus.blank_page().image])
         batch_id = intake.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD

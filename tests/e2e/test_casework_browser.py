@@ -24,10 +24,10 @@ from tests.e2e.browser import (
     status_badge,
 )
 from tests.factories import (
+    printed,
     printed_for_post,
     removal_draft,
 )
-from tests.integration.test_intake import printed, scanned
 from workflows.runtime import Runtime
 from workflows.states import SubmissionState
 
@@ -99,7 +99,7 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
     with runtime.unit_of_work() as session:
         submission = printed_for_post(session, removal_draft(session))
         reference = submission.reference
-        first, second = scanned(printed(submission), ["clean-200", "upside-down"])
+        first, second = corpus.scan_pdf(printed(submission), ["clean-200", "upside-down"])
     # Page 1's code was torn off before it was scanned askew; page 2 came upside down.
     first.paste(255, QR_PLACEMENT.crop_box(first.width, first.height, 3.0))
     torn = corpus.degrade(first, corpus.DEGRADATIONS["rotated-2"])

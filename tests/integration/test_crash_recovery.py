@@ -62,12 +62,13 @@ from tests.conftest import INGRID, TEST_DATABASE_URL
 from tests.factories import (
     caseworker,
     claim_and_approve,
+    clerk,
     in_review,
+    printed,
     printed_for_post,
     received_by_esignature,
     registration_draft,
 )
-from tests.integration.test_intake import clerk, printed, scanned
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
@@ -387,7 +388,9 @@ def _posted_and_scanned(runtime: Runtime) -> int:
     with runtime.unit_of_work() as s:
         submission_id = printed_for_post(s, registration_draft(s)).id
     with runtime.unit_of_work() as s:
-        pages = scanned(printed(s.get_one(Submission, submission_id)), ["rotated+1", "bilevel-200"])
+        pages = corpus.scan_pdf(
+            printed(s.get_one(Submission, submission_id)), ["rotated+1", "bilevel-200"]
+        )
         blanks = [corpus.blank_page(seed=seed).image for seed in (1, 2)]
         data = corpus.as_pdf([blanks[0], pages[0], blanks[1], pages[1]])
         intake.receive_file(s, clerk(s), data, "post.pdf", BatchSource.UPLOAD)

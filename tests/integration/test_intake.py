@@ -15,7 +15,6 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 from flask.testing import FlaskClient
-from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -35,12 +34,10 @@ from app.intake.models import (
     ScanPage,
 )
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
-from app.registrations import documents
-from app.registrations import service as registrations
 from app.registrations.models import Channel, DocumentKind, RejectionReason, Submission
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
-from tests.factories import david, registration_draft
+from tests.factories import clerk, printed, printed_for_post, registration_draft
 from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.runtime import Runtime
@@ -54,37 +51,9 @@ ANNA_AT_PROVVERKET = {
 }
 
 
-def clerk(session: Session) -> Agent:
-    return Agent(AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True)
-
-
 def posted(session: Session, **changes: str) -> Submission:
     """A registration printed for the post (awaiting its signed paper)."""
-    submission = registration_draft(session, **changes)
-    pdf = documents.printable_form(submission, runtime.current().settings, "sv")
-    registrations.print_for_post(session, david(session), submission, pdf)
-    return submission
-
-
-def printed(submission: Submission) -> bytes:
-    return next(d for d in submission.documents if d.kind is DocumentKind.PRINTED).content
-
-
-def scanned(pdf: bytes, degradations: list[str], seed: int = 0) -> list[Image.Image]:
-    """Each page of ``pdf`` printed and scanned with the named degradation."""
-    document = pdfium.PdfDocument(pdf)
-    try:
-        images = []
-        for index, name in enumerate(degradations):
-            degradation = corpus.DEGRADATIONS[name]
-            page = document[index]
-            image = page.render(scale=degradation.dpi / 72, grayscale=True).to_pil().convert("L")
-            page.close()
-            image.info["dpi"] = (degradation.dpi, degradation.dpi)
-            images.append(corpus.degrade(image, degradation, seed + index))
-        return images
-    finally:
-        document.close()
+    return printed_for_post(session, registration_draft(session, **changes))
 
 
 def read(session: Session, data: bytes, name: str = "bunt.pdf") -> ScanBatch:
@@ -105,8 +74,8 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     first = posted(session)
     second = posted(session, **ANNA_AT_PROVVERKET)
     sheets = [
-        *scanned(printed(first), ["rotated+1", "upside-down"]),
-        *scanned(printed(second), ["bilevel-200", "jpeg-45-200-rotated"]),
+        *corpus.scan_pdf(printed(first), ["rotated+1", "upside-down"]),
+        *corpus.scan_pdf(printed(second), ["bilevel-200", "jpeg-45-200-rotated"]),
         corpus.blank_page().image,
         corpus.page_without_qr("reg", 0).image,
     ]
@@ -150,7 +119,7 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
 
 def test_the_same_file_twice_changes_nothing(session: Session) -> None:
     submission = posted(session)
-    data = corpus.as_tiff(scanned(printed(submission), ["clean-200", "noisy"]))
+    data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
     batch = read(session, data, "bunt.tif")
     events = session.scalar(select(func.count(AuditEvent.id)))
     again = intake.receive_file(session, clerk(session), data, "igen.tif", BatchSource.UPLOAD)
@@ -165,7 +134,7 @@ def test_the_same_file_twice_changes_nothing(session: Session) -> None:
 
 def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> None:
     submission = posted(session)
-    page_one, page_two = scanned(printed(submission), ["skewed", "speckled-150"])
+    page_one, page_two = corpus.scan_pdf(printed(submission), ["skewed", "speckled-150"])
     read(session, corpus.as_png(page_one), "sida1.png")
     assert paper_form(session, submission) is None
     (incomplete,) = intake.incomplete_forms(session)
@@ -182,7 +151,7 @@ def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> Non
 
 def test_a_forged_code_is_flagged_and_kept_out(session: Session) -> None:
     submission = posted(session)
-    pages = scanned(printed(submission), ["clean-200", "clean-200"])
+    pages = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
     text = corpus.forged_code_text("reg", 0, submission.id)  # another errand's MAC
     pages[0] = corpus.paste_code(pages[0], text, 200)
     batch = read(session, corpus.as_pdf(pages))
@@ -194,7 +163,7 @@ def test_a_forged_code_is_flagged_and_kept_out(session: Session) -> None:
 
 def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> None:
     submission = posted(session)
-    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"]))
+    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"]))
     submission.form_data = {**submission.form_data, "email": "changed@provverket.se"}
     session.commit()
     batch = read(session, data)
@@ -204,7 +173,7 @@ def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> N
 
 def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
     submission = posted(session)
-    pages = scanned(printed(submission), ["clean-200", "clean-200"])
+    pages = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
     read(session, corpus.as_pdf(pages))
     form = paper_form(session, submission)
     assert form is not None
@@ -221,7 +190,7 @@ def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
 
 def test_reading_resumes_after_a_crash(session: Session) -> None:
     submission = posted(session)
-    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "noisy"]))
+    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
     received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     session.commit()
     current = runtime.current()
@@ -284,7 +253,7 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
     submission = posted(session)
     session.commit()
     page_one = corpus.page_without_qr("reg", 0).image  # the code was torn off
-    (page_two,) = scanned(printed(submission), ["clean-200", "rotated-2"])[1:]
+    (page_two,) = corpus.scan_pdf(printed(submission), ["clean-200", "rotated-2"])[1:]
     login(client, session, KARIN, staff=True)
     start = client.get("/skanning").get_data(as_text=True)
     uploaded = client.post(
@@ -371,7 +340,7 @@ def test_the_watched_folder_takes_what_is_dropped(
 ) -> None:
     submission = posted(session)
     session.commit()
-    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-150"]))
+    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-150"]))
     (tmp_path / "före-start.pdf").write_bytes(data)  # dropped while the watcher was down
     watcher = FolderWatcher(runtime, tmp_path, settle_s=0.1)
     watcher.start()
@@ -465,7 +434,7 @@ def _blank_form_scan(session: Session) -> ScanBatch:
     blank = render_blank_form(
         SubmissionKind.REGISTRATION, lang="sv", key=runtime.current().settings.qr_key
     )
-    return read(session, corpus.as_pdf(scanned(blank, ["rotated+1", "noisy"])), "hand.pdf")
+    return read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["rotated+1", "noisy"])), "hand.pdf")
 
 
 def test_clerk_types_in_a_blank_form_filled_in_by_hand(
@@ -545,7 +514,7 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     from workflows.states import IllegalTransition
 
     submission = posted(session)
-    read(session, corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"])))
+    read(session, corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])))
     form = paper_form(session, submission)
     assert form is not None
     both_roles = Agent(
@@ -568,7 +537,7 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
 
 def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> None:
     submission = posted(session)
-    good = corpus.as_pdf(scanned(printed(submission), ["clean-200"]))
+    good = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200"]))
     batch = read(session, corpus.concat_pdfs([good, corpus.huge_page_pdf()]))
     huge = batch.pages[1]
     assert (huge.outcome, huge.status) == (PageOutcome.TOO_LARGE, PageStatus.NEEDS_CLERK)
@@ -587,7 +556,7 @@ def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session
     blank = render_blank_form(
         SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
     )
-    batch = read(session, corpus.as_pdf(scanned(blank, ["clean-200"])))
+    batch = read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["clean-200"])))
     (page,) = batch.pages[:1]
     assert (page.outcome, page.form_kind) == (PageOutcome.BLANK_FORM, "REM")
     data = RegistrationData(
@@ -611,7 +580,7 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
     from app.db import utcnow
 
     submission = posted(session)
-    data = corpus.as_pdf(scanned(printed(submission), ["clean-200", "clean-200"]))
+    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"]))
     received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     batch = received.batch
     batch.state, batch.reader_until_dt = BatchState.READING, utcnow() + timedelta(minutes=1)
@@ -633,9 +602,9 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
 def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, session: Session) -> None:
     submission = posted(session)
     other = posted(session, **ANNA_AT_PROVVERKET)
-    page_one, _ = scanned(printed(submission), ["clean-200", "clean-200"])
+    page_one, _ = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
     page_one.paste(255, QR_PLACEMENT.crop_box(page_one.width, page_one.height, 3.0))
-    _, other_two = scanned(printed(other), ["clean-200", "clean-200"])
+    _, other_two = corpus.scan_pdf(printed(other), ["clean-200", "clean-200"])
     batch = read(session, corpus.as_pdf([page_one, other_two]))
     lost = batch.pages[0]
     # The clerk matches the code-less page 1 to the wrong errand: a form is assembled.
@@ -675,7 +644,7 @@ def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
     blank = render_blank_form(
         SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
     )
-    batch = read(session, corpus.as_pdf(scanned(blank, ["rotated-2", "clean-200"])))
+    batch = read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["rotated-2", "clean-200"])))
     first, second = batch.pages
     assert (first.outcome, first.form_kind) == (PageOutcome.BLANK_FORM, "REM")
     login(client, session, KARIN, staff=True)

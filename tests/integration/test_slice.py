@@ -146,11 +146,10 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     from app.intake import service as intake
     from app.intake.models import BatchSource, PaperForm
     from tests import scan_corpus as corpus
-    from tests.factories import caseworker, printed_for_post, removal_draft
-    from tests.integration.test_intake import clerk, printed, scanned
+    from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
 
     submission = printed_for_post(session, removal_draft(session))
-    data = corpus.as_tiff(scanned(printed(submission), ["rotated+1", "bilevel-200"]))
+    data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["rotated+1", "bilevel-200"]))
     intake.receive_file(session, clerk(session), data, "post.tif", BatchSource.UPLOAD)
     session.commit()
 
