@@ -160,11 +160,9 @@ def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
     if paper_form is None:
         return _signature_failed("scan_missing")
     by_hand = {page.outcome for page in paper_form.pages if page.matched_by_clerk}
-    findings = [
-        finding
-        for outcome, finding in _HAND_MATCH_FINDINGS
-        if outcome in by_hand or (outcome is None and by_hand - _EXPLAINED_OUTCOMES)
-    ]
+    findings = [finding for outcome, finding in _HAND_MATCHED.items() if outcome in by_hand]
+    if by_hand - _HAND_MATCHED.keys():  # pages whose code could not be read at all
+        findings.append("matched_by_hand")
     failed = "mac_mismatch_matched_by_hand" in findings
     if not (paper_form.signature_present and paper_form.signer_is_named):
         findings.append("handwritten_signature_missing")
@@ -175,13 +173,12 @@ def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
     return _passed("signature", "signed_on_paper")
 
 
-_HAND_MATCH_FINDINGS = (
-    (PageOutcome.MAC_MISMATCH, "mac_mismatch_matched_by_hand"),
-    (PageOutcome.DIGEST_MISMATCH, "digest_mismatch_matched_by_hand"),
-    (PageOutcome.BLANK_FORM, "typed_in_by_clerk"),
-    (None, "matched_by_hand"),  # any other page the clerk matched (no readable code)
-)
-_EXPLAINED_OUTCOMES = frozenset(o for o, _ in _HAND_MATCH_FINDINGS if o is not None)
+_HAND_MATCHED = {
+    PageOutcome.MAC_MISMATCH: "mac_mismatch_matched_by_hand",
+    PageOutcome.DIGEST_MISMATCH: "digest_mismatch_matched_by_hand",
+    PageOutcome.BLANK_FORM: "typed_in_by_clerk",
+}
+"""What a page the clerk matched by hand says, by what reading its code found."""
 
 
 def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
