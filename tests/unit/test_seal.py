@@ -34,15 +34,8 @@ from app.documents import pki
 from app.documents.cli import verify_pdf_command
 from app.documents.qr import QR_PLACEMENT
 from app.documents.render import render_form_pdf
-from app.documents.seal import (
-    FIELD_NAME,
-    STAMP_PLACEMENT,
-    Evidence,
-    layout_stamp_text,
-    seal_pdf,
-    stamp_text,
-    to_cp1252,
-)
+from app.documents.seal import FIELD_NAME, Evidence, seal_pdf
+from app.documents.stamp import STAMP_PLACEMENT, layout_stamp_text, stamp_text, to_cp1252
 from app.documents.validate import (
     ACCEPTED,
     EvidenceError,
