@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cached_property
+from pathlib import Path
 from typing import cast
 
 from flask import Flask
@@ -25,6 +26,9 @@ from devtools.settings import StandInSettings
 SIMULATOR_RP_API = "http://127.0.0.1/bankid-simulator/rp/v6.0/"
 """The simulator's RP API, as the product's BankID client is configured (the transport
 reaches it in the process, whatever the port)."""
+
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+"""The catalogues of the stand-ins' pages (the product's hold none of their messages)."""
 
 
 class StandIns:
@@ -68,6 +72,7 @@ class StandIns:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["stand_ins"] = self
+        app.extensions["babel"].translation_directories.append(str(TRANSLATIONS))
         if self.settings.bankid_simulator:
             from app.eid.bankid import make_bankid_client
             from devtools.bankid_simulator.transport import in_process_transport
