@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 FKUI_CSS := app/static/vendor/fkui.min.css
-CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po devtools/translations/*/LC_MESSAGES/messages.po))
 
 .PHONY: demo test lint install assets debian-packages services format clean
 
@@ -49,4 +49,4 @@ services:
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor instance
-	find app -name '*.mo' -delete
+	find app devtools -name '*.mo' -delete

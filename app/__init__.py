@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from flask import Flask, g, request, session
@@ -10,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from app.config import Settings
 from app.logging import configure_logging
+from app.plugins import Plugin, configure_all
 from workflows import runtime as runtime_module
 
 SUPPORTED_LOCALES = ("sv", "en")
@@ -24,9 +26,11 @@ def select_locale() -> str:
     return str(session.get("lang", "sv"))
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
-    configure_logging(json_logs=not (settings.bankid_simulator or settings.testing))
+def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ()) -> Flask:
+    """The app for ``settings`` (from the environment by default), with ``plugins`` (the
+    demo's and the tests' stand-ins) configured and plugged in."""
+    settings = configure_all(settings or Settings.from_env(), plugins)
+    configure_logging(json_logs=not (settings.stand_ins or settings.testing))
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -54,18 +58,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     web.init_app(app)
     for blueprint in (core_bp, eid_bp, registrations_bp, casework_bp, intake_bp, access_bp):
         app.register_blueprint(blueprint)
-    if settings.bankid_simulator:
-        from app.eid.simulator.views import bp as simulator_bp
-
-        app.register_blueprint(simulator_bp)
-    if settings.mail_sink:
-        from app.notifications.sink import bp as mail_sink_bp
-
-        app.register_blueprint(mail_sink_bp)
-    if settings.demo_scanner:
-        from app.intake.demo import bp as demo_scanner_bp
-
-        app.register_blueprint(demo_scanner_bp)
+    for plugin in plugins:
+        plugin.init_app(app)
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

@@ -1,12 +1,13 @@
-"""The ``behorighet`` command: Flask's CLI plus the product's own commands."""
+"""The ``behorighet`` command: Flask's CLI, the product's own commands, and the commands
+other installed packages contribute through the entry point group ``behorighet.commands``
+(the demo's, say)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
-from datetime import timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import cast
 
@@ -14,11 +15,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from app.config import INSTANCE_DIR, Settings
 from app.documents.cli import verify_pdf_command
 from workflows.runtime import Runtime
 
-DEMO_URL = "http://127.0.0.1:5000"
+COMMANDS_GROUP = "behorighet.commands"
+"""The entry point group whose click commands join ``behorighet``."""
 
 
 def _create_app() -> Flask:
@@ -57,17 +58,6 @@ def migrate_command() -> None:
     """Apply database migrations (Alembic) up to the newest revision."""
     migrate_database(_runtime().settings.database_url)
     click.echo("Database is up to date.")
-
-
-@main.command("seed-demo")
-@with_appcontext
-def seed_demo_command() -> None:
-    """Insert the demo employers, people, grants and staff (once)."""
-    from app.core.seed import seed_demo
-
-    with _runtime().unit_of_work() as session:
-        seed_demo(session)
-    click.echo("Demo data is in place.")
 
 
 @main.command("worker")
@@ -138,59 +128,10 @@ def audit_verify_command() -> None:
     sys.exit(1)
 
 
-@main.command("demo", context_settings={"ignore_unknown_options": True})
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-def demo_command(host: str, port: int) -> None:
-    """Serve the product on embedded defaults: SQLite, in-process worker, demo sign-in."""
-    from werkzeug.serving import make_server
+def add_contributed_commands(group: click.Group) -> None:
+    """Add every command of the entry point group :data:`COMMANDS_GROUP`, by its name."""
+    for entry_point in entry_points(group=COMMANDS_GROUP):
+        group.add_command(entry_point.load(), entry_point.name)
 
-    from app import create_app
-    from app.core.seed import seed_demo
-    from workflows.worker import Sweeper, start_worker
 
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("BROKER_URL", "stub://")
-    secret_file = INSTANCE_DIR / "secret_key"
-    if not secret_file.exists():
-        secret_file.write_text(os.urandom(32).hex())
-    settings = Settings.from_env(
-        bankid_simulator=True,
-        mail_sink=True,
-        demo_scanner=True,
-        secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()),
-    )
-    migrate_database(settings.database_url)
-    app = create_app(settings)
-    runtime = app.extensions["behorighet"]
-    with runtime.unit_of_work() as session:
-        seed_demo(session)
-    if settings.mail_sink:
-        from app.notifications.sink import MailSink
-
-        MailSink.for_settings(settings, runtime.session_factory).start()
-    start_worker(runtime)
-    # The in-process broker starts empty: whatever was not finished before a crash goes again.
-    runtime.relay.sweep(older_than=timedelta(0))
-    Sweeper(runtime).start()
-    server = make_server(host, port, app, threaded=True)
-    url = f"http://{host}:{port}"
-    click.echo(
-        f"""
-Behörighet demo is running at {url}  (stop with Ctrl-C)
-
-Log in with BankID: press "Logga in", then approve the order in the BankID simulator
-at {url}/bankid-simulator/app ("Öppna i BankID", pick the person, "Legitimera"). People:
-  David Dahl        – HR and orderer at Provverket: fills in a registration
-  Eva Ek            – Provverket's signatory: signs it with BankID
-  Ingrid Handläggare, Johan Handläggare – SPV caseworkers (/handlaggning)
-  Anna Andersson    – orderer at Statens testmyndighet (can remove herself)
-  Bertil Berg       – administrator; Cecilia Carlsson – user (inactive for 600 days)
-  Karin Registrator – SPV intake clerk
-Sent email: {url}/demo/e-post
-Database: {settings.database_url}
-""",
-        err=False,
-    )
-    sys.stdout.flush()
-    server.serve_forever()
+add_contributed_commands(main)

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.documents.pki import SealSource
 
 INSTANCE_DIR = Path(os.environ.get("BEHORIGHET_INSTANCE_DIR", Path.cwd() / "instance"))
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class StandIn(enum.StrEnum):
+    """A real part that a plugin can put a development stand-in in place of (demo and tests)."""
+
+    BANKID = "bankid"
+    """BankID's RP API is answered by a simulator, and BankID signatures chain to its root."""
+    SEAL = "seal"
+    """The agency's seal and its timestamps come from a test PKI."""
+    MAIL = "mail"
+    """Email goes to a local sink that keeps it."""
+    SCANNER = "scanner"
+    """A page stands in for the mailroom's scanner."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +66,10 @@ class Settings:
     bankid_collect_interval_s: float = 2.0
     """How often a BankID order is collected at most (BankID asks for two seconds)."""
 
-    bankid_simulator: bool = False
-    """Serve the BankID simulator (RP API v6.0 under ``/bankid-simulator/rp/v6.0/`` and the
-    stand-in app page ``/bankid-simulator/app``). Only for the demo and tests."""
-
-    bankid_url: str = "http://127.0.0.1:5000/bankid-simulator/rp/v6.0/"
-    """Base URL of BankID's RP API v6.0: ``https://appapi2.bankid.com/rp/v6.0/`` in production,
+    bankid_url: str = "https://appapi2.bankid.com/rp/v6.0/"
+    """Base URL of BankID's RP API v6.0: BankID's production service by default,
     ``https://appapi2.test.bankid.com/rp/v6.0/`` for BankID's test service; plain ``http`` is
-    accepted only on loopback (the simulator)."""
+    accepted only on loopback (a simulator)."""
 
     bankid_cert_file: str | None = None
     """PEM client certificate (the RP certificate) for mutual TLS with BankID; needed for https."""
@@ -75,23 +82,15 @@ class Settings:
     CA that pybankid ships for appapi2.bankid.com."""
 
     bankid_trust_roots_file: str | None = None
-    """PEM root certificate(s) trusted for BankID signatures (the XML in ``completionData``).
-    Unset with the simulator on: the simulator's own root."""
-
-    bankid_simulator_dir: str | None = None
-    """Where the simulator keeps its CA chain and user certificates (default
-    ``<instance dir>/bankid-simulator``); keep it so earlier signatures stay verifiable."""
-
-    bankid_simulator_order_ttl_s: float = 180.0
-    """A simulator order not completed this long after it started fails with
-    ``expiredTransaction`` (BankID: 3 minutes)."""
+    """PEM root certificate(s) trusted for BankID signatures (the XML in ``completionData``);
+    needed to check them."""
 
     testing: bool = False
 
     seal_pkcs12_file: str | None = None
     """PKCS#12 file with the agency's seal certificate and key (and maybe its chain).
-    Alternatively :attr:`seal_cert_file` and :attr:`seal_key_file`. With neither, seals
-    are made with the test PKI in :attr:`test_pki_dir` (demo and tests only)."""
+    Alternatively :attr:`seal_cert_file` and :attr:`seal_key_file`. One of the two is needed
+    to seal, unless a plugin provides the seal (:attr:`seal_source`)."""
 
     seal_cert_file: str | None = None
     """The seal certificate (PEM or DER; further certificates in a PEM file join the chain)."""
@@ -106,20 +105,17 @@ class Settings:
     """Intermediate CA certificates of the seal certificate (PEM), embedded in every seal."""
 
     seal_trust_roots_file: str | None = None
-    """Root certificates (PEM) a seal and its timestamp must chain to to be accepted.
-    Required with a seal from files; otherwise the test PKI's root."""
+    """Root certificates (PEM) a seal and its timestamp must chain to to be accepted;
+    needed to validate seals (unless a plugin provides the seal)."""
 
     tsa_url: str | None = None
-    """URL of the RFC 3161 time-stamping authority. ``None``: the test PKI's TSA in the
-    process (demo and tests only; refused with a seal certificate from files)."""
-
-    test_pki_dir: str = field(default_factory=lambda: str(INSTANCE_DIR / "test-pki"))
-    """Where the test PKI (root, seal CA, seal certificate, TSA) is made once and kept."""
+    """URL of the RFC 3161 time-stamping authority; required with a seal from files."""
 
     mail_url: str = field(default="smtp://127.0.0.1:8025", repr=False)
     """Where email goes: ``smtp://host:port`` (plain), ``smtp+starttls://user:pass@host:587``
     or ``smtps://user:pass@host:465`` (TLS from the start); user and password URL-encoded.
-    The default is the demo's mail sink (:attr:`mail_sink`); set it in production."""
+    The default is a local server on port 8025 (where the demo's mail sink listens); set it
+    in production."""
 
     mail_from: str = "Statens tjänstepensionsverk <noreply@spv.example>"
     """The ``From`` of every email (and the envelope sender); its domain names Message-IDs."""
@@ -127,13 +123,24 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     """The product's address as users reach it, for the links in emails (no trailing ``/``)."""
 
-    mail_sink: bool = False
-    """Serve the demo's mail sink page ``/demo/e-post`` (the demo also runs the SMTP sink on
-    :attr:`mail_url`'s loopback port and stores what it receives). Only for the demo and tests."""
+    stand_ins: frozenset[StandIn] = frozenset()
+    """The real parts that plugins put stand-ins in place of (the demo's and the tests').
+    Never read from the environment: only a plugin sets it, in its ``configure``. Empty in
+    production."""
 
-    demo_scanner: bool = False
-    """Serve ``/demo/skanning``, a stand-in for SPV's mailroom scanner: a PDF of every form
-    waiting for the post, printed and scanned, for the clerk to upload. Demo and tests only."""
+    seal_source: SealSource | None = field(default=None, compare=False, repr=False)
+    """Where the seal material comes from when a plugin provides it (the demo's and the
+    tests' test PKI); ``None``: the ``SEAL_*`` files and ``TSA_URL`` above."""
+
+    @property
+    def bankid_simulator(self) -> bool:
+        """Whether BankID is the simulator a plugin put in its place (pages point to it)."""
+        return StandIn.BANKID in self.stand_ins
+
+    @property
+    def demo_scanner(self) -> bool:
+        """Whether a plugin serves the stand-in for the mailroom's scanner."""
+        return StandIn.SCANNER in self.stand_ins
 
     @property
     def qr_key(self) -> bytes:
@@ -165,19 +172,15 @@ class Settings:
             values["bankid_collect_interval_s"] = float(env["BANKID_COLLECT_INTERVAL_S"])
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_hours"] = float(env["SESSION_ABSOLUTE_HOURS"])
-        values["bankid_simulator"] = _flag("BANKID_SIMULATOR", False)
         for name in (
             "bankid_url",
             "bankid_cert_file",
             "bankid_key_file",
             "bankid_ca_file",
             "bankid_trust_roots_file",
-            "bankid_simulator_dir",
         ):
             if name.upper() in env:
                 values[name] = env[name.upper()]
-        if "BANKID_SIMULATOR_ORDER_TTL_S" in env:
-            values["bankid_simulator_order_ttl_s"] = float(env["BANKID_SIMULATOR_ORDER_TTL_S"])
         for name in (
             "seal_pkcs12_file",
             "seal_cert_file",
@@ -186,14 +189,11 @@ class Settings:
             "seal_chain_file",
             "seal_trust_roots_file",
             "tsa_url",
-            "test_pki_dir",
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
         for name in ("mail_url", "mail_from", "public_base_url"):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
-        values["mail_sink"] = _flag("MAIL_SINK", False)
-        values["demo_scanner"] = _flag("DEMO_SCANNER", False)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

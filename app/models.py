@@ -1,4 +1,5 @@
-"""Every model, imported in one place so that metadata (and Alembic) sees all tables."""
+"""Every model of the product, imported in one place so that metadata (and Alembic) sees all
+its tables (and no other)."""
 
 from app.access.models import (
     Employer,
@@ -11,9 +12,8 @@ from app.access.models import (
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
 from app.eid.models import EidOrder
-from app.eid.simulator.models import SimulatorFault, SimulatorOrder
 from app.intake.models import PaperForm, ScanBatch, ScanPage
-from app.notifications.models import EmailMessage, SinkMessage
+from app.notifications.models import EmailMessage
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import (
     CompletionRequest,
@@ -43,9 +43,6 @@ __all__ = [
     "ScanPage",
     "ServicePermission",
     "SignatoryRegisterEntry",
-    "SimulatorFault",
-    "SimulatorOrder",
-    "SinkMessage",
     "StaffMember",
     "Submission",
     "SubmissionComment",

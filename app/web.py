@@ -58,28 +58,21 @@ def carry_out(
 
 
 def bankid_client() -> BankIdClient:
-    """pybankid's client, pointed at BANKID_URL (the simulator in the demo); one per app.
+    """pybankid's client, pointed at BANKID_URL; one per app (a plugin may have put one in
+    ``app.extensions["bankid_client"]``, say for a simulator in the process).
 
     Views ask for it just before calling BankID, so the request's open transaction ends
     here (committing what it holds): no database lock is held across the network call.
-    On SQLite (the demo) a transaction locks the whole file, and the simulator answering
+    On SQLite (the demo) a transaction locks the whole file, and a simulator answering
     the call writes to the same file; it would wait for the lock until it timed out.
     """
     if "db" in g:
         g.db.commit()
     client = current_app.extensions.get("bankid_client")
     if client is None:
-        from app.eid.bankid import in_process_transport, make_bankid_client
+        from app.eid.bankid import make_bankid_client
 
-        settings = runtime().settings
-        # The simulator is this app's own blueprint: reach it in-process, whatever the port,
-        # and without a single-threaded server waiting on itself.
-        transport = (
-            in_process_transport(current_app._get_current_object())  # type: ignore[attr-defined]
-            if settings.bankid_simulator
-            else None
-        )
-        client = make_bankid_client(settings, transport=transport)
+        client = make_bankid_client(runtime().settings)
         current_app.extensions["bankid_client"] = client
     return cast(BankIdClient, client)
 

@@ -96,7 +96,7 @@ class Intake:
         from app import create_app
         from app.cli import migrate_database
         from app.config import Settings
-        from app.core.seed import seed_demo
+        from devtools.seed import seed_demo
 
         url = os.environ.get("DATABASE_URL") or (
             f"sqlite:///{tempfile.mkdtemp(prefix='bench-intake-')}/bench.sqlite3"

@@ -53,23 +53,26 @@ class Product:
         from app import create_app
         from app.cli import migrate_database
         from app.config import Settings
-        from app.core.seed import seed_demo
-        from app.eid.bankid import in_process_transport, make_bankid_client
+        from devtools.models import create_tables
+        from devtools.plugin import StandIns
+        from devtools.seed import seed_demo
+        from devtools.settings import StandInSettings
 
         folder = tempfile.mkdtemp(prefix="bench-pipeline-")
         url = os.environ.get("DATABASE_URL") or f"sqlite:///{folder}/bench.sqlite3"
-        self.settings = Settings(
-            database_url=url,
-            broker_url="stub://",
-            secret_key="bench",
-            bankid_simulator=True,
-            bankid_simulator_dir=f"{folder}/bankid",
-            test_pki_dir=f"{folder}/pki",
+        self.test_pki_dir = f"{folder}/pki"
+        self.stand_ins = StandIns(
+            StandInSettings(test_pki_dir=self.test_pki_dir, mail_sink=False, demo_scanner=False)
         )
         migrate_database(url)
-        self.app = create_app(self.settings)
+        self.app = create_app(
+            Settings(database_url=url, broker_url="stub://", secret_key="bench"),
+            [self.stand_ins],
+        )
         self.runtime = self.app.extensions["behorighet"]
-        self.client = make_bankid_client(self.settings, transport=in_process_transport(self.app))
+        self.settings = self.runtime.settings
+        self.client = self.app.extensions["bankid_client"]
+        create_tables(self.runtime.engine)
         with self.runtime.unit_of_work() as session:
             seed_demo(session)
         self.simulated_s = 0.0
@@ -93,12 +96,11 @@ class Product:
         from app.db import utcnow
         from app.eid import service as eid
         from app.eid.models import EidOrder
-        from app.eid.simulator import protocol as simulator
-        from app.eid.simulator.pki import get_pki, pki_directory
         from app.registrations import documents, signing
         from app.registrations import service as registrations
         from app.registrations.models import Submission
         from app.staff.models import StaffMember
+        from devtools.bankid_simulator.app_actions import open_and_approve
         from workflows import pipeline
 
         personnummer, given, family = PEOPLE[self.runs % len(PEOPLE)]
@@ -131,13 +133,12 @@ class Product:
             submission_id, order_id, order_ref = submission.id, order.id, order.order_ref
         started = time.perf_counter()
         with self.runtime.unit_of_work() as session:  # the person, in the BankID app
-            config = simulator.SimulatorConfig.from_settings(self.settings)
-            simulator.open_order(session, order_ref, config)
-            simulator.approve(
+            open_and_approve(
                 session,
                 order_ref,
-                get_pki(pki_directory(self.settings)),
-                simulator.identity_for(session, "195210039847"),
+                "195210039847",
+                self.stand_ins.simulator_config,
+                self.stand_ins.pki,
             )
         self.simulated_s += time.perf_counter() - started
         with self.phase("signature checked, form sealed") as session:
@@ -172,16 +173,17 @@ class Product:
             )
 
 
-def bare(settings_dir: str) -> Callable[[], object]:
+def bare(test_pki_dir: str) -> Callable[[], object]:
     """WeasyPrint render + pyHanko seal + validation of the same form, as one step."""
 
     from app.config import Settings
     from app.documents.pki import seal_material
     from app.documents.qr import qr_mac_key
     from app.documents.render import render_form_pdf
+    from devtools.seal import TestPkiSeal
     from tests.sample_forms import REGISTRATION_DATA
 
-    material = seal_material(Settings(secret_key="bench", test_pki_dir=settings_dir))
+    material = seal_material(Settings(secret_key="bench", seal_source=TestPkiSeal(test_pki_dir)))
     key = qr_mac_key("bench")
     meta = signers.PdfSignatureMetadata(
         field_name="Bare", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
@@ -216,7 +218,7 @@ def main() -> None:
     args = parser.parse_args()
 
     product = Product()
-    bare_s = median_s(bare(product.settings.test_pki_dir or ""), args.runs)
+    bare_s = median_s(bare(product.test_pki_dir), args.runs)
     product.simulated_s = 0.0
     total_s = median_s(product.errand, args.runs)
     simulated_s = product.simulated_s / (args.runs + 1)

@@ -33,6 +33,7 @@ from app.documents.qr import qr_mac_key
 from app.documents.render import render_form_pdf
 from app.documents.seal import Evidence, seal_pdf
 from app.documents.validate import validate_sealed_pdf
+from devtools.seal import TestPkiSeal
 from tests.sample_forms import REGISTRATION_DATA
 
 FORM = REGISTRATION_DATA
@@ -61,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as pki_dir:
-        material = seal_material(Settings(secret_key="bench", test_pki_dir=pki_dir))
+        material = seal_material(Settings(secret_key="bench", seal_source=TestPkiSeal(pki_dir)))
         key = qr_mac_key("bench")
         form = render_form_pdf(FORM, lang="sv", key=key, for_print=False)
         sealed = seal_pdf(form, material=material, evidence=EVIDENCE, signer_name="Bertil Berg",

@@ -19,9 +19,12 @@ from app import create_app
 from app.access.models import Person
 from app.cli import migrate_database
 from app.config import Settings
-from app.core.seed import seed_demo
-from app.db import Base
+from app.db import Base, make_engine
 from app.staff.models import StaffMember
+from devtools import models as devtools_models
+from devtools.plugin import StandIns
+from devtools.seed import seed_demo
+from devtools.settings import StandInSettings
 from tests.support import PG_ADMIN_URL, PG_TEST_DB, csrf_token, require_service, use_app
 from workflows.runtime import Runtime
 from workflows.worker import start_worker
@@ -39,19 +42,24 @@ def _drop_test_database() -> None:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A fresh database for this run, migrated with Alembic exactly as production is."""
+    """A fresh database for this run, migrated with Alembic exactly as production is, with
+    the stand-ins' own tables beside."""
     require_service("PostgreSQL")
     _drop_test_database()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_TEST_DB)))
     migrate_database(TEST_DATABASE_URL)
+    engine = make_engine(TEST_DATABASE_URL)
+    devtools_models.create_tables(engine)
+    engine.dispose()
     yield TEST_DATABASE_URL
     _drop_test_database()
 
 
 def reset_database(runtime: Runtime) -> None:
     """Empty every table and seed the demo data again (actors commit, so no rollback trick)."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    every = [*Base.metadata.sorted_tables, *devtools_models.metadata.sorted_tables]
+    tables = ", ".join(t.name for t in every)
     with runtime.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(
@@ -67,7 +75,6 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "broker_url": "stub://",
         "secret_key": "test-secret",
-        "bankid_simulator": True,
         "bankid_collect_interval_s": 0.0,
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,
@@ -75,6 +82,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def stand_ins(pki_dir: Path, **overrides: Any) -> StandIns:
+    """The stand-ins the tests plug in: the BankID simulator and the test PKI in
+    ``pki_dir`` (the mail sink's page and the demo scanner only when asked for)."""
+    values: dict[str, Any] = {"mail_sink": False, "demo_scanner": False}
+    values.update(overrides)
+    return StandIns(StandInSettings(test_pki_dir=str(pki_dir), **values))
 
 
 @pytest.fixture
@@ -85,36 +100,19 @@ def broker_url() -> str:
 
 @pytest.fixture(scope="session")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The BankID simulator's CA and the agency's test seal PKI, made once per run."""
+    """The test PKI (the agency's test seal, the BankID simulator's CA), made once per run."""
     return tmp_path_factory.mktemp("pki")
-
-
-def attach_bankid_client(app: Flask) -> None:
-    """pybankid's real client, talking to the app's own simulator in-process (no port)."""
-    from app.eid.bankid import in_process_transport, make_bankid_client
-
-    app.extensions["bankid_client"] = make_bankid_client(
-        app.extensions["behorighet"].settings, transport=in_process_transport(app)
-    )
 
 
 @pytest.fixture
 def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
-    app = create_app(
-        make_settings(
-            database_url,
-            broker_url=broker_url,
-            bankid_simulator_dir=str(pki_dir / "bankid"),
-            test_pki_dir=str(pki_dir / "seal"),
-        )
-    )
+    app = create_app(make_settings(database_url, broker_url=broker_url), [stand_ins(pki_dir)])
     yield from serve_for_test(app)
 
 
 def serve_for_test(app: Flask) -> Iterator[Flask]:
-    """The test's app: BankID through its own simulator, the factories pointed at it, the
-    database reset and seeded, the broker empty; closed after the test."""
-    attach_bankid_client(app)
+    """The test's app (BankID through its own simulator, in the process): the factories
+    pointed at it, the database reset and seeded, the broker empty; closed after the test."""
     use_app(app)
     runtime: Runtime = app.extensions["behorighet"]
     reset_database(runtime)
@@ -164,20 +162,16 @@ def approve_in_simulator(app: Flask, personnummer: str, order_ref: str | None = 
     unless given), pick their BankID and approve it (in the simulator that stands in for
     BankID here)."""
     from app.eid.models import EidOrder
-    from app.eid.simulator import protocol as simulator
-    from app.eid.simulator.pki import get_pki, pki_directory
+    from devtools.bankid_simulator.app_actions import open_and_approve
 
     runtime: Runtime = app.extensions["behorighet"]
-    settings = runtime.settings
+    simulator = StandIns.of(app)
     with runtime.unit_of_work() as s:
         order_ref = (
             order_ref or s.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
         )
         assert order_ref, "no BankID order was started"
-        simulator.open_order(s, order_ref, simulator.SimulatorConfig.from_settings(settings))
-        simulator.approve(
-            s, order_ref, get_pki(pki_directory(settings)), simulator.identity_for(s, personnummer)
-        )
+        open_and_approve(s, order_ref, personnummer, simulator.simulator_config, simulator.pki)
 
 
 def login(client: FlaskClient, session: Session, personnummer: str, staff: bool = False) -> None:

@@ -43,8 +43,7 @@ def _quiet_pyhanko(quiet: bool) -> Iterator[None]:
     "--trust-roots",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="PEM file of trusted root certificates (default SEAL_TRUST_ROOTS_FILE, "
-    "else the test PKI's root).",
+    help="PEM file of trusted root certificates (default SEAL_TRUST_ROOTS_FILE).",
 )
 @click.option("--verbose", is_flag=True, help="Show pyHanko's own log of the validation.")
 def verify_pdf_command(file: Path, trust_roots: Path | None, verbose: bool) -> None:
@@ -60,12 +59,6 @@ def verify_pdf_command(file: Path, trust_roots: Path | None, verbose: bool) -> N
         if trust_roots is not None:
             roots = pki.load_certificates(trust_roots, "trust roots file")
         else:
-            if not settings.seal_trust_roots_file:
-                click.echo(
-                    f"(SEAL_TRUST_ROOTS_FILE is not set: trusting the test PKI in "
-                    f"{settings.test_pki_dir})",
-                    err=True,
-                )
             roots = pki.trust_roots(settings)
     except pki.SealConfigurationError as exc:
         click.echo(f"Rejected: {exc}", err=True)

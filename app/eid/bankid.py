@@ -1,19 +1,18 @@
 """The product's BankID client: pybankid's, pointed at ``BANKID_URL``.
 
 Production and BankID's test service are ``https`` with the RP certificate (mutual TLS) and
-BankID's server CA; the simulator is plain ``http`` on loopback. Switching is configuration
-(``BANKID_URL``, ``BANKID_CERT_FILE``, ``BANKID_KEY_FILE``, ``BANKID_CA_FILE``,
-``BANKID_TRUST_ROOTS_FILE``), not code.
+BankID's server CA; a simulator is plain ``http`` on loopback, or any transport a plugin
+gives :func:`make_bankid_client`. Switching is configuration (``BANKID_URL``,
+``BANKID_CERT_FILE``, ``BANKID_KEY_FILE``, ``BANKID_CA_FILE``, ``BANKID_TRUST_ROOTS_FILE``),
+not code.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import ipaddress
 import ssl
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -73,13 +72,14 @@ class BankIdClient(BankIDClient):
 def make_bankid_client(
     settings: Settings, transport: httpx.BaseTransport | None = None
 ) -> BankIdClient:
-    """The client for ``settings.bankid_url``: mutual TLS for https, loopback http for the
-    simulator. Tests pass ``httpx.WSGITransport(app=flask_app)`` as ``transport``."""
+    """The client for ``settings.bankid_url``: mutual TLS for https, loopback http for a
+    simulator. A simulator in the process is reached through ``transport`` (an httpx
+    transport, say ``httpx.WSGITransport``)."""
     url = settings.bankid_url
     parts = urlsplit(url)
     if parts.scheme == "http":
         if not _is_loopback(parts.hostname or ""):
-            raise BankIdConfigurationError("plain http is only for the simulator on loopback")
+            raise BankIdConfigurationError("plain http is only for a simulator on loopback")
         return BankIdClient(url, verify=False, transport=transport)
     if parts.scheme != "https":
         raise BankIdConfigurationError(f"BANKID_URL must be https: {url}")
@@ -93,30 +93,21 @@ def make_bankid_client(
 
 
 def bankid_trust_roots(settings: Settings) -> list[x509.Certificate]:
-    """The roots BankID signatures must chain to: ``BANKID_TRUST_ROOTS_FILE``, or with the
-    simulator on and the file unset, the simulator's own root. Read once per process."""
-    simulator_dir = None
-    if not settings.bankid_trust_roots_file and settings.bankid_simulator:
-        from app.eid.simulator.pki import pki_directory
-
-        simulator_dir = str(pki_directory(settings))
-    return list(_load_trust_roots(settings.bankid_trust_roots_file, simulator_dir))
+    """The roots BankID signatures must chain to: ``BANKID_TRUST_ROOTS_FILE``, read once per
+    process."""
+    if not settings.bankid_trust_roots_file:
+        raise BankIdConfigurationError(
+            "BANKID_TRUST_ROOTS_FILE is needed to check BankID signatures"
+        )
+    return list(_load_trust_roots(settings.bankid_trust_roots_file))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_trust_roots(
-    roots_file: str | None, simulator_dir: str | None
-) -> tuple[x509.Certificate, ...]:
-    if roots_file:
-        roots = x509.load_pem_x509_certificates(Path(roots_file).read_bytes())
-        if not roots:
-            raise BankIdConfigurationError("BANKID_TRUST_ROOTS_FILE holds no certificate")
-        return tuple(roots)
-    if simulator_dir:
-        from app.eid.simulator.pki import get_pki
-
-        return (get_pki(Path(simulator_dir)).root.certificate,)
-    raise BankIdConfigurationError("BANKID_TRUST_ROOTS_FILE is needed to check BankID signatures")
+def _load_trust_roots(roots_file: str) -> tuple[x509.Certificate, ...]:
+    roots = x509.load_pem_x509_certificates(Path(roots_file).read_bytes())
+    if not roots:
+        raise BankIdConfigurationError("BANKID_TRUST_ROOTS_FILE holds no certificate")
+    return tuple(roots)
 
 
 def _is_loopback(host: str) -> bool:
@@ -126,32 +117,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class _IsolatedWSGI:
-    """Calls a WSGI app in an empty ``contextvars`` context.
-
-    Flask reuses the current app context for a request made from inside another request
-    of the same app; the simulator would then share the caller's ``g`` and database
-    session (and commit it). A fresh context gives the inner request its own.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        def call() -> list[bytes]:
-            result = self.app(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-
-        return contextvars.Context().run(call)
-
-
-def in_process_transport(wsgi_app: Any) -> httpx.WSGITransport:
-    """An httpx transport that serves BankID calls from this app's own simulator."""
-    return httpx.WSGITransport(app=_IsolatedWSGI(wsgi_app))

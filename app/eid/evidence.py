@@ -151,8 +151,8 @@ def verify_bankid_signature(
         leaf, intermediates = _leaf(certificates)
         chain = _verify_chain(leaf, intermediates, trust_roots, at)
         verifier = XMLVerifier()
-        # See app.eid.simulator.signature._c14n: lxml's C14N of a subtree in a default
-        # namespace adds xmlns="" to its grandchildren; BankID's XML has none.
+        # lxml's C14N of a subtree in a default namespace adds xmlns="" to its
+        # grandchildren (signxml issue #193); BankID's XML has none.
         verifier.excise_empty_xmlns_declarations = True
         results = verifier.verify(
             xml,

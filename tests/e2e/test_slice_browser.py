@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.access.models import Employer, Person, Role, RoleGrant
 from app.registrations.models import Submission
+from devtools.pki import ensure_test_pki
 from tests.e2e.browser import (
     RESULTS_DIR,
     bankid_app,
@@ -42,7 +43,7 @@ OUTCOMES = ("Utan anmärkning", "Behöver granskas", "Underkänd")
 
 
 def test_registration_is_approved_and_applied_through_the_browser(
-    page: Page, runtime: Runtime
+    page: Page, runtime: Runtime, pki_dir: Path
 ) -> None:
     # The employer's HR signs in and files a registration for a new orderer.
     page.goto("/")
@@ -90,7 +91,7 @@ def test_registration_is_approved_and_applied_through_the_browser(
     # The product's own validator, as an operator runs it, on the file the person got.
     verified = subprocess.run(
         [str(Path(sys.executable).with_name("behorighet")), "verify-pdf", sealed_path],
-        env={**os.environ, "TEST_PKI_DIR": runtime.settings.test_pki_dir},
+        env={**os.environ, "SEAL_TRUST_ROOTS_FILE": str(ensure_test_pki(pki_dir).root_cert)},
         capture_output=True,
         text=True,
         timeout=60,

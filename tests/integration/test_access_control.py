@@ -69,8 +69,9 @@ def test_login_renews_the_session(client: FlaskClient, session: Session) -> None
         assert after["agent"]["kind"] == "person"
 
 
-def test_bankid_simulator_exists_only_when_configured(database_url: str) -> None:
-    app: Flask = __import__("app").create_app(make_settings(database_url, bankid_simulator=False))
+def test_bankid_simulator_exists_only_when_plugged_in(database_url: str) -> None:
+    app: Flask = __import__("app").create_app(make_settings(database_url))
+    assert app.extensions["behorighet"].settings.stand_ins == frozenset()
     client = app.test_client()
     assert client.get("/bankid-simulator/app").status_code == 404
     assert client.post("/bankid-simulator/rp/v6.0/auth", json={}).status_code == 404

@@ -32,7 +32,6 @@ from app.eid.bankid import (
     BankIdClient,
     BankIdConfigurationError,
     bankid_trust_roots,
-    in_process_transport,
     make_bankid_client,
 )
 from app.eid.evidence import (
@@ -42,10 +41,11 @@ from app.eid.evidence import (
     check_ocsp_response,
     verify_bankid_signature,
 )
-from app.eid.simulator.models import SimulatorFault, SimulatorOrder
-from app.eid.simulator.pki import SimulatorPki, UserIdentity
-from app.eid.simulator.signature import SignedContent, build_signature, unique_hardware_id
-from tests.conftest import ANNA, DAVID, INGRID, make_settings, reset_database
+from devtools.bankid_simulator.models import SimulatorFault, SimulatorOrder
+from devtools.bankid_simulator.signature import SignedContent, build_signature, unique_hardware_id
+from devtools.bankid_simulator.transport import in_process_transport
+from devtools.pki import TestPki, UserIdentity
+from tests.conftest import ANNA, DAVID, INGRID, make_settings, reset_database, stand_ins
 from tests.support import csrf_token
 from workflows.runtime import Runtime
 
@@ -54,11 +54,7 @@ APP = "/bankid-simulator/app"
 
 
 def _make_app(database_url: str, pki_dir: Path, **overrides: Any) -> Flask:
-    return create_app(
-        make_settings(
-            database_url, bankid_simulator=True, bankid_simulator_dir=str(pki_dir), **overrides
-        )
-    )
+    return create_app(make_settings(database_url), [stand_ins(pki_dir, **overrides)])
 
 
 def _close(app: Flask) -> None:
@@ -306,7 +302,7 @@ def test_rp_cancel_fails_the_order_as_cancelled(bankid: BankIdClient) -> None:
 
 
 def test_an_order_expires(database_url: str, pki_dir: Path) -> None:
-    app = _make_app(database_url, pki_dir, bankid_simulator_order_ttl_s=0.2)
+    app = _make_app(database_url, pki_dir, bankid_order_ttl_s=0.2)
     try:
         client = make_bankid_client(
             app.extensions["behorighet"].settings, transport=in_process_transport(app)
@@ -588,15 +584,15 @@ def test_a_tampered_signature_is_rejected(
 def test_a_signature_from_another_ca_is_rejected(
     tmp_path: Path, roots: list[x509.Certificate]
 ) -> None:
-    other = SimulatorPki(tmp_path / "other-ca")
-    credentials = other.user(UserIdentity(ANNA, "Anna", "Andersson"))
+    other = TestPki(tmp_path / "other-ca")
+    credentials = other.bankid_user(UserIdentity(ANNA, "Anna", "Andersson"))
     xml = build_signature(
         SignedContent("Signing", "SGVq", None, unique_hardware_id(ANNA), IP),
         credentials.key,
-        other.chain(credentials.certificate),
+        other.bankid_chain(credentials.certificate),
     )
     signature = base64.b64encode(xml).decode()
-    assert verify_bankid_signature(signature, [other.root.certificate]).personal_number == ANNA
+    assert verify_bankid_signature(signature, [other.root_certificate]).personal_number == ANNA
     with pytest.raises(InvalidBankIdSignature, match="trusted root"):
         verify_bankid_signature(signature, roots)
 
@@ -619,8 +615,8 @@ def test_the_client_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
 
 
 def test_the_client_uses_mutual_tls_for_https(tmp_path: Path) -> None:
-    pki = SimulatorPki(tmp_path / "rp")
-    credentials = pki.user(UserIdentity(ANNA, "Anna", "Andersson"))
+    pki = TestPki(tmp_path / "rp")
+    credentials = pki.bankid_user(UserIdentity(ANNA, "Anna", "Andersson"))
     from cryptography.hazmat.primitives import serialization
 
     cert_file = tmp_path / "rp.pem"
@@ -644,4 +640,4 @@ def test_the_client_uses_mutual_tls_for_https(tmp_path: Path) -> None:
     assert client.api_url == "https://appapi2.test.bankid.com/rp/v6.0/"
     assert client.ctx is not None and client.ctx.verify_mode.name == "CERT_REQUIRED"
     client.close()
-    assert bankid_trust_roots(settings) == [pki.root.certificate]
+    assert bankid_trust_roots(settings) == [pki.root_certificate]

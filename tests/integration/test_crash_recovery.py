@@ -26,6 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
+from flask import Flask
 from psycopg import sql
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,9 +48,8 @@ from app.intake.models import (
     ScanBatch,
     ScanPage,
 )
-from app.notifications.models import EmailMessage, SinkMessage
+from app.notifications.models import EmailMessage
 from app.notifications.sender import message_id
-from app.notifications.sink import MailSink, _Handler
 from app.registrations.models import (
     CheckOutcome,
     DocumentKind,
@@ -57,6 +57,9 @@ from app.registrations.models import (
     SubmissionDocument,
     VerificationCheck,
 )
+from devtools.mail_sink.models import SinkMessage
+from devtools.mail_sink.sink import MailSink, _Handler
+from devtools.plugin import StandIns
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, TEST_DATABASE_URL
 from tests.factories import (
@@ -687,6 +690,7 @@ def _wait(predicate: Callable[[], object], log: Path, message: str, timeout: flo
 def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
     actor: str,
     broker_url: str,
+    app: Flask,
     runtime: Runtime,
     session: Session,
     mail_sink: StallingMailSink,
@@ -696,15 +700,17 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
     step = STEPS[actor]
     submission_id = step.prepare(runtime)
     settings = runtime.settings
+    test_root = StandIns.of(app).pki.root_certificate_file
     env = {
         "DATABASE_URL": TEST_DATABASE_URL,
         "BROKER_URL": broker_url,
         "OUTBOX_RESEND_AFTER_S": "2",
         "SECRET_KEY": settings.secret_key,
         "MAIL_URL": f"smtp://127.0.0.1:{mail_sink.port}",
-        "TEST_PKI_DIR": str(settings.test_pki_dir),  # the seal the verify step checks
-        "BANKID_SIMULATOR": "1",
-        "BANKID_SIMULATOR_DIR": str(settings.bankid_simulator_dir),
+        # A production worker: it trusts the test PKI's root for the seal and for BankID
+        # signatures, as the verify step checks them.
+        "SEAL_TRUST_ROOTS_FILE": str(test_root),
+        "BANKID_TRUST_ROOTS_FILE": str(test_root),
     }
     log = tmp_path / "worker.log"
     worker = ["worker", "--threads", "1"]

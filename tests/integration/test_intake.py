@@ -399,22 +399,17 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
 
 
 def test_the_demo_scanner_scans_the_post_for_the_clerk(
-    runtime: Runtime, session: Session, tmp_path: Path
+    runtime: Runtime, session: Session, pki_dir: Path
 ) -> None:
     from app import create_app
-    from tests.conftest import attach_bankid_client, make_settings
+    from tests.conftest import make_settings, stand_ins
 
     posted(session)
     posted(session, **ANNA_AT_PROVVERKET)
     session.commit()
-    settings = make_settings(
-        runtime.settings.database_url,
-        demo_scanner=True,
-        bankid_simulator_dir=runtime.settings.bankid_simulator_dir,
-        test_pki_dir=runtime.settings.test_pki_dir,
+    demo = create_app(
+        make_settings(runtime.settings.database_url), [stand_ins(pki_dir, demo_scanner=True)]
     )
-    demo = create_app(settings)
-    attach_bankid_client(demo)
     client = demo.test_client()
     login(client, session, KARIN, staff=True)
     assert "Demo: hämta en skanning" in client.get("/skanning").get_data(as_text=True)

@@ -25,16 +25,17 @@ from app import create_app
 from app.access.models import Person, RoleGrant, ServicePermission
 from app.core.agents import Agent
 from app.notifications import sender
-from app.notifications.models import EmailMessage, SinkMessage
+from app.notifications.models import EmailMessage
 from app.notifications.service import (
     notify_rejected,
     notify_role_granted,
     notify_service_permission_changed,
     queue_email,
 )
-from app.notifications.sink import MailSink
 from app.registrations.models import Submission
-from tests.conftest import DAVID, make_settings, person_id, serve_for_test
+from devtools.mail_sink.models import SinkMessage
+from devtools.mail_sink.sink import MailSink
+from tests.conftest import DAVID, make_settings, person_id, serve_for_test, stand_ins
 from tests.factories import claim_and_approve, received_by_esignature, registration_draft
 from tests.support import free_port, wait_for
 from workflows import actors, pipeline
@@ -102,14 +103,8 @@ def smtp(smtp_server: SmtpRecorder) -> SmtpRecorder:
 def app(database_url: str, pki_dir: Path, smtp: SmtpRecorder) -> Iterator[Flask]:
     """The app with MAIL_URL at the test's SMTP server and the mail sink's page."""
     app = create_app(
-        make_settings(
-            database_url,
-            bankid_simulator_dir=str(pki_dir / "bankid"),
-            test_pki_dir=str(pki_dir / "seal"),
-            mail_url=smtp.url,
-            public_base_url=BASE_URL,
-            mail_sink=True,
-        )
+        make_settings(database_url, mail_url=smtp.url, public_base_url=BASE_URL),
+        [stand_ins(pki_dir, mail_sink=True)],
     )
     yield from serve_for_test(app)
 

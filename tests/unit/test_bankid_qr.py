@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bankid import generate_qr_code_content
 
-from app.eid.simulator.protocol import qr_code_content, verify_qr_content
+from devtools.bankid_simulator.app_actions import qr_code_content, verify_qr_content
 
 TOKEN = "67df3917-fa0d-44e5-b327-edcc928297f8"
 SECRET = "d28db9a7-4cde-429e-a983-359be676944c"

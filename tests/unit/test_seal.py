@@ -34,15 +34,8 @@ from app.documents import pki
 from app.documents.cli import verify_pdf_command
 from app.documents.qr import QR_PLACEMENT
 from app.documents.render import render_form_pdf
-from app.documents.seal import (
-    FIELD_NAME,
-    STAMP_PLACEMENT,
-    Evidence,
-    layout_stamp_text,
-    seal_pdf,
-    stamp_text,
-    to_cp1252,
-)
+from app.documents.seal import FIELD_NAME, Evidence, seal_pdf
+from app.documents.stamp import STAMP_PLACEMENT, layout_stamp_text, stamp_text, to_cp1252
 from app.documents.validate import (
     ACCEPTED,
     EvidenceError,
@@ -50,6 +43,9 @@ from app.documents.validate import (
     extract_evidence,
     validate_sealed_pdf,
 )
+from devtools import timestamps
+from devtools.pki import ensure_test_pki
+from devtools.seal import TestPkiSeal
 from tests.sample_forms import KEY, REGISTRATION_DATA
 
 FORM = REGISTRATION_DATA
@@ -72,7 +68,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(pki_dir: Path) -> Settings:
-    return Settings(secret_key="x", test_pki_dir=str(pki_dir))
+    return Settings(secret_key="x", seal_source=TestPkiSeal(str(pki_dir)))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +80,7 @@ def material(settings: Settings) -> pki.SealMaterial:
 def other_material(tmp_path_factory: pytest.TempPathFactory) -> pki.SealMaterial:
     """Seal material of another, freshly made CA (and TSA) that nobody trusts."""
     directory = tmp_path_factory.mktemp("other-pki")
-    return pki.load_seal_material(Settings(secret_key="x", test_pki_dir=str(directory)))
+    return TestPkiSeal(str(directory)).load_seal_material()
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +101,9 @@ def sealed_file(sealed: bytes, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def tsa_url(material: pki.SealMaterial, settings: Settings) -> Iterator[str]:
-    """The test TSA served over HTTP by werkzeug on a free port, as in the demo."""
-    app = pki.tsa_wsgi_app(pki.local_timestamper(settings.test_pki_dir))
+def tsa_url(material: pki.SealMaterial, pki_dir: Path) -> Iterator[str]:
+    """The test TSA served over HTTP by werkzeug on a free port."""
+    app = timestamps.tsa_wsgi_app(timestamps.local_timestamper(str(pki_dir)))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -134,9 +130,9 @@ def _tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_test_pki_is_made_once_and_kept(pki_dir: Path, material: pki.SealMaterial) -> None:
-    paths = pki.ensure_test_pki(pki_dir)
+    paths = ensure_test_pki(pki_dir)
     before = {p: p.read_bytes() for p in paths.all()}
-    assert pki.ensure_test_pki(pki_dir) == paths
+    assert ensure_test_pki(pki_dir) == paths
     assert {p: p.read_bytes() for p in paths.all()} == before
     assert paths.seal_key.stat().st_mode & 0o077 == 0
 
@@ -156,6 +152,13 @@ def test_test_pki_is_made_once_and_kept(pki_dir: Path, material: pki.SealMateria
     tsa = cx509.load_pem_x509_certificate(paths.tsa_cert.read_bytes())
     eku = tsa.extensions.get_extension_for_class(cx509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+    assert tsa.issuer == root.subject
+
+    # One test PKI: the BankID simulator's CA is under the same root.
+    bankid_ca = cx509.load_pem_x509_certificate(paths.bankid_ca_cert.read_bytes())
+    assert bankid_ca.issuer == root.subject
+    assert bankid_ca.extensions.get_extension_for_class(cx509.BasicConstraints).value.ca
+    assert paths.bankid_ca_key.stat().st_mode & 0o077 == 0
 
 
 def test_seal_material_is_loaded_once_per_process(
@@ -308,7 +311,7 @@ def test_pdfsig_finds_the_seal_valid_and_over_the_whole_document(
         return
     nss = tmp_path / "nss"
     nss.mkdir()
-    root = str(pki.ensure_test_pki(pki_dir).root_cert)
+    root = str(ensure_test_pki(pki_dir).root_cert)
     db = f"sql:{nss}"
     assert _tool("certutil", "-N", "-d", db, "--empty-password").returncode == 0
     trust = _tool("certutil", "-A", "-d", db, "-n", "SPV Test Root CA", "-t", "CT,C,C", "-i", root)
@@ -431,7 +434,8 @@ def test_the_reasons_read_as_the_issue_says() -> None:
 
 def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    env = {"TEST_PKI_DIR": str(pki_dir), "SEAL_TRUST_ROOTS_FILE": ""}
+    roots = ensure_test_pki(pki_dir).root_cert
+    env = {"SEAL_TRUST_ROOTS_FILE": str(roots)}
     result = runner.invoke(verify_pdf_command, [str(sealed_file)], env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(
@@ -447,11 +451,16 @@ def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) ->
     assert "Rejected: the document was changed after it was sealed" in result.stderr
     assert "Traceback" not in result.output
 
-    roots = pki.ensure_test_pki(pki_dir).root_cert
     result = runner.invoke(verify_pdf_command, ["--trust-roots", str(roots), str(changed)])
     assert result.exit_code == 1
 
-    elsewhere = pki.ensure_test_pki(tmp_path / "another").root_cert
+    no_roots = runner.invoke(
+        verify_pdf_command, [str(sealed_file)], env={"SEAL_TRUST_ROOTS_FILE": None}
+    )
+    assert no_roots.exit_code == 1
+    assert "Rejected: SEAL_TRUST_ROOTS_FILE must be set" in no_roots.stderr
+
+    elsewhere = ensure_test_pki(tmp_path / "another").root_cert
     result = runner.invoke(
         verify_pdf_command, [str(sealed_file)], env={"SEAL_TRUST_ROOTS_FILE": str(elsewhere)}
     )
@@ -469,23 +478,31 @@ def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) ->
 
 
 def test_seal_timestamped_over_http(
-    tsa_url: str, settings: Settings, form_pdf: bytes, material: pki.SealMaterial
+    tsa_url: str, pki_dir: Path, form_pdf: bytes, material: pki.SealMaterial
 ) -> None:
-    over_http = pki.load_seal_material(dataclasses.replace(settings, tsa_url=tsa_url))
+    paths = ensure_test_pki(pki_dir)
+    files = pki.SealFiles(
+        cert_file=str(paths.seal_cert),
+        key_file=str(paths.seal_key),
+        chain_file=str(paths.chain),
+        trust_roots_file=str(paths.trust_roots),
+        tsa_url=tsa_url,
+    )
+    over_http = files.load_seal_material()
     assert over_http.tsa_url == tsa_url and not over_http.is_test
     pdf = seal_pdf(form_pdf, material=over_http, evidence=EVIDENCE, signer_name=SIGNER, lang="sv")
     report = validate_sealed_pdf(pdf, trust_roots=material.trust_roots)
     assert report.accepted, report.reason
 
 
-def test_the_tsa_endpoint_refuses_what_is_not_a_query(settings: Settings) -> None:
-    timestamper = pki.local_timestamper(settings.test_pki_dir)
-    status, body = pki.answer_timestamp_query(timestamper, b"not DER")
+def test_the_tsa_endpoint_refuses_what_is_not_a_query(pki_dir: Path) -> None:
+    timestamper = timestamps.local_timestamper(str(pki_dir))
+    status, body = timestamps.answer_timestamp_query(timestamper, b"not DER")
     assert status == 400
-    reply = pki.TimeStampRejection.load(body)["status"]
+    reply = timestamps.TimeStampRejection.load(body)["status"]
     assert reply["status"].native == "rejection"
     assert reply["fail_info"].native == {"bad_data_format"}
-    app = pki.tsa_wsgi_app(timestamper)
+    app = timestamps.tsa_wsgi_app(timestamper)
     statuses: list[str] = []
     body = b"".join(app({"REQUEST_METHOD": "GET"}, lambda status, headers: statuses.append(status)))
     assert statuses == ["405 Method Not Allowed"] and body
@@ -494,7 +511,7 @@ def test_the_tsa_endpoint_refuses_what_is_not_a_query(settings: Settings) -> Non
 def test_seal_material_from_pkcs12_and_pem_files(
     tsa_url: str, pki_dir: Path, tmp_path: Path, form_pdf: bytes
 ) -> None:
-    paths = pki.ensure_test_pki(pki_dir)
+    paths = ensure_test_pki(pki_dir)
     key = serialization.load_pem_private_key(paths.seal_key.read_bytes(), None)
     cert = cx509.load_pem_x509_certificate(paths.seal_cert.read_bytes())
     p12 = tmp_path / "seal.p12"
@@ -514,12 +531,11 @@ def test_seal_material_from_pkcs12_and_pem_files(
         seal_chain_file=str(paths.chain),
         seal_trust_roots_file=str(paths.trust_roots),
         tsa_url=tsa_url,
-        test_pki_dir=str(tmp_path / "unused"),
     )
+    assert isinstance(pki.seal_source(production), pki.SealFiles), "no plugin, no test PKI"
     material = pki.load_seal_material(production)
     pdf = seal_pdf(form_pdf, material=material, evidence=[], signer_name=SIGNER, lang="sv")
     assert validate_sealed_pdf(pdf, trust_roots=material.trust_roots).accepted
-    assert not (tmp_path / "unused").exists(), "production material made a test PKI"
 
     pem = dataclasses.replace(
         production,
@@ -537,6 +553,7 @@ def test_seal_material_from_pkcs12_and_pem_files(
         "missing": dataclasses.replace(production, seal_pkcs12_file=str(tmp_path / "x.p12")),
         "other key": dataclasses.replace(pem, seal_key_file=str(paths.tsa_key)),
         "cert only": dataclasses.replace(pem, seal_key_file=None),
+        "no seal": dataclasses.replace(pem, seal_cert_file=None, seal_key_file=None),
     }
     for what, config in refused.items():
         with pytest.raises(pki.SealConfigurationError):

@@ -1,13 +1,15 @@
-"""The English catalogue: every message in the sources is translated, placeholders intact.
+"""The English catalogues: every message in the sources is translated, placeholders intact.
 
-The msgids are Swedish (the source language). When a test here fails, run
-``scripts/update-translations.sh``, translate the listed messages in
-``app/translations/en/LC_MESSAGES/messages.po`` and remove any ``fuzzy`` flags.
+The msgids are Swedish (the source language). The product's messages are in
+``app/translations``, the stand-ins' (``devtools/``) in their own ``devtools/translations``.
+When a test here fails, run ``scripts/update-translations.sh``, translate the listed
+messages in the catalogue it names and remove any ``fuzzy`` flags.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,22 @@ from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
-EN_CATALOG = ROOT / "app" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    config: str
+    """The pybabel extraction configuration, relative to the repository."""
+    english: Path
+    """The English catalogue of what it extracts."""
+
+
+CATALOGUES = {
+    "product": Catalogue("babel.cfg", ROOT / "app/translations/en/LC_MESSAGES/messages.po"),
+    "devtools": Catalogue(
+        "devtools/babel.cfg", ROOT / "devtools/translations/en/LC_MESSAGES/messages.po"
+    ),
+}
 
 # Python's %-formatting with a mapping, as Flask-Babel applies it: %(name)s, %(n)d, ...
 PLACEHOLDER = re.compile(r"%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]")
@@ -43,14 +60,19 @@ def _listing(messages: list[Message]) -> str:
     return "\n".join(lines)
 
 
+@pytest.fixture(scope="module", params=list(CATALOGUES), ids=list(CATALOGUES))
+def catalogue(request: pytest.FixtureRequest) -> Catalogue:
+    return CATALOGUES[request.param]
+
+
 @pytest.fixture(scope="module")
-def extracted(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+def extracted(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Catalog:
     """The messages the sources hold now, extracted as scripts/update-translations.sh does."""
     pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)  # so that the messages' locations are relative, as in the catalogue
         status = CommandLineInterface().run(
-            ["pybabel", "-q", "extract", "-F", "babel.cfg", "-k", "_l", "-o", str(pot), "."]
+            ["pybabel", "-q", "extract", "-F", catalogue.config, "-k", "_l", "-o", str(pot), "."]
         )
     assert not status, f"pybabel extract failed with status {status}"
     with pot.open("rb") as f:
@@ -60,9 +82,9 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
 
 
 @pytest.fixture(scope="module")
-def english() -> Catalog:
-    assert EN_CATALOG.is_file(), f"{EN_CATALOG.relative_to(ROOT)} is missing"
-    with EN_CATALOG.open("rb") as f:
+def english(catalogue: Catalogue) -> Catalog:
+    assert catalogue.english.is_file(), f"{catalogue.english.relative_to(ROOT)} is missing"
+    with catalogue.english.open("rb") as f:
         return read_po(f)
 
 
@@ -74,7 +96,7 @@ def test_english_catalogue_header(english: Catalog) -> None:
 
 
 def test_english_catalogue_translates_every_extracted_message(
-    extracted: Catalog, english: Catalog
+    extracted: Catalog, english: Catalog, catalogue: Catalogue
 ) -> None:
     missing: list[Message] = []
     untranslated: list[Message] = []
@@ -93,7 +115,7 @@ def test_english_catalogue_translates_every_extracted_message(
     problems = []
     if missing:
         problems.append(
-            f"{len(missing)} message(s) not in {EN_CATALOG.relative_to(ROOT)} "
+            f"{len(missing)} message(s) not in {catalogue.english.relative_to(ROOT)} "
             f"(run scripts/update-translations.sh, then translate them):\n{_listing(missing)}"
         )
     if untranslated:

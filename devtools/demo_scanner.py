@@ -1,4 +1,4 @@
-"""A stand-in for the mailroom's scanner (demo and tests only, ``DEMO_SCANNER``).
+"""A stand-in for the mailroom's scanner (demo and tests only).
 
 ``/demo/skanning`` gives one PDF, as a scanner writes it, of every form waiting for the
 post: each printed page rasterised at 150 dpi in grayscale and fed a little askew, the

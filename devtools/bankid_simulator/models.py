@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, str_enum, utcnow
+from app.db import str_enum, utcnow
+from devtools.db import DevtoolsBase
 
 
 class OrderKind(enum.StrEnum):
@@ -71,7 +72,7 @@ class FaultCode(enum.StrEnum):
     MAINTENANCE = "maintenance"
 
 
-class SimulatorOrder(Base):
+class SimulatorOrder(DevtoolsBase):
     """One auth or sign order (phone or not), from start until purged after it ended."""
 
     __tablename__ = "bankid_sim_order"
@@ -135,7 +136,7 @@ class SimulatorOrder(Base):
         return self.call_initiator is not None
 
 
-class SimulatorFault(Base):
+class SimulatorFault(DevtoolsBase):
     """The RP API answers the next ``remaining`` calls with this error."""
 
     __tablename__ = "bankid_sim_fault"

@@ -1,7 +1,7 @@
 """The simulator's blueprint: BankID's RP API v6.0 and the page standing in for the app.
 
-Registered only when ``BANKID_SIMULATOR`` is on. The RP API is JSON (no CSRF token, as at
-BankID); the app page's forms carry one like every other form.
+Registered by the stand-ins plugin when the simulator is on. The RP API is JSON (no CSRF
+token, as at BankID); the app page's forms carry one like every other form.
 """
 
 from __future__ import annotations
@@ -9,21 +9,30 @@ from __future__ import annotations
 from typing import TypeVar
 
 import structlog
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 
 from app import csrf
-from app.eid.simulator import protocol
-from app.eid.simulator.models import FaultCode, HintCode, OrderKind
-from app.eid.simulator.pki import SimulatorPki, UserIdentity, get_pki, pki_directory
-from app.eid.simulator.protocol import (
-    TESTER_FAILURES,
-    AppActionRefused,
-    BankIdApiError,
-    SimulatorConfig,
-)
-from app.web import commit, db, runtime
+from app.web import commit, db
+from devtools.bankid_simulator import app_actions
+from devtools.bankid_simulator import rp_api as rp
+from devtools.bankid_simulator.app_actions import TESTER_FAILURES, AppActionRefused
+from devtools.bankid_simulator.models import FaultCode, HintCode, OrderKind
+from devtools.bankid_simulator.orders import SimulatorConfig
+from devtools.bankid_simulator.rp_api import BankIdApiError
+from devtools.pki import TestPki, UserIdentity
+from devtools.plugin import StandIns
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", HintCode, FaultCode)
@@ -62,12 +71,16 @@ DONE = {
 }
 
 
+def _stand_ins() -> StandIns:
+    return StandIns.of(current_app)
+
+
 def _config() -> SimulatorConfig:
-    return SimulatorConfig.from_settings(runtime().settings)
+    return _stand_ins().simulator_config
 
 
-def _pki() -> SimulatorPki:
-    return get_pki(pki_directory(runtime().settings))
+def _pki() -> TestPki:
+    return _stand_ins().pki
 
 
 def _error(error: BankIdApiError) -> ResponseReturnValue:
@@ -77,8 +90,8 @@ def _error(error: BankIdApiError) -> ResponseReturnValue:
 @bp.route("/rp/v6.0/<path:endpoint>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def rp_api(endpoint: str) -> ResponseReturnValue:
     """``auth``, ``sign``, ``phone/auth``, ``phone/sign``, ``collect`` and ``cancel``."""
-    if endpoint not in protocol.ENDPOINTS:
-        return _error(protocol.not_found())
+    if endpoint not in rp.ENDPOINTS:
+        return _error(rp.not_found())
     if request.method != "POST":
         return _error(BankIdApiError(405, "methodNotAllowed", "Only POST is allowed"))
     if request.mimetype != "application/json" or request.mimetype_params:
@@ -87,7 +100,7 @@ def rp_api(endpoint: str) -> ResponseReturnValue:
         )
     body = request.get_json(silent=True)
     try:
-        answer = protocol.handle_rp_call(db(), endpoint, body, _config())
+        answer = rp.handle_rp_call(db(), endpoint, body, _config())
     except BankIdApiError as exc:
         commit()  # what led to the error stays (orders cancelled, a fault used up)
         return _error(exc)
@@ -105,8 +118,8 @@ csrf.exempt(rp_api)
 @bp.get("/app")
 def app_page() -> ResponseReturnValue:
     config = _config()
-    orders = protocol.pending_orders(db(), config)
-    recent = protocol.recent_orders(db(), config)
+    orders = app_actions.pending_orders(db(), config)
+    recent = app_actions.recent_orders(db(), config)
     commit()  # orders past their time were marked expired
     return render_template(
         "bankid_simulator/app.html",
@@ -127,29 +140,30 @@ def app_action() -> ResponseReturnValue:
     session = db()
     try:
         if action == "open":
-            protocol.open_order(session, order_ref, _config())
+            app_actions.open_order(session, order_ref, _config())
         elif action == "scan":
-            protocol.scan_qr(session, form.get("qr", ""))
+            app_actions.scan_qr(session, form.get("qr", ""))
         elif action == "confirm_call":
-            protocol.confirm_call(session, order_ref)
+            app_actions.confirm_call(session, order_ref)
         elif action == "decline_call":
-            protocol.decline_call(session, order_ref)
+            app_actions.decline_call(session, order_ref)
         elif action == "choose":
             identity = _identity(required=True)
             assert identity is not None
-            protocol.choose_identity(session, order_ref, identity, request.remote_addr)
+            app_actions.choose_identity(session, order_ref, identity, request.remote_addr)
         elif action == "mrtd":
-            protocol.scan_mrtd(session, order_ref)
+            app_actions.scan_mrtd(session, order_ref)
         elif action == "approve":
-            protocol.approve(
+            app_actions.approve(
                 session, order_ref, _pki(), _identity(required=False), request.remote_addr
             )
         elif action == "cancel":
-            protocol.cancel_in_app(session, order_ref)
+            app_actions.cancel_in_app(session, order_ref)
         elif action == "fail":
-            protocol.fail(session, order_ref, _choice(HintCode, form.get("hint", "")))
+            app_actions.fail(session, order_ref, _choice(HintCode, form.get("hint", "")))
         elif action == "fault":
-            protocol.inject_fault(session, _choice(FaultCode, form.get("error_code", "")), _count())
+            fault = _choice(FaultCode, form.get("error_code", ""))
+            app_actions.inject_fault(session, fault, _count())
         else:
             abort(400)
     except AppActionRefused as exc:
@@ -166,9 +180,9 @@ def _identity(required: bool) -> UserIdentity | None:
     typed = request.form.get("personal_number", "").strip()
     picked = request.form.get("identity", "").strip()
     if typed:
-        return protocol.identity_for(db(), protocol.parse_personal_number(typed))
+        return app_actions.identity_for(db(), app_actions.parse_personal_number(typed))
     if picked:
-        return protocol.identity_for(db(), protocol.parse_personal_number(picked))
+        return app_actions.identity_for(db(), app_actions.parse_personal_number(picked))
     if required:
         raise AppActionRefused("no_identity")
     return None

@@ -1,8 +1,9 @@
-"""The demo's mail sink: an SMTP server that keeps every message, and a page listing them.
+"""The demo's mail sink: an SMTP server that keeps every message it is given.
 
-``behorighet demo`` runs :class:`MailSink` on ``MAIL_URL``'s loopback port (8025) and
-serves :data:`bp` (``/demo/e-post``) when ``MAIL_SINK`` is on. Messages are stored in the
-``sink_message`` table, not in memory, so that every web process shows the same mail.
+``behorighet demo`` runs :class:`MailSink` on ``MAIL_URL``'s loopback port (8025), and the
+stand-ins plugin serves the page ``/demo/e-post`` (:mod:`devtools.mail_sink.views`).
+Messages are stored in the ``sink_message`` table, not in memory, so that every web
+process shows the same mail.
 
 A message is acknowledged first and stored right after, by one writer thread: the sender
 holds its email's row lock (with SQLite, the database's write lock) until the server has
@@ -23,21 +24,16 @@ import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
-from flask import Blueprint, render_template
-from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import unit_of_work
-from app.notifications.models import SinkMessage
-from app.web import db
+from devtools.mail_sink.models import SinkMessage
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025
-PAGE_SIZE = 100
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
@@ -147,20 +143,3 @@ class MailSink:
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
-
-
-# --- the page -------------------------------------------------------------------------
-
-bp = Blueprint("notifications", __name__, template_folder="templates")
-
-
-@bp.get("/demo/e-post")
-def sent_mail() -> ResponseReturnValue:
-    """Every message the sink received, newest first (demo only: ``MAIL_SINK``)."""
-    messages = (
-        db().scalars(select(SinkMessage).order_by(SinkMessage.id.desc()).limit(PAGE_SIZE)).all()
-    )
-    return render_template(
-        "notifications/sent_mail.html",
-        messages=messages,
-    )

@@ -1,0 +1,87 @@
+"""``behorighet demo`` and ``behorighet seed-demo``, contributed to the product's command
+through the entry point group ``behorighet.commands`` (see ``pyproject.toml``).
+
+Kept light to import: every ``behorighet`` command loads this module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from typing import cast
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Insert the demo employers, people, grants and staff (once)."""
+    from devtools.seed import seed_demo
+    from workflows.runtime import Runtime
+
+    runtime = cast(Runtime, current_app.extensions["behorighet"])
+    with runtime.unit_of_work() as session:
+        seed_demo(session)
+    click.echo("Demo data is in place.")
+
+
+@click.command("demo", context_settings={"ignore_unknown_options": True})
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo_command(host: str, port: int) -> None:
+    """Serve the product on embedded defaults: SQLite, in-process worker, demo sign-in,
+    the BankID simulator, the mail sink, the demo scanner and the test PKI's seal."""
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.cli import migrate_database
+    from app.config import INSTANCE_DIR, Settings
+    from devtools.mail_sink.sink import MailSink
+    from devtools.models import create_tables
+    from devtools.plugin import StandIns
+    from devtools.seed import seed_demo
+    from workflows.runtime import Runtime
+    from workflows.worker import Sweeper, start_worker
+
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BROKER_URL", "stub://")
+    secret_file = INSTANCE_DIR / "secret_key"
+    if not secret_file.exists():
+        secret_file.write_text(os.urandom(32).hex())
+    settings = Settings.from_env(secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()))
+    migrate_database(settings.database_url)
+    app = create_app(settings, plugins=[StandIns()])
+    runtime = cast(Runtime, app.extensions["behorighet"])
+    create_tables(runtime.engine)
+    with runtime.unit_of_work() as session:
+        seed_demo(session)
+    MailSink.for_settings(runtime.settings, runtime.session_factory).start()
+    start_worker(runtime)
+    # The in-process broker starts empty: whatever was not finished before a crash goes again.
+    runtime.relay.sweep(older_than=timedelta(0))
+    Sweeper(runtime).start()
+    server = make_server(host, port, app, threaded=True)
+    url = f"http://{host}:{port}"
+    click.echo(
+        f"""
+Behörighet demo is running at {url}  (stop with Ctrl-C)
+
+Log in with BankID: press "Logga in", then approve the order in the BankID simulator
+at {url}/bankid-simulator/app ("Öppna i BankID", pick the person, "Legitimera"). People:
+  David Dahl        – HR and orderer at Provverket: fills in a registration
+  Eva Ek            – Provverket's signatory: signs it with BankID
+  Ingrid Handläggare, Johan Handläggare – SPV caseworkers (/handlaggning)
+  Anna Andersson    – orderer at Statens testmyndighet (can remove herself)
+  Bertil Berg       – administrator; Cecilia Carlsson – user (inactive for 600 days)
+  Karin Registrator – SPV intake clerk
+Sent email: {url}/demo/e-post
+Database: {settings.database_url}
+""",
+        err=False,
+    )
+    sys.stdout.flush()
+    server.serve_forever()
