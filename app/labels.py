@@ -74,6 +74,11 @@ FINDING_LABELS = {
     Finding.WOULD_LEAVE_NO_ORDERER: _l(
         "Borttagningen skulle lämna arbetsgivaren utan behörig beställare."
     ),
+    Finding.ORDERER_REMOVED_SINCE_APPROVAL: _l(
+        "Sedan ärendet godkändes har en annan behörig beställare tagits bort. Ärendet har "
+        "därför inte genomförts: borttagningen lämnar nu arbetsgivaren utan behörig "
+        "beställare och behöver godkännas av två handläggare, eller avslås."
+    ),
     Finding.PENDING_ERRAND: _l(
         "Det finns ett annat pågående ärende för personen hos arbetsgivaren."
     ),
@@ -192,6 +197,7 @@ HISTORY_LABELS = {
     "first_approval": _l("Första godkännandet"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
+    "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
 
 

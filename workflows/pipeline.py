@@ -10,12 +10,14 @@ from app.access import service as access
 from app.access.models import Employer
 from app.core.agents import Agent
 from app.notifications import service as notifications
+from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import Submission
+from app.registrations.service import would_leave_no_orderer
 from workflows import runtime
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
-from workflows.verification import Verifiers, run_checks, verifiers_for
+from workflows.verification import Verifiers, recheck_conflicts, run_checks, verifiers_for
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +48,12 @@ def verify(
 
 
 def apply(session: Session, submission_id: int, agent: Agent) -> bool:
-    """Put an approved decision into the permission store. False if nothing to do."""
+    """Put an approved decision into the permission store. False if nothing to do.
+
+    Role changes at one employer are applied one at a time, under the employer's lock.
+    A removal that would now leave no orderer (another removal went first) is applied
+    only if two caseworkers decided so (rule 8); otherwise it goes back to its
+    caseworker, the finding recorded."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state is not SubmissionState.APPROVED:
         return False
@@ -55,6 +62,9 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
     data = submission.data
     if isinstance(data, RegistrationData):
         _register(session, agent, submission, employer, data.person, data.employer_codes)
+    elif would_leave_no_orderer(session, submission) and not submission.approved_by_two:
+        _return_to_review(session, submission, agent, Finding.ORDERER_REMOVED_SINCE_APPROVAL)
+        return True
     else:
         for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
             access.end_grant(session, agent, grant, submission.id)
@@ -63,6 +73,15 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
             _register(session, agent, submission, employer, data.replacement, ())
     transition(session, submission, Action.APPLY, agent)
     return True
+
+
+def _return_to_review(
+    session: Session, submission: Submission, agent: Agent, finding: Finding
+) -> None:
+    """approved → in_review: the change cannot be made as decided; its caseworker sees
+    why among the checks and in the errand's history."""
+    recheck_conflicts(session, submission, finding)
+    transition(session, submission, Action.RETURN_TO_REVIEW, agent, reason=finding.value)
 
 
 def archive(session: Session, submission_id: int, agent: Agent) -> bool:

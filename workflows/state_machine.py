@@ -108,6 +108,9 @@ def transition(
     elif action in (Action.APPROVE, Action.REJECT):
         submission.decided_dt = now
         submission.decided_by_staff_id = agent.id
+    elif action is Action.RETURN_TO_REVIEW:
+        submission.decided_dt = None
+        submission.decided_by_staff_id = None
     elif action is Action.FAIL:
         submission.failed_step = failed_step
         submission.failure_reason = reason

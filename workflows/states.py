@@ -47,6 +47,8 @@ class Action(enum.StrEnum):
     EXPIRE = "expire"
     FAIL = "fail"
     RETRY = "retry"
+    RETURN_TO_REVIEW = "return_to_review"
+    """The apply step found the approved change can no longer be made as decided."""
 
 
 class Party(enum.StrEnum):
@@ -105,6 +107,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.IN_REVIEW, A.APPROVE, S.APPROVED, CW),
     _t(S.IN_REVIEW, A.REJECT, S.REJECTED, CW),
     _t(S.APPROVED, A.APPLY, S.APPLIED, SYS),
+    # Another removal applied first, and this one would now leave no orderer (rule 8).
+    _t(S.APPROVED, A.RETURN_TO_REVIEW, S.IN_REVIEW, SYS),
     _t(S.APPLIED, A.CLOSE, S.CLOSED, SYS),
     _t(S.DRAFT, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_SIGNATURE, A.WITHDRAW, S.WITHDRAWN, SUB),

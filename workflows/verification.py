@@ -271,10 +271,23 @@ def run_checks(
     return _store(session, submission, [check(session, submission, verifiers) for check in CHECKS])
 
 
+def recheck_conflicts(session: Session, submission: Submission, *found: Finding) -> None:
+    """Check the conflicts again (the roster changed since verification), adding what the
+    caller ``found``; the caseworker sees the result flagged."""
+    result = check_conflicts(session, submission)
+    if found:
+        findings = result.findings + tuple(f for f in found if f not in result.findings)
+        failed = result.outcome is CheckOutcome.FAILED
+        outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
+        result = CheckResult(result.name, outcome, findings, result.detail)
+    _store(session, submission, [result])
+
+
 __all__ = [
     "CHECKS",
     "CheckResult",
     "Verifiers",
+    "recheck_conflicts",
     "run_checks",
     "verifiers_for",
 ]

@@ -43,6 +43,8 @@ class Finding(enum.StrEnum):
     ALREADY_ORDERER = "already_orderer"
     NOT_AN_ORDERER = "not_an_orderer"
     WOULD_LEAVE_NO_ORDERER = "would_leave_no_orderer"
+    ORDERER_REMOVED_SINCE_APPROVAL = "orderer_removed_since_approval"
+    """Found when applying: another removal went first, and this one now leaves no orderer."""
     PENDING_ERRAND = "pending_errand"
     REPLACEMENT_ALREADY_ORDERER = "replacement_already_orderer"
     SEAL_INVALID = "seal_invalid"

@@ -169,6 +169,12 @@ class Submission(Base):
         self.form_data = draft.to_json()
 
     @property
+    def approved_by_two(self) -> bool:
+        """Two caseworkers approved it: the explicit decision rule 8 asks for before a
+        removal leaves the employer without an orderer."""
+        return self.first_approved_by_staff_id is not None
+
+    @property
     def data(self) -> FormData:
         """The complete form (``IncompleteForm`` while a draft still misses a step)."""
         return self.progress.complete()

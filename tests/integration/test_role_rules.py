@@ -4,20 +4,26 @@ either is applied cannot leave an employer without an orderer (PostgreSQL's row 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.access.models import Employer, Person, RoleGrant
+from app.casework import service as casework
 from app.core.agents import Agent, AgentKind
 from app.registrations import service as registrations
 from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.data import RegistrationData
 from app.registrations.models import Submission, SubmissionKind, VerificationCheck
-from tests.conftest import ANNA, login, person_id
-from tests.factories import received_by_esignature
+from tests.conftest import ANNA, DAVID, login, person_id
+from tests.factories import claim_and_approve, in_review, received_by_esignature
 from tests.support import post_step, walk_registration
 from workflows import pipeline
+from workflows.runtime import Runtime
+from workflows.states import SubmissionState
 
 SYSTEM = Agent.system("test")
 FREDRIK = "198507049859"  # no role at Statens testmyndighet: a stranger there
@@ -133,3 +139,82 @@ def test_an_orderer_is_warned_that_a_removal_leaves_no_orderer(
 ) -> None:
     base = _removal_of_anna(client, session, ANNA, "self")
     assert "ingen behörig beställare kvar" in client.get(f"{base}/ersattare").get_data(True)
+
+
+# ---- two removals approved before either is applied ------------------------------------
+
+
+def _orderers_at_provverket(session: Session) -> set[str]:
+    session.expire_all()
+    return set(
+        session.scalars(
+            select(Person.personnummer)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .join(Employer, Employer.id == RoleGrant.employer_id)
+            .where(
+                Employer.orgnr == "2021004920",
+                RoleGrant.role == "orderer",
+                RoleGrant.valid_to_dt.is_(None),
+            )
+        )
+    )
+
+
+def _approved_removal(session: Session, personnummer: str, reason: str) -> Submission:
+    """David's removal at Provverket, without a replacement, signed, verified, approved."""
+    david = _agent(session, DAVID)
+    person = session.scalars(select(Person).where(Person.personnummer == personnummer)).one()
+    submission = registrations.start_draft(session, david, SubmissionKind.REMOVAL, "2021004920")
+    registrations.save_orderer_to_remove(
+        session, david, submission, reason, personnummer, person.given_name, person.family_name
+    )
+    registrations.save_replacement(session, david, submission, None)
+    registrations.save_signatory(session, david, submission, "Eva Ek", "195210039847", "GD")
+    received_by_esignature(session, submission)
+    pipeline.verify(session, submission.id, SYSTEM)
+    assert claim_and_approve(session, submission), "needed a second caseworker"
+    return submission
+
+
+def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
+    runtime: Runtime, session: Session
+) -> None:
+    with runtime.unit_of_work() as s:  # Fredrik becomes Provverket's second orderer
+        registration = in_review(s)
+        claim_and_approve(s, registration)
+        pipeline.apply(s, registration.id, SYSTEM)
+    with runtime.unit_of_work() as s:
+        first = _approved_removal(s, DAVID, "self")
+        second = _approved_removal(s, FREDRIK, "left")
+    assert _orderers_at_provverket(session) == {DAVID, FREDRIK}
+
+    applied: list[bool] = []
+
+    def apply_second() -> None:
+        with runtime.unit_of_work() as s:
+            applied.append(pipeline.apply(s, second.id, SYSTEM))
+
+    with runtime.session_factory() as holder:
+        assert pipeline.apply(holder, first.id, SYSTEM)  # holds the employer's lock
+        other = threading.Thread(target=apply_second)
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive(), "the second removal did not wait for the employer's lock"
+        holder.commit()
+    other.join(timeout=30)
+    assert applied == [True]
+
+    assert _orderers_at_provverket(session) == {FREDRIK}
+    states = {s.id: s.state for s in session.scalars(select(Submission))}
+    assert (states[first.id], states[second.id]) == (
+        SubmissionState.APPLIED,
+        SubmissionState.IN_REVIEW,
+    )
+    returned = session.get(Submission, second.id)
+    assert returned is not None and returned.decided_dt is None
+    assert _conflicts(session, returned) == [
+        Finding.WOULD_LEAVE_NO_ORDERER,
+        Finding.ORDERER_REMOVED_SINCE_APPROVAL,
+    ]
+    # Back with its caseworker, it now takes two of them, like any last orderer's removal.
+    assert casework.needs_second_approval(session, returned)
