@@ -27,7 +27,7 @@ from app.eid.models import EidOrder, OrderStatus
 from app.intake.models import PageOutcome
 from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
 from app.registrations.codes import CheckName, Finding
-from app.registrations.data import RegistrationData
+from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import (
     Channel,
     CheckOutcome,
@@ -74,7 +74,7 @@ def _passed(name: CheckName, *findings: Finding) -> CheckResult:
 
 def check_id_numbers(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
     data = sub.data
-    replacement = getattr(data, "replacement", None)
+    replacement = data.replacement if isinstance(data, RemovalData) else None
     try:
         normalise_orgnr(data.employer.orgnr)
         normalise_personnummer(data.subject.personnummer)
@@ -112,7 +112,7 @@ def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> Ch
 def check_signatory(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
     data = sub.data
     signer = data.signatory.personnummer
-    removes_self = not isinstance(data, RegistrationData) and data.removes_self
+    removes_self = isinstance(data, RemovalData) and data.removes_self
     if removes_self and signer == data.subject.personnummer:
         return _passed(CheckName.SIGNATORY, Finding.REMOVAL_SIGNED_BY_ORDERER)
     if is_signatory(verifiers.register, data.employer.orgnr, signer):

@@ -198,19 +198,21 @@ def _refuse(field: str, conflicts: list[Conflict]) -> None:
             raise FormProblem(field, _REFUSED[conflict])
 
 
-def _replacement_of(data: RemovalData | RemovalDraft) -> str | None:
-    return data.replacement.personnummer if data.replacement else None
+def _replacement_of(progress: RemovalDraft) -> str | None:
+    return progress.replacement.personnummer if progress.replacement else None
 
 
 def would_leave_no_orderer(session: Session, submission: Submission) -> bool:
-    """A complete removal with no replacement of the employer's only orderer (rule 8),
-    as SPV sees it (casework and the apply step)."""
+    """A removal with no replacement of the employer's only orderer (rule 8), as SPV sees
+    it (casework and the apply step)."""
     if submission.kind is not SubmissionKind.REMOVAL:
         return False
-    data = submission.data
-    assert isinstance(data, RemovalData) and submission.employer_id is not None
+    progress = submission.progress
+    assert isinstance(progress, RemovalDraft) and submission.employer_id is not None
+    if progress.orderer is None:
+        return False
     roster = load_roster(session, submission.employer_id)
-    return roster.would_leave_no_orderer(data.orderer.personnummer, _replacement_of(data))
+    return roster.would_leave_no_orderer(progress.orderer.personnummer, _replacement_of(progress))
 
 
 def warns_of_no_orderer_left(session: Session, agent: Agent, submission: Submission) -> bool:
