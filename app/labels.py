@@ -6,7 +6,9 @@ from flask_babel import lazy_gettext as _l
 
 from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus
+from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.models import Channel, CheckOutcome, DocumentKind, SubmissionKind
+from workflows.states import Refusal
 from workflows.states import SubmissionState as S
 
 STATE_LABELS = {
@@ -42,11 +44,11 @@ OUTCOME_LABELS = {
     CheckOutcome.FAILED: _l("Underkänd"),
 }
 CHECK_LABELS = {
-    "id_numbers": _l("Personnummer och organisationsnummer"),
-    "employer": _l("Arbetsgivare och arbetsgivarkoder"),
-    "signatory": _l("Firmatecknare enligt registret"),
-    "signature": _l("Underskrift och försegling"),
-    "conflicts": _l("Konflikter med befintliga behörigheter och ärenden"),
+    CheckName.ID_NUMBERS: _l("Personnummer och organisationsnummer"),
+    CheckName.EMPLOYER: _l("Arbetsgivare och arbetsgivarkoder"),
+    CheckName.SIGNATORY: _l("Firmatecknare enligt registret"),
+    CheckName.SIGNATURE: _l("Underskrift och försegling"),
+    CheckName.CONFLICTS: _l("Konflikter med befintliga behörigheter och ärenden"),
 }
 DOCUMENT_LABELS = {
     DocumentKind.PRINTED: _l("Utskriven blankett"),
@@ -58,56 +60,65 @@ DOCUMENT_LABELS = {
 }
 
 FINDING_LABELS = {
-    "invalid_id_number": _l("Ett personnummer eller organisationsnummer är ogiltigt."),
-    "unknown_employer": _l("Arbetsgivaren finns inte hos SPV."),
-    "code_not_of_employer": _l("Arbetsgivarkoder som inte hör till arbetsgivaren:"),
-    "removal_signed_by_orderer": _l(
+    Finding.INVALID_ID_NUMBER: _l("Ett personnummer eller organisationsnummer är ogiltigt."),
+    Finding.UNKNOWN_EMPLOYER: _l("Arbetsgivaren finns inte hos SPV."),
+    Finding.CODE_NOT_OF_EMPLOYER: _l("Arbetsgivarkoder som inte hör till arbetsgivaren:"),
+    Finding.REMOVAL_SIGNED_BY_ORDERER: _l(
         "En borttagning skrivs under av den behöriga beställaren eller av en firmatecknare."
     ),
-    "not_in_signatory_register": _l("Firmatecknaren finns inte i registret för arbetsgivaren."),
-    "already_orderer": _l("Personen är redan behörig beställare hos arbetsgivaren."),
-    "not_an_orderer": _l("Personen är inte behörig beställare hos arbetsgivaren."),
-    "would_leave_no_orderer": _l(
+    Finding.NOT_IN_SIGNATORY_REGISTER: _l(
+        "Firmatecknaren finns inte i registret för arbetsgivaren."
+    ),
+    Finding.ALREADY_ORDERER: _l("Personen är redan behörig beställare hos arbetsgivaren."),
+    Finding.NOT_AN_ORDERER: _l("Personen är inte behörig beställare hos arbetsgivaren."),
+    Finding.WOULD_LEAVE_NO_ORDERER: _l(
         "Borttagningen skulle lämna arbetsgivaren utan behörig beställare."
     ),
-    "pending_errand": _l("Det finns ett annat pågående ärende för personen hos arbetsgivaren."),
-    "replacement_already_orderer": _l(
+    Finding.ORDERER_REMOVED_SINCE_APPROVAL: _l(
+        "Sedan ärendet godkändes har en annan behörig beställare tagits bort. Ärendet har "
+        "därför inte genomförts: borttagningen lämnar nu arbetsgivaren utan behörig "
+        "beställare och behöver godkännas av två handläggare, eller avslås."
+    ),
+    Finding.PENDING_ERRAND: _l(
+        "Det finns ett annat pågående ärende för personen hos arbetsgivaren."
+    ),
+    Finding.REPLACEMENT_ALREADY_ORDERER: _l(
         "Den nya behöriga beställaren är redan behörig beställare hos arbetsgivaren."
     ),
-    "seal_invalid": _l("SPV:s försegling av den underskrivna blanketten håller inte."),
-    "signature_invalid": _l("BankID-underskriften går inte att kontrollera."),
-    "signature_of_other_document": _l("BankID-underskriften gäller ett annat dokument."),
-    "signer_not_named_signatory": _l(
+    Finding.SEAL_INVALID: _l("SPV:s försegling av den underskrivna blanketten håller inte."),
+    Finding.SIGNATURE_INVALID: _l("BankID-underskriften går inte att kontrollera."),
+    Finding.SIGNATURE_OF_OTHER_DOCUMENT: _l("BankID-underskriften gäller ett annat dokument."),
+    Finding.SIGNER_NOT_NAMED_SIGNATORY: _l(
         "Den som skrev under med BankID är inte firmatecknaren i blanketten."
     ),
-    "signed_document_missing": _l("Den underskrivna blanketten saknas."),
-    "scan_missing": _l("Ingen skannad blankett är kopplad till ärendet."),
-    "handwritten_signature_missing": _l(
+    Finding.SIGNED_DOCUMENT_MISSING: _l("Den underskrivna blanketten saknas."),
+    Finding.SCAN_MISSING: _l("Ingen skannad blankett är kopplad till ärendet."),
+    Finding.HANDWRITTEN_SIGNATURE_MISSING: _l(
         "Registratorn har inte kunnat bekräfta underskriften på pappersblanketten."
     ),
-    "signed_on_paper": _l("Registratorn har bekräftat firmatecknarens underskrift."),
-    "matched_by_hand": _l(
+    Finding.SIGNED_ON_PAPER: _l("Registratorn har bekräftat firmatecknarens underskrift."),
+    Finding.MATCHED_BY_HAND: _l(
         "En eller flera sidor saknade läsbar QR-kod och kopplades till ärendet av en registrator."
     ),
-    "typed_in_by_clerk": _l(
+    Finding.TYPED_IN_BY_CLERK: _l(
         "Blanketten var en tom blankett ifylld för hand; en registrator skrev in uppgifterna."
     ),
-    "digest_mismatch_matched_by_hand": _l(
+    Finding.DIGEST_MISMATCH_MATCHED_BY_HAND: _l(
         "En sida skrevs ut med andra uppgifter än ärendet har och kopplades för hand."
     ),
-    "mac_mismatch_matched_by_hand": _l(
+    Finding.MAC_MISMATCH_MATCHED_BY_HAND: _l(
         "En sidas QR-kod hade ogiltig kontrollsumma (möjlig manipulation) och kopplades för hand."
     ),
 }
 REFUSAL_LABELS = {
-    "wrong_state": _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
-    "not_permitted": _l("Du får inte göra den här åtgärden i ärendet."),
-    "four_eyes": _l(
+    Refusal.WRONG_STATE: _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
+    Refusal.NOT_PERMITTED: _l("Du får inte göra den här åtgärden i ärendet."),
+    Refusal.FOUR_EYES: _l(
         "Du kan inte besluta i ett ärende som du själv har skickat in eller som "
         "gäller dig (fyraögonsprincipen)."
     ),
-    "incomplete": _l("Ärendet saknar uppgifter som behövs för åtgärden."),
-    "checks_failed": _l(
+    Refusal.INCOMPLETE: _l("Ärendet saknar uppgifter som behövs för åtgärden."),
+    Refusal.CHECKS_FAILED: _l(
         "En automatisk kontroll är underkänd. Avslå ärendet eller begär komplettering."
     ),
 }
@@ -186,6 +197,7 @@ HISTORY_LABELS = {
     "first_approval": _l("Första godkännandet"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
+    "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
 
 
@@ -206,8 +218,8 @@ def register(jinja_globals: dict[str, object]) -> None:
         channel_label=lambda c: CHANNEL_LABELS[c] if c else "–",
         role_label=lambda r: ROLE_LABELS[Role(r)],
         outcome_label=OUTCOME_LABELS.__getitem__,
-        check_label=lambda name: CHECK_LABELS.get(name, name),
-        finding_label=lambda code: FINDING_LABELS.get(code, code),
+        check_label=lambda name: CHECK_LABELS[CheckName(name)],
+        finding_label=lambda code: FINDING_LABELS[Finding(code)],
         document_label=DOCUMENT_LABELS.__getitem__,
         page_outcome_label=PAGE_OUTCOME_LABELS.__getitem__,
         page_status_label=PAGE_STATUS_LABELS.__getitem__,
@@ -219,24 +231,34 @@ def register(jinja_globals: dict[str, object]) -> None:
 
 
 PROBLEM_MESSAGES = {
-    "unknown_employer": _l("SPV känner inte till någon arbetsgivare med det organisationsnumret."),
-    "code_not_of_employer": _l("Välj bland arbetsgivarens egna arbetsgivarkoder."),
-    "already_orderer": _l("Personen är redan behörig beställare hos arbetsgivaren."),
-    "pending_errand": _l(
+    ProblemCode.UNKNOWN_EMPLOYER: _l(
+        "SPV känner inte till någon arbetsgivare med det organisationsnumret."
+    ),
+    ProblemCode.CODE_NOT_OF_EMPLOYER: _l("Välj bland arbetsgivarens egna arbetsgivarkoder."),
+    ProblemCode.ALREADY_ORDERER: _l("Personen är redan behörig beställare hos arbetsgivaren."),
+    ProblemCode.PENDING_ERRAND: _l(
         "Det finns redan ett pågående ärende för personen hos arbetsgivaren. Se Mina ärenden."
     ),
-    "not_an_orderer": _l("Personen är inte behörig beställare hos arbetsgivaren."),
-    "self_removal_of_other": _l("När du tar bort dig själv ska du ange ditt eget personnummer."),
-    "replacement_is_removed": _l("Den nya behöriga beställaren kan inte vara den som tas bort."),
-    "not_an_orderer_role": _l("Välj behörig beställare eller delegerad behörig beställare."),
-    "invalid_signature": _l("Underskriften kunde inte kontrolleras. Försök igen."),
-    "wrong_document": _l("Underskriften gäller inte den här blanketten. Försök igen."),
-    "wrong_signer": _l("Blanketten ska skrivas under av den firmatecknare som anges i den."),
+    ProblemCode.NOT_AN_ORDERER: _l("Personen är inte behörig beställare hos arbetsgivaren."),
+    ProblemCode.SELF_REMOVAL_OF_OTHER: _l(
+        "När du tar bort dig själv ska du ange ditt eget personnummer."
+    ),
+    ProblemCode.REPLACEMENT_IS_REMOVED: _l(
+        "Den nya behöriga beställaren kan inte vara den som tas bort."
+    ),
+    ProblemCode.NOT_AN_ORDERER_ROLE: _l(
+        "Välj behörig beställare eller delegerad behörig beställare."
+    ),
+    ProblemCode.INVALID_SIGNATURE: _l("Underskriften kunde inte kontrolleras. Försök igen."),
+    ProblemCode.WRONG_DOCUMENT: _l("Underskriften gäller inte den här blanketten. Försök igen."),
+    ProblemCode.WRONG_SIGNER: _l(
+        "Blanketten ska skrivas under av den firmatecknare som anges i den."
+    ),
 }
 
 
 def problem_message(code: str) -> str:
-    return str(PROBLEM_MESSAGES.get(code, code))
+    return str(PROBLEM_MESSAGES[ProblemCode(code)])
 
 
 def code_choice_label(code: EmployerCode) -> str:
@@ -248,4 +270,4 @@ def code_choice_label(code: EmployerCode) -> str:
 
 
 def refusal_message(code: str) -> str:
-    return str(REFUSAL_LABELS.get(code, REFUSAL_LABELS["not_permitted"]))
+    return str(REFUSAL_LABELS[Refusal(code)])

@@ -161,8 +161,11 @@ def login_required(view: F) -> F:
 
 
 class _Problem(Protocol):
-    field: str
-    code: str
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def code(self) -> str: ...
 
 
 def attach_problem(form: Any, problem: _Problem) -> None:

@@ -8,6 +8,8 @@ from wtforms import EmailField, RadioField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
+from app.access.models import Role
+from app.registrations.data import PersonDetails, SignatoryDetails
 from forms.validators import Orgnr, Personnummer, strip_whitespace
 
 NAME = [Length(max=100)]
@@ -73,6 +75,17 @@ class PersonFields(FlaskForm):
         validators=[InputRequired(_l("Välj roll."))],
     )
 
+    def person_details(self) -> PersonDetails:
+        return PersonDetails(
+            personnummer=self.personnummer.data,
+            given_name=self.given_name.data or "",
+            family_name=self.family_name.data or "",
+            email=self.email.data or "",
+            role=Role(self.role.data),
+            title=self.title.data or "",
+            phone=self.phone.data or "",
+        )
+
 
 class SignatoryForm(FlaskForm):
     signatory_name = StringField(
@@ -88,6 +101,13 @@ class SignatoryForm(FlaskForm):
         description=_l("Till exempel generaldirektör, rektor eller styrelseledamot."),
         validators=[InputRequired(_l("Ange befattning.")), *NAME],
     )
+
+    def signatory_details(self) -> SignatoryDetails:
+        return SignatoryDetails(
+            self.signatory_name.data or "",
+            self.signatory_personnummer.data,
+            self.signatory_title.data or "",
+        )
 
 
 class CompletionAnswerForm(FlaskForm):

@@ -19,8 +19,10 @@ from wtforms.validators import (
     Regexp,
 )
 
+from app.access.models import Role
+from app.registrations.data import EmployerDetails, PersonDetails, RegistrationData, RemovalData
 from forms.common import NAME, EmployerForm, PersonFields, SignatoryForm, role_choices
-from forms.removal import OrdererToRemoveForm
+from forms.removal import OrdererToRemoveForm, orderer_to_remove
 from forms.validators import Personnummer, strip_whitespace
 
 YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
@@ -106,6 +108,15 @@ class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
         text = self.employer_codes.data or ""
         return tuple(code.strip().upper() for code in text.split(",") if code.strip())
 
+    def registration(self) -> RegistrationData:
+        """The registration the clerk typed in."""
+        return RegistrationData(
+            EmployerDetails(self.orgnr.data),
+            self.person_details(),
+            self.signatory_details(),
+            self.codes(),
+        )
+
 
 class PaperRemovalForm(EmployerForm, SignatoryForm):
     """A blank removal form filled in by hand, typed in by the clerk; the replacement's
@@ -150,15 +161,23 @@ class PaperRemovalForm(EmployerForm, SignatoryForm):
                     valid = False
         return valid
 
-    def replacement(self) -> dict[str, str] | None:
+    def replacement(self) -> PersonDetails | None:
         if not self.replacement_personnummer.data:
             return None
-        return {
-            "personnummer": self.replacement_personnummer.data,
-            "given_name": self.replacement_given_name.data or "",
-            "family_name": self.replacement_family_name.data or "",
-            "title": self.replacement_title.data or "",
-            "email": self.replacement_email.data or "",
-            "phone": "",
-            "role": self.replacement_role.data or "orderer",
-        }
+        return PersonDetails(
+            personnummer=self.replacement_personnummer.data,
+            given_name=self.replacement_given_name.data or "",
+            family_name=self.replacement_family_name.data or "",
+            email=self.replacement_email.data or "",
+            role=Role(self.replacement_role.data or Role.ORDERER),
+            title=self.replacement_title.data or "",
+        )
+
+    def removal(self) -> RemovalData:
+        """The removal the clerk typed in."""
+        return RemovalData(
+            EmployerDetails(self.orgnr.data),
+            orderer_to_remove(self),
+            self.signatory_details(),
+            self.replacement(),
+        )

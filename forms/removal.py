@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
+from app.registrations.data import OrdererToRemove, RemovalReason
 from forms.common import NAME, PersonFields
 from forms.validators import Personnummer
 
@@ -29,6 +32,16 @@ class OrdererToRemoveForm(FlaskForm):
     given_name = StringField(_l("Förnamn"), validators=[InputRequired(_l("Ange förnamn.")), *NAME])
     family_name = StringField(
         _l("Efternamn"), validators=[InputRequired(_l("Ange efternamn.")), *NAME]
+    )
+
+
+def orderer_to_remove(form: Any) -> OrdererToRemove:
+    """The orderer a form with ``OrdererToRemoveForm``'s fields names."""
+    return OrdererToRemove(
+        RemovalReason(form.reason.data),
+        form.personnummer.data,
+        form.given_name.data or "",
+        form.family_name.data or "",
     )
 
 

@@ -6,11 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from app.access.models import Role
 from app.core.agents import Agent, AgentKind
 from app.eid import service as eid
 from app.eid.models import OrderStatus
 from app.registrations import documents, signing
 from app.registrations import service as registrations
+from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import DocumentKind, Submission, SubmissionKind
 from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
@@ -26,13 +28,13 @@ def registration_draft(session: Session, **changes: str) -> Submission:
         **REGISTRATION,
         "orgnr": "2021004920",
         "personnummer": "198507049859",
+        "title": "Personalchef",
         "signatory_personnummer": "195210039847",
+        "signatory_title": "Generaldirektör",
         **changes,
     }
     return registrations.create_registration(
-        session,
-        david(session),
-        registrations.RegistrationData(**fields),  # type: ignore[arg-type]
+        session, david(session), RegistrationData.from_json(fields)
     )
 
 
@@ -45,15 +47,15 @@ def removal_draft(session: Session) -> Submission:
         session,
         agent,
         submission,
-        {
-            "personnummer": "198507049859",
-            "given_name": "Fredrik",
-            "family_name": "Falk",
-            "email": "fredrik.falk@provverket.se",
-            "phone": "070-111 22 33",
-            "title": "Personalchef",
-            "role": "orderer",
-        },
+        PersonDetails(
+            personnummer="198507049859",
+            given_name="Fredrik",
+            family_name="Falk",
+            email="fredrik.falk@provverket.se",
+            phone="070-111 22 33",
+            title="Personalchef",
+            role=Role.ORDERER,
+        ),
     )
     registrations.save_signatory(
         session, agent, submission, "Eva Ek", "195210039847", "Generaldirektör"
@@ -94,7 +96,7 @@ def received_by_esignature(session: Session, submission: Submission) -> Submissi
     )
     pdf = documents.signable_form(submission, settings)
     order = signing.start(session, submitter, client, submission, pdf, "127.0.0.1", "binding")
-    approve_in_simulator(app, submission.form_data["signatory_personnummer"], order.order_ref)
+    approve_in_simulator(app, submission.data.signatory.personnummer, order.order_ref)
     state = eid.poll(session, client, order, timedelta(0))
     assert state.status is OrderStatus.COMPLETE, state
     signing.finish(session, order, submission, documents.seal_context(settings))

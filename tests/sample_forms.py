@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from app.documents.qr import qr_mac_key
 from app.documents.render import CodeLine, DocumentData
+from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import Channel, SubmissionKind
 
 KEY = qr_mac_key("test-secret")
@@ -53,9 +54,22 @@ CODES = [
     CodeLine("B2002", "Provverket Sundsvall", True),
 ]
 
+"""The forms as stored (``Submission.form_data``); typed below, as the PDFs take them."""
+
 REGISTRATION_DATA = DocumentData(
-    SubmissionKind.REGISTRATION, "BB-7K3M-Q9XT", 123, REGISTRATION, CODES, CREATED
+    SubmissionKind.REGISTRATION,
+    "BB-7K3M-Q9XT",
+    123,
+    RegistrationData.from_json(REGISTRATION),
+    CODES,
+    CREATED,
 )
 REMOVAL_DATA = DocumentData(
-    SubmissionKind.REMOVAL, "BB-4H2P-ZX8R", 4567, REMOVAL, [], CREATED, Channel.PAPER
+    SubmissionKind.REMOVAL,
+    "BB-4H2P-ZX8R",
+    4567,
+    RemovalData.from_json(REMOVAL),
+    [],
+    CREATED,
+    Channel.PAPER,
 )

@@ -32,12 +32,12 @@ from app.documents.qr import (
     FormKind,
     QrPayload,
     encode_payload,
-    form_digest,
     qr_mac_key,
     qr_png,
 )
 from app.documents.render import TEMPLATE_VERSION, DocumentData, render_form_pdf
-from tests.sample_forms import REGISTRATION_DATA, REMOVAL_DATA
+from app.registrations.data import RegistrationData
+from tests.sample_forms import REGISTRATION, REGISTRATION_DATA, REMOVAL_DATA
 
 KEY = qr_mac_key("test-secret")
 
@@ -48,7 +48,7 @@ FORMS: dict[str, DocumentData] = {
         REGISTRATION_DATA,
         reference="BB-2CDF-GH3J",
         submission_id=98765,
-        form_data={**REGISTRATION_DATA.form_data, "given_name": "Bo", "family_name": "Ek"},
+        form=RegistrationData.from_json({**REGISTRATION, "given_name": "Bo", "family_name": "Ek"}),
     ),
 }
 """The printed forms the corpus scans, by name."""
@@ -270,7 +270,7 @@ def forged_code_text(form: str, index: int, submission_id: int) -> str:
         data.submission_id,
         index + 1,
         form_pages(form),
-        form_digest(data.form_data),
+        data.digest,
     )
     genuine = encode_payload(payload, KEY)
     forged = encode_payload(dataclasses.replace(payload, submission_id=submission_id), KEY)

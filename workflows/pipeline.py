@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
+from app.access.models import Employer
 from app.core.agents import Agent
 from app.notifications import service as notifications
-from app.registrations.models import Submission, SubmissionKind
+from app.registrations.codes import Finding
+from app.registrations.data import PersonDetails, RegistrationData
+from app.registrations.models import Submission
+from app.registrations.service import would_leave_no_orderer
 from workflows import runtime
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
-from workflows.verification import Verifiers, run_checks, verifiers_for
+from workflows.verification import Verifiers, recheck_conflicts, run_checks, verifiers_for
 
 log = structlog.get_logger(__name__)
 
@@ -47,33 +48,40 @@ def verify(
 
 
 def apply(session: Session, submission_id: int, agent: Agent) -> bool:
-    """Put an approved decision into the permission store. False if nothing to do."""
+    """Put an approved decision into the permission store. False if nothing to do.
+
+    Role changes at one employer are applied one at a time, under the employer's lock.
+    A removal that would now leave no orderer (another removal went first) is applied
+    only if two caseworkers decided so (rule 8); otherwise it goes back to its
+    caseworker, the finding recorded."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state is not SubmissionState.APPROVED:
         return False
     assert submission.employer_id is not None  # guaranteed by the received-state constraint
     employer = access.lock_employer(session, submission.employer_id)
-    data = submission.form_data
-    if submission.kind is SubmissionKind.REGISTRATION:
-        _register(session, agent, submission, employer, data)
+    data = submission.data
+    if isinstance(data, RegistrationData):
+        _register(session, agent, submission, employer, data.person, data.employer_codes)
+    elif would_leave_no_orderer(session, submission) and not submission.approved_by_two:
+        _return_to_review(session, submission, agent, Finding.ORDERER_REMOVED_SINCE_APPROVAL)
+        return True
     else:
-        grants = session.scalars(
-            select(RoleGrant)
-            .join(RoleGrant.person)
-            .where(
-                RoleGrant.employer_id == employer.id,
-                RoleGrant.role.in_(ORDERER_ROLES),
-                RoleGrant.valid_to_dt.is_(None),
-                Person.personnummer == submission.subject_personnummer,
-            )
-        ).all()
-        for grant in grants:
+        for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
             access.end_grant(session, agent, grant, submission.id)
             notifications.notify_role_ended(session, grant)
-        if data.get("replacement"):
-            _register(session, agent, submission, employer, data["replacement"])
+        if data.replacement is not None:
+            _register(session, agent, submission, employer, data.replacement, ())
     transition(session, submission, Action.APPLY, agent)
     return True
+
+
+def _return_to_review(
+    session: Session, submission: Submission, agent: Agent, finding: Finding
+) -> None:
+    """approved → in_review: the change cannot be made as decided; its caseworker sees
+    why among the checks and in the errand's history."""
+    recheck_conflicts(session, submission, finding)
+    transition(session, submission, Action.RETURN_TO_REVIEW, agent, reason=finding.value)
 
 
 def archive(session: Session, submission_id: int, agent: Agent) -> bool:
@@ -112,24 +120,21 @@ def _register(
     agent: Agent,
     submission: Submission,
     employer: Employer,
-    person_data: dict[str, Any],
+    person: PersonDetails,
+    codes: tuple[str, ...],
 ) -> None:
-    person = access.find_or_create_person(
-        session,
-        person_data["personnummer"],
-        person_data["given_name"],
-        person_data["family_name"],
-        person_data.get("email"),
+    found = access.find_or_create_person(
+        session, person.personnummer, person.given_name, person.family_name, person.email or None
     )
     grant = access.register_orderer(
         session,
         agent,
         employer=employer,
-        person=person,
-        role=Role(person_data["role"]),
-        code_values=list(submission.form_data.get("employer_codes") or []),
+        person=found,
+        role=person.role,
+        code_values=list(codes),
         submission_id=submission.id,
-        contact_email=person_data.get("email"),
+        contact_email=person.email or None,
     )
     notifications.notify_role_granted(session, grant)
 

@@ -20,6 +20,7 @@ from workflows.states import (
     Action,
     IllegalTransition,
     Party,
+    Refusal,
     SubmissionState,
     find_transition,
 )
@@ -47,7 +48,10 @@ def check_four_eyes(submission: Submission, agent: Agent, action: Action) -> Non
     took_it_in = agent.kind is AgentKind.STAFF and agent.id == submission.received_by_staff_id
     if (agent.personnummer is not None and agent.personnummer in own) or took_it_in:
         raise IllegalTransition(
-            submission.state, action, "four eyes: you cannot decide your own errand", "four_eyes"
+            submission.state,
+            action,
+            "four eyes: you cannot decide your own errand",
+            Refusal.FOUR_EYES,
         )
 
 
@@ -80,18 +84,18 @@ def transition(
         check_four_eyes(submission, agent, action)
     if action is Action.FAIL and not (failed_step and reason):
         raise IllegalTransition(
-            source, action, "a failure needs the step and the reason", "incomplete"
+            source, action, "a failure needs the step and the reason", Refusal.INCOMPLETE
         )
     if action is Action.RETRY:
         resume = RESUME_STATE_OF_STEP.get(submission.failed_step or "")
         if resume is None:
             raise IllegalTransition(
-                source, action, "the failed step cannot be retried", "incomplete"
+                source, action, "the failed step cannot be retried", Refusal.INCOMPLETE
             )
         target = resume
     if action is Action.RECEIVE and submission.channel is None:
         raise IllegalTransition(
-            source, action, "the channel must be known when received", "incomplete"
+            source, action, "the channel must be known when received", Refusal.INCOMPLETE
         )
 
     submission.state = target
@@ -104,6 +108,9 @@ def transition(
     elif action in (Action.APPROVE, Action.REJECT):
         submission.decided_dt = now
         submission.decided_by_staff_id = agent.id
+    elif action is Action.RETURN_TO_REVIEW:
+        submission.decided_dt = None
+        submission.decided_by_staff_id = None
     elif action is Action.FAIL:
         submission.failed_step = failed_step
         submission.failure_reason = reason

@@ -47,6 +47,8 @@ class Action(enum.StrEnum):
     EXPIRE = "expire"
     FAIL = "fail"
     RETRY = "retry"
+    RETURN_TO_REVIEW = "return_to_review"
+    """The apply step found the approved change can no longer be made as decided."""
 
 
 class Party(enum.StrEnum):
@@ -105,6 +107,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.IN_REVIEW, A.APPROVE, S.APPROVED, CW),
     _t(S.IN_REVIEW, A.REJECT, S.REJECTED, CW),
     _t(S.APPROVED, A.APPLY, S.APPLIED, SYS),
+    # Another removal applied first, and this one would now leave no orderer (rule 8).
+    _t(S.APPROVED, A.RETURN_TO_REVIEW, S.IN_REVIEW, SYS),
     _t(S.APPLIED, A.CLOSE, S.CLOSED, SYS),
     _t(S.DRAFT, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_SIGNATURE, A.WITHDRAW, S.WITHDRAWN, SUB),
@@ -187,15 +191,29 @@ DUE_REMINDER_BEFORE = timedelta(days=2)
 due date has passed, the errand is escalated to the team leads."""
 
 
+class Refusal(enum.StrEnum):
+    """Why an action on a submission was refused (``IllegalTransition.code``)."""
+
+    WRONG_STATE = "wrong_state"
+    NOT_PERMITTED = "not_permitted"
+    FOUR_EYES = "four_eyes"
+    INCOMPLETE = "incomplete"
+    CHECKS_FAILED = "checks_failed"
+
+
 class IllegalTransition(Exception):
     """The action is not allowed in the submission's current state, or not for this party.
 
-    ``code`` says why, for the UI to put in words: ``wrong_state``, ``not_permitted``,
-    ``four_eyes`` or ``incomplete``; ``reason`` says it in English for logs and tests.
+    ``code`` says why, for the UI to put in words (``app.labels``); ``reason`` says it in
+    English for logs and tests.
     """
 
     def __init__(
-        self, state: SubmissionState, action: Action, reason: str, code: str = "wrong_state"
+        self,
+        state: SubmissionState,
+        action: Action,
+        reason: str,
+        code: Refusal = Refusal.WRONG_STATE,
     ) -> None:
         super().__init__(f"cannot {action.value} a submission in state {state.value}: {reason}")
         self.state = state
@@ -213,5 +231,5 @@ def find_transition(
         raise IllegalTransition(state, action, "not allowed in this state")
     if not parties & transition.allowed_parties:
         names = ", ".join(sorted(p.value for p in parties)) or "nobody"
-        raise IllegalTransition(state, action, f"not allowed for {names}", "not_permitted")
+        raise IllegalTransition(state, action, f"not allowed for {names}", Refusal.NOT_PERMITTED)
     return transition

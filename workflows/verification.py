@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.access.models import ORDERER_ROLES, Employer, EmployerCode, Role, RoleGrant
+from app.access.models import Employer, EmployerCode
+from app.access.roster import Conflict
 from app.config import Settings
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
 from app.documents.pki import trust_roots
@@ -25,22 +26,23 @@ from app.eid.evidence import (
 from app.eid.models import EidOrder, OrderStatus
 from app.intake.models import PageOutcome
 from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
+from app.registrations.codes import CheckName, Finding
+from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import (
     Channel,
     CheckOutcome,
     DocumentKind,
     Submission,
-    SubmissionKind,
     VerificationCheck,
 )
-from workflows.states import PENDING_STATES
+from app.registrations.service import load_roster
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    name: str
+    name: CheckName
     outcome: CheckOutcome
-    findings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     """Codes of what was found (the UI names them in the reader's language)."""
     detail: str = ""
     """Data behind the findings, e.g. the employer codes that do not belong."""
@@ -66,28 +68,30 @@ def verifiers_for(session: Session, settings: Settings) -> Verifiers:
 Check = Callable[[Session, Submission, Verifiers], CheckResult]
 
 
-def _passed(name: str, *findings: str) -> CheckResult:
+def _passed(name: CheckName, *findings: Finding) -> CheckResult:
     return CheckResult(name, CheckOutcome.PASSED, findings)
 
 
 def check_id_numbers(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
-    data = sub.form_data
+    data = sub.data
+    replacement = data.replacement if isinstance(data, RemovalData) else None
     try:
-        normalise_orgnr(data.get("orgnr", ""))
-        normalise_personnummer(data.get("personnummer", ""))
-        normalise_personnummer(data.get("signatory_personnummer", ""))
-        if data.get("replacement"):
-            normalise_personnummer(data["replacement"].get("personnummer", ""))
+        normalise_orgnr(data.employer.orgnr)
+        normalise_personnummer(data.subject.personnummer)
+        normalise_personnummer(data.signatory.personnummer)
+        if replacement is not None:
+            normalise_personnummer(replacement.personnummer)
     except InvalidIdNumber:
-        return CheckResult("id_numbers", CheckOutcome.FAILED, ("invalid_id_number",))
-    return _passed("id_numbers")
+        return CheckResult(CheckName.ID_NUMBERS, CheckOutcome.FAILED, (Finding.INVALID_ID_NUMBER,))
+    return _passed(CheckName.ID_NUMBERS)
 
 
 def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
     employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
-    if employer is None or employer.orgnr != sub.form_data.get("orgnr"):
-        return CheckResult("employer", CheckOutcome.FAILED, ("unknown_employer",))
-    wanted = set(sub.form_data.get("employer_codes") or [])
+    data = sub.data
+    if employer is None or employer.orgnr != data.employer.orgnr:
+        return CheckResult(CheckName.EMPLOYER, CheckOutcome.FAILED, (Finding.UNKNOWN_EMPLOYER,))
+    wanted = set(data.employer_codes) if isinstance(data, RegistrationData) else set()
     if wanted:
         owned = set(
             session.scalars(
@@ -97,23 +101,29 @@ def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> Ch
         foreign = sorted(wanted - owned)
         if foreign:
             return CheckResult(
-                "employer", CheckOutcome.FAILED, ("code_not_of_employer",), ", ".join(foreign)
+                CheckName.EMPLOYER,
+                CheckOutcome.FAILED,
+                (Finding.CODE_NOT_OF_EMPLOYER,),
+                ", ".join(foreign),
             )
-    return _passed("employer")
+    return _passed(CheckName.EMPLOYER)
 
 
 def check_signatory(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
-    signer = sub.form_data.get("signatory_personnummer", "")
-    removes_self = sub.kind is SubmissionKind.REMOVAL and sub.form_data.get("reason") == "self"
-    if removes_self and signer == sub.subject_personnummer:
-        return _passed("signatory", "removal_signed_by_orderer")
-    if is_signatory(verifiers.register, sub.form_data.get("orgnr", ""), signer):
-        return _passed("signatory")
-    return CheckResult("signatory", CheckOutcome.FLAGGED, ("not_in_signatory_register",))
+    data = sub.data
+    signer = data.signatory.personnummer
+    removes_self = isinstance(data, RemovalData) and data.removes_self
+    if removes_self and signer == data.subject.personnummer:
+        return _passed(CheckName.SIGNATORY, Finding.REMOVAL_SIGNED_BY_ORDERER)
+    if is_signatory(verifiers.register, data.employer.orgnr, signer):
+        return _passed(CheckName.SIGNATORY)
+    return CheckResult(
+        CheckName.SIGNATORY, CheckOutcome.FLAGGED, (Finding.NOT_IN_SIGNATORY_REGISTER,)
+    )
 
 
-def _signature_failed(*findings: str, detail: str = "") -> CheckResult:
-    return CheckResult("signature", CheckOutcome.FAILED, findings, detail)
+def _signature_failed(*findings: Finding, detail: str = "") -> CheckResult:
+    return CheckResult(CheckName.SIGNATURE, CheckOutcome.FAILED, findings, detail)
 
 
 def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
@@ -126,11 +136,11 @@ def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) ->
         .order_by(EidOrder.id.desc())
     )
     if signed_doc is None or order is None or order.document is None:
-        return _signature_failed("signed_document_missing")
+        return _signature_failed(Finding.SIGNED_DOCUMENT_MISSING)
     sealed = signed_doc.content
     report = validate_sealed_pdf(sealed, trust_roots=verifiers.seal_roots)
     if not report.accepted:
-        return _signature_failed("seal_invalid", detail=report.reason)
+        return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)
     try:
         xml = extract_evidence(sealed)[SIGNATURE_EVIDENCE_NAME]
         signed = verify_bankid_signature(
@@ -139,16 +149,16 @@ def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) ->
             at=report.timestamp_dt or report.signed_dt,
         )
     except (EvidenceError, KeyError, InvalidBankIdSignature) as exc:
-        return _signature_failed("signature_invalid", detail=str(exc)[:200])
+        return _signature_failed(Finding.SIGNATURE_INVALID, detail=str(exc)[:200])
     original = sealed[: len(order.document)]
     if (
         original != order.document
         or signed.user_non_visible_data.strip() != hashlib.sha256(original).hexdigest()
     ):
-        return _signature_failed("signature_of_other_document")
-    if signed.personal_number != sub.form_data.get("signatory_personnummer"):
-        return _signature_failed("signer_not_named_signatory")
-    return _passed("signature")
+        return _signature_failed(Finding.SIGNATURE_OF_OTHER_DOCUMENT)
+    if signed.personal_number != sub.data.signatory.personnummer:
+        return _signature_failed(Finding.SIGNER_NOT_NAMED_SIGNATORY)
+    return _passed(CheckName.SIGNATURE)
 
 
 def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
@@ -158,25 +168,27 @@ def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
 
     paper_form = paper_form_of(session, sub.id)
     if paper_form is None:
-        return _signature_failed("scan_missing")
+        return _signature_failed(Finding.SCAN_MISSING)
     by_hand = {page.outcome for page in paper_form.pages if page.matched_by_clerk}
     findings = [finding for outcome, finding in _HAND_MATCHED.items() if outcome in by_hand]
     if by_hand - _HAND_MATCHED.keys():  # pages whose code could not be read at all
-        findings.append("matched_by_hand")
-    failed = "mac_mismatch_matched_by_hand" in findings
+        findings.append(Finding.MATCHED_BY_HAND)
+    failed = Finding.MAC_MISMATCH_MATCHED_BY_HAND in findings
     if not (paper_form.signature_present and paper_form.signer_is_named):
-        findings.append("handwritten_signature_missing")
+        findings.append(Finding.HANDWRITTEN_SIGNATURE_MISSING)
         failed = True
     if findings:
         outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
-        return CheckResult("signature", outcome, tuple(findings), paper_form.clerk_note or "")
-    return _passed("signature", "signed_on_paper")
+        return CheckResult(
+            CheckName.SIGNATURE, outcome, tuple(findings), paper_form.clerk_note or ""
+        )
+    return _passed(CheckName.SIGNATURE, Finding.SIGNED_ON_PAPER)
 
 
 _HAND_MATCHED = {
-    PageOutcome.MAC_MISMATCH: "mac_mismatch_matched_by_hand",
-    PageOutcome.DIGEST_MISMATCH: "digest_mismatch_matched_by_hand",
-    PageOutcome.BLANK_FORM: "typed_in_by_clerk",
+    PageOutcome.MAC_MISMATCH: Finding.MAC_MISMATCH_MATCHED_BY_HAND,
+    PageOutcome.DIGEST_MISMATCH: Finding.DIGEST_MISMATCH_MATCHED_BY_HAND,
+    PageOutcome.BLANK_FORM: Finding.TYPED_IN_BY_CLERK,
 }
 """What a page the clerk matched by hand says, by what reading its code found."""
 
@@ -188,49 +200,33 @@ def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> 
     return check_paper_signature(session, sub)
 
 
-def _active_orderer_grants(session: Session, employer_id: int) -> list[RoleGrant]:
-    return list(
-        session.scalars(
-            select(RoleGrant).where(
-                RoleGrant.employer_id == employer_id,
-                RoleGrant.role.in_(ORDERER_ROLES),
-                RoleGrant.valid_to_dt.is_(None),
-            )
-        )
-    )
+CONFLICT_FINDINGS = {
+    Conflict.ALREADY_ORDERER: Finding.ALREADY_ORDERER,
+    Conflict.NOT_AN_ORDERER: Finding.NOT_AN_ORDERER,
+    Conflict.WOULD_LEAVE_NO_ORDERER: Finding.WOULD_LEAVE_NO_ORDERER,
+    Conflict.REPLACEMENT_ALREADY_ORDERER: Finding.REPLACEMENT_ALREADY_ORDERER,
+    Conflict.PENDING_ERRAND: Finding.PENDING_ERRAND,
+}
 
 
-def check_conflicts(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
+def check_conflicts(session: Session, sub: Submission, _v: Verifiers | None = None) -> CheckResult:
+    """What the employer's roster says about the change, as SPV sees it (also what the
+    form step did not tell a submitter who may not know it)."""
     if sub.employer_id is None:
-        return CheckResult("conflicts", CheckOutcome.FAILED, ("unknown_employer",))
-    grants = _active_orderer_grants(session, sub.employer_id)
-    holders = {g.person.personnummer for g in grants}
-    subject = sub.subject_personnummer
-    problems: list[str] = []
-    if sub.kind is SubmissionKind.REGISTRATION and subject in holders:
-        problems.append("already_orderer")
-    if sub.kind is SubmissionKind.REMOVAL:
-        replacement = sub.form_data.get("replacement")
-        orderers = {g.person.personnummer for g in grants if g.role is Role.ORDERER}
-        if subject not in holders:
-            problems.append("not_an_orderer")
-        elif not replacement and orderers <= {subject}:
-            problems.append("would_leave_no_orderer")
-        if replacement and replacement.get("personnummer") in holders:
-            problems.append("replacement_already_orderer")
-    others = session.scalar(
-        select(func.count(Submission.id)).where(
-            Submission.id != sub.id,
-            Submission.employer_id == sub.employer_id,
-            Submission.subject_personnummer == subject,
-            Submission.state.in_(PENDING_STATES),
+        return CheckResult(CheckName.CONFLICTS, CheckOutcome.FAILED, (Finding.UNKNOWN_EMPLOYER,))
+    roster = load_roster(session, sub.employer_id)
+    data = sub.data
+    if isinstance(data, RegistrationData):
+        conflicts = roster.conflicts_registering(data.person.personnummer, errand_id=sub.id)
+    else:
+        replacement = data.replacement.personnummer if data.replacement else None
+        conflicts = roster.conflicts_removing(
+            data.orderer.personnummer, replacement, errand_id=sub.id
         )
-    )
-    if others:
-        problems.append("pending_errand")
-    if problems:
-        return CheckResult("conflicts", CheckOutcome.FLAGGED, tuple(problems))
-    return _passed("conflicts")
+    if conflicts:
+        findings = tuple(CONFLICT_FINDINGS[c] for c in conflicts)
+        return CheckResult(CheckName.CONFLICTS, CheckOutcome.FLAGGED, findings)
+    return _passed(CheckName.CONFLICTS)
 
 
 CHECKS: tuple[Check, ...] = (
@@ -242,22 +238,25 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def run_checks(
-    session: Session, submission: Submission, verifiers: Verifiers
+def _store(
+    session: Session, submission: Submission, results: list[CheckResult]
 ) -> list[VerificationCheck]:
-    """Run every check afresh (a re-run replaces the previous results)."""
+    """Store the results, replacing earlier results of the same checks."""
     session.execute(
-        delete(VerificationCheck).where(VerificationCheck.submission_id == submission.id)
+        delete(VerificationCheck).where(
+            VerificationCheck.submission_id == submission.id,
+            VerificationCheck.name.in_([r.name.value for r in results]),
+        )
     )
     rows = [
         VerificationCheck(
             submission_id=submission.id,
-            name=r.name,
+            name=r.name.value,
             outcome=r.outcome,
-            findings=list(r.findings),
+            findings=[f.value for f in r.findings],
             detail=r.detail,
         )
-        for r in (check(session, submission, verifiers) for check in CHECKS)
+        for r in results
     ]
     session.add_all(rows)
     session.flush()
@@ -265,4 +264,30 @@ def run_checks(
     return rows
 
 
-__all__ = ["CHECKS", "CheckResult", "Verifiers", "run_checks", "verifiers_for"]
+def run_checks(
+    session: Session, submission: Submission, verifiers: Verifiers
+) -> list[VerificationCheck]:
+    """Run every check afresh (a re-run replaces the previous results)."""
+    return _store(session, submission, [check(session, submission, verifiers) for check in CHECKS])
+
+
+def recheck_conflicts(session: Session, submission: Submission, *found: Finding) -> None:
+    """Check the conflicts again (the roster changed since verification), adding what the
+    caller ``found``; the caseworker sees the result flagged."""
+    result = check_conflicts(session, submission)
+    if found:
+        findings = result.findings + tuple(f for f in found if f not in result.findings)
+        failed = result.outcome is CheckOutcome.FAILED
+        outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
+        result = CheckResult(result.name, outcome, findings, result.detail)
+    _store(session, submission, [result])
+
+
+__all__ = [
+    "CHECKS",
+    "CheckResult",
+    "Verifiers",
+    "recheck_conflicts",
+    "run_checks",
+    "verifiers_for",
+]

@@ -155,6 +155,22 @@ def employers_of_person(session: Session, person_id: int) -> list[Employer]:
     )
 
 
+def orderer_grants(session: Session, employer_id: int, personnummer: str) -> list[RoleGrant]:
+    """The person's active (delegated) orderer grants at the employer, e.g. to end them."""
+    return list(
+        session.scalars(
+            select(RoleGrant)
+            .join(RoleGrant.person)
+            .where(
+                RoleGrant.employer_id == employer_id,
+                RoleGrant.role.in_(ORDERER_ROLES),
+                RoleGrant.valid_to_dt.is_(None),
+                Person.personnummer == personnummer,
+            )
+        )
+    )
+
+
 def grants_of_person(session: Session, person_id: int) -> list[RoleGrant]:
     return list(
         session.scalars(

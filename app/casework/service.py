@@ -39,7 +39,7 @@ from app.registrations.models import (
 from app.registrations.service import would_leave_no_orderer
 from app.staff.models import StaffMember
 from workflows.state_machine import check_four_eyes, transition
-from workflows.states import Action, IllegalTransition, SubmissionState
+from workflows.states import Action, IllegalTransition, Refusal, SubmissionState
 
 PAGE_SIZE = 25
 
@@ -312,7 +312,8 @@ def _require_holder(agent: Agent, submission: Submission) -> None:
 
 
 def needs_second_approval(session: Session, submission: Submission) -> bool:
-    """Rule 8: removing an employer's last orderer needs two caseworkers."""
+    """Rule 8: removing an employer's last orderer needs two caseworkers (the roster says
+    whether it is the last)."""
     return would_leave_no_orderer(session, submission)
 
 
@@ -320,7 +321,7 @@ def _check_approvable(submission: Submission) -> None:
     """No approval over a failed automated check (reject or ask for completion instead)."""
     if any(check.outcome is CheckOutcome.FAILED for check in submission.checks):
         raise IllegalTransition(
-            submission.state, Action.APPROVE, "an automated check failed", "checks_failed"
+            submission.state, Action.APPROVE, "an automated check failed", Refusal.CHECKS_FAILED
         )
 
 
@@ -345,7 +346,7 @@ def approve_submission(session: Session, agent: Agent, submission: Submission) -
                 submission.state,
                 Action.APPROVE,
                 "the second approval must come from another caseworker",
-                "four_eyes",
+                Refusal.FOUR_EYES,
             )
     transition(session, submission, Action.APPROVE, agent)
     return True

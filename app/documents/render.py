@@ -43,7 +43,8 @@ from app.documents.qr import (
     form_digest,
     qr_png,
 )
-from app.registrations.models import Channel, SubmissionKind
+from app.registrations.data import FormData, RegistrationData, RemovalData
+from app.registrations.models import BLANK_DRAFTS, Channel, SubmissionKind
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "pdf_templates"
@@ -93,18 +94,28 @@ class DocumentData:
     """``BB-XXXX-XXXX``; ``None`` on a blank form."""
     submission_id: int | None
     """Goes into the QR codes; ``None`` on a blank form."""
-    form_data: dict[str, Any]
-    """The submission's form data (empty on a blank form)."""
+    form: FormData | None
+    """The submission's form (``None`` on a blank form)."""
     employer_codes: list[CodeLine]
     """Names and status of the employer's codes. A registration for chosen codes prints
-    those of ``form_data["employer_codes"]``; one for all codes prints all given here."""
+    those of ``form.employer_codes``; one for all codes prints all given here."""
     created_dt: datetime | None
     channel: Channel | None = None
     """How the errand came in; shown on the receipt."""
 
     @property
     def is_blank(self) -> bool:
-        return self.submission_id is None and not self.form_data
+        return self.submission_id is None and self.form is None
+
+    @property
+    def digest(self) -> str:
+        """What the QR codes say of the form data (:func:`form_digest`)."""
+        return form_digest(self.form.to_json() if self.form else {})
+
+    @property
+    def shown(self) -> object:
+        """The form for the templates; a blank form shows a draft with nothing filled in."""
+        return self.form or BLANK_DRAFTS[self.kind]
 
 
 # --- cached machinery ---------------------------------------------------------------
@@ -203,12 +214,12 @@ def _qr_image(payload: QrPayload, key: bytes) -> dict[str, str]:
 
 def _code_lines(data: DocumentData) -> list[CodeLine]:
     """The employer codes the form names, in the order the submitter gave them."""
-    if data.form_data.get("all_codes"):
+    if not isinstance(data.form, RegistrationData):
+        return []
+    if data.form.all_codes:
         return data.employer_codes
     known = {line.code: line for line in data.employer_codes}
-    return [
-        known.get(code, CodeLine(code, "")) for code in data.form_data.get("employer_codes") or []
-    ]
+    return [known.get(code, CodeLine(code, "")) for code in data.form.employer_codes]
 
 
 # --- public API ---------------------------------------------------------------------
@@ -222,7 +233,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
     """
     _ = translations(lang).gettext
     form_kind = FormKind.of(data.kind)
-    digest = form_digest(data.form_data)
+    digest = data.digest
     heading = _(_FORM_NAMES[data.kind])
     code_lines = _code_lines(data)
     form_code = f"{form_kind.value} v{TEMPLATE_VERSION}"
@@ -249,7 +260,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
         "form_code": form_code,
         "reference": data.reference,
         "created": long_date(data.created_dt, lang),
-        "form_data": data.form_data,
+        "form": data.shown,
         "codes": code_lines,
         "blank": data.is_blank,
         "for_print": for_print,
@@ -272,7 +283,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
         for_print,
         data.is_blank,
         len(code_lines),
-        bool(data.form_data.get("replacement")),
+        isinstance(data.form, RemovalData) and data.form.replacement is not None,
     )
     pages = _page_counts.get(layout_key, NOMINAL_PAGES[data.kind])
     document = layout(pages)
@@ -289,7 +300,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
 
 def render_blank_form(kind: SubmissionKind, *, lang: str, key: bytes) -> bytes:
     """The printable blank form, for those who cannot use the web form."""
-    blank = DocumentData(kind, None, None, {}, [], None)
+    blank = DocumentData(kind, None, None, None, [], None)
     return render_form_pdf(blank, lang=lang, key=key, for_print=True)
 
 
@@ -306,7 +317,7 @@ def _letter(
         "reference": data.reference,
         "kind_name": _(_FORM_NAMES[data.kind]),
         "channel_name": _(_CHANNEL_NAMES[data.channel]) if data.channel else "",
-        "form_data": data.form_data,
+        "form": data.shown,
         "footer": footer,
         "qr_codes": [],
         **extra,

@@ -60,8 +60,9 @@ from app.intake.models import (
     ScanPage,
 )
 from app.registrations import service as registrations
+from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import DocumentKind, Submission
-from app.registrations.service import RegistrationData, RemovalData, attach_document
+from app.registrations.service import attach_document
 from workflows.outbox import add_message
 from workflows.state_machine import transition
 from workflows.states import EXPIRES_AFTER, Action, SubmissionState
@@ -326,18 +327,14 @@ def _sort(session: Session, page: PageRead) -> dict[str, object]:
 def _match(submission: Submission | None, payload: QrPayload) -> PageOutcome:
     if submission is None or FormKind.of(submission.kind) is not payload.kind:
         return PageOutcome.UNKNOWN_ERRAND
-    if payload.digest != form_digest(_printed_data(submission)):
+    printed = submission.progress
+    if not printed.is_complete or payload.digest != form_digest(printed.complete().to_json()):
         return PageOutcome.DIGEST_MISMATCH
     if submission.state is SubmissionState.AWAITING_POST:
         return PageOutcome.MATCHED
     if submission.received_dt is not None:
         return PageOutcome.DUPLICATE
     return PageOutcome.UNKNOWN_ERRAND
-
-
-def _printed_data(submission: Submission) -> dict[str, object]:
-    """The form data as printed (what the code's digest covers)."""
-    return {k: v for k, v in submission.form_data.items() if k != "completed_steps"}
 
 
 def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None:
@@ -518,9 +515,9 @@ def register_paper_form(
         raise IntakeError("wrong_form_kind")
     if page.outcome in UNSEEN_OUTCOMES:
         raise IntakeError("no_image")
-    given, _, family = data.signatory_name.strip().rpartition(" ")
+    given, _, family = data.signatory.name.strip().rpartition(" ")
     signatory = access.find_or_create_person(
-        session, data.signatory_personnummer, given or family, family
+        session, data.signatory.personnummer, given or family, family
     )
     on_behalf = Agent(
         AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id

@@ -16,7 +16,8 @@ from app.intake import service
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
 from app.registrations import documents
-from app.registrations.service import FormProblem, RegistrationData, RemovalData
+from app.registrations.data import RegistrationData, RemovalData
+from app.registrations.service import FormProblem
 from app.web import (
     attach_problem,
     carry_out,
@@ -143,32 +144,7 @@ def match(page_id: int) -> ResponseReturnValue:
 
 
 def _typed_in(form: PaperRegistrationForm | PaperRemovalForm) -> RegistrationData | RemovalData:
-    if isinstance(form, PaperRemovalForm):
-        return RemovalData(
-            orgnr=form.orgnr.data,
-            reason=form.reason.data,
-            personnummer=form.personnummer.data,
-            given_name=form.given_name.data,
-            family_name=form.family_name.data,
-            signatory_name=form.signatory_name.data,
-            signatory_personnummer=form.signatory_personnummer.data,
-            signatory_title=form.signatory_title.data,
-            replacement=form.replacement(),
-        )
-    return RegistrationData(
-        orgnr=form.orgnr.data,
-        personnummer=form.personnummer.data,
-        given_name=form.given_name.data,
-        family_name=form.family_name.data,
-        email=form.email.data,
-        role=form.role.data,
-        signatory_name=form.signatory_name.data,
-        signatory_personnummer=form.signatory_personnummer.data,
-        title=form.title.data,
-        phone=form.phone.data or "",
-        signatory_title=form.signatory_title.data,
-        employer_codes=form.codes(),
-    )
+    return form.removal() if isinstance(form, PaperRemovalForm) else form.registration()
 
 
 @bp.route("/skanning/sida/<int:page_id>/registrera", methods=["GET", "POST"])

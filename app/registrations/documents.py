@@ -33,7 +33,7 @@ def document_data(submission: Submission) -> DocumentData:
         kind=submission.kind,
         reference=submission.reference,
         submission_id=submission.id,
-        form_data={k: v for k, v in submission.form_data.items() if k != "completed_steps"},
+        form=submission.data,
         employer_codes=[CodeLine(c.code, c.name, c.status.value == "closed") for c in codes],
         created_dt=submission.created_dt,
         channel=submission.channel,

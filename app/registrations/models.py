@@ -12,6 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.access.models import Employer, Person
 from app.db import Base, str_enum, utcnow
+from app.registrations.data import (
+    FormData,
+    FormProgress,
+    RegistrationDraft,
+    RemovalDraft,
+)
 from app.staff.models import StaffMember
 from workflows.states import DECIDED_STATES, RECEIVED_STATES, SubmissionState
 
@@ -32,6 +38,13 @@ class SubmissionKind(enum.StrEnum):
 class Channel(enum.StrEnum):
     E_SIGN = "e_sign"
     PAPER = "paper"
+
+
+BLANK_DRAFTS: dict[SubmissionKind, FormProgress] = {
+    SubmissionKind.REGISTRATION: RegistrationDraft(),
+    SubmissionKind.REMOVAL: RemovalDraft(),
+}
+"""A new draft of each kind of form, no step done (also the blank printed form)."""
 
 
 def N_(message: str) -> str:
@@ -76,6 +89,7 @@ class Submission(Base):
     )
     version: Mapped[int] = mapped_column(default=1)
     form_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The form as stored JSON; read and write it only through ``progress`` and ``data``."""
     employer_id: Mapped[int | None] = mapped_column(ForeignKey("employer.id"), index=True)
     subject_personnummer: Mapped[str | None] = mapped_column(String(12), index=True)
     """The person registered or removed."""
@@ -144,6 +158,26 @@ class Submission(Base):
         Index("ix_submission_state_due", "state", "due_dt"),
         Index("ix_submission_assigned_state", "assigned_staff_id", "state"),
     )
+
+    @property
+    def progress(self) -> FormProgress:
+        """The form as far as it is filled in: the steps done and their values."""
+        return BLANK_DRAFTS[self.kind].from_json(self.form_data or {})
+
+    @progress.setter
+    def progress(self, draft: FormProgress) -> None:
+        self.form_data = draft.to_json()
+
+    @property
+    def approved_by_two(self) -> bool:
+        """Two caseworkers approved it: the explicit decision rule 8 asks for before a
+        removal leaves the employer without an orderer."""
+        return self.first_approved_by_staff_id is not None
+
+    @property
+    def data(self) -> FormData:
+        """The complete form (``IncompleteForm`` while a draft still misses a step)."""
+        return self.progress.complete()
 
 
 class SubmissionComment(Base):

@@ -1,24 +1,39 @@
 """Submissions as the submitter sees them: drafts saved step by step, then signed or posted.
 
-Plain functions over a session and the acting agent. Each ``save_*`` checks the
-rules the person can be told about at once and raises ``FormProblem`` naming the
-field; the pipeline's verification checks everything again after submission.
+Plain functions over a session and the acting agent. Each ``save_*`` asks the
+employer's roster (``app.access.roster``) what the person may be told at once and
+raises ``FormProblem`` naming the field; the pipeline's verification asks it again,
+as SPV, after submission. The form's values are typed (``app.registrations.data``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
+from app.access.models import ORDERER_ROLES, Employer, Person, RoleGrant
+from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
 from app.audit.service import record_submission_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
+from app.registrations.codes import ProblemCode
+from app.registrations.data import (
+    EmployerDetails,
+    FormStep,
+    OrdererToRemove,
+    PersonDetails,
+    RegistrationData,
+    RemovalData,
+    RemovalDraft,
+    RemovalReason,
+    SignatoryDetails,
+)
 from app.registrations.models import (
+    BLANK_DRAFTS,
     Channel,
     CompletionRequest,
     DocumentKind,
@@ -27,20 +42,20 @@ from app.registrations.models import (
     SubmissionKind,
 )
 from workflows.state_machine import transition
-from workflows.states import EXPIRES_AFTER, PENDING_STATES, Action, SubmissionState
-
-REGISTRATION_STEPS = ("employer", "codes", "person", "signatory")
-REMOVAL_STEPS = ("employer", "orderer", "replacement", "signatory")
-
-
-def steps_of(kind: SubmissionKind) -> tuple[str, ...]:
-    return REGISTRATION_STEPS if kind is SubmissionKind.REGISTRATION else REMOVAL_STEPS
+from workflows.states import (
+    EXPIRES_AFTER,
+    PENDING_STATES,
+    Action,
+    IllegalTransition,
+    Refusal,
+    SubmissionState,
+)
 
 
 class FormProblem(Exception):
     """Input that is well-formed but not acceptable; ``code`` names the rule."""
 
-    def __init__(self, field: str, code: str) -> None:
+    def __init__(self, field: str, code: ProblemCode) -> None:
         super().__init__(f"{field}: {code}")
         self.field = field
         self.code = code
@@ -90,13 +105,6 @@ def own_submission(session: Session, agent: Agent, reference: str) -> Submission
     return submission
 
 
-def own_draft(session: Session, agent: Agent, reference: str) -> Submission:
-    submission = own_submission(session, agent, reference)
-    if submission.state is not SubmissionState.DRAFT or is_lapsed(submission):
-        raise NotEditable(reference)
-    return submission
-
-
 def own_submissions(session: Session, agent: Agent) -> list[Submission]:
     person_id = _require_person(agent)
     return list(
@@ -114,87 +122,126 @@ def is_lapsed(submission: Submission) -> bool:
 
 
 def completed_steps(submission: Submission) -> list[str]:
-    return list(submission.form_data.get("completed_steps", []))
+    return [step.value for step in submission.progress.completed_steps]
 
 
 def next_step(submission: Submission) -> str:
     """The first step not yet done, or ``review`` when all are."""
-    done = set(completed_steps(submission))
-    return next((s for s in steps_of(submission.kind) if s not in done), "review")
+    step = submission.progress.next_step()
+    return "review" if step is None else step.value
 
 
 def document(submission: Submission, kind: DocumentKind) -> SubmissionDocument | None:
     return next((d for d in reversed(submission.documents) if d.kind is kind), None)
 
 
-# ---- rules shared by the steps ---------------------------------------------------------
+# ---- the employer's roster -------------------------------------------------------------
+
+
+def load_roster(session: Session, employer_id: int, *, drafts_of: int | None = None) -> Roster:
+    """The employer's roster (``app.access.roster``): its active role grants and its open
+    errands, that is the submitted ones and the drafts of the person ``drafts_of``."""
+    holders = session.execute(
+        select(Person.personnummer, RoleGrant.role)
+        .join(RoleGrant.person)
+        .where(RoleGrant.employer_id == employer_id, RoleGrant.valid_to_dt.is_(None))
+    ).all()
+    open_states: ColumnElement[bool] = Submission.state.in_(PENDING_STATES)
+    if drafts_of is not None:
+        own_drafts = and_(
+            Submission.state == SubmissionState.DRAFT, Submission.submitted_by_id == drafts_of
+        )
+        open_states = or_(open_states, own_drafts)
+    errands = session.execute(
+        select(
+            Submission.id, Submission.subject_personnummer, Person.personnummer, Submission.state
+        )
+        .join(Person, Person.id == Submission.submitted_by_id)
+        .where(
+            Submission.employer_id == employer_id,
+            Submission.subject_personnummer.is_not(None),
+            open_states,
+        )
+    ).all()
+    return Roster(
+        tuple(RoleHolder(personnummer, role) for personnummer, role in holders),
+        tuple(
+            OpenErrand(id_, subject, submitter, state is SubmissionState.DRAFT)
+            for id_, subject, submitter, state in errands
+            if subject is not None
+        ),
+    )
+
+
+def _asker(agent: Agent) -> str | None:
+    """Whom a form step answers: the submitter, or SPV itself when its clerk types in a
+    paper form (``app.access.roster``: None is told everything)."""
+    return None if agent.entered_by_staff_id is not None else agent.personnummer
+
+
+def _roster(session: Session, agent: Agent, submission: Submission) -> Roster:
+    assert submission.employer_id is not None
+    return load_roster(session, submission.employer_id, drafts_of=agent.id)
+
+
+_REFUSED = {
+    Conflict.ALREADY_ORDERER: ProblemCode.ALREADY_ORDERER,
+    Conflict.NOT_AN_ORDERER: ProblemCode.NOT_AN_ORDERER,
+    Conflict.PENDING_ERRAND: ProblemCode.PENDING_ERRAND,
+}
+"""The conflicts a form step refuses (a removal leaving no orderer is only warned of)."""
+
+
+def _refuse(field: str, conflicts: list[Conflict]) -> None:
+    for conflict in conflicts:
+        if conflict in _REFUSED:
+            raise FormProblem(field, _REFUSED[conflict])
+
+
+def _replacement_of(progress: RemovalDraft) -> str | None:
+    return progress.replacement.personnummer if progress.replacement else None
+
+
+def would_leave_no_orderer(session: Session, submission: Submission) -> bool:
+    """A removal with no replacement of the employer's only orderer (rule 8), as SPV sees
+    it (casework and the apply step)."""
+    if submission.kind is not SubmissionKind.REMOVAL:
+        return False
+    progress = submission.progress
+    assert isinstance(progress, RemovalDraft) and submission.employer_id is not None
+    if progress.orderer is None:
+        return False
+    roster = load_roster(session, submission.employer_id)
+    return roster.would_leave_no_orderer(progress.orderer.personnummer, _replacement_of(progress))
+
+
+def warns_of_no_orderer_left(session: Session, agent: Agent, submission: Submission) -> bool:
+    """Whether the removal form warns its submitter that no orderer would be left: only
+    one who may be told who the employer's orderers are is warned."""
+    progress = submission.progress
+    if not isinstance(progress, RemovalDraft) or progress.orderer is None:
+        return False
+    conflicts = _roster(session, agent, submission).conflicts_removing(
+        progress.orderer.personnummer, _replacement_of(progress), asker=_asker(agent)
+    )
+    return Conflict.WOULD_LEAVE_NO_ORDERER in conflicts
+
+
+# ---- drafts ----------------------------------------------------------------------------
 
 
 def _employer(session: Session, orgnr: str) -> Employer:
     employer = access.find_employer(session, orgnr)
     if employer is None:
-        raise FormProblem("orgnr", "unknown_employer")
+        raise FormProblem("orgnr", ProblemCode.UNKNOWN_EMPLOYER)
     return employer
 
 
-def _orderer_grants(session: Session, employer_id: int, personnummer: str) -> list[RoleGrant]:
-    return list(
-        session.scalars(
-            select(RoleGrant)
-            .join(RoleGrant.person)
-            .where(
-                RoleGrant.employer_id == employer_id,
-                RoleGrant.role.in_(ORDERER_ROLES),
-                RoleGrant.valid_to_dt.is_(None),
-                Person.personnummer == personnummer,
-            )
-        )
-    )
-
-
-def _other_pending_errand(session: Session, submission: Submission, personnummer: str) -> bool:
-    return (
-        session.scalar(
-            select(Submission.id)
-            .where(
-                Submission.id != submission.id,
-                Submission.employer_id == submission.employer_id,
-                Submission.subject_personnummer == personnummer,
-                Submission.state.in_(PENDING_STATES | {SubmissionState.DRAFT}),
-            )
-            .limit(1)
-        )
-        is not None
-    )
-
-
-def would_leave_no_orderer(session: Session, submission: Submission) -> bool:
-    """A removal with no replacement of the employer's only orderer (rule 8)."""
-    data = submission.form_data
-    if submission.kind is not SubmissionKind.REMOVAL or data.get("replacement"):
-        return False
-    if submission.employer_id is None or not data.get("personnummer"):
-        return False
-    holders = session.scalars(
-        select(Person.personnummer)
-        .join(RoleGrant, RoleGrant.person_id == Person.id)
-        .where(
-            RoleGrant.employer_id == submission.employer_id,
-            RoleGrant.role == Role.ORDERER,
-            RoleGrant.valid_to_dt.is_(None),
-        )
-    ).all()
-    return set(holders) <= {data["personnummer"]}
-
-
-def _complete(submission: Submission, step: str, values: dict[str, Any]) -> None:
-    done = completed_steps(submission)
-    if step not in done:
-        done.append(step)
-    submission.form_data = {**submission.form_data, **values, "completed_steps": done}
-
-
-# ---- drafts ----------------------------------------------------------------------------
+def _save(
+    session: Session, agent: Agent, submission: Submission, step: FormStep, **values: Any
+) -> None:
+    submission.progress = submission.progress.done(step, **values)
+    _audit(session, agent, submission, "submission.step_saved", step=step.value)
 
 
 def start_draft(
@@ -209,10 +256,11 @@ def start_draft(
         submitted_by_id=submitter_id,
         language=language if language in ("sv", "en") else "sv",
         expires_dt=utcnow() + EXPIRES_AFTER[SubmissionState.DRAFT],
-        form_data={},
     )
     submission.employer = employer
-    _complete(submission, "employer", {"orgnr": orgnr, "employer_name": employer.name})
+    submission.progress = BLANK_DRAFTS[kind].done(
+        FormStep.EMPLOYER, employer=EmployerDetails(orgnr, employer.name)
+    )
     session.add(submission)
     session.flush()
     _audit(
@@ -230,11 +278,16 @@ def save_employer(session: Session, agent: Agent, submission: Submission, orgnr:
     employer = _employer(session, orgnr)
     if employer.id != submission.employer_id:
         # Another employer: its codes and orderers differ, so those steps start again.
-        submission.form_data = {"completed_steps": []}
+        submission.progress = BLANK_DRAFTS[submission.kind]
         submission.employer_id = employer.id
         submission.employer = employer
-    _complete(submission, "employer", {"orgnr": orgnr, "employer_name": employer.name})
-    _audit(session, agent, submission, "submission.step_saved", step="employer")
+    _save(
+        session,
+        agent,
+        submission,
+        FormStep.EMPLOYER,
+        employer=EmployerDetails(orgnr, employer.name),
+    )
 
 
 def save_codes(
@@ -243,38 +296,28 @@ def save_codes(
     assert submission.employer is not None
     owned = {c.code for c in submission.employer.codes}
     if not all_codes and (not codes or set(codes) - owned):
-        raise FormProblem("codes", "code_not_of_employer")
-    _complete(
-        submission,
-        "codes",
-        {"all_codes": all_codes, "employer_codes": [] if all_codes else sorted(codes)},
-    )
-    _audit(session, agent, submission, "submission.step_saved", step="codes")
+        raise FormProblem("codes", ProblemCode.CODE_NOT_OF_EMPLOYER)
+    chosen = () if all_codes else tuple(sorted(codes))
+    _save(session, agent, submission, FormStep.CODES, employer_codes=chosen)
 
 
-PERSON_FIELDS = ("personnummer", "given_name", "family_name", "title", "email", "phone", "role")
-
-
-def _person_values(values: dict[str, Any]) -> dict[str, Any]:
-    person = {k: (values.get(k) or "").strip() for k in PERSON_FIELDS}
-    Role(person["role"])  # raises for anything but a known role
-    if person["role"] not in ORDERER_ROLES:
-        raise FormProblem("role", "not_an_orderer_role")
-    return person
+def _orderer_role(person: PersonDetails) -> PersonDetails:
+    if person.role not in ORDERER_ROLES:
+        raise FormProblem("role", ProblemCode.NOT_AN_ORDERER_ROLE)
+    return person.stripped()
 
 
 def save_person(
-    session: Session, agent: Agent, submission: Submission, values: dict[str, Any]
+    session: Session, agent: Agent, submission: Submission, person: PersonDetails
 ) -> None:
-    person = _person_values(values)
-    assert submission.employer_id is not None
-    if _orderer_grants(session, submission.employer_id, person["personnummer"]):
-        raise FormProblem("personnummer", "already_orderer")
-    if _other_pending_errand(session, submission, person["personnummer"]):
-        raise FormProblem("personnummer", "pending_errand")
-    submission.subject_personnummer = person["personnummer"]
-    _complete(submission, "person", person)
-    _audit(session, agent, submission, "submission.step_saved", step="person")
+    """The person to register; told of a conflict only if the submitter may know it."""
+    person = _orderer_role(person)
+    conflicts = _roster(session, agent, submission).conflicts_registering(
+        person.personnummer, asker=_asker(agent), errand_id=submission.id
+    )
+    _refuse("personnummer", conflicts)
+    submission.subject_personnummer = person.personnummer
+    _save(session, agent, submission, FormStep.PERSON, person=person)
 
 
 def save_orderer_to_remove(
@@ -286,66 +329,52 @@ def save_orderer_to_remove(
     given_name: str,
     family_name: str,
 ) -> None:
-    assert submission.employer_id is not None
-    if reason == "self" and personnummer != agent.personnummer:
-        raise FormProblem("personnummer", "self_removal_of_other")
-    if not _orderer_grants(session, submission.employer_id, personnummer):
-        raise FormProblem("personnummer", "not_an_orderer")
-    if _other_pending_errand(session, submission, personnummer):
-        raise FormProblem("personnummer", "pending_errand")
-    submission.subject_personnummer = personnummer
-    _complete(
-        submission,
-        "orderer",
-        {
-            "reason": reason,
-            "personnummer": personnummer,
-            "given_name": given_name.strip(),
-            "family_name": family_name.strip(),
-        },
+    """The orderer to remove; told of a conflict only if the submitter may know it."""
+    removal_reason = RemovalReason(reason)
+    if removal_reason is RemovalReason.SELF and personnummer != agent.personnummer:
+        raise FormProblem("personnummer", ProblemCode.SELF_REMOVAL_OF_OTHER)
+    conflicts = _roster(session, agent, submission).conflicts_removing(
+        personnummer, asker=_asker(agent), errand_id=submission.id
     )
-    _audit(session, agent, submission, "submission.step_saved", step="orderer")
+    _refuse("personnummer", conflicts)
+    submission.subject_personnummer = personnummer
+    orderer = OrdererToRemove(removal_reason, personnummer, given_name.strip(), family_name.strip())
+    _save(session, agent, submission, FormStep.ORDERER, orderer=orderer)
 
 
 def save_replacement(
-    session: Session, agent: Agent, submission: Submission, values: dict[str, Any] | None
+    session: Session, agent: Agent, submission: Submission, replacement: PersonDetails | None
 ) -> None:
-    """``values`` is the new orderer to register in the same errand, or None for none."""
-    replacement = None
-    if values is not None:
-        replacement = _person_values(values)
-        assert submission.employer_id is not None
-        if replacement["personnummer"] == submission.subject_personnummer:
-            raise FormProblem("personnummer", "replacement_is_removed")
-        if _orderer_grants(session, submission.employer_id, replacement["personnummer"]):
-            raise FormProblem("personnummer", "already_orderer")
-    _complete(submission, "replacement", {"replacement": replacement})
-    _audit(session, agent, submission, "submission.step_saved", step="replacement")
+    """The new orderer to register in the same errand, or None for none."""
+    if replacement is not None:
+        replacement = _orderer_role(replacement)
+        removed = submission.subject_personnummer
+        assert removed is not None  # the orderer step comes first
+        if replacement.personnummer == removed:
+            raise FormProblem("personnummer", ProblemCode.REPLACEMENT_IS_REMOVED)
+        conflicts = _roster(session, agent, submission).conflicts_removing(
+            removed, replacement.personnummer, asker=_asker(agent), errand_id=submission.id
+        )
+        if Conflict.REPLACEMENT_ALREADY_ORDERER in conflicts:
+            raise FormProblem("personnummer", ProblemCode.ALREADY_ORDERER)
+    _save(session, agent, submission, FormStep.REPLACEMENT, replacement=replacement)
 
 
 def save_signatory(
     session: Session, agent: Agent, submission: Submission, name: str, personnummer: str, title: str
 ) -> None:
-    _complete(
-        submission,
-        "signatory",
-        {
-            "signatory_name": name.strip(),
-            "signatory_personnummer": personnummer,
-            "signatory_title": title.strip(),
-        },
-    )
-    _audit(session, agent, submission, "submission.step_saved", step="signatory")
+    signatory = SignatoryDetails(name.strip(), personnummer, title.strip())
+    _save(session, agent, submission, FormStep.SIGNATORY, signatory=signatory)
 
 
 # ---- leaving the draft -----------------------------------------------------------------
 
 
 def _require_complete(submission: Submission, action: Action) -> None:
-    if next_step(submission) != "review":
-        from workflows.states import IllegalTransition
-
-        raise IllegalTransition(submission.state, action, "the form is not complete", "incomplete")
+    if not submission.progress.is_complete:
+        raise IllegalTransition(
+            submission.state, action, "the form is not complete", Refusal.INCOMPLETE
+        )
 
 
 def attach_document(
@@ -424,79 +453,34 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
     return len(lapsed)
 
 
-def count_drafts(session: Session, agent: Agent) -> int:
-    return (
-        session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.submitted_by_id == agent.id, Submission.state == SubmissionState.DRAFT
-            )
-        )
-        or 0
-    )
-
-
 # ---- all steps at once (tests, scripts, a clerk typing in a paper form) ----------------
-
-
-@dataclass(frozen=True)
-class RegistrationData:
-    orgnr: str
-    personnummer: str
-    given_name: str
-    family_name: str
-    email: str
-    role: str
-    signatory_name: str
-    signatory_personnummer: str
-    title: str = "Personalchef"
-    phone: str = ""
-    signatory_title: str = "Generaldirektör"
-    employer_codes: tuple[str, ...] = ()
 
 
 def _save_signatory_of(
     session: Session, agent: Agent, submission: Submission, data: RegistrationData | RemovalData
 ) -> None:
+    signatory = data.signatory
     save_signatory(
-        session,
-        agent,
-        submission,
-        data.signatory_name,
-        data.signatory_personnummer,
-        data.signatory_title,
+        session, agent, submission, signatory.name, signatory.personnummer, signatory.title
     )
 
 
 def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Submission:
     """A complete registration draft, every step's rules applied."""
-    submission = start_draft(session, agent, SubmissionKind.REGISTRATION, data.orgnr)
-    save_codes(session, agent, submission, not data.employer_codes, list(data.employer_codes))
-    save_person(session, agent, submission, asdict(data))
+    submission = start_draft(session, agent, SubmissionKind.REGISTRATION, data.employer.orgnr)
+    save_codes(session, agent, submission, data.all_codes, list(data.employer_codes))
+    save_person(session, agent, submission, data.person)
     _save_signatory_of(session, agent, submission, data)
     return submission
 
 
-@dataclass(frozen=True)
-class RemovalData:
-    orgnr: str
-    reason: str
-    """``self`` (the orderer removes themself) or ``left``."""
-    personnummer: str
-    given_name: str
-    family_name: str
-    signatory_name: str
-    signatory_personnummer: str
-    signatory_title: str = "Generaldirektör"
-    replacement: dict[str, Any] | None = None
-    """The new orderer's person fields (as ``save_replacement`` takes them), or None."""
-
-
 def create_removal(session: Session, agent: Agent, data: RemovalData) -> Submission:
     """A complete removal draft, every step's rules applied."""
-    submission = start_draft(session, agent, SubmissionKind.REMOVAL, data.orgnr)
+    submission = start_draft(session, agent, SubmissionKind.REMOVAL, data.employer.orgnr)
+    orderer = data.orderer
     save_orderer_to_remove(
-        session, agent, submission, data.reason, data.personnummer, data.given_name,
-        data.family_name,
+        session, agent, submission, orderer.reason, orderer.personnummer, orderer.given_name,
+        orderer.family_name,
     )  # fmt: skip
     save_replacement(session, agent, submission, data.replacement)
     _save_signatory_of(session, agent, submission, data)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy.orm import Session
 
+from app.access.models import Role
 from app.core.agents import Agent
 from app.core.ids import format_orgnr, format_personnummer
 from app.documents.pki import SealMaterial
@@ -28,6 +29,8 @@ from app.eid.evidence import (
     verify_bankid_signature,
 )
 from app.eid.models import EidOrder, OrderStatus
+from app.registrations.codes import ProblemCode
+from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import Channel, DocumentKind, Submission, SubmissionKind
 from app.registrations.service import _require_complete, attach_document
 from workflows.state_machine import transition
@@ -66,24 +69,22 @@ TEXTS = {
 def visible_text(submission: Submission) -> str:
     """What the signatory reads in the BankID app (simpleMarkdownV1)."""
     t = TEXTS.get(submission.language, TEXTS["sv"])
-    d = submission.form_data
-    if submission.kind is SubmissionKind.REGISTRATION:
-        action = t["register_delegated" if d["role"] == "delegated_orderer" else "register"]
+    data = submission.data
+    if isinstance(data, RegistrationData):
+        delegated = data.person.role is Role.DELEGATED_ORDERER
+        action = t["register_delegated" if delegated else "register"]
     else:
         action = t["remove"]
+    subject = data.subject
     lines = [
         f"# {t[submission.kind]}",
-        f"{t['employer']}: {d['employer_name']} ({format_orgnr(d['orgnr'])})",
-        f"{t['person']}: {d['given_name']} {d['family_name']} "
-        f"({format_personnummer(d['personnummer'])})",
+        f"{t['employer']}: {data.employer.name} ({format_orgnr(data.employer.orgnr)})",
+        f"{t['person']}: {subject.full_name} ({format_personnummer(subject.personnummer)})",
         f"{t['action']}: {action}",
     ]
-    if d.get("replacement"):
-        r = d["replacement"]
-        lines.append(
-            f"{t['replacement']}: {r['given_name']} {r['family_name']} "
-            f"({format_personnummer(r['personnummer'])})"
-        )
+    if isinstance(data, RemovalData) and data.replacement:
+        r = data.replacement
+        lines.append(f"{t['replacement']}: {r.full_name} ({format_personnummer(r.personnummer)})")
     lines += [f"{t['reference']}: {submission.reference}", "", str(t["consent"])]
     return "\n\n".join(lines)
 
@@ -107,7 +108,7 @@ def start(
         submission_id=submission.id,
         document=pdf,
         visible_text=visible_text(submission),
-        signer_personnummer=submission.form_data["signatory_personnummer"],
+        signer_personnummer=submission.data.signatory.personnummer,
     )
     transition(session, submission, Action.REQUEST_SIGNATURE, agent)
     submission.channel = Channel.E_SIGN
@@ -117,7 +118,7 @@ def start(
 class SignatureRejected(Exception):
     """The completed signature does not match the document or the signatory."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: ProblemCode) -> None:
         super().__init__(code)
         self.code = code
 
@@ -137,14 +138,14 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
     try:
         signed = verify_bankid_signature(completion.get("signature", ""), context.trust_roots)
     except InvalidBankIdSignature as exc:
-        _give_up(session, order, submission, "invalid_signature", str(exc))
-        raise SignatureRejected("invalid_signature") from exc
+        _give_up(session, order, submission, ProblemCode.INVALID_SIGNATURE, str(exc))
+        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
     if signed.user_non_visible_data.strip() != order.document_sha256:
-        _give_up(session, order, submission, "wrong_document", "hash mismatch")
-        raise SignatureRejected("wrong_document")
-    if signed.personal_number != submission.form_data["signatory_personnummer"]:
-        _give_up(session, order, submission, "wrong_signer", "not the named signatory")
-        raise SignatureRejected("wrong_signer")
+        _give_up(session, order, submission, ProblemCode.WRONG_DOCUMENT, "hash mismatch")
+        raise SignatureRejected(ProblemCode.WRONG_DOCUMENT)
+    if signed.personal_number != submission.data.signatory.personnummer:
+        _give_up(session, order, submission, ProblemCode.WRONG_SIGNER, "not the named signatory")
+        raise SignatureRejected(ProblemCode.WRONG_SIGNER)
     try:
         status = check_ocsp_response(
             completion.get("ocspResponse", ""),
@@ -153,11 +154,11 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
             signature_b64=completion["signature"],
         )
     except InvalidOcspResponse as exc:
-        _give_up(session, order, submission, "invalid_signature", str(exc))
-        raise SignatureRejected("invalid_signature") from exc
+        _give_up(session, order, submission, ProblemCode.INVALID_SIGNATURE, str(exc))
+        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
     if status.status is not CertificateStatus.GOOD:
         _give_up(session, order, submission, "certificate_not_good", status.status.value)
-        raise SignatureRejected("invalid_signature")
+        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE)
     ocsp = base64.b64decode(completion["ocspResponse"])
     xml = signed.xml
     assert order.document is not None

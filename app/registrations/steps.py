@@ -19,106 +19,113 @@ from wtforms.fields.choices import SelectChoice
 from app.core.agents import Agent
 from app.labels import code_choice_label
 from app.registrations import service
+from app.registrations.data import (
+    FormProgress,
+    FormStep,
+    RegistrationDraft,
+    RemovalDraft,
+    RemovalReason,
+)
 from app.registrations.models import Submission, SubmissionKind
 from forms.common import EmployerForm, SignatoryForm
 from forms.registration import CodesForm, PersonForm
-from forms.removal import OrdererToRemoveForm, ReplacementForm
+from forms.removal import OrdererToRemoveForm, ReplacementForm, orderer_to_remove
 
 Saver = Callable[[Session, Agent, Submission, Any], None]
 
 
 @dataclass(frozen=True)
 class Step:
-    name: str
-    """The service's name for the step (``service.REGISTRATION_STEPS``)."""
+    name: FormStep
+    """The step in the draft (``app.registrations.data``)."""
     segment: str
     """The step's part of the URL (Swedish, like the rest of the URLs)."""
     title: Any
     form: type[FlaskForm]
     save: Saver
-    prefill: Callable[[Submission], dict[str, Any]]
-
-
-def _fields(*names: str) -> Callable[[Submission], dict[str, Any]]:
-    return lambda s: {n: s.form_data.get(n) for n in names if s.form_data.get(n) is not None}
+    prefill: Callable[[FormProgress], dict[str, Any]]
+    """The form's fields from the draft: the saved part's JSON has the fields' names."""
 
 
 def _save_employer(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
     service.save_employer(db, agent, sub, form.orgnr.data)
 
 
+def _prefill_employer(draft: FormProgress) -> dict[str, Any]:
+    return {"orgnr": draft.employer.orgnr} if draft.employer else {}
+
+
 def _save_codes(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
     service.save_codes(db, agent, sub, form.scope.data == "all", list(form.codes.data or []))
 
 
-def _prefill_codes(sub: Submission) -> dict[str, Any]:
-    if "all_codes" not in sub.form_data:
+def _prefill_codes(draft: FormProgress) -> dict[str, Any]:
+    if not isinstance(draft, RegistrationDraft) or draft.employer_codes is None:
         return {}
-    return {
-        "scope": "all" if sub.form_data["all_codes"] else "chosen",
-        "codes": sub.form_data.get("employer_codes", []),
-    }
+    return {"scope": "all" if draft.all_codes else "chosen", "codes": list(draft.employer_codes)}
 
 
 def _save_person(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
-    service.save_person(db, agent, sub, form.data)
+    service.save_person(db, agent, sub, form.person_details())
+
+
+def _prefill_person(draft: FormProgress) -> dict[str, Any]:
+    person = draft.person if isinstance(draft, RegistrationDraft) else None
+    return person.to_json() if person else {}
 
 
 def _save_signatory(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
-    service.save_signatory(
-        db,
-        agent,
-        sub,
-        form.signatory_name.data,
-        form.signatory_personnummer.data,
-        form.signatory_title.data,
-    )
+    signatory = form.signatory_details()
+    service.save_signatory(db, agent, sub, signatory.name, signatory.personnummer, signatory.title)
 
 
-def _prefill_signatory(sub: Submission) -> dict[str, Any]:
-    values = _fields("signatory_name", "signatory_personnummer", "signatory_title")(sub)
-    if not values and sub.form_data.get("reason") == "self":
+def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
+    if draft.signatory:
+        return draft.signatory.to_json()
+    orderer = draft.orderer if isinstance(draft, RemovalDraft) else None
+    if orderer and orderer.reason is RemovalReason.SELF:
         # Removing oneself: the orderer signs.
-        values = {
-            "signatory_name": f"{sub.form_data['given_name']} {sub.form_data['family_name']}",
-            "signatory_personnummer": sub.form_data["personnummer"],
-        }
-    return values
+        return {"signatory_name": orderer.full_name, "signatory_personnummer": orderer.personnummer}
+    return {}
 
 
 def _save_orderer(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+    orderer = orderer_to_remove(form)
     service.save_orderer_to_remove(
-        db,
-        agent,
-        sub,
-        form.reason.data,
-        form.personnummer.data,
-        form.given_name.data,
-        form.family_name.data,
-    )
+        db, agent, sub, orderer.reason, orderer.personnummer, orderer.given_name,
+        orderer.family_name,
+    )  # fmt: skip
+
+
+def _prefill_orderer(draft: FormProgress) -> dict[str, Any]:
+    orderer = draft.orderer if isinstance(draft, RemovalDraft) else None
+    return orderer.to_json() if orderer else {}
 
 
 def _save_replacement(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
-    service.save_replacement(
-        db, agent, sub, form.data if form.wants_replacement.data == "yes" else None
-    )
+    wanted = form.wants_replacement.data == "yes"
+    service.save_replacement(db, agent, sub, form.person_details() if wanted else None)
 
 
-def _prefill_replacement(sub: Submission) -> dict[str, Any]:
-    if "replacement" not in sub.form_data:
+def _prefill_replacement(draft: FormProgress) -> dict[str, Any]:
+    if not isinstance(draft, RemovalDraft) or FormStep.REPLACEMENT not in draft.completed_steps:
         return {}
-    replacement = sub.form_data["replacement"]
-    return (
-        {"wants_replacement": "yes", **replacement} if replacement else {"wants_replacement": "no"}
-    )
+    replacement = draft.replacement
+    if replacement is None:
+        return {"wants_replacement": "no"}
+    return {"wants_replacement": "yes", **replacement.to_json()}
 
 
-PERSON_FIELDS = _fields(*service.PERSON_FIELDS)
 EMPLOYER = Step(
-    "employer", "arbetsgivare", _l("Arbetsgivare"), EmployerForm, _save_employer, _fields("orgnr")
+    FormStep.EMPLOYER,
+    "arbetsgivare",
+    _l("Arbetsgivare"),
+    EmployerForm,
+    _save_employer,
+    _prefill_employer,
 )
 SIGNATORY = Step(
-    "signatory",
+    FormStep.SIGNATORY,
     "underskrift",
     _l("Underskrift"),
     SignatoryForm,
@@ -130,28 +137,35 @@ STEPS: dict[SubmissionKind, tuple[Step, ...]] = {
     SubmissionKind.REGISTRATION: (
         EMPLOYER,
         Step(
-            "codes",
+            FormStep.CODES,
             "arbetsgivarkoder",
             _l("Arbetsgivarkoder"),
             CodesForm,
             _save_codes,
             _prefill_codes,
         ),
-        Step("person", "person", _l("Behörig beställare"), PersonForm, _save_person, PERSON_FIELDS),
+        Step(
+            FormStep.PERSON,
+            "person",
+            _l("Behörig beställare"),
+            PersonForm,
+            _save_person,
+            _prefill_person,
+        ),
         SIGNATORY,
     ),
     SubmissionKind.REMOVAL: (
         EMPLOYER,
         Step(
-            "orderer",
+            FormStep.ORDERER,
             "bestallare",
             _l("Vem tas bort"),
             OrdererToRemoveForm,
             _save_orderer,
-            _fields("reason", "personnummer", "given_name", "family_name"),
+            _prefill_orderer,
         ),
         Step(
-            "replacement",
+            FormStep.REPLACEMENT,
             "ersattare",
             _l("Ny behörig beställare"),
             ReplacementForm,
@@ -168,12 +182,8 @@ def step_by_segment(kind: SubmissionKind, segment: str) -> Step | None:
     return next((s for s in STEPS[kind] if s.segment == segment), None)
 
 
-def step_by_name(kind: SubmissionKind, name: str) -> Step | None:
-    return next((s for s in STEPS[kind] if s.name == name), None)
-
-
 def build_form(step: Step, submission: Submission) -> FlaskForm:
-    form = step.form(data=step.prefill(submission))
+    form = step.form(data=step.prefill(submission.progress))
     if isinstance(form, CodesForm) and submission.employer is not None:
         form.codes.choices = [
             SelectChoice(c.code, code_choice_label(c)) for c in submission.employer.codes

@@ -155,13 +155,13 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
             steps=STEPS[kind],
             done=done,
             action_form=FlaskForm(),
-            leaves_no_orderer=service.would_leave_no_orderer(db(), submission),
+            leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), submission),
             step_url=step_url,
         )
     current = step_by_segment(kind, segment)
     if current is None:
         abort(404)
-    order = [s.name for s in STEPS[kind]]
+    order = [s.name.value for s in STEPS[kind]]
     first_missing = service.next_step(submission)
     if first_missing != "review" and order.index(current.name) > order.index(first_missing):
         return redirect(step_url(submission, first_missing))
@@ -188,7 +188,7 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
         current=current.name,
         done=done,
         step_url=step_url,
-        leaves_no_orderer=service.would_leave_no_orderer(db(), submission),
+        leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), submission),
     )
 
 

@@ -545,8 +545,8 @@ def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> N
 
 def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session) -> None:
     from app.documents.render import render_blank_form
+    from app.registrations.data import RegistrationData
     from app.registrations.models import SubmissionKind
-    from app.registrations.service import RegistrationData
 
     blank = render_blank_form(
         SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
@@ -554,15 +554,17 @@ def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session
     batch = read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["clean-200"])))
     (page,) = batch.pages[:1]
     assert (page.outcome, page.form_kind) == (PageOutcome.BLANK_FORM, "REM")
-    data = RegistrationData(
-        orgnr="2021004920",
-        personnummer="198507049859",
-        given_name="Fredrik",
-        family_name="Falk",
-        email="f@provverket.se",
-        role="orderer",
-        signatory_name="Eva Ek",
-        signatory_personnummer="195210039847",
+    data = RegistrationData.from_json(
+        {
+            "orgnr": "2021004920",
+            "personnummer": "198507049859",
+            "given_name": "Fredrik",
+            "family_name": "Falk",
+            "email": "f@provverket.se",
+            "role": "orderer",
+            "signatory_name": "Eva Ek",
+            "signatory_personnummer": "195210039847",
+        }
     )
     with pytest.raises(intake.IntakeError) as refused:
         intake.register_paper_form(session, clerk(session), page, data, lambda s: b"")
@@ -674,7 +676,8 @@ def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
     assert submission is not None and submission.kind is SubmissionKind.REMOVAL
     assert submission.state is SubmissionState.AWAITING_POST
     assert submission.subject_personnummer == "200001029834"
-    assert submission.form_data["replacement"]["personnummer"] == "198507049859"
+    replacement = submission.progress.replacement  # a removal's progress has one
+    assert replacement is not None and replacement.personnummer == "198507049859"
     intake.match_page(session, clerk(session), second, submission.reference, 2)
     form = paper_form(session, submission)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.registrations.data import RegistrationDraft
 from app.registrations.models import Submission
 from tests.conftest import DAVID, login
 from tests.support import REGISTRATION, post_step, walk_registration
@@ -78,7 +79,7 @@ def test_ten_and_twelve_digit_forms_are_stored_alike(
     walk_registration(david, {"personnummer": personnummer})
     stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
     assert stored.subject_personnummer == "198507049859"
-    assert stored.form_data["personnummer"] == "198507049859"
+    assert stored.data.subject.personnummer == "198507049859"
 
 
 def test_samordningsnummer_and_plus_separator_are_accepted(
@@ -94,7 +95,7 @@ def test_samordningsnummer_and_plus_separator_are_accepted(
     )
     stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
     assert stored.subject_personnummer == "197010639909"
-    assert stored.form_data["signatory_personnummer"] == "191212121212"
+    assert stored.data.signatory.personnummer == "191212121212"
 
 
 def test_chosen_codes_must_be_the_employers_own(david: FlaskClient) -> None:
@@ -118,8 +119,10 @@ def test_closed_codes_are_offered_and_marked(david: FlaskClient, session: Sessio
     )
     assert response.status_code == 302
     draft = session.scalars(select(Submission).where(Submission.state == "draft")).one()
-    assert draft.form_data["employer_codes"] == ["A1001", "A1003"]
-    assert draft.form_data["all_codes"] is False
+    codes = draft.progress
+    assert isinstance(codes, RegistrationDraft)
+    assert codes.employer_codes == ("A1001", "A1003")
+    assert codes.all_codes is False
 
 
 def test_second_errand_for_the_same_person_is_refused(david: FlaskClient) -> None:

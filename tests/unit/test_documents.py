@@ -38,6 +38,7 @@ from app.documents.render import (
     render_receipt,
 )
 from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE, decode_pdf_pages
+from app.registrations.data import RegistrationData
 from app.registrations.models import SubmissionKind
 from tests.sample_forms import (
     CODES,
@@ -207,7 +208,7 @@ def test_every_page_carries_its_own_code_and_the_reference(
             data.submission_id,
             k,
             pages,
-            form_digest(data.form_data),
+            data.digest,
         )
         assert data.reference is not None
         assert data.reference in text
@@ -290,7 +291,9 @@ def test_a_long_form_gets_the_right_page_count_in_every_code(
     data = dataclasses.replace(
         REGISTRATION_DATA,
         employer_codes=codes,
-        form_data={**REGISTRATION, "employer_codes": [c.code for c in codes]},
+        form=RegistrationData.from_json(
+            {**REGISTRATION, "employer_codes": [c.code for c in codes]}
+        ),
     )
     layouts = 0
     real_layout = render._layout
@@ -317,11 +320,12 @@ def test_a_registration_prints_the_chosen_codes_only() -> None:
     chosen = dataclasses.replace(
         REGISTRATION_DATA,
         employer_codes=all_codes,
-        form_data={**REGISTRATION, "employer_codes": ["B2002", "B9999"]},
+        form=RegistrationData.from_json({**REGISTRATION, "employer_codes": ["B2002", "B9999"]}),
     )
     assert render._code_lines(chosen) == [CODES[1], CodeLine("B9999", "")]
     every = dataclasses.replace(
-        chosen, form_data={**REGISTRATION, "all_codes": True, "employer_codes": []}
+        chosen,
+        form=RegistrationData.from_json({**REGISTRATION, "all_codes": True, "employer_codes": []}),
     )
     assert render._code_lines(every) == all_codes
 

@@ -1,0 +1,61 @@
+"""The codes the registrations domain hands to the UI, which names each one in words
+(``app.labels``; a test checks every member has a Swedish and an English label)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ProblemCode(enum.StrEnum):
+    """Why a form step (``FormProblem``) or a finished BankID signature was refused."""
+
+    UNKNOWN_EMPLOYER = "unknown_employer"
+    CODE_NOT_OF_EMPLOYER = "code_not_of_employer"
+    ALREADY_ORDERER = "already_orderer"
+    PENDING_ERRAND = "pending_errand"
+    NOT_AN_ORDERER = "not_an_orderer"
+    SELF_REMOVAL_OF_OTHER = "self_removal_of_other"
+    REPLACEMENT_IS_REMOVED = "replacement_is_removed"
+    NOT_AN_ORDERER_ROLE = "not_an_orderer_role"
+    INVALID_SIGNATURE = "invalid_signature"
+    WRONG_DOCUMENT = "wrong_document"
+    WRONG_SIGNER = "wrong_signer"
+
+
+class CheckName(enum.StrEnum):
+    """The automated checks of a received errand (``VerificationCheck.name``)."""
+
+    ID_NUMBERS = "id_numbers"
+    EMPLOYER = "employer"
+    SIGNATORY = "signatory"
+    SIGNATURE = "signature"
+    CONFLICTS = "conflicts"
+
+
+class Finding(enum.StrEnum):
+    """What an automated check found (``VerificationCheck.findings``)."""
+
+    INVALID_ID_NUMBER = "invalid_id_number"
+    UNKNOWN_EMPLOYER = "unknown_employer"
+    CODE_NOT_OF_EMPLOYER = "code_not_of_employer"
+    REMOVAL_SIGNED_BY_ORDERER = "removal_signed_by_orderer"
+    NOT_IN_SIGNATORY_REGISTER = "not_in_signatory_register"
+    ALREADY_ORDERER = "already_orderer"
+    NOT_AN_ORDERER = "not_an_orderer"
+    WOULD_LEAVE_NO_ORDERER = "would_leave_no_orderer"
+    ORDERER_REMOVED_SINCE_APPROVAL = "orderer_removed_since_approval"
+    """Found when applying: another removal went first, and this one now leaves no orderer."""
+    PENDING_ERRAND = "pending_errand"
+    REPLACEMENT_ALREADY_ORDERER = "replacement_already_orderer"
+    SEAL_INVALID = "seal_invalid"
+    SIGNATURE_INVALID = "signature_invalid"
+    SIGNATURE_OF_OTHER_DOCUMENT = "signature_of_other_document"
+    SIGNER_NOT_NAMED_SIGNATORY = "signer_not_named_signatory"
+    SIGNED_DOCUMENT_MISSING = "signed_document_missing"
+    SCAN_MISSING = "scan_missing"
+    HANDWRITTEN_SIGNATURE_MISSING = "handwritten_signature_missing"
+    SIGNED_ON_PAPER = "signed_on_paper"
+    MATCHED_BY_HAND = "matched_by_hand"
+    TYPED_IN_BY_CLERK = "typed_in_by_clerk"
+    DIGEST_MISMATCH_MATCHED_BY_HAND = "digest_mismatch_matched_by_hand"
+    MAC_MISMATCH_MATCHED_BY_HAND = "mac_mismatch_matched_by_hand"

@@ -1,0 +1,140 @@
+"""The typed form data and the JSON it is stored as (the keys the forms always stored)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.access.models import Role
+from app.documents.qr import form_digest
+from app.registrations.data import (
+    EmployerDetails,
+    FormStep,
+    IncompleteForm,
+    InvalidFormData,
+    OrdererToRemove,
+    PersonDetails,
+    RegistrationData,
+    RegistrationDraft,
+    RemovalData,
+    RemovalDraft,
+    RemovalReason,
+    SignatoryDetails,
+    draft_of,
+)
+from tests.sample_forms import REGISTRATION, REMOVAL
+
+FREDRIK = PersonDetails("198507049859", "Fredrik", "Falk", Role.ORDERER, "f@provverket.se")
+EVA = SignatoryDetails("Eva Ek", "195210039847", "Generaldirektör")
+PROVVERKET = EmployerDetails("2021004920", "Provverket")
+
+
+def test_a_registration_reads_and_writes_the_stored_json_unchanged() -> None:
+    data = RegistrationData.from_json(REGISTRATION)
+    assert data.person.role is Role.DELEGATED_ORDERER
+    assert data.employer_codes == ("B2001", "B2002")
+    assert data.to_json() == REGISTRATION  # so a printed form's digest still matches
+
+
+def test_a_removal_reads_and_writes_the_stored_json_unchanged() -> None:
+    data = RemovalData.from_json(REMOVAL)
+    assert data.orderer.reason is RemovalReason.LEFT
+    assert data.replacement is not None and data.replacement.given_name == "Cecilia"
+    assert data.to_json() == REMOVAL
+
+
+def test_a_removal_without_replacement_stores_none() -> None:
+    data = RemovalData.from_json({**REMOVAL, "replacement": None})
+    assert data.replacement is None
+    assert data.to_json()["replacement"] is None
+
+
+def test_no_codes_means_all_codes() -> None:
+    data = RegistrationData(PROVVERKET, FREDRIK, EVA)
+    assert data.all_codes
+    assert RegistrationData.from_json(data.to_json()) == data
+
+
+def test_the_digest_covers_the_form_data() -> None:
+    data = RegistrationData.from_json(REGISTRATION)
+    assert form_digest(data.to_json()) == form_digest(REGISTRATION)
+
+
+def test_a_missing_value_is_named() -> None:
+    broken = {k: v for k, v in REGISTRATION.items() if k != "given_name"}
+    with pytest.raises(InvalidFormData, match="given_name"):
+        RegistrationData.from_json(broken)
+
+
+def test_a_missing_role_is_named() -> None:
+    broken = {k: v for k, v in REGISTRATION.items() if k != "role"}
+    with pytest.raises(InvalidFormData, match="role"):
+        RegistrationData.from_json(broken)
+
+
+def test_an_unknown_role_is_refused() -> None:
+    with pytest.raises(InvalidFormData, match="role"):
+        RegistrationData.from_json({**REGISTRATION, "role": "king"})
+
+
+def test_a_form_stored_without_its_steps_reads_as_complete() -> None:
+    """Like the demo seed's errands: made whole, not step by step."""
+    seeded = {
+        "orgnr": "2021005489",
+        "personnummer": "198112189876",
+        "given_name": "Anna",
+        "family_name": "Andersson",
+        "email": "anna@example.se",
+        "role": "orderer",
+        "employer_codes": [],
+        "signatory_name": "",
+        "signatory_personnummer": "",
+        "seeded": True,
+    }
+    data = RegistrationDraft.from_json(seeded).complete()
+    assert data.person.full_name == "Anna Andersson"
+    assert data.all_codes and data.employer.name == ""
+
+
+def test_a_new_draft_has_no_step_done() -> None:
+    draft = RegistrationDraft.from_json({})
+    assert draft.completed_steps == ()
+    assert draft.next_step() is FormStep.EMPLOYER
+
+
+def test_a_draft_remembers_its_steps_in_the_forms_order() -> None:
+    draft = RegistrationDraft().done(FormStep.PERSON, person=FREDRIK)
+    draft = draft.done(FormStep.EMPLOYER, employer=PROVVERKET)
+    assert draft.completed_steps == (FormStep.EMPLOYER, FormStep.PERSON)
+    assert draft.next_step() is FormStep.CODES
+
+
+def test_a_draft_round_trips_through_json_with_its_steps() -> None:
+    draft = RemovalDraft().done(FormStep.EMPLOYER, employer=PROVVERKET)
+    draft = draft.done(FormStep.REPLACEMENT, replacement=None)
+    stored = draft.to_json()
+    assert stored["completed_steps"] == ["employer", "replacement"]
+    assert stored["replacement"] is None
+    assert RemovalDraft.from_json(stored) == draft
+
+
+def test_an_incomplete_draft_is_no_form() -> None:
+    draft = RegistrationDraft().done(FormStep.EMPLOYER, employer=PROVVERKET)
+    with pytest.raises(IncompleteForm):
+        draft.complete()
+
+
+def test_a_complete_draft_is_the_form() -> None:
+    removal = RemovalData(
+        PROVVERKET, OrdererToRemove(RemovalReason.SELF, "200001029834", "David", "Dahl"), EVA
+    )
+    draft = draft_of(removal)
+    assert draft.is_complete
+    assert draft.complete() == removal
+    assert RemovalDraft.from_json(draft.to_json()).complete() == removal
+
+
+def test_a_person_loses_the_blanks_around_their_entries() -> None:
+    typed = PersonDetails("198507049859", " Fredrik ", "Falk ", Role.ORDERER, " f@x.se", " HR ")
+    assert typed.stripped() == PersonDetails(
+        "198507049859", "Fredrik", "Falk", Role.ORDERER, "f@x.se", "HR"
+    )
