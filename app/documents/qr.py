@@ -255,9 +255,3 @@ def qr_png(text: str, border: int = QUIET_ZONE) -> tuple[bytes, int]:
     out = io.BytesIO()
     code.save(out, kind="png", scale=1, border=border)
     return out.getvalue(), int(code.symbol_size(scale=1, border=border)[0])
-
-
-def qr_data_uri(text: str, size_mm: float = QR_PLACEMENT.size_mm) -> str:
-    """:func:`qr_svg` as a ``data:`` URI."""
-    svg = qr_svg(text, size_mm).encode("ascii")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.access import service as access
@@ -50,10 +50,6 @@ class NotYours(Exception):
     """The submission does not exist or belongs to someone else (the two look the same)."""
 
 
-class NotEditable(Exception):
-    """The submission has left the draft state (or lapsed) and can no longer be changed."""
-
-
 def _require_person(agent: Agent) -> int:
     if agent.kind is not AgentKind.PERSON or agent.id is None:
         raise PermissionError("only a signed-in person submits errands")
@@ -87,13 +83,6 @@ def own_submission(session: Session, agent: Agent, reference: str) -> Submission
         or submission.submitted_by_id != agent.id
     ):
         raise NotYours(reference)
-    return submission
-
-
-def own_draft(session: Session, agent: Agent, reference: str) -> Submission:
-    submission = own_submission(session, agent, reference)
-    if submission.state is not SubmissionState.DRAFT or is_lapsed(submission):
-        raise NotEditable(reference)
     return submission
 
 
@@ -422,17 +411,6 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
     for submission in lapsed:
         transition(session, submission, Action.EXPIRE, system)
     return len(lapsed)
-
-
-def count_drafts(session: Session, agent: Agent) -> int:
-    return (
-        session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.submitted_by_id == agent.id, Submission.state == SubmissionState.DRAFT
-            )
-        )
-        or 0
-    )
 
 
 # ---- all steps at once (tests, scripts, a clerk typing in a paper form) ----------------

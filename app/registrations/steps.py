@@ -168,10 +168,6 @@ def step_by_segment(kind: SubmissionKind, segment: str) -> Step | None:
     return next((s for s in STEPS[kind] if s.segment == segment), None)
 
 
-def step_by_name(kind: SubmissionKind, name: str) -> Step | None:
-    return next((s for s in STEPS[kind] if s.name == name), None)
-
-
 def build_form(step: Step, submission: Submission) -> FlaskForm:
     form = step.form(data=step.prefill(submission))
     if isinstance(form, CodesForm) and submission.employer is not None:
