@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.access import service as access
 from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
 from app.core.agents import Agent
-from app.notifications import service as notifications
+from app.notifications import notices
 from app.registrations.models import Submission, SubmissionKind
 from workflows import runtime
 from workflows.state_machine import transition
@@ -69,7 +69,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
         ).all()
         for grant in grants:
             access.end_grant(session, agent, grant, submission.id)
-            notifications.notify_role_ended(session, grant)
+            notices.notify_role_ended(session, grant)
         if data.get("replacement"):
             _register(session, agent, submission, employer, data["replacement"])
     transition(session, submission, Action.APPLY, agent)
@@ -131,7 +131,7 @@ def _register(
         submission_id=submission.id,
         contact_email=person_data.get("email"),
     )
-    notifications.notify_role_granted(session, grant)
+    notices.notify_role_granted(session, grant)
 
 
 def record_step_failure(

@@ -24,7 +24,7 @@ from app.audit.models import AuditEvent
 from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
-from app.notifications import service as notifications
+from app.notifications import notices
 from app.registrations.models import (
     Channel,
     CheckOutcome,
@@ -359,7 +359,7 @@ def reject_submission(
     transition(session, submission, Action.REJECT, agent, reason=reason.value)
     submission.decision_code = reason.value
     submission.decision_text = text.strip()
-    notifications.notify_rejected(session, submission, text)
+    notices.notify_rejected(session, submission, text)
 
 
 def request_completion(
@@ -376,7 +376,7 @@ def request_completion(
     session.add(request)
     session.flush()
     session.expire(submission, ["completion_requests"])
-    notifications.notify_completion_requested(session, submission, message)
+    notices.notify_completion_requested(session, submission, message)
     return request
 
 

@@ -26,12 +26,12 @@ from app.access.models import Person, RoleGrant, ServicePermission
 from app.core.agents import Agent
 from app.notifications import sender
 from app.notifications.models import EmailMessage, SinkMessage
-from app.notifications.service import (
+from app.notifications.notices import (
     notify_rejected,
     notify_role_granted,
     notify_service_permission_changed,
-    queue_email,
 )
+from app.notifications.queue import queue_email
 from app.notifications.sink import MailSink
 from app.registrations.models import Submission
 from tests.conftest import DAVID, make_settings, person_id, serve_for_test

@@ -1,54 +1,22 @@
-"""Notifications: the emails a change calls for, queued in the transaction that makes it.
-
-Every permission change emails the person it affects (rule 5), and a change of an
-employer's roles also emails the employer's other orderers. An email is rendered when
-it is queued (so it says what was true then), stored as an :class:`EmailMessage` row and
-handed to the ``send_email`` actor through the transactional outbox: it is sent only
-once the change commits, and never if it rolls back.
-
-Texts are Jinja templates in ``templates/email/`` (plain text, ``<code>.txt``; a block
-``subject`` and a block ``body`` under ``_layout.txt``). Their messages are Swedish msgids
-translated with the same catalogue as the UI and the PDFs (``app/translations``), so an
-English email is the Swedish one through the catalogue and both always say the same.
-
-No Flask here: the pipeline's actors call these functions as well as the views.
-"""
+"""The notifications: who is told what when a role, a permission or an errand changes."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from app.access.models import (
-    ORDERER_ROLES,
-    Person,
-    Role,
-    RoleGrant,
-    SelfService,
-    ServicePermission,
-)
-from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS, long_date, translations
+from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant, SelfService, ServicePermission
+from app.core.i18n import SOURCE_LANG, long_date, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
+from app.notifications.audience import grant_audience, language_for
 from app.notifications.models import EmailMessage
+from app.notifications.queue import queue_email
 from app.registrations.models import Submission, SubmissionKind
 from app.staff.models import StaffMember
-from workflows.outbox import add_message
 
 log = structlog.get_logger(__name__)
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "email"
-DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
-SEND_ACTOR = "send_email"
 
 
 def N_(message: str) -> str:
@@ -80,172 +48,8 @@ ERRANDS_PATH = "/mina-arenden"
 CASEWORK_PATH = "/handlaggning"
 
 
-# --- rendering ------------------------------------------------------------------------
-
-
-@functools.cache
-def environment(lang: str) -> Environment:
-    """The Jinja environment for ``lang``: plain text, so no autoescaping."""
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=False,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=StrictUndefined,
-    )
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
-    return env
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-
-
-def render_email(template: str, language: str, context: dict[str, Any]) -> RenderedEmail:
-    """Subject and plain-text body of ``templates/email/<template>.txt`` in ``language``."""
-    tmpl = environment(language).get_template(f"{template}.txt")
-    subject = "".join(tmpl.blocks["subject"](tmpl.new_context(context)))
-    text = tmpl.render(context)
-    # One line, whatever the names in it hold (a header never carries a line break).
-    return RenderedEmail(" ".join(subject.split()), _tidy(text))
-
-
-def _tidy(text: str) -> str:
-    """No trailing spaces, at most one blank line in a row, one final newline."""
-    lines = [line.rstrip() for line in text.strip().splitlines()]
-    tidy: list[str] = []
-    for line in lines:
-        if line or (tidy and tidy[-1]):
-            tidy.append(line)
-    return "\n".join(tidy) + "\n"
-
-
-# --- queueing -------------------------------------------------------------------------
-
-
-def _public_base_url() -> str:
-    from workflows import runtime
-
-    try:
-        return runtime.current().settings.public_base_url.rstrip("/")
-    except RuntimeError:  # no runtime in this process (a script, a unit test)
-        return DEFAULT_PUBLIC_BASE_URL
-
-
-def queue_email(
-    session: Session,
-    *,
-    dedupe_key: str,
-    to: str,
-    name: str,
-    language: str,
-    template: str,
-    context: dict[str, Any],
-    submission_id: int | None = None,
-    grant_id: int | None = None,
-    service_permission_id: int | None = None,
-) -> EmailMessage | None:
-    """Render ``template`` and queue it for sending after the current transaction commits.
-
-    Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already.
-    ``context`` gets ``name`` (the recipient) and ``base_url`` added.
-    """
-    if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
-        return None
-    language = language if language in SUPPORTED_LANGS else SOURCE_LANG
-    rendered = render_email(
-        template, language, {"base_url": _public_base_url(), **context, "name": name}
-    )
-    values = {
-        "dedupe_key": dedupe_key,
-        "template": template,
-        "to_address": to,
-        "to_name": name,
-        "language": language,
-        "subject": rendered.subject,
-        "text_body": rendered.text,
-        "submission_id": submission_id,
-        "role_grant_id": grant_id,
-        "service_permission_id": service_permission_id,
-    }
-    # INSERT … ON CONFLICT DO NOTHING: a twin queued by a concurrent transaction wins and
-    # this one gives way, without an error that would undo the caller's change (and
-    # without a savepoint, whose release the outbox relay would take for the commit).
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    email_id = session.scalar(
-        insert(EmailMessage)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(EmailMessage.id)
-    )
-    if email_id is None:
-        return None
-    email = session.get_one(EmailMessage, email_id)
-    add_message(session, SEND_ACTOR, email_id=email.id)
-    log.info("email.queued", email_id=email.id, template=template, language=language)
-    return email
-
-
-# --- who, where and in which language -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Recipient:
-    person: Person
-    address: str
-    is_affected: bool
-    """The person whose permission changed (not one of the orderers told about it)."""
-
-
-def _address(person: Person, grant: RoleGrant | None = None) -> str | None:
-    """The work address given for the role, else the person's own."""
-    return (grant.contact_email if grant else None) or person.email
-
-
-def _language(person: Person, submission: Submission | None) -> str:
-    """The submitter's language for the submitter; Swedish for everyone else."""
-    if submission is not None and submission.submitted_by_id == person.id:
-        return submission.language
-    return SOURCE_LANG
-
-
 def _orgnr(orgnr: str) -> str:
     return format_orgnr(orgnr) if len(orgnr) == 10 and orgnr.isdigit() else orgnr
-
-
-def _grant_audience(session: Session, grant: RoleGrant) -> list[_Recipient]:
-    """The person of ``grant``, then the employer's other active orderers (once each)."""
-    recipients: list[_Recipient] = []
-    seen = {grant.person_id}
-    address = _address(grant.person, grant)
-    if address:
-        recipients.append(_Recipient(grant.person, address, True))
-    else:
-        log.warning("email.no_address", person_id=grant.person_id, grant_id=grant.id)
-    orderers = session.scalars(
-        select(RoleGrant)
-        .where(
-            RoleGrant.employer_id == grant.employer_id,
-            RoleGrant.role.in_(ORDERER_ROLES),
-            RoleGrant.valid_to_dt.is_(None),
-        )
-        .options(selectinload(RoleGrant.person))
-        .order_by(RoleGrant.id)
-    )
-    for other in orderers:
-        if other.person_id in seen:
-            continue
-        seen.add(other.person_id)
-        address = _address(other.person, other)
-        if address:
-            recipients.append(_Recipient(other.person, address, False))
-        else:
-            log.warning("email.no_address", person_id=other.person_id, grant_id=grant.id)
-    return recipients
 
 
 def _codes_text(grant: RoleGrant, lang: str) -> str:
@@ -271,8 +75,8 @@ def _role_change(
 ) -> list[EmailMessage]:
     employer = grant.employer
     queued = []
-    for recipient in _grant_audience(session, grant):
-        lang = _language(recipient.person, submission)
+    for recipient in grant_audience(session, grant):
+        lang = language_for(recipient.person, submission)
         gettext = translations(lang).gettext
         email = queue_email(
             session,
@@ -299,9 +103,6 @@ def _role_change(
         if email is not None:
             queued.append(email)
     return queued
-
-
-# --- the notifications ----------------------------------------------------------------
 
 
 def notify_role_granted(
@@ -342,7 +143,7 @@ def _submitter_email(
         log.warning("email.no_address", person_id=submitter.id, submission_id=submission.id)
         return None
     employer = submission.employer
-    lang = _language(submitter, submission)
+    lang = language_for(submitter, submission)
     return queue_email(
         session,
         dedupe_key=dedupe_key,
@@ -383,7 +184,7 @@ def notify_completion_requested(
     Call it after the transition (an errand may be asked for more than once; each request
     is a new version of the submission).
     """
-    lang = _language(submission.submitted_by, submission)
+    lang = language_for(submission.submitted_by, submission)
     return _submitter_email(
         session,
         submission,
@@ -461,16 +262,4 @@ def notify_service_permission_changed(
             "path": ACCESS_PATH,
         },
         service_permission_id=permission.id,
-    )
-
-
-def unsent(session: Session, limit: int = 100) -> list[EmailMessage]:
-    """Emails not sent yet, oldest first (for operators and tests)."""
-    return list(
-        session.scalars(
-            select(EmailMessage)
-            .where(EmailMessage.sent_dt.is_(None))
-            .order_by(EmailMessage.created_dt, EmailMessage.id)
-            .limit(limit)
-        )
     )
