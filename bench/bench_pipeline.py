@@ -100,6 +100,7 @@ class Product:
         from app.registrations.models import Submission
         from app.staff.models import StaffMember
         from workflows import pipeline
+        from workflows.verification import verifiers_for
 
         personnummer, given, family = PEOPLE[self.runs % len(PEOPLE)]
         self.runs += 1
@@ -151,7 +152,9 @@ class Product:
         with self.phase("receipt") as session:
             pipeline.issue_receipt(session, submission_id)
         with self.phase("automated checks") as session:
-            assert pipeline.verify(session, submission_id, system)
+            assert pipeline.verify(
+                session, submission_id, system, verifiers_for(session, self.settings)
+            )
         with self.phase("claim and approve") as session:
             submission = session.get(Submission, submission_id)
             assert submission is not None
@@ -161,7 +164,9 @@ class Product:
             assert casework.claim(session, agent, submission)
             assert casework.approve_submission(session, agent, submission)
         with self.phase("apply (grant, emails)") as session:
-            assert pipeline.apply(session, submission_id, system)
+            assert pipeline.apply(
+                session, submission_id, system, base_url=self.settings.public_base_url
+            )
         with self.phase("archive (decision letter)") as session:
             assert pipeline.archive(session, submission_id, system)
         with self.runtime.unit_of_work() as session:  # (~1 ms) the same people again later

@@ -5,18 +5,27 @@ from __future__ import annotations
 from app.core.agents import Agent
 from workflows import pipeline, runtime
 from workflows.broker import pipeline_actor
+from workflows.verification import verifiers_for
 
 
 @pipeline_actor(step="verify")
 def verify_submission(submission_id: int) -> None:
-    with runtime.current().unit_of_work() as session:
-        pipeline.verify(session, submission_id, Agent.system("verify_submission"))
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        verifiers = verifiers_for(session, current.settings)
+        pipeline.verify(session, submission_id, Agent.system("verify_submission"), verifiers)
 
 
 @pipeline_actor(step="apply")
 def apply_submission(submission_id: int) -> None:
-    with runtime.current().unit_of_work() as session:
-        pipeline.apply(session, submission_id, Agent.system("apply_submission"))
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        pipeline.apply(
+            session,
+            submission_id,
+            Agent.system("apply_submission"),
+            base_url=current.settings.public_base_url,
+        )
 
 
 @pipeline_actor(step="archive")
@@ -45,8 +54,9 @@ def watch_deadlines() -> None:
     """Scheduled: the SLA reminders and escalations due now (``app.casework.deadlines``)."""
     from app.casework.deadlines import watch_deadlines as send_due_notices
 
-    with runtime.current().unit_of_work() as session:
-        send_due_notices(session)
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        send_due_notices(session, base_url=current.settings.public_base_url)
 
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)

@@ -13,10 +13,9 @@ from app.access.models import ORDERER_ROLES, Employer, Person, Role, RoleGrant
 from app.core.agents import Agent
 from app.notifications import notices
 from app.registrations.models import Submission, SubmissionKind
-from workflows import runtime
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
-from workflows.verification import Verifiers, run_checks, verifiers_for
+from workflows.verification import Verifiers, run_checks
 
 log = structlog.get_logger(__name__)
 
@@ -27,12 +26,9 @@ def lock_submission(session: Session, submission_id: int) -> Submission | None:
     ).one_or_none()
 
 
-def verify(
-    session: Session, submission_id: int, agent: Agent, verifiers: Verifiers | None = None
-) -> bool:
-    """received → verifying → in_review, recording every check. False if nothing to do.
-
-    ``verifiers`` default to those of the running app's settings."""
+def verify(session: Session, submission_id: int, agent: Agent, verifiers: Verifiers) -> bool:
+    """received → verifying → in_review, recording every check against ``verifiers``.
+    False if nothing to do."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state not in (
         SubmissionState.RECEIVED,
@@ -41,13 +37,14 @@ def verify(
         return False
     if submission.state is SubmissionState.RECEIVED:
         transition(session, submission, Action.START_VERIFICATION, agent)
-    run_checks(session, submission, verifiers or verifiers_for(session, runtime.current().settings))
+    run_checks(session, submission, verifiers)
     transition(session, submission, Action.FINISH_VERIFICATION, agent)
     return True
 
 
-def apply(session: Session, submission_id: int, agent: Agent) -> bool:
-    """Put an approved decision into the permission store. False if nothing to do."""
+def apply(session: Session, submission_id: int, agent: Agent, *, base_url: str) -> bool:
+    """Put an approved decision into the permission store and email the people it
+    concerns (their links start with ``base_url``). False if nothing to do."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state is not SubmissionState.APPROVED:
         return False
@@ -55,7 +52,7 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
     employer = access.lock_employer(session, submission.employer_id)
     data = submission.form_data
     if submission.kind is SubmissionKind.REGISTRATION:
-        _register(session, agent, submission, employer, data)
+        _register(session, agent, submission, employer, data, base_url)
     else:
         grants = session.scalars(
             select(RoleGrant)
@@ -69,9 +66,9 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
         ).all()
         for grant in grants:
             access.end_grant(session, agent, grant, submission.id)
-            notices.notify_role_ended(session, grant)
+            notices.notify_role_ended(session, grant, base_url=base_url)
         if data.get("replacement"):
-            _register(session, agent, submission, employer, data["replacement"])
+            _register(session, agent, submission, employer, data["replacement"], base_url)
     transition(session, submission, Action.APPLY, agent)
     return True
 
@@ -113,6 +110,7 @@ def _register(
     submission: Submission,
     employer: Employer,
     person_data: dict[str, Any],
+    base_url: str,
 ) -> None:
     person = access.find_or_create_person(
         session,
@@ -131,7 +129,7 @@ def _register(
         submission_id=submission.id,
         contact_email=person_data.get("email"),
     )
-    notices.notify_role_granted(session, grant)
+    notices.notify_role_granted(session, grant, base_url=base_url)
 
 
 def record_step_failure(

@@ -1,4 +1,8 @@
-"""The notifications: who is told what when a role, a permission or an errand changes."""
+"""The notifications: who is told what when a role, a permission or an errand changes.
+
+Each takes ``base_url``, the product's public address (``Settings.public_base_url``) that
+the email's links start with, from its caller's settings.
+"""
 
 from __future__ import annotations
 
@@ -72,6 +76,7 @@ def _role_change(
     template: str,
     submission: Submission | None,
     by: Person | None,
+    base_url: str,
 ) -> list[EmailMessage]:
     employer = grant.employer
     queued = []
@@ -80,6 +85,7 @@ def _role_change(
         gettext = translations(lang).gettext
         email = queue_email(
             session,
+            base_url=base_url,
             dedupe_key=f"{template}:{grant.id}:{recipient.person.id}",
             to=recipient.address,
             name=recipient.person.full_name,
@@ -106,7 +112,7 @@ def _role_change(
 
 
 def notify_role_granted(
-    session: Session, grant: RoleGrant, *, by: Person | None = None
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person | None = None
 ) -> list[EmailMessage]:
     """Email the person given a role, and the employer's other orderers.
 
@@ -116,18 +122,22 @@ def notify_role_granted(
     submission = _submission(session, grant.source_submission_id)
     if by is None and grant.granted_by_person_id is not None:
         by = session.get(Person, grant.granted_by_person_id)
-    return _role_change(session, grant, template="role_granted", submission=submission, by=by)
+    return _role_change(
+        session, grant, template="role_granted", submission=submission, by=by, base_url=base_url
+    )
 
 
 def notify_role_ended(
-    session: Session, grant: RoleGrant, *, by: Person | None = None
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person | None = None
 ) -> list[EmailMessage]:
     """Email the person whose role ended, and the employer's other (still active) orderers.
 
     Who did it: ``by`` when given; else SPV, naming the removal errand.
     """
     submission = _submission(session, grant.revoked_by_submission_id)
-    return _role_change(session, grant, template="role_ended", submission=submission, by=by)
+    return _role_change(
+        session, grant, template="role_ended", submission=submission, by=by, base_url=base_url
+    )
 
 
 def _submitter_email(
@@ -137,6 +147,7 @@ def _submitter_email(
     template: str,
     dedupe_key: str,
     context: dict[str, Any],
+    base_url: str,
 ) -> EmailMessage | None:
     submitter = submission.submitted_by
     if not submitter.email:
@@ -146,6 +157,7 @@ def _submitter_email(
     lang = language_for(submitter, submission)
     return queue_email(
         session,
+        base_url=base_url,
         dedupe_key=dedupe_key,
         to=submitter.email,
         name=submitter.full_name,
@@ -164,7 +176,7 @@ def _submitter_email(
 
 
 def notify_rejected(
-    session: Session, submission: Submission, reason_text: str
+    session: Session, submission: Submission, reason_text: str, *, base_url: str
 ) -> EmailMessage | None:
     """Tell the submitter that SPV rejected the errand, and why."""
     return _submitter_email(
@@ -173,11 +185,12 @@ def notify_rejected(
         template="submission_rejected",
         dedupe_key=f"submission_rejected:{submission.id}",
         context={"reason": mask_personnummer_in_text(reason_text.strip())},
+        base_url=base_url,
     )
 
 
 def notify_completion_requested(
-    session: Session, submission: Submission, message: str
+    session: Session, submission: Submission, message: str, *, base_url: str
 ) -> EmailMessage | None:
     """Tell the submitter what SPV needs to go on with the errand, and by when.
 
@@ -194,11 +207,12 @@ def notify_completion_requested(
             "message": mask_personnummer_in_text(message.strip()),
             "deadline": long_date(submission.expires_dt, lang),
         },
+        base_url=base_url,
     )
 
 
 def notify_deadline(
-    session: Session, submission: Submission, staff: StaffMember, *, passed: bool
+    session: Session, submission: Submission, staff: StaffMember, *, passed: bool, base_url: str
 ) -> EmailMessage | None:
     """Remind a caseworker that an errand's due date is near, or escalate an overdue one
     to a team lead. Once per errand, person, due date and kind of notice."""
@@ -209,6 +223,7 @@ def notify_deadline(
     holder = submission.assigned_staff
     return queue_email(
         session,
+        base_url=base_url,
         dedupe_key=f"{template}:{submission.id}:{staff.id}:{submission.due_dt.isoformat()}",
         to=staff.email,
         name=staff.name,
@@ -229,7 +244,12 @@ def notify_deadline(
 
 
 def notify_service_permission_changed(
-    session: Session, permission: ServicePermission, granted: bool, *, by: Person | None = None
+    session: Session,
+    permission: ServicePermission,
+    granted: bool,
+    *,
+    base_url: str,
+    by: Person | None = None,
 ) -> EmailMessage | None:
     """Email the user whose permission to use a self-service was granted or ended.
 
@@ -247,6 +267,7 @@ def notify_service_permission_changed(
     lang = SOURCE_LANG
     return queue_email(
         session,
+        base_url=base_url,
         dedupe_key=f"{template}:{permission.id}:{person.id}",
         to=person.email,
         name=person.full_name,

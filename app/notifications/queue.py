@@ -17,22 +17,13 @@ from workflows.outbox import add_message
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 SEND_ACTOR = "send_email"
-
-
-def _public_base_url() -> str:
-    from workflows import runtime
-
-    try:
-        return runtime.current().settings.public_base_url.rstrip("/")
-    except RuntimeError:  # no runtime in this process (a script, a unit test)
-        return DEFAULT_PUBLIC_BASE_URL
 
 
 def queue_email(
     session: Session,
     *,
+    base_url: str,
     dedupe_key: str,
     to: str,
     name: str,
@@ -46,13 +37,14 @@ def queue_email(
     """Render ``template`` and queue it for sending after the current transaction commits.
 
     Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already.
-    ``context`` gets ``name`` (the recipient) and ``base_url`` added.
+    ``context`` gets ``name`` (the recipient) and ``base_url`` (the product's public
+    address, ``Settings.public_base_url``, that the email's links start with) added.
     """
     if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
         return None
     language = language if language in SUPPORTED_LANGS else SOURCE_LANG
     rendered = render_email(
-        template, language, {"base_url": _public_base_url(), **context, "name": name}
+        template, language, {"base_url": base_url.rstrip("/"), **context, "name": name}
     )
     values = {
         "dedupe_key": dedupe_key,

@@ -66,8 +66,10 @@ from tests.factories import (
     in_review,
     printed,
     printed_for_post,
+    public_base_url,
     received_by_esignature,
     registration_draft,
+    verifiers,
 )
 from tests.support import (
     PG_ADMIN_URL,
@@ -342,7 +344,7 @@ def _receipt(s: Session, submission_id: int) -> None:
 
 
 def _verify(s: Session, submission_id: int) -> None:
-    pipeline.verify(s, submission_id, SYSTEM)
+    pipeline.verify(s, submission_id, SYSTEM, verifiers(s))
 
 
 def _approve(s: Session, submission_id: int) -> None:
@@ -350,7 +352,7 @@ def _approve(s: Session, submission_id: int) -> None:
 
 
 def _apply(s: Session, submission_id: int) -> None:
-    pipeline.apply(s, submission_id, SYSTEM)
+    pipeline.apply(s, submission_id, SYSTEM, base_url=public_base_url())
 
 
 def _archive(s: Session, submission_id: int) -> None:

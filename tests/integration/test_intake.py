@@ -37,7 +37,14 @@ from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
 from app.registrations.models import Channel, DocumentKind, RejectionReason, Submission
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
-from tests.factories import clerk, printed, printed_for_post, registration_draft
+from tests.factories import (
+    clerk,
+    printed,
+    printed_for_post,
+    public_base_url,
+    registration_draft,
+    verifiers,
+)
 from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.runtime import Runtime
@@ -112,7 +119,7 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     archive = pdfium.PdfDocument(scan.content)
     assert len(archive) == 2
     archive.close()
-    pipeline.verify(session, received.id, SYSTEM)
+    pipeline.verify(session, received.id, SYSTEM, verifiers(session))
     check = next(c for c in received.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("passed", ["signed_on_paper"])
 
@@ -504,7 +511,7 @@ def test_a_paper_errand_without_its_scan_fails_the_signature_check(session: Sess
 
     submission = posted(session)
     transition(session, submission, Action.RECEIVE, clerk(session))  # no scan behind it
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     check = next(c for c in submission.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("failed", ["scan_missing"])
 
@@ -523,14 +530,19 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     intake.confirm_paper_form(
         session, both_roles, form, signature_present=True, signer_is_named=True
     )
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert casework.claim(session, both_roles, submission)
     with pytest.raises(IllegalTransition) as refused:
         casework.approve_submission(session, both_roles, submission)
     assert refused.value.code == "four_eyes"
     with pytest.raises(IllegalTransition) as refused:
         casework.reject_submission(
-            session, both_roles, submission, RejectionReason.OTHER, "Eget ärende"
+            session,
+            both_roles,
+            submission,
+            RejectionReason.OTHER,
+            "Eget ärende",
+            base_url=public_base_url(),
         )
     assert refused.value.code == "four_eyes"
 
