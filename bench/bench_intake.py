@@ -111,7 +111,7 @@ class Intake:
     def __call__(self, pdf: bytes) -> int:
         from app.core.agents import Agent
         from app.intake.models import BatchSource, ScanPage
-        from app.intake.service import read_batch, receive_file
+        from app.intake.reading import read_batch, receive_file
 
         self.runs += 1  # a new file each time: the same bytes twice are one batch
         data = pdf + f"% run {self.runs}\n".encode()

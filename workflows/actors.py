@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.casework import deadlines
 from app.core.agents import Agent
-from app.intake.service import read_batch
+from app.intake.reading import read_batch
 from app.notifications import sender
 from workflows import pipeline, runtime
 from workflows.broker import pipeline_actor
@@ -60,6 +60,6 @@ def watch_deadlines() -> None:
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)
 def read_scan_batch(batch_id: int) -> None:
-    """Read a scanned batch page by page and file what matched (``app.intake.service``)."""
+    """Read a scanned batch page by page and file what matched (``app.intake.reading``)."""
     current = runtime.current()
     read_batch(current.session_factory, batch_id, current.settings.qr_key)

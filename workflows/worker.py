@@ -9,7 +9,7 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
-from app.intake.service import resume_stalled_batches
+from app.intake.reading import resume_stalled_batches
 from app.registrations.service import expire_lapsed
 from workflows.outbox import add_message
 from workflows.runtime import Runtime

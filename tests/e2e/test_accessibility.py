@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from app.intake import service as intake
+from app.intake import reading as intake
 from app.intake.models import BatchSource
 from tests import scan_corpus as corpus
 from tests.e2e.browser import log_in, signed_registration

@@ -36,7 +36,7 @@ from app.audit.service import verify_chain
 from app.casework import service as casework
 from app.core.agents import Agent
 from app.db import Base, utcnow
-from app.intake import service as intake
+from app.intake import reading as intake
 from app.intake.models import (
     BatchSource,
     BatchState,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.documents.qr import QR_PLACEMENT
-from app.intake import service as intake
+from app.intake import reading as intake
 from app.intake.decoding import read_scan
 from app.intake.models import (
     BatchSource,

@@ -143,7 +143,7 @@ def test_a_posted_removal_flows_from_scan_to_closed(
 ) -> None:
     """The paper channel on each broker: printed, scanned in a batch the read actor sorts,
     confirmed by the clerk, verified, approved, applied and archived."""
-    from app.intake import service as intake
+    from app.intake import reading as intake
     from app.intake.models import BatchSource, PaperForm
     from tests import scan_corpus as corpus
     from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
