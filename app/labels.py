@@ -122,7 +122,7 @@ INTAKE_ERROR_LABELS = {
     "too_many_pages": _l("Filen har för många sidor. Dela upp den i mindre buntar."),
     "file_too_large": _l("Filen är för stor. Dela upp den i mindre buntar."),
     "image_too_large": _l("Bilden är för stor. Skanna med högst 300 dpi."),
-    # The clerk's actions (app.intake.reading.IntakeError)
+    # The clerk's actions (app.intake.clerk_actions.IntakeError)
     "page_not_in_queue": _l("Sidan är redan hanterad."),
     "unknown_reference": _l("Det finns inget ärende med den referensen."),
     "not_awaiting_post": _l("Ärendet väntar inte på någon pappersblankett."),

@@ -1,42 +1,24 @@
-"""Scanned intake: from a scanned file to errands received on paper, nothing lost.
-
-1. :func:`receive_file` keeps the file as a batch (the same file twice is one batch) and
-   queues :func:`read_batch` — or rejects a file that is no scan, with the reason.
-2. :func:`read_batch` reads the pages one by one in the isolated decoder
-   (:mod:`app.intake.decoding`), records each page as it goes (the progress the clerk
-   sees, and where a restarted job resumes) and sorts it: matched to an errand waiting
-   for paper, or into the manual queue.
-3. :func:`file_waiting_pages` puts the pages of one errand together; when every page
-   of its form is there, they become a :class:`PaperForm` for a clerk to confirm.
-4. :func:`confirm_paper_form`: the clerk has checked the handwritten signature; the
-   pages are archived as one PDF/A with the errand, which is received on paper.
-
-The clerk's manual queue: :func:`match_page` (by reference number),
-:func:`register_paper_form` (a blank form typed in) and :func:`discard_page`.
-"""
+"""Reading a scanned file: kept as a batch, its pages read in the decoder process one by
+one, recorded as they come and sorted (matched to an errand waiting for paper, or to the
+clerk's manual queue); a restarted reader resumes after the last recorded page."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pypdfium2 as pdfium
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.access import service as access
-from app.audit.service import record_event
-from app.core.agents import Agent, AgentKind
+from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.qr import FormKind, QrPayload, form_digest
-from app.documents.render import NOMINAL_PAGES
-from app.intake.archive import scan_archive_pdf
+from app.intake.assembly import file_waiting_pages, record_intake_event
 from app.intake.decoding import (
     MAC_MISMATCH,
     MALFORMED,
@@ -49,22 +31,10 @@ from app.intake.decoding import (
     inspect_scan,
     read_scan,
 )
-from app.intake.models import (
-    BatchSource,
-    BatchState,
-    PageOutcome,
-    PageStatus,
-    PaperForm,
-    PaperFormState,
-    ScanBatch,
-    ScanPage,
-)
-from app.registrations import service as registrations
-from app.registrations.models import DocumentKind, Submission
-from app.registrations.service import RegistrationData, RemovalData, attach_document
+from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
+from app.registrations.models import Submission
 from workflows.outbox import add_message
-from workflows.state_machine import transition
-from workflows.states import EXPIRES_AFTER, Action, SubmissionState
+from workflows.states import SubmissionState
 
 log = structlog.get_logger(__name__)
 
@@ -79,32 +49,11 @@ _ERROR_OUTCOMES = {
 }
 
 
-class IntakeError(Exception):
-    """A clerk's action that cannot be done; ``code`` says why (``app.labels``)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 @dataclass(frozen=True)
 class Received:
     batch: ScanBatch
     is_new: bool
     """False when the same file was received before (nothing changed)."""
-
-
-def _audit(
-    session: Session, agent: Agent, action: str, object_type: str, object_id: int, **data: object
-) -> None:
-    record_event(
-        session,
-        actor=agent.audit_label,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        data=data,
-    )
 
 
 def receive_file(
@@ -146,7 +95,7 @@ def receive_file(
     except IntegrityError:  # the same file, received at the same moment elsewhere
         existing = session.scalars(select(ScanBatch).where(ScanBatch.sha256 == digest)).one()
         return Received(existing, False)
-    _audit(
+    record_intake_event(
         session,
         agent,
         "scan_batch.received",
@@ -233,7 +182,7 @@ def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
         file_waiting_pages(session, submission_id)
     batch.state = BatchState.REJECTED if error else BatchState.DONE
     batch.error_code, batch.finished_dt, batch.reader_until_dt = error, utcnow(), None
-    _audit(
+    record_intake_event(
         session,
         Agent.system("intake"),
         "scan_batch.read",
@@ -338,353 +287,3 @@ def _match(submission: Submission | None, payload: QrPayload) -> PageOutcome:
 def _printed_data(submission: Submission) -> dict[str, object]:
     """The form data as printed (what the code's digest covers)."""
     return {k: v for k, v in submission.form_data.items() if k != "completed_steps"}
-
-
-def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None:
-    """Put an errand's matched pages together: a paper form once every page is there.
-
-    Copies of a page already filed are set aside as duplicates. Returns the new paper
-    form, or None while pages are missing.
-    """
-    submission = session.get(Submission, submission_id, with_for_update=True)
-    assert submission is not None
-    waiting = list(
-        session.scalars(
-            select(ScanPage)
-            .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
-            .order_by(ScanPage.id)
-        )
-    )
-    if not waiting:
-        return None
-    has_form = session.scalar(select(PaperForm.id).where(PaperForm.submission_id == submission_id))
-    if has_form or submission.state is not SubmissionState.AWAITING_POST:
-        for page in waiting:
-            page.outcome, page.status = PageOutcome.DUPLICATE, PageStatus.DISCARDED
-        return None
-    pages_in_form = max(page.form_pages or 0 for page in waiting)
-    first_copy: dict[int, ScanPage] = {}
-    for page in waiting:
-        assert page.form_page is not None
-        first_copy.setdefault(page.form_page, page)
-    if set(first_copy) != set(range(1, pages_in_form + 1)):
-        return None
-    paper_form = PaperForm(submission_id=submission_id)
-    session.add(paper_form)
-    submission.expires_dt = None  # the paper is here: it no longer lapses while checked
-    session.flush()
-    for page in waiting:
-        if first_copy[page.form_page or 0] is page:
-            page.status, page.paper_form_id = PageStatus.FILED, paper_form.id
-        else:
-            page.outcome, page.status = PageOutcome.DUPLICATE, PageStatus.DISCARDED
-    session.flush()
-    _audit(
-        session,
-        Agent.system("intake"),
-        "paper_form.assembled",
-        "paper_form",
-        paper_form.id,
-        submission_id=submission_id,
-        pages=pages_in_form,
-    )
-    return paper_form
-
-
-# --- the clerk's work ---------------------------------------------------------------
-
-
-def confirm_paper_form(
-    session: Session,
-    agent: Agent,
-    paper_form: PaperForm,
-    *,
-    signature_present: bool,
-    signer_is_named: bool,
-    note: str = "",
-) -> Submission:
-    """The clerk's check of the handwritten signature; the errand is then received on
-    paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
-    (verification flags it for the caseworker), not a reason to lose the errand."""
-    session.refresh(paper_form, with_for_update=True)  # two clerks, one form
-    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
-        raise IntakeError("already_confirmed")
-    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
-    assert submission is not None
-    if submission.state is not SubmissionState.AWAITING_POST:
-        raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
-    previews = [page.preview for page in paper_form.pages]
-    pdf = scan_archive_pdf(previews, title=f"{submission.reference}", lang=submission.language)
-    document = attach_document(
-        session, submission, DocumentKind.SCAN, pdf, f"{submission.reference}-skannad.pdf"
-    )
-    transition(session, submission, Action.RECEIVE, agent, data={"channel": "paper"})
-    paper_form.state = PaperFormState.CONFIRMED
-    paper_form.signature_present = signature_present
-    paper_form.signer_is_named = signer_is_named
-    paper_form.clerk_note = note.strip() or None
-    paper_form.confirmed_by_staff_id = agent.id
-    paper_form.confirmed_dt = utcnow()
-    paper_form.document_id = document.id
-    session.flush()
-    _audit(
-        session,
-        agent,
-        "paper_form.confirmed",
-        "paper_form",
-        paper_form.id,
-        submission_id=submission.id,
-        signature_present=signature_present,
-        signer_is_named=signer_is_named,
-    )
-    return submission
-
-
-UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})
-"""Pages that could not even be drawn: no picture to archive or to look at (the batch's
-file keeps them; such a sheet is scanned again)."""
-
-
-def _take_from_queue(session: Session, page: ScanPage) -> None:
-    """Lock the page (two clerks, one page) and check that it still waits for a clerk."""
-    session.refresh(page, with_for_update=True)
-    if page.status is not PageStatus.NEEDS_CLERK:
-        raise IntakeError("page_not_in_queue")
-
-
-def _pages_in_form(submission: Submission) -> int:
-    """How many pages the errand's printed form has (a long list of codes adds one)."""
-    printed = next((d for d in submission.documents if d.kind is DocumentKind.PRINTED), None)
-    if printed is None:
-        return NOMINAL_PAGES[submission.kind]
-    document = pdfium.PdfDocument(printed.content)  # our own rendering, not a scan
-    try:
-        return len(document)
-    finally:
-        document.close()
-
-
-def match_page(
-    session: Session, agent: Agent, page: ScanPage, reference: str, form_page: int
-) -> PaperForm | None:
-    """The clerk matches a page from the manual queue to an errand by its reference."""
-    _take_from_queue(session, page)
-    if page.outcome in UNSEEN_OUTCOMES:
-        raise IntakeError("no_image")
-    submission = session.scalar(
-        select(Submission).where(Submission.reference == reference.strip().upper())
-    )
-    if submission is None:
-        raise IntakeError("unknown_reference")
-    if submission.state is not SubmissionState.AWAITING_POST:
-        raise IntakeError("not_awaiting_post")
-    pages_in_form = _pages_in_form(submission)
-    if not 1 <= form_page <= pages_in_form:
-        raise IntakeError("no_such_page")
-    page.submission_id = submission.id
-    page.form_page, page.form_pages = form_page, pages_in_form
-    page.status = PageStatus.WAITING
-    page.matched_by_clerk = True
-    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
-    session.flush()
-    _audit(
-        session,
-        agent,
-        "scan_page.matched",
-        "scan_page",
-        page.id,
-        submission_id=submission.id,
-        form_page=form_page,
-        outcome=page.outcome.value,
-    )
-    return file_waiting_pages(session, submission.id)
-
-
-def register_paper_form(
-    session: Session,
-    agent: Agent,
-    page: ScanPage,
-    data: RegistrationData | RemovalData,
-    render_printed: Callable[[Submission], bytes],
-    form_page: int = 1,
-) -> Submission:
-    """A blank form filled in by hand (or a page whose code is lost): the clerk types it
-    in on the signatory's behalf, every rule of the web form applied (``FormProblem``).
-    The errand then waits for its paper like a printed one, and this page is its page n;
-    the form's other pages are matched to the new reference."""
-    _take_from_queue(session, page)
-    wanted = FormKind.REMOVAL if isinstance(data, RemovalData) else FormKind.REGISTRATION
-    if page.form_kind is not None and page.form_kind != wanted.value:
-        raise IntakeError("wrong_form_kind")
-    if page.outcome in UNSEEN_OUTCOMES:
-        raise IntakeError("no_image")
-    given, _, family = data.signatory_name.strip().rpartition(" ")
-    signatory = access.find_or_create_person(
-        session, data.signatory_personnummer, given or family, family
-    )
-    on_behalf = Agent(
-        AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id
-    )
-    if isinstance(data, RemovalData):
-        submission = registrations.create_removal(session, on_behalf, data)
-    else:
-        submission = registrations.create_registration(session, on_behalf, data)
-    registrations.print_for_post(session, agent, submission, render_printed(submission))
-    match_page(session, agent, page, submission.reference, form_page)
-    return submission
-
-
-def _back_to_queue(page: ScanPage, agent: Agent) -> None:
-    page.status, page.paper_form_id = PageStatus.NEEDS_CLERK, None
-    if page.matched_by_clerk:  # what the clerk said goes; what the code said stays
-        page.submission_id = page.form_page = page.form_pages = None
-        page.matched_by_clerk = False
-    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
-
-
-def return_waiting_pages(session: Session, agent: Agent, submission_id: int) -> int:
-    """Undo: the pages waiting for an errand's other pages go back to the manual queue
-    (a page matched to the wrong errand, say). Returns how many."""
-    pages = session.scalars(
-        select(ScanPage)
-        .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
-        .with_for_update()
-    ).all()
-    for page in pages:
-        _back_to_queue(page, agent)
-    session.flush()
-    _audit(session, agent, "scan_page.returned", "submission", submission_id, pages=len(pages))
-    return len(pages)
-
-
-def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: str) -> None:
-    """Undo an assembled form whose pages do not belong together: its pages go back to
-    the manual queue and the errand waits for its paper again."""
-    session.refresh(paper_form, with_for_update=True)
-    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
-        raise IntakeError("already_confirmed")
-    for page in list(paper_form.pages):
-        _back_to_queue(page, agent)
-    paper_form.state = PaperFormState.TAKEN_APART
-    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
-    assert submission is not None
-    submission.expires_dt = utcnow() + EXPIRES_AFTER[SubmissionState.AWAITING_POST]
-    session.flush()
-    _audit(
-        session,
-        agent,
-        "paper_form.taken_apart",
-        "paper_form",
-        paper_form.id,
-        submission_id=submission.id,
-        reason=reason.strip(),
-    )
-
-
-def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:
-    """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed."""
-    _take_from_queue(session, page)
-    page.status = PageStatus.DISCARDED
-    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
-    session.flush()
-    _audit(session, agent, "scan_page.discarded", "scan_page", page.id, reason=reason.strip())
-
-
-# --- what the clerk's pages show ------------------------------------------------------
-
-
-def recent_batches(session: Session, limit: int = 20) -> list[ScanBatch]:
-    return list(
-        session.scalars(
-            select(ScanBatch)
-            .options(selectinload(ScanBatch.uploaded_by))
-            .order_by(ScanBatch.id.desc())
-            .limit(limit)
-        )
-    )
-
-
-def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
-    """Pages a clerk must look at, oldest first."""
-    return list(
-        session.scalars(
-            select(ScanPage)
-            .where(ScanPage.status == PageStatus.NEEDS_CLERK)
-            .options(selectinload(ScanPage.batch), selectinload(ScanPage.submission))
-            .order_by(ScanPage.id)
-            .limit(limit)
-        )
-    )
-
-
-@dataclass(frozen=True)
-class IncompleteForm:
-    submission: Submission
-    pages_here: list[int]
-    pages_in_form: int
-
-
-def incomplete_forms(session: Session) -> list[IncompleteForm]:
-    """Errands with some pages scanned and others still missing."""
-    rows = session.scalars(
-        select(ScanPage)
-        .where(ScanPage.status == PageStatus.WAITING)
-        .options(selectinload(ScanPage.submission))
-        .order_by(ScanPage.submission_id, ScanPage.form_page)
-    ).all()
-    by_errand: dict[int, list[ScanPage]] = defaultdict(list)
-    for row in rows:
-        assert row.submission_id is not None
-        by_errand[row.submission_id].append(row)
-    result = []
-    for pages in by_errand.values():
-        submission = pages[0].submission
-        assert submission is not None
-        result.append(
-            IncompleteForm(
-                submission,
-                sorted({p.form_page or 0 for p in pages}),
-                max(p.form_pages or 0 for p in pages),
-            )
-        )
-    return result
-
-
-def forms_to_confirm(session: Session) -> list[PaperForm]:
-    return list(
-        session.scalars(
-            select(PaperForm)
-            .where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
-            .options(selectinload(PaperForm.submission), selectinload(PaperForm.pages))
-            .order_by(PaperForm.id)
-        )
-    )
-
-
-def queue_counts(session: Session) -> dict[str, int]:
-    def count(query: object) -> int:
-        return session.scalar(query) or 0  # type: ignore[call-overload]
-
-    return {
-        "manual": count(
-            select(func.count(ScanPage.id)).where(ScanPage.status == PageStatus.NEEDS_CLERK)
-        ),
-        "confirm": count(
-            select(func.count(PaperForm.id)).where(
-                PaperForm.state == PaperFormState.AWAITING_CONFIRMATION
-            )
-        ),
-    }
-
-
-def paper_form_of(session: Session, submission_id: int) -> PaperForm | None:
-    """The errand's confirmed paper form, if it came in on paper."""
-    return session.scalar(
-        select(PaperForm)
-        .where(
-            PaperForm.submission_id == submission_id,
-            PaperForm.state == PaperFormState.CONFIRMED,
-        )
-        .options(selectinload(PaperForm.pages))
-        .order_by(PaperForm.id.desc())
-    )

@@ -21,8 +21,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from app.core.agents import Agent
-from app.intake import reading
 from app.intake.models import BatchSource
+from app.intake.reading import receive_file
 from workflows.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,7 @@ def take_file(runtime: Runtime, path: Path, settle_s: float = SETTLE_S) -> Taken
         return None
     data = path.read_bytes()
     with runtime.unit_of_work() as session:
-        received = reading.receive_file(
+        received = receive_file(
             session, Agent.system("intake-folder"), data, path.name, BatchSource.FOLDER
         )
         batch_id, error = received.batch.id, received.batch.error_code
