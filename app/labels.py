@@ -114,7 +114,7 @@ REFUSAL_LABELS = {
 
 
 INTAKE_ERROR_LABELS = {
-    # Files that are no scan we can read (app.intake.decoding.BadScanFile)
+    # Files that are no scan we can read (app.intake.scan_file.BadScanFile)
     "not_pdf_or_image": _l("Filen är varken en PDF eller en TIFF-, PNG- eller JPEG-bild."),
     "encrypted_pdf": _l("PDF-filen är lösenordsskyddad. Skanna in papperen igen utan lösenord."),
     "broken_pdf": _l("PDF-filen är trasig eller ofullständig och går inte att läsa."),

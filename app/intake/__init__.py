@@ -6,7 +6,7 @@ From a scanned file to errands received on paper, nothing lost:
    twice is one batch) and queues :func:`~app.intake.reading.read_batch`, or rejects a
    file that is no scan, with the reason.
 2. :func:`~app.intake.reading.read_batch` reads the pages one by one in the isolated
-   decoder (:mod:`app.intake.decoding`), records each page as it goes (the progress the
+   decoder (:mod:`app.intake.decoder`), records each page as it goes (the progress the
    clerk sees, and where a restarted job resumes) and sorts it: matched to an errand
    waiting for paper, or into the manual queue.
 3. :func:`~app.intake.assembly.file_waiting_pages` puts the pages of one errand

@@ -18,20 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.qr import FormKind, QrPayload, form_digest
+from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE
 from app.intake.assembly import file_waiting_pages, record_intake_event
-from app.intake.decoding import (
-    MAC_MISMATCH,
-    MALFORMED,
-    NO_QR_CODE,
-    PAGE_TIMED_OUT,
-    PAGE_TOO_LARGE,
-    BadScanFile,
-    IntakeLimits,
-    PageRead,
-    inspect_scan,
-    read_scan,
-)
+from app.intake.decoder import inspect_scan, read_scan
 from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
+from app.intake.scan_file import PAGE_TIMED_OUT, PAGE_TOO_LARGE, BadScanFile, IntakeLimits, PageRead
 from app.registrations.models import Submission
 from workflows.outbox import add_message
 from workflows.states import SubmissionState

@@ -22,7 +22,7 @@ from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.documents.qr import QR_PLACEMENT
 from app.intake import clerk_actions, queries, reading
-from app.intake.decoding import read_scan
+from app.intake.decoder import read_scan
 from app.intake.models import (
     BatchSource,
     BatchState,
