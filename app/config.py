@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +17,12 @@ def _flag(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def qr_mac_key(secret: str) -> bytes:
+    """The MAC key of the forms' QR codes derived from an application secret (never the
+    secret itself)."""
+    return hmac.new(secret.encode(), b"behorighet-qr-mac-v1", hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -137,8 +145,7 @@ class Settings:
 
     @property
     def qr_key(self) -> bytes:
-        from app.documents.qr import qr_mac_key
-
+        """The MAC key of the forms' QR codes (``app.documents.qr``)."""
         return qr_mac_key(self.qr_secret or self.secret_key)
 
     @classmethod

@@ -180,9 +180,8 @@ class Product:
 def bare(settings_dir: str) -> Callable[[], object]:
     """WeasyPrint render + pyHanko seal + validation of the same form, as one step."""
 
-    from app.config import Settings
+    from app.config import Settings, qr_mac_key
     from app.documents.pki import seal_material
-    from app.documents.qr import qr_mac_key
     from app.documents.render import render_form_pdf
     from tests.sample_forms import REGISTRATION_DATA
 

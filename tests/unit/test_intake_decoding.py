@@ -19,7 +19,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from app.documents.qr import qr_mac_key
+from app.config import qr_mac_key
 from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE
 from app.intake import decoder
 from app.intake.archive import scan_archive_pdf
