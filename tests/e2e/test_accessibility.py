@@ -10,10 +10,11 @@ import pytest
 from playwright.sync_api import Page
 
 from app.intake import queries, reading
-from app.intake.models import BatchSource
+from app.intake.models import BatchSource, BatchState, ScanBatch
 from tests import scan_corpus as corpus
 from tests.e2e.browser import log_in, signed_registration
 from tests.factories import clerk, printed, printed_for_post, registration_draft
+from tests.support import wait_for
 from workflows.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +92,15 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
         batch_id = reading.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD
         ).batch.id
+    # Here, or by the live server's worker (its read_scan_batch actor), whichever takes the
+    # batch's lease first.
     reading.read_batch(runtime.session_factory, batch_id, runtime.settings.qr_key)
+
+    def read() -> bool:
+        with runtime.session_factory() as session:
+            return session.get_one(ScanBatch, batch_id).state is BatchState.DONE
+
+    wait_for(read, message="the batch to be read")
     with runtime.session_factory() as session:
         (form,) = queries.forms_to_confirm(session)
         (blank,) = queries.manual_queue(session)
