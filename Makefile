@@ -7,18 +7,24 @@ INSTALLED := $(VENV)/.installed
 FKUI_CSS := app/static/vendor/fkui.min.css
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po devtools/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: demo test lint install assets debian-packages services format clean
+.PHONY: demo test lint imports install assets debian-packages services format clean
 
 demo: install
 	$(BIN)/behorighet demo
 
-test: install debian-packages services
+test: install debian-packages services imports
 	$(BIN)/pytest
 
-lint: install
+lint: install imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The layering (import-linter contracts in pyproject.toml) and no import cycle.
+
+imports: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check-import-cycles.py
 
 format: install
 	$(BIN)/ruff check --fix .

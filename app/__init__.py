@@ -12,7 +12,6 @@ from flask_wtf.csrf import CSRFProtect
 from app.config import Settings
 from app.logging import configure_logging
 from app.plugins import Plugin, configure_all
-from workflows import runtime as runtime_module
 
 SUPPORTED_LOCALES = ("sv", "en")
 csrf = CSRFProtect()
@@ -43,7 +42,9 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         BABEL_TRANSLATION_DIRECTORIES="translations",
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
-    app.extensions["behorighet"] = runtime_module.configure(settings)
+    from workflows import bootstrap  # here: a decoder process importing app stays light
+
+    app.extensions["behorighet"] = bootstrap.configure(settings)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -26,6 +28,12 @@ class StandIn(enum.StrEnum):
     """Email goes to a local sink that keeps it."""
     SCANNER = "scanner"
     """A page stands in for the mailroom's scanner."""
+
+
+def qr_mac_key(secret: str) -> bytes:
+    """The MAC key of the forms' QR codes derived from an application secret (never the
+    secret itself)."""
+    return hmac.new(secret.encode(), b"behorighet-qr-mac-v1", hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -144,8 +152,7 @@ class Settings:
 
     @property
     def qr_key(self) -> bytes:
-        from app.documents.qr import qr_mac_key
-
+        """The MAC key of the forms' QR codes (``app.documents.qr``)."""
         return qr_mac_key(self.qr_secret or self.secret_key)
 
     @classmethod

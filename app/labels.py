@@ -125,7 +125,7 @@ REFUSAL_LABELS = {
 
 
 INTAKE_ERROR_LABELS = {
-    # Files that are no scan we can read (app.intake.decoding.BadScanFile)
+    # Files that are no scan we can read (app.intake.scan_file.BadScanFile)
     "not_pdf_or_image": _l("Filen är varken en PDF eller en TIFF-, PNG- eller JPEG-bild."),
     "encrypted_pdf": _l("PDF-filen är lösenordsskyddad. Skanna in papperen igen utan lösenord."),
     "broken_pdf": _l("PDF-filen är trasig eller ofullständig och går inte att läsa."),
@@ -133,7 +133,7 @@ INTAKE_ERROR_LABELS = {
     "too_many_pages": _l("Filen har för många sidor. Dela upp den i mindre buntar."),
     "file_too_large": _l("Filen är för stor. Dela upp den i mindre buntar."),
     "image_too_large": _l("Bilden är för stor. Skanna med högst 300 dpi."),
-    # The clerk's actions (app.intake.service.IntakeError)
+    # The clerk's actions (app.intake.clerk_actions.IntakeError)
     "page_not_in_queue": _l("Sidan är redan hanterad."),
     "unknown_reference": _l("Det finns inget ärende med den referensen."),
     "not_awaiting_post": _l("Ärendet väntar inte på någon pappersblankett."),

@@ -40,7 +40,8 @@ from PIL import Image
 from app.documents.qr import QR_PLACEMENT
 from app.documents.scan import CROP_MARGIN_MM
 from app.intake import decoding
-from app.intake.decoding import IntakeLimits, read_scan, start_decoder, stop_decoder
+from app.intake.decoder import read_scan, start_decoder, stop_decoder
+from app.intake.scan_file import PDF, IntakeLimits
 from tests import scan_corpus
 
 QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
@@ -71,7 +72,7 @@ def bare(pdf: bytes, dpi: int = 200) -> int:
 def in_process(pdf: bytes, key: bytes, limits: IntakeLimits) -> int:
     """The decoder's own work on every page, called in this process: what the isolation
     (process, pipe, timeouts) adds is the difference to :func:`intake`."""
-    source = decoding._open(pdf, decoding.PDF, key, limits)
+    source = decoding._open(pdf, PDF, key, limits)
     try:
         return sum(1 for i in range(source.pages) if source.read(i).payload is not None)
     finally:
@@ -111,7 +112,7 @@ class Intake:
     def __call__(self, pdf: bytes) -> int:
         from app.core.agents import Agent
         from app.intake.models import BatchSource, ScanPage
-        from app.intake.service import read_batch, receive_file
+        from app.intake.reading import read_batch, receive_file
 
         self.runs += 1  # a new file each time: the same bytes twice are one batch
         data = pdf + f"% run {self.runs}\n".encode()

@@ -102,6 +102,7 @@ class Product:
         from app.staff.models import StaffMember
         from devtools.bankid_simulator.app_actions import open_and_approve
         from workflows import pipeline
+        from workflows.verification import verifiers_for
 
         personnummer, given, family = PEOPLE[self.runs % len(PEOPLE)]
         self.runs += 1
@@ -152,7 +153,9 @@ class Product:
         with self.phase("receipt") as session:
             pipeline.issue_receipt(session, submission_id)
         with self.phase("automated checks") as session:
-            assert pipeline.verify(session, submission_id, system)
+            assert pipeline.verify(
+                session, submission_id, system, verifiers_for(session, self.settings)
+            )
         with self.phase("claim and approve") as session:
             submission = session.get(Submission, submission_id)
             assert submission is not None
@@ -162,7 +165,9 @@ class Product:
             assert casework.claim(session, agent, submission)
             assert casework.approve_submission(session, agent, submission)
         with self.phase("apply (grant, emails)") as session:
-            assert pipeline.apply(session, submission_id, system)
+            assert pipeline.apply(
+                session, submission_id, system, base_url=self.settings.public_base_url
+            )
         with self.phase("archive (decision letter)") as session:
             assert pipeline.archive(session, submission_id, system)
         with self.runtime.unit_of_work() as session:  # (~1 ms) the same people again later
@@ -176,9 +181,8 @@ class Product:
 def bare(test_pki_dir: str) -> Callable[[], object]:
     """WeasyPrint render + pyHanko seal + validation of the same form, as one step."""
 
-    from app.config import Settings
+    from app.config import Settings, qr_mac_key
     from app.documents.pki import seal_material
-    from app.documents.qr import qr_mac_key
     from app.documents.render import render_form_pdf
     from devtools.seal import TestPkiSeal
     from tests.sample_forms import REGISTRATION_DATA

@@ -27,9 +27,8 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
-from app.config import Settings
+from app.config import Settings, qr_mac_key
 from app.documents.pki import seal_material
-from app.documents.qr import qr_mac_key
 from app.documents.render import render_form_pdf
 from app.documents.seal import Evidence, seal_pdf
 from app.documents.validate import validate_sealed_pdf

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from app.access.models import Role
+from app.config import Settings
 from app.core.agents import Agent, AgentKind
 from app.eid import service as eid
 from app.eid.models import OrderStatus
@@ -16,6 +17,23 @@ from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import DocumentKind, Submission, SubmissionKind
 from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
+from workflows.verification import Verifiers, verifiers_for
+
+
+def app_settings() -> Settings:
+    """The settings of the running test's app."""
+    settings: Settings = current_app().extensions["behorighet"].settings
+    return settings
+
+
+def verifiers(session: Session) -> Verifiers:
+    """What the verify step checks against, from the test app's settings."""
+    return verifiers_for(session, app_settings())
+
+
+def public_base_url() -> str:
+    """Where the emails' links point: the test app's ``public_base_url``."""
+    return app_settings().public_base_url
 
 
 def david(session: Session) -> Agent:
@@ -65,8 +83,7 @@ def removal_draft(session: Session) -> Submission:
 
 def printed_for_post(session: Session, submission: Submission) -> Submission:
     """The submitter prints the form to sign by hand and post (awaiting_post)."""
-    settings = current_app().extensions["behorighet"].settings
-    pdf = documents.printable_form(submission, settings, "sv")
+    pdf = documents.printable_form(submission, app_settings(), "sv")
     submitter = Agent(
         AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
     )
@@ -89,7 +106,7 @@ def received_by_esignature(session: Session, submission: Submission) -> Submissi
     signs the exact PDF in the BankID simulator, the signature is checked, the PDF sealed
     with the evidence, and the errand received."""
     app = current_app()
-    settings = app.extensions["behorighet"].settings
+    settings = app_settings()
     client = app.extensions["bankid_client"]
     submitter = Agent(
         AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
@@ -108,7 +125,7 @@ def in_review(session: Session, **changes: str) -> Submission:
     from workflows import pipeline
 
     submission = received_by_esignature(session, registration_draft(session, **changes))
-    pipeline.verify(session, submission.id, Agent.system("test"))
+    pipeline.verify(session, submission.id, Agent.system("test"), verifiers(session))
     return submission
 
 

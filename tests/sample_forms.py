@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.documents.qr import qr_mac_key
+from app.config import qr_mac_key
 from app.documents.render import CodeLine, DocumentData
 from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import Channel, SubmissionKind

@@ -27,12 +27,12 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageChops, ImageFilter
 
+from app.config import qr_mac_key
 from app.documents.qr import (
     QR_PLACEMENT,
     FormKind,
     QrPayload,
     encode_payload,
-    qr_mac_key,
     qr_png,
 )
 from app.documents.render import TEMPLATE_VERSION, DocumentData, render_form_pdf

@@ -100,10 +100,6 @@ REGISTRATION = {
 """A registration David Dahl (HR at Provverket) files for a new orderer."""
 
 
-def form_with_token(html: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {**data, "csrf_token": csrf_token(html)}
-
-
 class WebSession:
     """A browser-like HTTP session (cookies, CSRF) against a server in another process."""
 

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+from app.casework import deadlines
 from app.core.agents import Agent
+from app.intake.reading import read_batch
+from app.notifications import sender
 from workflows import pipeline, runtime
 from workflows.broker import pipeline_actor
+from workflows.verification import verifiers_for
 
 
 @pipeline_actor(step="verify")
 def verify_submission(submission_id: int) -> None:
-    with runtime.current().unit_of_work() as session:
-        pipeline.verify(session, submission_id, Agent.system("verify_submission"))
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        verifiers = verifiers_for(session, current.settings)
+        pipeline.verify(session, submission_id, Agent.system("verify_submission"), verifiers)
 
 
 @pipeline_actor(step="apply")
 def apply_submission(submission_id: int) -> None:
-    with runtime.current().unit_of_work() as session:
-        pipeline.apply(session, submission_id, Agent.system("apply_submission"))
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        pipeline.apply(
+            session,
+            submission_id,
+            Agent.system("apply_submission"),
+            base_url=current.settings.public_base_url,
+        )
 
 
 @pipeline_actor(step="archive")
@@ -34,8 +46,6 @@ def issue_receipt(submission_id: int) -> None:
 @pipeline_actor(step="notify")
 def send_email(email_id: int) -> None:
     """Send one queued email. No ``submission_id``: a mail failure never fails an errand."""
-    from app.notifications import sender
-
     current = runtime.current()
     sender.send_email(current.session_factory, email_id, sender.mailer_for(current.settings))
 
@@ -43,16 +53,13 @@ def send_email(email_id: int) -> None:
 @pipeline_actor(step="deadlines", max_retries=2)
 def watch_deadlines() -> None:
     """Scheduled: the SLA reminders and escalations due now (``app.casework.deadlines``)."""
-    from app.casework.deadlines import watch_deadlines as send_due_notices
-
-    with runtime.current().unit_of_work() as session:
-        send_due_notices(session)
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        deadlines.watch_deadlines(session, base_url=current.settings.public_base_url)
 
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)
 def read_scan_batch(batch_id: int) -> None:
-    """Read a scanned batch page by page and file what matched (``app.intake.service``)."""
-    from app.intake.service import read_batch
-
+    """Read a scanned batch page by page and file what matched (``app.intake.reading``)."""
     current = runtime.current()
     read_batch(current.session_factory, batch_id, current.settings.qr_key)

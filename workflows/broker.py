@@ -54,8 +54,7 @@ def make_broker(url: str) -> dramatiq.Broker:
 
 
 def declare_pipeline(broker: dramatiq.Broker) -> None:
-    import workflows.actors  # noqa: F401  (registers the steps)
-
+    """Declare every registered step (``workflows.actors``) as an actor on ``broker``."""
     for name, step in PIPELINE_STEPS.items():
         dramatiq.actor(actor_name=name, broker=broker, **step.options)(step.fn)
 

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.agents import Agent
 from app.db import unit_of_work
+from workflows.broker import step_of
 from workflows.outbox import mark_done
+from workflows.pipeline import record_step_failure
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +41,6 @@ class StepFailureRecorder(dramatiq.Middleware):
             mark_done(self.factory, int(outbox_id))
 
     def record(self, actor_name: str, kwargs: dict[str, Any], reason: str) -> None:
-        from workflows.broker import step_of
-        from workflows.pipeline import record_step_failure
-
         submission_id = kwargs.get("submission_id")
         step = step_of(actor_name)
         if submission_id is None or step is None:

@@ -9,15 +9,14 @@ from sqlalchemy.orm import Session
 from app.access import service as access
 from app.access.models import Employer
 from app.core.agents import Agent
-from app.notifications import service as notifications
+from app.notifications import notices
 from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import Submission
 from app.registrations.service import would_leave_no_orderer
-from workflows import runtime
 from workflows.state_machine import transition
 from workflows.states import Action, IllegalTransition, SubmissionState
-from workflows.verification import Verifiers, recheck_conflicts, run_checks, verifiers_for
+from workflows.verification import Verifiers, recheck_conflicts, run_checks
 
 log = structlog.get_logger(__name__)
 
@@ -28,12 +27,9 @@ def lock_submission(session: Session, submission_id: int) -> Submission | None:
     ).one_or_none()
 
 
-def verify(
-    session: Session, submission_id: int, agent: Agent, verifiers: Verifiers | None = None
-) -> bool:
-    """received → verifying → in_review, recording every check. False if nothing to do.
-
-    ``verifiers`` default to those of the running app's settings."""
+def verify(session: Session, submission_id: int, agent: Agent, verifiers: Verifiers) -> bool:
+    """received → verifying → in_review, recording every check against ``verifiers``.
+    False if nothing to do."""
     submission = lock_submission(session, submission_id)
     if submission is None or submission.state not in (
         SubmissionState.RECEIVED,
@@ -42,13 +38,14 @@ def verify(
         return False
     if submission.state is SubmissionState.RECEIVED:
         transition(session, submission, Action.START_VERIFICATION, agent)
-    run_checks(session, submission, verifiers or verifiers_for(session, runtime.current().settings))
+    run_checks(session, submission, verifiers)
     transition(session, submission, Action.FINISH_VERIFICATION, agent)
     return True
 
 
-def apply(session: Session, submission_id: int, agent: Agent) -> bool:
-    """Put an approved decision into the permission store. False if nothing to do.
+def apply(session: Session, submission_id: int, agent: Agent, *, base_url: str) -> bool:
+    """Put an approved decision into the permission store and email the people it
+    concerns (their links start with ``base_url``). False if nothing to do.
 
     Role changes at one employer are applied one at a time, under the employer's lock.
     A removal that would now leave no orderer (another removal went first) is applied
@@ -61,16 +58,16 @@ def apply(session: Session, submission_id: int, agent: Agent) -> bool:
     employer = access.lock_employer(session, submission.employer_id)
     data = submission.data
     if isinstance(data, RegistrationData):
-        _register(session, agent, submission, employer, data.person, data.employer_codes)
+        _register(session, agent, submission, employer, data.person, data.employer_codes, base_url)
     elif would_leave_no_orderer(session, submission) and not submission.approved_by_two:
         _return_to_review(session, submission, agent, Finding.ORDERER_REMOVED_SINCE_APPROVAL)
         return True
     else:
         for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
             access.end_grant(session, agent, grant, submission.id)
-            notifications.notify_role_ended(session, grant)
+            notices.notify_role_ended(session, grant, base_url=base_url)
         if data.replacement is not None:
-            _register(session, agent, submission, employer, data.replacement, ())
+            _register(session, agent, submission, employer, data.replacement, (), base_url)
     transition(session, submission, Action.APPLY, agent)
     return True
 
@@ -122,6 +119,7 @@ def _register(
     employer: Employer,
     person: PersonDetails,
     codes: tuple[str, ...],
+    base_url: str,
 ) -> None:
     found = access.find_or_create_person(
         session, person.personnummer, person.given_name, person.family_name, person.email or None
@@ -136,7 +134,7 @@ def _register(
         submission_id=submission.id,
         contact_email=person.email or None,
     )
-    notifications.notify_role_granted(session, grant)
+    notices.notify_role_granted(session, grant, base_url=base_url)
 
 
 def record_step_failure(

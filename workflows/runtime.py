@@ -1,4 +1,8 @@
-"""The process-wide wiring shared by web processes and workers: database, broker, outbox."""
+"""The process-wide wiring shared by web processes and workers: database, broker, outbox.
+
+:func:`workflows.bootstrap.configure` builds it; actors and other composition roots find
+it with :func:`current`. Domain code never does: it is handed what it needs.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 import dramatiq
-import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker, unit_of_work
-from workflows.broker import declare_pipeline, make_broker
-from workflows.failures import StepFailureRecorder
-from workflows.outbox import OutboxAcknowledgement, OutboxRelay
-
-log = structlog.get_logger(__name__)
+from app.db import unit_of_work
+from workflows.outbox import OutboxRelay
 
 
 @dataclass
@@ -54,19 +52,9 @@ _current: Runtime | None = None
 _lock = threading.Lock()
 
 
-def configure(settings: Settings) -> Runtime:
-    """Build the runtime for ``settings`` and make it the one actors use in this process."""
+def install(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` the one :func:`current` returns in this process."""
     global _current
-    engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine)
-    broker = make_broker(settings.broker_url)
-    broker.add_middleware(StepFailureRecorder(factory))
-    broker.add_middleware(OutboxAcknowledgement(factory))
-    declare_pipeline(broker)
-    dramatiq.set_broker(broker)
-    relay = OutboxRelay(factory, broker, timedelta(seconds=settings.outbox_resend_after_s))
-    relay.install()
-    runtime = Runtime(settings, engine, factory, broker, relay)
     with _lock:
         _current = runtime
     return runtime
@@ -74,5 +62,5 @@ def configure(settings: Settings) -> Runtime:
 
 def current() -> Runtime:
     if _current is None:
-        raise RuntimeError("workflows.runtime.configure() has not been called in this process")
+        raise RuntimeError("workflows.bootstrap.configure() has not been called in this process")
     return _current

@@ -179,7 +179,6 @@ EXPIRES_AFTER: dict[SubmissionState, timedelta] = {
     S.AWAITING_POST: timedelta(days=60),
     S.AWAITING_COMPLETION: timedelta(days=30),
 }
-EXPIRING_STATES = frozenset(EXPIRES_AFTER)
 
 DECISION_TIME = timedelta(days=10)
 """SPV's service level: a received errand is decided within this time.

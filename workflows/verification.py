@@ -164,7 +164,7 @@ def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) ->
 def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
     """Posted: every page came back with the errand's code (MAC and data digest checked
     when read) and a clerk confirmed the handwritten signature of the named signatory."""
-    from app.intake.service import paper_form_of
+    from app.intake.queries import paper_form_of
 
     paper_form = paper_form_of(session, sub.id)
     if paper_form is None:

@@ -9,6 +9,8 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
+from app.intake.reading import resume_stalled_batches
+from app.registrations.service import expire_lapsed
 from workflows.outbox import add_message
 from workflows.runtime import Runtime
 
@@ -34,9 +36,6 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
     and, when asked, schedule the deadline watch. Safe to run anywhere at once."""
-    from app.intake.service import resume_stalled_batches
-    from app.registrations.service import expire_lapsed
-
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)

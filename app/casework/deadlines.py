@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
-from app.notifications import service as notifications
+from app.notifications import notices
 from app.registrations.models import Submission
 from app.staff.models import StaffMember
 from workflows.states import DUE_REMINDER_BEFORE, SubmissionState
@@ -60,9 +60,12 @@ def _due(session: Session, *conditions: object) -> list[Submission]:
     )
 
 
-def watch_deadlines(session: Session, now: datetime | None = None) -> DeadlineReport:
-    """Send the reminders and escalations that are due now. Safe to run anywhere at once:
-    errands another run holds are skipped, and each notice is recorded on the errand."""
+def watch_deadlines(
+    session: Session, now: datetime | None = None, *, base_url: str
+) -> DeadlineReport:
+    """Send the reminders and escalations that are due now (their links start with
+    ``base_url``). Safe to run anywhere at once: errands another run holds are skipped,
+    and each notice is recorded on the errand."""
     now = now or utcnow()
     agent = Agent.system("deadlines")
     leads = _team_leads(session)
@@ -75,13 +78,13 @@ def watch_deadlines(session: Session, now: datetime | None = None) -> DeadlineRe
     for submission in near:
         holder = submission.assigned_staff
         for staff in [holder] if holder and holder.is_active else leads:
-            notifications.notify_deadline(session, submission, staff, passed=False)
+            notices.notify_deadline(session, submission, staff, passed=False, base_url=base_url)
         submission.reminded_dt = now
         record_submission_event(session, agent.audit_label, submission.id, "deadline_reminder")
     overdue = _due(session, Submission.escalated_dt.is_(None), Submission.due_dt <= now)
     for submission in overdue:
         for staff in leads:
-            notifications.notify_deadline(session, submission, staff, passed=True)
+            notices.notify_deadline(session, submission, staff, passed=True, base_url=base_url)
         submission.escalated_dt = now
         record_submission_event(session, agent.audit_label, submission.id, "deadline_escalated")
     session.flush()

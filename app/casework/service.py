@@ -24,7 +24,7 @@ from app.audit.models import AuditEvent
 from app.audit.service import record_submission_event
 from app.core.agents import Agent
 from app.db import utcnow
-from app.notifications import service as notifications
+from app.notifications import notices
 from app.registrations.models import (
     Channel,
     CheckOutcome,
@@ -353,21 +353,28 @@ def approve_submission(session: Session, agent: Agent, submission: Submission) -
 
 
 def reject_submission(
-    session: Session, agent: Agent, submission: Submission, reason: RejectionReason, text: str
+    session: Session,
+    agent: Agent,
+    submission: Submission,
+    reason: RejectionReason,
+    text: str,
+    *,
+    base_url: str,
 ) -> None:
-    """Reject with a coded reason and the caseworker's words, which the submitter is sent."""
+    """Reject with a coded reason and the caseworker's words, which the submitter is sent
+    (the email's links start with ``base_url``)."""
     _require_holder(agent, submission)
     transition(session, submission, Action.REJECT, agent, reason=reason.value)
     submission.decision_code = reason.value
     submission.decision_text = text.strip()
-    notifications.notify_rejected(session, submission, text)
+    notices.notify_rejected(session, submission, text, base_url=base_url)
 
 
 def request_completion(
-    session: Session, agent: Agent, submission: Submission, message: str
+    session: Session, agent: Agent, submission: Submission, message: str, *, base_url: str
 ) -> CompletionRequest:
     """Ask the submitter for more (komplettering): the due date stands still until they
-    answer, and they are emailed what is needed and by when."""
+    answer, and they are emailed what is needed and by when (links from ``base_url``)."""
     _require_holder(agent, submission)
     transition(session, submission, Action.REQUEST_COMPLETION, agent)
     assert agent.id is not None
@@ -377,7 +384,7 @@ def request_completion(
     session.add(request)
     session.flush()
     session.expire(submission, ["completion_requests"])
-    notifications.notify_completion_requested(session, submission, message)
+    notices.notify_completion_requested(session, submission, message, base_url=base_url)
     return request
 
 

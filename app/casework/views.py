@@ -25,7 +25,7 @@ from wtforms.fields.choices import SelectChoice
 from app.casework import service
 from app.labels import refusal_message
 from app.registrations.models import Channel, RejectionReason, Submission, SubmissionKind
-from app.web import carry_out, caseworker_required, commit, db, signed_in
+from app.web import carry_out, caseworker_required, commit, db, runtime, signed_in
 from forms.casework import (
     CommentForm,
     CompletionRequestForm,
@@ -228,7 +228,14 @@ def reject(reference: str) -> ResponseReturnValue:
         return _render_errand(submission, 400, rejection_form=form)
     reason = RejectionReason(form.reason_code.data)
     done, _none = _carry_out(
-        lambda: service.reject_submission(db(), signed_in(), submission, reason, form.reason.data),
+        lambda: service.reject_submission(
+            db(),
+            signed_in(),
+            submission,
+            reason,
+            form.reason.data,
+            base_url=runtime().settings.public_base_url,
+        ),
         refused=lambda code: _(
             "Ärendet kunde inte avslås: %(reason)s", reason=refusal_message(code)
         ),
@@ -246,7 +253,13 @@ def request_completion(reference: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _render_errand(submission, 400, completion_form=form)
     done, _none = _carry_out(
-        lambda: service.request_completion(db(), signed_in(), submission, form.message.data),
+        lambda: service.request_completion(
+            db(),
+            signed_in(),
+            submission,
+            form.message.data,
+            base_url=runtime().settings.public_base_url,
+        ),
         not_yours=_("Ta ärendet innan du begär komplettering."),
     )
     if done:

@@ -7,7 +7,7 @@ space), so the symbol stays small (version 3 or 4)::
     BH1:REM:1:BLANK:2/2:<DIGEST>:<MAC>      page 2 of a blank removal form
 
 ``DIGEST`` is :func:`form_digest` of the form data and ``MAC`` is HMAC-SHA256 with the
-key of :func:`qr_mac_key` over everything before the last colon; both are 80 bits in
+key of :func:`app.config.qr_mac_key` over everything before the last colon; both are 80 bits in
 base32 (16 characters). The MAC proves that SPV printed the page; the digest ties the
 page to the form data SPV holds for the submission.
 """
@@ -151,11 +151,6 @@ def form_digest(form_data: dict[str, Any]) -> str:
     return _b32(hashlib.sha256(canonical_json(form_data)).digest())
 
 
-def qr_mac_key(secret: str) -> bytes:
-    """The MAC key derived from an application secret (never the secret itself)."""
-    return hmac.new(secret.encode(), b"behorighet-qr-mac-v1", hashlib.sha256).digest()
-
-
 def _mac(key: bytes, body: str) -> str:
     return _b32(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
 
@@ -255,9 +250,3 @@ def qr_png(text: str, border: int = QUIET_ZONE) -> tuple[bytes, int]:
     out = io.BytesIO()
     code.save(out, kind="png", scale=1, border=border)
     return out.getvalue(), int(code.symbol_size(scale=1, border=border)[0])
-
-
-def qr_data_uri(text: str, size_mm: float = QR_PLACEMENT.size_mm) -> str:
-    """:func:`qr_svg` as a ``data:`` URI."""
-    svg = qr_svg(text, size_mm).encode("ascii")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")

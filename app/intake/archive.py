@@ -33,7 +33,7 @@ def scan_archive_pdf(
     pages: list[bytes], *, title: str = "Inskannade sidor", lang: str = "sv"
 ) -> bytes:
     """One PDF/A-2b with a page for each image (JPEG or PNG bytes, such as
-    :attr:`~app.intake.decoding.PageRead.preview_jpeg`), in order.
+    :attr:`~app.intake.scan_file.PageRead.preview_jpeg`), in order.
 
     Raises :class:`ValueError` when there are no pages or one is not a JPEG or PNG.
     """

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from app.documents.qr import FormKind
-from app.intake import service
+from app.intake import clerk_actions, queries, reading
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
 from app.registrations import documents
@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 def _carry_out(act: Callable[[], T]) -> tuple[bool, T | None]:
     """A clerk's action: done and committed, or refused with the reason."""
-    return carry_out(act, {service.IntakeError: lambda exc: intake_error_message(exc.code)})
+    return carry_out(act, {clerk_actions.IntakeError: lambda exc: intake_error_message(exc.code)})
 
 
 def _get(model: type[M], id_: int) -> M:
@@ -61,7 +61,7 @@ def start() -> ResponseReturnValue:
     form = UploadForm()
     if form.validate_on_submit():
         upload = form.file.data
-        received = service.receive_file(
+        received = reading.receive_file(
             db(), signed_in(), upload.read(), upload.filename or "scan", BatchSource.UPLOAD
         )
         commit()
@@ -76,9 +76,9 @@ def start() -> ResponseReturnValue:
     return render_template(
         "intake/start.html",
         form=form,
-        batches=service.recent_batches(db()),
-        counts=service.queue_counts(db()),
-        to_confirm=service.forms_to_confirm(db()),
+        batches=queries.recent_batches(db()),
+        counts=queries.queue_counts(db()),
+        to_confirm=queries.forms_to_confirm(db()),
         demo_scanner=runtime().settings.demo_scanner,
     ), 400 if form.errors else 200
 
@@ -111,8 +111,8 @@ def page_image(page_id: int) -> ResponseReturnValue:
 def manual_queue() -> ResponseReturnValue:
     return render_template(
         "intake/manual.html",
-        pages=service.manual_queue(db()),
-        incomplete=service.incomplete_forms(db()),
+        pages=queries.manual_queue(db()),
+        incomplete=queries.incomplete_forms(db()),
         match_form=MatchForm(),
         discard_form=DiscardForm(),
         action_form=FlaskForm(),
@@ -130,7 +130,7 @@ def match(page_id: int) -> ResponseReturnValue:
                 flash(str(error), "error")
         return redirect(url_for(".manual_queue"))
     done, paper_form = _carry_out(
-        lambda: service.match_page(
+        lambda: clerk_actions.match_page(
             db(), signed_in(), page, form.reference.data, form.form_page.data
         )
     )
@@ -158,7 +158,7 @@ def register(page_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         settings = runtime().settings
         try:
-            submission = service.register_paper_form(
+            submission = clerk_actions.register_paper_form(
                 db(),
                 signed_in(),
                 page,
@@ -169,7 +169,7 @@ def register(page_id: int) -> ResponseReturnValue:
         except FormProblem as problem:
             db().rollback()
             attach_problem(form, problem)
-        except service.IntakeError as exc:
+        except clerk_actions.IntakeError as exc:
             flash(intake_error_message(exc.code), "error")
             return redirect(url_for(".manual_queue"))
         else:
@@ -193,7 +193,7 @@ def register(page_id: int) -> ResponseReturnValue:
 def return_pages(submission_id: int) -> ResponseReturnValue:
     if not FlaskForm().validate_on_submit():  # the CSRF token only
         abort(400)
-    count = service.return_waiting_pages(db(), signed_in(), submission_id)
+    count = clerk_actions.return_waiting_pages(db(), signed_in(), submission_id)
     commit()
     flash(_("%(count)s sidor är tillbaka i den manuella kön.", count=count), "success")
     return redirect(url_for(".manual_queue"))
@@ -208,7 +208,7 @@ def take_apart(form_id: int) -> ResponseReturnValue:
         flash(_("Skriv varför sidorna inte hör ihop."), "error")
         return redirect(url_for(".confirm", form_id=form_id))
     done, _none = _carry_out(
-        lambda: service.take_apart(db(), signed_in(), paper_form, form.reason.data)
+        lambda: clerk_actions.take_apart(db(), signed_in(), paper_form, form.reason.data)
     )
     if not done:
         return redirect(url_for(".confirm", form_id=form_id))
@@ -225,7 +225,7 @@ def discard(page_id: int) -> ResponseReturnValue:
         flash(_("Skriv varför sidan läggs åt sidan."), "error")
         return redirect(url_for(".manual_queue"))
     done, _none = _carry_out(
-        lambda: service.discard_page(db(), signed_in(), page, form.reason.data)
+        lambda: clerk_actions.discard_page(db(), signed_in(), page, form.reason.data)
     )
     if done:
         flash(_("Sidan är lagd åt sidan. Den finns kvar i bunten."), "success")
@@ -239,7 +239,7 @@ def confirm(form_id: int) -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         done, submission = _carry_out(
-            lambda: service.confirm_paper_form(
+            lambda: clerk_actions.confirm_paper_form(
                 db(),
                 signed_in(),
                 paper_form,

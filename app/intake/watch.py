@@ -1,7 +1,7 @@
 """The scanners' folder: files dropped there become batches, then move out of the way.
 
 A file is taken once its size has stopped changing (a scanner writes it in parts), read
-into a batch with :func:`app.intake.service.receive_file` and moved to ``inläst/``
+into a batch with :func:`app.intake.reading.receive_file` and moved to ``inläst/``
 (or ``avvisad/`` with a ``.txt`` saying why, when it is no scan). Files in the folder
 at start are taken too, so nothing dropped while the watcher was down is missed.
 Names starting with ``.`` or ``~`` and files ending in ``.tmp`` or ``.part`` are
@@ -21,8 +21,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from app.core.agents import Agent
-from app.intake import service
 from app.intake.models import BatchSource
+from app.intake.reading import receive_file
 from workflows.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,7 @@ def take_file(runtime: Runtime, path: Path, settle_s: float = SETTLE_S) -> Taken
         return None
     data = path.read_bytes()
     with runtime.unit_of_work() as session:
-        received = service.receive_file(
+        received = receive_file(
             session, Agent.system("intake-folder"), data, path.name, BatchSource.FOLDER
         )
         batch_id, error = received.batch.id, received.batch.error_code

@@ -65,10 +65,6 @@ class NotYours(Exception):
     """The submission does not exist or belongs to someone else (the two look the same)."""
 
 
-class NotEditable(Exception):
-    """The submission has left the draft state (or lapsed) and can no longer be changed."""
-
-
 def _require_person(agent: Agent) -> int:
     if agent.kind is not AgentKind.PERSON or agent.id is None:
         raise PermissionError("only a signed-in person submits errands")

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from app.intake import service as intake
-from app.intake.models import BatchSource
+from app.intake import queries, reading
+from app.intake.models import BatchSource, BatchState, ScanBatch
 from tests import scan_corpus as corpus
 from tests.e2e.browser import log_in, signed_registration
 from tests.factories import clerk, printed, printed_for_post, registration_draft
+from tests.support import wait_for
 from workflows.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
@@ -88,13 +89,21 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
         submission = printed_for_post(session, registration_draft(session))
         sheets = corpus.scan_pdf(printed(submission), ["clean-200", "rotated+1"])
         data = corpus.as_pdf([*sheets, corpus.blank_page().image])
-        batch_id = intake.receive_file(
+        batch_id = reading.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD
         ).batch.id
-    intake.read_batch(runtime.session_factory, batch_id, runtime.settings.qr_key)
+    # Here, or by the live server's worker (its read_scan_batch actor), whichever takes the
+    # batch's lease first.
+    reading.read_batch(runtime.session_factory, batch_id, runtime.settings.qr_key)
+
+    def read() -> bool:
+        with runtime.session_factory() as session:
+            return session.get_one(ScanBatch, batch_id).state is BatchState.DONE
+
+    wait_for(read, message="the batch to be read")
     with runtime.session_factory() as session:
-        (form,) = intake.forms_to_confirm(session)
-        (blank,) = intake.manual_queue(session)
+        (form,) = queries.forms_to_confirm(session)
+        (blank,) = queries.manual_queue(session)
         form_id, blank_id = form.id, blank.id
     page.goto("/")
     log_in(page, "Karin Registrator")

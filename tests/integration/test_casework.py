@@ -16,7 +16,13 @@ from app.db import utcnow
 from app.registrations import service as registrations
 from app.registrations.models import Channel, Submission, SubmissionKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
-from tests.factories import caseworker, in_review, received_by_esignature
+from tests.factories import (
+    caseworker,
+    in_review,
+    public_base_url,
+    received_by_esignature,
+    verifiers,
+)
 from tests.support import csrf_token
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
@@ -40,7 +46,12 @@ def test_only_the_holder_decides(session: Session) -> None:
     casework.claim(session, caseworker(session, INGRID), submission)
     with pytest.raises(casework.NotYourErrand):
         casework.reject_submission(
-            session, caseworker(session, JOHAN), submission, casework.RejectionReason.OTHER, "nej"
+            session,
+            caseworker(session, JOHAN),
+            submission,
+            casework.RejectionReason.OTHER,
+            "nej",
+            base_url=public_base_url(),
         )
     with pytest.raises(casework.NotYourErrand):
         casework.release(session, caseworker(session, JOHAN), submission)
@@ -61,6 +72,7 @@ def test_rejection_keeps_its_coded_reason(session: Session) -> None:
         submission,
         casework.RejectionReason.SIGNATORY_NOT_ENTITLED,
         "Eva Ek kan inte teckna firma.",
+        base_url=public_base_url(),
     )
     assert submission.state is SubmissionState.REJECTED
     assert submission.decision_code == "signatory_not_entitled"
@@ -163,7 +175,7 @@ def _last_orderer_removal(session: Session) -> Submission:
     registrations.save_replacement(session, anna, submission, None)
     registrations.save_signatory(session, anna, submission, "Anna Andersson", ANNA, "HR")
     received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     return submission
 
 

@@ -37,7 +37,7 @@ from app.audit.service import verify_chain
 from app.casework import service as casework
 from app.core.agents import Agent
 from app.db import Base, utcnow
-from app.intake import service as intake
+from app.intake import queries, reading
 from app.intake.models import (
     BatchSource,
     BatchState,
@@ -69,8 +69,10 @@ from tests.factories import (
     in_review,
     printed,
     printed_for_post,
+    public_base_url,
     received_by_esignature,
     registration_draft,
+    verifiers,
 )
 from tests.support import (
     PG_ADMIN_URL,
@@ -345,7 +347,7 @@ def _receipt(s: Session, submission_id: int) -> None:
 
 
 def _verify(s: Session, submission_id: int) -> None:
-    pipeline.verify(s, submission_id, SYSTEM)
+    pipeline.verify(s, submission_id, SYSTEM, verifiers(s))
 
 
 def _approve(s: Session, submission_id: int) -> None:
@@ -353,7 +355,7 @@ def _approve(s: Session, submission_id: int) -> None:
 
 
 def _apply(s: Session, submission_id: int) -> None:
-    pipeline.apply(s, submission_id, SYSTEM)
+    pipeline.apply(s, submission_id, SYSTEM, base_url=public_base_url())
 
 
 def _archive(s: Session, submission_id: int) -> None:
@@ -396,7 +398,7 @@ def _posted_and_scanned(runtime: Runtime) -> int:
         )
         blanks = [corpus.blank_page(seed=seed).image for seed in (1, 2)]
         data = corpus.as_pdf([blanks[0], pages[0], blanks[1], pages[1]])
-        intake.receive_file(s, clerk(s), data, "post.pdf", BatchSource.UPLOAD)
+        reading.receive_file(s, clerk(s), data, "post.pdf", BatchSource.UPLOAD)
     return submission_id
 
 
@@ -599,7 +601,7 @@ def _read_once(s: Session, sid: int) -> None:
         (1, PageStatus.FILED),
         (2, PageStatus.FILED),
     ]
-    assert [p.page_index for p in intake.manual_queue(s)] == [0, 2]  # the blank sheets
+    assert [p.page_index for p in queries.manual_queue(s)] == [0, 2]  # the blank sheets
     assert _submission(s, sid).state is SubmissionState.AWAITING_POST  # till a clerk confirms
     assert _events(s, "paper_form.assembled") == 1
     assert _events(s, "scan_batch.read") == 1

@@ -31,13 +31,15 @@ from tests.factories import (
     caseworker,
     claim_and_approve,
     in_review,
+    public_base_url,
+    verifiers,
 )
 from tests.support import csrf_token, wait_for
-from workflows import pipeline, runtime
+from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
 from workflows.states import IllegalTransition, SubmissionState
-from workflows.verification import run_checks, verifiers_for
+from workflows.verification import run_checks
 from workflows.worker import run_maintenance
 
 SYSTEM = Agent.system("test")
@@ -60,7 +62,7 @@ def _text(pdf: bytes) -> str:
 
 
 def _recheck(session: Session, submission: Submission) -> list[VerificationCheck]:
-    return run_checks(session, submission, verifiers_for(session, runtime.current().settings))
+    return run_checks(session, submission, verifiers(session))
 
 
 def _signature_check(session: Session, submission: Submission) -> VerificationCheck:
@@ -142,7 +144,9 @@ def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session)
 def test_only_the_holder_asks_for_completion(session: Session) -> None:
     submission = in_review(session)
     with pytest.raises(casework.NotYourErrand):
-        casework.request_completion(session, caseworker(session, INGRID), submission, "Mer.")
+        casework.request_completion(
+            session, caseworker(session, INGRID), submission, "Mer.", base_url=public_base_url()
+        )
     assert submission.state is SubmissionState.IN_REVIEW
     assert _emails(session, "completion_requested") == []
 
@@ -155,7 +159,12 @@ def test_rejection_emails_the_submitter_and_files_a_decision_letter(session: Ses
     agent = caseworker(session, INGRID)
     casework.claim(session, agent, submission)
     casework.reject_submission(
-        session, agent, submission, RejectionReason.SIGNATORY_NOT_ENTITLED, "Eva Ek saknar rätt."
+        session,
+        agent,
+        submission,
+        RejectionReason.SIGNATORY_NOT_ENTITLED,
+        "Eva Ek saknar rätt.",
+        base_url=public_base_url(),
     )
     (email,) = _emails(session, "submission_rejected")
     assert email.to_address == submission.submitted_by.email
@@ -179,7 +188,7 @@ def test_rejection_emails_the_submitter_and_files_a_decision_letter(session: Ses
 def test_applied_errand_is_archived_and_closed(session: Session) -> None:
     submission = in_review(session)
     assert claim_and_approve(session, submission)
-    assert pipeline.apply(session, submission.id, SYSTEM)
+    assert pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
     assert submission.state is SubmissionState.APPLIED
     assert pipeline.archive(session, submission.id, SYSTEM)
     assert submission.state is SubmissionState.CLOSED
@@ -215,7 +224,7 @@ def test_caseworker_retrieves_the_archive_of_that_errand_only(
 def test_submitter_downloads_the_decision_letter(client: FlaskClient, session: Session) -> None:
     submission = in_review(session)
     assert claim_and_approve(session, submission)
-    pipeline.apply(session, submission.id, SYSTEM)
+    pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
     pipeline.archive(session, submission.id, SYSTEM)
     session.commit()
     login(client, session, DAVID)
@@ -235,18 +244,18 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
     now = utcnow()
 
     submission.due_dt = now + timedelta(days=5)
-    assert watch_deadlines(session, now) == (0, 0)
+    assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
 
     submission.due_dt = now + timedelta(days=1)
-    assert watch_deadlines(session, now) == (1, 0)
-    assert watch_deadlines(session, now) == (0, 0)
+    assert watch_deadlines(session, now, base_url=public_base_url()) == (1, 0)
+    assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
     (reminder,) = _emails(session, "deadline_near")
     assert reminder.to_address == "ingrid.handlaggare@spv.example"
     assert submission.reference in reminder.subject
 
     later = now + timedelta(days=2)
-    assert watch_deadlines(session, later) == (0, 1)
-    assert watch_deadlines(session, later) == (0, 0)
+    assert watch_deadlines(session, later, base_url=public_base_url()) == (0, 1)
+    assert watch_deadlines(session, later, base_url=public_base_url()) == (0, 0)
     (escalation,) = _emails(session, "deadline_passed")
     assert escalation.to_address == "johan.handlaggare@spv.example"  # the team lead
     assert "Ingrid Handläggare" in escalation.text_body
@@ -259,7 +268,7 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
 def test_an_unclaimed_errand_reminds_the_team_leads(session: Session) -> None:
     submission = in_review(session)
     submission.due_dt = utcnow() + timedelta(hours=3)
-    assert watch_deadlines(session) == (1, 0)
+    assert watch_deadlines(session, base_url=public_base_url()) == (1, 0)
     (reminder,) = _emails(session, "deadline_near")
     assert reminder.to_address == "johan.handlaggare@spv.example"
 
@@ -268,9 +277,11 @@ def test_errands_waiting_for_completion_are_not_chased(session: Session) -> None
     submission = in_review(session)
     agent = caseworker(session, INGRID)
     casework.claim(session, agent, submission)
-    casework.request_completion(session, agent, submission, "Mer uppgifter.")
+    casework.request_completion(
+        session, agent, submission, "Mer uppgifter.", base_url=public_base_url()
+    )
     submission.due_dt = utcnow() - timedelta(days=1)
-    assert watch_deadlines(session) == (0, 0)
+    assert watch_deadlines(session, base_url=public_base_url()) == (0, 0)
 
 
 def test_maintenance_schedules_the_deadline_watch(
@@ -368,7 +379,9 @@ def test_no_approval_over_a_failed_check(session: Session) -> None:
         casework.approve_submission(session, agent, submission)
     assert refused.value.code == "checks_failed"
     assert submission.state is SubmissionState.IN_REVIEW
-    casework.reject_submission(session, agent, submission, RejectionReason.OTHER, "Trasig.")
+    casework.reject_submission(
+        session, agent, submission, RejectionReason.OTHER, "Trasig.", base_url=public_base_url()
+    )
     assert submission.state is SubmissionState.REJECTED
 
 

@@ -17,7 +17,7 @@ from app.documents.scan import decode_pdf_pages
 from app.registrations.models import Channel, DocumentKind, Submission
 from app.registrations.service import expire_lapsed
 from tests.conftest import ANNA, DAVID, login, person_id, sign_with_bankid
-from tests.factories import claim_and_approve
+from tests.factories import claim_and_approve, public_base_url, verifiers
 from tests.support import csrf_token, post_step, wait_for, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
@@ -134,7 +134,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
 
     submission = _submission(session, reference)
     system = Agent.system("test")
-    pipeline.verify(session, submission.id, system)
+    pipeline.verify(session, submission.id, system, verifiers(session))
     checks = {c.name: c.outcome.value for c in submission.checks}
     assert checks == {
         "id_numbers": "passed",
@@ -144,7 +144,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
         "conflicts": "passed",
     }
     claim_and_approve(session, submission)
-    pipeline.apply(session, submission.id, system)
+    pipeline.apply(session, submission.id, system, base_url=public_base_url())
     session.commit()
     grants = session.scalars(
         select(RoleGrant).where(RoleGrant.employer_id == 1, RoleGrant.role == "orderer")

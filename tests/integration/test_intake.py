@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.documents.qr import QR_PLACEMENT
-from app.intake import service as intake
-from app.intake.decoding import read_scan
+from app.intake import clerk_actions, queries, reading
+from app.intake.decoder import read_scan
 from app.intake.models import (
     BatchSource,
     BatchState,
@@ -37,7 +37,14 @@ from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
 from app.registrations.models import Channel, DocumentKind, RejectionReason, Submission
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
-from tests.factories import clerk, printed, printed_for_post, registration_draft
+from tests.factories import (
+    clerk,
+    printed,
+    printed_for_post,
+    public_base_url,
+    registration_draft,
+    verifiers,
+)
 from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.runtime import Runtime
@@ -58,10 +65,10 @@ def posted(session: Session, **changes: str) -> Submission:
 
 def read(session: Session, data: bytes, name: str = "bunt.pdf") -> ScanBatch:
     """Receive a file as a clerk's upload and read it, as the actor does."""
-    received = intake.receive_file(session, clerk(session), data, name, BatchSource.UPLOAD)
+    received = reading.receive_file(session, clerk(session), data, name, BatchSource.UPLOAD)
     session.commit()
     current = runtime.current()
-    intake.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
+    reading.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
     session.expire_all()
     return received.batch
 
@@ -92,13 +99,13 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
             (2, PageStatus.FILED),
         ]
         assert submission.state is SubmissionState.AWAITING_POST  # until a clerk confirms
-    manual = intake.manual_queue(session)
+    manual = queries.manual_queue(session)
     assert sorted(p.outcome for p in manual) == [PageOutcome.NO_QR_CODE, PageOutcome.NO_QR_CODE]
     assert sum(p.upside_down for p in batch.pages) == 1
 
     form = paper_form(session, first)
     assert form is not None
-    received = intake.confirm_paper_form(
+    received = clerk_actions.confirm_paper_form(
         session, clerk(session), form, signature_present=True, signer_is_named=True
     )
     assert received.state is SubmissionState.RECEIVED and received.channel is Channel.PAPER
@@ -112,7 +119,7 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     archive = pdfium.PdfDocument(scan.content)
     assert len(archive) == 2
     archive.close()
-    pipeline.verify(session, received.id, SYSTEM)
+    pipeline.verify(session, received.id, SYSTEM, verifiers(session))
     check = next(c for c in received.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("passed", ["signed_on_paper"])
 
@@ -122,14 +129,14 @@ def test_the_same_file_twice_changes_nothing(session: Session) -> None:
     data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
     batch = read(session, data, "bunt.tif")
     events = session.scalar(select(func.count(AuditEvent.id)))
-    again = intake.receive_file(session, clerk(session), data, "igen.tif", BatchSource.UPLOAD)
+    again = reading.receive_file(session, clerk(session), data, "igen.tif", BatchSource.UPLOAD)
     session.commit()
     assert not again.is_new and again.batch.id == batch.id
     assert session.scalar(select(func.count(ScanBatch.id))) == 1
     assert session.scalar(select(func.count(ScanPage.id))) == 2
     assert session.scalar(select(func.count(AuditEvent.id))) == events
     current = runtime.current()
-    assert not intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+    assert not reading.read_batch(current.session_factory, batch.id, current.settings.qr_key)
 
 
 def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> None:
@@ -137,7 +144,7 @@ def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> Non
     page_one, page_two = corpus.scan_pdf(printed(submission), ["skewed", "speckled-150"])
     read(session, corpus.as_png(page_one), "sida1.png")
     assert paper_form(session, submission) is None
-    (incomplete,) = intake.incomplete_forms(session)
+    (incomplete,) = queries.incomplete_forms(session)
     assert (incomplete.submission.id, incomplete.pages_here, incomplete.pages_in_form) == (
         submission.id,
         [1],
@@ -146,7 +153,7 @@ def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> Non
     read(session, corpus.as_jpeg(page_two), "sida2.jpg")
     form = paper_form(session, submission)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]
-    assert intake.incomplete_forms(session) == []
+    assert queries.incomplete_forms(session) == []
 
 
 def test_a_forged_code_is_flagged_and_kept_out(session: Session) -> None:
@@ -177,7 +184,7 @@ def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
     read(session, corpus.as_pdf(pages))
     form = paper_form(session, submission)
     assert form is not None
-    intake.confirm_paper_form(
+    clerk_actions.confirm_paper_form(
         session, clerk(session), form, signature_present=True, signer_is_named=True
     )
     session.commit()
@@ -191,18 +198,18 @@ def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
 def test_reading_resumes_after_a_crash(session: Session) -> None:
     submission = posted(session)
     data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
-    received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
+    received = reading.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     session.commit()
     current = runtime.current()
     # The first page was recorded; then the worker died.
     first = next(iter(read_scan(data, current.settings.qr_key)))
     with current.unit_of_work() as s:
-        intake.record_page(s, received.batch.id, first)
-        assert intake.record_page(s, received.batch.id, first) is None  # once only
+        reading.record_page(s, received.batch.id, first)
+        assert reading.record_page(s, received.batch.id, first) is None  # once only
         dead = s.get(ScanBatch, received.batch.id)
         assert dead is not None
         dead.reader_until_dt = None  # the dead reader's lease has run out
-    assert intake.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
+    assert reading.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
     session.expire_all()
     assert [p.page_index for p in received.batch.pages] == [0, 1]
     assert paper_form(session, submission) is not None
@@ -499,7 +506,7 @@ def test_a_paper_errand_without_its_scan_fails_the_signature_check(session: Sess
 
     submission = posted(session)
     transition(session, submission, Action.RECEIVE, clerk(session))  # no scan behind it
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     check = next(c for c in submission.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("failed", ["scan_missing"])
 
@@ -515,17 +522,22 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     both_roles = Agent(
         AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_caseworker=True, is_intake_clerk=True
     )
-    intake.confirm_paper_form(
+    clerk_actions.confirm_paper_form(
         session, both_roles, form, signature_present=True, signer_is_named=True
     )
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert casework.claim(session, both_roles, submission)
     with pytest.raises(IllegalTransition) as refused:
         casework.approve_submission(session, both_roles, submission)
     assert refused.value.code == "four_eyes"
     with pytest.raises(IllegalTransition) as refused:
         casework.reject_submission(
-            session, both_roles, submission, RejectionReason.OTHER, "Eget ärende"
+            session,
+            both_roles,
+            submission,
+            RejectionReason.OTHER,
+            "Eget ärende",
+            base_url=public_base_url(),
         )
     assert refused.value.code == "four_eyes"
 
@@ -536,10 +548,10 @@ def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> N
     batch = read(session, corpus.concat_pdfs([good, corpus.huge_page_pdf()]))
     huge = batch.pages[1]
     assert (huge.outcome, huge.status) == (PageOutcome.TOO_LARGE, PageStatus.NEEDS_CLERK)
-    with pytest.raises(intake.IntakeError) as refused:
-        intake.match_page(session, clerk(session), huge, submission.reference, 2)
+    with pytest.raises(clerk_actions.IntakeError) as refused:
+        clerk_actions.match_page(session, clerk(session), huge, submission.reference, 2)
     assert refused.value.code == "no_image"
-    intake.discard_page(session, clerk(session), huge, "Skannas om")
+    clerk_actions.discard_page(session, clerk(session), huge, "Skannas om")
     assert huge.status is PageStatus.DISCARDED
 
 
@@ -566,8 +578,8 @@ def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session
             "signatory_personnummer": "195210039847",
         }
     )
-    with pytest.raises(intake.IntakeError) as refused:
-        intake.register_paper_form(session, clerk(session), page, data, lambda s: b"")
+    with pytest.raises(clerk_actions.IntakeError) as refused:
+        clerk_actions.register_paper_form(session, clerk(session), page, data, lambda s: b"")
     assert refused.value.code == "wrong_form_kind"
 
 
@@ -578,19 +590,19 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
 
     submission = posted(session)
     data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"]))
-    received = intake.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
+    received = reading.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     batch = received.batch
     batch.state, batch.reader_until_dt = BatchState.READING, utcnow() + timedelta(minutes=1)
     session.commit()
     current = runtime.current()
-    assert not intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
-    assert intake.resume_stalled_batches(session) == 0  # its reader is alive
+    assert not reading.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+    assert reading.resume_stalled_batches(session) == 0  # its reader is alive
 
     batch.reader_until_dt = utcnow() - timedelta(seconds=1)  # ... and then it died
     session.commit()
-    assert intake.resume_stalled_batches(session) == 1
+    assert reading.resume_stalled_batches(session) == 1
     session.commit()
-    assert intake.read_batch(current.session_factory, batch.id, current.settings.qr_key)
+    assert reading.read_batch(current.session_factory, batch.id, current.settings.qr_key)
     session.expire_all()
     assert (batch.state, batch.pages_read, batch.reader_until_dt) == (BatchState.DONE, 2, None)
     assert paper_form(session, submission) is not None
@@ -605,7 +617,7 @@ def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, sessio
     batch = read(session, corpus.as_pdf([page_one, other_two]))
     lost = batch.pages[0]
     # The clerk matches the code-less page 1 to the wrong errand: a form is assembled.
-    form = intake.match_page(session, clerk(session), lost, other.reference, 1)
+    form = clerk_actions.match_page(session, clerk(session), lost, other.reference, 1)
     assert form is not None
     session.commit()
     login(client, session, KARIN, staff=True)
@@ -621,8 +633,8 @@ def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, sessio
         (PageStatus.NEEDS_CLERK, None),  # the hand match is forgotten
         (PageStatus.NEEDS_CLERK, other.id),  # what its code said stays
     }
-    intake.match_page(session, clerk(session), lost, submission.reference, 1)
-    assert [i.submission.id for i in intake.incomplete_forms(session)] == [submission.id]
+    clerk_actions.match_page(session, clerk(session), lost, submission.reference, 1)
+    assert [i.submission.id for i in queries.incomplete_forms(session)] == [submission.id]
     session.commit()
     queue = client.get("/skanning/manuell").get_data(as_text=True)
     client.post(
@@ -678,6 +690,6 @@ def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
     assert submission.subject_personnummer == "200001029834"
     replacement = submission.progress.replacement  # a removal's progress has one
     assert replacement is not None and replacement.personnummer == "198507049859"
-    intake.match_page(session, clerk(session), second, submission.reference, 2)
+    clerk_actions.match_page(session, clerk(session), second, submission.reference, 2)
     form = paper_form(session, submission)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]

@@ -26,17 +26,23 @@ from app.access.models import Person, RoleGrant, ServicePermission
 from app.core.agents import Agent
 from app.notifications import sender
 from app.notifications.models import EmailMessage
-from app.notifications.service import (
+from app.notifications.notices import (
     notify_rejected,
     notify_role_granted,
     notify_service_permission_changed,
-    queue_email,
 )
+from app.notifications.queue import queue_email
 from app.registrations.models import Submission
 from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink
 from tests.conftest import DAVID, make_settings, person_id, serve_for_test, stand_ins
-from tests.factories import claim_and_approve, received_by_esignature, registration_draft
+from tests.factories import (
+    claim_and_approve,
+    public_base_url,
+    received_by_esignature,
+    registration_draft,
+    verifiers,
+)
 from tests.support import free_port, wait_for
 from workflows import actors, pipeline
 from workflows.failures import StepFailureRecorder
@@ -115,7 +121,7 @@ def app(database_url: str, pki_dir: Path, smtp: SmtpRecorder) -> Iterator[Flask]
 def _approved(session: Session) -> Submission:
     """David's registration of Fredrik Falk at Provverket, signed, verified and approved."""
     submission = received_by_esignature(session, registration_draft(session))
-    assert pipeline.verify(session, submission.id, SYSTEM)
+    assert pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert claim_and_approve(session, submission)
     return submission
 
@@ -134,6 +140,7 @@ def _queue_one(runtime: Runtime, key: str = "test:one") -> int:
     with runtime.unit_of_work() as s:
         queued = queue_email(
             s,
+            base_url=BASE_URL,
             dedupe_key=key,
             to="asa.oberg@example.se",
             name="Åsa Öberg",
@@ -165,7 +172,7 @@ def _plain(message: MimeMessage) -> str:
 
 def test_applying_a_registration_queues_emails_in_the_same_transaction(session: Session) -> None:
     submission = _approved(session)
-    assert pipeline.apply(session, submission.id, SYSTEM)
+    assert pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
     grant = session.scalars(
         select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
     ).one()
@@ -327,11 +334,11 @@ def test_the_dedupe_key_stops_a_duplicate(runtime: Runtime, session: Session) ->
     david_grant = session.scalars(
         select(RoleGrant).where(RoleGrant.person_id == person_id(session, DAVID))
     ).one()
-    first = notify_role_granted(session, david_grant)
+    first = notify_role_granted(session, david_grant, base_url=public_base_url())
     assert [e.dedupe_key for e in first] == [
         f"role_granted:{david_grant.id}:{david_grant.person_id}"
     ]
-    assert notify_role_granted(session, david_grant) == []
+    assert notify_role_granted(session, david_grant, base_url=public_base_url()) == []
     assert (_count(session, EmailMessage), len(_email_outbox(session))) == (1, 1)
     session.commit()
 
@@ -354,6 +361,7 @@ def test_the_dedupe_key_stops_a_duplicate(runtime: Runtime, session: Session) ->
 def _queue_in(session: Session, key: str) -> EmailMessage | None:
     return queue_email(
         session,
+        base_url=BASE_URL,
         dedupe_key=key,
         to="a@example.se",
         name="A",
@@ -380,21 +388,25 @@ def test_rejection_is_in_the_submitters_language_and_masks_personnummer(
 ) -> None:
     submission = received_by_esignature(session, registration_draft(session))
     submission.language = "en"
-    queued = notify_rejected(session, submission, "Eva Ek (195210039847) may not sign.")
+    queued = notify_rejected(
+        session, submission, "Eva Ek (195210039847) may not sign.", base_url=public_base_url()
+    )
     assert queued is not None
     assert queued.to_address == DAVID_EMAIL and queued.language == "en"
     assert queued.subject == f"Case {submission.reference} has been rejected"
     assert "195210039847" not in queued.text_body and "19521003-****" in queued.text_body
     assert "Provverket (organisation number 202100-4920)" in queued.text_body
     assert f"{BASE_URL}/mina-arenden/{submission.reference}" in queued.text_body
-    assert notify_rejected(session, submission, "again") is None
+    assert notify_rejected(session, submission, "again", base_url=public_base_url()) is None
 
 
 def test_a_user_is_told_when_a_service_permission_ends(session: Session) -> None:
     permission = session.scalars(select(ServicePermission).order_by(ServicePermission.id)).first()
     assert permission is not None
     bertil = session.get(Person, permission.granted_by_person_id)
-    queued = notify_service_permission_changed(session, permission, False, by=bertil)
+    queued = notify_service_permission_changed(
+        session, permission, False, base_url=public_base_url(), by=bertil
+    )
     assert queued is not None
     assert queued.to_address == "cecilia.carlsson@testmyndighet.example"
     assert (

@@ -21,7 +21,13 @@ from app.registrations.models import (
     VerificationCheck,
 )
 from tests.conftest import INGRID, login
-from tests.factories import claim_and_approve, received_by_esignature, registration_draft
+from tests.factories import (
+    claim_and_approve,
+    public_base_url,
+    received_by_esignature,
+    registration_draft,
+    verifiers,
+)
 from tests.support import wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
@@ -45,7 +51,7 @@ def _outcomes(session: Session, submission: Submission) -> dict[str, tuple[Check
 
 def test_signatory_missing_from_the_register_is_flagged(session: Session) -> None:
     submission = _received(session, signatory_personnummer="198112189876")
-    assert pipeline.verify(session, submission.id, SYSTEM)
+    assert pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert _outcomes(session, submission)["signatory"] == (
         CheckOutcome.FLAGGED,
         ["not_in_signatory_register"],
@@ -56,14 +62,14 @@ def test_signatory_missing_from_the_register_is_flagged(session: Session) -> Non
 def test_employer_code_of_another_employer_fails(session: Session) -> None:
     submission = _received(session)
     submission.form_data = {**submission.form_data, "employer_codes": ["A1001"]}
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     outcome, findings = _outcomes(session, submission)["employer"]
     assert (outcome, findings) == (CheckOutcome.FAILED, ["code_not_of_employer"])
 
 
 def test_second_errand_for_same_person_is_flagged(session: Session) -> None:
     first = _received(session)
-    pipeline.verify(session, first.id, SYSTEM)
+    pipeline.verify(session, first.id, SYSTEM, verifiers(session))
     # A paper errand for the same person arrives too (not through the web form's guard).
     second = Submission(
         kind=SubmissionKind.REGISTRATION,
@@ -77,7 +83,7 @@ def test_second_errand_for_same_person_is_flagged(session: Session) -> None:
     )
     session.add(second)
     session.flush()
-    pipeline.verify(session, second.id, SYSTEM)
+    pipeline.verify(session, second.id, SYSTEM, verifiers(session))
     assert _outcomes(session, second)["conflicts"] == (CheckOutcome.FLAGGED, ["pending_errand"])
 
 
@@ -86,7 +92,7 @@ def test_flagged_finding_is_shown_to_the_caseworker_in_swedish(
 ) -> None:
     with runtime.unit_of_work() as s:
         submission = _received(s, signatory_personnummer="198112189876")
-        pipeline.verify(s, submission.id, SYSTEM)
+        pipeline.verify(s, submission.id, SYSTEM, verifiers(s))
     login(client, session, INGRID, staff=True)
     page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
     assert "Firmatecknaren finns inte i registret för arbetsgivaren." in page
@@ -95,12 +101,12 @@ def test_flagged_finding_is_shown_to_the_caseworker_in_swedish(
 
 def test_steps_run_twice_do_the_work_once(session: Session) -> None:
     submission = _received(session)
-    assert pipeline.verify(session, submission.id, SYSTEM)
-    assert not pipeline.verify(session, submission.id, SYSTEM)
+    assert pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
+    assert not pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert len(_outcomes(session, submission)) == 5
     claim_and_approve(session, submission)
-    assert pipeline.apply(session, submission.id, SYSTEM)
-    assert not pipeline.apply(session, submission.id, SYSTEM)
+    assert pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
+    assert not pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
     assert (
         session.scalar(
             select(func.count(RoleGrant.id)).where(RoleGrant.source_submission_id == submission.id)
@@ -110,8 +116,8 @@ def test_steps_run_twice_do_the_work_once(session: Session) -> None:
 
 
 def test_unknown_submission_id_is_ignored(session: Session) -> None:
-    assert not pipeline.verify(session, 999_999, SYSTEM)
-    assert not pipeline.apply(session, 999_999, SYSTEM)
+    assert not pipeline.verify(session, 999_999, SYSTEM, verifiers(session))
+    assert not pipeline.apply(session, 999_999, SYSTEM, base_url=public_base_url())
 
 
 @pytest.mark.parametrize("step", ["apply"])
@@ -120,7 +126,7 @@ def test_step_out_of_retries_moves_errand_to_failed(
 ) -> None:
     with runtime.unit_of_work() as s:
         submission = _received(s)
-        pipeline.verify(s, submission.id, SYSTEM)
+        pipeline.verify(s, submission.id, SYSTEM, verifiers(s))
         # The form data lost a field on the way: applying it cannot succeed, however often.
         submission.form_data = {k: v for k, v in submission.form_data.items() if k != "given_name"}
         claim_and_approve(s, submission)

@@ -143,14 +143,14 @@ def test_a_posted_removal_flows_from_scan_to_closed(
 ) -> None:
     """The paper channel on each broker: printed, scanned in a batch the read actor sorts,
     confirmed by the clerk, verified, approved, applied and archived."""
-    from app.intake import service as intake
+    from app.intake import clerk_actions, reading
     from app.intake.models import BatchSource, PaperForm
     from tests import scan_corpus as corpus
     from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
 
     submission = printed_for_post(session, removal_draft(session))
     data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["rotated+1", "bilevel-200"]))
-    intake.receive_file(session, clerk(session), data, "post.tif", BatchSource.UPLOAD)
+    reading.receive_file(session, clerk(session), data, "post.tif", BatchSource.UPLOAD)
     session.commit()
 
     def assembled() -> PaperForm | None:
@@ -160,7 +160,7 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     _wait_for(lambda: assembled() is not None, message="the read actor to assemble the form")
     form = assembled()
     assert form is not None
-    intake.confirm_paper_form(
+    clerk_actions.confirm_paper_form(
         session, clerk(session), form, signature_present=True, signer_is_named=True
     )
     session.commit()

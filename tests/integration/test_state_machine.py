@@ -15,7 +15,7 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Submission, SubmissionKind
 from tests.conftest import DAVID, INGRID, KARIN, make_settings, person_id, reset_database, staff_id
-from workflows import runtime as runtime_module
+from workflows import bootstrap
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
 from workflows.states import (
@@ -32,7 +32,7 @@ from workflows.states import (
 
 @pytest.fixture(scope="module")
 def module_session(database_url: str) -> Iterator[Session]:
-    runtime = runtime_module.configure(make_settings(database_url))
+    runtime = bootstrap.configure(make_settings(database_url))
     reset_database(runtime)
     with runtime.session_factory() as session:
         yield session

@@ -15,6 +15,7 @@ import pytest
 import zxingcpp
 from weasyprint import HTML
 
+from app.config import qr_mac_key
 from app.documents import render
 from app.documents.qr import (
     QR_PLACEMENT,
@@ -26,7 +27,6 @@ from app.documents.qr import (
     decode_payload,
     encode_payload,
     form_digest,
-    qr_mac_key,
     qr_png,
 )
 from app.documents.render import (

@@ -19,21 +19,18 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from app.documents.qr import qr_mac_key
-from app.intake import decoding
+from app.config import qr_mac_key
+from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE
+from app.intake import decoder
 from app.intake.archive import scan_archive_pdf
-from app.intake.decoding import (
-    MAC_MISMATCH,
-    MALFORMED,
-    NO_QR_CODE,
+from app.intake.decoder import inspect_scan, read_scan
+from app.intake.scan_file import (
     PAGE_TIMED_OUT,
     PAGE_TOO_LARGE,
     PAGE_UNREADABLE,
     BadScanFile,
     IntakeLimits,
     PageRead,
-    inspect_scan,
-    read_scan,
 )
 from tests import scan_corpus as corpus
 from tests.scan_corpus import KEY, ScanPage
@@ -46,11 +43,11 @@ DEGRADED = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def decoder() -> Iterator[None]:
+def running_decoder() -> Iterator[None]:
     """One decoder process for the module, stopped afterwards."""
-    decoding.start_decoder()
+    decoder.start_decoder()
     yield
-    decoding.stop_decoder()
+    decoder.stop_decoder()
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +364,7 @@ def _hostile_batch() -> tuple[bytes, ScanPage, ScanPage]:
 
 
 def _decoder_pid() -> int:
-    process = decoding._DECODER._process
+    process = decoder._DECODER._process
     assert process is not None and process.pid is not None
     return process.pid
 
@@ -435,7 +432,7 @@ def test_a_forked_copy_leaves_the_parents_decoder_alone() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked copy
-        process = decoding._DECODER._process
+        process = decoder._DECODER._process
         registered = {p.pid for p in multiprocessing.active_children()}
         os._exit(0 if process is None and parent_decoder not in registered else 1)
     _, status = os.waitpid(child, 0)

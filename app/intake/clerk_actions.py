@@ -1,0 +1,233 @@
+"""The intake clerk's actions: confirm an assembled form, and work the manual queue
+(match a page by reference, type in a blank form, discard a page), or undo a match."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pypdfium2 as pdfium
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.access import service as access
+from app.core.agents import Agent, AgentKind
+from app.db import utcnow
+from app.documents.qr import FormKind
+from app.documents.render import NOMINAL_PAGES
+from app.intake.archive import scan_archive_pdf
+from app.intake.assembly import file_waiting_pages, record_intake_event
+from app.intake.models import PageOutcome, PageStatus, PaperForm, PaperFormState, ScanPage
+from app.registrations import service as registrations
+from app.registrations.data import RegistrationData, RemovalData
+from app.registrations.models import DocumentKind, Submission
+from app.registrations.service import attach_document
+from workflows.state_machine import transition
+from workflows.states import EXPIRES_AFTER, Action, SubmissionState
+
+
+class IntakeError(Exception):
+    """A clerk's action that cannot be done; ``code`` says why (``app.labels``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def confirm_paper_form(
+    session: Session,
+    agent: Agent,
+    paper_form: PaperForm,
+    *,
+    signature_present: bool,
+    signer_is_named: bool,
+    note: str = "",
+) -> Submission:
+    """The clerk's check of the handwritten signature; the errand is then received on
+    paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
+    (verification flags it for the caseworker), not a reason to lose the errand."""
+    session.refresh(paper_form, with_for_update=True)  # two clerks, one form
+    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
+        raise IntakeError("already_confirmed")
+    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
+    assert submission is not None
+    if submission.state is not SubmissionState.AWAITING_POST:
+        raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
+    previews = [page.preview for page in paper_form.pages]
+    pdf = scan_archive_pdf(previews, title=f"{submission.reference}", lang=submission.language)
+    document = attach_document(
+        session, submission, DocumentKind.SCAN, pdf, f"{submission.reference}-skannad.pdf"
+    )
+    transition(session, submission, Action.RECEIVE, agent, data={"channel": "paper"})
+    paper_form.state = PaperFormState.CONFIRMED
+    paper_form.signature_present = signature_present
+    paper_form.signer_is_named = signer_is_named
+    paper_form.clerk_note = note.strip() or None
+    paper_form.confirmed_by_staff_id = agent.id
+    paper_form.confirmed_dt = utcnow()
+    paper_form.document_id = document.id
+    session.flush()
+    record_intake_event(
+        session,
+        agent,
+        "paper_form.confirmed",
+        "paper_form",
+        paper_form.id,
+        submission_id=submission.id,
+        signature_present=signature_present,
+        signer_is_named=signer_is_named,
+    )
+    return submission
+
+
+UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})
+"""Pages that could not even be drawn: no picture to archive or to look at (the batch's
+file keeps them; such a sheet is scanned again)."""
+
+
+def _take_from_queue(session: Session, page: ScanPage) -> None:
+    """Lock the page (two clerks, one page) and check that it still waits for a clerk."""
+    session.refresh(page, with_for_update=True)
+    if page.status is not PageStatus.NEEDS_CLERK:
+        raise IntakeError("page_not_in_queue")
+
+
+def _pages_in_form(submission: Submission) -> int:
+    """How many pages the errand's printed form has (a long list of codes adds one)."""
+    printed = next((d for d in submission.documents if d.kind is DocumentKind.PRINTED), None)
+    if printed is None:
+        return NOMINAL_PAGES[submission.kind]
+    document = pdfium.PdfDocument(printed.content)  # our own rendering, not a scan
+    try:
+        return len(document)
+    finally:
+        document.close()
+
+
+def match_page(
+    session: Session, agent: Agent, page: ScanPage, reference: str, form_page: int
+) -> PaperForm | None:
+    """The clerk matches a page from the manual queue to an errand by its reference."""
+    _take_from_queue(session, page)
+    if page.outcome in UNSEEN_OUTCOMES:
+        raise IntakeError("no_image")
+    submission = session.scalar(
+        select(Submission).where(Submission.reference == reference.strip().upper())
+    )
+    if submission is None:
+        raise IntakeError("unknown_reference")
+    if submission.state is not SubmissionState.AWAITING_POST:
+        raise IntakeError("not_awaiting_post")
+    pages_in_form = _pages_in_form(submission)
+    if not 1 <= form_page <= pages_in_form:
+        raise IntakeError("no_such_page")
+    page.submission_id = submission.id
+    page.form_page, page.form_pages = form_page, pages_in_form
+    page.status = PageStatus.WAITING
+    page.matched_by_clerk = True
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+    session.flush()
+    record_intake_event(
+        session,
+        agent,
+        "scan_page.matched",
+        "scan_page",
+        page.id,
+        submission_id=submission.id,
+        form_page=form_page,
+        outcome=page.outcome.value,
+    )
+    return file_waiting_pages(session, submission.id)
+
+
+def register_paper_form(
+    session: Session,
+    agent: Agent,
+    page: ScanPage,
+    data: RegistrationData | RemovalData,
+    render_printed: Callable[[Submission], bytes],
+    form_page: int = 1,
+) -> Submission:
+    """A blank form filled in by hand (or a page whose code is lost): the clerk types it
+    in on the signatory's behalf, every rule of the web form applied (``FormProblem``).
+    The errand then waits for its paper like a printed one, and this page is its page n;
+    the form's other pages are matched to the new reference."""
+    _take_from_queue(session, page)
+    wanted = FormKind.REMOVAL if isinstance(data, RemovalData) else FormKind.REGISTRATION
+    if page.form_kind is not None and page.form_kind != wanted.value:
+        raise IntakeError("wrong_form_kind")
+    if page.outcome in UNSEEN_OUTCOMES:
+        raise IntakeError("no_image")
+    given, _, family = data.signatory.name.strip().rpartition(" ")
+    signatory = access.find_or_create_person(
+        session, data.signatory.personnummer, given or family, family
+    )
+    on_behalf = Agent(
+        AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id
+    )
+    if isinstance(data, RemovalData):
+        submission = registrations.create_removal(session, on_behalf, data)
+    else:
+        submission = registrations.create_registration(session, on_behalf, data)
+    registrations.print_for_post(session, agent, submission, render_printed(submission))
+    match_page(session, agent, page, submission.reference, form_page)
+    return submission
+
+
+def _back_to_queue(page: ScanPage, agent: Agent) -> None:
+    page.status, page.paper_form_id = PageStatus.NEEDS_CLERK, None
+    if page.matched_by_clerk:  # what the clerk said goes; what the code said stays
+        page.submission_id = page.form_page = page.form_pages = None
+        page.matched_by_clerk = False
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+
+
+def return_waiting_pages(session: Session, agent: Agent, submission_id: int) -> int:
+    """Undo: the pages waiting for an errand's other pages go back to the manual queue
+    (a page matched to the wrong errand, say). Returns how many."""
+    pages = session.scalars(
+        select(ScanPage)
+        .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
+        .with_for_update()
+    ).all()
+    for page in pages:
+        _back_to_queue(page, agent)
+    session.flush()
+    record_intake_event(
+        session, agent, "scan_page.returned", "submission", submission_id, pages=len(pages)
+    )
+    return len(pages)
+
+
+def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: str) -> None:
+    """Undo an assembled form whose pages do not belong together: its pages go back to
+    the manual queue and the errand waits for its paper again."""
+    session.refresh(paper_form, with_for_update=True)
+    if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
+        raise IntakeError("already_confirmed")
+    for page in list(paper_form.pages):
+        _back_to_queue(page, agent)
+    paper_form.state = PaperFormState.TAKEN_APART
+    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
+    assert submission is not None
+    submission.expires_dt = utcnow() + EXPIRES_AFTER[SubmissionState.AWAITING_POST]
+    session.flush()
+    record_intake_event(
+        session,
+        agent,
+        "paper_form.taken_apart",
+        "paper_form",
+        paper_form.id,
+        submission_id=submission.id,
+        reason=reason.strip(),
+    )
+
+
+def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:
+    """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed."""
+    _take_from_queue(session, page)
+    page.status = PageStatus.DISCARDED
+    page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+    session.flush()
+    record_intake_event(
+        session, agent, "scan_page.discarded", "scan_page", page.id, reason=reason.strip()
+    )

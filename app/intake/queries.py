@@ -1,0 +1,109 @@
+"""What the clerk's pages show: batches, the manual queue, forms to confirm or incomplete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.intake.models import PageStatus, PaperForm, PaperFormState, ScanBatch, ScanPage
+from app.registrations.models import Submission
+
+
+def recent_batches(session: Session, limit: int = 20) -> list[ScanBatch]:
+    return list(
+        session.scalars(
+            select(ScanBatch)
+            .options(selectinload(ScanBatch.uploaded_by))
+            .order_by(ScanBatch.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
+    """Pages a clerk must look at, oldest first."""
+    return list(
+        session.scalars(
+            select(ScanPage)
+            .where(ScanPage.status == PageStatus.NEEDS_CLERK)
+            .options(selectinload(ScanPage.batch), selectinload(ScanPage.submission))
+            .order_by(ScanPage.id)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class IncompleteForm:
+    submission: Submission
+    pages_here: list[int]
+    pages_in_form: int
+
+
+def incomplete_forms(session: Session) -> list[IncompleteForm]:
+    """Errands with some pages scanned and others still missing."""
+    rows = session.scalars(
+        select(ScanPage)
+        .where(ScanPage.status == PageStatus.WAITING)
+        .options(selectinload(ScanPage.submission))
+        .order_by(ScanPage.submission_id, ScanPage.form_page)
+    ).all()
+    by_errand: dict[int, list[ScanPage]] = defaultdict(list)
+    for row in rows:
+        assert row.submission_id is not None
+        by_errand[row.submission_id].append(row)
+    result = []
+    for pages in by_errand.values():
+        submission = pages[0].submission
+        assert submission is not None
+        result.append(
+            IncompleteForm(
+                submission,
+                sorted({p.form_page or 0 for p in pages}),
+                max(p.form_pages or 0 for p in pages),
+            )
+        )
+    return result
+
+
+def forms_to_confirm(session: Session) -> list[PaperForm]:
+    return list(
+        session.scalars(
+            select(PaperForm)
+            .where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
+            .options(selectinload(PaperForm.submission), selectinload(PaperForm.pages))
+            .order_by(PaperForm.id)
+        )
+    )
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    def count(query: object) -> int:
+        return session.scalar(query) or 0  # type: ignore[call-overload]
+
+    return {
+        "manual": count(
+            select(func.count(ScanPage.id)).where(ScanPage.status == PageStatus.NEEDS_CLERK)
+        ),
+        "confirm": count(
+            select(func.count(PaperForm.id)).where(
+                PaperForm.state == PaperFormState.AWAITING_CONFIRMATION
+            )
+        ),
+    }
+
+
+def paper_form_of(session: Session, submission_id: int) -> PaperForm | None:
+    """The errand's confirmed paper form, if it came in on paper."""
+    return session.scalar(
+        select(PaperForm)
+        .where(
+            PaperForm.submission_id == submission_id,
+            PaperForm.state == PaperFormState.CONFIRMED,
+        )
+        .options(selectinload(PaperForm.pages))
+        .order_by(PaperForm.id.desc())
+    )

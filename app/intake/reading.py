@@ -1,0 +1,276 @@
+"""Reading a scanned file: kept as a batch, its pages read in the decoder process one by
+one, recorded as they come and sorted (matched to an errand waiting for paper, or to the
+clerk's manual queue); a restarted reader resumes after the last recorded page."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.agents import Agent
+from app.db import utcnow
+from app.documents.qr import FormKind, QrPayload, form_digest
+from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE
+from app.intake.assembly import file_waiting_pages, record_intake_event
+from app.intake.decoder import inspect_scan, read_scan
+from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
+from app.intake.scan_file import PAGE_TIMED_OUT, PAGE_TOO_LARGE, BadScanFile, IntakeLimits, PageRead
+from app.registrations.models import Submission
+from workflows.outbox import add_message
+from workflows.states import SubmissionState
+
+log = structlog.get_logger(__name__)
+
+READ_ACTOR = "read_scan_batch"
+
+_ERROR_OUTCOMES = {
+    NO_QR_CODE: PageOutcome.NO_QR_CODE,
+    MALFORMED: PageOutcome.MALFORMED,
+    MAC_MISMATCH: PageOutcome.MAC_MISMATCH,
+    PAGE_TIMED_OUT: PageOutcome.TIMED_OUT,
+    PAGE_TOO_LARGE: PageOutcome.TOO_LARGE,
+}
+
+
+@dataclass(frozen=True)
+class Received:
+    batch: ScanBatch
+    is_new: bool
+    """False when the same file was received before (nothing changed)."""
+
+
+def receive_file(
+    session: Session,
+    agent: Agent,
+    data: bytes,
+    filename: str,
+    source: BatchSource,
+    limits: IntakeLimits | None = None,
+) -> Received:
+    """Keep a scanned file as a batch and queue its reading; the same file twice is the
+    batch it was the first time. A file that is no readable scan is kept as a rejected
+    batch with the reason (``BadScanFile`` codes)."""
+    digest = hashlib.sha256(data).hexdigest()
+    existing = session.scalar(select(ScanBatch).where(ScanBatch.sha256 == digest))
+    if existing is not None:
+        return Received(existing, False)
+    batch = ScanBatch(
+        sha256=digest,
+        filename=filename[-255:] or "scan",
+        size_bytes=len(data),
+        source=source,
+        uploaded_by_staff_id=agent.id if source is BatchSource.UPLOAD else None,
+        content=data,
+    )
+    try:
+        info = inspect_scan(data, limits)
+    except BadScanFile as bad:
+        batch.state = BatchState.REJECTED
+        batch.error_code = bad.code
+        batch.finished_dt = utcnow()
+    else:
+        batch.media_type = info.media_type
+        batch.page_count = info.pages
+    try:
+        with session.begin_nested():
+            session.add(batch)
+            session.flush()
+    except IntegrityError:  # the same file, received at the same moment elsewhere
+        existing = session.scalars(select(ScanBatch).where(ScanBatch.sha256 == digest)).one()
+        return Received(existing, False)
+    record_intake_event(
+        session,
+        agent,
+        "scan_batch.received",
+        "scan_batch",
+        batch.id,
+        filename=batch.filename,
+        sha256=digest,
+        pages=batch.page_count,
+        rejected=batch.error_code,
+    )
+    if batch.state is BatchState.QUEUED:
+        add_message(session, READ_ACTOR, batch_id=batch.id)
+    return Received(batch, True)
+
+
+# --- reading a batch (the read_scan_batch actor) --------------------------------------
+
+
+READ_LEASE = timedelta(minutes=2)
+"""How long a reader holds a batch without recording a page (a page takes at most
+``IntakeLimits.page_timeout_s``, and a restart of the decoder a few seconds)."""
+MAX_READ_ATTEMPTS = 5
+"""Readers that died or failed on a batch before it is given up (``reading_failed``)."""
+
+
+def _claim(factory: sessionmaker[Session], batch_id: int) -> tuple[int, bytes] | None:
+    """Take the batch's reading lease: where to start and the file; None when the batch is
+    done, or another reader holds the lease."""
+    now = utcnow()
+    with factory.begin() as session:
+        batch = session.get(ScanBatch, batch_id, with_for_update=True)
+        if batch is None or batch.state in (BatchState.DONE, BatchState.REJECTED):
+            return None
+        if batch.reader_until_dt is not None and batch.reader_until_dt > now:
+            return None
+        if batch.read_attempts >= MAX_READ_ATTEMPTS:
+            _finish(session, batch, "reading_failed")
+            return None
+        batch.state, batch.reader_until_dt = BatchState.READING, now + READ_LEASE
+        batch.read_attempts += 1
+        return batch.pages_read, batch.content
+
+
+def read_batch(
+    factory: sessionmaker[Session],
+    batch_id: int,
+    key: bytes,
+    limits: IntakeLimits | None = None,
+) -> bool:
+    """Read every page not read yet, recording them as they come (a transaction every
+    ``PROGRESS_EVERY_S``), then file what matched.
+
+    One reader at a time (a lease on the batch); safe to run twice or after a crash: it
+    resumes after the last recorded page. False when there was nothing to do.
+    """
+    claimed = _claim(factory, batch_id)
+    if claimed is None:
+        return False
+    start, data = claimed
+    error = None
+    try:
+        pages = read_scan(data, key, limits, start_page=start)
+        for chunk in _chunks_in_time(pages):
+            with factory.begin() as session:
+                for page in chunk:
+                    record_page(session, batch_id, page)
+    except BadScanFile as bad:  # opening it again failed: keep and file what was read
+        error = bad.code
+    with factory.begin() as session:
+        batch = session.get(ScanBatch, batch_id, with_for_update=True)
+        assert batch is not None
+        _finish(session, batch, error)
+    return True
+
+
+def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
+    """File the pages of the batch that matched, and close it (rejected with ``error``)."""
+    submission_ids = {
+        p.submission_id
+        for p in batch.pages
+        if p.status is PageStatus.WAITING and p.submission_id is not None
+    }
+    for submission_id in sorted(submission_ids):
+        file_waiting_pages(session, submission_id)
+    batch.state = BatchState.REJECTED if error else BatchState.DONE
+    batch.error_code, batch.finished_dt, batch.reader_until_dt = error, utcnow(), None
+    record_intake_event(
+        session,
+        Agent.system("intake"),
+        "scan_batch.read",
+        "scan_batch",
+        batch.id,
+        pages=batch.pages_read,
+        matched=len(submission_ids),
+        error=error,
+    )
+
+
+def resume_stalled_batches(session: Session) -> int:
+    """Queue the reading again of batches whose reader died (lease run out); for the
+    maintenance sweep. Returns how many."""
+    stalled = session.scalars(
+        select(ScanBatch.id).where(
+            ScanBatch.state.in_((BatchState.QUEUED, BatchState.READING)),
+            ScanBatch.reader_until_dt < utcnow(),
+        )
+    ).all()
+    for batch_id in stalled:
+        add_message(session, READ_ACTOR, batch_id=batch_id)
+    return len(stalled)
+
+
+PROGRESS_EVERY_S = 0.5
+"""Pages read are recorded (and shown as progress) at least this often."""
+
+
+def _chunks_in_time(pages: Iterator[PageRead]) -> Iterator[list[PageRead]]:
+    """The pages in groups, each handed on when ``PROGRESS_EVERY_S`` has passed since the
+    group began: one transaction per group instead of one per page."""
+    chunk: list[PageRead] = []
+    started = time.monotonic()
+    for page in pages:
+        chunk.append(page)
+        if time.monotonic() - started >= PROGRESS_EVERY_S:
+            yield chunk
+            chunk, started = [], time.monotonic()
+    if chunk:
+        yield chunk
+
+
+def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | None:
+    """Record one page read from a batch and sort it (None if it was recorded before)."""
+    batch = session.get(ScanBatch, batch_id, with_for_update=True)
+    assert batch is not None
+    if page.page_index < batch.pages_read:
+        return None
+    row = ScanPage(
+        batch_id=batch_id,
+        page_index=page.page_index,
+        upside_down=page.upside_down,
+        preview=page.preview_jpeg,
+        **_sort(session, page),
+    )
+    session.add(row)
+    batch.pages_read = page.page_index + 1
+    batch.reader_until_dt = utcnow() + READ_LEASE
+    session.flush()
+    return row
+
+
+def _sort(session: Session, page: PageRead) -> dict[str, object]:
+    """Outcome, status and place in the form of a page, from what its code said."""
+    payload = page.payload
+    if payload is None:
+        outcome = _ERROR_OUTCOMES.get(page.error or "", PageOutcome.UNREADABLE)
+        return {"outcome": outcome, "status": PageStatus.NEEDS_CLERK}
+    place = {
+        "form_kind": payload.kind.value,
+        "form_page": payload.page,
+        "form_pages": payload.pages,
+    }
+    if payload.is_blank:
+        return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
+    submission = session.get(Submission, payload.submission_id)
+    outcome = _match(submission, payload)
+    return {
+        "outcome": outcome,
+        "status": {
+            PageOutcome.MATCHED: PageStatus.WAITING,
+            PageOutcome.DUPLICATE: PageStatus.DISCARDED,
+        }.get(outcome, PageStatus.NEEDS_CLERK),
+        "submission_id": submission.id if submission else None,
+        **place,
+    }
+
+
+def _match(submission: Submission | None, payload: QrPayload) -> PageOutcome:
+    if submission is None or FormKind.of(submission.kind) is not payload.kind:
+        return PageOutcome.UNKNOWN_ERRAND
+    printed = submission.progress
+    if not printed.is_complete or payload.digest != form_digest(printed.complete().to_json()):
+        return PageOutcome.DIGEST_MISMATCH
+    if submission.state is SubmissionState.AWAITING_POST:
+        return PageOutcome.MATCHED
+    if submission.received_dt is not None:
+        return PageOutcome.DUPLICATE
+    return PageOutcome.UNKNOWN_ERRAND

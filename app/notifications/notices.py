@@ -1,0 +1,286 @@
+"""The notifications: who is told what when a role, a permission or an errand changes.
+
+Each takes ``base_url``, the product's public address (``Settings.public_base_url``) that
+the email's links start with, from its caller's settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant, SelfService, ServicePermission
+from app.core.i18n import SOURCE_LANG, long_date, translations
+from app.core.ids import format_orgnr, mask_personnummer_in_text
+from app.notifications.audience import grant_audience, language_for
+from app.notifications.models import EmailMessage
+from app.notifications.queue import queue_email
+from app.registrations.models import Submission, SubmissionKind
+from app.staff.models import StaffMember
+
+log = structlog.get_logger(__name__)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is used."""
+    return message
+
+
+ROLE_NAMES = {
+    Role.ORDERER: N_("behörig beställare"),
+    Role.DELEGATED_ORDERER: N_("delegerad behörig beställare"),
+    Role.ADMINISTRATOR: N_("administratör"),
+}
+SERVICE_NAMES = {
+    SelfService.EMPLOYMENT_REPORTING: N_("Anmäla anställning och inkomst"),
+    SelfService.INVOICES: N_("Fakturor och fakturaspecifikationer"),
+    SelfService.PENSION_CASES: N_("Pensionsärenden"),
+    SelfService.STATISTICS: N_("Statistik och rapporter"),
+}
+KIND_NAMES = {
+    SubmissionKind.REGISTRATION: N_("Anmälan – behörig beställare"),
+    SubmissionKind.REMOVAL: N_("Ta bort behörig beställare"),
+}
+ALL_CODES = N_("alla arbetsgivarens arbetsgivarkoder")
+ONE_CODE = N_("arbetsgivarkod %(codes)s")
+SOME_CODES = N_("arbetsgivarkoderna %(codes)s")
+
+ACCESS_PATH = "/hantera-behorigheter"
+ERRANDS_PATH = "/mina-arenden"
+CASEWORK_PATH = "/handlaggning"
+
+
+def _orgnr(orgnr: str) -> str:
+    return format_orgnr(orgnr) if len(orgnr) == 10 and orgnr.isdigit() else orgnr
+
+
+def _codes_text(grant: RoleGrant, lang: str) -> str:
+    gettext = translations(lang).gettext
+    codes = sorted(grant.codes, key=lambda c: c.code)
+    if grant.is_all_codes or not codes:
+        return gettext(ALL_CODES)
+    listed = ", ".join(f"{c.code} ({c.name})" for c in codes)
+    return gettext(ONE_CODE if len(codes) == 1 else SOME_CODES) % {"codes": listed}
+
+
+def _submission(session: Session, submission_id: int | None) -> Submission | None:
+    return session.get(Submission, submission_id) if submission_id is not None else None
+
+
+def _role_change(
+    session: Session,
+    grant: RoleGrant,
+    *,
+    template: str,
+    submission: Submission | None,
+    by: Person | None,
+    base_url: str,
+) -> list[EmailMessage]:
+    employer = grant.employer
+    queued = []
+    for recipient in grant_audience(session, grant):
+        lang = language_for(recipient.person, submission)
+        gettext = translations(lang).gettext
+        email = queue_email(
+            session,
+            base_url=base_url,
+            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}",
+            to=recipient.address,
+            name=recipient.person.full_name,
+            language=lang,
+            template=template,
+            context={
+                "is_affected": recipient.is_affected,
+                "person": grant.person.full_name,
+                "role": gettext(ROLE_NAMES[grant.role]),
+                "is_orderer_role": grant.role in ORDERER_ROLES,
+                "employer": employer.name,
+                "orgnr": _orgnr(employer.orgnr),
+                "codes": _codes_text(grant, lang),
+                "actor": by.full_name if by else None,
+                "reference": submission.reference if submission else None,
+                "path": ACCESS_PATH,
+            },
+            submission_id=submission.id if submission else None,
+            grant_id=grant.id,
+        )
+        if email is not None:
+            queued.append(email)
+    return queued
+
+
+def notify_role_granted(
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person | None = None
+) -> list[EmailMessage]:
+    """Email the person given a role, and the employer's other orderers.
+
+    Who did it: ``by`` when given; else the orderer who appointed an administrator; else
+    (an orderer from an approved registration) SPV, naming the errand.
+    """
+    submission = _submission(session, grant.source_submission_id)
+    if by is None and grant.granted_by_person_id is not None:
+        by = session.get(Person, grant.granted_by_person_id)
+    return _role_change(
+        session, grant, template="role_granted", submission=submission, by=by, base_url=base_url
+    )
+
+
+def notify_role_ended(
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person | None = None
+) -> list[EmailMessage]:
+    """Email the person whose role ended, and the employer's other (still active) orderers.
+
+    Who did it: ``by`` when given; else SPV, naming the removal errand.
+    """
+    submission = _submission(session, grant.revoked_by_submission_id)
+    return _role_change(
+        session, grant, template="role_ended", submission=submission, by=by, base_url=base_url
+    )
+
+
+def _submitter_email(
+    session: Session,
+    submission: Submission,
+    *,
+    template: str,
+    dedupe_key: str,
+    context: dict[str, Any],
+    base_url: str,
+) -> EmailMessage | None:
+    submitter = submission.submitted_by
+    if not submitter.email:
+        log.warning("email.no_address", person_id=submitter.id, submission_id=submission.id)
+        return None
+    employer = submission.employer
+    lang = language_for(submitter, submission)
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=dedupe_key,
+        to=submitter.email,
+        name=submitter.full_name,
+        language=lang,
+        template=template,
+        context={
+            "reference": submission.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
+            "employer": employer.name if employer else "",
+            "orgnr": _orgnr(employer.orgnr) if employer else "",
+            "path": f"{ERRANDS_PATH}/{submission.reference}",
+            **context,
+        },
+        submission_id=submission.id,
+    )
+
+
+def notify_rejected(
+    session: Session, submission: Submission, reason_text: str, *, base_url: str
+) -> EmailMessage | None:
+    """Tell the submitter that SPV rejected the errand, and why."""
+    return _submitter_email(
+        session,
+        submission,
+        template="submission_rejected",
+        dedupe_key=f"submission_rejected:{submission.id}",
+        context={"reason": mask_personnummer_in_text(reason_text.strip())},
+        base_url=base_url,
+    )
+
+
+def notify_completion_requested(
+    session: Session, submission: Submission, message: str, *, base_url: str
+) -> EmailMessage | None:
+    """Tell the submitter what SPV needs to go on with the errand, and by when.
+
+    Call it after the transition (an errand may be asked for more than once; each request
+    is a new version of the submission).
+    """
+    lang = language_for(submission.submitted_by, submission)
+    return _submitter_email(
+        session,
+        submission,
+        template="completion_requested",
+        dedupe_key=f"completion_requested:{submission.id}:{submission.version}",
+        context={
+            "message": mask_personnummer_in_text(message.strip()),
+            "deadline": long_date(submission.expires_dt, lang),
+        },
+        base_url=base_url,
+    )
+
+
+def notify_deadline(
+    session: Session, submission: Submission, staff: StaffMember, *, passed: bool, base_url: str
+) -> EmailMessage | None:
+    """Remind a caseworker that an errand's due date is near, or escalate an overdue one
+    to a team lead. Once per errand, person, due date and kind of notice."""
+    employer = submission.employer
+    assert submission.due_dt is not None and employer is not None
+    template = "deadline_passed" if passed else "deadline_near"
+    lang = SOURCE_LANG
+    holder = submission.assigned_staff
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"{template}:{submission.id}:{staff.id}:{submission.due_dt.isoformat()}",
+        to=staff.email,
+        name=staff.name,
+        language=lang,
+        template=template,
+        context={
+            "reference": submission.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "due": long_date(submission.due_dt, lang),
+            "assigned": holder.name if holder else None,
+            "to_holder": holder is not None and holder.id == staff.id,
+            "path": f"{CASEWORK_PATH}/{submission.reference}",
+        },
+        submission_id=submission.id,
+    )
+
+
+def notify_service_permission_changed(
+    session: Session,
+    permission: ServicePermission,
+    granted: bool,
+    *,
+    base_url: str,
+    by: Person | None = None,
+) -> EmailMessage | None:
+    """Email the user whose permission to use a self-service was granted or ended.
+
+    Who did it: ``by`` when given; else, for a grant, the administrator who granted it.
+    """
+    person = permission.person
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, permission_id=permission.id)
+        return None
+    if by is None and granted and permission.granted_by_person_id is not None:
+        by = session.get(Person, permission.granted_by_person_id)
+    code = permission.employer_code
+    employer = code.employer
+    template = "service_permission_granted" if granted else "service_permission_ended"
+    lang = SOURCE_LANG
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"{template}:{permission.id}:{person.id}",
+        to=person.email,
+        name=person.full_name,
+        language=lang,
+        template=template,
+        context={
+            "service": translations(lang).gettext(SERVICE_NAMES[permission.service]),
+            "code": f"{code.code} ({code.name})",
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "actor": by.full_name if by else None,
+            "reference": None,
+            "path": ACCESS_PATH,
+        },
+        service_permission_id=permission.id,
+    )

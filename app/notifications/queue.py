@@ -1,0 +1,76 @@
+"""An email rendered and queued, to be sent once the transaction that queued it commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.core.i18n import SOURCE_LANG, SUPPORTED_LANGS
+from app.notifications.models import EmailMessage
+from app.notifications.render import render_email
+from workflows.outbox import add_message
+
+log = structlog.get_logger(__name__)
+
+SEND_ACTOR = "send_email"
+
+
+def queue_email(
+    session: Session,
+    *,
+    base_url: str,
+    dedupe_key: str,
+    to: str,
+    name: str,
+    language: str,
+    template: str,
+    context: dict[str, Any],
+    submission_id: int | None = None,
+    grant_id: int | None = None,
+    service_permission_id: int | None = None,
+) -> EmailMessage | None:
+    """Render ``template`` and queue it for sending after the current transaction commits.
+
+    Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already.
+    ``context`` gets ``name`` (the recipient) and ``base_url`` (the product's public
+    address, ``Settings.public_base_url``, that the email's links start with) added.
+    """
+    if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
+        return None
+    language = language if language in SUPPORTED_LANGS else SOURCE_LANG
+    rendered = render_email(
+        template, language, {"base_url": base_url.rstrip("/"), **context, "name": name}
+    )
+    values = {
+        "dedupe_key": dedupe_key,
+        "template": template,
+        "to_address": to,
+        "to_name": name,
+        "language": language,
+        "subject": rendered.subject,
+        "text_body": rendered.text,
+        "submission_id": submission_id,
+        "role_grant_id": grant_id,
+        "service_permission_id": service_permission_id,
+    }
+    # INSERT … ON CONFLICT DO NOTHING: a twin queued by a concurrent transaction wins and
+    # this one gives way, without an error that would undo the caller's change (and
+    # without a savepoint, whose release the outbox relay would take for the commit).
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    email_id = session.scalar(
+        insert(EmailMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(EmailMessage.id)
+    )
+    if email_id is None:
+        return None
+    email = session.get_one(EmailMessage, email_id)
+    add_message(session, SEND_ACTOR, email_id=email.id)
+    log.info("email.queued", email_id=email.id, template=template, language=language)
+    return email

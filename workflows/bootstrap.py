@@ -1,0 +1,33 @@
+"""Builds a process's runtime from its settings: database, broker, the pipeline's actors.
+
+The composition root of the pipeline: the app factory, the command line and the tests
+call :func:`configure` once; actors find the result with :func:`workflows.runtime.current`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dramatiq
+
+import workflows.actors  # noqa: F401  (its decorators register the pipeline's steps)
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from workflows import runtime
+from workflows.broker import declare_pipeline, make_broker
+from workflows.failures import StepFailureRecorder
+from workflows.outbox import OutboxAcknowledgement, OutboxRelay
+
+
+def configure(settings: Settings) -> runtime.Runtime:
+    """Build the runtime for ``settings`` and make it the one actors use in this process."""
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    broker = make_broker(settings.broker_url)
+    broker.add_middleware(StepFailureRecorder(factory))
+    broker.add_middleware(OutboxAcknowledgement(factory))
+    declare_pipeline(broker)
+    dramatiq.set_broker(broker)
+    relay = OutboxRelay(factory, broker, timedelta(seconds=settings.outbox_resend_after_s))
+    relay.install()
+    return runtime.install(runtime.Runtime(settings, engine, factory, broker, relay))
