@@ -103,3 +103,16 @@ def test_caseworker_sees_errands_but_cannot_decide_twice(
     login(client, session, INGRID, staff=True)
     assert client.get("/handlaggning").status_code == 200
     assert client.get("/handlaggning/BB-NONE-XXXX").status_code == 404
+
+
+def test_a_user_sees_the_employers_orderers_and_administrators(
+    client: FlaskClient, session: Session
+) -> None:
+    """Rule 3: Cecilia, a user at Statens testmyndighet, sees its orderer and administrator
+    with their email, and nothing of Provverket's people."""
+    login(client, session, "197205119824")
+    page = client.get("/hantera-behorigheter").get_data(as_text=True)
+    assert "Statens testmyndighet" in page
+    assert "Anna Andersson" in page and "anna.andersson@testmyndighet.example" in page
+    assert "Bertil Berg" in page and "bertil.berg@testmyndighet.example" in page
+    assert "David Dahl" not in page and "Provverket" not in page
