@@ -19,7 +19,13 @@ from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.data import RegistrationData
 from app.registrations.models import Submission, SubmissionKind, VerificationCheck
 from tests.conftest import ANNA, DAVID, login, person_id
-from tests.factories import claim_and_approve, in_review, received_by_esignature
+from tests.factories import (
+    claim_and_approve,
+    in_review,
+    public_base_url,
+    received_by_esignature,
+    verifiers,
+)
 from tests.support import post_step, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
@@ -106,7 +112,7 @@ def test_verification_flags_what_the_stranger_was_not_told(session: Session) -> 
     anna = _registration(ANNA, "Anna", "Andersson")
     submission = registrations.create_registration(session, _agent(session, FREDRIK), anna)
     received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert _conflicts(session, submission) == [Finding.ALREADY_ORDERER]
 
 
@@ -171,7 +177,7 @@ def _approved_removal(session: Session, personnummer: str, reason: str) -> Submi
     registrations.save_replacement(session, david, submission, None)
     registrations.save_signatory(session, david, submission, "Eva Ek", "195210039847", "GD")
     received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM)
+    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
     assert claim_and_approve(session, submission), "needed a second caseworker"
     return submission
 
@@ -182,7 +188,7 @@ def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
     with runtime.unit_of_work() as s:  # Fredrik becomes Provverket's second orderer
         registration = in_review(s)
         claim_and_approve(s, registration)
-        pipeline.apply(s, registration.id, SYSTEM)
+        pipeline.apply(s, registration.id, SYSTEM, base_url=public_base_url())
     with runtime.unit_of_work() as s:
         first = _approved_removal(s, DAVID, "self")
         second = _approved_removal(s, FREDRIK, "left")
@@ -192,10 +198,12 @@ def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
 
     def apply_second() -> None:
         with runtime.unit_of_work() as s:
-            applied.append(pipeline.apply(s, second.id, SYSTEM))
+            applied.append(pipeline.apply(s, second.id, SYSTEM, base_url=public_base_url()))
 
     with runtime.session_factory() as holder:
-        assert pipeline.apply(holder, first.id, SYSTEM)  # holds the employer's lock
+        assert pipeline.apply(
+            holder, first.id, SYSTEM, base_url=public_base_url()
+        )  # holds the employer's lock
         other = threading.Thread(target=apply_second)
         other.start()
         other.join(timeout=1.0)
