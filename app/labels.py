@@ -7,9 +7,9 @@ from flask_babel import lazy_gettext as _l
 from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus
 from app.registrations.codes import CheckName, Finding, ProblemCode
-from app.registrations.models import Channel, CheckOutcome, DocumentKind, SubmissionKind
+from app.registrations.models import Channel, CheckOutcome, DocumentKind, ErrandKind
+from workflows.states import ErrandState as S
 from workflows.states import Refusal
-from workflows.states import SubmissionState as S
 
 STATE_LABELS = {
     S.DRAFT: _l("Utkast"),
@@ -29,8 +29,8 @@ STATE_LABELS = {
     S.FAILED: _l("Tekniskt fel"),
 }
 KIND_LABELS = {
-    SubmissionKind.REGISTRATION: _l("Anmälan – behörig beställare"),
-    SubmissionKind.REMOVAL: _l("Ta bort behörig beställare"),
+    ErrandKind.REGISTRATION: _l("Anmälan – behörig beställare"),
+    ErrandKind.REMOVAL: _l("Ta bort behörig beställare"),
 }
 CHANNEL_LABELS = {Channel.E_SIGN: _l("E-underskrift"), Channel.PAPER: _l("Papper")}
 ROLE_LABELS = {
@@ -202,8 +202,8 @@ HISTORY_LABELS = {
 
 
 def history_label(action: str) -> str:
-    """An errand's audit event (``submission.<verb>``) in words."""
-    verb = action.removeprefix("submission.")
+    """An errand's audit event (``errand.<verb>``) in words."""
+    verb = action.removeprefix("errand.")
     return str(HISTORY_LABELS[verb]) if verb in HISTORY_LABELS else action
 
 

@@ -17,9 +17,9 @@ from app.notifications.models import EmailMessage
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import (
     CompletionRequest,
-    Submission,
-    SubmissionComment,
-    SubmissionDocument,
+    Errand,
+    ErrandComment,
+    ErrandDocument,
     VerificationCheck,
 )
 from app.staff.models import StaffMember
@@ -34,6 +34,9 @@ __all__ = [
     "EmailMessage",
     "Employer",
     "EmployerCode",
+    "Errand",
+    "ErrandComment",
+    "ErrandDocument",
     "OutboxMessage",
     "PaperForm",
     "Person",
@@ -44,8 +47,5 @@ __all__ = [
     "ServicePermission",
     "SignatoryRegisterEntry",
     "StaffMember",
-    "Submission",
-    "SubmissionComment",
-    "SubmissionDocument",
     "VerificationCheck",
 ]

@@ -98,7 +98,7 @@ class Product:
         from app.eid.models import EidOrder
         from app.registrations import documents, signing
         from app.registrations import service as registrations
-        from app.registrations.models import Submission
+        from app.registrations.models import Errand
         from app.staff.models import StaffMember
         from devtools.bankid_simulator.app_actions import open_and_approve
         from workflows import pipeline
@@ -112,7 +112,7 @@ class Product:
                 select(Person).where(Person.personnummer == "200001029834")
             ).one()
             submitter = Agent(AgentKind.PERSON, david.id, david.personnummer)
-            submission = registrations.create_registration(
+            errand = registrations.create_registration(
                 session,
                 submitter,
                 registrations.RegistrationData(
@@ -126,12 +126,12 @@ class Product:
                     signatory_personnummer="195210039847",
                 ),
             )
-            pdf = documents.signable_form(submission, self.settings)
+            pdf = documents.signable_form(errand, self.settings)
             session.commit()  # no lock held while BankID answers (as the views do)
             order = signing.start(
-                session, submitter, self.client, submission, pdf, "127.0.0.1", "bench"
+                session, submitter, self.client, errand, pdf, "127.0.0.1", "bench"
             )
-            submission_id, order_id, order_ref = submission.id, order.id, order.order_ref
+            errand_id, order_id, order_ref = errand.id, order.id, order.order_ref
         started = time.perf_counter()
         with self.runtime.unit_of_work() as session:  # the person, in the BankID app
             open_and_approve(
@@ -143,37 +143,37 @@ class Product:
             )
         self.simulated_s += time.perf_counter() - started
         with self.phase("signature checked, form sealed") as session:
-            submission = session.get(Submission, submission_id)
-            assert submission is not None
+            errand = session.get(Errand, errand_id)
+            assert errand is not None
             order = session.get(EidOrder, order_id)
             assert order is not None
             session.commit()  # no lock held while BankID answers (as the views do)
             assert eid.poll(session, self.client, order, timedelta(0)).status.value == "complete"
-            signing.finish(session, order, submission, documents.seal_context(self.settings))
+            signing.finish(session, order, errand, documents.seal_context(self.settings))
         with self.phase("receipt") as session:
-            pipeline.issue_receipt(session, submission_id)
+            pipeline.issue_receipt(session, errand_id)
         with self.phase("automated checks") as session:
             assert pipeline.verify(
-                session, submission_id, system, verifiers_for(session, self.settings)
+                session, errand_id, system, verifiers_for(session, self.settings)
             )
         with self.phase("claim and approve") as session:
-            submission = session.get(Submission, submission_id)
-            assert submission is not None
+            errand = session.get(Errand, errand_id)
+            assert errand is not None
             ingrid = session.scalars(select(StaffMember).where(StaffMember.is_caseworker)).first()
             assert ingrid is not None
             agent = Agent(AgentKind.STAFF, ingrid.id, ingrid.personnummer, is_caseworker=True)
-            assert casework.claim(session, agent, submission)
-            assert casework.approve_submission(session, agent, submission)
+            assert casework.claim(session, agent, errand)
+            assert casework.approve_errand(session, agent, errand)
         with self.phase("apply (grant, emails)") as session:
             assert pipeline.apply(
-                session, submission_id, system, base_url=self.settings.public_base_url
+                session, errand_id, system, base_url=self.settings.public_base_url
             )
         with self.phase("archive (decision letter)") as session:
-            assert pipeline.archive(session, submission_id, system)
+            assert pipeline.archive(session, errand_id, system)
         with self.runtime.unit_of_work() as session:  # (~1 ms) the same people again later
             session.execute(
                 update(RoleGrant)
-                .where(RoleGrant.source_submission_id == submission_id)
+                .where(RoleGrant.source_errand_id == errand_id)
                 .values(valid_to_dt=utcnow())
             )
 

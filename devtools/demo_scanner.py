@@ -17,9 +17,9 @@ from flask.typing import ResponseReturnValue
 from PIL import Image
 from sqlalchemy import select
 
-from app.registrations.models import DocumentKind, Submission, SubmissionDocument
+from app.registrations.models import DocumentKind, Errand, ErrandDocument
 from app.web import db, intake_clerk_required
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 bp = Blueprint("demo_scanner", __name__)
 
@@ -58,13 +58,13 @@ def scan() -> ResponseReturnValue:
     printed = (
         db()
         .scalars(
-            select(SubmissionDocument.content)
-            .join(Submission, Submission.id == SubmissionDocument.submission_id)
+            select(ErrandDocument.content)
+            .join(Errand, Errand.id == ErrandDocument.errand_id)
             .where(
-                Submission.state == SubmissionState.AWAITING_POST,
-                SubmissionDocument.kind == DocumentKind.PRINTED,
+                Errand.state == ErrandState.AWAITING_POST,
+                ErrandDocument.kind == DocumentKind.PRINTED,
             )
-            .order_by(Submission.id)
+            .order_by(Errand.id)
         )
         .all()
     )

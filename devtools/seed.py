@@ -25,9 +25,9 @@ from app.audit.service import record_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.registers.models import SignatoryRegisterEntry
-from app.registrations.models import Channel, Submission, SubmissionKind
+from app.registrations.models import Channel, Errand, ErrandKind
 from app.staff.models import StaffMember
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 EMPLOYERS = [
     # orgnr, name, [(code, name, status)]
@@ -156,10 +156,10 @@ def _seeded_orderer(
     session: Session, employer: Employer, person: Person, submitter: Person, caseworker: StaffMember
 ) -> RoleGrant:
     now = utcnow()
-    submission = Submission(
-        kind=SubmissionKind.REGISTRATION,
+    errand = Errand(
+        kind=ErrandKind.REGISTRATION,
         channel=Channel.PAPER,
-        state=SubmissionState.CLOSED,
+        state=ErrandState.CLOSED,
         employer_id=employer.id,
         subject_personnummer=person.personnummer,
         submitted_by_id=submitter.id,
@@ -179,13 +179,13 @@ def _seeded_orderer(
             "seeded": True,
         },
     )
-    session.add(submission)
+    session.add(errand)
     session.flush()
     grant = RoleGrant(
         person_id=person.id,
         employer_id=employer.id,
         role=Role.ORDERER,
-        source_submission_id=submission.id,
+        source_errand_id=errand.id,
     )
     session.add(grant)
     session.flush()

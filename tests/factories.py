@@ -1,4 +1,4 @@
-"""Submissions in a given state, made through the same services and transitions as the product."""
+"""Errands in a given state, made through the same services and transitions as the product."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.eid.models import OrderStatus
 from app.registrations import documents, signing
 from app.registrations import service as registrations
 from app.registrations.data import PersonDetails, RegistrationData
-from app.registrations.models import DocumentKind, Submission, SubmissionKind
+from app.registrations.models import DocumentKind, Errand, ErrandKind
 from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
 from workflows.verification import Verifiers, verifiers_for
@@ -40,7 +40,7 @@ def david(session: Session) -> Agent:
     return Agent(AgentKind.PERSON, person_id(session, DAVID), DAVID)
 
 
-def registration_draft(session: Session, **changes: str) -> Submission:
+def registration_draft(session: Session, **changes: str) -> Errand:
     """David's complete registration of Fredrik Falk at Provverket, still a draft."""
     fields = {
         **REGISTRATION,
@@ -56,15 +56,15 @@ def registration_draft(session: Session, **changes: str) -> Submission:
     )
 
 
-def removal_draft(session: Session) -> Submission:
+def removal_draft(session: Session) -> Errand:
     """David's complete removal of himself at Provverket, Fredrik Falk taking over."""
     agent = david(session)
-    submission = registrations.start_draft(session, agent, SubmissionKind.REMOVAL, "2021004920")
-    registrations.save_orderer_to_remove(session, agent, submission, "self", DAVID, "David", "Dahl")
+    errand = registrations.start_draft(session, agent, ErrandKind.REMOVAL, "2021004920")
+    registrations.save_orderer_to_remove(session, agent, errand, "self", DAVID, "David", "Dahl")
     registrations.save_replacement(
         session,
         agent,
-        submission,
+        errand,
         PersonDetails(
             personnummer="198507049859",
             given_name="Fredrik",
@@ -76,24 +76,22 @@ def removal_draft(session: Session) -> Submission:
         ),
     )
     registrations.save_signatory(
-        session, agent, submission, "Eva Ek", "195210039847", "Generaldirektör"
+        session, agent, errand, "Eva Ek", "195210039847", "Generaldirektör"
     )
-    return submission
+    return errand
 
 
-def printed_for_post(session: Session, submission: Submission) -> Submission:
+def printed_for_post(session: Session, errand: Errand) -> Errand:
     """The submitter prints the form to sign by hand and post (awaiting_post)."""
-    pdf = documents.printable_form(submission, app_settings(), "sv")
-    submitter = Agent(
-        AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
-    )
-    registrations.print_for_post(session, submitter, submission, pdf)
-    return submission
+    pdf = documents.printable_form(errand, app_settings(), "sv")
+    submitter = Agent(AgentKind.PERSON, errand.submitted_by_id, errand.submitted_by.personnummer)
+    registrations.print_for_post(session, submitter, errand, pdf)
+    return errand
 
 
-def printed(submission: Submission) -> bytes:
+def printed(errand: Errand) -> bytes:
     """The PDF printed for the post."""
-    return next(d for d in submission.documents if d.kind is DocumentKind.PRINTED).content
+    return next(d for d in errand.documents if d.kind is DocumentKind.PRINTED).content
 
 
 def clerk(session: Session) -> Agent:
@@ -101,42 +99,40 @@ def clerk(session: Session) -> Agent:
     return Agent(AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True)
 
 
-def received_by_esignature(session: Session, submission: Submission) -> Submission:
+def received_by_esignature(session: Session, errand: Errand) -> Errand:
     """What signing with BankID does to a draft, as the signing pages do it: the signatory
     signs the exact PDF in the BankID simulator, the signature is checked, the PDF sealed
     with the evidence, and the errand received."""
     app = current_app()
     settings = app_settings()
     client = app.extensions["bankid_client"]
-    submitter = Agent(
-        AgentKind.PERSON, submission.submitted_by_id, submission.submitted_by.personnummer
-    )
-    pdf = documents.signable_form(submission, settings)
-    order = signing.start(session, submitter, client, submission, pdf, "127.0.0.1", "binding")
-    approve_in_simulator(app, submission.data.signatory.personnummer, order.order_ref)
+    submitter = Agent(AgentKind.PERSON, errand.submitted_by_id, errand.submitted_by.personnummer)
+    pdf = documents.signable_form(errand, settings)
+    order = signing.start(session, submitter, client, errand, pdf, "127.0.0.1", "binding")
+    approve_in_simulator(app, errand.data.signatory.personnummer, order.order_ref)
     state = eid.poll(session, client, order, timedelta(0))
     assert state.status is OrderStatus.COMPLETE, state
-    signing.finish(session, order, submission, documents.seal_context(settings))
-    return submission
+    signing.finish(session, order, errand, documents.seal_context(settings))
+    return errand
 
 
-def in_review(session: Session, **changes: str) -> Submission:
+def in_review(session: Session, **changes: str) -> Errand:
     """David's registration, signed with BankID and verified: waiting for a caseworker."""
     from workflows import pipeline
 
-    submission = received_by_esignature(session, registration_draft(session, **changes))
-    pipeline.verify(session, submission.id, Agent.system("test"), verifiers(session))
-    return submission
+    errand = received_by_esignature(session, registration_draft(session, **changes))
+    pipeline.verify(session, errand.id, Agent.system("test"), verifiers(session))
+    return errand
 
 
 def caseworker(session: Session, personnummer: str = INGRID) -> Agent:
     return Agent(AgentKind.STAFF, staff_id(session, personnummer), personnummer, is_caseworker=True)
 
 
-def claim_and_approve(session: Session, submission: Submission, personnummer: str = INGRID) -> bool:
+def claim_and_approve(session: Session, errand: Errand, personnummer: str = INGRID) -> bool:
     """A caseworker takes the errand and approves it (True when decided)."""
     from app.casework import service as casework
 
     agent = caseworker(session, personnummer)
-    assert casework.claim(session, agent, submission), "already claimed"
-    return casework.approve_submission(session, agent, submission)
+    assert casework.claim(session, agent, errand), "already claimed"
+    return casework.approve_errand(session, agent, errand)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from app.config import qr_mac_key
 from app.documents.render import CodeLine, DocumentData
 from app.registrations.data import RegistrationData, RemovalData
-from app.registrations.models import Channel, SubmissionKind
+from app.registrations.models import Channel, ErrandKind
 
 KEY = qr_mac_key("test-secret")
 CREATED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -54,10 +54,10 @@ CODES = [
     CodeLine("B2002", "Provverket Sundsvall", True),
 ]
 
-"""The forms as stored (``Submission.form_data``); typed below, as the PDFs take them."""
+"""The forms as stored (``Errand.form_data``); typed below, as the PDFs take them."""
 
 REGISTRATION_DATA = DocumentData(
-    SubmissionKind.REGISTRATION,
+    ErrandKind.REGISTRATION,
     "BB-7K3M-Q9XT",
     123,
     RegistrationData.from_json(REGISTRATION),
@@ -65,7 +65,7 @@ REGISTRATION_DATA = DocumentData(
     CREATED,
 )
 REMOVAL_DATA = DocumentData(
-    SubmissionKind.REMOVAL,
+    ErrandKind.REMOVAL,
     "BB-4H2P-ZX8R",
     4567,
     RemovalData.from_json(REMOVAL),

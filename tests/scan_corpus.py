@@ -42,12 +42,12 @@ from tests.sample_forms import REGISTRATION, REGISTRATION_DATA, REMOVAL_DATA
 KEY = qr_mac_key("test-secret")
 
 FORMS: dict[str, DocumentData] = {
-    "reg": REGISTRATION_DATA,  # submission 123
-    "rem": REMOVAL_DATA,  # submission 4567
+    "reg": REGISTRATION_DATA,  # errand 123
+    "rem": REMOVAL_DATA,  # errand 4567
     "reg2": dataclasses.replace(
         REGISTRATION_DATA,
         reference="BB-2CDF-GH3J",
-        submission_id=98765,
+        errand_id=98765,
         form=RegistrationData.from_json({**REGISTRATION, "given_name": "Bo", "family_name": "Ek"}),
     ),
 }
@@ -199,7 +199,7 @@ class ScanPage:
 
     image: Image.Image
     expect: tuple[int | None, int, int] | None
-    """``(submission id, page, pages)`` of a genuine code; ``None`` when there is none."""
+    """``(errand id, page, pages)`` of a genuine code; ``None`` when there is none."""
     upside_down: bool
     label: str
 
@@ -221,7 +221,7 @@ def scan_page(
     """Page ``index`` (0-based) of a form, printed, posted and scanned."""
     d, label = _degradation(degradation)
     image = degrade(clean_page(form, index, d.dpi), d, seed)
-    expect = (FORMS[form].submission_id, index + 1, form_pages(form))
+    expect = (FORMS[form].errand_id, index + 1, form_pages(form))
     return ScanPage(image, expect, d.upside_down, f"{form} p{index + 1} {label}")
 
 
@@ -261,19 +261,19 @@ def page_without_qr(
     return ScanPage(degrade(image, d, seed), None, False, f"{form} p{index + 1} no code {label}")
 
 
-def forged_code_text(form: str, index: int, submission_id: int) -> str:
-    """The page's genuine code text with another submission id and the genuine MAC."""
+def forged_code_text(form: str, index: int, errand_id: int) -> str:
+    """The page's genuine code text with another errand id and the genuine MAC."""
     data = FORMS[form]
     payload = QrPayload(
         FormKind.of(data.kind),
         TEMPLATE_VERSION,
-        data.submission_id,
+        data.errand_id,
         index + 1,
         form_pages(form),
         data.digest,
     )
     genuine = encode_payload(payload, KEY)
-    forged = encode_payload(dataclasses.replace(payload, submission_id=submission_id), KEY)
+    forged = encode_payload(dataclasses.replace(payload, errand_id=errand_id), KEY)
     return forged.rsplit(":", 1)[0] + ":" + genuine.rsplit(":", 1)[1]
 
 
@@ -293,13 +293,13 @@ def tampered_page(
     index: int,
     degradation: Degradation | str = "clean-200",
     *,
-    submission_id: int = 124,
+    errand_id: int = 124,
     seed: int = 0,
 ) -> ScanPage:
-    """A page whose code was replaced by one naming another submission, MAC kept."""
+    """A page whose code was replaced by one naming another errand, MAC kept."""
     d, label = _degradation(degradation)
     image = paste_code(
-        clean_page(form, index, d.dpi), forged_code_text(form, index, submission_id), d.dpi
+        clean_page(form, index, d.dpi), forged_code_text(form, index, errand_id), d.dpi
     )
     return ScanPage(
         degrade(image, d, seed), None, d.upside_down, f"{form} p{index + 1} forged {label}"

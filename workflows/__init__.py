@@ -1,1 +1,1 @@
-"""Submission state machine, broker set-up, outbox and actors."""
+"""Errand state machine, broker set-up, outbox and actors."""

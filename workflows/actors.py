@@ -12,40 +12,40 @@ from workflows.verification import verifiers_for
 
 
 @pipeline_actor(step="verify")
-def verify_submission(submission_id: int) -> None:
+def verify_errand(errand_id: int) -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         verifiers = verifiers_for(session, current.settings)
-        pipeline.verify(session, submission_id, Agent.system("verify_submission"), verifiers)
+        pipeline.verify(session, errand_id, Agent.system("verify_errand"), verifiers)
 
 
 @pipeline_actor(step="apply")
-def apply_submission(submission_id: int) -> None:
+def apply_errand(errand_id: int) -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         pipeline.apply(
             session,
-            submission_id,
-            Agent.system("apply_submission"),
+            errand_id,
+            Agent.system("apply_errand"),
             base_url=current.settings.public_base_url,
         )
 
 
 @pipeline_actor(step="archive")
-def archive_submission(submission_id: int) -> None:
+def archive_errand(errand_id: int) -> None:
     with runtime.current().unit_of_work() as session:
-        pipeline.archive(session, submission_id, Agent.system("archive_submission"))
+        pipeline.archive(session, errand_id, Agent.system("archive_errand"))
 
 
 @pipeline_actor(step="receipt")
-def issue_receipt(submission_id: int) -> None:
+def issue_receipt(errand_id: int) -> None:
     with runtime.current().unit_of_work() as session:
-        pipeline.issue_receipt(session, submission_id)
+        pipeline.issue_receipt(session, errand_id)
 
 
 @pipeline_actor(step="notify")
 def send_email(email_id: int) -> None:
-    """Send one queued email. No ``submission_id``: a mail failure never fails an errand."""
+    """Send one queued email. No ``errand_id``: a mail failure never fails an errand."""
     current = runtime.current()
     sender.send_email(current.session_factory, email_id, sender.mailer_for(current.settings))
 

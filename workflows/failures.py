@@ -1,4 +1,4 @@
-"""When a step's message is given up on, the submission moves to ``failed`` (visible, retryable).
+"""When a step's message is given up on, the errand moves to ``failed`` (visible, retryable).
 
 dramatiq rejects ("nacks") a message once its retries are used up, it is too old
 (``max_age``) or it raised an exception listed in ``throws``; that is the one signal
@@ -41,10 +41,10 @@ class StepFailureRecorder(dramatiq.Middleware):
             mark_done(self.factory, int(outbox_id))
 
     def record(self, actor_name: str, kwargs: dict[str, Any], reason: str) -> None:
-        submission_id = kwargs.get("submission_id")
+        errand_id = kwargs.get("errand_id")
         step = step_of(actor_name)
-        if submission_id is None or step is None:
+        if errand_id is None or step is None:
             log.error("pipeline.message_dead", actor=actor_name, reason=reason)
             return
         with unit_of_work(self.factory) as session:
-            record_step_failure(session, int(submission_id), step, reason, Agent.system(actor_name))
+            record_step_failure(session, int(errand_id), step, reason, Agent.system(actor_name))

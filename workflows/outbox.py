@@ -30,7 +30,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_name: Mapped[str] = mapped_column(String(64))
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), index=True)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
     last_sent_dt: Mapped[datetime | None]
     send_count: Mapped[int] = mapped_column(default=0)
@@ -40,12 +40,12 @@ class OutboxMessage(Base):
 
 
 def add_message(
-    session: Session, actor_name: str, *, submission_id: int | None = None, **kwargs: Any
+    session: Session, actor_name: str, *, errand_id: int | None = None, **kwargs: Any
 ) -> OutboxMessage:
     """Queue ``actor_name(**kwargs)`` to run once the current transaction commits."""
-    if submission_id is not None:
-        kwargs["submission_id"] = submission_id
-    message = OutboxMessage(actor_name=actor_name, kwargs=kwargs, submission_id=submission_id)
+    if errand_id is not None:
+        kwargs["errand_id"] = errand_id
+    message = OutboxMessage(actor_name=actor_name, kwargs=kwargs, errand_id=errand_id)
     session.add(message)
     session.flush()
     session.info.setdefault(_PENDING_KEY, []).append(message.id)

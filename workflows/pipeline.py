@@ -12,38 +12,38 @@ from app.core.agents import Agent
 from app.notifications import notices
 from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from app.registrations.service import would_leave_no_orderer
 from workflows.state_machine import transition
-from workflows.states import Action, IllegalTransition, SubmissionState
+from workflows.states import Action, ErrandState, IllegalTransition
 from workflows.verification import Verifiers, recheck_conflicts, run_checks
 
 log = structlog.get_logger(__name__)
 
 
-def lock_submission(session: Session, submission_id: int) -> Submission | None:
+def lock_errand(session: Session, errand_id: int) -> Errand | None:
     return session.scalars(
-        select(Submission).where(Submission.id == submission_id).with_for_update()
+        select(Errand).where(Errand.id == errand_id).with_for_update()
     ).one_or_none()
 
 
-def verify(session: Session, submission_id: int, agent: Agent, verifiers: Verifiers) -> bool:
+def verify(session: Session, errand_id: int, agent: Agent, verifiers: Verifiers) -> bool:
     """received → verifying → in_review, recording every check against ``verifiers``.
     False if nothing to do."""
-    submission = lock_submission(session, submission_id)
-    if submission is None or submission.state not in (
-        SubmissionState.RECEIVED,
-        SubmissionState.VERIFYING,
+    errand = lock_errand(session, errand_id)
+    if errand is None or errand.state not in (
+        ErrandState.RECEIVED,
+        ErrandState.VERIFYING,
     ):
         return False
-    if submission.state is SubmissionState.RECEIVED:
-        transition(session, submission, Action.START_VERIFICATION, agent)
-    run_checks(session, submission, verifiers)
-    transition(session, submission, Action.FINISH_VERIFICATION, agent)
+    if errand.state is ErrandState.RECEIVED:
+        transition(session, errand, Action.START_VERIFICATION, agent)
+    run_checks(session, errand, verifiers)
+    transition(session, errand, Action.FINISH_VERIFICATION, agent)
     return True
 
 
-def apply(session: Session, submission_id: int, agent: Agent, *, base_url: str) -> bool:
+def apply(session: Session, errand_id: int, agent: Agent, *, base_url: str) -> bool:
     """Put an approved decision into the permission store and email the people it
     concerns (their links start with ``base_url``). False if nothing to do.
 
@@ -51,37 +51,35 @@ def apply(session: Session, submission_id: int, agent: Agent, *, base_url: str) 
     A removal that would now leave no orderer (another removal went first) is applied
     only if two caseworkers decided so (rule 8); otherwise it goes back to its
     caseworker, the finding recorded."""
-    submission = lock_submission(session, submission_id)
-    if submission is None or submission.state is not SubmissionState.APPROVED:
+    errand = lock_errand(session, errand_id)
+    if errand is None or errand.state is not ErrandState.APPROVED:
         return False
-    assert submission.employer_id is not None  # guaranteed by the received-state constraint
-    employer = access.lock_employer(session, submission.employer_id)
-    data = submission.data
+    assert errand.employer_id is not None  # guaranteed by the received-state constraint
+    employer = access.lock_employer(session, errand.employer_id)
+    data = errand.data
     if isinstance(data, RegistrationData):
-        _register(session, agent, submission, employer, data.person, data.employer_codes, base_url)
-    elif would_leave_no_orderer(session, submission) and not submission.approved_by_two:
-        _return_to_review(session, submission, agent, Finding.ORDERER_REMOVED_SINCE_APPROVAL)
+        _register(session, agent, errand, employer, data.person, data.employer_codes, base_url)
+    elif would_leave_no_orderer(session, errand) and not errand.approved_by_two:
+        _return_to_review(session, errand, agent, Finding.ORDERER_REMOVED_SINCE_APPROVAL)
         return True
     else:
         for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
-            access.end_grant(session, agent, grant, submission.id)
+            access.end_grant(session, agent, grant, errand.id)
             notices.notify_role_ended(session, grant, base_url=base_url)
         if data.replacement is not None:
-            _register(session, agent, submission, employer, data.replacement, (), base_url)
-    transition(session, submission, Action.APPLY, agent)
+            _register(session, agent, errand, employer, data.replacement, (), base_url)
+    transition(session, errand, Action.APPLY, agent)
     return True
 
 
-def _return_to_review(
-    session: Session, submission: Submission, agent: Agent, finding: Finding
-) -> None:
+def _return_to_review(session: Session, errand: Errand, agent: Agent, finding: Finding) -> None:
     """approved → in_review: the change cannot be made as decided; its caseworker sees
     why among the checks and in the errand's history."""
-    recheck_conflicts(session, submission, finding)
-    transition(session, submission, Action.RETURN_TO_REVIEW, agent, reason=finding.value)
+    recheck_conflicts(session, errand, finding)
+    transition(session, errand, Action.RETURN_TO_REVIEW, agent, reason=finding.value)
 
 
-def archive(session: Session, submission_id: int, agent: Agent) -> bool:
+def archive(session: Session, errand_id: int, agent: Agent) -> bool:
     """File the decision letter with the errand's documents; an applied errand then closes.
 
     The archive is the errand's documents kept together: the signed form and its BankID
@@ -89,33 +87,33 @@ def archive(session: Session, submission_id: int, agent: Agent) -> bool:
     """
     from app.registrations.documents import issue_decision_letter
 
-    submission = lock_submission(session, submission_id)
-    if submission is None or submission.state not in (
-        SubmissionState.APPLIED,
-        SubmissionState.REJECTED,
+    errand = lock_errand(session, errand_id)
+    if errand is None or errand.state not in (
+        ErrandState.APPLIED,
+        ErrandState.REJECTED,
     ):
         return False
-    issued = issue_decision_letter(session, submission)
-    if submission.state is SubmissionState.APPLIED:
-        transition(session, submission, Action.CLOSE, agent)
+    issued = issue_decision_letter(session, errand)
+    if errand.state is ErrandState.APPLIED:
+        transition(session, errand, Action.CLOSE, agent)
         return True
     return issued
 
 
-def issue_receipt(session: Session, submission_id: int) -> bool:
-    """The receipt PDF for a received submission, once."""
+def issue_receipt(session: Session, errand_id: int) -> bool:
+    """The receipt PDF for a received errand, once."""
     from app.registrations.documents import issue_receipt as attach_receipt
 
-    submission = lock_submission(session, submission_id)
-    if submission is None or submission.received_dt is None:
+    errand = lock_errand(session, errand_id)
+    if errand is None or errand.received_dt is None:
         return False
-    return attach_receipt(session, submission)
+    return attach_receipt(session, errand)
 
 
 def _register(
     session: Session,
     agent: Agent,
-    submission: Submission,
+    errand: Errand,
     employer: Employer,
     person: PersonDetails,
     codes: tuple[str, ...],
@@ -131,24 +129,24 @@ def _register(
         person=found,
         role=person.role,
         code_values=list(codes),
-        submission_id=submission.id,
+        errand_id=errand.id,
         contact_email=person.email or None,
     )
     notices.notify_role_granted(session, grant, base_url=base_url)
 
 
 def record_step_failure(
-    session: Session, submission_id: int, step: str, reason: str, agent: Agent
+    session: Session, errand_id: int, step: str, reason: str, agent: Agent
 ) -> None:
-    submission = lock_submission(session, submission_id)
-    if submission is None:
+    errand = lock_errand(session, errand_id)
+    if errand is None:
         return
     try:
-        transition(session, submission, Action.FAIL, agent, failed_step=step, reason=reason)
+        transition(session, errand, Action.FAIL, agent, failed_step=step, reason=reason)
     except IllegalTransition:
         log.warning(
             "pipeline.failure_after_state_moved_on",
-            submission_id=submission_id,
+            errand_id=errand_id,
             step=step,
-            state=submission.state.value,
+            state=errand.state.value,
         )

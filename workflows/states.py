@@ -1,7 +1,7 @@
-"""The submission state machine: every state, every action, one transition table.
+"""The errand state machine: every state, every action, one transition table.
 
 Pure data and rules; no database, Flask or dramatiq. ``workflows.state_machine``
-applies it to a submission and writes the audit event.
+applies it to an errand and writes the audit event.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 
-class SubmissionState(enum.StrEnum):
+class ErrandState(enum.StrEnum):
     DRAFT = "draft"
     AWAITING_SIGNATURE = "awaiting_signature"
     SIGNED = "signed"
@@ -52,21 +52,21 @@ class Action(enum.StrEnum):
 
 
 class Party(enum.StrEnum):
-    """In what capacity someone acts on a submission."""
+    """In what capacity someone acts on an errand."""
 
     SUBMITTER = "submitter"
-    """The person who created the submission."""
+    """The person who created the errand."""
     CASEWORKER = "caseworker"
     INTAKE_CLERK = "intake_clerk"
     SYSTEM = "system"
     """The pipeline itself (actors, schedulers)."""
 
 
-S = SubmissionState
+S = ErrandState
 A = Action
 
 # Where a failed step resumes when a caseworker retries it.
-RESUME_STATE_OF_STEP: dict[str, SubmissionState] = {
+RESUME_STATE_OF_STEP: dict[str, ErrandState] = {
     "receipt": S.RECEIVED,
     "verify": S.RECEIVED,
     "apply": S.APPROVED,
@@ -76,9 +76,9 @@ RESUME_STATE_OF_STEP: dict[str, SubmissionState] = {
 
 @dataclass(frozen=True)
 class Transition:
-    source: SubmissionState
+    source: ErrandState
     action: Action
-    target: SubmissionState
+    target: ErrandState
     allowed_parties: frozenset[Party]
 
 
@@ -127,13 +127,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.FAILED, A.RETRY, S.FAILED, CW),
 )
 
-TRANSITION_TABLE: dict[tuple[SubmissionState, Action], Transition] = {
+TRANSITION_TABLE: dict[tuple[ErrandState, Action], Transition] = {
     (t.source, t.action): t for t in TRANSITIONS
 }
 
 TERMINAL_STATES = frozenset({S.CLOSED, S.REJECTED, S.WITHDRAWN, S.EXPIRED})
 
-# States in which the submission has reached SPV (received_dt is set).
+# States in which the errand has reached SPV (received_dt is set).
 RECEIVED_STATES = frozenset(
     {
         S.RECEIVED,
@@ -163,17 +163,17 @@ PENDING_STATES = frozenset(
     }
 )
 
-# The pipeline steps to enqueue when a submission enters a state.
-STEPS_ON_ENTRY: dict[SubmissionState, tuple[str, ...]] = {
-    S.RECEIVED: ("issue_receipt", "verify_submission"),
-    S.APPROVED: ("apply_submission",),
+# The pipeline steps to enqueue when an errand enters a state.
+STEPS_ON_ENTRY: dict[ErrandState, tuple[str, ...]] = {
+    S.RECEIVED: ("issue_receipt", "verify_errand"),
+    S.APPROVED: ("apply_errand",),
     # The decision letter, filed with the errand's documents (then applied → closed).
-    S.APPLIED: ("archive_submission",),
-    S.REJECTED: ("archive_submission",),
+    S.APPLIED: ("archive_errand",),
+    S.REJECTED: ("archive_errand",),
 }
 
-# How long a submission may wait for its submitter in a state before it expires.
-EXPIRES_AFTER: dict[SubmissionState, timedelta] = {
+# How long an errand may wait for its submitter in a state before it expires.
+EXPIRES_AFTER: dict[ErrandState, timedelta] = {
     S.DRAFT: timedelta(days=30),
     S.AWAITING_SIGNATURE: timedelta(hours=1),
     S.AWAITING_POST: timedelta(days=60),
@@ -191,7 +191,7 @@ due date has passed, the errand is escalated to the team leads."""
 
 
 class Refusal(enum.StrEnum):
-    """Why an action on a submission was refused (``IllegalTransition.code``)."""
+    """Why an action on an errand was refused (``IllegalTransition.code``)."""
 
     WRONG_STATE = "wrong_state"
     NOT_PERMITTED = "not_permitted"
@@ -201,7 +201,7 @@ class Refusal(enum.StrEnum):
 
 
 class IllegalTransition(Exception):
-    """The action is not allowed in the submission's current state, or not for this party.
+    """The action is not allowed in the errand's current state, or not for this party.
 
     ``code`` says why, for the UI to put in words (``app.labels``); ``reason`` says it in
     English for logs and tests.
@@ -209,21 +209,19 @@ class IllegalTransition(Exception):
 
     def __init__(
         self,
-        state: SubmissionState,
+        state: ErrandState,
         action: Action,
         reason: str,
         code: Refusal = Refusal.WRONG_STATE,
     ) -> None:
-        super().__init__(f"cannot {action.value} a submission in state {state.value}: {reason}")
+        super().__init__(f"cannot {action.value} an errand in state {state.value}: {reason}")
         self.state = state
         self.action = action
         self.reason = reason
         self.code = code
 
 
-def find_transition(
-    state: SubmissionState, action: Action, parties: frozenset[Party]
-) -> Transition:
+def find_transition(state: ErrandState, action: Action, parties: frozenset[Party]) -> Transition:
     """The transition for ``action`` in ``state``, if one of ``parties`` may take it."""
     transition = TRANSITION_TABLE.get((state, action))
     if transition is None:

@@ -1,4 +1,4 @@
-"""Automated checks of a received submission; each result is stored and shown to caseworkers."""
+"""Automated checks of a received errand; each result is stored and shown to caseworkers."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from app.registrations.models import (
     Channel,
     CheckOutcome,
     DocumentKind,
-    Submission,
+    Errand,
     VerificationCheck,
 )
 from app.registrations.service import load_roster
@@ -65,14 +65,14 @@ def verifiers_for(session: Session, settings: Settings) -> Verifiers:
     )
 
 
-Check = Callable[[Session, Submission, Verifiers], CheckResult]
+Check = Callable[[Session, Errand, Verifiers], CheckResult]
 
 
 def _passed(name: CheckName, *findings: Finding) -> CheckResult:
     return CheckResult(name, CheckOutcome.PASSED, findings)
 
 
-def check_id_numbers(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
+def check_id_numbers(session: Session, sub: Errand, _v: Verifiers) -> CheckResult:
     data = sub.data
     replacement = data.replacement if isinstance(data, RemovalData) else None
     try:
@@ -86,7 +86,7 @@ def check_id_numbers(session: Session, sub: Submission, _v: Verifiers) -> CheckR
     return _passed(CheckName.ID_NUMBERS)
 
 
-def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> CheckResult:
+def check_employer_codes(session: Session, sub: Errand, _v: Verifiers) -> CheckResult:
     employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
     data = sub.data
     if employer is None or employer.orgnr != data.employer.orgnr:
@@ -109,7 +109,7 @@ def check_employer_codes(session: Session, sub: Submission, _v: Verifiers) -> Ch
     return _passed(CheckName.EMPLOYER)
 
 
-def check_signatory(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
+def check_signatory(session: Session, sub: Errand, verifiers: Verifiers) -> CheckResult:
     data = sub.data
     signer = data.signatory.personnummer
     removes_self = isinstance(data, RemovalData) and data.removes_self
@@ -126,13 +126,13 @@ def _signature_failed(*findings: Finding, detail: str = "") -> CheckResult:
     return CheckResult(CheckName.SIGNATURE, CheckOutcome.FAILED, findings, detail)
 
 
-def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
+def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> CheckResult:
     """The sealed PDF is intact and SPV's, its BankID evidence is valid, covers exactly the
     PDF that was shown for signing, and was made by the signatory the form names."""
     signed_doc = next((d for d in sub.documents if d.kind is DocumentKind.SIGNED), None)
     order = session.scalar(
         select(EidOrder)
-        .where(EidOrder.submission_id == sub.id, EidOrder.status == OrderStatus.USED)
+        .where(EidOrder.errand_id == sub.id, EidOrder.status == OrderStatus.USED)
         .order_by(EidOrder.id.desc())
     )
     if signed_doc is None or order is None or order.document is None:
@@ -161,7 +161,7 @@ def check_esignature(session: Session, sub: Submission, verifiers: Verifiers) ->
     return _passed(CheckName.SIGNATURE)
 
 
-def check_paper_signature(session: Session, sub: Submission) -> CheckResult:
+def check_paper_signature(session: Session, sub: Errand) -> CheckResult:
     """Posted: every page came back with the errand's code (MAC and data digest checked
     when read) and a clerk confirmed the handwritten signature of the named signatory."""
     from app.intake.queries import paper_form_of
@@ -193,7 +193,7 @@ _HAND_MATCHED = {
 """What a page the clerk matched by hand says, by what reading its code found."""
 
 
-def check_signature(session: Session, sub: Submission, verifiers: Verifiers) -> CheckResult:
+def check_signature(session: Session, sub: Errand, verifiers: Verifiers) -> CheckResult:
     """E-signed: the seal and the BankID evidence; posted: the scan and the clerk's check."""
     if sub.channel is Channel.E_SIGN:
         return check_esignature(session, sub, verifiers)
@@ -209,7 +209,7 @@ CONFLICT_FINDINGS = {
 }
 
 
-def check_conflicts(session: Session, sub: Submission, _v: Verifiers | None = None) -> CheckResult:
+def check_conflicts(session: Session, sub: Errand, _v: Verifiers | None = None) -> CheckResult:
     """What the employer's roster says about the change, as SPV sees it (also what the
     form step did not tell a submitter who may not know it)."""
     if sub.employer_id is None:
@@ -238,19 +238,17 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def _store(
-    session: Session, submission: Submission, results: list[CheckResult]
-) -> list[VerificationCheck]:
+def _store(session: Session, errand: Errand, results: list[CheckResult]) -> list[VerificationCheck]:
     """Store the results, replacing earlier results of the same checks."""
     session.execute(
         delete(VerificationCheck).where(
-            VerificationCheck.submission_id == submission.id,
+            VerificationCheck.errand_id == errand.id,
             VerificationCheck.name.in_([r.name.value for r in results]),
         )
     )
     rows = [
         VerificationCheck(
-            submission_id=submission.id,
+            errand_id=errand.id,
             name=r.name.value,
             outcome=r.outcome,
             findings=[f.value for f in r.findings],
@@ -260,27 +258,25 @@ def _store(
     ]
     session.add_all(rows)
     session.flush()
-    session.expire(submission, ["checks"])
+    session.expire(errand, ["checks"])
     return rows
 
 
-def run_checks(
-    session: Session, submission: Submission, verifiers: Verifiers
-) -> list[VerificationCheck]:
+def run_checks(session: Session, errand: Errand, verifiers: Verifiers) -> list[VerificationCheck]:
     """Run every check afresh (a re-run replaces the previous results)."""
-    return _store(session, submission, [check(session, submission, verifiers) for check in CHECKS])
+    return _store(session, errand, [check(session, errand, verifiers) for check in CHECKS])
 
 
-def recheck_conflicts(session: Session, submission: Submission, *found: Finding) -> None:
+def recheck_conflicts(session: Session, errand: Errand, *found: Finding) -> None:
     """Check the conflicts again (the roster changed since verification), adding what the
     caller ``found``; the caseworker sees the result flagged."""
-    result = check_conflicts(session, submission)
+    result = check_conflicts(session, errand)
     if found:
         findings = result.findings + tuple(f for f in found if f not in result.findings)
         failed = result.outcome is CheckOutcome.FAILED
         outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
         result = CheckResult(result.name, outcome, findings, result.detail)
-    _store(session, submission, [result])
+    _store(session, errand, [result])
 
 
 __all__ = [

@@ -43,7 +43,7 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
         if check_deadlines:
             add_message(session, "watch_deadlines")
     if expired:
-        log.info("submissions.expired", count=expired)
+        log.info("errands.expired", count=expired)
 
 
 class Sweeper(threading.Thread):

@@ -95,11 +95,9 @@ class RoleGrant(Base):
     valid_from_dt: Mapped[datetime] = mapped_column(default=utcnow)
     valid_to_dt: Mapped[datetime | None]
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    source_submission_id: Mapped[int | None] = mapped_column(
-        ForeignKey("submission.id"), unique=True
-    )
-    """The registration that created this grant; one submission creates at most one grant."""
-    revoked_by_submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"))
+    source_errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), unique=True)
+    """The registration that created this grant; one errand creates at most one grant."""
+    revoked_by_errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"))
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     employer: Mapped[Employer] = relationship()
@@ -109,8 +107,8 @@ class RoleGrant(Base):
         CheckConstraint("valid_to_dt IS NULL OR valid_to_dt >= valid_from_dt", name="valid_period"),
         # Orderers are registered only through a signed form (rule 7).
         CheckConstraint(
-            "role NOT IN ('orderer', 'delegated_orderer') OR source_submission_id IS NOT NULL",
-            name="orderer_from_submission",
+            "role NOT IN ('orderer', 'delegated_orderer') OR source_errand_id IS NOT NULL",
+            name="orderer_from_errand",
         ),
         # Only an orderer appoints administrators (rule 2).
         CheckConstraint(

@@ -10,7 +10,7 @@ from plain values (``app.registrations.service.load_roster`` loads it) and answe
   own draft. Another person's draft blocks nothing;
 - what a form step may tell the person asking. Someone who holds no orderer role here
   learns nothing about other people from the form: the conflicts are found after
-  submission by verification, which asks as SPV (``asker=None``), and shown to the
+  errand by verification, which asks as SPV (``asker=None``), and shown to the
   caseworker.
 
 The form steps, verification, casework and the apply step all ask it.

@@ -69,7 +69,7 @@ def register_orderer(
     person: Person,
     role: Role,
     code_values: list[str],
-    submission_id: int,
+    errand_id: int,
     contact_email: str | None = None,
 ) -> RoleGrant:
     """Grant the orderer role an approved registration asks for (rules 7 and 9)."""
@@ -80,7 +80,7 @@ def register_orderer(
         employer_id=employer.id,
         role=role,
         is_all_codes=not code_values,
-        source_submission_id=submission_id,
+        source_errand_id=errand_id,
         contact_email=contact_email,
     )
     if code_values:
@@ -104,7 +104,7 @@ def register_orderer(
             "employer_id": employer.id,
             "role": role.value,
             "codes": sorted(code_values) or "all",
-            "submission_id": submission_id,
+            "errand_id": errand_id,
         },
     )
     return grant
@@ -181,9 +181,9 @@ def grants_of_person(session: Session, person_id: int) -> list[RoleGrant]:
     )
 
 
-def end_grant(session: Session, agent: Agent, grant: RoleGrant, submission_id: int) -> None:
+def end_grant(session: Session, agent: Agent, grant: RoleGrant, errand_id: int) -> None:
     grant.valid_to_dt = utcnow()
-    grant.revoked_by_submission_id = submission_id
+    grant.revoked_by_errand_id = errand_id
     session.flush()
     record_event(
         session,
@@ -191,5 +191,5 @@ def end_grant(session: Session, agent: Agent, grant: RoleGrant, submission_id: i
         action="role_grant.ended",
         object_type="role_grant",
         object_id=grant.id,
-        data={"submission_id": submission_id},
+        data={"errand_id": errand_id},
     )

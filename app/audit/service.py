@@ -69,16 +69,16 @@ def record_event(
     return event
 
 
-def record_submission_event(
-    session: Session, actor: str, submission_id: int, action: str, **data: Any
+def record_errand_event(
+    session: Session, actor: str, errand_id: int, action: str, **data: Any
 ) -> AuditEvent:
-    """An event about an errand (``submission.<verb>``), in the caller's transaction."""
+    """An event about an errand (``errand.<verb>``), in the caller's transaction."""
     return record_event(
         session,
         actor=actor,
-        action=f"submission.{action}",
-        object_type="submission",
-        object_id=submission_id,
+        action=f"errand.{action}",
+        object_type="errand",
+        object_id=errand_id,
         data=data,
     )
 

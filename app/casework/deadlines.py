@@ -15,13 +15,13 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.audit.service import record_submission_event
+from app.audit.service import record_errand_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.notifications import notices
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from app.staff.models import StaffMember
-from workflows.states import DUE_REMINDER_BEFORE, SubmissionState
+from workflows.states import DUE_REMINDER_BEFORE, ErrandState
 
 BATCH = 200
 """Errands handled per run; the next run takes the rest."""
@@ -39,23 +39,23 @@ def _team_leads(session: Session) -> list[StaffMember]:
 
 
 NOT_DECIDED = (
-    SubmissionState.RECEIVED,
-    SubmissionState.VERIFYING,
-    SubmissionState.IN_REVIEW,
-    SubmissionState.FAILED,
+    ErrandState.RECEIVED,
+    ErrandState.VERIFYING,
+    ErrandState.IN_REVIEW,
+    ErrandState.FAILED,
 )
 """Received and not decided; not waiting for the submitter (its due date stands still)."""
 
 
-def _due(session: Session, *conditions: object) -> list[Submission]:
+def _due(session: Session, *conditions: object) -> list[Errand]:
     return list(
         session.scalars(
-            select(Submission)
-            .where(Submission.state.in_(NOT_DECIDED), *conditions)  # type: ignore[arg-type]
-            .options(selectinload(Submission.employer), selectinload(Submission.assigned_staff))
-            .order_by(Submission.due_dt)
+            select(Errand)
+            .where(Errand.state.in_(NOT_DECIDED), *conditions)  # type: ignore[arg-type]
+            .options(selectinload(Errand.employer), selectinload(Errand.assigned_staff))
+            .order_by(Errand.due_dt)
             .limit(BATCH)
-            .with_for_update(of=Submission, skip_locked=True)
+            .with_for_update(of=Errand, skip_locked=True)
         )
     )
 
@@ -71,21 +71,21 @@ def watch_deadlines(
     leads = _team_leads(session)
     near = _due(
         session,
-        Submission.reminded_dt.is_(None),
-        Submission.due_dt <= now + DUE_REMINDER_BEFORE,
-        Submission.due_dt > now,
+        Errand.reminded_dt.is_(None),
+        Errand.due_dt <= now + DUE_REMINDER_BEFORE,
+        Errand.due_dt > now,
     )
-    for submission in near:
-        holder = submission.assigned_staff
+    for errand in near:
+        holder = errand.assigned_staff
         for staff in [holder] if holder and holder.is_active else leads:
-            notices.notify_deadline(session, submission, staff, passed=False, base_url=base_url)
-        submission.reminded_dt = now
-        record_submission_event(session, agent.audit_label, submission.id, "deadline_reminder")
-    overdue = _due(session, Submission.escalated_dt.is_(None), Submission.due_dt <= now)
-    for submission in overdue:
+            notices.notify_deadline(session, errand, staff, passed=False, base_url=base_url)
+        errand.reminded_dt = now
+        record_errand_event(session, agent.audit_label, errand.id, "deadline_reminder")
+    overdue = _due(session, Errand.escalated_dt.is_(None), Errand.due_dt <= now)
+    for errand in overdue:
         for staff in leads:
-            notices.notify_deadline(session, submission, staff, passed=True, base_url=base_url)
-        submission.escalated_dt = now
-        record_submission_event(session, agent.audit_label, submission.id, "deadline_escalated")
+            notices.notify_deadline(session, errand, staff, passed=True, base_url=base_url)
+        errand.escalated_dt = now
+        record_errand_event(session, agent.audit_label, errand.id, "deadline_escalated")
     session.flush()
     return DeadlineReport(len(near), len(overdue))

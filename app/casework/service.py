@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.access import service as access
 from app.access.models import Employer, EmployerCode, Person
 from app.audit.models import AuditEvent
-from app.audit.service import record_submission_event
+from app.audit.service import record_errand_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.notifications import notices
@@ -29,17 +29,17 @@ from app.registrations.models import (
     Channel,
     CheckOutcome,
     CompletionRequest,
+    Errand,
+    ErrandComment,
+    ErrandDocument,
+    ErrandKind,
     RejectionReason,
-    Submission,
-    SubmissionComment,
-    SubmissionDocument,
-    SubmissionKind,
     VerificationCheck,
 )
 from app.registrations.service import would_leave_no_orderer
 from app.staff.models import StaffMember
 from workflows.state_machine import check_four_eyes, transition
-from workflows.states import Action, IllegalTransition, Refusal, SubmissionState
+from workflows.states import Action, ErrandState, IllegalTransition, Refusal
 
 PAGE_SIZE = 25
 
@@ -60,13 +60,13 @@ class QueueList(enum.StrEnum):
     FAILED = "fel"
 
 
-OPEN_STATES = (SubmissionState.IN_REVIEW, SubmissionState.AWAITING_COMPLETION)
+OPEN_STATES = (ErrandState.IN_REVIEW, ErrandState.AWAITING_COMPLETION)
 
 
 @dataclass(frozen=True)
 class QueueFilter:
     list: QueueList = QueueList.UNASSIGNED
-    kind: SubmissionKind | None = None
+    kind: ErrandKind | None = None
     channel: Channel | None = None
     employer: str = ""
     """Part of the employer's name, or its organisation number."""
@@ -79,7 +79,7 @@ class QueueFilter:
 
 @dataclass(frozen=True)
 class QueuePage:
-    rows: list[Submission]
+    rows: list[Errand]
     total: int
     page: int
     pages: int
@@ -89,35 +89,33 @@ def _list_condition(
     query: Select[Any], which: QueueList, agent: Agent, now: datetime
 ) -> Select[Any]:
     if which is QueueList.MINE:
-        return query.where(
-            Submission.assigned_staff_id == agent.id, Submission.state.in_(OPEN_STATES)
-        )
+        return query.where(Errand.assigned_staff_id == agent.id, Errand.state.in_(OPEN_STATES))
     if which is QueueList.UNASSIGNED:
         return query.where(
-            Submission.assigned_staff_id.is_(None), Submission.state == SubmissionState.IN_REVIEW
+            Errand.assigned_staff_id.is_(None), Errand.state == ErrandState.IN_REVIEW
         )
     if which is QueueList.OVERDUE:
-        return query.where(Submission.state == SubmissionState.IN_REVIEW, Submission.due_dt < now)
+        return query.where(Errand.state == ErrandState.IN_REVIEW, Errand.due_dt < now)
     if which is QueueList.COMPLETION:
-        return query.where(Submission.state == SubmissionState.AWAITING_COMPLETION)
-    return query.where(Submission.state == SubmissionState.FAILED)
+        return query.where(Errand.state == ErrandState.AWAITING_COMPLETION)
+    return query.where(Errand.state == ErrandState.FAILED)
 
 
 def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
-    query = _list_condition(select(Submission), f.list, agent, utcnow())
+    query = _list_condition(select(Errand), f.list, agent, utcnow())
     if f.kind:
-        query = query.where(Submission.kind == f.kind)
+        query = query.where(Errand.kind == f.kind)
     if f.channel:
-        query = query.where(Submission.channel == f.channel)
+        query = query.where(Errand.channel == f.channel)
     if f.employer.strip():
         text = f.employer.strip()
         digits = "".join(ch for ch in text if ch.isdigit())
         match: ColumnElement[bool] = Employer.name.ilike(f"%{text}%")
         if len(digits) == 10:
             match = or_(match, Employer.orgnr == digits)
-        query = query.join(Employer, Employer.id == Submission.employer_id).where(match)
+        query = query.join(Employer, Employer.id == Errand.employer_id).where(match)
     attention = exists().where(
-        VerificationCheck.submission_id == Submission.id,
+        VerificationCheck.errand_id == Errand.id,
         VerificationCheck.outcome != CheckOutcome.PASSED,
     )
     if f.checks == "flagged":
@@ -125,18 +123,14 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
     elif f.checks == "passed":
         query = query.where(~attention)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    order = (
-        (Submission.due_dt, Submission.id)
-        if f.sort == "due"
-        else (Submission.received_dt, Submission.id)
-    )
+    order = (Errand.due_dt, Errand.id) if f.sort == "due" else (Errand.received_dt, Errand.id)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, f.page), pages)
     rows = session.scalars(
         query.options(
-            selectinload(Submission.employer),
-            selectinload(Submission.checks),
-            selectinload(Submission.assigned_staff),
+            selectinload(Errand.employer),
+            selectinload(Errand.checks),
+            selectinload(Errand.assigned_staff),
         )
         .order_by(*order)
         .limit(PAGE_SIZE)
@@ -150,7 +144,7 @@ def counts(session: Session, agent: Agent) -> dict[QueueList, int]:
     return {
         which: session.scalar(
             select(func.count()).select_from(
-                _list_condition(select(Submission.id), which, agent, now).subquery()
+                _list_condition(select(Errand.id), which, agent, now).subquery()
             )
         )
         or 0
@@ -158,65 +152,65 @@ def counts(session: Session, agent: Agent) -> dict[QueueList, int]:
     }
 
 
-def errand(session: Session, reference: str) -> Submission:
-    submission = session.scalar(
-        select(Submission)
-        .where(Submission.reference == reference)
+def errand(session: Session, reference: str) -> Errand:
+    errand = session.scalar(
+        select(Errand)
+        .where(Errand.reference == reference)
         .options(
-            selectinload(Submission.employer),
-            selectinload(Submission.checks),
-            selectinload(Submission.submitted_by),
-            selectinload(Submission.documents),
-            selectinload(Submission.assigned_staff),
+            selectinload(Errand.employer),
+            selectinload(Errand.checks),
+            selectinload(Errand.submitted_by),
+            selectinload(Errand.documents),
+            selectinload(Errand.assigned_staff),
         )
     )
-    if submission is None:
+    if errand is None:
         raise NotFound(reference)
-    return submission
+    return errand
 
 
-def claim(session: Session, agent: Agent, submission: Submission) -> bool:
+def claim(session: Session, agent: Agent, errand: Errand) -> bool:
     """Take an unassigned errand. False when someone else got it first."""
     result = session.execute(
-        update(Submission)
+        update(Errand)
         .where(
-            Submission.id == submission.id,
-            Submission.assigned_staff_id.is_(None),
-            Submission.state.in_(OPEN_STATES),
+            Errand.id == errand.id,
+            Errand.assigned_staff_id.is_(None),
+            Errand.state.in_(OPEN_STATES),
         )
-        .values(assigned_staff_id=agent.id, claimed_dt=utcnow(), version=Submission.version + 1)
+        .values(assigned_staff_id=agent.id, claimed_dt=utcnow(), version=Errand.version + 1)
         .execution_options(synchronize_session=False)
     )
     taken = cast(CursorResult[Any], result).rowcount
-    session.refresh(submission)
+    session.refresh(errand)
     if taken:
-        record_submission_event(session, agent.audit_label, submission.id, "claimed")
+        record_errand_event(session, agent.audit_label, errand.id, "claimed")
     return bool(taken)
 
 
-def release(session: Session, agent: Agent, submission: Submission) -> None:
-    if submission.assigned_staff_id != agent.id:
-        raise NotYourErrand(submission.reference)
-    submission.assigned_staff_id = None
-    submission.claimed_dt = None
+def release(session: Session, agent: Agent, errand: Errand) -> None:
+    if errand.assigned_staff_id != agent.id:
+        raise NotYourErrand(errand.reference)
+    errand.assigned_staff_id = None
+    errand.claimed_dt = None
     session.flush()
-    record_submission_event(session, agent.audit_label, submission.id, "released")
+    record_errand_event(session, agent.audit_label, errand.id, "released")
 
 
-def reassign(session: Session, agent: Agent, submission: Submission, staff_id: int) -> None:
+def reassign(session: Session, agent: Agent, errand: Errand, staff_id: int) -> None:
     staff = session.get(StaffMember, staff_id)
     if staff is None or not (staff.is_active and staff.is_caseworker):
         raise NotFound(str(staff_id))
-    if submission.state not in OPEN_STATES:
-        raise IllegalTransition(submission.state, Action.APPROVE, "the errand is not open")
-    previous = submission.assigned_staff_id
-    submission.assigned_staff_id = staff.id
-    submission.claimed_dt = utcnow()
+    if errand.state not in OPEN_STATES:
+        raise IllegalTransition(errand.state, Action.APPROVE, "the errand is not open")
+    previous = errand.assigned_staff_id
+    errand.assigned_staff_id = staff.id
+    errand.claimed_dt = utcnow()
     session.flush()
-    record_submission_event(
+    record_errand_event(
         session,
         agent.audit_label,
-        submission.id,
+        errand.id,
         "reassigned",
         from_staff_id=previous,
         to_staff_id=staff.id,
@@ -233,47 +227,41 @@ def caseworkers(session: Session) -> list[StaffMember]:
     )
 
 
-def comment(session: Session, agent: Agent, submission: Submission, body: str) -> None:
+def comment(session: Session, agent: Agent, errand: Errand, body: str) -> None:
     assert agent.id is not None
-    session.add(
-        SubmissionComment(submission_id=submission.id, staff_id=agent.id, body=body.strip())
-    )
+    session.add(ErrandComment(errand_id=errand.id, staff_id=agent.id, body=body.strip()))
     session.flush()
-    record_submission_event(session, agent.audit_label, submission.id, "commented")
+    record_errand_event(session, agent.audit_label, errand.id, "commented")
 
 
-def comments(session: Session, submission: Submission) -> list[SubmissionComment]:
+def comments(session: Session, errand: Errand) -> list[ErrandComment]:
     return list(
         session.scalars(
-            select(SubmissionComment)
-            .where(SubmissionComment.submission_id == submission.id)
-            .options(selectinload(SubmissionComment.staff))
-            .order_by(SubmissionComment.id)
+            select(ErrandComment)
+            .where(ErrandComment.errand_id == errand.id)
+            .options(selectinload(ErrandComment.staff))
+            .order_by(ErrandComment.id)
         )
     )
 
 
-def history(session: Session, submission: Submission) -> list[AuditEvent]:
+def history(session: Session, errand: Errand) -> list[AuditEvent]:
     """Every recorded change of the errand, oldest first."""
     return list(
         session.scalars(
             select(AuditEvent)
-            .where(
-                AuditEvent.object_type == "submission", AuditEvent.object_id == str(submission.id)
-            )
+            .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
             .order_by(AuditEvent.seq)
         )
     )
 
 
-def errand_document(
-    session: Session, submission: Submission, document_id: int
-) -> SubmissionDocument | None:
+def errand_document(session: Session, errand: Errand, document_id: int) -> ErrandDocument | None:
     """A document of this errand (never another errand's, whatever the id says)."""
     return session.scalar(
-        select(SubmissionDocument).where(
-            SubmissionDocument.id == document_id,
-            SubmissionDocument.submission_id == submission.id,
+        select(ErrandDocument).where(
+            ErrandDocument.id == document_id,
+            ErrandDocument.errand_id == errand.id,
         )
     )
 
@@ -306,56 +294,56 @@ def _name(session: Session, kind: str, id_: int) -> str:
     return person.full_name if person else f"person:{id_}"
 
 
-def _require_holder(agent: Agent, submission: Submission) -> None:
-    if submission.assigned_staff_id != agent.id:
-        raise NotYourErrand(submission.reference)
+def _require_holder(agent: Agent, errand: Errand) -> None:
+    if errand.assigned_staff_id != agent.id:
+        raise NotYourErrand(errand.reference)
 
 
-def needs_second_approval(session: Session, submission: Submission) -> bool:
+def needs_second_approval(session: Session, errand: Errand) -> bool:
     """Rule 8: removing an employer's last orderer needs two caseworkers (the roster says
     whether it is the last)."""
-    return would_leave_no_orderer(session, submission)
+    return would_leave_no_orderer(session, errand)
 
 
-def _check_approvable(submission: Submission) -> None:
+def _check_approvable(errand: Errand) -> None:
     """No approval over a failed automated check (reject or ask for completion instead)."""
-    if any(check.outcome is CheckOutcome.FAILED for check in submission.checks):
+    if any(check.outcome is CheckOutcome.FAILED for check in errand.checks):
         raise IllegalTransition(
-            submission.state, Action.APPROVE, "an automated check failed", Refusal.CHECKS_FAILED
+            errand.state, Action.APPROVE, "an automated check failed", Refusal.CHECKS_FAILED
         )
 
 
-def approve_submission(session: Session, agent: Agent, submission: Submission) -> bool:
+def approve_errand(session: Session, agent: Agent, errand: Errand) -> bool:
     """Approve; True when the decision is made, False when it awaits a second caseworker."""
-    _require_holder(agent, submission)
-    _check_approvable(submission)
-    if needs_second_approval(session, submission):
-        first = submission.first_approved_by_staff_id
+    _require_holder(agent, errand)
+    _check_approvable(errand)
+    if needs_second_approval(session, errand):
+        first = errand.first_approved_by_staff_id
         if first is None:
             # The state machine's four-eyes guard, before recording anything.
-            if submission.state is not SubmissionState.IN_REVIEW:
-                raise IllegalTransition(submission.state, Action.APPROVE, "not in review")
-            check_four_eyes(submission, agent, Action.APPROVE)
-            submission.first_approved_by_staff_id = agent.id
-            submission.assigned_staff_id = None  # to the queue, for another caseworker
+            if errand.state is not ErrandState.IN_REVIEW:
+                raise IllegalTransition(errand.state, Action.APPROVE, "not in review")
+            check_four_eyes(errand, agent, Action.APPROVE)
+            errand.first_approved_by_staff_id = agent.id
+            errand.assigned_staff_id = None  # to the queue, for another caseworker
             session.flush()
-            record_submission_event(session, agent.audit_label, submission.id, "first_approval")
+            record_errand_event(session, agent.audit_label, errand.id, "first_approval")
             return False
         if first == agent.id:
             raise IllegalTransition(
-                submission.state,
+                errand.state,
                 Action.APPROVE,
                 "the second approval must come from another caseworker",
                 Refusal.FOUR_EYES,
             )
-    transition(session, submission, Action.APPROVE, agent)
+    transition(session, errand, Action.APPROVE, agent)
     return True
 
 
-def reject_submission(
+def reject_errand(
     session: Session,
     agent: Agent,
-    submission: Submission,
+    errand: Errand,
     reason: RejectionReason,
     text: str,
     *,
@@ -363,33 +351,33 @@ def reject_submission(
 ) -> None:
     """Reject with a coded reason and the caseworker's words, which the submitter is sent
     (the email's links start with ``base_url``)."""
-    _require_holder(agent, submission)
-    transition(session, submission, Action.REJECT, agent, reason=reason.value)
-    submission.decision_code = reason.value
-    submission.decision_text = text.strip()
-    notices.notify_rejected(session, submission, text, base_url=base_url)
+    _require_holder(agent, errand)
+    transition(session, errand, Action.REJECT, agent, reason=reason.value)
+    errand.decision_code = reason.value
+    errand.decision_text = text.strip()
+    notices.notify_rejected(session, errand, text, base_url=base_url)
 
 
 def request_completion(
-    session: Session, agent: Agent, submission: Submission, message: str, *, base_url: str
+    session: Session, agent: Agent, errand: Errand, message: str, *, base_url: str
 ) -> CompletionRequest:
     """Ask the submitter for more (komplettering): the due date stands still until they
     answer, and they are emailed what is needed and by when (links from ``base_url``)."""
-    _require_holder(agent, submission)
-    transition(session, submission, Action.REQUEST_COMPLETION, agent)
+    _require_holder(agent, errand)
+    transition(session, errand, Action.REQUEST_COMPLETION, agent)
     assert agent.id is not None
     request = CompletionRequest(
-        submission_id=submission.id, requested_by_staff_id=agent.id, message=message.strip()
+        errand_id=errand.id, requested_by_staff_id=agent.id, message=message.strip()
     )
     session.add(request)
     session.flush()
-    session.expire(submission, ["completion_requests"])
-    notices.notify_completion_requested(session, submission, message, base_url=base_url)
+    session.expire(errand, ["completion_requests"])
+    notices.notify_completion_requested(session, errand, message, base_url=base_url)
     return request
 
 
-def retry_failed(session: Session, agent: Agent, submission: Submission) -> None:
-    transition(session, submission, Action.RETRY, agent)
+def retry_failed(session: Session, agent: Agent, errand: Errand) -> None:
+    transition(session, errand, Action.RETRY, agent)
 
 
 def employer_contacts(

@@ -24,7 +24,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
 from app.labels import refusal_message
-from app.registrations.models import Channel, RejectionReason, Submission, SubmissionKind
+from app.registrations.models import Channel, Errand, ErrandKind, RejectionReason
 from app.web import carry_out, caseworker_required, commit, db, runtime, signed_in
 from forms.casework import (
     CommentForm,
@@ -33,7 +33,7 @@ from forms.casework import (
     ReassignForm,
     RejectionForm,
 )
-from workflows.states import IllegalTransition, SubmissionState
+from workflows.states import ErrandState, IllegalTransition
 
 bp = Blueprint("casework", __name__, template_folder="templates")
 
@@ -59,7 +59,7 @@ def queue() -> ResponseReturnValue:
         page = 1
     f = service.QueueFilter(
         list=_enum_arg(service.QueueList, "lista") or service.QueueList.UNASSIGNED,
-        kind=_enum_arg(SubmissionKind, "typ"),
+        kind=_enum_arg(ErrandKind, "typ"),
         channel=_enum_arg(Channel, "kanal"),
         employer=request.args.get("arbetsgivare", "")[:100],
         checks=request.args.get("kontroller", ""),
@@ -75,30 +75,28 @@ def queue() -> ResponseReturnValue:
     )
 
 
-def _errand(reference: str) -> Submission:
+def _errand(reference: str) -> Errand:
     try:
         return service.errand(db(), reference)
     except service.NotFound:
         abort(404)
 
 
-def _render_errand(
-    submission: Submission, status: int = 200, **forms: object
-) -> ResponseReturnValue:
+def _render_errand(errand: Errand, status: int = 200, **forms: object) -> ResponseReturnValue:
     reassign = ReassignForm()
     reassign.staff_id.choices = [SelectChoice(s.id, s.name) for s in service.caseworkers(db())]
     context = {
-        "submission": submission,
+        "errand": errand,
         "decision_form": DecisionForm(),
         "rejection_form": RejectionForm(),
         "completion_form": CompletionRequestForm(),
         "comment_form": CommentForm(),
         "reassign_form": reassign,
-        "State": SubmissionState,
-        "comments": service.comments(db(), submission),
-        "history": (history := service.history(db(), submission)),
+        "State": ErrandState,
+        "comments": service.comments(db(), errand),
+        "history": (history := service.history(db(), errand)),
         "actor_names": service.actor_names(db(), history),
-        "second_approval": service.needs_second_approval(db(), submission),
+        "second_approval": service.needs_second_approval(db(), errand),
     }
     context.update(forms)
     return render_template("casework/errand.html", **context), status
@@ -114,11 +112,11 @@ def _back(reference: str) -> ResponseReturnValue:
     return redirect(url_for(".errand", reference=reference))
 
 
-def _checked_post(reference: str) -> Submission:
-    submission = _errand(reference)
+def _checked_post(reference: str) -> Errand:
+    errand = _errand(reference)
     if not DecisionForm().validate_on_submit():
         abort(400)
-    return submission
+    return errand
 
 
 TAKE_IT_FIRST = _l("Ta ärendet innan du beslutar.")
@@ -143,8 +141,8 @@ def _carry_out(
 @bp.post("/handlaggning/<reference>/ta")
 @caseworker_required
 def claim(reference: str) -> ResponseReturnValue:
-    submission = _checked_post(reference)
-    if service.claim(db(), signed_in(), submission):
+    errand = _checked_post(reference)
+    if service.claim(db(), signed_in(), errand):
         commit()
         flash(_("Ärendet är ditt."), "success")
     else:
@@ -155,9 +153,9 @@ def claim(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/slapp")
 @caseworker_required
 def release(reference: str) -> ResponseReturnValue:
-    submission = _checked_post(reference)
+    errand = _checked_post(reference)
     done, _none = _carry_out(
-        lambda: service.release(db(), signed_in(), submission),
+        lambda: service.release(db(), signed_in(), errand),
         not_yours=_("Ärendet är inte ditt."),
     )
     if done:
@@ -168,13 +166,13 @@ def release(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/tilldela")
 @caseworker_required
 def reassign(reference: str) -> ResponseReturnValue:
-    submission = _errand(reference)
+    errand = _errand(reference)
     form = ReassignForm()
     form.staff_id.choices = [SelectChoice(s.id, s.name) for s in service.caseworkers(db())]
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.reassign(db(), signed_in(), submission, form.staff_id.data)
+        service.reassign(db(), signed_in(), errand, form.staff_id.data)
     except (service.NotFound, IllegalTransition):
         flash(_("Ärendet kunde inte ges till den handläggaren."), "error")
     else:
@@ -186,11 +184,11 @@ def reassign(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/anteckning")
 @caseworker_required
 def add_comment(reference: str) -> ResponseReturnValue:
-    submission = _errand(reference)
+    errand = _errand(reference)
     form = CommentForm()
     if not form.validate_on_submit():
-        return _render_errand(submission, 400, comment_form=form)
-    service.comment(db(), signed_in(), submission, form.body.data)
+        return _render_errand(errand, 400, comment_form=form)
+    service.comment(db(), signed_in(), errand, form.body.data)
     commit()
     return _back(reference)
 
@@ -198,9 +196,9 @@ def add_comment(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/godkann")
 @caseworker_required
 def approve(reference: str) -> ResponseReturnValue:
-    submission = _checked_post(reference)
+    errand = _checked_post(reference)
     done, decided = _carry_out(
-        lambda: service.approve_submission(db(), signed_in(), submission),
+        lambda: service.approve_errand(db(), signed_in(), errand),
         refused=lambda code: _(
             "Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(code)
         ),
@@ -222,16 +220,16 @@ def approve(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/avsla")
 @caseworker_required
 def reject(reference: str) -> ResponseReturnValue:
-    submission = _errand(reference)
+    errand = _errand(reference)
     form = RejectionForm()
     if not form.validate_on_submit():
-        return _render_errand(submission, 400, rejection_form=form)
+        return _render_errand(errand, 400, rejection_form=form)
     reason = RejectionReason(form.reason_code.data)
     done, _none = _carry_out(
-        lambda: service.reject_submission(
+        lambda: service.reject_errand(
             db(),
             signed_in(),
-            submission,
+            errand,
             reason,
             form.reason.data,
             base_url=runtime().settings.public_base_url,
@@ -248,15 +246,15 @@ def reject(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/komplettering")
 @caseworker_required
 def request_completion(reference: str) -> ResponseReturnValue:
-    submission = _errand(reference)
+    errand = _errand(reference)
     form = CompletionRequestForm()
     if not form.validate_on_submit():
-        return _render_errand(submission, 400, completion_form=form)
+        return _render_errand(errand, 400, completion_form=form)
     done, _none = _carry_out(
         lambda: service.request_completion(
             db(),
             signed_in(),
-            submission,
+            errand,
             form.message.data,
             base_url=runtime().settings.public_base_url,
         ),
@@ -288,8 +286,8 @@ def document(reference: str, document_id: int) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/forsok-igen")
 @caseworker_required
 def retry(reference: str) -> ResponseReturnValue:
-    submission = _checked_post(reference)
-    done, _none = _carry_out(lambda: service.retry_failed(db(), signed_in(), submission))
+    errand = _checked_post(reference)
+    done, _none = _carry_out(lambda: service.retry_failed(db(), signed_in(), errand))
     if done:
         flash(_("Steget körs igen."), "success")
     return _back(reference)

@@ -3,13 +3,13 @@
 The text uses only characters of the QR alphanumeric mode (``0-9 A-Z $%*+-./:`` and
 space), so the symbol stays small (version 3 or 4)::
 
-    BH1:REG:1:123:1/2:<DIGEST>:<MAC>        a filled-in form, submission 123, page 1 of 2
+    BH1:REG:1:123:1/2:<DIGEST>:<MAC>        a filled-in form, errand 123, page 1 of 2
     BH1:REM:1:BLANK:2/2:<DIGEST>:<MAC>      page 2 of a blank removal form
 
 ``DIGEST`` is :func:`form_digest` of the form data and ``MAC`` is HMAC-SHA256 with the
 key of :func:`app.config.qr_mac_key` over everything before the last colon; both are 80 bits in
 base32 (16 characters). The MAC proves that SPV printed the page; the digest ties the
-page to the form data SPV holds for the submission.
+page to the form data SPV holds for the errand.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Any
 
 import segno
 
-from app.registrations.models import SubmissionKind
+from app.registrations.models import ErrandKind
 
 PREFIX = "BH1"
 """Marks our codes and the payload format's version."""
 
 BLANK = "BLANK"
-"""Stands for the submission id on a blank form."""
+"""Stands for the errand id on a blank form."""
 
 _TAG_BYTES = 10  # 80 bits for the digest and the MAC
 _TAG = r"[A-Z2-7]{16}"
@@ -91,19 +91,19 @@ class FormKind(enum.StrEnum):
     REMOVAL = "REM"
 
     @classmethod
-    def of(cls, kind: SubmissionKind) -> FormKind:
+    def of(cls, kind: ErrandKind) -> FormKind:
         return FORM_KINDS[kind]
 
     @property
-    def submission_kind(self) -> SubmissionKind:
-        return SUBMISSION_KINDS[self]
+    def errand_kind(self) -> ErrandKind:
+        return ERRAND_KINDS[self]
 
 
-FORM_KINDS: dict[SubmissionKind, FormKind] = {
-    SubmissionKind.REGISTRATION: FormKind.REGISTRATION,
-    SubmissionKind.REMOVAL: FormKind.REMOVAL,
+FORM_KINDS: dict[ErrandKind, FormKind] = {
+    ErrandKind.REGISTRATION: FormKind.REGISTRATION,
+    ErrandKind.REMOVAL: FormKind.REMOVAL,
 }
-SUBMISSION_KINDS: dict[FormKind, SubmissionKind] = {v: k for k, v in FORM_KINDS.items()}
+ERRAND_KINDS: dict[FormKind, ErrandKind] = {v: k for k, v in FORM_KINDS.items()}
 
 
 class QrPayloadError(ValueError):
@@ -124,7 +124,7 @@ class QrPayload:
 
     kind: FormKind
     template_version: int
-    submission_id: int | None
+    errand_id: int | None
     """``None`` on a blank form."""
     page: int
     """1-based."""
@@ -134,7 +134,7 @@ class QrPayload:
 
     @property
     def is_blank(self) -> bool:
-        return self.submission_id is None
+        return self.errand_id is None
 
 
 def _b32(data: bytes) -> str:
@@ -155,12 +155,12 @@ def _mac(key: bytes, body: str) -> str:
     return _b32(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
 
 
-def _check_numbers(template_version: int, submission_id: int | None, page: int, pages: int) -> str:
+def _check_numbers(template_version: int, errand_id: int | None, page: int, pages: int) -> str:
     """Why the numbers cannot be in a payload, or an empty string when they can."""
     if not 1 <= template_version <= 9999:
         return "template version out of range"
-    if submission_id is not None and not 1 <= submission_id < 10**18:
-        return "submission id out of range"
+    if errand_id is not None and not 1 <= errand_id < 10**18:
+        return "errand id out of range"
     if not 1 <= pages <= 999:
         return "page count out of range"
     if not 1 <= page <= pages:
@@ -171,13 +171,13 @@ def _check_numbers(template_version: int, submission_id: int | None, page: int, 
 def encode_payload(payload: QrPayload, key: bytes) -> str:
     """The QR code's text for a page, MAC included."""
     problem = _check_numbers(
-        payload.template_version, payload.submission_id, payload.page, payload.pages
+        payload.template_version, payload.errand_id, payload.page, payload.pages
     )
     if problem:
         raise ValueError(problem)
     if not re.fullmatch(_TAG, payload.digest):
         raise ValueError("digest is not 16 base32 characters")
-    ident = BLANK if payload.submission_id is None else str(payload.submission_id)
+    ident = BLANK if payload.errand_id is None else str(payload.errand_id)
     body = (
         f"{PREFIX}:{FormKind(payload.kind).value}:{payload.template_version}:{ident}"
         f":{payload.page}/{payload.pages}:{payload.digest}"
@@ -198,14 +198,14 @@ def decode_payload(text: str, key: bytes) -> QrPayload:
     except ValueError:
         raise MalformedQrPayload(f"unknown form kind {match['kind']!r}") from None
     version, page, pages = int(match["version"]), int(match["page"]), int(match["pages"])
-    submission_id = None if match["id"] == BLANK else int(match["id"])
-    problem = _check_numbers(version, submission_id, page, pages)
+    errand_id = None if match["id"] == BLANK else int(match["id"])
+    problem = _check_numbers(version, errand_id, page, pages)
     if problem:
         raise MalformedQrPayload(problem)
     body, _, mac = text.strip().rpartition(":")
     if not hmac.compare_digest(_mac(key, body), mac):
         raise QrMacMismatch("the code's MAC does not match its contents")
-    return QrPayload(kind, version, submission_id, page, pages, match["digest"])
+    return QrPayload(kind, version, errand_id, page, pages, match["digest"])
 
 
 QUIET_ZONE = 4

@@ -44,7 +44,7 @@ from app.documents.qr import (
     qr_png,
 )
 from app.registrations.data import FormData, RegistrationData, RemovalData
-from app.registrations.models import BLANK_DRAFTS, Channel, SubmissionKind
+from app.registrations.models import BLANK_DRAFTS, Channel, ErrandKind
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "pdf_templates"
@@ -57,7 +57,7 @@ PDF_VARIANT = "pdf/a-3a"
 """PDF/A-3, conformance level A: archivable and tagged (logical structure, Unicode text)."""
 
 
-NOMINAL_PAGES = {SubmissionKind.REGISTRATION: 2, SubmissionKind.REMOVAL: 2}
+NOMINAL_PAGES = {ErrandKind.REGISTRATION: 2, ErrandKind.REMOVAL: 2}
 """Pages of each form as the templates break them (``.page-break``)."""
 
 
@@ -67,8 +67,8 @@ def N_(message: str) -> str:
 
 
 _FORM_NAMES = {
-    SubmissionKind.REGISTRATION: N_("Anmälan – behörig beställare"),
-    SubmissionKind.REMOVAL: N_("Ta bort behörig beställare"),
+    ErrandKind.REGISTRATION: N_("Anmälan – behörig beställare"),
+    ErrandKind.REMOVAL: N_("Ta bort behörig beställare"),
 }
 _CHANNEL_NAMES = {
     Channel.E_SIGN: N_("E-underskrift med e-legitimation"),
@@ -87,15 +87,15 @@ class CodeLine:
 
 @dataclass(frozen=True)
 class DocumentData:
-    """What a form or receipt shows; built from a submission by the caller."""
+    """What a form or receipt shows; built from an errand by the caller."""
 
-    kind: SubmissionKind
+    kind: ErrandKind
     reference: str | None
     """``BB-XXXX-XXXX``; ``None`` on a blank form."""
-    submission_id: int | None
+    errand_id: int | None
     """Goes into the QR codes; ``None`` on a blank form."""
     form: FormData | None
-    """The submission's form (``None`` on a blank form)."""
+    """The errand's form (``None`` on a blank form)."""
     employer_codes: list[CodeLine]
     """Names and status of the employer's codes. A registration for chosen codes prints
     those of ``form.employer_codes``; one for all codes prints all given here."""
@@ -105,7 +105,7 @@ class DocumentData:
 
     @property
     def is_blank(self) -> bool:
-        return self.submission_id is None and self.form is None
+        return self.errand_id is None and self.form is None
 
     @property
     def digest(self) -> str:
@@ -270,9 +270,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
 
     def layout(pages: int) -> Document:
         codes = [
-            _qr_image(
-                QrPayload(form_kind, TEMPLATE_VERSION, data.submission_id, k, pages, digest), key
-            )
+            _qr_image(QrPayload(form_kind, TEMPLATE_VERSION, data.errand_id, k, pages, digest), key)
             for k in range(1, pages + 1)
         ]
         return _layout(template.render(context, qr_codes=codes))
@@ -298,7 +296,7 @@ def render_form_pdf(data: DocumentData, *, lang: str, key: bytes, for_print: boo
     return _write(document)
 
 
-def render_blank_form(kind: SubmissionKind, *, lang: str, key: bytes) -> bytes:
+def render_blank_form(kind: ErrandKind, *, lang: str, key: bytes) -> bytes:
     """The printable blank form, for those who cannot use the web form."""
     blank = DocumentData(kind, None, None, None, [], None)
     return render_form_pdf(blank, lang=lang, key=key, for_print=True)

@@ -46,7 +46,7 @@ class EidOrder(Base):
     hint_code: Mapped[str | None] = mapped_column(String(64))
     started_dt: Mapped[datetime] = mapped_column(default=utcnow)
     last_collect_dt: Mapped[datetime | None]
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), index=True)
     document: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     """The exact PDF being signed."""
     document_sha256: Mapped[str | None] = mapped_column(String(64))

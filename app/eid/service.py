@@ -102,7 +102,7 @@ def start_signing(
     end_user_ip: str,
     binding: str,
     *,
-    submission_id: int,
+    errand_id: int,
     document: bytes,
     visible_text: str,
     signer_personnummer: str,
@@ -124,7 +124,7 @@ def start_signing(
         OrderPurpose.SIGN,
         response,
         binding,
-        submission_id=submission_id,
+        errand_id=errand_id,
         document=document,
         document_sha256=digest,
     )

@@ -1,4 +1,4 @@
-"""The archival copy of one submission's scanned pages: a PDF/A-2b of the page images.
+"""The archival copy of one errand's scanned pages: a PDF/A-2b of the page images.
 
 Rendered by WeasyPrint like every PDF SPV produces, one image a page, each page the
 size of the scanned paper (from the image's resolution; A4 width when it has none).

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 from app.audit.service import record_event
 from app.core.agents import Agent
 from app.intake.models import PageOutcome, PageStatus, PaperForm, ScanPage
-from app.registrations.models import Submission
-from workflows.states import SubmissionState
+from app.registrations.models import Errand
+from workflows.states import ErrandState
 
 
 def record_intake_event(
@@ -26,25 +26,25 @@ def record_intake_event(
     )
 
 
-def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None:
+def file_waiting_pages(session: Session, errand_id: int) -> PaperForm | None:
     """Put an errand's matched pages together: a paper form once every page is there.
 
     Copies of a page already filed are set aside as duplicates. Returns the new paper
     form, or None while pages are missing.
     """
-    submission = session.get(Submission, submission_id, with_for_update=True)
-    assert submission is not None
+    errand = session.get(Errand, errand_id, with_for_update=True)
+    assert errand is not None
     waiting = list(
         session.scalars(
             select(ScanPage)
-            .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
+            .where(ScanPage.errand_id == errand_id, ScanPage.status == PageStatus.WAITING)
             .order_by(ScanPage.id)
         )
     )
     if not waiting:
         return None
-    has_form = session.scalar(select(PaperForm.id).where(PaperForm.submission_id == submission_id))
-    if has_form or submission.state is not SubmissionState.AWAITING_POST:
+    has_form = session.scalar(select(PaperForm.id).where(PaperForm.errand_id == errand_id))
+    if has_form or errand.state is not ErrandState.AWAITING_POST:
         for page in waiting:
             page.outcome, page.status = PageOutcome.DUPLICATE, PageStatus.DISCARDED
         return None
@@ -55,9 +55,9 @@ def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None
         first_copy.setdefault(page.form_page, page)
     if set(first_copy) != set(range(1, pages_in_form + 1)):
         return None
-    paper_form = PaperForm(submission_id=submission_id)
+    paper_form = PaperForm(errand_id=errand_id)
     session.add(paper_form)
-    submission.expires_dt = None  # the paper is here: it no longer lapses while checked
+    errand.expires_dt = None  # the paper is here: it no longer lapses while checked
     session.flush()
     for page in waiting:
         if first_copy[page.form_page or 0] is page:
@@ -71,7 +71,7 @@ def file_waiting_pages(session: Session, submission_id: int) -> PaperForm | None
         "paper_form.assembled",
         "paper_form",
         paper_form.id,
-        submission_id=submission_id,
+        errand_id=errand_id,
         pages=pages_in_form,
     )
     return paper_form

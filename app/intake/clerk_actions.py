@@ -19,10 +19,10 @@ from app.intake.assembly import file_waiting_pages, record_intake_event
 from app.intake.models import PageOutcome, PageStatus, PaperForm, PaperFormState, ScanPage
 from app.registrations import service as registrations
 from app.registrations.data import RegistrationData, RemovalData
-from app.registrations.models import DocumentKind, Submission
+from app.registrations.models import DocumentKind, Errand
 from app.registrations.service import attach_document
 from workflows.state_machine import transition
-from workflows.states import EXPIRES_AFTER, Action, SubmissionState
+from workflows.states import EXPIRES_AFTER, Action, ErrandState
 
 
 class IntakeError(Exception):
@@ -41,23 +41,23 @@ def confirm_paper_form(
     signature_present: bool,
     signer_is_named: bool,
     note: str = "",
-) -> Submission:
+) -> Errand:
     """The clerk's check of the handwritten signature; the errand is then received on
     paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
     (verification flags it for the caseworker), not a reason to lose the errand."""
     session.refresh(paper_form, with_for_update=True)  # two clerks, one form
     if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
         raise IntakeError("already_confirmed")
-    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
-    assert submission is not None
-    if submission.state is not SubmissionState.AWAITING_POST:
+    errand = session.get(Errand, paper_form.errand_id, with_for_update=True)
+    assert errand is not None
+    if errand.state is not ErrandState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
     previews = [page.preview for page in paper_form.pages]
-    pdf = scan_archive_pdf(previews, title=f"{submission.reference}", lang=submission.language)
+    pdf = scan_archive_pdf(previews, title=f"{errand.reference}", lang=errand.language)
     document = attach_document(
-        session, submission, DocumentKind.SCAN, pdf, f"{submission.reference}-skannad.pdf"
+        session, errand, DocumentKind.SCAN, pdf, f"{errand.reference}-skannad.pdf"
     )
-    transition(session, submission, Action.RECEIVE, agent, data={"channel": "paper"})
+    transition(session, errand, Action.RECEIVE, agent, data={"channel": "paper"})
     paper_form.state = PaperFormState.CONFIRMED
     paper_form.signature_present = signature_present
     paper_form.signer_is_named = signer_is_named
@@ -72,11 +72,11 @@ def confirm_paper_form(
         "paper_form.confirmed",
         "paper_form",
         paper_form.id,
-        submission_id=submission.id,
+        errand_id=errand.id,
         signature_present=signature_present,
         signer_is_named=signer_is_named,
     )
-    return submission
+    return errand
 
 
 UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})
@@ -91,11 +91,11 @@ def _take_from_queue(session: Session, page: ScanPage) -> None:
         raise IntakeError("page_not_in_queue")
 
 
-def _pages_in_form(submission: Submission) -> int:
+def _pages_in_form(errand: Errand) -> int:
     """How many pages the errand's printed form has (a long list of codes adds one)."""
-    printed = next((d for d in submission.documents if d.kind is DocumentKind.PRINTED), None)
+    printed = next((d for d in errand.documents if d.kind is DocumentKind.PRINTED), None)
     if printed is None:
-        return NOMINAL_PAGES[submission.kind]
+        return NOMINAL_PAGES[errand.kind]
     document = pdfium.PdfDocument(printed.content)  # our own rendering, not a scan
     try:
         return len(document)
@@ -110,17 +110,15 @@ def match_page(
     _take_from_queue(session, page)
     if page.outcome in UNSEEN_OUTCOMES:
         raise IntakeError("no_image")
-    submission = session.scalar(
-        select(Submission).where(Submission.reference == reference.strip().upper())
-    )
-    if submission is None:
+    errand = session.scalar(select(Errand).where(Errand.reference == reference.strip().upper()))
+    if errand is None:
         raise IntakeError("unknown_reference")
-    if submission.state is not SubmissionState.AWAITING_POST:
+    if errand.state is not ErrandState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")
-    pages_in_form = _pages_in_form(submission)
+    pages_in_form = _pages_in_form(errand)
     if not 1 <= form_page <= pages_in_form:
         raise IntakeError("no_such_page")
-    page.submission_id = submission.id
+    page.errand_id = errand.id
     page.form_page, page.form_pages = form_page, pages_in_form
     page.status = PageStatus.WAITING
     page.matched_by_clerk = True
@@ -132,11 +130,11 @@ def match_page(
         "scan_page.matched",
         "scan_page",
         page.id,
-        submission_id=submission.id,
+        errand_id=errand.id,
         form_page=form_page,
         outcome=page.outcome.value,
     )
-    return file_waiting_pages(session, submission.id)
+    return file_waiting_pages(session, errand.id)
 
 
 def register_paper_form(
@@ -144,9 +142,9 @@ def register_paper_form(
     agent: Agent,
     page: ScanPage,
     data: RegistrationData | RemovalData,
-    render_printed: Callable[[Submission], bytes],
+    render_printed: Callable[[Errand], bytes],
     form_page: int = 1,
-) -> Submission:
+) -> Errand:
     """A blank form filled in by hand (or a page whose code is lost): the clerk types it
     in on the signatory's behalf, every rule of the web form applied (``FormProblem``).
     The errand then waits for its paper like a printed one, and this page is its page n;
@@ -165,36 +163,34 @@ def register_paper_form(
         AgentKind.PERSON, signatory.id, signatory.personnummer, entered_by_staff_id=agent.id
     )
     if isinstance(data, RemovalData):
-        submission = registrations.create_removal(session, on_behalf, data)
+        errand = registrations.create_removal(session, on_behalf, data)
     else:
-        submission = registrations.create_registration(session, on_behalf, data)
-    registrations.print_for_post(session, agent, submission, render_printed(submission))
-    match_page(session, agent, page, submission.reference, form_page)
-    return submission
+        errand = registrations.create_registration(session, on_behalf, data)
+    registrations.print_for_post(session, agent, errand, render_printed(errand))
+    match_page(session, agent, page, errand.reference, form_page)
+    return errand
 
 
 def _back_to_queue(page: ScanPage, agent: Agent) -> None:
     page.status, page.paper_form_id = PageStatus.NEEDS_CLERK, None
     if page.matched_by_clerk:  # what the clerk said goes; what the code said stays
-        page.submission_id = page.form_page = page.form_pages = None
+        page.errand_id = page.form_page = page.form_pages = None
         page.matched_by_clerk = False
     page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
 
 
-def return_waiting_pages(session: Session, agent: Agent, submission_id: int) -> int:
+def return_waiting_pages(session: Session, agent: Agent, errand_id: int) -> int:
     """Undo: the pages waiting for an errand's other pages go back to the manual queue
     (a page matched to the wrong errand, say). Returns how many."""
     pages = session.scalars(
         select(ScanPage)
-        .where(ScanPage.submission_id == submission_id, ScanPage.status == PageStatus.WAITING)
+        .where(ScanPage.errand_id == errand_id, ScanPage.status == PageStatus.WAITING)
         .with_for_update()
     ).all()
     for page in pages:
         _back_to_queue(page, agent)
     session.flush()
-    record_intake_event(
-        session, agent, "scan_page.returned", "submission", submission_id, pages=len(pages)
-    )
+    record_intake_event(session, agent, "scan_page.returned", "errand", errand_id, pages=len(pages))
     return len(pages)
 
 
@@ -207,9 +203,9 @@ def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: st
     for page in list(paper_form.pages):
         _back_to_queue(page, agent)
     paper_form.state = PaperFormState.TAKEN_APART
-    submission = session.get(Submission, paper_form.submission_id, with_for_update=True)
-    assert submission is not None
-    submission.expires_dt = utcnow() + EXPIRES_AFTER[SubmissionState.AWAITING_POST]
+    errand = session.get(Errand, paper_form.errand_id, with_for_update=True)
+    assert errand is not None
+    errand.expires_dt = utcnow() + EXPIRES_AFTER[ErrandState.AWAITING_POST]
     session.flush()
     record_intake_event(
         session,
@@ -217,7 +213,7 @@ def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: st
         "paper_form.taken_apart",
         "paper_form",
         paper_form.id,
-        submission_id=submission.id,
+        errand_id=errand.id,
         reason=reason.strip(),
     )
 

@@ -10,7 +10,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, str_enum, utcnow
-from app.registrations.models import Submission, SubmissionDocument
+from app.registrations.models import Errand, ErrandDocument
 from app.staff.models import StaffMember
 
 
@@ -111,7 +111,7 @@ class ScanPage(Base):
     """0-based within the batch's file."""
     outcome: Mapped[PageOutcome] = mapped_column(str_enum(PageOutcome, "page_outcome"))
     status: Mapped[PageStatus] = mapped_column(str_enum(PageStatus, "page_status"), index=True)
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), index=True)
     form_page: Mapped[int | None]
     """n of "page n of m", from the code or as the clerk said."""
     form_pages: Mapped[int | None]
@@ -127,17 +127,17 @@ class ScanPage(Base):
     resolved_dt: Mapped[datetime | None]
 
     batch: Mapped[ScanBatch] = relationship(back_populates="pages")
-    submission: Mapped[Submission | None] = relationship()
+    errand: Mapped[Errand | None] = relationship()
     paper_form: Mapped[PaperForm | None] = relationship(back_populates="pages")
 
     __table_args__ = (
         UniqueConstraint("batch_id", "page_index"),
         CheckConstraint(
-            "status <> 'filed' OR (paper_form_id IS NOT NULL AND submission_id IS NOT NULL)",
+            "status <> 'filed' OR (paper_form_id IS NOT NULL AND errand_id IS NOT NULL)",
             name="filed_has_form",
         ),
         CheckConstraint(
-            "status <> 'waiting' OR (submission_id IS NOT NULL AND form_page IS NOT NULL "
+            "status <> 'waiting' OR (errand_id IS NOT NULL AND form_page IS NOT NULL "
             "AND form_pages IS NOT NULL)",
             name="waiting_has_place",
         ),
@@ -159,7 +159,7 @@ class PaperForm(Base):
     __tablename__ = "paper_form"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
     state: Mapped[PaperFormState] = mapped_column(
         str_enum(PaperFormState, "paper_form_state"), default=PaperFormState.AWAITING_CONFIRMATION
     )
@@ -170,12 +170,12 @@ class PaperForm(Base):
     clerk_note: Mapped[str | None] = mapped_column(Text)
     confirmed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     confirmed_dt: Mapped[datetime | None]
-    document_id: Mapped[int | None] = mapped_column(ForeignKey("submission_document.id"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("errand_document.id"))
     """The archival PDF/A of the pages, filed with the errand's documents."""
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
-    submission: Mapped[Submission] = relationship()
-    document: Mapped[SubmissionDocument | None] = relationship()
+    errand: Mapped[Errand] = relationship()
+    document: Mapped[ErrandDocument | None] = relationship()
     confirmed_by: Mapped[StaffMember | None] = relationship()
     pages: Mapped[list[ScanPage]] = relationship(
         back_populates="paper_form", order_by="ScanPage.form_page"

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.intake.models import PageStatus, PaperForm, PaperFormState, ScanBatch, ScanPage
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 
 
 def recent_batches(session: Session, limit: int = 20) -> list[ScanBatch]:
@@ -29,7 +29,7 @@ def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
         session.scalars(
             select(ScanPage)
             .where(ScanPage.status == PageStatus.NEEDS_CLERK)
-            .options(selectinload(ScanPage.batch), selectinload(ScanPage.submission))
+            .options(selectinload(ScanPage.batch), selectinload(ScanPage.errand))
             .order_by(ScanPage.id)
             .limit(limit)
         )
@@ -38,7 +38,7 @@ def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
 
 @dataclass(frozen=True)
 class IncompleteForm:
-    submission: Submission
+    errand: Errand
     pages_here: list[int]
     pages_in_form: int
 
@@ -48,20 +48,20 @@ def incomplete_forms(session: Session) -> list[IncompleteForm]:
     rows = session.scalars(
         select(ScanPage)
         .where(ScanPage.status == PageStatus.WAITING)
-        .options(selectinload(ScanPage.submission))
-        .order_by(ScanPage.submission_id, ScanPage.form_page)
+        .options(selectinload(ScanPage.errand))
+        .order_by(ScanPage.errand_id, ScanPage.form_page)
     ).all()
     by_errand: dict[int, list[ScanPage]] = defaultdict(list)
     for row in rows:
-        assert row.submission_id is not None
-        by_errand[row.submission_id].append(row)
+        assert row.errand_id is not None
+        by_errand[row.errand_id].append(row)
     result = []
     for pages in by_errand.values():
-        submission = pages[0].submission
-        assert submission is not None
+        errand = pages[0].errand
+        assert errand is not None
         result.append(
             IncompleteForm(
-                submission,
+                errand,
                 sorted({p.form_page or 0 for p in pages}),
                 max(p.form_pages or 0 for p in pages),
             )
@@ -74,7 +74,7 @@ def forms_to_confirm(session: Session) -> list[PaperForm]:
         session.scalars(
             select(PaperForm)
             .where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
-            .options(selectinload(PaperForm.submission), selectinload(PaperForm.pages))
+            .options(selectinload(PaperForm.errand), selectinload(PaperForm.pages))
             .order_by(PaperForm.id)
         )
     )
@@ -96,12 +96,12 @@ def queue_counts(session: Session) -> dict[str, int]:
     }
 
 
-def paper_form_of(session: Session, submission_id: int) -> PaperForm | None:
+def paper_form_of(session: Session, errand_id: int) -> PaperForm | None:
     """The errand's confirmed paper form, if it came in on paper."""
     return session.scalar(
         select(PaperForm)
         .where(
-            PaperForm.submission_id == submission_id,
+            PaperForm.errand_id == errand_id,
             PaperForm.state == PaperFormState.CONFIRMED,
         )
         .options(selectinload(PaperForm.pages))

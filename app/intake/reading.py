@@ -23,9 +23,9 @@ from app.intake.assembly import file_waiting_pages, record_intake_event
 from app.intake.decoder import inspect_scan, read_scan
 from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
 from app.intake.scan_file import PAGE_TIMED_OUT, PAGE_TOO_LARGE, BadScanFile, IntakeLimits, PageRead
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from workflows.outbox import add_message
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 log = structlog.get_logger(__name__)
 
@@ -164,13 +164,13 @@ def read_batch(
 
 def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
     """File the pages of the batch that matched, and close it (rejected with ``error``)."""
-    submission_ids = {
-        p.submission_id
+    errand_ids = {
+        p.errand_id
         for p in batch.pages
-        if p.status is PageStatus.WAITING and p.submission_id is not None
+        if p.status is PageStatus.WAITING and p.errand_id is not None
     }
-    for submission_id in sorted(submission_ids):
-        file_waiting_pages(session, submission_id)
+    for errand_id in sorted(errand_ids):
+        file_waiting_pages(session, errand_id)
     batch.state = BatchState.REJECTED if error else BatchState.DONE
     batch.error_code, batch.finished_dt, batch.reader_until_dt = error, utcnow(), None
     record_intake_event(
@@ -180,7 +180,7 @@ def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
         "scan_batch",
         batch.id,
         pages=batch.pages_read,
-        matched=len(submission_ids),
+        matched=len(errand_ids),
         error=error,
     )
 
@@ -250,27 +250,27 @@ def _sort(session: Session, page: PageRead) -> dict[str, object]:
     }
     if payload.is_blank:
         return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
-    submission = session.get(Submission, payload.submission_id)
-    outcome = _match(submission, payload)
+    errand = session.get(Errand, payload.errand_id)
+    outcome = _match(errand, payload)
     return {
         "outcome": outcome,
         "status": {
             PageOutcome.MATCHED: PageStatus.WAITING,
             PageOutcome.DUPLICATE: PageStatus.DISCARDED,
         }.get(outcome, PageStatus.NEEDS_CLERK),
-        "submission_id": submission.id if submission else None,
+        "errand_id": errand.id if errand else None,
         **place,
     }
 
 
-def _match(submission: Submission | None, payload: QrPayload) -> PageOutcome:
-    if submission is None or FormKind.of(submission.kind) is not payload.kind:
+def _match(errand: Errand | None, payload: QrPayload) -> PageOutcome:
+    if errand is None or FormKind.of(errand.kind) is not payload.kind:
         return PageOutcome.UNKNOWN_ERRAND
-    printed = submission.progress
+    printed = errand.progress
     if not printed.is_complete or payload.digest != form_digest(printed.complete().to_json()):
         return PageOutcome.DIGEST_MISMATCH
-    if submission.state is SubmissionState.AWAITING_POST:
+    if errand.state is ErrandState.AWAITING_POST:
         return PageOutcome.MATCHED
-    if submission.received_dt is not None:
+    if errand.received_dt is not None:
         return PageOutcome.DUPLICATE
     return PageOutcome.UNKNOWN_ERRAND

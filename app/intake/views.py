@@ -158,7 +158,7 @@ def register(page_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         settings = runtime().settings
         try:
-            submission = clerk_actions.register_paper_form(
+            errand = clerk_actions.register_paper_form(
                 db(),
                 signed_in(),
                 page,
@@ -178,7 +178,7 @@ def register(page_id: int) -> ResponseReturnValue:
                 _(
                     "Blanketten är registrerad som ärende %(ref)s. Koppla blankettens övriga "
                     "sidor till den referensen.",
-                    ref=submission.reference,
+                    ref=errand.reference,
                 ),
                 "success",
             )
@@ -188,12 +188,12 @@ def register(page_id: int) -> ResponseReturnValue:
     ), 400 if form.errors else 200
 
 
-@bp.post("/skanning/arende/<int:submission_id>/lagg-tillbaka")
+@bp.post("/skanning/arende/<int:errand_id>/lagg-tillbaka")
 @intake_clerk_required
-def return_pages(submission_id: int) -> ResponseReturnValue:
+def return_pages(errand_id: int) -> ResponseReturnValue:
     if not FlaskForm().validate_on_submit():  # the CSRF token only
         abort(400)
-    count = clerk_actions.return_waiting_pages(db(), signed_in(), submission_id)
+    count = clerk_actions.return_waiting_pages(db(), signed_in(), errand_id)
     commit()
     flash(_("%(count)s sidor är tillbaka i den manuella kön.", count=count), "success")
     return redirect(url_for(".manual_queue"))
@@ -238,7 +238,7 @@ def confirm(form_id: int) -> ResponseReturnValue:
     paper_form = _get(PaperForm, form_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        done, submission = _carry_out(
+        done, errand = _carry_out(
             lambda: clerk_actions.confirm_paper_form(
                 db(),
                 signed_in(),
@@ -248,11 +248,11 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 note=form.note.data or "",
             )
         )
-        if done and submission is not None:
+        if done and errand is not None:
             flash(
                 _(
                     "Ärende %(ref)s är mottaget och går vidare till handläggning.",
-                    ref=submission.reference,
+                    ref=errand.reference,
                 ),
                 "success",
             )

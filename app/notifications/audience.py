@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.access.models import ORDERER_ROLES, Person, RoleGrant
 from app.core.i18n import SOURCE_LANG
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 
 log = structlog.get_logger(__name__)
 
@@ -28,10 +28,10 @@ def _address(person: Person, grant: RoleGrant | None = None) -> str | None:
     return (grant.contact_email if grant else None) or person.email
 
 
-def language_for(person: Person, submission: Submission | None) -> str:
+def language_for(person: Person, errand: Errand | None) -> str:
     """The submitter's language for the submitter; Swedish for everyone else."""
-    if submission is not None and submission.submitted_by_id == person.id:
-        return submission.language
+    if errand is not None and errand.submitted_by_id == person.id:
+        return errand.language
     return SOURCE_LANG
 
 

@@ -30,7 +30,7 @@ class EmailMessage(Base):
     subject: Mapped[str] = mapped_column(String(300))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), index=True)
     role_grant_id: Mapped[int | None] = mapped_column(ForeignKey("role_grant.id"), index=True)
     service_permission_id: Mapped[int | None] = mapped_column(
         ForeignKey("service_permission.id"), index=True

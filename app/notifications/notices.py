@@ -17,7 +17,7 @@ from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.audience import grant_audience, language_for
 from app.notifications.models import EmailMessage
 from app.notifications.queue import queue_email
-from app.registrations.models import Submission, SubmissionKind
+from app.registrations.models import Errand, ErrandKind
 from app.staff.models import StaffMember
 
 log = structlog.get_logger(__name__)
@@ -40,8 +40,8 @@ SERVICE_NAMES = {
     SelfService.STATISTICS: N_("Statistik och rapporter"),
 }
 KIND_NAMES = {
-    SubmissionKind.REGISTRATION: N_("Anmälan – behörig beställare"),
-    SubmissionKind.REMOVAL: N_("Ta bort behörig beställare"),
+    ErrandKind.REGISTRATION: N_("Anmälan – behörig beställare"),
+    ErrandKind.REMOVAL: N_("Ta bort behörig beställare"),
 }
 ALL_CODES = N_("alla arbetsgivarens arbetsgivarkoder")
 ONE_CODE = N_("arbetsgivarkod %(codes)s")
@@ -65,8 +65,8 @@ def _codes_text(grant: RoleGrant, lang: str) -> str:
     return gettext(ONE_CODE if len(codes) == 1 else SOME_CODES) % {"codes": listed}
 
 
-def _submission(session: Session, submission_id: int | None) -> Submission | None:
-    return session.get(Submission, submission_id) if submission_id is not None else None
+def _errand(session: Session, errand_id: int | None) -> Errand | None:
+    return session.get(Errand, errand_id) if errand_id is not None else None
 
 
 def _role_change(
@@ -74,14 +74,14 @@ def _role_change(
     grant: RoleGrant,
     *,
     template: str,
-    submission: Submission | None,
+    errand: Errand | None,
     by: Person | None,
     base_url: str,
 ) -> list[EmailMessage]:
     employer = grant.employer
     queued = []
     for recipient in grant_audience(session, grant):
-        lang = language_for(recipient.person, submission)
+        lang = language_for(recipient.person, errand)
         gettext = translations(lang).gettext
         email = queue_email(
             session,
@@ -100,10 +100,10 @@ def _role_change(
                 "orgnr": _orgnr(employer.orgnr),
                 "codes": _codes_text(grant, lang),
                 "actor": by.full_name if by else None,
-                "reference": submission.reference if submission else None,
+                "reference": errand.reference if errand else None,
                 "path": ACCESS_PATH,
             },
-            submission_id=submission.id if submission else None,
+            errand_id=errand.id if errand else None,
             grant_id=grant.id,
         )
         if email is not None:
@@ -119,11 +119,11 @@ def notify_role_granted(
     Who did it: ``by`` when given; else the orderer who appointed an administrator; else
     (an orderer from an approved registration) SPV, naming the errand.
     """
-    submission = _submission(session, grant.source_submission_id)
+    errand = _errand(session, grant.source_errand_id)
     if by is None and grant.granted_by_person_id is not None:
         by = session.get(Person, grant.granted_by_person_id)
     return _role_change(
-        session, grant, template="role_granted", submission=submission, by=by, base_url=base_url
+        session, grant, template="role_granted", errand=errand, by=by, base_url=base_url
     )
 
 
@@ -134,27 +134,27 @@ def notify_role_ended(
 
     Who did it: ``by`` when given; else SPV, naming the removal errand.
     """
-    submission = _submission(session, grant.revoked_by_submission_id)
+    errand = _errand(session, grant.revoked_by_errand_id)
     return _role_change(
-        session, grant, template="role_ended", submission=submission, by=by, base_url=base_url
+        session, grant, template="role_ended", errand=errand, by=by, base_url=base_url
     )
 
 
 def _submitter_email(
     session: Session,
-    submission: Submission,
+    errand: Errand,
     *,
     template: str,
     dedupe_key: str,
     context: dict[str, Any],
     base_url: str,
 ) -> EmailMessage | None:
-    submitter = submission.submitted_by
+    submitter = errand.submitted_by
     if not submitter.email:
-        log.warning("email.no_address", person_id=submitter.id, submission_id=submission.id)
+        log.warning("email.no_address", person_id=submitter.id, errand_id=errand.id)
         return None
-    employer = submission.employer
-    lang = language_for(submitter, submission)
+    employer = errand.employer
+    lang = language_for(submitter, errand)
     return queue_email(
         session,
         base_url=base_url,
@@ -164,82 +164,82 @@ def _submitter_email(
         language=lang,
         template=template,
         context={
-            "reference": submission.reference,
-            "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
+            "reference": errand.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
             "employer": employer.name if employer else "",
             "orgnr": _orgnr(employer.orgnr) if employer else "",
-            "path": f"{ERRANDS_PATH}/{submission.reference}",
+            "path": f"{ERRANDS_PATH}/{errand.reference}",
             **context,
         },
-        submission_id=submission.id,
+        errand_id=errand.id,
     )
 
 
 def notify_rejected(
-    session: Session, submission: Submission, reason_text: str, *, base_url: str
+    session: Session, errand: Errand, reason_text: str, *, base_url: str
 ) -> EmailMessage | None:
     """Tell the submitter that SPV rejected the errand, and why."""
     return _submitter_email(
         session,
-        submission,
-        template="submission_rejected",
-        dedupe_key=f"submission_rejected:{submission.id}",
+        errand,
+        template="errand_rejected",
+        dedupe_key=f"errand_rejected:{errand.id}",
         context={"reason": mask_personnummer_in_text(reason_text.strip())},
         base_url=base_url,
     )
 
 
 def notify_completion_requested(
-    session: Session, submission: Submission, message: str, *, base_url: str
+    session: Session, errand: Errand, message: str, *, base_url: str
 ) -> EmailMessage | None:
     """Tell the submitter what SPV needs to go on with the errand, and by when.
 
     Call it after the transition (an errand may be asked for more than once; each request
-    is a new version of the submission).
+    is a new version of the errand).
     """
-    lang = language_for(submission.submitted_by, submission)
+    lang = language_for(errand.submitted_by, errand)
     return _submitter_email(
         session,
-        submission,
+        errand,
         template="completion_requested",
-        dedupe_key=f"completion_requested:{submission.id}:{submission.version}",
+        dedupe_key=f"completion_requested:{errand.id}:{errand.version}",
         context={
             "message": mask_personnummer_in_text(message.strip()),
-            "deadline": long_date(submission.expires_dt, lang),
+            "deadline": long_date(errand.expires_dt, lang),
         },
         base_url=base_url,
     )
 
 
 def notify_deadline(
-    session: Session, submission: Submission, staff: StaffMember, *, passed: bool, base_url: str
+    session: Session, errand: Errand, staff: StaffMember, *, passed: bool, base_url: str
 ) -> EmailMessage | None:
     """Remind a caseworker that an errand's due date is near, or escalate an overdue one
     to a team lead. Once per errand, person, due date and kind of notice."""
-    employer = submission.employer
-    assert submission.due_dt is not None and employer is not None
+    employer = errand.employer
+    assert errand.due_dt is not None and employer is not None
     template = "deadline_passed" if passed else "deadline_near"
     lang = SOURCE_LANG
-    holder = submission.assigned_staff
+    holder = errand.assigned_staff
     return queue_email(
         session,
         base_url=base_url,
-        dedupe_key=f"{template}:{submission.id}:{staff.id}:{submission.due_dt.isoformat()}",
+        dedupe_key=f"{template}:{errand.id}:{staff.id}:{errand.due_dt.isoformat()}",
         to=staff.email,
         name=staff.name,
         language=lang,
         template=template,
         context={
-            "reference": submission.reference,
-            "kind": translations(lang).gettext(KIND_NAMES[submission.kind]),
+            "reference": errand.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
             "employer": employer.name,
             "orgnr": _orgnr(employer.orgnr),
-            "due": long_date(submission.due_dt, lang),
+            "due": long_date(errand.due_dt, lang),
             "assigned": holder.name if holder else None,
             "to_holder": holder is not None and holder.id == staff.id,
-            "path": f"{CASEWORK_PATH}/{submission.reference}",
+            "path": f"{CASEWORK_PATH}/{errand.reference}",
         },
-        submission_id=submission.id,
+        errand_id=errand.id,
     )
 
 

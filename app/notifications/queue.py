@@ -30,7 +30,7 @@ def queue_email(
     language: str,
     template: str,
     context: dict[str, Any],
-    submission_id: int | None = None,
+    errand_id: int | None = None,
     grant_id: int | None = None,
     service_permission_id: int | None = None,
 ) -> EmailMessage | None:
@@ -54,7 +54,7 @@ def queue_email(
         "language": language,
         "subject": rendered.subject,
         "text_body": rendered.text,
-        "submission_id": submission_id,
+        "errand_id": errand_id,
         "role_grant_id": grant_id,
         "service_permission_id": service_permission_id,
     }

@@ -1,4 +1,4 @@
-"""The form data of an errand: one typed schema, stored as flat JSON in ``Submission.form_data``.
+"""The form data of an errand: one typed schema, stored as flat JSON in ``Errand.form_data``.
 
 A complete form is a :class:`RegistrationData` or a :class:`RemovalData`; a draft being
 filled in step by step is a :class:`RegistrationDraft` or a :class:`RemovalDraft` (the steps
@@ -7,7 +7,7 @@ so what was printed before still matches its QR codes' digest, and the parts a s
 saves (:class:`EmployerDetails`, :class:`PersonDetails`, :class:`OrdererToRemove`,
 :class:`SignatoryDetails`) carry the names of the form fields they come from.
 
-Nothing else reads ``form_data`` by key: use ``Submission.data`` or ``Submission.progress``.
+Nothing else reads ``form_data`` by key: use ``Errand.data`` or ``Errand.progress``.
 """
 
 from __future__ import annotations

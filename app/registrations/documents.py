@@ -1,4 +1,4 @@
-"""The PDFs of a submission: the printable form, the receipt and the decision letter."""
+"""The PDFs of an errand: the printable form, the receipt and the decision letter."""
 
 from __future__ import annotations
 
@@ -19,37 +19,37 @@ from app.eid.bankid import bankid_trust_roots
 from app.registrations.models import (
     REJECTION_REASON_NAMES,
     DocumentKind,
+    Errand,
     RejectionReason,
-    Submission,
 )
 from app.registrations.service import attach_document, document
 from app.registrations.signing import SealContext
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 
-def document_data(submission: Submission) -> DocumentData:
-    codes = submission.employer.codes if submission.employer else []
+def document_data(errand: Errand) -> DocumentData:
+    codes = errand.employer.codes if errand.employer else []
     return DocumentData(
-        kind=submission.kind,
-        reference=submission.reference,
-        submission_id=submission.id,
-        form=submission.data,
+        kind=errand.kind,
+        reference=errand.reference,
+        errand_id=errand.id,
+        form=errand.data,
         employer_codes=[CodeLine(c.code, c.name, c.status.value == "closed") for c in codes],
-        created_dt=submission.created_dt,
-        channel=submission.channel,
+        created_dt=errand.created_dt,
+        channel=errand.channel,
     )
 
 
-def printable_form(submission: Submission, settings: Settings, language: str) -> bytes:
+def printable_form(errand: Errand, settings: Settings, language: str) -> bytes:
     return render_form_pdf(
-        document_data(submission), lang=language, key=settings.qr_key, for_print=True
+        document_data(errand), lang=language, key=settings.qr_key, for_print=True
     )
 
 
-def signable_form(submission: Submission, settings: Settings) -> bytes:
+def signable_form(errand: Errand, settings: Settings) -> bytes:
     """The exact PDF the signatory signs with BankID (no signature lines)."""
     return render_form_pdf(
-        document_data(submission), lang=submission.language, key=settings.qr_key, for_print=False
+        document_data(errand), lang=errand.language, key=settings.qr_key, for_print=False
     )
 
 
@@ -58,37 +58,33 @@ def seal_context(settings: Settings) -> SealContext:
     return SealContext(trust_roots=bankid_trust_roots(settings), material=seal_material(settings))
 
 
-def issue_receipt(session: Session, submission: Submission) -> bool:
-    """Attach the receipt once; False when the submission already has one."""
-    if document(submission, DocumentKind.RECEIPT) is not None:
+def issue_receipt(session: Session, errand: Errand) -> bool:
+    """Attach the receipt once; False when the errand already has one."""
+    if document(errand, DocumentKind.RECEIPT) is not None:
         return False
-    assert submission.received_dt is not None
+    assert errand.received_dt is not None
     pdf = render_receipt(
-        document_data(submission), lang=submission.language, received_dt=submission.received_dt
+        document_data(errand), lang=errand.language, received_dt=errand.received_dt
     )
-    attach_document(
-        session, submission, DocumentKind.RECEIPT, pdf, f"kvittens-{submission.reference}.pdf"
-    )
+    attach_document(session, errand, DocumentKind.RECEIPT, pdf, f"kvittens-{errand.reference}.pdf")
     return True
 
 
-def issue_decision_letter(session: Session, submission: Submission) -> bool:
+def issue_decision_letter(session: Session, errand: Errand) -> bool:
     """Attach the decision letter once; False when the errand already has one."""
-    if document(submission, DocumentKind.DECISION) is not None:
+    if document(errand, DocumentKind.DECISION) is not None:
         return False
-    assert submission.decided_dt is not None and submission.decided_by is not None
-    lang = submission.language
+    assert errand.decided_dt is not None and errand.decided_by is not None
+    lang = errand.language
     gettext = translations(lang).gettext
-    code = submission.decision_code
+    code = errand.decision_code
     decision = Decision(
-        approved=submission.state is not SubmissionState.REJECTED,
-        decided_dt=submission.decided_dt,
-        caseworker=submission.decided_by.name,
+        approved=errand.state is not ErrandState.REJECTED,
+        decided_dt=errand.decided_dt,
+        caseworker=errand.decided_by.name,
         reason=gettext(REJECTION_REASON_NAMES[RejectionReason(code)]) if code else "",
-        explanation=submission.decision_text or "",
+        explanation=errand.decision_text or "",
     )
-    pdf = render_decision_letter(document_data(submission), decision, lang=lang)
-    attach_document(
-        session, submission, DocumentKind.DECISION, pdf, f"beslut-{submission.reference}.pdf"
-    )
+    pdf = render_decision_letter(document_data(errand), decision, lang=lang)
+    attach_document(session, errand, DocumentKind.DECISION, pdf, f"beslut-{errand.reference}.pdf")
     return True

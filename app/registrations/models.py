@@ -1,4 +1,4 @@
-"""Submissions (errands): registrations and removals of orderers, and their documents."""
+"""Errands (errands): registrations and removals of orderers, and their documents."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from app.registrations.data import (
     RemovalDraft,
 )
 from app.staff.models import StaffMember
-from workflows.states import DECIDED_STATES, RECEIVED_STATES, SubmissionState
+from workflows.states import DECIDED_STATES, RECEIVED_STATES, ErrandState
 
 # Crockford-style alphabet: no I, L, O, U, easy to read back over the phone.
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -30,7 +30,7 @@ def new_reference() -> str:
     return f"BB-{body[:4]}-{body[4:]}"
 
 
-class SubmissionKind(enum.StrEnum):
+class ErrandKind(enum.StrEnum):
     REGISTRATION = "registration"
     REMOVAL = "removal"
 
@@ -40,9 +40,9 @@ class Channel(enum.StrEnum):
     PAPER = "paper"
 
 
-BLANK_DRAFTS: dict[SubmissionKind, FormProgress] = {
-    SubmissionKind.REGISTRATION: RegistrationDraft(),
-    SubmissionKind.REMOVAL: RemovalDraft(),
+BLANK_DRAFTS: dict[ErrandKind, FormProgress] = {
+    ErrandKind.REGISTRATION: RegistrationDraft(),
+    ErrandKind.REMOVAL: RemovalDraft(),
 }
 """A new draft of each kind of form, no step done (also the blank printed form)."""
 
@@ -53,7 +53,7 @@ def N_(message: str) -> str:
 
 
 class RejectionReason(enum.StrEnum):
-    """Why SPV rejected an errand (``Submission.decision_code``)."""
+    """Why SPV rejected an errand (``Errand.decision_code``)."""
 
     SIGNATORY_NOT_ENTITLED = "signatory_not_entitled"
     SIGNATURE_MISSING = "signature_missing"
@@ -73,19 +73,19 @@ REJECTION_REASON_NAMES = {
 }
 
 
-def _in(states: frozenset[SubmissionState]) -> str:
+def _in(states: frozenset[ErrandState]) -> str:
     return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
 
 
-class Submission(Base):
-    __tablename__ = "submission"
+class Errand(Base):
+    __tablename__ = "errand"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(12), unique=True, default=new_reference)
-    kind: Mapped[SubmissionKind] = mapped_column(str_enum(SubmissionKind, "submission_kind"))
+    kind: Mapped[ErrandKind] = mapped_column(str_enum(ErrandKind, "errand_kind"))
     channel: Mapped[Channel | None] = mapped_column(str_enum(Channel, "channel"))
-    state: Mapped[SubmissionState] = mapped_column(
-        str_enum(SubmissionState, "submission_state"), default=SubmissionState.DRAFT
+    state: Mapped[ErrandState] = mapped_column(
+        str_enum(ErrandState, "errand_state"), default=ErrandState.DRAFT
     )
     version: Mapped[int] = mapped_column(default=1)
     form_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -127,14 +127,14 @@ class Submission(Base):
     submitted_by: Mapped[Person] = relationship()
     assigned_staff: Mapped[StaffMember | None] = relationship(foreign_keys=[assigned_staff_id])
     decided_by: Mapped[StaffMember | None] = relationship(foreign_keys=[decided_by_staff_id])
-    documents: Mapped[list[SubmissionDocument]] = relationship(
-        back_populates="submission", order_by="SubmissionDocument.id"
+    documents: Mapped[list[ErrandDocument]] = relationship(
+        back_populates="errand", order_by="ErrandDocument.id"
     )
     checks: Mapped[list[VerificationCheck]] = relationship(
-        back_populates="submission", order_by="VerificationCheck.id"
+        back_populates="errand", order_by="VerificationCheck.id"
     )
     completion_requests: Mapped[list[CompletionRequest]] = relationship(
-        back_populates="submission", order_by="CompletionRequest.id"
+        back_populates="errand", order_by="CompletionRequest.id"
     )
 
     __mapper_args__ = {"version_id_col": version}
@@ -153,10 +153,10 @@ class Submission(Base):
             "state <> 'failed' OR (failed_step IS NOT NULL AND failure_reason IS NOT NULL)",
             name="failed_has_step_and_reason",
         ),
-        Index("ix_submission_state_received", "state", "received_dt"),
-        Index("ix_submission_state_expires", "state", "expires_dt"),
-        Index("ix_submission_state_due", "state", "due_dt"),
-        Index("ix_submission_assigned_state", "assigned_staff_id", "state"),
+        Index("ix_errand_state_received", "state", "received_dt"),
+        Index("ix_errand_state_expires", "state", "expires_dt"),
+        Index("ix_errand_state_due", "state", "due_dt"),
+        Index("ix_errand_assigned_state", "assigned_staff_id", "state"),
     )
 
     @property
@@ -180,13 +180,13 @@ class Submission(Base):
         return self.progress.complete()
 
 
-class SubmissionComment(Base):
+class ErrandComment(Base):
     """A caseworker's internal note on an errand (never shown to the submitter)."""
 
-    __tablename__ = "submission_comment"
+    __tablename__ = "errand_comment"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
     body: Mapped[str] = mapped_column(Text)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
@@ -200,7 +200,7 @@ class CompletionRequest(Base):
     __tablename__ = "completion_request"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
     requested_by_staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
     message: Mapped[str] = mapped_column(Text)
     """What SPV needs; shown to the submitter and sent by email."""
@@ -208,7 +208,7 @@ class CompletionRequest(Base):
     answer: Mapped[str | None] = mapped_column(Text)
     answered_dt: Mapped[datetime | None]
 
-    submission: Mapped[Submission] = relationship(back_populates="completion_requests")
+    errand: Mapped[Errand] = relationship(back_populates="completion_requests")
     requested_by: Mapped[StaffMember] = relationship()
 
     __table_args__ = (
@@ -229,11 +229,11 @@ class DocumentKind(enum.StrEnum):
     EVIDENCE = "evidence"
 
 
-class SubmissionDocument(Base):
-    __tablename__ = "submission_document"
+class ErrandDocument(Base):
+    __tablename__ = "errand_document"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
     kind: Mapped[DocumentKind] = mapped_column(str_enum(DocumentKind, "document_kind"))
     media_type: Mapped[str] = mapped_column(String(100))
     filename: Mapped[str] = mapped_column(String(200))
@@ -241,7 +241,7 @@ class SubmissionDocument(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
-    submission: Mapped[Submission] = relationship(back_populates="documents")
+    errand: Mapped[Errand] = relationship(back_populates="documents")
 
 
 class CheckOutcome(enum.StrEnum):
@@ -252,12 +252,12 @@ class CheckOutcome(enum.StrEnum):
 
 
 class VerificationCheck(Base):
-    """One automated check of a submission, shown to the caseworker."""
+    """One automated check of an errand, shown to the caseworker."""
 
     __tablename__ = "verification_check"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[CheckOutcome] = mapped_column(str_enum(CheckOutcome, "check_outcome"))
     findings: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -265,4 +265,4 @@ class VerificationCheck(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     checked_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
-    submission: Mapped[Submission] = relationship(back_populates="checks")
+    errand: Mapped[Errand] = relationship(back_populates="checks")

@@ -1,9 +1,9 @@
-"""Submissions as the submitter sees them: drafts saved step by step, then signed or posted.
+"""Errands as the submitter sees them: drafts saved step by step, then signed or posted.
 
 Plain functions over a session and the acting agent. Each ``save_*`` asks the
 employer's roster (``app.access.roster``) what the person may be told at once and
 raises ``FormProblem`` naming the field; the pipeline's verification asks it again,
-as SPV, after submission. The form's values are typed (``app.registrations.data``).
+as SPV, after errand. The form's values are typed (``app.registrations.data``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.access import service as access
 from app.access.models import ORDERER_ROLES, Employer, Person, RoleGrant
 from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
-from app.audit.service import record_submission_event
+from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.codes import ProblemCode
@@ -37,18 +37,18 @@ from app.registrations.models import (
     Channel,
     CompletionRequest,
     DocumentKind,
-    Submission,
-    SubmissionDocument,
-    SubmissionKind,
+    Errand,
+    ErrandDocument,
+    ErrandKind,
 )
 from workflows.state_machine import transition
 from workflows.states import (
     EXPIRES_AFTER,
     PENDING_STATES,
     Action,
+    ErrandState,
     IllegalTransition,
     Refusal,
-    SubmissionState,
 )
 
 
@@ -62,7 +62,7 @@ class FormProblem(Exception):
 
 
 class NotYours(Exception):
-    """The submission does not exist or belongs to someone else (the two look the same)."""
+    """The errand does not exist or belongs to someone else (the two look the same)."""
 
 
 def _require_person(agent: Agent) -> int:
@@ -71,64 +71,58 @@ def _require_person(agent: Agent) -> int:
     return agent.id
 
 
-def _audit(
-    session: Session, agent: Agent, submission: Submission, action: str, **data: Any
-) -> None:
-    record_submission_event(
-        session, agent.audit_label, submission.id, action.removeprefix("submission."), **data
+def _audit(session: Session, agent: Agent, errand: Errand, action: str, **data: Any) -> None:
+    record_errand_event(
+        session, agent.audit_label, errand.id, action.removeprefix("errand."), **data
     )
 
 
 # ---- reading ---------------------------------------------------------------------------
 
 
-def own_submission(session: Session, agent: Agent, reference: str) -> Submission:
-    submission = session.scalar(
-        select(Submission)
-        .where(Submission.reference == reference)
+def own_errand(session: Session, agent: Agent, reference: str) -> Errand:
+    errand = session.scalar(
+        select(Errand)
+        .where(Errand.reference == reference)
         .options(
-            selectinload(Submission.employer).selectinload(Employer.codes),
-            selectinload(Submission.submitted_by),
-            selectinload(Submission.documents),
+            selectinload(Errand.employer).selectinload(Employer.codes),
+            selectinload(Errand.submitted_by),
+            selectinload(Errand.documents),
         )
     )
-    if (
-        submission is None
-        or agent.kind is not AgentKind.PERSON
-        or submission.submitted_by_id != agent.id
-    ):
+    if errand is None or agent.kind is not AgentKind.PERSON or errand.submitted_by_id != agent.id:
         raise NotYours(reference)
-    return submission
+    return errand
 
 
-def own_submissions(session: Session, agent: Agent) -> list[Submission]:
+def own_errands(session: Session, agent: Agent) -> list[Errand]:
     person_id = _require_person(agent)
     return list(
         session.scalars(
-            select(Submission)
-            .where(Submission.submitted_by_id == person_id)
-            .options(selectinload(Submission.employer))
-            .order_by(Submission.created_dt.desc())
+            select(Errand)
+            .where(Errand.submitted_by_id == person_id)
+            .options(selectinload(Errand.employer))
+            .order_by(Errand.created_dt.desc())
         )
     )
 
 
-def is_lapsed(submission: Submission) -> bool:
-    return submission.expires_dt is not None and submission.expires_dt <= utcnow()
+def is_lapsed(errand: Errand) -> bool:
+    return errand.expires_dt is not None and errand.expires_dt <= utcnow()
 
 
-def completed_steps(submission: Submission) -> list[str]:
-    return [step.value for step in submission.progress.completed_steps]
+def completed_steps(errand: Errand) -> list[str]:
+    return [step.value for step in errand.progress.completed_steps]
 
 
-def next_step(submission: Submission) -> str:
+def next_step(errand: Errand) -> str:
     """The first step not yet done, or ``review`` when all are."""
-    step = submission.progress.next_step()
+    step = errand.progress.next_step()
     return "review" if step is None else step.value
 
 
-def document(submission: Submission, kind: DocumentKind) -> SubmissionDocument | None:
-    return next((d for d in reversed(submission.documents) if d.kind is kind), None)
+def document(errand: Errand, kind: DocumentKind) -> ErrandDocument | None:
+    return next((d for d in reversed(errand.documents) if d.kind is kind), None)
 
 
 # ---- the employer's roster -------------------------------------------------------------
@@ -142,27 +136,23 @@ def load_roster(session: Session, employer_id: int, *, drafts_of: int | None = N
         .join(RoleGrant.person)
         .where(RoleGrant.employer_id == employer_id, RoleGrant.valid_to_dt.is_(None))
     ).all()
-    open_states: ColumnElement[bool] = Submission.state.in_(PENDING_STATES)
+    open_states: ColumnElement[bool] = Errand.state.in_(PENDING_STATES)
     if drafts_of is not None:
-        own_drafts = and_(
-            Submission.state == SubmissionState.DRAFT, Submission.submitted_by_id == drafts_of
-        )
+        own_drafts = and_(Errand.state == ErrandState.DRAFT, Errand.submitted_by_id == drafts_of)
         open_states = or_(open_states, own_drafts)
     errands = session.execute(
-        select(
-            Submission.id, Submission.subject_personnummer, Person.personnummer, Submission.state
-        )
-        .join(Person, Person.id == Submission.submitted_by_id)
+        select(Errand.id, Errand.subject_personnummer, Person.personnummer, Errand.state)
+        .join(Person, Person.id == Errand.submitted_by_id)
         .where(
-            Submission.employer_id == employer_id,
-            Submission.subject_personnummer.is_not(None),
+            Errand.employer_id == employer_id,
+            Errand.subject_personnummer.is_not(None),
             open_states,
         )
     ).all()
     return Roster(
         tuple(RoleHolder(personnummer, role) for personnummer, role in holders),
         tuple(
-            OpenErrand(id_, subject, submitter, state is SubmissionState.DRAFT)
+            OpenErrand(id_, subject, submitter, state is ErrandState.DRAFT)
             for id_, subject, submitter, state in errands
             if subject is not None
         ),
@@ -175,9 +165,9 @@ def _asker(agent: Agent) -> str | None:
     return None if agent.entered_by_staff_id is not None else agent.personnummer
 
 
-def _roster(session: Session, agent: Agent, submission: Submission) -> Roster:
-    assert submission.employer_id is not None
-    return load_roster(session, submission.employer_id, drafts_of=agent.id)
+def _roster(session: Session, agent: Agent, errand: Errand) -> Roster:
+    assert errand.employer_id is not None
+    return load_roster(session, errand.employer_id, drafts_of=agent.id)
 
 
 _REFUSED = {
@@ -198,26 +188,26 @@ def _replacement_of(progress: RemovalDraft) -> str | None:
     return progress.replacement.personnummer if progress.replacement else None
 
 
-def would_leave_no_orderer(session: Session, submission: Submission) -> bool:
+def would_leave_no_orderer(session: Session, errand: Errand) -> bool:
     """A removal with no replacement of the employer's only orderer (rule 8), as SPV sees
     it (casework and the apply step)."""
-    if submission.kind is not SubmissionKind.REMOVAL:
+    if errand.kind is not ErrandKind.REMOVAL:
         return False
-    progress = submission.progress
-    assert isinstance(progress, RemovalDraft) and submission.employer_id is not None
+    progress = errand.progress
+    assert isinstance(progress, RemovalDraft) and errand.employer_id is not None
     if progress.orderer is None:
         return False
-    roster = load_roster(session, submission.employer_id)
+    roster = load_roster(session, errand.employer_id)
     return roster.would_leave_no_orderer(progress.orderer.personnummer, _replacement_of(progress))
 
 
-def warns_of_no_orderer_left(session: Session, agent: Agent, submission: Submission) -> bool:
+def warns_of_no_orderer_left(session: Session, agent: Agent, errand: Errand) -> bool:
     """Whether the removal form warns its submitter that no orderer would be left: only
     one who may be told who the employer's orderers are is warned."""
-    progress = submission.progress
+    progress = errand.progress
     if not isinstance(progress, RemovalDraft) or progress.orderer is None:
         return False
-    conflicts = _roster(session, agent, submission).conflicts_removing(
+    conflicts = _roster(session, agent, errand).conflicts_removing(
         progress.orderer.personnummer, _replacement_of(progress), asker=_asker(agent)
     )
     return Conflict.WOULD_LEAVE_NO_ORDERER in conflicts
@@ -233,68 +223,66 @@ def _employer(session: Session, orgnr: str) -> Employer:
     return employer
 
 
-def _save(
-    session: Session, agent: Agent, submission: Submission, step: FormStep, **values: Any
-) -> None:
-    submission.progress = submission.progress.done(step, **values)
-    _audit(session, agent, submission, "submission.step_saved", step=step.value)
+def _save(session: Session, agent: Agent, errand: Errand, step: FormStep, **values: Any) -> None:
+    errand.progress = errand.progress.done(step, **values)
+    _audit(session, agent, errand, "errand.step_saved", step=step.value)
 
 
 def start_draft(
-    session: Session, agent: Agent, kind: SubmissionKind, orgnr: str, language: str = "sv"
-) -> Submission:
+    session: Session, agent: Agent, kind: ErrandKind, orgnr: str, language: str = "sv"
+) -> Errand:
     """A new draft for the employer with ``orgnr`` (the first step of both forms)."""
     submitter_id = _require_person(agent)
     employer = _employer(session, orgnr)
-    submission = Submission(
+    errand = Errand(
         kind=kind,
         employer_id=employer.id,
         submitted_by_id=submitter_id,
         language=language if language in ("sv", "en") else "sv",
-        expires_dt=utcnow() + EXPIRES_AFTER[SubmissionState.DRAFT],
+        expires_dt=utcnow() + EXPIRES_AFTER[ErrandState.DRAFT],
     )
-    submission.employer = employer
-    submission.progress = BLANK_DRAFTS[kind].done(
+    errand.employer = employer
+    errand.progress = BLANK_DRAFTS[kind].done(
         FormStep.EMPLOYER, employer=EmployerDetails(orgnr, employer.name)
     )
-    session.add(submission)
+    session.add(errand)
     session.flush()
     _audit(
         session,
         agent,
-        submission,
-        "submission.created",
+        errand,
+        "errand.created",
         kind=kind.value,
-        reference=submission.reference,
+        reference=errand.reference,
     )
-    return submission
+    return errand
 
 
-def save_employer(session: Session, agent: Agent, submission: Submission, orgnr: str) -> None:
+def save_employer(session: Session, agent: Agent, errand: Errand, orgnr: str) -> None:
     employer = _employer(session, orgnr)
-    if employer.id != submission.employer_id:
+    if employer.id != errand.employer_id:
         # Another employer: its codes and orderers differ, so those steps start again.
-        submission.progress = BLANK_DRAFTS[submission.kind]
-        submission.employer_id = employer.id
-        submission.employer = employer
+        errand.progress = BLANK_DRAFTS[errand.kind]
+        errand.employer_id = employer.id
+        errand.employer = employer
     _save(
         session,
         agent,
-        submission,
+        errand,
         FormStep.EMPLOYER,
         employer=EmployerDetails(orgnr, employer.name),
     )
 
 
 def save_codes(
-    session: Session, agent: Agent, submission: Submission, all_codes: bool, codes: list[str]
+    session: Session, agent: Agent, errand: Errand, all_codes: bool, codes: list[str]
 ) -> None:
-    assert submission.employer is not None
-    owned = {c.code for c in submission.employer.codes}
+    assert errand.employer is not None
+    owned = {c.code for c in errand.employer.codes}
     if not all_codes and (not codes or set(codes) - owned):
         raise FormProblem("codes", ProblemCode.CODE_NOT_OF_EMPLOYER)
     chosen = () if all_codes else tuple(sorted(codes))
-    _save(session, agent, submission, FormStep.CODES, employer_codes=chosen)
+    _save(session, agent, errand, FormStep.CODES, employer_codes=chosen)
 
 
 def _orderer_role(person: PersonDetails) -> PersonDetails:
@@ -303,23 +291,21 @@ def _orderer_role(person: PersonDetails) -> PersonDetails:
     return person.stripped()
 
 
-def save_person(
-    session: Session, agent: Agent, submission: Submission, person: PersonDetails
-) -> None:
+def save_person(session: Session, agent: Agent, errand: Errand, person: PersonDetails) -> None:
     """The person to register; told of a conflict only if the submitter may know it."""
     person = _orderer_role(person)
-    conflicts = _roster(session, agent, submission).conflicts_registering(
-        person.personnummer, asker=_asker(agent), errand_id=submission.id
+    conflicts = _roster(session, agent, errand).conflicts_registering(
+        person.personnummer, asker=_asker(agent), errand_id=errand.id
     )
     _refuse("personnummer", conflicts)
-    submission.subject_personnummer = person.personnummer
-    _save(session, agent, submission, FormStep.PERSON, person=person)
+    errand.subject_personnummer = person.personnummer
+    _save(session, agent, errand, FormStep.PERSON, person=person)
 
 
 def save_orderer_to_remove(
     session: Session,
     agent: Agent,
-    submission: Submission,
+    errand: Errand,
     reason: str,
     personnummer: str,
     given_name: str,
@@ -329,62 +315,62 @@ def save_orderer_to_remove(
     removal_reason = RemovalReason(reason)
     if removal_reason is RemovalReason.SELF and personnummer != agent.personnummer:
         raise FormProblem("personnummer", ProblemCode.SELF_REMOVAL_OF_OTHER)
-    conflicts = _roster(session, agent, submission).conflicts_removing(
-        personnummer, asker=_asker(agent), errand_id=submission.id
+    conflicts = _roster(session, agent, errand).conflicts_removing(
+        personnummer, asker=_asker(agent), errand_id=errand.id
     )
     _refuse("personnummer", conflicts)
-    submission.subject_personnummer = personnummer
+    errand.subject_personnummer = personnummer
     orderer = OrdererToRemove(removal_reason, personnummer, given_name.strip(), family_name.strip())
-    _save(session, agent, submission, FormStep.ORDERER, orderer=orderer)
+    _save(session, agent, errand, FormStep.ORDERER, orderer=orderer)
 
 
 def save_replacement(
-    session: Session, agent: Agent, submission: Submission, replacement: PersonDetails | None
+    session: Session, agent: Agent, errand: Errand, replacement: PersonDetails | None
 ) -> None:
     """The new orderer to register in the same errand, or None for none."""
     if replacement is not None:
         replacement = _orderer_role(replacement)
-        removed = submission.subject_personnummer
+        removed = errand.subject_personnummer
         assert removed is not None  # the orderer step comes first
         if replacement.personnummer == removed:
             raise FormProblem("personnummer", ProblemCode.REPLACEMENT_IS_REMOVED)
-        conflicts = _roster(session, agent, submission).conflicts_removing(
-            removed, replacement.personnummer, asker=_asker(agent), errand_id=submission.id
+        conflicts = _roster(session, agent, errand).conflicts_removing(
+            removed, replacement.personnummer, asker=_asker(agent), errand_id=errand.id
         )
         if Conflict.REPLACEMENT_ALREADY_ORDERER in conflicts:
             raise FormProblem("personnummer", ProblemCode.ALREADY_ORDERER)
-    _save(session, agent, submission, FormStep.REPLACEMENT, replacement=replacement)
+    _save(session, agent, errand, FormStep.REPLACEMENT, replacement=replacement)
 
 
 def save_signatory(
-    session: Session, agent: Agent, submission: Submission, name: str, personnummer: str, title: str
+    session: Session, agent: Agent, errand: Errand, name: str, personnummer: str, title: str
 ) -> None:
     signatory = SignatoryDetails(name.strip(), personnummer, title.strip())
-    _save(session, agent, submission, FormStep.SIGNATORY, signatory=signatory)
+    _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory)
 
 
 # ---- leaving the draft -----------------------------------------------------------------
 
 
-def _require_complete(submission: Submission, action: Action) -> None:
-    if not submission.progress.is_complete:
+def _require_complete(errand: Errand, action: Action) -> None:
+    if not errand.progress.is_complete:
         raise IllegalTransition(
-            submission.state, action, "the form is not complete", Refusal.INCOMPLETE
+            errand.state, action, "the form is not complete", Refusal.INCOMPLETE
         )
 
 
 def attach_document(
     session: Session,
-    submission: Submission,
+    errand: Errand,
     kind: DocumentKind,
     content: bytes,
     filename: str,
     media_type: str = "application/pdf",
-) -> SubmissionDocument:
+) -> ErrandDocument:
     import hashlib
 
-    doc = SubmissionDocument(
-        submission_id=submission.id,
+    doc = ErrandDocument(
+        errand_id=errand.id,
         kind=kind,
         media_type=media_type,
         filename=filename,
@@ -393,40 +379,36 @@ def attach_document(
     )
     session.add(doc)
     session.flush()
-    session.expire(submission, ["documents"])
+    session.expire(errand, ["documents"])
     return doc
 
 
-def print_for_post(
-    session: Session, agent: Agent, submission: Submission, printed_pdf: bytes
-) -> None:
+def print_for_post(session: Session, agent: Agent, errand: Errand, printed_pdf: bytes) -> None:
     """The postal route: the printed form is kept, and SPV waits for the signed paper."""
-    _require_complete(submission, Action.PRINT_FOR_POST)
-    transition(session, submission, Action.PRINT_FOR_POST, agent)
-    submission.channel = Channel.PAPER
-    attach_document(
-        session, submission, DocumentKind.PRINTED, printed_pdf, f"{submission.reference}.pdf"
-    )
+    _require_complete(errand, Action.PRINT_FOR_POST)
+    transition(session, errand, Action.PRINT_FOR_POST, agent)
+    errand.channel = Channel.PAPER
+    attach_document(session, errand, DocumentKind.PRINTED, printed_pdf, f"{errand.reference}.pdf")
 
 
-def withdraw(session: Session, agent: Agent, submission: Submission) -> None:
-    transition(session, submission, Action.WITHDRAW, agent)
+def withdraw(session: Session, agent: Agent, errand: Errand) -> None:
+    transition(session, errand, Action.WITHDRAW, agent)
 
 
-def open_completion_request(submission: Submission) -> CompletionRequest | None:
+def open_completion_request(errand: Errand) -> CompletionRequest | None:
     """The caseworker's unanswered request for more, if the errand waits for one."""
-    if submission.state is not SubmissionState.AWAITING_COMPLETION:
+    if errand.state is not ErrandState.AWAITING_COMPLETION:
         return None
-    return next((r for r in reversed(submission.completion_requests) if r.is_open), None)
+    return next((r for r in reversed(errand.completion_requests) if r.is_open), None)
 
 
 def answer_completion(
-    session: Session, agent: Agent, submission: Submission, answer: str
+    session: Session, agent: Agent, errand: Errand, answer: str
 ) -> CompletionRequest:
     """The submitter's answer: the errand goes back to its caseworker and the due date
     runs again from where it stood."""
-    request = open_completion_request(submission)
-    transition(session, submission, Action.COMPLETE, agent)
+    request = open_completion_request(errand)
+    transition(session, errand, Action.COMPLETE, agent)
     assert request is not None  # awaiting_completion always has an open request
     request.answer = answer.strip()
     request.answered_dt = utcnow()
@@ -437,15 +419,15 @@ def answer_completion(
 def expire_lapsed(session: Session, limit: int = 200) -> int:
     """Move drafts and errands whose time ran out to ``expired``. Returns how many."""
     lapsed = session.scalars(
-        select(Submission)
-        .where(Submission.state.in_(EXPIRES_AFTER), Submission.expires_dt <= utcnow())
-        .order_by(Submission.expires_dt)
+        select(Errand)
+        .where(Errand.state.in_(EXPIRES_AFTER), Errand.expires_dt <= utcnow())
+        .order_by(Errand.expires_dt)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     system = Agent.system("expiry")
-    for submission in lapsed:
-        transition(session, submission, Action.EXPIRE, system)
+    for errand in lapsed:
+        transition(session, errand, Action.EXPIRE, system)
     return len(lapsed)
 
 
@@ -453,31 +435,29 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
 
 
 def _save_signatory_of(
-    session: Session, agent: Agent, submission: Submission, data: RegistrationData | RemovalData
+    session: Session, agent: Agent, errand: Errand, data: RegistrationData | RemovalData
 ) -> None:
     signatory = data.signatory
-    save_signatory(
-        session, agent, submission, signatory.name, signatory.personnummer, signatory.title
-    )
+    save_signatory(session, agent, errand, signatory.name, signatory.personnummer, signatory.title)
 
 
-def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Submission:
+def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Errand:
     """A complete registration draft, every step's rules applied."""
-    submission = start_draft(session, agent, SubmissionKind.REGISTRATION, data.employer.orgnr)
-    save_codes(session, agent, submission, data.all_codes, list(data.employer_codes))
-    save_person(session, agent, submission, data.person)
-    _save_signatory_of(session, agent, submission, data)
-    return submission
+    errand = start_draft(session, agent, ErrandKind.REGISTRATION, data.employer.orgnr)
+    save_codes(session, agent, errand, data.all_codes, list(data.employer_codes))
+    save_person(session, agent, errand, data.person)
+    _save_signatory_of(session, agent, errand, data)
+    return errand
 
 
-def create_removal(session: Session, agent: Agent, data: RemovalData) -> Submission:
+def create_removal(session: Session, agent: Agent, data: RemovalData) -> Errand:
     """A complete removal draft, every step's rules applied."""
-    submission = start_draft(session, agent, SubmissionKind.REMOVAL, data.employer.orgnr)
+    errand = start_draft(session, agent, ErrandKind.REMOVAL, data.employer.orgnr)
     orderer = data.orderer
     save_orderer_to_remove(
-        session, agent, submission, orderer.reason, orderer.personnummer, orderer.given_name,
+        session, agent, errand, orderer.reason, orderer.personnummer, orderer.given_name,
         orderer.family_name,
     )  # fmt: skip
-    save_replacement(session, agent, submission, data.replacement)
-    _save_signatory_of(session, agent, submission, data)
-    return submission
+    save_replacement(session, agent, errand, data.replacement)
+    _save_signatory_of(session, agent, errand, data)
+    return errand

@@ -1,4 +1,4 @@
-"""Electronic signing of a submission with BankID, then the agency's seal.
+"""Electronic signing of an errand with BankID, then the agency's seal.
 
 The sign order shows a readable summary, carries the SHA-256 of the exact PDF, and
 only the signatory named in the form can complete it. On completion the BankID
@@ -31,15 +31,15 @@ from app.eid.evidence import (
 from app.eid.models import EidOrder, OrderStatus
 from app.registrations.codes import ProblemCode
 from app.registrations.data import RegistrationData, RemovalData
-from app.registrations.models import Channel, DocumentKind, Submission, SubmissionKind
+from app.registrations.models import Channel, DocumentKind, Errand, ErrandKind
 from app.registrations.service import _require_complete, attach_document
 from workflows.state_machine import transition
-from workflows.states import Action, SubmissionState
+from workflows.states import Action, ErrandState
 
 TEXTS = {
     "sv": {
-        SubmissionKind.REGISTRATION: "Anmälan – behörig beställare",
-        SubmissionKind.REMOVAL: "Ta bort behörig beställare",
+        ErrandKind.REGISTRATION: "Anmälan – behörig beställare",
+        ErrandKind.REMOVAL: "Ta bort behörig beställare",
         "employer": "Arbetsgivare",
         "person": "Person",
         "action": "Åtgärd",
@@ -51,8 +51,8 @@ TEXTS = {
         "consent": "Jag intygar att uppgifterna stämmer och skriver under för arbetsgivaren.",
     },
     "en": {
-        SubmissionKind.REGISTRATION: "Registration – authorised orderer",
-        SubmissionKind.REMOVAL: "Remove authorised orderer",
+        ErrandKind.REGISTRATION: "Registration – authorised orderer",
+        ErrandKind.REMOVAL: "Remove authorised orderer",
         "employer": "Employer",
         "person": "Person",
         "action": "Action",
@@ -66,10 +66,10 @@ TEXTS = {
 }
 
 
-def visible_text(submission: Submission) -> str:
+def visible_text(errand: Errand) -> str:
     """What the signatory reads in the BankID app (simpleMarkdownV1)."""
-    t = TEXTS.get(submission.language, TEXTS["sv"])
-    data = submission.data
+    t = TEXTS.get(errand.language, TEXTS["sv"])
+    data = errand.data
     if isinstance(data, RegistrationData):
         delegated = data.person.role is Role.DELEGATED_ORDERER
         action = t["register_delegated" if delegated else "register"]
@@ -77,7 +77,7 @@ def visible_text(submission: Submission) -> str:
         action = t["remove"]
     subject = data.subject
     lines = [
-        f"# {t[submission.kind]}",
+        f"# {t[errand.kind]}",
         f"{t['employer']}: {data.employer.name} ({format_orgnr(data.employer.orgnr)})",
         f"{t['person']}: {subject.full_name} ({format_personnummer(subject.personnummer)})",
         f"{t['action']}: {action}",
@@ -85,7 +85,7 @@ def visible_text(submission: Submission) -> str:
     if isinstance(data, RemovalData) and data.replacement:
         r = data.replacement
         lines.append(f"{t['replacement']}: {r.full_name} ({format_personnummer(r.personnummer)})")
-    lines += [f"{t['reference']}: {submission.reference}", "", str(t["consent"])]
+    lines += [f"{t['reference']}: {errand.reference}", "", str(t["consent"])]
     return "\n\n".join(lines)
 
 
@@ -93,25 +93,25 @@ def start(
     session: Session,
     agent: Agent,
     client: eid.BankIdClient,
-    submission: Submission,
+    errand: Errand,
     pdf: bytes,
     end_user_ip: str,
     binding: str,
 ) -> EidOrder:
     """draft → awaiting_signature, with a sign order for the named signatory."""
-    _require_complete(submission, Action.REQUEST_SIGNATURE)
+    _require_complete(errand, Action.REQUEST_SIGNATURE)
     order = eid.start_signing(
         session,
         client,
         end_user_ip,
         binding,
-        submission_id=submission.id,
+        errand_id=errand.id,
         document=pdf,
-        visible_text=visible_text(submission),
-        signer_personnummer=submission.data.signatory.personnummer,
+        visible_text=visible_text(errand),
+        signer_personnummer=errand.data.signatory.personnummer,
     )
-    transition(session, submission, Action.REQUEST_SIGNATURE, agent)
-    submission.channel = Channel.E_SIGN
+    transition(session, errand, Action.REQUEST_SIGNATURE, agent)
+    errand.channel = Channel.E_SIGN
     return order
 
 
@@ -131,20 +131,20 @@ class SealContext:
     """The agency's seal certificate, key and timestamper."""
 
 
-def finish(session: Session, order: EidOrder, submission: Submission, context: SealContext) -> None:
+def finish(session: Session, order: EidOrder, errand: Errand, context: SealContext) -> None:
     """Check the signature, seal the PDF with the evidence, and hand the errand to SPV."""
     completion = order.completion or {}
     system = Agent.system("bankid")
     try:
         signed = verify_bankid_signature(completion.get("signature", ""), context.trust_roots)
     except InvalidBankIdSignature as exc:
-        _give_up(session, order, submission, ProblemCode.INVALID_SIGNATURE, str(exc))
+        _give_up(session, order, errand, ProblemCode.INVALID_SIGNATURE, str(exc))
         raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
     if signed.user_non_visible_data.strip() != order.document_sha256:
-        _give_up(session, order, submission, ProblemCode.WRONG_DOCUMENT, "hash mismatch")
+        _give_up(session, order, errand, ProblemCode.WRONG_DOCUMENT, "hash mismatch")
         raise SignatureRejected(ProblemCode.WRONG_DOCUMENT)
-    if signed.personal_number != submission.data.signatory.personnummer:
-        _give_up(session, order, submission, ProblemCode.WRONG_SIGNER, "not the named signatory")
+    if signed.personal_number != errand.data.signatory.personnummer:
+        _give_up(session, order, errand, ProblemCode.WRONG_SIGNER, "not the named signatory")
         raise SignatureRejected(ProblemCode.WRONG_SIGNER)
     try:
         status = check_ocsp_response(
@@ -154,10 +154,10 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
             signature_b64=completion["signature"],
         )
     except InvalidOcspResponse as exc:
-        _give_up(session, order, submission, ProblemCode.INVALID_SIGNATURE, str(exc))
+        _give_up(session, order, errand, ProblemCode.INVALID_SIGNATURE, str(exc))
         raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
     if status.status is not CertificateStatus.GOOD:
-        _give_up(session, order, submission, "certificate_not_good", status.status.value)
+        _give_up(session, order, errand, "certificate_not_good", status.status.value)
         raise SignatureRejected(ProblemCode.INVALID_SIGNATURE)
     ocsp = base64.b64decode(completion["ocspResponse"])
     xml = signed.xml
@@ -180,17 +180,17 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
             ),
         ],
         signer_name=signed.name,
-        lang=submission.language,
+        lang=errand.language,
     )
     attach_document(
-        session, submission, DocumentKind.SIGNED, sealed, f"{submission.reference}-underskriven.pdf"
+        session, errand, DocumentKind.SIGNED, sealed, f"{errand.reference}-underskriven.pdf"
     )
     attach_document(
-        session, submission, DocumentKind.EVIDENCE, xml, SIGNATURE_EVIDENCE_NAME, "application/xml"
+        session, errand, DocumentKind.EVIDENCE, xml, SIGNATURE_EVIDENCE_NAME, "application/xml"
     )
     attach_document(
         session,
-        submission,
+        errand,
         DocumentKind.EVIDENCE,
         ocsp,
         "bankid-ocsp.der",
@@ -199,21 +199,19 @@ def finish(session: Session, order: EidOrder, submission: Submission, context: S
     order.status = OrderStatus.USED
     transition(
         session,
-        submission,
+        errand,
         Action.SIGN,
         system,
         data={"method": "bankid", "order_ref": order.order_ref},
     )
-    transition(session, submission, Action.RECEIVE, system)
+    transition(session, errand, Action.RECEIVE, system)
 
 
-def _give_up(
-    session: Session, order: EidOrder, submission: Submission, code: str, detail: str
-) -> None:
+def _give_up(session: Session, order: EidOrder, errand: Errand, code: str, detail: str) -> None:
     order.status = OrderStatus.USED
     transition(
         session,
-        submission,
+        errand,
         Action.CANCEL_SIGNATURE,
         Agent.system("bankid"),
         reason=code,
@@ -225,11 +223,11 @@ def abandon(
     session: Session,
     agent: Agent,
     client: eid.BankIdClient,
-    submission: Submission,
+    errand: Errand,
     order: EidOrder | None,
 ) -> None:
     """Back to the draft: cancelled by the person, or the order failed."""
     if order is not None:
         eid.cancel(session, client, order)
-    if submission.state is SubmissionState.AWAITING_SIGNATURE:
-        transition(session, submission, Action.CANCEL_SIGNATURE, agent)
+    if errand.state is ErrandState.AWAITING_SIGNATURE:
+        transition(session, errand, Action.CANCEL_SIGNATURE, agent)

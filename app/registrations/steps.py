@@ -26,12 +26,12 @@ from app.registrations.data import (
     RemovalDraft,
     RemovalReason,
 )
-from app.registrations.models import Submission, SubmissionKind
+from app.registrations.models import Errand, ErrandKind
 from forms.common import EmployerForm, SignatoryForm
 from forms.registration import CodesForm, PersonForm
 from forms.removal import OrdererToRemoveForm, ReplacementForm, orderer_to_remove
 
-Saver = Callable[[Session, Agent, Submission, Any], None]
+Saver = Callable[[Session, Agent, Errand, Any], None]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Step:
     """The form's fields from the draft: the saved part's JSON has the fields' names."""
 
 
-def _save_employer(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_employer(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     service.save_employer(db, agent, sub, form.orgnr.data)
 
 
@@ -55,7 +55,7 @@ def _prefill_employer(draft: FormProgress) -> dict[str, Any]:
     return {"orgnr": draft.employer.orgnr} if draft.employer else {}
 
 
-def _save_codes(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_codes(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     service.save_codes(db, agent, sub, form.scope.data == "all", list(form.codes.data or []))
 
 
@@ -65,7 +65,7 @@ def _prefill_codes(draft: FormProgress) -> dict[str, Any]:
     return {"scope": "all" if draft.all_codes else "chosen", "codes": list(draft.employer_codes)}
 
 
-def _save_person(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_person(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     service.save_person(db, agent, sub, form.person_details())
 
 
@@ -74,7 +74,7 @@ def _prefill_person(draft: FormProgress) -> dict[str, Any]:
     return person.to_json() if person else {}
 
 
-def _save_signatory(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_signatory(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     signatory = form.signatory_details()
     service.save_signatory(db, agent, sub, signatory.name, signatory.personnummer, signatory.title)
 
@@ -89,7 +89,7 @@ def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
     return {}
 
 
-def _save_orderer(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_orderer(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     orderer = orderer_to_remove(form)
     service.save_orderer_to_remove(
         db, agent, sub, orderer.reason, orderer.personnummer, orderer.given_name,
@@ -102,7 +102,7 @@ def _prefill_orderer(draft: FormProgress) -> dict[str, Any]:
     return orderer.to_json() if orderer else {}
 
 
-def _save_replacement(db: Session, agent: Agent, sub: Submission, form: Any) -> None:
+def _save_replacement(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     wanted = form.wants_replacement.data == "yes"
     service.save_replacement(db, agent, sub, form.person_details() if wanted else None)
 
@@ -133,8 +133,8 @@ SIGNATORY = Step(
     _prefill_signatory,
 )
 
-STEPS: dict[SubmissionKind, tuple[Step, ...]] = {
-    SubmissionKind.REGISTRATION: (
+STEPS: dict[ErrandKind, tuple[Step, ...]] = {
+    ErrandKind.REGISTRATION: (
         EMPLOYER,
         Step(
             FormStep.CODES,
@@ -154,7 +154,7 @@ STEPS: dict[SubmissionKind, tuple[Step, ...]] = {
         ),
         SIGNATORY,
     ),
-    SubmissionKind.REMOVAL: (
+    ErrandKind.REMOVAL: (
         EMPLOYER,
         Step(
             FormStep.ORDERER,
@@ -178,14 +178,14 @@ STEPS: dict[SubmissionKind, tuple[Step, ...]] = {
 REVIEW_SEGMENT = "granska"
 
 
-def step_by_segment(kind: SubmissionKind, segment: str) -> Step | None:
+def step_by_segment(kind: ErrandKind, segment: str) -> Step | None:
     return next((s for s in STEPS[kind] if s.segment == segment), None)
 
 
-def build_form(step: Step, submission: Submission) -> FlaskForm:
-    form = step.form(data=step.prefill(submission.progress))
-    if isinstance(form, CodesForm) and submission.employer is not None:
+def build_form(step: Step, errand: Errand) -> FlaskForm:
+    form = step.form(data=step.prefill(errand.progress))
+    if isinstance(form, CodesForm) and errand.employer is not None:
         form.codes.choices = [
-            SelectChoice(c.code, code_choice_label(c)) for c in submission.employer.codes
+            SelectChoice(c.code, code_choice_label(c)) for c in errand.employer.codes
         ]
     return form

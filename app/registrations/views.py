@@ -31,7 +31,7 @@ from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.eid.views import end_user_ip, qr_svg, status_json
 from app.labels import problem_message
 from app.registrations import documents, service, signing
-from app.registrations.models import DocumentKind, Submission, SubmissionKind
+from app.registrations.models import DocumentKind, Errand, ErrandKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
 from app.web import (
     attach_problem,
@@ -45,18 +45,18 @@ from app.web import (
     signed_in,
 )
 from forms.common import CompletionAnswerForm, EmployerForm
-from workflows.states import IllegalTransition, SubmissionState
+from workflows.states import ErrandState, IllegalTransition
 
 bp = Blueprint("registrations", __name__, template_folder="templates")
 T = TypeVar("T")
 
 FORM_PATHS = {
-    SubmissionKind.REGISTRATION: "/anmalan-behorig-bestallare",
-    SubmissionKind.REMOVAL: "/ta-bort-behorig-bestallare",
+    ErrandKind.REGISTRATION: "/anmalan-behorig-bestallare",
+    ErrandKind.REMOVAL: "/ta-bort-behorig-bestallare",
 }
 KIND_OF_PATH = {
-    "anmalan-behorig-bestallare": SubmissionKind.REGISTRATION,
-    "ta-bort-behorig-bestallare": SubmissionKind.REMOVAL,
+    "anmalan-behorig-bestallare": ErrandKind.REGISTRATION,
+    "ta-bort-behorig-bestallare": ErrandKind.REMOVAL,
 }
 
 
@@ -64,17 +64,17 @@ def _language() -> str:
     return str(get_locale() or "sv")
 
 
-def step_url(submission: Submission, name: str) -> str:
+def step_url(errand: Errand, name: str) -> str:
     """The URL of a step (by its service name) or of ``review``."""
     segment = REVIEW_SEGMENT
-    for step in STEPS[submission.kind]:
+    for step in STEPS[errand.kind]:
         if step.name == name:
             segment = step.segment
-    return f"{FORM_PATHS[submission.kind]}/{submission.reference}/{segment}"
+    return f"{FORM_PATHS[errand.kind]}/{errand.reference}/{segment}"
 
 
-def resume_url(submission: Submission) -> str:
-    return step_url(submission, service.next_step(submission))
+def resume_url(errand: Errand) -> str:
+    return step_url(errand, service.next_step(errand))
 
 
 @bp.route(
@@ -94,38 +94,38 @@ def start(path: str) -> ResponseReturnValue:
     form = EmployerForm()
     if form.validate_on_submit():
         try:
-            submission = service.start_draft(db(), signed_in(), kind, form.orgnr.data, _language())
+            errand = service.start_draft(db(), signed_in(), kind, form.orgnr.data, _language())
         except service.FormProblem as problem:
             attach_problem(form, problem)
         else:
             commit()
-            return redirect(resume_url(submission))
+            return redirect(resume_url(errand))
     return render_template(
         "registrations/step.html",
         form=form,
         kind=kind,
-        submission=None,
+        errand=None,
         steps=STEPS[kind],
         current="employer",
         done=[],
     )
 
 
-def _own(reference: str) -> Submission:
+def _own(reference: str) -> Errand:
     try:
-        return service.own_submission(db(), signed_in(), reference)
+        return service.own_errand(db(), signed_in(), reference)
     except service.NotYours:
         abort(404)
 
 
-def _draft(reference: str, kind: SubmissionKind) -> Submission | ResponseReturnValue:
-    submission = _own(reference)
-    if submission.kind is not kind:
+def _draft(reference: str, kind: ErrandKind) -> Errand | ResponseReturnValue:
+    errand = _own(reference)
+    if errand.kind is not kind:
         abort(404)
-    if submission.state is not SubmissionState.DRAFT or service.is_lapsed(submission):
+    if errand.state is not ErrandState.DRAFT or service.is_lapsed(errand):
         flash(_("Ärendet kan inte längre ändras."), "info")
         return redirect(url_for(".errand", reference=reference))
-    return submission
+    return errand
 
 
 @bp.route(
@@ -142,33 +142,33 @@ def _draft(reference: str, kind: SubmissionKind) -> Submission | ResponseReturnV
 def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
     kind = KIND_OF_PATH[path]
     loaded = _draft(reference, kind)
-    if not isinstance(loaded, Submission):
+    if not isinstance(loaded, Errand):
         return loaded
-    submission = loaded
-    done = service.completed_steps(submission)
+    errand = loaded
+    done = service.completed_steps(errand)
     if segment == REVIEW_SEGMENT:
-        if service.next_step(submission) != "review":
-            return redirect(resume_url(submission))
+        if service.next_step(errand) != "review":
+            return redirect(resume_url(errand))
         return render_template(
             "registrations/review.html",
-            submission=submission,
+            errand=errand,
             steps=STEPS[kind],
             done=done,
             action_form=FlaskForm(),
-            leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), submission),
+            leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
             step_url=step_url,
         )
     current = step_by_segment(kind, segment)
     if current is None:
         abort(404)
     order = [s.name.value for s in STEPS[kind]]
-    first_missing = service.next_step(submission)
+    first_missing = service.next_step(errand)
     if first_missing != "review" and order.index(current.name) > order.index(first_missing):
-        return redirect(step_url(submission, first_missing))
-    form = build_form(current, submission)
+        return redirect(step_url(errand, first_missing))
+    form = build_form(current, errand)
     if form.validate_on_submit():
         try:
-            current.save(db(), signed_in(), submission, form)
+            current.save(db(), signed_in(), errand, form)
         except service.FormProblem as problem:
             attach_problem(form, problem)
         else:
@@ -178,45 +178,45 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
                     _("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success"
                 )
                 return redirect(url_for(".my_errands"))
-            return redirect(resume_url(submission))
+            return redirect(resume_url(errand))
     return render_template(
         "registrations/step.html",
         form=form,
         kind=kind,
-        submission=submission,
+        errand=errand,
         steps=STEPS[kind],
         current=current.name,
         done=done,
         step_url=step_url,
-        leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), submission),
+        leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
     )
 
 
 @bp.get("/mina-arenden")
 @person_required
 def my_errands() -> ResponseReturnValue:
-    submissions = service.own_submissions(db(), signed_in())
+    errands = service.own_errands(db(), signed_in())
     return render_template(
         "registrations/my_errands.html",
-        submissions=submissions,
+        errands=errands,
         resume_url=resume_url,
         is_lapsed=service.is_lapsed,
     )
 
 
 def _render_errand(
-    submission: Submission, answer_form: CompletionAnswerForm | None = None, status: int = 200
+    errand: Errand, answer_form: CompletionAnswerForm | None = None, status: int = 200
 ) -> ResponseReturnValue:
     return render_template(
         "registrations/errand.html",
-        submission=submission,
+        errand=errand,
         action_form=FlaskForm(),
         answer_form=answer_form or CompletionAnswerForm(),
-        open_request=service.open_completion_request(submission),
-        State=SubmissionState,
+        open_request=service.open_completion_request(errand),
+        State=ErrandState,
         resume_url=resume_url,
-        downloads={name: service.document(submission, kind) for name, kind in DOWNLOADS.items()},
-        is_lapsed=service.is_lapsed(submission),
+        downloads={name: service.document(errand, kind) for name, kind in DOWNLOADS.items()},
+        is_lapsed=service.is_lapsed(errand),
     ), status
 
 
@@ -230,12 +230,12 @@ def errand(reference: str) -> ResponseReturnValue:
 @person_required
 def answer_completion(reference: str) -> ResponseReturnValue:
     """Answer SPV's request for more; the errand goes back to its caseworker."""
-    submission = _own(reference)
+    errand = _own(reference)
     form = CompletionAnswerForm()
     if not form.validate_on_submit():
-        return _render_errand(submission, form, 400)
+        return _render_errand(errand, form, 400)
     done, _none = _carry_out(
-        lambda: service.answer_completion(db(), signed_in(), submission, form.answer.data),
+        lambda: service.answer_completion(db(), signed_in(), errand, form.answer.data),
         _("Ärendet väntar inte på någon komplettering."),
     )
     if done:
@@ -248,20 +248,20 @@ def _carry_out(act: Callable[[], T], refused: str) -> tuple[bool, T | None]:
     return carry_out(act, {IllegalTransition: lambda _exc: refused})
 
 
-def _post_action(reference: str) -> Submission:
-    submission = _own(reference)
+def _post_action(reference: str) -> Errand:
+    errand = _own(reference)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    return submission
+    return errand
 
 
 @bp.post("/mina-arenden/<reference>/skriv-ut")
 @person_required
 def print_for_post(reference: str) -> ResponseReturnValue:
-    submission = _post_action(reference)
-    pdf = documents.printable_form(submission, runtime().settings, _language())
+    errand = _post_action(reference)
+    pdf = documents.printable_form(errand, runtime().settings, _language())
     done, _none = _carry_out(
-        lambda: service.print_for_post(db(), signed_in(), submission, pdf),
+        lambda: service.print_for_post(db(), signed_in(), errand, pdf),
         _("Ärendet kan inte skrivas ut i sitt nuvarande läge."),
     )
     if done:
@@ -279,19 +279,19 @@ SIGN_KEY = "eid_sign"
 @person_required
 def start_signing(reference: str) -> ResponseReturnValue:
     """Sign with BankID: the signatory named in the form signs the exact PDF."""
-    submission = _post_action(reference)
+    errand = _post_action(reference)
     binding_value, binding = eid.new_binding()
     try:
-        pdf = documents.signable_form(submission, runtime().settings)
+        pdf = documents.signable_form(errand, runtime().settings)
         order = signing.start(
-            db(), signed_in(), bankid_client(), submission, pdf, end_user_ip(), binding
+            db(), signed_in(), bankid_client(), errand, pdf, end_user_ip(), binding
         )
     except IllegalTransition:
         flash(_("Ärendet kan inte skrivas under i sitt nuvarande läge."), "error")
         return redirect(url_for(".errand", reference=reference))
     except eid.EidError as exc:
         flash(error_message(exc.code), "error")
-        return redirect(resume_url(submission))
+        return redirect(resume_url(errand))
     commit()
     session[SIGN_KEY] = {
         "order": order.id,
@@ -309,39 +309,39 @@ def _sign_order(reference: str) -> EidOrder | None:
     return eid.find_order(db(), state.get("order"), state.get("binding"), OrderPurpose.SIGN)
 
 
-def _poll_signing(reference: str) -> tuple[Submission, EidOrder | None, eid.OrderState | None]:
+def _poll_signing(reference: str) -> tuple[Errand, EidOrder | None, eid.OrderState | None]:
     """Poll the sign order; finish (seal) or fall back to the draft when it ends."""
-    submission = _own(reference)
+    errand = _own(reference)
     order = _sign_order(reference)
-    if order is None or submission.state is not SubmissionState.AWAITING_SIGNATURE:
-        return submission, None, None
+    if order is None or errand.state is not ErrandState.AWAITING_SIGNATURE:
+        return errand, None, None
     state = eid.poll(db(), bankid_client(), order, collect_interval())
     if state.status is OrderStatus.COMPLETE:
         try:
-            signing.finish(db(), order, submission, documents.seal_context(runtime().settings))
+            signing.finish(db(), order, errand, documents.seal_context(runtime().settings))
         except signing.SignatureRejected as rejected:
             commit()
             flash(problem_message(rejected.code), "error")
-            return submission, order, state
+            return errand, order, state
         commit()
         session.pop(SIGN_KEY, None)
         flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
     elif state.status is OrderStatus.FAILED:
-        signing.abandon(db(), signed_in(), bankid_client(), submission, None)
+        signing.abandon(db(), signed_in(), bankid_client(), errand, None)
     commit()
-    return submission, order, state
+    return errand, order, state
 
 
-def _signing_done_url(submission: Submission) -> str | None:
-    if submission.state is SubmissionState.AWAITING_SIGNATURE:
+def _signing_done_url(errand: Errand) -> str | None:
+    if errand.state is ErrandState.AWAITING_SIGNATURE:
         return None
-    return url_for(".errand", reference=submission.reference)
+    return url_for(".errand", reference=errand.reference)
 
 
 @bp.get("/mina-arenden/<reference>/signera")
 @person_required
 def signing_page(reference: str) -> ResponseReturnValue:
-    submission, order, state = _poll_signing(reference)
+    errand, order, state = _poll_signing(reference)
     if order is None or state is None or (state.status is OrderStatus.COMPLETE):
         return redirect(url_for(".errand", reference=reference))
     same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
@@ -358,8 +358,8 @@ def signing_page(reference: str) -> ResponseReturnValue:
         simulator=runtime().settings.bankid_simulator,
         status_url=url_for(".signing_status", reference=reference),
         cancel_url=url_for(".cancel_signing", reference=reference),
-        retry_url=resume_url(submission)
-        if submission.state is SubmissionState.DRAFT
+        retry_url=resume_url(errand)
+        if errand.state is ErrandState.DRAFT
         else url_for(".errand", reference=reference),
     )
 
@@ -367,30 +367,30 @@ def signing_page(reference: str) -> ResponseReturnValue:
 @bp.post("/mina-arenden/<reference>/signera/status")
 @person_required
 def signing_status(reference: str) -> ResponseReturnValue:
-    submission, order, state = _poll_signing(reference)
+    errand, order, state = _poll_signing(reference)
     if order is None or state is None:
         return jsonify(status="failed", done=url_for(".errand", reference=reference)), 404
     same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
-    return status_json(order, state, _signing_done_url(submission), same_device)
+    return status_json(order, state, _signing_done_url(errand), same_device)
 
 
 @bp.post("/mina-arenden/<reference>/signera/avbryt")
 @person_required
 def cancel_signing(reference: str) -> ResponseReturnValue:
-    submission = _post_action(reference)
-    signing.abandon(db(), signed_in(), bankid_client(), submission, _sign_order(reference))
+    errand = _post_action(reference)
+    signing.abandon(db(), signed_in(), bankid_client(), errand, _sign_order(reference))
     commit()
     session.pop(SIGN_KEY, None)
     flash(_("Underskriften är avbruten. Ärendet är kvar som utkast."), "info")
-    return redirect(resume_url(submission))
+    return redirect(resume_url(errand))
 
 
 @bp.post("/mina-arenden/<reference>/aterkalla")
 @person_required
 def withdraw(reference: str) -> ResponseReturnValue:
-    submission = _post_action(reference)
+    errand = _post_action(reference)
     done, _none = _carry_out(
-        lambda: service.withdraw(db(), signed_in(), submission),
+        lambda: service.withdraw(db(), signed_in(), errand),
         _("Ärendet kan inte återkallas i sitt nuvarande läge."),
     )
     if done:
@@ -421,12 +421,12 @@ def document_pdf(reference: str, name: str) -> ResponseReturnValue:
     return _pdf(doc.content, doc.filename)
 
 
-@bp.get("/blanketter/anmalan.pdf", defaults={"kind": SubmissionKind.REGISTRATION})
-@bp.get("/blanketter/borttag.pdf", defaults={"kind": SubmissionKind.REMOVAL})
-def blank_form(kind: SubmissionKind) -> ResponseReturnValue:
+@bp.get("/blanketter/anmalan.pdf", defaults={"kind": ErrandKind.REGISTRATION})
+@bp.get("/blanketter/borttag.pdf", defaults={"kind": ErrandKind.REMOVAL})
+def blank_form(kind: ErrandKind) -> ResponseReturnValue:
     """For people who cannot use the web form: no login needed."""
     pdf = render_blank_form(kind, lang=_language(), key=runtime().settings.qr_key)
-    name = "anmalan" if kind is SubmissionKind.REGISTRATION else "borttag"
+    name = "anmalan" if kind is ErrandKind.REGISTRATION else "borttag"
     response = _pdf(pdf, f"{name}-behorig-bestallare.pdf")
     response.cache_control.public = True
     response.cache_control.max_age = 3600

@@ -86,8 +86,8 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
 
 def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
     with runtime.unit_of_work() as session:
-        submission = printed_for_post(session, registration_draft(session))
-        sheets = corpus.scan_pdf(printed(submission), ["clean-200", "rotated+1"])
+        errand = printed_for_post(session, registration_draft(session))
+        sheets = corpus.scan_pdf(printed(errand), ["clean-200", "rotated+1"])
         data = corpus.as_pdf([*sheets, corpus.blank_page().image])
         batch_id = reading.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.access.models import Person, RoleGrant
 from app.documents.qr import QR_PLACEMENT
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from tests import scan_corpus as corpus
 from tests.e2e.browser import (
     RESULTS_DIR,
@@ -29,7 +29,7 @@ from tests.factories import (
     removal_draft,
 )
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 pytestmark = pytest.mark.e2e
 
@@ -97,9 +97,9 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
     page: Page, runtime: Runtime
 ) -> None:
     with runtime.unit_of_work() as session:
-        submission = printed_for_post(session, removal_draft(session))
-        reference = submission.reference
-        first, second = corpus.scan_pdf(printed(submission), ["clean-200", "upside-down"])
+        errand = printed_for_post(session, removal_draft(session))
+        reference = errand.reference
+        first, second = corpus.scan_pdf(printed(errand), ["clean-200", "upside-down"])
     # Page 1's code was torn off before it was scanned askew; page 2 came upside down.
     first.paste(255, QR_PLACEMENT.crop_box(first.width, first.height, 3.0))
     torn = corpus.degrade(first, corpus.DEGRADATIONS["rotated-2"])
@@ -163,8 +163,8 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
 
     reload_until(page, closed, f"{reference} to be applied and archived")
     with runtime.session_factory() as session:
-        done = session.scalars(select(Submission).where(Submission.reference == reference)).one()
-        assert done.state is SubmissionState.CLOSED
+        done = session.scalars(select(Errand).where(Errand.reference == reference)).one()
+        assert done.state is ErrandState.CLOSED
         active = session.scalars(
             select(Person.personnummer)
             .join(RoleGrant, RoleGrant.person_id == Person.id)

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from app.access.models import Employer, Person, Role, RoleGrant
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from devtools.pki import ensure_test_pki
 from tests.e2e.browser import (
     RESULTS_DIR,
@@ -159,13 +159,11 @@ def test_registration_is_approved_and_applied_through_the_browser(
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=RESULTS_DIR / "slice.png", full_page=True)
 
-    # Exactly one grant came from this submission, for the right person, employer and role.
+    # Exactly one grant came from this errand, for the right person, employer and role.
     with runtime.session_factory() as session:
-        submission = session.scalars(
-            select(Submission).where(Submission.reference == reference_text)
-        ).one()
+        errand = session.scalars(select(Errand).where(Errand.reference == reference_text)).one()
         grants = session.scalars(
-            select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
+            select(RoleGrant).where(RoleGrant.source_errand_id == errand.id)
         ).all()
         assert len(grants) == 1
         grant = grants[0]

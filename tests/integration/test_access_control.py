@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from tests.conftest import ANNA, DAVID, INGRID, KARIN, login, make_settings
 from tests.integration.test_slice import file_and_sign_registration
 from tests.support import REGISTRATION, csrf_token
@@ -52,10 +52,10 @@ def test_persons_and_intake_clerks_cannot_use_the_caseworker_queue(
 
 def test_post_without_csrf_token_changes_nothing(client: FlaskClient, session: Session) -> None:
     login(client, session, DAVID)
-    before = session.scalar(select(func.count(Submission.id)))
+    before = session.scalar(select(func.count(Errand.id)))
     response = client.post("/anmalan-behorig-bestallare", data=REGISTRATION)
     assert response.status_code == 400
-    assert session.scalar(select(func.count(Submission.id))) == before
+    assert session.scalar(select(func.count(Errand.id))) == before
 
 
 def test_login_renews_the_session(client: FlaskClient, session: Session) -> None:

@@ -14,7 +14,7 @@ from app.casework import service as casework
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations import service as registrations
-from app.registrations.models import Channel, Submission, SubmissionKind
+from app.registrations.models import Channel, Errand, ErrandKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
     caseworker,
@@ -27,57 +27,55 @@ from tests.support import csrf_token
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
-from workflows.states import Action, IllegalTransition, SubmissionState
+from workflows.states import Action, ErrandState, IllegalTransition
 
 SYSTEM = Agent.system("test")
 
 
 def test_two_caseworkers_cannot_hold_the_same_errand(session: Session) -> None:
-    submission = in_review(session)
-    assert casework.claim(session, caseworker(session, INGRID), submission)
-    assert not casework.claim(session, caseworker(session, JOHAN), submission)
-    assert submission.assigned_staff_id == caseworker(session, INGRID).id
+    errand = in_review(session)
+    assert casework.claim(session, caseworker(session, INGRID), errand)
+    assert not casework.claim(session, caseworker(session, JOHAN), errand)
+    assert errand.assigned_staff_id == caseworker(session, INGRID).id
 
 
 def test_only_the_holder_decides(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     with pytest.raises(casework.NotYourErrand):
-        casework.approve_submission(session, caseworker(session, INGRID), submission)
-    casework.claim(session, caseworker(session, INGRID), submission)
+        casework.approve_errand(session, caseworker(session, INGRID), errand)
+    casework.claim(session, caseworker(session, INGRID), errand)
     with pytest.raises(casework.NotYourErrand):
-        casework.reject_submission(
+        casework.reject_errand(
             session,
             caseworker(session, JOHAN),
-            submission,
+            errand,
             casework.RejectionReason.OTHER,
             "nej",
             base_url=public_base_url(),
         )
     with pytest.raises(casework.NotYourErrand):
-        casework.release(session, caseworker(session, JOHAN), submission)
-    casework.reassign(
-        session, caseworker(session, INGRID), submission, caseworker(session, JOHAN).id
-    )  # type: ignore[arg-type]
-    assert casework.approve_submission(session, caseworker(session, JOHAN), submission)
-    assert submission.state is SubmissionState.APPROVED
+        casework.release(session, caseworker(session, JOHAN), errand)
+    casework.reassign(session, caseworker(session, INGRID), errand, caseworker(session, JOHAN).id)  # type: ignore[arg-type]
+    assert casework.approve_errand(session, caseworker(session, JOHAN), errand)
+    assert errand.state is ErrandState.APPROVED
 
 
 def test_rejection_keeps_its_coded_reason(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     agent = caseworker(session, INGRID)
-    casework.claim(session, agent, submission)
-    casework.reject_submission(
+    casework.claim(session, agent, errand)
+    casework.reject_errand(
         session,
         agent,
-        submission,
+        errand,
         casework.RejectionReason.SIGNATORY_NOT_ENTITLED,
         "Eva Ek kan inte teckna firma.",
         base_url=public_base_url(),
     )
-    assert submission.state is SubmissionState.REJECTED
-    assert submission.decision_code == "signatory_not_entitled"
-    events = casework.history(session, submission)
-    assert events[-1].action == "submission.reject"
+    assert errand.state is ErrandState.REJECTED
+    assert errand.decision_code == "signatory_not_entitled"
+    events = casework.history(session, errand)
+    assert events[-1].action == "errand.reject"
     assert events[-1].data["reason"] == "signatory_not_entitled"
 
 
@@ -134,14 +132,14 @@ def test_filters_and_pages(session: Session) -> None:
     assert pick(checks="flagged") == [flagged.reference]
     assert pick(checks="passed") == [clean.reference]
     assert pick(channel=Channel.PAPER) == []
-    assert set(pick(kind=SubmissionKind.REGISTRATION)) == {flagged.reference, clean.reference}
+    assert set(pick(kind=ErrandKind.REGISTRATION)) == {flagged.reference, clean.reference}
     assert pick(employer="provverk") and pick(employer="202100-4920")
     assert pick(employer="Exempelhögskolan") == []
     for n in range(26):
-        submission = in_review(
+        errand = in_review(
             session, personnummer="197802029889", given_name=f"P{n}", family_name="Test"
         )
-        submission.subject_personnummer = f"19780202{n:04d}"  # distinct, to avoid conflicts
+        errand.subject_personnummer = f"19780202{n:04d}"  # distinct, to avoid conflicts
     session.flush()
     first = casework.queue(session, ingrid, base)
     second = casework.queue(session, ingrid, casework.QueueFilter(page=2))
@@ -151,49 +149,47 @@ def test_filters_and_pages(session: Session) -> None:
 
 
 def test_failed_step_is_retried(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     agent = caseworker(session, INGRID)
-    casework.claim(session, agent, submission)
-    casework.approve_submission(session, agent, submission)
-    transition(session, submission, Action.FAIL, SYSTEM, failed_step="apply", reason="boom")
-    assert _lists(session, agent)["fel"] == [submission.reference]
-    casework.retry_failed(session, agent, submission)
-    assert submission.state is SubmissionState.APPROVED and submission.failure_reason is None
+    casework.claim(session, agent, errand)
+    casework.approve_errand(session, agent, errand)
+    transition(session, errand, Action.FAIL, SYSTEM, failed_step="apply", reason="boom")
+    assert _lists(session, agent)["fel"] == [errand.reference]
+    casework.retry_failed(session, agent, errand)
+    assert errand.state is ErrandState.APPROVED and errand.failure_reason is None
     sent = session.scalars(
-        select(OutboxMessage.actor_name).where(OutboxMessage.submission_id == submission.id)
+        select(OutboxMessage.actor_name).where(OutboxMessage.errand_id == errand.id)
     ).all()
-    assert sent.count("apply_submission") == 2
+    assert sent.count("apply_errand") == 2
 
 
-def _last_orderer_removal(session: Session) -> Submission:
+def _last_orderer_removal(session: Session) -> Errand:
     """Anna removes herself from Statens testmyndighet, naming nobody in her place."""
     anna = Agent(AgentKind.PERSON, person_id(session, ANNA), ANNA)
-    submission = registrations.start_draft(session, anna, SubmissionKind.REMOVAL, "2021005489")
-    registrations.save_orderer_to_remove(
-        session, anna, submission, "self", ANNA, "Anna", "Andersson"
-    )
-    registrations.save_replacement(session, anna, submission, None)
-    registrations.save_signatory(session, anna, submission, "Anna Andersson", ANNA, "HR")
-    received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    return submission
+    errand = registrations.start_draft(session, anna, ErrandKind.REMOVAL, "2021005489")
+    registrations.save_orderer_to_remove(session, anna, errand, "self", ANNA, "Anna", "Andersson")
+    registrations.save_replacement(session, anna, errand, None)
+    registrations.save_signatory(session, anna, errand, "Anna Andersson", ANNA, "HR")
+    received_by_esignature(session, errand)
+    pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    return errand
 
 
 def test_removing_the_last_orderer_needs_two_caseworkers(session: Session) -> None:
-    submission = _last_orderer_removal(session)
-    assert casework.needs_second_approval(session, submission)
+    errand = _last_orderer_removal(session)
+    assert casework.needs_second_approval(session, errand)
     ingrid, johan = caseworker(session, INGRID), caseworker(session, JOHAN)
-    casework.claim(session, ingrid, submission)
-    assert not casework.approve_submission(session, ingrid, submission)
-    assert submission.state is SubmissionState.IN_REVIEW
-    assert submission.first_approved_by_staff_id == ingrid.id
-    casework.claim(session, ingrid, submission)
+    casework.claim(session, ingrid, errand)
+    assert not casework.approve_errand(session, ingrid, errand)
+    assert errand.state is ErrandState.IN_REVIEW
+    assert errand.first_approved_by_staff_id == ingrid.id
+    casework.claim(session, ingrid, errand)
     with pytest.raises(IllegalTransition, match="another caseworker"):
-        casework.approve_submission(session, ingrid, submission)
-    casework.release(session, ingrid, submission)
-    casework.claim(session, johan, submission)
-    assert casework.approve_submission(session, johan, submission)
-    assert submission.state is SubmissionState.APPROVED
+        casework.approve_errand(session, ingrid, errand)
+    casework.release(session, ingrid, errand)
+    casework.claim(session, johan, errand)
+    assert casework.approve_errand(session, johan, errand)
+    assert errand.state is ErrandState.APPROVED
 
 
 def test_employer_lookup_by_orgnr_and_code(client: FlaskClient, session: Session) -> None:
@@ -211,19 +207,19 @@ def test_employer_lookup_by_orgnr_and_code(client: FlaskClient, session: Session
 def test_errand_page_claim_comment_and_history(
     client: FlaskClient, session: Session, runtime: object
 ) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     session.commit()
     login(client, session, INGRID, staff=True)
-    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    page = client.get(f"/handlaggning/{errand.reference}").get_data(as_text=True)
     assert "Ta ärendet" in page and "Godkänn" not in page
-    client.post(f"/handlaggning/{submission.reference}/ta", data={"csrf_token": csrf_token(page)})
+    client.post(f"/handlaggning/{errand.reference}/ta", data={"csrf_token": csrf_token(page)})
     client.post(
-        f"/handlaggning/{submission.reference}/anteckning",
+        f"/handlaggning/{errand.reference}/anteckning",
         data={"csrf_token": csrf_token(page), "body": "Ringde HR, allt stämmer."},
     )
-    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    page = client.get(f"/handlaggning/{errand.reference}").get_data(as_text=True)
     assert "Godkänn" in page and "Ringde HR, allt stämmer." in page
     assert "Taget av handläggare" in page and "Intern anteckning" in page
     assert "Ingrid Handläggare" in page.split("Historik")[-1]  # who, by name
     queue = client.get("/handlaggning?lista=mina").get_data(as_text=True)
-    assert submission.reference in queue
+    assert errand.reference in queue

@@ -9,14 +9,14 @@ from sqlalchemy.orm import Session
 
 from app.access.models import Role, RoleGrant
 from app.audit.models import AuditEvent
-from app.registrations.models import Submission, SubmissionKind
+from app.registrations.models import Errand, ErrandKind
 from tests.conftest import ANNA, DAVID, person_id
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 
-def test_orderer_grant_needs_a_source_submission(session: Session) -> None:
+def test_orderer_grant_needs_a_source_errand(session: Session) -> None:
     session.add(RoleGrant(person_id=person_id(session, DAVID), employer_id=1, role=Role.ORDERER))
-    with pytest.raises(IntegrityError, match="orderer_from_submission"):
+    with pytest.raises(IntegrityError, match="orderer_from_errand"):
         session.flush()
 
 
@@ -45,11 +45,11 @@ def test_one_active_grant_per_person_employer_and_role(session: Session) -> None
         session.flush()
 
 
-def test_received_submission_needs_channel_and_date(session: Session) -> None:
+def test_received_errand_needs_channel_and_date(session: Session) -> None:
     session.add(
-        Submission(
-            kind=SubmissionKind.REGISTRATION,
-            state=SubmissionState.IN_REVIEW,
+        Errand(
+            kind=ErrandKind.REGISTRATION,
+            state=ErrandState.IN_REVIEW,
             employer_id=1,
             submitted_by_id=person_id(session, DAVID),
         )
@@ -60,7 +60,7 @@ def test_received_submission_needs_channel_and_date(session: Session) -> None:
 
 def test_unknown_state_is_refused_by_the_database(session: Session) -> None:
     with pytest.raises(IntegrityError):
-        session.execute(text("UPDATE submission SET state = 'lost' WHERE id = 1"))
+        session.execute(text("UPDATE errand SET state = 'lost' WHERE id = 1"))
 
 
 def test_audit_events_cannot_be_changed_or_deleted(session: Session) -> None:

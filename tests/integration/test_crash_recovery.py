@@ -1,4 +1,4 @@
-"""A process killed with SIGKILL while a submission is in flight loses nothing and applies
+"""A process killed with SIGKILL while an errand is in flight loses nothing and applies
 nothing twice (DESIGN.md §7): the demo process (in-process broker) in the apply step, and a
 worker process (Redis; RabbitMQ for one step) in each pipeline step, reading a scanned batch
 included.
@@ -53,8 +53,8 @@ from app.notifications.sender import message_id
 from app.registrations.models import (
     CheckOutcome,
     DocumentKind,
-    Submission,
-    SubmissionDocument,
+    Errand,
+    ErrandDocument,
     VerificationCheck,
 )
 from devtools.mail_sink.models import SinkMessage
@@ -87,14 +87,14 @@ from tests.support import (
 from workflows import pipeline
 from workflows.outbox import OutboxMessage, add_message
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 pytestmark = pytest.mark.slow
 BEHORIGHET = str(Path(sys.executable).with_name("behorighet"))
 PROVVERKET = "2021004920"
 
 
-def _submission_in_review(runtime: Runtime) -> Submission:
+def _errand_in_review(runtime: Runtime) -> Errand:
     with runtime.unit_of_work() as session:
         return in_review(session)
 
@@ -153,15 +153,15 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 _kill(process)
 
 
-def _state(session: Session, submission_id: int) -> SubmissionState:
+def _state(session: Session, errand_id: int) -> ErrandState:
     session.expire_all()
-    return session.get(Submission, submission_id).state  # type: ignore[union-attr]
+    return session.get(Errand, errand_id).state  # type: ignore[union-attr]
 
 
-def _grants(session: Session, submission_id: int) -> int:
+def _grants(session: Session, errand_id: int) -> int:
     return (
         session.scalar(
-            select(func.count(RoleGrant.id)).where(RoleGrant.source_submission_id == submission_id)
+            select(func.count(RoleGrant.id)).where(RoleGrant.source_errand_id == errand_id)
         )
         or 0
     )
@@ -173,7 +173,7 @@ def test_demo_killed_while_applying_loses_nothing(
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    submission = _submission_in_review(runtime)
+    errand = _errand_in_review(runtime)
     port = free_port()
     env = {
         "DATABASE_URL": TEST_DATABASE_URL,
@@ -191,28 +191,28 @@ def test_demo_killed_while_applying_loses_nothing(
     web.login_with_simulated_bankid(INGRID, lambda: _newest_order_ref(session))
     with EmployerLock() as lock:
         web.post(
-            f"/handlaggning/{submission.reference}/ta",
+            f"/handlaggning/{errand.reference}/ta",
             {},
-            f"/handlaggning/{submission.reference}",
+            f"/handlaggning/{errand.reference}",
         )
         web.post(
-            f"/handlaggning/{submission.reference}/godkann",
+            f"/handlaggning/{errand.reference}/godkann",
             {},
-            f"/handlaggning/{submission.reference}",
+            f"/handlaggning/{errand.reference}",
         )
         wait_for(lock.someone_is_waiting, message="the apply step to block on the lock")
         _kill(demo)  # SIGKILL in the middle of the apply step
-    assert _state(session, submission.id) is SubmissionState.APPROVED
-    assert _grants(session, submission.id) == 0
+    assert _state(session, errand.id) is ErrandState.APPROVED
+    assert _grants(session, errand.id) == 0
 
     demo = _spawn(["demo", "--port", str(port)], env, log)
     processes.append(demo)
     wait_for(
-        lambda: _state(session, submission.id) is SubmissionState.APPLIED,
+        lambda: _state(session, errand.id) is ErrandState.APPLIED,
         timeout=30,
         message="the restarted demo to finish the apply step",
     )
-    assert _grants(session, submission.id) == 1
+    assert _grants(session, errand.id) == 1
     assert verify_chain(session).is_intact
 
 
@@ -342,33 +342,33 @@ def _locked_unsent_emails() -> int:
 # What the errand needs before the step under test; each runs here in its own transaction.
 
 
-def _receipt(s: Session, submission_id: int) -> None:
-    pipeline.issue_receipt(s, submission_id)
+def _receipt(s: Session, errand_id: int) -> None:
+    pipeline.issue_receipt(s, errand_id)
 
 
-def _verify(s: Session, submission_id: int) -> None:
-    pipeline.verify(s, submission_id, SYSTEM, verifiers(s))
+def _verify(s: Session, errand_id: int) -> None:
+    pipeline.verify(s, errand_id, SYSTEM, verifiers(s))
 
 
-def _approve(s: Session, submission_id: int) -> None:
-    assert claim_and_approve(s, s.get_one(Submission, submission_id))
+def _approve(s: Session, errand_id: int) -> None:
+    assert claim_and_approve(s, s.get_one(Errand, errand_id))
 
 
-def _apply(s: Session, submission_id: int) -> None:
-    pipeline.apply(s, submission_id, SYSTEM, base_url=public_base_url())
+def _apply(s: Session, errand_id: int) -> None:
+    pipeline.apply(s, errand_id, SYSTEM, base_url=public_base_url())
 
 
-def _archive(s: Session, submission_id: int) -> None:
-    pipeline.archive(s, submission_id, SYSTEM)
+def _archive(s: Session, errand_id: int) -> None:
+    pipeline.archive(s, errand_id, SYSTEM)
 
 
-def _claim_due_tomorrow(s: Session, submission_id: int) -> None:
-    submission = s.get_one(Submission, submission_id)
-    assert casework.claim(s, caseworker(s), submission)
-    submission.due_dt = utcnow() + timedelta(days=1)
+def _claim_due_tomorrow(s: Session, errand_id: int) -> None:
+    errand = s.get_one(Errand, errand_id)
+    assert casework.claim(s, caseworker(s), errand)
+    errand.due_dt = utcnow() + timedelta(days=1)
 
 
-def _schedule_deadline_watch(s: Session, submission_id: int) -> None:
+def _schedule_deadline_watch(s: Session, errand_id: int) -> None:
     add_message(s, "watch_deadlines")  # as the sweeper schedules it
 
 
@@ -378,11 +378,11 @@ def _errand(*steps: Callable[[Session, int], None]) -> Callable[[Runtime], int]:
 
     def prepare(runtime: Runtime) -> int:
         with runtime.unit_of_work() as s:
-            submission_id = received_by_esignature(s, registration_draft(s)).id
+            errand_id = received_by_esignature(s, registration_draft(s)).id
         for step in steps:
             with runtime.unit_of_work() as s:
-                step(s, submission_id)
-        return submission_id
+                step(s, errand_id)
+        return errand_id
 
     return prepare
 
@@ -391,15 +391,13 @@ def _posted_and_scanned(runtime: Runtime) -> int:
     """David's registration printed for the post, then its 2 pages back in the mailroom's
     scan, each after a blank sheet (one 4-page PDF), received (which queues its reading)."""
     with runtime.unit_of_work() as s:
-        submission_id = printed_for_post(s, registration_draft(s)).id
+        errand_id = printed_for_post(s, registration_draft(s)).id
     with runtime.unit_of_work() as s:
-        pages = corpus.scan_pdf(
-            printed(s.get_one(Submission, submission_id)), ["rotated+1", "bilevel-200"]
-        )
+        pages = corpus.scan_pdf(printed(s.get_one(Errand, errand_id)), ["rotated+1", "bilevel-200"])
         blanks = [corpus.blank_page(seed=seed).image for seed in (1, 2)]
         data = corpus.as_pdf([blanks[0], pages[0], blanks[1], pages[1]])
         reading.receive_file(s, clerk(s), data, "post.pdf", BatchSource.UPLOAD)
-    return submission_id
+    return errand_id
 
 
 # Counting what is committed.
@@ -410,12 +408,12 @@ def _count(session: Session, model: type[Base], *where: ColumnElement[bool]) -> 
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
-def _documents(session: Session, submission_id: int, kind: DocumentKind) -> int:
+def _documents(session: Session, errand_id: int, kind: DocumentKind) -> int:
     return _count(
         session,
-        SubmissionDocument,
-        SubmissionDocument.submission_id == submission_id,
-        SubmissionDocument.kind == kind,
+        ErrandDocument,
+        ErrandDocument.errand_id == errand_id,
+        ErrandDocument.kind == kind,
     )
 
 
@@ -427,16 +425,16 @@ def _emails(session: Session, template: str) -> int:
     return _count(session, EmailMessage, EmailMessage.template == template)
 
 
-def _submission(session: Session, submission_id: int) -> Submission:
+def _errand(session: Session, errand_id: int) -> Errand:
     session.rollback()
-    return session.get_one(Submission, submission_id)
+    return session.get_one(Errand, errand_id)
 
 
-def _checks(session: Session, submission_id: int) -> list[tuple[str, CheckOutcome]]:
+def _checks(session: Session, errand_id: int) -> list[tuple[str, CheckOutcome]]:
     session.rollback()
     rows = session.execute(
         select(VerificationCheck.name, VerificationCheck.outcome).where(
-            VerificationCheck.submission_id == submission_id
+            VerificationCheck.errand_id == errand_id
         )
     )
     return sorted((name, outcome) for name, outcome in rows)
@@ -482,7 +480,7 @@ class Step:
 
 def _receipt_untouched(s: Session, sid: int) -> None:
     assert _documents(s, sid, DocumentKind.RECEIPT) == 0
-    assert _submission(s, sid).state is SubmissionState.IN_REVIEW
+    assert _errand(s, sid).state is ErrandState.IN_REVIEW
 
 
 def _receipt_once(s: Session, sid: int) -> None:
@@ -490,9 +488,9 @@ def _receipt_once(s: Session, sid: int) -> None:
 
 
 def _verify_untouched(s: Session, sid: int) -> None:
-    assert _submission(s, sid).state is SubmissionState.RECEIVED
+    assert _errand(s, sid).state is ErrandState.RECEIVED
     assert _checks(s, sid) == []
-    assert _events(s, "submission.start_verification") == 0
+    assert _events(s, "errand.start_verification") == 0
 
 
 def _verify_once(s: Session, sid: int) -> None:
@@ -500,38 +498,38 @@ def _verify_once(s: Session, sid: int) -> None:
         (name, CheckOutcome.PASSED)
         for name in sorted(("conflicts", "employer", "id_numbers", "signatory", "signature"))
     ]
-    assert _events(s, "submission.start_verification") == 1
-    assert _events(s, "submission.finish_verification") == 1
+    assert _events(s, "errand.start_verification") == 1
+    assert _events(s, "errand.finish_verification") == 1
 
 
 def _apply_untouched(s: Session, sid: int) -> None:
-    assert _submission(s, sid).state is SubmissionState.APPROVED
+    assert _errand(s, sid).state is ErrandState.APPROVED
     assert _grants(s, sid) == 0
     assert _events(s, "role_grant.created") == 0
     assert _emails(s, "role_granted") == 0
 
 
 def _applied(s: Session, sid: int) -> bool:
-    return _submission(s, sid).state in (SubmissionState.APPLIED, SubmissionState.CLOSED)
+    return _errand(s, sid).state in (ErrandState.APPLIED, ErrandState.CLOSED)
 
 
 def _apply_once(s: Session, sid: int) -> None:
     assert _grants(s, sid) == 1
     assert _events(s, "role_grant.created") == 1
-    assert _events(s, "submission.apply") == 1
+    assert _events(s, "errand.apply") == 1
     assert _emails(s, "role_granted") == 2  # Fredrik, and Provverket's orderer David
 
 
 def _archive_untouched(s: Session, sid: int) -> None:
-    assert _submission(s, sid).state is SubmissionState.APPLIED
+    assert _errand(s, sid).state is ErrandState.APPLIED
     assert _documents(s, sid, DocumentKind.DECISION) == 0
-    assert _events(s, "submission.close") == 0
+    assert _events(s, "errand.close") == 0
 
 
 def _archive_once(s: Session, sid: int) -> None:
-    assert _submission(s, sid).state is SubmissionState.CLOSED
+    assert _errand(s, sid).state is ErrandState.CLOSED
     assert _documents(s, sid, DocumentKind.DECISION) == 1
-    assert _events(s, "submission.close") == 1
+    assert _events(s, "errand.close") == 1
 
 
 def _send_untouched(s: Session, sid: int) -> None:
@@ -542,14 +540,14 @@ def _send_untouched(s: Session, sid: int) -> None:
 
 
 def _deadline_untouched(s: Session, sid: int) -> None:
-    assert _submission(s, sid).reminded_dt is None
+    assert _errand(s, sid).reminded_dt is None
     assert _emails(s, "deadline_near") == 0
-    assert _events(s, "submission.deadline_reminder") == 0
+    assert _events(s, "errand.deadline_reminder") == 0
 
 
 def _deadline_once(s: Session, sid: int) -> None:
     assert _emails(s, "deadline_near") == 1
-    assert _events(s, "submission.deadline_reminder") == 1
+    assert _events(s, "errand.deadline_reminder") == 1
 
 
 SCANNED = [  # _posted_and_scanned's 4 pages as read: (outcome, status)
@@ -594,15 +592,13 @@ def _read_once(s: Session, sid: int) -> None:
     assert batch.read_attempts == 2  # the dead reader's, and the one that finished
     assert _scan_pages(s) == FILED
     forms = s.scalars(select(PaperForm)).all()
-    assert [(f.submission_id, f.state) for f in forms] == [
-        (sid, PaperFormState.AWAITING_CONFIRMATION)
-    ]
+    assert [(f.errand_id, f.state) for f in forms] == [(sid, PaperFormState.AWAITING_CONFIRMATION)]
     assert [(p.form_page, p.status) for p in forms[0].pages] == [
         (1, PageStatus.FILED),
         (2, PageStatus.FILED),
     ]
     assert [p.page_index for p in queries.manual_queue(s)] == [0, 2]  # the blank sheets
-    assert _submission(s, sid).state is SubmissionState.AWAITING_POST  # till a clerk confirms
+    assert _errand(s, sid).state is ErrandState.AWAITING_POST  # till a clerk confirms
     assert _events(s, "paper_form.assembled") == 1
     assert _events(s, "scan_batch.read") == 1
 
@@ -622,30 +618,30 @@ def _read_lease_runs_out() -> None:
 STEPS = {
     "issue_receipt": Step(
         _errand(_verify),
-        "submission_document",
+        "errand_document",
         _receipt_untouched,
         lambda s, sid: _documents(s, sid, DocumentKind.RECEIPT) > 0,
         _receipt_once,
     ),
-    "verify_submission": Step(
+    "verify_errand": Step(
         _errand(_receipt),
         "verification_check",
         _verify_untouched,
-        lambda s, sid: _submission(s, sid).state is SubmissionState.IN_REVIEW,
+        lambda s, sid: _errand(s, sid).state is ErrandState.IN_REVIEW,
         _verify_once,
     ),
-    "apply_submission": Step(
+    "apply_errand": Step(
         _errand(_receipt, _verify, _approve),
         "email_message",  # the emails are queued last, after the grant and its audit event
         _apply_untouched,
         _applied,
         _apply_once,
     ),
-    "archive_submission": Step(
+    "archive_errand": Step(
         _errand(_receipt, _verify, _approve, _apply),
         "audit_event",  # the closing's event comes after the decision letter
         _archive_untouched,
-        lambda s, sid: _submission(s, sid).state is SubmissionState.CLOSED,
+        lambda s, sid: _errand(s, sid).state is ErrandState.CLOSED,
         _archive_once,
     ),
     "send_email": Step(
@@ -659,7 +655,7 @@ STEPS = {
         _errand(_receipt, _verify, _claim_due_tomorrow, _schedule_deadline_watch),
         "audit_event",  # the reminder's event comes after its email and reminded_dt
         _deadline_untouched,
-        lambda s, sid: _submission(s, sid).reminded_dt is not None,
+        lambda s, sid: _errand(s, sid).reminded_dt is not None,
         _deadline_once,
     ),
     "read_scan_batch": Step(
@@ -685,7 +681,7 @@ def _wait(predicate: Callable[[], object], log: Path, message: str, timeout: flo
     ("actor", "broker_url"),
     [
         *(pytest.param(actor, REDIS_URL, id=f"{actor}-redis") for actor in STEPS),
-        pytest.param("verify_submission", RABBITMQ_URL, id="verify_submission-rabbitmq"),
+        pytest.param("verify_errand", RABBITMQ_URL, id="verify_errand-rabbitmq"),
     ],
     indirect=["broker_url"],
 )
@@ -700,7 +696,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     step = STEPS[actor]
-    submission_id = step.prepare(runtime)
+    errand_id = step.prepare(runtime)
     settings = runtime.settings
     test_root = StandIns.of(app).pki.root_certificate_file
     env = {
@@ -725,7 +721,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         assert _backends(KILLED, "backend_xid IS NOT NULL"), "its transaction has written"
         _kill(killed)
     _wait(lambda: not _backends(KILLED), log, "the killed worker's transaction to end")
-    step.untouched(session, submission_id)
+    step.untouched(session, errand_id)
     step.time_passes()
     stuck = session.scalars(
         select(OutboxMessage.id).where(
@@ -737,12 +733,12 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
     restarted = _spawn(worker, {**env, "PGAPPNAME": RESTARTED}, log)
     processes.append(restarted)
     _wait(
-        lambda: step.done(session, submission_id) and _settled(session),
+        lambda: step.done(session, errand_id) and _settled(session),
         log,
         f"the restarted worker to finish {actor} and every message",
         timeout=40,
     )
-    step.once(session, submission_id)
+    step.once(session, errand_id)
     _each_email_sent_once(session, settings.mail_from)
     assert verify_chain(session).is_intact
     if broker_url.startswith("redis"):

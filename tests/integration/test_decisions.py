@@ -21,9 +21,9 @@ from app.eid.models import EidOrder
 from app.notifications.models import EmailMessage
 from app.registrations.models import (
     DocumentKind,
+    Errand,
+    ErrandDocument,
     RejectionReason,
-    Submission,
-    SubmissionDocument,
     VerificationCheck,
 )
 from tests.conftest import DAVID, INGRID, JOHAN, login
@@ -38,7 +38,7 @@ from tests.support import csrf_token, wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
-from workflows.states import IllegalTransition, SubmissionState
+from workflows.states import ErrandState, IllegalTransition
 from workflows.verification import run_checks
 from workflows.worker import run_maintenance
 
@@ -61,21 +61,21 @@ def _text(pdf: bytes) -> str:
         document.close()
 
 
-def _recheck(session: Session, submission: Submission) -> list[VerificationCheck]:
-    return run_checks(session, submission, verifiers(session))
+def _recheck(session: Session, errand: Errand) -> list[VerificationCheck]:
+    return run_checks(session, errand, verifiers(session))
 
 
-def _signature_check(session: Session, submission: Submission) -> VerificationCheck:
-    return next(c for c in _recheck(session, submission) if c.name == "signature")
+def _signature_check(session: Session, errand: Errand) -> VerificationCheck:
+    return next(c for c in _recheck(session, errand) if c.name == "signature")
 
 
 # --- completion (komplettering) ---------------------------------------------------------
 
 
 def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     session.commit()
-    reference = submission.reference
+    reference = errand.reference
     staff = app.test_client()
     login(staff, session, INGRID, staff=True)
     page = staff.get(f"/handlaggning/{reference}").get_data(as_text=True)
@@ -91,18 +91,18 @@ def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session)
         data={"csrf_token": csrf_token(page), "message": "Skicka firmatecknarens titel."},
     )
     session.expire_all()
-    assert submission.state is SubmissionState.AWAITING_COMPLETION
-    assert submission.paused_dt is not None and submission.expires_dt is not None
+    assert errand.state is ErrandState.AWAITING_COMPLETION
+    assert errand.paused_dt is not None and errand.expires_dt is not None
     (email,) = _emails(session, "completion_requested")
-    assert email.to_address == submission.submitted_by.email
+    assert email.to_address == errand.submitted_by.email
     assert "Skicka firmatecknarens titel." in email.text_body
     queue = staff.get("/handlaggning?lista=komplettering").get_data(as_text=True)
     assert reference in queue
 
     # Three days pass while SPV waits for the submitter.
-    due_before = submission.due_dt
+    due_before = errand.due_dt
     assert due_before is not None
-    submission.paused_dt -= timedelta(days=3)
+    errand.paused_dt -= timedelta(days=3)
     session.commit()
 
     submitter = app.test_client()
@@ -118,12 +118,12 @@ def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session)
         data={"csrf_token": csrf_token(mine), "answer": "Eva Ek är generaldirektör."},
     )
     session.expire_all()
-    assert submission.state is SubmissionState.IN_REVIEW
-    assert submission.paused_dt is None
-    assert submission.due_dt is not None
-    shift = submission.due_dt - due_before
+    assert errand.state is ErrandState.IN_REVIEW
+    assert errand.paused_dt is None
+    assert errand.due_dt is not None
+    shift = errand.due_dt - due_before
     assert timedelta(days=3) <= shift < timedelta(days=3, minutes=5)
-    (request,) = submission.completion_requests
+    (request,) = errand.completion_requests
     assert request.answer == "Eva Ek är generaldirektör." and request.answered_dt is not None
 
     # Back with the same caseworker, who sees the answer.
@@ -138,16 +138,16 @@ def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session)
     )
     assert again.status_code == 302
     session.expire_all()
-    assert [r.answer for r in submission.completion_requests] == ["Eva Ek är generaldirektör."]
+    assert [r.answer for r in errand.completion_requests] == ["Eva Ek är generaldirektör."]
 
 
 def test_only_the_holder_asks_for_completion(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     with pytest.raises(casework.NotYourErrand):
         casework.request_completion(
-            session, caseworker(session, INGRID), submission, "Mer.", base_url=public_base_url()
+            session, caseworker(session, INGRID), errand, "Mer.", base_url=public_base_url()
         )
-    assert submission.state is SubmissionState.IN_REVIEW
+    assert errand.state is ErrandState.IN_REVIEW
     assert _emails(session, "completion_requested") == []
 
 
@@ -155,82 +155,81 @@ def test_only_the_holder_asks_for_completion(session: Session) -> None:
 
 
 def test_rejection_emails_the_submitter_and_files_a_decision_letter(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     agent = caseworker(session, INGRID)
-    casework.claim(session, agent, submission)
-    casework.reject_submission(
+    casework.claim(session, agent, errand)
+    casework.reject_errand(
         session,
         agent,
-        submission,
+        errand,
         RejectionReason.SIGNATORY_NOT_ENTITLED,
         "Eva Ek saknar rätt.",
         base_url=public_base_url(),
     )
-    (email,) = _emails(session, "submission_rejected")
-    assert email.to_address == submission.submitted_by.email
+    (email,) = _emails(session, "errand_rejected")
+    assert email.to_address == errand.submitted_by.email
     assert "Eva Ek saknar rätt." in email.text_body
     archive = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.actor_name == "archive_submission")
+        select(OutboxMessage).where(OutboxMessage.actor_name == "archive_errand")
     ).all()
-    assert [m.submission_id for m in archive] == [submission.id]
+    assert [m.errand_id for m in archive] == [errand.id]
 
-    assert pipeline.archive(session, submission.id, SYSTEM)
-    assert submission.state is SubmissionState.REJECTED
-    letter = next(d for d in submission.documents if d.kind is DocumentKind.DECISION)
+    assert pipeline.archive(session, errand.id, SYSTEM)
+    assert errand.state is ErrandState.REJECTED
+    letter = next(d for d in errand.documents if d.kind is DocumentKind.DECISION)
     text = _text(letter.content)
     assert "har avslagit ditt ärende" in text
     assert "Den som skrivit under får inte teckna firma" in text
     assert "Eva Ek saknar rätt." in text
-    assert not pipeline.archive(session, submission.id, SYSTEM)  # once only
-    assert len([d for d in submission.documents if d.kind is DocumentKind.DECISION]) == 1
+    assert not pipeline.archive(session, errand.id, SYSTEM)  # once only
+    assert len([d for d in errand.documents if d.kind is DocumentKind.DECISION]) == 1
 
 
 def test_applied_errand_is_archived_and_closed(session: Session) -> None:
-    submission = in_review(session)
-    assert claim_and_approve(session, submission)
-    assert pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
-    assert submission.state is SubmissionState.APPLIED
-    assert pipeline.archive(session, submission.id, SYSTEM)
-    assert submission.state is SubmissionState.CLOSED
-    kinds = sorted(d.kind.value for d in submission.documents)
+    errand = in_review(session)
+    assert claim_and_approve(session, errand)
+    assert pipeline.apply(session, errand.id, SYSTEM, base_url=public_base_url())
+    assert errand.state is ErrandState.APPLIED
+    assert pipeline.archive(session, errand.id, SYSTEM)
+    assert errand.state is ErrandState.CLOSED
+    kinds = sorted(d.kind.value for d in errand.documents)
     assert kinds == ["decision", "evidence", "evidence", "signed"]
-    letter = next(d for d in submission.documents if d.kind is DocumentKind.DECISION)
+    letter = next(d for d in errand.documents if d.kind is DocumentKind.DECISION)
     assert "har beviljat ditt ärende" in _text(letter.content)
-    assert not pipeline.archive(session, submission.id, SYSTEM)
+    assert not pipeline.archive(session, errand.id, SYSTEM)
 
 
 def test_caseworker_retrieves_the_archive_of_that_errand_only(
     client: FlaskClient, session: Session
 ) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     other = in_review(
         session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
     )
     session.commit()
-    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
     foreign = next(d for d in other.documents if d.kind is DocumentKind.SIGNED)
     login(client, session, INGRID, staff=True)
-    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
-    assert f"/handlaggning/{submission.reference}/handlingar/{signed.id}" in page
-    response = client.get(f"/handlaggning/{submission.reference}/handlingar/{signed.id}")
+    page = client.get(f"/handlaggning/{errand.reference}").get_data(as_text=True)
+    assert f"/handlaggning/{errand.reference}/handlingar/{signed.id}" in page
+    response = client.get(f"/handlaggning/{errand.reference}/handlingar/{signed.id}")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert response.data == signed.content
     assert (
-        client.get(f"/handlaggning/{submission.reference}/handlingar/{foreign.id}").status_code
-        == 404
+        client.get(f"/handlaggning/{errand.reference}/handlingar/{foreign.id}").status_code == 404
     )
 
 
 def test_submitter_downloads_the_decision_letter(client: FlaskClient, session: Session) -> None:
-    submission = in_review(session)
-    assert claim_and_approve(session, submission)
-    pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
-    pipeline.archive(session, submission.id, SYSTEM)
+    errand = in_review(session)
+    assert claim_and_approve(session, errand)
+    pipeline.apply(session, errand.id, SYSTEM, base_url=public_base_url())
+    pipeline.archive(session, errand.id, SYSTEM)
     session.commit()
     login(client, session, DAVID)
-    page = client.get(f"/mina-arenden/{submission.reference}").get_data(as_text=True)
+    page = client.get(f"/mina-arenden/{errand.reference}").get_data(as_text=True)
     assert "Ladda ner beslutet (PDF)" in page
-    letter = client.get(f"/mina-arenden/{submission.reference}/beslut.pdf")
+    letter = client.get(f"/mina-arenden/{errand.reference}/beslut.pdf")
     assert letter.status_code == 200 and letter.data.startswith(b"%PDF-")
 
 
@@ -238,20 +237,20 @@ def test_submitter_downloads_the_decision_letter(client: FlaskClient, session: S
 
 
 def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     ingrid = caseworker(session, INGRID)
-    casework.claim(session, ingrid, submission)
+    casework.claim(session, ingrid, errand)
     now = utcnow()
 
-    submission.due_dt = now + timedelta(days=5)
+    errand.due_dt = now + timedelta(days=5)
     assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
 
-    submission.due_dt = now + timedelta(days=1)
+    errand.due_dt = now + timedelta(days=1)
     assert watch_deadlines(session, now, base_url=public_base_url()) == (1, 0)
     assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
     (reminder,) = _emails(session, "deadline_near")
     assert reminder.to_address == "ingrid.handlaggare@spv.example"
-    assert submission.reference in reminder.subject
+    assert errand.reference in reminder.subject
 
     later = now + timedelta(days=2)
     assert watch_deadlines(session, later, base_url=public_base_url()) == (0, 1)
@@ -259,36 +258,36 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
     (escalation,) = _emails(session, "deadline_passed")
     assert escalation.to_address == "johan.handlaggare@spv.example"  # the team lead
     assert "Ingrid Handläggare" in escalation.text_body
-    assert submission.escalated_dt == later
-    actions = [e.action for e in casework.history(session, submission)]
-    assert actions.count("submission.deadline_reminder") == 1
-    assert actions.count("submission.deadline_escalated") == 1
+    assert errand.escalated_dt == later
+    actions = [e.action for e in casework.history(session, errand)]
+    assert actions.count("errand.deadline_reminder") == 1
+    assert actions.count("errand.deadline_escalated") == 1
 
 
 def test_an_unclaimed_errand_reminds_the_team_leads(session: Session) -> None:
-    submission = in_review(session)
-    submission.due_dt = utcnow() + timedelta(hours=3)
+    errand = in_review(session)
+    errand.due_dt = utcnow() + timedelta(hours=3)
     assert watch_deadlines(session, base_url=public_base_url()) == (1, 0)
     (reminder,) = _emails(session, "deadline_near")
     assert reminder.to_address == "johan.handlaggare@spv.example"
 
 
 def test_errands_waiting_for_completion_are_not_chased(session: Session) -> None:
-    submission = in_review(session)
+    errand = in_review(session)
     agent = caseworker(session, INGRID)
-    casework.claim(session, agent, submission)
+    casework.claim(session, agent, errand)
     casework.request_completion(
-        session, agent, submission, "Mer uppgifter.", base_url=public_base_url()
+        session, agent, errand, "Mer uppgifter.", base_url=public_base_url()
     )
-    submission.due_dt = utcnow() - timedelta(days=1)
+    errand.due_dt = utcnow() - timedelta(days=1)
     assert watch_deadlines(session, base_url=public_base_url()) == (0, 0)
 
 
 def test_maintenance_schedules_the_deadline_watch(
     runtime: Runtime, session: Session, worker: object
 ) -> None:
-    submission = in_review(session)
-    submission.due_dt = utcnow() + timedelta(hours=1)
+    errand = in_review(session)
+    errand.due_dt = utcnow() + timedelta(hours=1)
     session.commit()
 
     def steps_done() -> bool:  # the watch skips errands a step holds locked at that moment
@@ -300,7 +299,7 @@ def test_maintenance_schedules_the_deadline_watch(
 
     def reminded() -> bool:
         session.expire_all()
-        return submission.reminded_dt is not None
+        return errand.reminded_dt is not None
 
     wait_for(reminded, timeout=20, message="the watch_deadlines actor to remind")
     assert len(_emails(session, "deadline_near")) == 1
@@ -310,47 +309,45 @@ def test_maintenance_schedules_the_deadline_watch(
 
 
 def test_a_properly_signed_form_passes_the_signature_check(session: Session) -> None:
-    submission = in_review(session)
-    check = _signature_check(session, submission)
+    errand = in_review(session)
+    check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("passed", [])
 
 
 def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> None:
-    submission = in_review(session)
-    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    errand = in_review(session)
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
     content = bytearray(signed.content)
     position = content.index(b"/Producer")
     content[position + 1 : position + 2] = b"p"
     signed.content = bytes(content)
-    check = _signature_check(session, submission)
+    check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
 
 
 def test_a_signature_over_another_document_fails(session: Session) -> None:
-    submission = in_review(session)
-    order = session.scalars(select(EidOrder).where(EidOrder.submission_id == submission.id)).one()
+    errand = in_review(session)
+    order = session.scalars(select(EidOrder).where(EidOrder.errand_id == errand.id)).one()
     assert order.document is not None
     order.document = order.document.replace(b"%PDF-1.7", b"%PDF-1.6", 1)
-    check = _signature_check(session, submission)
+    check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["signature_of_other_document"])
 
 
 def test_a_signer_who_is_not_the_named_signatory_fails(session: Session) -> None:
-    submission = in_review(session)
-    submission.form_data = {**submission.form_data, "signatory_personnummer": "198507049859"}
-    check = _signature_check(session, submission)
+    errand = in_review(session)
+    errand.form_data = {**errand.form_data, "signatory_personnummer": "198507049859"}
+    check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["signer_not_named_signatory"])
 
 
 def test_a_missing_signed_form_fails(session: Session) -> None:
-    submission = in_review(session)
-    for doc in session.scalars(
-        select(SubmissionDocument).where(SubmissionDocument.submission_id == submission.id)
-    ):
+    errand = in_review(session)
+    for doc in session.scalars(select(ErrandDocument).where(ErrandDocument.errand_id == errand.id)):
         session.delete(doc)
     session.flush()
-    session.expire(submission, ["documents"])
-    check = _signature_check(session, submission)
+    session.expire(errand, ["documents"])
+    check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["signed_document_missing"])
 
 
@@ -369,32 +366,32 @@ def test_the_queue_filter_finds_failed_signature_checks(session: Session) -> Non
 
 
 def test_no_approval_over_a_failed_check(session: Session) -> None:
-    submission = in_review(session)
-    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    errand = in_review(session)
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
     signed.content = signed.content[:-200]
-    _recheck(session, submission)
+    _recheck(session, errand)
     agent = caseworker(session, INGRID)
-    assert casework.claim(session, agent, submission)
+    assert casework.claim(session, agent, errand)
     with pytest.raises(IllegalTransition) as refused:
-        casework.approve_submission(session, agent, submission)
+        casework.approve_errand(session, agent, errand)
     assert refused.value.code == "checks_failed"
-    assert submission.state is SubmissionState.IN_REVIEW
-    casework.reject_submission(
-        session, agent, submission, RejectionReason.OTHER, "Trasig.", base_url=public_base_url()
+    assert errand.state is ErrandState.IN_REVIEW
+    casework.reject_errand(
+        session, agent, errand, RejectionReason.OTHER, "Trasig.", base_url=public_base_url()
     )
-    assert submission.state is SubmissionState.REJECTED
+    assert errand.state is ErrandState.REJECTED
 
 
 def test_the_errand_page_offers_no_approval_over_a_failed_check(
     client: FlaskClient, session: Session
 ) -> None:
-    submission = in_review(session)
-    signed = next(d for d in submission.documents if d.kind is DocumentKind.SIGNED)
+    errand = in_review(session)
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
     signed.content = signed.content[:-200]
-    _recheck(session, submission)
-    assert casework.claim(session, caseworker(session, INGRID), submission)
+    _recheck(session, errand)
+    assert casework.claim(session, caseworker(session, INGRID), errand)
     session.commit()
     login(client, session, INGRID, staff=True)
-    page = client.get(f"/handlaggning/{submission.reference}").get_data(as_text=True)
+    page = client.get(f"/handlaggning/{errand.reference}").get_data(as_text=True)
     assert "En automatisk kontroll är underkänd." in page
     assert ">Godkänn</button>" not in page and ">Avslå</button>" in page

@@ -14,14 +14,14 @@ from app.access.models import RoleGrant
 from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.scan import decode_pdf_pages
-from app.registrations.models import Channel, DocumentKind, Submission
+from app.registrations.models import Channel, DocumentKind, Errand
 from app.registrations.service import expire_lapsed
 from tests.conftest import ANNA, DAVID, login, person_id, sign_with_bankid
 from tests.factories import claim_and_approve, public_base_url, verifiers
 from tests.support import csrf_token, post_step, wait_for, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 BERTIL = {
     "personnummer": "199001019810",
@@ -34,9 +34,9 @@ BERTIL = {
 }
 
 
-def _submission(session: Session, reference: str) -> Submission:
+def _errand(session: Session, reference: str) -> Errand:
     session.expire_all()
-    return session.scalars(select(Submission).where(Submission.reference == reference)).one()
+    return session.scalars(select(Errand).where(Errand.reference == reference)).one()
 
 
 def test_draft_is_saved_and_resumed_from_mina_arenden(
@@ -67,17 +67,17 @@ def test_printed_form_waits_for_the_post_and_can_be_downloaded_again(
         f"/mina-arenden/{reference}/skriv-ut", data={"csrf_token": csrf_token(review)}
     )
     assert response.status_code == 302
-    submission = _submission(session, reference)
-    assert submission.state is SubmissionState.AWAITING_POST
-    assert submission.channel is Channel.PAPER
-    assert submission.expires_dt and submission.expires_dt > utcnow() + timedelta(days=50)
+    errand = _errand(session, reference)
+    assert errand.state is ErrandState.AWAITING_POST
+    assert errand.channel is Channel.PAPER
+    assert errand.expires_dt and errand.expires_dt > utcnow() + timedelta(days=50)
 
     errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
     assert "Väntar på post" in errand and "851 90 Sundsvall" in errand
     pdf = client.get(f"/mina-arenden/{reference}/blankett.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     pages = decode_pdf_pages(pdf.data, runtime.settings.qr_key)
-    assert pages and all(p.payload and p.payload.submission_id == submission.id for p in pages)
+    assert pages and all(p.payload and p.payload.errand_id == errand.id for p in pages)
     # The draft can no longer be edited.
     edit = client.get(f"/anmalan-behorig-bestallare/{reference}/person")
     assert edit.headers["Location"] == f"/mina-arenden/{reference}"
@@ -90,9 +90,7 @@ def test_receipt_is_issued_when_received(
     reference = walk_registration(client)
     sign_with_bankid(client, reference)
     wait_for(
-        lambda: any(
-            d.kind is DocumentKind.RECEIPT for d in _submission(session, reference).documents
-        ),
+        lambda: any(d.kind is DocumentKind.RECEIPT for d in _errand(session, reference).documents),
         message="the receipt",
     )
     receipt = client.get(f"/mina-arenden/{reference}/kvittens.pdf")
@@ -132,10 +130,10 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
     reference = base.rsplit("/", 1)[-1]
     sign_with_bankid(client, reference, ANNA)
 
-    submission = _submission(session, reference)
+    errand = _errand(session, reference)
     system = Agent.system("test")
-    pipeline.verify(session, submission.id, system, verifiers(session))
-    checks = {c.name: c.outcome.value for c in submission.checks}
+    pipeline.verify(session, errand.id, system, verifiers(session))
+    checks = {c.name: c.outcome.value for c in errand.checks}
     assert checks == {
         "id_numbers": "passed",
         "employer": "passed",
@@ -143,8 +141,8 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
         "signature": "passed",
         "conflicts": "passed",
     }
-    claim_and_approve(session, submission)
-    pipeline.apply(session, submission.id, system, base_url=public_base_url())
+    claim_and_approve(session, errand)
+    pipeline.apply(session, errand.id, system, base_url=public_base_url())
     session.commit()
     grants = session.scalars(
         select(RoleGrant).where(RoleGrant.employer_id == 1, RoleGrant.role == "orderer")
@@ -152,7 +150,7 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
     active = {g.person.given_name for g in grants if g.valid_to_dt is None}
     assert active == {"Bertil"}
     ended = [g for g in grants if g.person.given_name == "Anna"]
-    assert ended[0].revoked_by_submission_id == submission.id
+    assert ended[0].revoked_by_errand_id == errand.id
 
 
 def test_removal_rules(client: FlaskClient, session: Session) -> None:
@@ -195,15 +193,15 @@ def test_removal_rules(client: FlaskClient, session: Session) -> None:
 def test_lapsed_draft_expires(client: FlaskClient, session: Session) -> None:
     login(client, session, DAVID)
     reference = walk_registration(client)
-    submission = _submission(session, reference)
-    submission.expires_dt = utcnow() - timedelta(seconds=1)
+    errand = _errand(session, reference)
+    errand.expires_dt = utcnow() - timedelta(seconds=1)
     session.commit()
     # Lapsed but not yet swept: no longer editable.
     edit = client.get(f"/anmalan-behorig-bestallare/{reference}/person")
     assert edit.headers["Location"] == f"/mina-arenden/{reference}"
     assert expire_lapsed(session) == 1
     session.commit()
-    assert _submission(session, reference).state is SubmissionState.EXPIRED
+    assert _errand(session, reference).state is ErrandState.EXPIRED
     assert expire_lapsed(session) == 0
 
 
@@ -212,7 +210,7 @@ def test_blank_forms_need_no_login(client: FlaskClient, runtime: Runtime) -> Non
         response = client.get(path)
         assert response.status_code == 200 and response.mimetype == "application/pdf"
         pages = decode_pdf_pages(response.data, runtime.settings.qr_key)
-        assert pages and all(p.payload and p.payload.submission_id is None for p in pages)
+        assert pages and all(p.payload and p.payload.errand_id is None for p in pages)
 
 
 def test_the_form_in_english(client: FlaskClient, session: Session) -> None:

@@ -34,7 +34,7 @@ from app.intake.models import (
     ScanPage,
 )
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
-from app.registrations.models import Channel, DocumentKind, RejectionReason, Submission
+from app.registrations.models import Channel, DocumentKind, Errand, RejectionReason
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
 from tests.factories import (
@@ -48,7 +48,7 @@ from tests.factories import (
 from tests.support import csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 SYSTEM = Agent.system("test")
 ANNA_AT_PROVVERKET = {
@@ -58,7 +58,7 @@ ANNA_AT_PROVVERKET = {
 }
 
 
-def posted(session: Session, **changes: str) -> Submission:
+def posted(session: Session, **changes: str) -> Errand:
     """A registration printed for the post (awaiting its signed paper)."""
     return printed_for_post(session, registration_draft(session, **changes))
 
@@ -73,8 +73,8 @@ def read(session: Session, data: bytes, name: str = "bunt.pdf") -> ScanBatch:
     return received.batch
 
 
-def paper_form(session: Session, submission: Submission) -> PaperForm | None:
-    return session.scalar(select(PaperForm).where(PaperForm.submission_id == submission.id))
+def paper_form(session: Session, errand: Errand) -> PaperForm | None:
+    return session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
 
 
 def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path: Path) -> None:
@@ -91,14 +91,14 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     batch = read(session, corpus.as_pdf([sheets[i] for i in order]))
 
     assert (batch.state, batch.pages_read, batch.page_count) == (BatchState.DONE, 6, 6)
-    for submission in (first, second):
-        form = paper_form(session, submission)
+    for errand in (first, second):
+        form = paper_form(session, errand)
         assert form is not None and form.state is PaperFormState.AWAITING_CONFIRMATION
         assert [(p.form_page, p.status) for p in form.pages] == [
             (1, PageStatus.FILED),
             (2, PageStatus.FILED),
         ]
-        assert submission.state is SubmissionState.AWAITING_POST  # until a clerk confirms
+        assert errand.state is ErrandState.AWAITING_POST  # until a clerk confirms
     manual = queries.manual_queue(session)
     assert sorted(p.outcome for p in manual) == [PageOutcome.NO_QR_CODE, PageOutcome.NO_QR_CODE]
     assert sum(p.upside_down for p in batch.pages) == 1
@@ -108,7 +108,7 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     received = clerk_actions.confirm_paper_form(
         session, clerk(session), form, signature_present=True, signer_is_named=True
     )
-    assert received.state is SubmissionState.RECEIVED and received.channel is Channel.PAPER
+    assert received.state is ErrandState.RECEIVED and received.channel is Channel.PAPER
     scan = next(d for d in received.documents if d.kind is DocumentKind.SCAN)
     archived = tmp_path / "archive.pdf"
     archived.write_bytes(scan.content)
@@ -125,8 +125,8 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
 
 
 def test_the_same_file_twice_changes_nothing(session: Session) -> None:
-    submission = posted(session)
-    data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
+    errand = posted(session)
+    data = corpus.as_tiff(corpus.scan_pdf(printed(errand), ["clean-200", "noisy"]))
     batch = read(session, data, "bunt.tif")
     events = session.scalar(select(func.count(AuditEvent.id)))
     again = reading.receive_file(session, clerk(session), data, "igen.tif", BatchSource.UPLOAD)
@@ -140,38 +140,38 @@ def test_the_same_file_twice_changes_nothing(session: Session) -> None:
 
 
 def test_pages_of_one_form_in_two_batches_make_one_form(session: Session) -> None:
-    submission = posted(session)
-    page_one, page_two = corpus.scan_pdf(printed(submission), ["skewed", "speckled-150"])
+    errand = posted(session)
+    page_one, page_two = corpus.scan_pdf(printed(errand), ["skewed", "speckled-150"])
     read(session, corpus.as_png(page_one), "sida1.png")
-    assert paper_form(session, submission) is None
+    assert paper_form(session, errand) is None
     (incomplete,) = queries.incomplete_forms(session)
-    assert (incomplete.submission.id, incomplete.pages_here, incomplete.pages_in_form) == (
-        submission.id,
+    assert (incomplete.errand.id, incomplete.pages_here, incomplete.pages_in_form) == (
+        errand.id,
         [1],
         2,
     )
     read(session, corpus.as_jpeg(page_two), "sida2.jpg")
-    form = paper_form(session, submission)
+    form = paper_form(session, errand)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]
     assert queries.incomplete_forms(session) == []
 
 
 def test_a_forged_code_is_flagged_and_kept_out(session: Session) -> None:
-    submission = posted(session)
-    pages = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
-    text = corpus.forged_code_text("reg", 0, submission.id)  # another errand's MAC
+    errand = posted(session)
+    pages = corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"])
+    text = corpus.forged_code_text("reg", 0, errand.id)  # another errand's MAC
     pages[0] = corpus.paste_code(pages[0], text, 200)
     batch = read(session, corpus.as_pdf(pages))
     outcomes = [p.outcome for p in batch.pages]
     assert outcomes == [PageOutcome.MAC_MISMATCH, PageOutcome.MATCHED]
     assert batch.pages[0].status is PageStatus.NEEDS_CLERK
-    assert paper_form(session, submission) is None
+    assert paper_form(session, errand) is None
 
 
 def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> None:
-    submission = posted(session)
-    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"]))
-    submission.form_data = {**submission.form_data, "email": "changed@provverket.se"}
+    errand = posted(session)
+    data = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"]))
+    errand.form_data = {**errand.form_data, "email": "changed@provverket.se"}
     session.commit()
     batch = read(session, data)
     assert {p.outcome for p in batch.pages} == {PageOutcome.DIGEST_MISMATCH}
@@ -179,10 +179,10 @@ def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> N
 
 
 def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
-    submission = posted(session)
-    pages = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
+    errand = posted(session)
+    pages = corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"])
     read(session, corpus.as_pdf(pages))
-    form = paper_form(session, submission)
+    form = paper_form(session, errand)
     assert form is not None
     clerk_actions.confirm_paper_form(
         session, clerk(session), form, signature_present=True, signer_is_named=True
@@ -196,8 +196,8 @@ def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
 
 
 def test_reading_resumes_after_a_crash(session: Session) -> None:
-    submission = posted(session)
-    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "noisy"]))
+    errand = posted(session)
+    data = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "noisy"]))
     received = reading.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     session.commit()
     current = runtime.current()
@@ -212,7 +212,7 @@ def test_reading_resumes_after_a_crash(session: Session) -> None:
     assert reading.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
     session.expire_all()
     assert [p.page_index for p in received.batch.pages] == [0, 1]
-    assert paper_form(session, submission) is not None
+    assert paper_form(session, errand) is not None
 
 
 # --- the clerk's pages ---------------------------------------------------------------
@@ -257,10 +257,10 @@ def test_upload_without_a_file_is_refused(client: FlaskClient, session: Session)
 def test_clerk_uploads_matches_by_reference_and_confirms(
     client: FlaskClient, session: Session, runtime: Runtime, worker: object
 ) -> None:
-    submission = posted(session)
+    errand = posted(session)
     session.commit()
     page_one = corpus.page_without_qr("reg", 0).image  # the code was torn off
-    (page_two,) = corpus.scan_pdf(printed(submission), ["clean-200", "rotated-2"])[1:]
+    (page_two,) = corpus.scan_pdf(printed(errand), ["clean-200", "rotated-2"])[1:]
     login(client, session, KARIN, staff=True)
     start = client.get("/skanning").get_data(as_text=True)
     uploaded = client.post(
@@ -297,9 +297,9 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
     assert "Det finns inget ärende med den referensen." in wrong.get_data(as_text=True)
     matched = client.post(
         f"/skanning/sida/{lost.id}/koppla",
-        data={"csrf_token": csrf_token(queue), "reference": submission.reference, "form_page": "1"},
+        data={"csrf_token": csrf_token(queue), "reference": errand.reference, "form_page": "1"},
     )
-    form = paper_form(session, submission)
+    form = paper_form(session, errand)
     assert form is not None
     assert matched.headers["Location"] == f"/skanning/blankett/{form.id}"
 
@@ -319,14 +319,14 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
         },
     )
     session.expire_all()
-    assert submission.state in (SubmissionState.RECEIVED, SubmissionState.IN_REVIEW)
+    assert errand.state in (ErrandState.RECEIVED, ErrandState.IN_REVIEW)
 
     def verified() -> bool:
         session.expire_all()
-        return submission.state is SubmissionState.IN_REVIEW
+        return errand.state is ErrandState.IN_REVIEW
 
     wait_for(verified, timeout=30, message="the verify step")
-    check = next(c for c in submission.checks if c.name == "signature")
+    check = next(c for c in errand.checks if c.name == "signature")
     assert check.outcome.value == "failed"  # signed, but not by the named signatory
     assert check.findings == ["matched_by_hand", "handwritten_signature_missing"]
     assert check.detail == "Underskriven av ekonomichefen."
@@ -345,9 +345,9 @@ def test_only_intake_clerks_use_the_scanning_pages(client: FlaskClient, session:
 def test_the_watched_folder_takes_what_is_dropped(
     runtime: Runtime, session: Session, tmp_path: Path
 ) -> None:
-    submission = posted(session)
+    errand = posted(session)
     session.commit()
-    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-150"]))
+    data = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-150"]))
     (tmp_path / "före-start.pdf").write_bytes(data)  # dropped while the watcher was down
     watcher = FolderWatcher(runtime, tmp_path, settle_s=0.1)
     watcher.start()
@@ -431,10 +431,10 @@ def _blank_form_scan(session: Session) -> ScanBatch:
     """Both pages of the blank registration form (``/blanketter/anmalan.pdf``), filled in
     by hand and posted."""
     from app.documents.render import render_blank_form
-    from app.registrations.models import SubmissionKind
+    from app.registrations.models import ErrandKind
 
     blank = render_blank_form(
-        SubmissionKind.REGISTRATION, lang="sv", key=runtime.current().settings.qr_key
+        ErrandKind.REGISTRATION, lang="sv", key=runtime.current().settings.qr_key
     )
     return read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["rotated+1", "noisy"])), "hand.pdf")
 
@@ -468,35 +468,35 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
         "signatory_title": "Generaldirektör",
         "form_page": "1",
     }
-    errands = session.scalar(select(func.count(Submission.id)))
+    errands = session.scalar(select(func.count(Errand.id)))
     unknown = client.post(
         f"/skanning/sida/{first.id}/registrera", data={**fields, "orgnr": "5560360793"}
     )
     assert unknown.status_code == 400
     assert "SPV känner inte till någon arbetsgivare" in unknown.get_data(as_text=True)
-    assert session.scalar(select(func.count(Submission.id))) == errands
+    assert session.scalar(select(func.count(Errand.id))) == errands
 
     done = client.post(f"/skanning/sida/{first.id}/registrera", data=fields)
     assert done.status_code == 302
-    submission = session.scalars(select(Submission).order_by(Submission.id.desc())).first()
-    assert submission is not None
-    assert submission.state is SubmissionState.AWAITING_POST
-    assert submission.submitted_by.personnummer == "195210039847"  # for the signatory
+    errand = session.scalars(select(Errand).order_by(Errand.id.desc())).first()
+    assert errand is not None
+    assert errand.state is ErrandState.AWAITING_POST
+    assert errand.submitted_by.personnummer == "195210039847"  # for the signatory
     actors = session.scalars(
         select(AuditEvent.actor).where(
-            AuditEvent.object_type == "submission", AuditEvent.object_id == str(submission.id)
+            AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id)
         )
     ).all()
     assert actors and all(a.startswith("staff:") for a in actors)  # the clerk did it
-    form = paper_form(session, submission)
+    form = paper_form(session, errand)
     assert form is None  # page 2 is still in the queue
 
     queue = client.get("/skanning/manuell").get_data(as_text=True)
     client.post(
         f"/skanning/sida/{second.id}/koppla",
-        data={"csrf_token": csrf_token(queue), "reference": submission.reference, "form_page": "2"},
+        data={"csrf_token": csrf_token(queue), "reference": errand.reference, "form_page": "2"},
     )
-    form = paper_form(session, submission)
+    form = paper_form(session, errand)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]
 
 
@@ -504,10 +504,10 @@ def test_a_paper_errand_without_its_scan_fails_the_signature_check(session: Sess
     from workflows.state_machine import transition
     from workflows.states import Action
 
-    submission = posted(session)
-    transition(session, submission, Action.RECEIVE, clerk(session))  # no scan behind it
-    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    check = next(c for c in submission.checks if c.name == "signature")
+    errand = posted(session)
+    transition(session, errand, Action.RECEIVE, clerk(session))  # no scan behind it
+    pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    check = next(c for c in errand.checks if c.name == "signature")
     assert (check.outcome.value, check.findings) == ("failed", ["scan_missing"])
 
 
@@ -515,9 +515,9 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     from app.casework import service as casework
     from workflows.states import IllegalTransition
 
-    submission = posted(session)
-    read(session, corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])))
-    form = paper_form(session, submission)
+    errand = posted(session)
+    read(session, corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"])))
+    form = paper_form(session, errand)
     assert form is not None
     both_roles = Agent(
         AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_caseworker=True, is_intake_clerk=True
@@ -525,16 +525,16 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
     clerk_actions.confirm_paper_form(
         session, both_roles, form, signature_present=True, signer_is_named=True
     )
-    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    assert casework.claim(session, both_roles, submission)
+    pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    assert casework.claim(session, both_roles, errand)
     with pytest.raises(IllegalTransition) as refused:
-        casework.approve_submission(session, both_roles, submission)
+        casework.approve_errand(session, both_roles, errand)
     assert refused.value.code == "four_eyes"
     with pytest.raises(IllegalTransition) as refused:
-        casework.reject_submission(
+        casework.reject_errand(
             session,
             both_roles,
-            submission,
+            errand,
             RejectionReason.OTHER,
             "Eget ärende",
             base_url=public_base_url(),
@@ -543,13 +543,13 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
 
 
 def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> None:
-    submission = posted(session)
-    good = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200"]))
+    errand = posted(session)
+    good = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200"]))
     batch = read(session, corpus.concat_pdfs([good, corpus.huge_page_pdf()]))
     huge = batch.pages[1]
     assert (huge.outcome, huge.status) == (PageOutcome.TOO_LARGE, PageStatus.NEEDS_CLERK)
     with pytest.raises(clerk_actions.IntakeError) as refused:
-        clerk_actions.match_page(session, clerk(session), huge, submission.reference, 2)
+        clerk_actions.match_page(session, clerk(session), huge, errand.reference, 2)
     assert refused.value.code == "no_image"
     clerk_actions.discard_page(session, clerk(session), huge, "Skannas om")
     assert huge.status is PageStatus.DISCARDED
@@ -558,11 +558,9 @@ def test_a_page_that_could_not_be_drawn_cannot_be_matched(session: Session) -> N
 def test_a_blank_removal_form_is_not_typed_in_as_a_registration(session: Session) -> None:
     from app.documents.render import render_blank_form
     from app.registrations.data import RegistrationData
-    from app.registrations.models import SubmissionKind
+    from app.registrations.models import ErrandKind
 
-    blank = render_blank_form(
-        SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
-    )
+    blank = render_blank_form(ErrandKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key)
     batch = read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["clean-200"])))
     (page,) = batch.pages[:1]
     assert (page.outcome, page.form_kind) == (PageOutcome.BLANK_FORM, "REM")
@@ -588,8 +586,8 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
 
     from app.db import utcnow
 
-    submission = posted(session)
-    data = corpus.as_pdf(corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"]))
+    errand = posted(session)
+    data = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"]))
     received = reading.receive_file(session, clerk(session), data, "b.pdf", BatchSource.UPLOAD)
     batch = received.batch
     batch.state, batch.reader_until_dt = BatchState.READING, utcnow() + timedelta(minutes=1)
@@ -605,13 +603,13 @@ def test_one_reader_at_a_time_and_a_dead_readers_batch_is_resumed(session: Sessi
     assert reading.read_batch(current.session_factory, batch.id, current.settings.qr_key)
     session.expire_all()
     assert (batch.state, batch.pages_read, batch.reader_until_dt) == (BatchState.DONE, 2, None)
-    assert paper_form(session, submission) is not None
+    assert paper_form(session, errand) is not None
 
 
 def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, session: Session) -> None:
-    submission = posted(session)
+    errand = posted(session)
     other = posted(session, **ANNA_AT_PROVVERKET)
-    page_one, _ = corpus.scan_pdf(printed(submission), ["clean-200", "clean-200"])
+    page_one, _ = corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"])
     page_one.paste(255, QR_PLACEMENT.crop_box(page_one.width, page_one.height, 3.0))
     _, other_two = corpus.scan_pdf(printed(other), ["clean-200", "clean-200"])
     batch = read(session, corpus.as_pdf([page_one, other_two]))
@@ -628,31 +626,29 @@ def test_a_wrong_match_is_undone_and_nothing_is_lost(client: FlaskClient, sessio
     )
     session.expire_all()
     assert form.state is PaperFormState.TAKEN_APART
-    assert other.state is SubmissionState.AWAITING_POST and other.expires_dt is not None
-    assert {(p.status, p.submission_id) for p in batch.pages} == {
+    assert other.state is ErrandState.AWAITING_POST and other.expires_dt is not None
+    assert {(p.status, p.errand_id) for p in batch.pages} == {
         (PageStatus.NEEDS_CLERK, None),  # the hand match is forgotten
         (PageStatus.NEEDS_CLERK, other.id),  # what its code said stays
     }
-    clerk_actions.match_page(session, clerk(session), lost, submission.reference, 1)
-    assert [i.submission.id for i in queries.incomplete_forms(session)] == [submission.id]
+    clerk_actions.match_page(session, clerk(session), lost, errand.reference, 1)
+    assert [i.errand.id for i in queries.incomplete_forms(session)] == [errand.id]
     session.commit()
     queue = client.get("/skanning/manuell").get_data(as_text=True)
     client.post(
-        f"/skanning/arende/{submission.id}/lagg-tillbaka", data={"csrf_token": csrf_token(queue)}
+        f"/skanning/arende/{errand.id}/lagg-tillbaka", data={"csrf_token": csrf_token(queue)}
     )
     session.expire_all()
-    assert lost.status is PageStatus.NEEDS_CLERK and lost.submission_id is None
+    assert lost.status is PageStatus.NEEDS_CLERK and lost.errand_id is None
 
 
 def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
     client: FlaskClient, session: Session
 ) -> None:
     from app.documents.render import render_blank_form
-    from app.registrations.models import SubmissionKind
+    from app.registrations.models import ErrandKind
 
-    blank = render_blank_form(
-        SubmissionKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key
-    )
+    blank = render_blank_form(ErrandKind.REMOVAL, lang="sv", key=runtime.current().settings.qr_key)
     batch = read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["rotated-2", "clean-200"])))
     first, second = batch.pages
     assert (first.outcome, first.form_kind) == (PageOutcome.BLANK_FORM, "REM")
@@ -684,12 +680,12 @@ def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
         f"/skanning/sida/{first.id}/registrera", data={**fields, "replacement_title": "HR-chef"}
     )
     assert done.status_code == 302
-    submission = session.scalars(select(Submission).order_by(Submission.id.desc())).first()
-    assert submission is not None and submission.kind is SubmissionKind.REMOVAL
-    assert submission.state is SubmissionState.AWAITING_POST
-    assert submission.subject_personnummer == "200001029834"
-    replacement = submission.progress.replacement  # a removal's progress has one
+    errand = session.scalars(select(Errand).order_by(Errand.id.desc())).first()
+    assert errand is not None and errand.kind is ErrandKind.REMOVAL
+    assert errand.state is ErrandState.AWAITING_POST
+    assert errand.subject_personnummer == "200001029834"
+    replacement = errand.progress.replacement  # a removal's progress has one
     assert replacement is not None and replacement.personnummer == "198507049859"
-    clerk_actions.match_page(session, clerk(session), second, submission.reference, 2)
-    form = paper_form(session, submission)
+    clerk_actions.match_page(session, clerk(session), second, errand.reference, 2)
+    form = paper_form(session, errand)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]

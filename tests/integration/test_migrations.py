@@ -117,7 +117,7 @@ def test_an_altered_check_constraint_is_caught(
         for (table, name), definition in modelled_checks.items()
         if "'approved'" in definition and "'closed'" in definition
     )
-    rule_check = ("role_grant", "ck_role_grant_orderer_from_submission")
+    rule_check = ("role_grant", "ck_role_grant_orderer_from_errand")
     assert rule_check in modelled_checks
     engine = create_engine(database_url)
     try:

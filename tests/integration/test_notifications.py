@@ -32,7 +32,7 @@ from app.notifications.notices import (
     notify_service_permission_changed,
 )
 from app.notifications.queue import queue_email
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink
 from tests.conftest import DAVID, make_settings, person_id, serve_for_test, stand_ins
@@ -118,12 +118,12 @@ def app(database_url: str, pki_dir: Path, smtp: SmtpRecorder) -> Iterator[Flask]
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _approved(session: Session) -> Submission:
+def _approved(session: Session) -> Errand:
     """David's registration of Fredrik Falk at Provverket, signed, verified and approved."""
-    submission = received_by_esignature(session, registration_draft(session))
-    assert pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    assert claim_and_approve(session, submission)
-    return submission
+    errand = received_by_esignature(session, registration_draft(session))
+    assert pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    assert claim_and_approve(session, errand)
+    return errand
 
 
 def _count(session: Session, what: Any, *where: Any) -> int:
@@ -171,25 +171,23 @@ def _plain(message: MimeMessage) -> str:
 
 
 def test_applying_a_registration_queues_emails_in_the_same_transaction(session: Session) -> None:
-    submission = _approved(session)
-    assert pipeline.apply(session, submission.id, SYSTEM, base_url=public_base_url())
-    grant = session.scalars(
-        select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
-    ).one()
+    errand = _approved(session)
+    assert pipeline.apply(session, errand.id, SYSTEM, base_url=public_base_url())
+    grant = session.scalars(select(RoleGrant).where(RoleGrant.source_errand_id == errand.id)).one()
     emails = session.scalars(select(EmailMessage).order_by(EmailMessage.id)).all()
     assert [(e.to_address, e.to_name, e.template) for e in emails] == [
         (FREDRIK_WORK, "Fredrik Falk", "role_granted"),  # the new orderer, at the given address
         (DAVID_EMAIL, "David Dahl", "role_granted"),  # Provverket's other orderer
     ]
-    assert all(e.role_grant_id == grant.id and e.submission_id == submission.id for e in emails)
+    assert all(e.role_grant_id == grant.id and e.errand_id == errand.id for e in emails)
     assert all(e.sent_dt is None and e.attempts == 0 for e in emails)
     outbox = _email_outbox(session)
     assert sorted(m.kwargs["email_id"] for m in outbox) == [e.id for e in emails]
-    # No submission on the message: a mail that cannot be sent never fails the errand.
-    assert all(m.submission_id is None and set(m.kwargs) == {"email_id"} for m in outbox)
+    # No errand on the message: a mail that cannot be sent never fails the errand.
+    assert all(m.errand_id is None and set(m.kwargs) == {"email_id"} for m in outbox)
 
     session.rollback()
-    assert _count(session, RoleGrant, RoleGrant.source_submission_id == submission.id) == 0
+    assert _count(session, RoleGrant, RoleGrant.source_errand_id == errand.id) == 0
     assert _count(session, EmailMessage) == 0
     assert _email_outbox(session) == []
 
@@ -386,18 +384,18 @@ def _queue_in(session: Session, key: str) -> EmailMessage | None:
 def test_rejection_is_in_the_submitters_language_and_masks_personnummer(
     session: Session,
 ) -> None:
-    submission = received_by_esignature(session, registration_draft(session))
-    submission.language = "en"
+    errand = received_by_esignature(session, registration_draft(session))
+    errand.language = "en"
     queued = notify_rejected(
-        session, submission, "Eva Ek (195210039847) may not sign.", base_url=public_base_url()
+        session, errand, "Eva Ek (195210039847) may not sign.", base_url=public_base_url()
     )
     assert queued is not None
     assert queued.to_address == DAVID_EMAIL and queued.language == "en"
-    assert queued.subject == f"Case {submission.reference} has been rejected"
+    assert queued.subject == f"Case {errand.reference} has been rejected"
     assert "195210039847" not in queued.text_body and "19521003-****" in queued.text_body
     assert "Provverket (organisation number 202100-4920)" in queued.text_body
-    assert f"{BASE_URL}/mina-arenden/{submission.reference}" in queued.text_body
-    assert notify_rejected(session, submission, "again", base_url=public_base_url()) is None
+    assert f"{BASE_URL}/mina-arenden/{errand.reference}" in queued.text_body
+    assert notify_rejected(session, errand, "again", base_url=public_base_url()) is None
 
 
 def test_a_user_is_told_when_a_service_permission_ends(session: Session) -> None:

@@ -42,7 +42,7 @@ def recording(runtime: Runtime) -> RecordingBroker:
 
 def test_message_is_sent_only_after_commit(runtime: Runtime, recording: RecordingBroker) -> None:
     with runtime.session_factory() as session:
-        message = add_message(session, "verify_submission", submission_id=None, marker=1)
+        message = add_message(session, "verify_errand", errand_id=None, marker=1)
         assert recording.sent == []
         session.commit()
     assert [m.options["outbox_id"] for m in recording.sent] == [message.id]
@@ -53,7 +53,7 @@ def test_rolled_back_change_sends_nothing(
     runtime: Runtime, recording: RecordingBroker, session: Session
 ) -> None:
     with runtime.session_factory() as other:
-        add_message(other, "verify_submission", marker=2)
+        add_message(other, "verify_errand", marker=2)
         other.rollback()
     assert recording.sent == []
     assert session.scalars(select(OutboxMessage)).all() == []
@@ -64,7 +64,7 @@ def test_sweeper_resends_what_the_broker_did_not_take(
 ) -> None:
     recording.down = True
     with runtime.session_factory() as s:
-        add_message(s, "verify_submission", marker=3)
+        add_message(s, "verify_errand", marker=3)
         s.commit()  # the broker is down: the row stays, unsent
     assert recording.sent == []
     recording.down = False
@@ -78,8 +78,8 @@ def test_sweeper_leaves_done_and_recent_messages_alone(
     runtime: Runtime, recording: RecordingBroker, session: Session
 ) -> None:
     with runtime.session_factory() as s:
-        done = add_message(s, "verify_submission", marker=4)
-        add_message(s, "verify_submission", marker=5)
+        done = add_message(s, "verify_errand", marker=4)
+        add_message(s, "verify_errand", marker=5)
         s.commit()
         s.get(OutboxMessage, done.id).done_dt = utcnow()  # type: ignore[union-attr]
         s.commit()

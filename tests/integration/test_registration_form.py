@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.registrations.data import RegistrationDraft
-from app.registrations.models import Submission
+from app.registrations.models import Errand
 from tests.conftest import DAVID, login
 from tests.support import REGISTRATION, post_step, walk_registration
 
@@ -50,7 +50,7 @@ def _refused(response: Any, message: str) -> None:
 )
 def test_employer_step(david: FlaskClient, session: Session, orgnr: str, message: str) -> None:
     _refused(post_step(david, "/anmalan-behorig-bestallare", {"orgnr": orgnr}), message)
-    assert session.scalars(select(Submission).where(Submission.state == "draft")).all() == []
+    assert session.scalars(select(Errand).where(Errand.state == "draft")).all() == []
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_ten_and_twelve_digit_forms_are_stored_alike(
     david: FlaskClient, session: Session, personnummer: str
 ) -> None:
     walk_registration(david, {"personnummer": personnummer})
-    stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    stored = session.scalars(select(Errand).where(Errand.state == "draft")).one()
     assert stored.subject_personnummer == "198507049859"
     assert stored.data.subject.personnummer == "198507049859"
 
@@ -93,7 +93,7 @@ def test_samordningsnummer_and_plus_separator_are_accepted(
             "signatory_personnummer": "121212+1212",
         },
     )
-    stored = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    stored = session.scalars(select(Errand).where(Errand.state == "draft")).one()
     assert stored.subject_personnummer == "197010639909"
     assert stored.data.signatory.personnummer == "191212121212"
 
@@ -118,7 +118,7 @@ def test_closed_codes_are_offered_and_marked(david: FlaskClient, session: Sessio
         david, f"{base}/arbetsgivarkoder", {"scope": "chosen", "codes": ["A1001", "A1003"]}
     )
     assert response.status_code == 302
-    draft = session.scalars(select(Submission).where(Submission.state == "draft")).one()
+    draft = session.scalars(select(Errand).where(Errand.state == "draft")).one()
     codes = draft.progress
     assert isinstance(codes, RegistrationDraft)
     assert codes.employer_codes == ("A1001", "A1003")

@@ -17,7 +17,7 @@ from app.core.agents import Agent, AgentKind
 from app.registrations import service as registrations
 from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.data import RegistrationData
-from app.registrations.models import Submission, SubmissionKind, VerificationCheck
+from app.registrations.models import Errand, ErrandKind, VerificationCheck
 from tests.conftest import ANNA, DAVID, login, person_id
 from tests.factories import (
     claim_and_approve,
@@ -29,7 +29,7 @@ from tests.factories import (
 from tests.support import post_step, walk_registration
 from workflows import pipeline
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 SYSTEM = Agent.system("test")
 FREDRIK = "198507049859"  # no role at Statens testmyndighet: a stranger there
@@ -59,10 +59,10 @@ def _registration(person: str, given_name: str, family_name: str) -> Registratio
     )
 
 
-def _conflicts(session: Session, submission: Submission) -> list[str]:
+def _conflicts(session: Session, errand: Errand) -> list[str]:
     check = session.scalars(
         select(VerificationCheck).where(
-            VerificationCheck.submission_id == submission.id,
+            VerificationCheck.errand_id == errand.id,
             VerificationCheck.name == CheckName.CONFLICTS,
         )
     ).one()
@@ -77,15 +77,15 @@ def test_a_strangers_draft_naming_a_person_does_not_block_an_errand_about_them(
 ) -> None:
     bertil = _registration(BERTIL, "Bertil", "Berg")
     registrations.create_registration(session, _agent(session, FREDRIK), bertil)
-    submission = registrations.create_registration(session, _agent(session, ANNA), bertil)
-    assert submission.subject_personnummer == BERTIL
+    errand = registrations.create_registration(session, _agent(session, ANNA), bertil)
+    assert errand.subject_personnummer == BERTIL
 
 
 def test_a_submitted_errand_about_the_person_blocks_the_next(session: Session) -> None:
     bertil = _registration(BERTIL, "Bertil", "Berg")
     anna = _agent(session, ANNA)
     received_by_esignature(session, registrations.create_registration(session, anna, bertil))
-    second = registrations.start_draft(session, anna, SubmissionKind.REGISTRATION, MYNDIGHET)
+    second = registrations.start_draft(session, anna, ErrandKind.REGISTRATION, MYNDIGHET)
     with pytest.raises(registrations.FormProblem) as refused:
         registrations.save_person(session, anna, second, bertil.person)
     assert refused.value.code is ProblemCode.PENDING_ERRAND
@@ -110,10 +110,10 @@ def test_a_stranger_is_not_told_at_the_step_that_the_person_is_an_orderer(
 
 def test_verification_flags_what_the_stranger_was_not_told(session: Session) -> None:
     anna = _registration(ANNA, "Anna", "Andersson")
-    submission = registrations.create_registration(session, _agent(session, FREDRIK), anna)
-    received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    assert _conflicts(session, submission) == [Finding.ALREADY_ORDERER]
+    errand = registrations.create_registration(session, _agent(session, FREDRIK), anna)
+    received_by_esignature(session, errand)
+    pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    assert _conflicts(session, errand) == [Finding.ALREADY_ORDERER]
 
 
 def _removal_of_anna(client: FlaskClient, session: Session, by: str, reason: str) -> str:
@@ -166,20 +166,20 @@ def _orderers_at_provverket(session: Session) -> set[str]:
     )
 
 
-def _approved_removal(session: Session, personnummer: str, reason: str) -> Submission:
+def _approved_removal(session: Session, personnummer: str, reason: str) -> Errand:
     """David's removal at Provverket, without a replacement, signed, verified, approved."""
     david = _agent(session, DAVID)
     person = session.scalars(select(Person).where(Person.personnummer == personnummer)).one()
-    submission = registrations.start_draft(session, david, SubmissionKind.REMOVAL, "2021004920")
+    errand = registrations.start_draft(session, david, ErrandKind.REMOVAL, "2021004920")
     registrations.save_orderer_to_remove(
-        session, david, submission, reason, personnummer, person.given_name, person.family_name
+        session, david, errand, reason, personnummer, person.given_name, person.family_name
     )
-    registrations.save_replacement(session, david, submission, None)
-    registrations.save_signatory(session, david, submission, "Eva Ek", "195210039847", "GD")
-    received_by_esignature(session, submission)
-    pipeline.verify(session, submission.id, SYSTEM, verifiers(session))
-    assert claim_and_approve(session, submission), "needed a second caseworker"
-    return submission
+    registrations.save_replacement(session, david, errand, None)
+    registrations.save_signatory(session, david, errand, "Eva Ek", "195210039847", "GD")
+    received_by_esignature(session, errand)
+    pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
+    assert claim_and_approve(session, errand), "needed a second caseworker"
+    return errand
 
 
 def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
@@ -213,12 +213,12 @@ def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
     assert applied == [True]
 
     assert _orderers_at_provverket(session) == {FREDRIK}
-    states = {s.id: s.state for s in session.scalars(select(Submission))}
+    states = {s.id: s.state for s in session.scalars(select(Errand))}
     assert (states[first.id], states[second.id]) == (
-        SubmissionState.APPLIED,
-        SubmissionState.IN_REVIEW,
+        ErrandState.APPLIED,
+        ErrandState.IN_REVIEW,
     )
-    returned = session.get(Submission, second.id)
+    returned = session.get(Errand, second.id)
     assert returned is not None and returned.decided_dt is None
     assert _conflicts(session, returned) == [
         Finding.WOULD_LEAVE_NO_ORDERER,

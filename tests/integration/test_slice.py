@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from app.access.models import Role, RoleGrant
 from app.audit.models import AuditEvent
 from app.audit.service import verify_chain
-from app.registrations.models import CheckOutcome, Submission
+from app.registrations.models import CheckOutcome, Errand
 from tests.conftest import DAVID, INGRID, login, sign_with_bankid
 from tests.support import RABBITMQ_URL, REDIS_URL, csrf_token, require_service, walk_registration
 from tests.support import wait_for as _wait_for
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
-from workflows.states import SubmissionState
+from workflows.states import ErrandState
 
 
 @pytest.fixture(
@@ -39,9 +39,9 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-def _state(runtime: Runtime, reference: str) -> SubmissionState:
+def _state(runtime: Runtime, reference: str) -> ErrandState:
     with runtime.session_factory() as s:
-        return s.scalars(select(Submission.state).where(Submission.reference == reference)).one()
+        return s.scalars(select(Errand.state).where(Errand.reference == reference)).one()
 
 
 def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
@@ -61,11 +61,11 @@ def test_registration_flows_from_form_to_grant(
     reference = file_and_sign_registration(client, session)
 
     _wait_for(
-        lambda: _state(runtime, reference) is SubmissionState.IN_REVIEW,
+        lambda: _state(runtime, reference) is ErrandState.IN_REVIEW,
         message="the verify actor to put the errand in review",
     )
-    submission = session.scalars(select(Submission).where(Submission.reference == reference)).one()
-    assert {c.name: c.outcome for c in submission.checks} == {
+    errand = session.scalars(select(Errand).where(Errand.reference == reference)).one()
+    assert {c.name: c.outcome for c in errand.checks} == {
         "id_numbers": CheckOutcome.PASSED,
         "employer": CheckOutcome.PASSED,
         "signatory": CheckOutcome.PASSED,
@@ -87,36 +87,34 @@ def test_registration_flows_from_form_to_grant(
     assert approved.status_code == 302
 
     _wait_for(
-        lambda: _state(runtime, reference) is SubmissionState.CLOSED,
+        lambda: _state(runtime, reference) is ErrandState.CLOSED,
         message="the apply actor to grant the role and the archive actor to close the errand",
     )
     session.expire_all()
-    grants = session.scalars(
-        select(RoleGrant).where(RoleGrant.source_submission_id == submission.id)
-    ).all()
+    grants = session.scalars(select(RoleGrant).where(RoleGrant.source_errand_id == errand.id)).all()
     assert len(grants) == 1
     assert grants[0].role is Role.ORDERER and grants[0].person.personnummer == "198507049859"
     assert grants[0].employer.orgnr == "2021004920" and grants[0].is_all_codes
 
     actions = session.scalars(
         select(AuditEvent.action)
-        .where(AuditEvent.object_type == "submission", AuditEvent.object_id == str(submission.id))
+        .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
         .order_by(AuditEvent.seq)
     ).all()
     assert actions == [
-        "submission.created",
-        "submission.step_saved",  # the three steps after the employer
-        "submission.step_saved",
-        "submission.step_saved",
-        "submission.request_signature",
-        "submission.sign",
-        "submission.receive",
-        "submission.start_verification",
-        "submission.finish_verification",
-        "submission.claimed",
-        "submission.approve",
-        "submission.apply",
-        "submission.close",
+        "errand.created",
+        "errand.step_saved",  # the three steps after the employer
+        "errand.step_saved",
+        "errand.step_saved",
+        "errand.request_signature",
+        "errand.sign",
+        "errand.receive",
+        "errand.start_verification",
+        "errand.finish_verification",
+        "errand.claimed",
+        "errand.approve",
+        "errand.apply",
+        "errand.close",
     ]
     assert (
         session.scalar(
@@ -130,10 +128,8 @@ def test_registration_flows_from_form_to_grant(
 
 def _all_messages_done(runtime: Runtime) -> bool:
     with runtime.session_factory() as s:
-        # The errand's steps (its emails have no submission id; test_notifications sends them).
-        rows = s.scalars(
-            select(OutboxMessage).where(OutboxMessage.submission_id.is_not(None))
-        ).all()
+        # The errand's steps (its emails have no errand id; test_notifications sends them).
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.errand_id.is_not(None))).all()
         # receipt, verify, apply, archive
         return len(rows) == 4 and all(r.done_dt is not None for r in rows)
 
@@ -148,14 +144,14 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     from tests import scan_corpus as corpus
     from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
 
-    submission = printed_for_post(session, removal_draft(session))
-    data = corpus.as_tiff(corpus.scan_pdf(printed(submission), ["rotated+1", "bilevel-200"]))
+    errand = printed_for_post(session, removal_draft(session))
+    data = corpus.as_tiff(corpus.scan_pdf(printed(errand), ["rotated+1", "bilevel-200"]))
     reading.receive_file(session, clerk(session), data, "post.tif", BatchSource.UPLOAD)
     session.commit()
 
     def assembled() -> PaperForm | None:
         session.expire_all()
-        return session.scalar(select(PaperForm).where(PaperForm.submission_id == submission.id))
+        return session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
 
     _wait_for(lambda: assembled() is not None, message="the read actor to assemble the form")
     form = assembled()
@@ -165,24 +161,24 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     )
     session.commit()
     _wait_for(
-        lambda: _state(runtime, submission.reference) is SubmissionState.IN_REVIEW,
+        lambda: _state(runtime, errand.reference) is ErrandState.IN_REVIEW,
         message="the verify actor",
     )
     session.expire_all()
-    assert {c.name: c.outcome for c in submission.checks}["signature"] is CheckOutcome.PASSED
+    assert {c.name: c.outcome for c in errand.checks}["signature"] is CheckOutcome.PASSED
     ingrid = caseworker(session, INGRID)
     from app.casework import service as casework
 
-    assert casework.claim(session, ingrid, submission)
-    assert casework.approve_submission(session, ingrid, submission)
+    assert casework.claim(session, ingrid, errand)
+    assert casework.approve_errand(session, ingrid, errand)
     session.commit()
     _wait_for(
-        lambda: _state(runtime, submission.reference) is SubmissionState.CLOSED,
+        lambda: _state(runtime, errand.reference) is ErrandState.CLOSED,
         message="the apply and archive actors",
     )
     session.expire_all()
     grants = session.scalars(
-        select(RoleGrant).where(RoleGrant.employer_id == submission.employer_id)
+        select(RoleGrant).where(RoleGrant.employer_id == errand.employer_id)
     ).all()
     active = {g.person.personnummer for g in grants if g.valid_to_dt is None}
     assert DAVID not in active and "198507049859" in active
@@ -191,7 +187,7 @@ def test_a_posted_removal_flows_from_scan_to_closed(
 
     emailed = session.execute(
         select(EmailMessage.template, EmailMessage.to_name).where(
-            EmailMessage.submission_id == submission.id
+            EmailMessage.errand_id == errand.id
         )
     ).all()
     assert ("role_ended", "David Dahl") in emailed

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
-from app.registrations.models import Channel, Submission, SubmissionKind
+from app.registrations.models import Channel, Errand, ErrandKind
 from tests.conftest import DAVID, INGRID, KARIN, make_settings, person_id, reset_database, staff_id
 from workflows import bootstrap
 from workflows.outbox import OutboxMessage
@@ -24,9 +24,9 @@ from workflows.states import (
     STEPS_ON_ENTRY,
     TRANSITION_TABLE,
     Action,
+    ErrandState,
     IllegalTransition,
     Party,
-    SubmissionState,
 )
 
 
@@ -50,10 +50,10 @@ def db(module_session: Session) -> Iterator[Session]:
     module_session.expire_all()
 
 
-def _submission_in(session: Session, state: SubmissionState) -> Submission:
+def _errand_in(session: Session, state: ErrandState) -> Errand:
     now = utcnow() - timedelta(minutes=5)
-    submission = Submission(
-        kind=SubmissionKind.REGISTRATION,
+    errand = Errand(
+        kind=ErrandKind.REGISTRATION,
         channel=Channel.E_SIGN,
         state=state,
         employer_id=1,
@@ -66,9 +66,9 @@ def _submission_in(session: Session, state: SubmissionState) -> Submission:
         failure_reason="broker gone",
         form_data={"orgnr": "2021004920"},
     )
-    session.add(submission)
+    session.add(errand)
     session.flush()
-    return submission
+    return errand
 
 
 def _agents(session: Session) -> dict[Party, Agent]:
@@ -92,32 +92,32 @@ def _outbox_count(session: Session) -> int:
     return session.scalar(select(func.count(OutboxMessage.id))) or 0
 
 
-def _snapshot(submission: Submission) -> tuple:
+def _snapshot(errand: Errand) -> tuple:
     return (
-        submission.state,
-        submission.received_dt,
-        submission.decided_dt,
-        submission.failed_step,
-        submission.version,
+        errand.state,
+        errand.received_dt,
+        errand.decided_dt,
+        errand.failed_step,
+        errand.version,
     )
 
 
-PAIRS = [(s, a) for s in SubmissionState for a in Action]
+PAIRS = [(s, a) for s in ErrandState for a in Action]
 
 
 @pytest.mark.parametrize(("state", "action"), PAIRS, ids=[f"{s}-{a}" for s, a in PAIRS])
-def test_every_state_action_pair(db: Session, state: SubmissionState, action: Action) -> None:
+def test_every_state_action_pair(db: Session, state: ErrandState, action: Action) -> None:
     agents = _agents(db)
     rule = TRANSITION_TABLE.get((state, action))
-    submission = _submission_in(db, state)
+    errand = _errand_in(db, state)
     forbidden = [p for p in Party if rule is None or p not in rule.allowed_parties]
 
     for party in forbidden:
-        before, audits, messages = _snapshot(submission), _audit_count(db), _outbox_count(db)
+        before, audits, messages = _snapshot(errand), _audit_count(db), _outbox_count(db)
         with pytest.raises(IllegalTransition) as raised:
-            transition(db, submission, action, agents[party])
+            transition(db, errand, action, agents[party])
         assert action.value in str(raised.value) and state.value in str(raised.value)
-        assert _snapshot(submission) == before
+        assert _snapshot(errand) == before
         assert (_audit_count(db), _outbox_count(db)) == (audits, messages)
 
     if rule is None:
@@ -127,52 +127,52 @@ def test_every_state_action_pair(db: Session, state: SubmissionState, action: Ac
     inner = db.begin_nested()
     target = transition(
         db,
-        submission,
+        errand,
         action,
         agents[party],
         reason="test",
         failed_step="verify" if action is Action.FAIL else None,
     )
     expected = RESUME_STATE_OF_STEP["apply"] if action is Action.RETRY else rule.target
-    assert target == expected and submission.state == expected
+    assert target == expected and errand.state == expected
     event = db.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
     assert _audit_count(db) == audits + 1
-    assert event.action == f"submission.{action.value}"
+    assert event.action == f"errand.{action.value}"
     assert event.data["from"] == state.value and event.data["to"] == expected.value
     steps = sorted(
         db.scalars(
-            select(OutboxMessage.actor_name).where(OutboxMessage.submission_id == submission.id)
+            select(OutboxMessage.actor_name).where(OutboxMessage.errand_id == errand.id)
         ).all()
     )
     assert steps == sorted(STEPS_ON_ENTRY.get(expected, ()))
-    assert (submission.expires_dt is not None) == (expected in EXPIRES_AFTER)
+    assert (errand.expires_dt is not None) == (expected in EXPIRES_AFTER)
     # Same transaction: undoing it takes the state change and its audit event together.
     inner.rollback()
     db.expire_all()
-    assert db.get(Submission, submission.id).state == state  # type: ignore[union-attr]
+    assert db.get(Errand, errand.id).state == state  # type: ignore[union-attr]
     assert _audit_count(db) == audits
 
 
 def test_caseworker_cannot_decide_own_errand(db: Session) -> None:
-    submission = _submission_in(db, SubmissionState.IN_REVIEW)
+    errand = _errand_in(db, ErrandState.IN_REVIEW)
     # The same human as the submitter, signed in as SPV staff.
     self_deciding = Agent(AgentKind.STAFF, staff_id(db, INGRID), DAVID, is_caseworker=True)
     for action in (Action.APPROVE, Action.REJECT):
         with pytest.raises(IllegalTransition, match="four eyes"):
-            transition(db, submission, action, self_deciding)
-    assert submission.state is SubmissionState.IN_REVIEW
+            transition(db, errand, action, self_deciding)
+    assert errand.state is ErrandState.IN_REVIEW
 
 
 def test_caseworker_cannot_decide_errand_about_themselves(db: Session) -> None:
-    submission = _submission_in(db, SubmissionState.IN_REVIEW)
-    submission.subject_personnummer = INGRID
+    errand = _errand_in(db, ErrandState.IN_REVIEW)
+    errand.subject_personnummer = INGRID
     caseworker = Agent(AgentKind.STAFF, staff_id(db, INGRID), INGRID, is_caseworker=True)
     with pytest.raises(IllegalTransition, match="four eyes"):
-        transition(db, submission, Action.APPROVE, caseworker)
+        transition(db, errand, Action.APPROVE, caseworker)
 
 
 def test_other_person_is_not_the_submitter(db: Session) -> None:
-    submission = _submission_in(db, SubmissionState.DRAFT)
+    errand = _errand_in(db, ErrandState.DRAFT)
     stranger = Agent(AgentKind.PERSON, person_id(db, "198112189876"), "198112189876")
     with pytest.raises(IllegalTransition, match="nobody"):
-        transition(db, submission, Action.WITHDRAW, stranger)
+        transition(db, errand, Action.WITHDRAW, stranger)

@@ -39,7 +39,7 @@ from app.documents.render import (
 )
 from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE, decode_pdf_pages
 from app.registrations.data import RegistrationData
-from app.registrations.models import SubmissionKind
+from app.registrations.models import ErrandKind
 from tests.sample_forms import (
     CODES,
     CREATED,
@@ -102,17 +102,17 @@ def test_form_digest_is_canonical() -> None:
     assert form_digest({**REGISTRATION, "email": "x@y.se"}) != form_digest(REGISTRATION)
 
 
-def test_kinds_map_to_submission_kinds() -> None:
-    for kind in SubmissionKind:
-        assert FormKind.of(kind).submission_kind is kind
+def test_kinds_map_to_errand_kinds() -> None:
+    for kind in ErrandKind:
+        assert FormKind.of(kind).errand_kind is kind
 
 
 @pytest.mark.parametrize(
     "change",
     [
         {"kind": FormKind.REMOVAL},
-        {"submission_id": 124},
-        {"submission_id": None},
+        {"errand_id": 124},
+        {"errand_id": None},
         {"page": 2},
         {"pages": 3},
         {"template_version": 2},
@@ -176,7 +176,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[tuple[SubmissionKind, str, bool], bytes]:
+def rendered() -> dict[tuple[ErrandKind, str, bool], bytes]:
     return {
         (data.kind, lang, for_print): render_form_pdf(data, lang=lang, key=KEY, for_print=for_print)
         for data, lang, for_print in CASES
@@ -189,7 +189,7 @@ def rendered() -> dict[tuple[SubmissionKind, str, bool], bytes]:
     ids=[f"{d.kind.value}-{lang}-{'print' if p else 'esign'}" for d, lang, p in CASES],
 )
 def test_every_page_carries_its_own_code_and_the_reference(
-    rendered: dict[tuple[SubmissionKind, str, bool], bytes],
+    rendered: dict[tuple[ErrandKind, str, bool], bytes],
     data: DocumentData,
     lang: str,
     for_print: bool,
@@ -205,7 +205,7 @@ def test_every_page_carries_its_own_code_and_the_reference(
         assert result.payload == QrPayload(
             FormKind.of(data.kind),
             TEMPLATE_VERSION,
-            data.submission_id,
+            data.errand_id,
             k,
             pages,
             data.digest,
@@ -217,7 +217,7 @@ def test_every_page_carries_its_own_code_and_the_reference(
     assert "19850704-9859" in everything
     assert "202100-4920" in everything
     assert ("851 90 Sundsvall" in everything) is for_print
-    if data.kind is SubmissionKind.REGISTRATION:
+    if data.kind is ErrandKind.REGISTRATION:
         delegation = {
             "sv": "Rollen som företrädare för arbetsgivaren kan inte delegeras",
             "en": "The role of representative of the employer cannot be delegated",
@@ -229,20 +229,20 @@ def test_every_page_carries_its_own_code_and_the_reference(
 
 
 def test_english_pdf_is_in_english(
-    rendered: dict[tuple[SubmissionKind, str, bool], bytes], tmp_path: Path
+    rendered: dict[tuple[ErrandKind, str, bool], bytes], tmp_path: Path
 ) -> None:
-    text = " ".join(_texts(rendered[SubmissionKind.REGISTRATION, "en", True]))
+    text = " ".join(_texts(rendered[ErrandKind.REGISTRATION, "en", True]))
     assert "Registration – authorised orderer" in text
     assert "Personal identity number" in text
     assert "Personnummer" not in text
-    info = _pdfinfo(_write(tmp_path, rendered[SubmissionKind.REGISTRATION, "en", True]))
+    info = _pdfinfo(_write(tmp_path, rendered[ErrandKind.REGISTRATION, "en", True]))
     assert "Title:           Registration – authorised orderer, BB-7K3M-Q9XT" in info
 
 
 def test_qr_code_is_at_the_published_spot(
-    rendered: dict[tuple[SubmissionKind, str, bool], bytes],
+    rendered: dict[tuple[ErrandKind, str, bool], bytes],
 ) -> None:
-    document = pdfium.PdfDocument(rendered[SubmissionKind.REMOVAL, "sv", True])
+    document = pdfium.PdfDocument(rendered[ErrandKind.REMOVAL, "sv", True])
     page = document[0]
     image = page.render(scale=300 / 72, grayscale=True).to_pil()
     page.close()
@@ -268,14 +268,14 @@ def test_qr_code_is_at_the_published_spot(
     assert top - bottom == pytest.approx(QR_PLACEMENT.size_mm, abs=0.7)
 
 
-@pytest.mark.parametrize("kind", list(SubmissionKind))
-def test_blank_form_pages_decode_without_a_submission(kind: SubmissionKind) -> None:
+@pytest.mark.parametrize("kind", list(ErrandKind))
+def test_blank_form_pages_decode_without_a_errand(kind: ErrandKind) -> None:
     pdf = render_blank_form(kind, lang="sv", key=KEY)
     decoded = decode_pdf_pages(pdf, KEY)
     assert len(decoded) >= 2
     for k, result in enumerate(decoded, start=1):
         assert result.payload is not None
-        assert result.payload.submission_id is None
+        assert result.payload.errand_id is None
         assert result.payload.kind is FormKind.of(kind)
         assert (result.payload.page, result.payload.pages) == (k, len(decoded))
         assert result.payload.digest == form_digest({})
@@ -376,9 +376,9 @@ def test_foreign_code_and_no_code() -> None:
 
 
 def test_wrong_key_and_upside_down_pages(
-    rendered: dict[tuple[SubmissionKind, str, bool], bytes],
+    rendered: dict[tuple[ErrandKind, str, bool], bytes],
 ) -> None:
-    pdf = rendered[SubmissionKind.REGISTRATION, "sv", True]
+    pdf = rendered[ErrandKind.REGISTRATION, "sv", True]
     assert {r.error for r in decode_pdf_pages(pdf, qr_mac_key("other"))} == {MAC_MISMATCH}
 
     document = pdfium.PdfDocument(pdf)
@@ -400,17 +400,17 @@ def test_wrong_key_and_upside_down_pages(
     ("key", "title", "lang"),
     [
         (
-            (SubmissionKind.REGISTRATION, "sv", True),
+            (ErrandKind.REGISTRATION, "sv", True),
             "Anmälan – behörig beställare, BB-7K3M-Q9XT",
             "sv",
         ),
-        ((SubmissionKind.REMOVAL, "en", False), "Remove authorised orderer, BB-4H2P-ZX8R", "en"),
+        ((ErrandKind.REMOVAL, "en", False), "Remove authorised orderer, BB-4H2P-ZX8R", "en"),
     ],
 )
 def test_pdf_is_tagged_pdf_a_3a(
-    rendered: dict[tuple[SubmissionKind, str, bool], bytes],
+    rendered: dict[tuple[ErrandKind, str, bool], bytes],
     tmp_path: Path,
-    key: tuple[SubmissionKind, str, bool],
+    key: tuple[ErrandKind, str, bool],
     title: str,
     lang: str,
 ) -> None:

@@ -63,10 +63,10 @@ def _read(data: bytes, limits: IntakeLimits | None = None, **kwargs: int) -> lis
 
 
 def _matches(read: PageRead, page: ScanPage) -> bool:
-    """The page's code read right: submission, page n of m, and which way up."""
+    """The page's code read right: errand, page n of m, and which way up."""
     if read.payload is None or page.expect is None:
         return False
-    got = (read.payload.submission_id, read.payload.page, read.payload.pages)
+    got = (read.payload.errand_id, read.payload.page, read.payload.pages)
     return got == page.expect and read.upside_down == page.upside_down and read.error is None
 
 
@@ -131,7 +131,7 @@ def test_mixed_batch_with_blank_uncoded_forged_and_foreign_pages() -> None:
         (corpus.blank_page(), NO_QR_CODE),
         (corpus.page_without_qr("reg", 1, "noisy"), NO_QR_CODE),
         (corpus.tampered_page("rem", 0, "rotated+1"), MAC_MISMATCH),
-        (corpus.tampered_page("reg2", 1, "upside-down", submission_id=5), MAC_MISMATCH),
+        (corpus.tampered_page("reg2", 1, "upside-down", errand_id=5), MAC_MISMATCH),
         (foreign_page, MALFORMED),
     ]  # fmt: skip
     pages = good[:2] + [p for p, _ in odd[:3]] + good[2:] + [p for p, _ in odd[3:]]
@@ -201,7 +201,7 @@ def test_previews_are_grey_about_100_dpi_and_upright() -> None:
 def test_rendered_form_pdf_is_read_too() -> None:
     """Not a scan: vector pages, rasterised by pdfium (the crop first)."""
     reads = _read(corpus.form_pdf("rem"))
-    assert [(r.payload.submission_id, r.payload.page) for r in reads if r.payload] == [
+    assert [(r.payload.errand_id, r.payload.page) for r in reads if r.payload] == [
         (4567, 1),
         (4567, 2),
     ]
@@ -312,7 +312,7 @@ def test_file_and_page_count_limits() -> None:
 
 def test_a_pdf_encrypted_without_a_user_password_is_read() -> None:
     (read,) = _read(corpus.encrypted_pdf(user_password=""))
-    assert read.payload is not None and read.payload.submission_id == 4567
+    assert read.payload is not None and read.payload.errand_id == 4567
 
 
 def test_damaged_image_data_makes_the_page_unreadable() -> None:

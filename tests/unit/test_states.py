@@ -9,19 +9,19 @@ from workflows.states import (
     TERMINAL_STATES,
     TRANSITIONS,
     Action,
-    SubmissionState,
+    ErrandState,
 )
 
 
-def _successors() -> dict[SubmissionState, set[SubmissionState]]:
-    graph: dict[SubmissionState, set[SubmissionState]] = {s: set() for s in SubmissionState}
+def _successors() -> dict[ErrandState, set[ErrandState]]:
+    graph: dict[ErrandState, set[ErrandState]] = {s: set() for s in ErrandState}
     for t in TRANSITIONS:
         targets = set(RESUME_STATE_OF_STEP.values()) if t.action is Action.RETRY else {t.target}
         graph[t.source] |= targets
     return graph
 
 
-def _reachable(start: SubmissionState, graph: dict[SubmissionState, set[SubmissionState]]) -> set:
+def _reachable(start: ErrandState, graph: dict[ErrandState, set[ErrandState]]) -> set:
     seen, queue = {start}, deque([start])
     while queue:
         for nxt in graph[queue.popleft()] - seen:
@@ -31,12 +31,12 @@ def _reachable(start: SubmissionState, graph: dict[SubmissionState, set[Submissi
 
 
 def test_every_state_is_reachable_from_draft() -> None:
-    assert _reachable(SubmissionState.DRAFT, _successors()) == set(SubmissionState)
+    assert _reachable(ErrandState.DRAFT, _successors()) == set(ErrandState)
 
 
 def test_every_state_can_reach_an_end() -> None:
     graph = _successors()
-    for state in SubmissionState:
+    for state in ErrandState:
         assert _reachable(state, graph) & TERMINAL_STATES, state
 
 
