@@ -372,7 +372,7 @@ def _schedule_deadline_watch(s: Session, errand_id: int) -> None:
     add_message(s, "watch_deadlines")  # as the sweeper schedules it
 
 
-def _errand(*steps: Callable[[Session, int], None]) -> Callable[[Runtime], int]:
+def _prepared_errand(*steps: Callable[[Session, int], None]) -> Callable[[Runtime], int]:
     """David's registration, signed with BankID and received (which queues the receipt and
     verify steps), then ``steps``, each committed (which queues what the next state needs)."""
 
@@ -617,42 +617,42 @@ def _read_lease_runs_out() -> None:
 
 STEPS = {
     "issue_receipt": Step(
-        _errand(_verify),
+        _prepared_errand(_verify),
         "errand_document",
         _receipt_untouched,
         lambda s, sid: _documents(s, sid, DocumentKind.RECEIPT) > 0,
         _receipt_once,
     ),
     "verify_errand": Step(
-        _errand(_receipt),
+        _prepared_errand(_receipt),
         "verification_check",
         _verify_untouched,
         lambda s, sid: _errand(s, sid).state is ErrandState.IN_REVIEW,
         _verify_once,
     ),
     "apply_errand": Step(
-        _errand(_receipt, _verify, _approve),
+        _prepared_errand(_receipt, _verify, _approve),
         "email_message",  # the emails are queued last, after the grant and its audit event
         _apply_untouched,
         _applied,
         _apply_once,
     ),
     "archive_errand": Step(
-        _errand(_receipt, _verify, _approve, _apply),
+        _prepared_errand(_receipt, _verify, _approve, _apply),
         "audit_event",  # the closing's event comes after the decision letter
         _archive_untouched,
         lambda s, sid: _errand(s, sid).state is ErrandState.CLOSED,
         _archive_once,
     ),
     "send_email": Step(
-        _errand(_receipt, _verify, _approve, _apply, _archive),
+        _prepared_errand(_receipt, _verify, _approve, _apply, _archive),
         None,
         _send_untouched,
         lambda s, sid: _count(s, EmailMessage, EmailMessage.sent_dt.is_(None)) == 0,
         lambda s, sid: None,  # _each_email_sent_once, as for every step
     ),
     "watch_deadlines": Step(
-        _errand(_receipt, _verify, _claim_due_tomorrow, _schedule_deadline_watch),
+        _prepared_errand(_receipt, _verify, _claim_due_tomorrow, _schedule_deadline_watch),
         "audit_event",  # the reminder's event comes after its email and reminded_dt
         _deadline_untouched,
         lambda s, sid: _errand(s, sid).reminded_dt is not None,

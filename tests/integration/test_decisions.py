@@ -128,8 +128,8 @@ def test_completion_round_trip_pauses_the_due_date(app: Flask, session: Session)
 
     # Back with the same caseworker, who sees the answer.
     assert reference in staff.get("/handlaggning?lista=mina").get_data(as_text=True)
-    errand = staff.get(f"/handlaggning/{reference}").get_data(as_text=True)
-    assert "Eva Ek är generaldirektör." in errand
+    page = staff.get(f"/handlaggning/{reference}").get_data(as_text=True)
+    assert "Eva Ek är generaldirektör." in page
 
     # Answering again changes nothing.
     again = submitter.post(

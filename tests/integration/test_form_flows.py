@@ -72,8 +72,8 @@ def test_printed_form_waits_for_the_post_and_can_be_downloaded_again(
     assert errand.channel is Channel.PAPER
     assert errand.expires_dt and errand.expires_dt > utcnow() + timedelta(days=50)
 
-    errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
-    assert "Väntar på post" in errand and "851 90 Sundsvall" in errand
+    page = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    assert "Väntar på post" in page and "851 90 Sundsvall" in page
     pdf = client.get(f"/mina-arenden/{reference}/blankett.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     pages = decode_pdf_pages(pdf.data, runtime.settings.qr_key)

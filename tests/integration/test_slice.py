@@ -49,8 +49,8 @@ def file_and_sign_registration(client: FlaskClient, session: Session) -> str:
     login(client, session, DAVID)
     reference = walk_registration(client)
     assert re.fullmatch(r"BB-[0-9A-Z]{4}-[0-9A-Z]{4}", reference)
-    errand = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
-    assert "Utkast" in errand
+    page = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    assert "Utkast" in page
     sign_with_bankid(client, reference)
     return reference
 
