@@ -1,19 +1,28 @@
-"""Fixtures: a migrated PostgreSQL database, a clean seeded state per test, the app, clients."""
+"""Fixtures: a migrated PostgreSQL database seeded once per run, the app made once per run,
+and for each test either a transaction rolled back at its end (the default) or, for the tests
+that other threads or processes must see the data of (``committed_db``), real commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fcntl
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 import psycopg
 import pytest
+from _pytest.mark.expression import Expression
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import sql
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, create_engine, event, select, text
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import create_app
 from app.access.models import Person
@@ -25,12 +34,50 @@ from devtools import models as devtools_models
 from devtools.plugin import StandIns
 from devtools.seed import seed_demo
 from devtools.settings import StandInSettings
-from tests.support import PG_ADMIN_URL, PG_TEST_DB, csrf_token, require_service, use_app
+from tests.support import (
+    PG_ADMIN_URL,
+    PG_TEST_DB,
+    RABBITMQ_URL,
+    REDIS_URL,
+    csrf_token,
+    require_service,
+    use_app,
+)
+from workflows import runtime as runtime_module
 from workflows.runtime import Runtime
 from workflows.worker import start_worker
 
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
+STUB_BROKER = "stub://"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (in the settings): the quick run, the whole suite but its slow and browser
+    tests, is shared among two processes (one per core at most), a module to a process
+    (``--dist loadfile``: its module fixtures are made once). Any other run stays in this
+    process: named files and tests start sooner so, and the timings of the slow and browser
+    tests want the machine to themselves. ``-n N`` or PYTEST_XDIST_AUTO_NUM_WORKERS choose
+    otherwise."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    if config.args_source is not pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    if _may_select(config.option.markexpr, "slow", "e2e"):
+        return 0
+    return min(2, os.cpu_count() or 1)
+
+
+def _may_select(markexpr: str, *markers: str) -> bool:
+    """Whether ``-m markexpr`` lets through a test marked with one of ``markers``."""
+    if not markexpr:
+        return True
+    expression = Expression.compile(markexpr)
+    return any(expression.evaluate(_marked_only(marker)) for marker in markers)
+
+
+def _marked_only(marker: str) -> Callable[..., bool]:
+    return lambda name, **_: name == marker
 
 
 def _drop_test_database() -> None:
@@ -56,24 +103,122 @@ def database_url() -> Iterator[str]:
     _drop_test_database()
 
 
-def reset_database(runtime: Runtime) -> None:
-    """Empty every table and seed the demo data again (actors commit, so no rollback trick)."""
-    every = [*Base.metadata.sorted_tables, *devtools_models.metadata.sorted_tables]
-    tables = ", ".join(t.name for t in every)
-    with runtime.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(
-            text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
-            {"h": "0" * 64},
-        )
-    with runtime.unit_of_work() as session:
-        seed_demo(session)
+class SeededDatabase:
+    """The run's database holding the demo seed and nothing else between tests.
+
+    A test runs either inside a transaction that is rolled back (``transaction``), or with
+    real commits (``committed``), after which the tables are emptied and seeded again before
+    the next test. Sequences are not transactional: each transaction sets them back to where
+    the seed left them, so the ids a test sees do not depend on the tests before it.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.sequences: list[tuple[str, int, bool]] = []
+        self.dirty = True
+
+    def reseed(self) -> None:
+        """Empty every table and seed the demo data again, with the ids of the first seed.
+        (DELETE: on tables this small it is far quicker than TRUNCATE. The audit log, which
+        refuses DELETE, is truncated.)"""
+        from app import models  # noqa: F401  (every table on Base.metadata)
+
+        every = [*Base.metadata.sorted_tables, *devtools_models.metadata.sorted_tables]
+        with self.engine.begin() as conn:
+            conn.execute(text("TRUNCATE audit_event"))
+            for table in reversed(every):
+                if table.name != "audit_event":
+                    conn.execute(table.delete())
+            conn.execute(
+                text(
+                    "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false)"
+                    " FROM pg_sequences WHERE schemaname = current_schema()"
+                )
+            )
+            conn.execute(
+                text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
+                {"h": "0" * 64},
+            )
+        with Session(self.engine) as session, session.begin():
+            seed_demo(session)
+        with self.engine.connect() as conn:
+            self.sequences = [
+                (name, last if last is not None else start, last is not None)
+                for name, last, start in conn.execute(
+                    text(
+                        "SELECT format('%I.%I', schemaname, sequencename), last_value, "
+                        "start_value FROM pg_sequences WHERE schemaname = current_schema()"
+                    )
+                )
+            ]
+        self.dirty = False
+
+    def committed(self) -> None:
+        """Seeded now, the sequences where the seed left them; emptied and seeded again
+        before the next test."""
+        if self.dirty:
+            self.reseed()
+        else:
+            with self.engine.begin() as connection:
+                self._restore_sequences(connection)
+        self.dirty = True
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection in a transaction that is rolled back at the end."""
+        if self.dirty:
+            self.reseed()
+        with self.engine.connect() as connection:
+            outer = connection.begin()
+            self._restore_sequences(connection)
+            try:
+                yield connection
+            finally:
+                outer.rollback()
+
+    def _restore_sequences(self, connection: Connection) -> None:
+        calls, values = [], {}
+        for n, (name, value, is_called) in enumerate(self.sequences):
+            calls.append(f"setval(CAST(:n{n} AS regclass), :v{n}, :c{n})")
+            values |= {f"n{n}": name, f"v{n}": value, f"c{n}": is_called}
+        if calls:
+            connection.execute(text(f"SELECT {', '.join(calls)}"), values)
+
+
+@pytest.fixture(scope="session")
+def seeded_database(database_url: str) -> Iterator[SeededDatabase]:
+    database = SeededDatabase(database_url)
+    database.reseed()
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def committed_db() -> None:
+    """Ask for this when worker threads, other processes or threads with connections of
+    their own must see what the test commits (and the test what they commit): the test's
+    commits are real, and the database is emptied and seeded again after it. Every other
+    test runs in a transaction that is rolled back."""
+
+
+@pytest.fixture
+def database(
+    request: pytest.FixtureRequest, seeded_database: SeededDatabase
+) -> Iterator[Connection | None]:
+    """The test's database: the connection whose transaction is rolled back at the end, or
+    None for a ``committed_db`` test (the apps then use their own engines)."""
+    if "committed_db" in request.fixturenames:
+        seeded_database.committed()
+        yield None
+        return
+    with seeded_database.transaction() as connection:
+        yield connection
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "broker_url": "stub://",
+        "broker_url": STUB_BROKER,
         "secret_key": "test-secret",
         "bankid_collect_interval_s": 0.0,
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
@@ -95,7 +240,7 @@ def stand_ins(pki_dir: Path, **overrides: Any) -> StandIns:
 @pytest.fixture
 def broker_url() -> str:
     """Overridden by parametrised tests that run on Redis or RabbitMQ."""
-    return "stub://"
+    return STUB_BROKER
 
 
 @pytest.fixture(scope="session")
@@ -104,23 +249,143 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pki")
 
 
-@pytest.fixture
-def app(database_url: str, broker_url: str, pki_dir: Path) -> Iterator[Flask]:
-    app = create_app(make_settings(database_url, broker_url=broker_url), [stand_ins(pki_dir)])
-    yield from serve_for_test(app)
+def build_app(
+    database_url: str,
+    pki_dir: Path | None = None,
+    *,
+    plugged: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Flask:
+    """An app on the test database with the stand-ins plugged in (the BankID simulator and
+    the test PKI in ``pki_dir``, and what ``plugged`` turns on), ``Settings`` overrides as
+    keywords; with no ``pki_dir``, an app without stand-ins."""
+    plugins = [] if pki_dir is None else [stand_ins(pki_dir, **(plugged or {}))]
+    app = create_app(make_settings(database_url, **overrides), plugins)
+    event.listen(app.extensions["behorighet"].session_factory, "after_begin", _one_thread_only)
+    return app
 
 
-def serve_for_test(app: Flask) -> Iterator[Flask]:
-    """The test's app (BankID through its own simulator, in the process): the factories
-    pointed at it, the database reset and seeded, the broker empty; closed after the test."""
-    use_app(app)
+def close_app(app: Flask) -> None:
     runtime: Runtime = app.extensions["behorighet"]
-    reset_database(runtime)
-    if hasattr(runtime.broker, "flush_all"):
-        runtime.broker.flush_all()
-    yield app
     runtime.broker.close()
     runtime.engine.dispose()
+
+
+_TEST_THREAD = "behorighet_test_thread"
+
+
+def _one_thread_only(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    owner = connection.info.get(_TEST_THREAD)
+    if owner is not None and owner != threading.get_ident():
+        raise RuntimeError(
+            "another thread uses the test's rolled-back transaction: give the test committed_db"
+        )
+
+
+@contextmanager
+def serving(app: Flask, connection: Connection | None) -> Iterator[Flask]:
+    """``app`` for one test: the runtime the actors use, the factories pointed at it, its
+    broker empty and, unless None, its sessions in ``connection``'s transaction (their
+    commits release savepoints)."""
+    runtime: Runtime = app.extensions["behorighet"]
+    runtime_module.install(runtime)  # as configure() did when the app was made
+    dramatiq.set_broker(runtime.broker)
+    use_app(app)
+    if hasattr(runtime.broker, "flush_all"):
+        runtime.broker.flush_all()
+    if connection is None:
+        yield app
+        return
+    with joined(runtime.session_factory, connection):
+        yield app
+
+
+@contextmanager
+def joined(factory: sessionmaker[Session], connection: Connection) -> Iterator[None]:
+    """Sessions from ``factory`` join ``connection``'s transaction, in savepoints."""
+    saved = dict(factory.kw)
+    factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    connection.info[_TEST_THREAD] = threading.get_ident()
+    try:
+        yield
+    finally:
+        connection.info.pop(_TEST_THREAD, None)
+        factory.kw.clear()
+        factory.kw.update(saved)
+
+
+@pytest.fixture(scope="session")
+def session_app(
+    database_url: str, pki_dir: Path, seeded_database: SeededDatabase
+) -> Iterator[Flask]:
+    """The app of every test on the in-process broker, made once."""
+    app = build_app(database_url, pki_dir)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def brokers_to_ourselves(broker_url: str) -> Iterator[None]:
+    """A test on Redis or RabbitMQ waits until no other test uses them (they hold one set of
+    queues), in another process of a parallel run or in another run on the same
+    TEST_REDIS_URL and TEST_RABBITMQ_URL, and keeps them until its apps are closed."""
+    if broker_url == STUB_BROKER:
+        yield
+        return
+    key = hashlib.sha256(f"{REDIS_URL} {RABBITMQ_URL}".encode()).hexdigest()[:16]
+    with (Path(tempfile.gettempdir()) / f"behorighet-brokers-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def make_app(
+    database_url: str, pki_dir: Path, database: Connection | None, brokers_to_ourselves: None
+) -> Iterator[Callable[..., Flask]]:
+    """Another app for this test (``Settings`` overrides as keywords), on the test's database
+    like the test's own app, closed after the test. It becomes the runtime actors use."""
+    with ExitStack() as stack:
+
+        def make(**overrides: Any) -> Flask:
+            app = build_app(database_url, pki_dir, **overrides)
+            stack.callback(close_app, app)
+            return stack.enter_context(serving(app, database))
+
+        yield make
+
+
+@pytest.fixture(scope="module")
+def app_settings() -> dict[str, Any]:
+    """``Settings`` a module's tests need other than the run's app's. A module that overrides
+    this gets an app of its own, made once for the module."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def module_app(database_url: str, pki_dir: Path, app_settings: dict[str, Any]) -> Iterator[Flask]:
+    app = build_app(database_url, pki_dir, **app_settings)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def app(
+    request: pytest.FixtureRequest,
+    session_app: Flask,
+    app_settings: dict[str, Any],
+    broker_url: str,
+    database: Connection | None,
+    make_app: Callable[..., Flask],
+) -> Iterator[Flask]:
+    """The test's app: the run's app (or the module's, see ``app_settings``); or one of its
+    own on another broker, or for a worker (a dramatiq worker stays registered on its
+    broker, and its broker boots once)."""
+    if broker_url != STUB_BROKER or "worker" in request.fixturenames:
+        yield make_app(broker_url=broker_url, **app_settings)
+        return
+    shared: Flask = request.getfixturevalue("module_app") if app_settings else session_app
+    with serving(shared, database):
+        yield shared
 
 
 @pytest.fixture
@@ -135,8 +400,9 @@ def session(runtime: Runtime) -> Iterator[Session]:
 
 
 @pytest.fixture
-def worker(runtime: Runtime) -> Iterator[dramatiq.Worker]:
-    """A worker consuming from the app's broker inside the test process."""
+def worker(committed_db: None, runtime: Runtime) -> Iterator[dramatiq.Worker]:
+    """A worker consuming from the app's broker inside the test process (its threads need
+    committed data)."""
     worker = start_worker(runtime, threads=2)
     yield worker
     worker.stop(timeout=10_000)

@@ -20,7 +20,7 @@ from tests.support import REGISTRATION, current_app
 from workflows.verification import Verifiers, verifiers_for
 
 
-def app_settings() -> Settings:
+def running_settings() -> Settings:
     """The settings of the running test's app."""
     settings: Settings = current_app().extensions["behorighet"].settings
     return settings
@@ -28,12 +28,12 @@ def app_settings() -> Settings:
 
 def verifiers(session: Session) -> Verifiers:
     """What the verify step checks against, from the test app's settings."""
-    return verifiers_for(session, app_settings())
+    return verifiers_for(session, running_settings())
 
 
 def public_base_url() -> str:
     """Where the emails' links point: the test app's ``public_base_url``."""
-    return app_settings().public_base_url
+    return running_settings().public_base_url
 
 
 def david(session: Session) -> Agent:
@@ -83,7 +83,7 @@ def removal_draft(session: Session) -> Errand:
 
 def printed_for_post(session: Session, errand: Errand) -> Errand:
     """The submitter prints the form to sign by hand and post (awaiting_post)."""
-    pdf = documents.printable_form(errand, app_settings(), "sv")
+    pdf = documents.printable_form(errand, running_settings(), "sv")
     submitter = Agent(AgentKind.PERSON, errand.submitted_by_id, errand.submitted_by.personnummer)
     registrations.print_for_post(session, submitter, errand, pdf)
     return errand
@@ -104,7 +104,7 @@ def received_by_esignature(session: Session, errand: Errand) -> Errand:
     signs the exact PDF in the BankID simulator, the signature is checked, the PDF sealed
     with the evidence, and the errand received."""
     app = current_app()
-    settings = app_settings()
+    settings = running_settings()
     client = app.extensions["bankid_client"]
     submitter = Agent(AgentKind.PERSON, errand.submitted_by_id, errand.submitted_by.personnummer)
     pdf = documents.signable_form(errand, settings)
@@ -123,6 +123,28 @@ def in_review(session: Session, **changes: str) -> Errand:
     errand = received_by_esignature(session, registration_draft(session, **changes))
     pipeline.verify(session, errand.id, Agent.system("test"), verifiers(session))
     return errand
+
+
+def like_in_review(session: Session, errand: Errand, subjects: list[str]) -> list[Errand]:
+    """More errands in review like ``errand``, about another subject each, made as rows (not
+    signed and verified one by one): for a list that needs many, not how each got there."""
+    copies = [
+        Errand(
+            kind=errand.kind,
+            channel=errand.channel,
+            state=errand.state,
+            form_data=errand.form_data,
+            employer_id=errand.employer_id,
+            subject_personnummer=subject,
+            submitted_by_id=errand.submitted_by_id,
+            received_dt=errand.received_dt,
+            due_dt=errand.due_dt,
+        )
+        for subject in subjects
+    ]
+    session.add_all(copies)
+    session.flush()
+    return copies
 
 
 def caseworker(session: Session, personnummer: str = INGRID) -> Agent:

@@ -14,8 +14,12 @@ import pytest
 T = TypeVar("T")
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", f"behorighet_test_{os.getpid()}")
-"""One database per test run, so that runs side by side never touch each other's data."""
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1…: a process of a parallel run
+PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", f"behorighet_test_{os.getpid()}") + (
+    _WORKER and f"_{_WORKER}"
+)
+"""One database per test run (and per process of a run), so that runs side by side never
+touch each other's data."""
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

@@ -84,6 +84,12 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
     )
 
 
+def _batch_read(runtime: Runtime, batch_id: int) -> bool:
+    with runtime.session_factory() as session:
+        batch = session.get(ScanBatch, batch_id)
+        return batch is not None and batch.state is BatchState.DONE
+
+
 def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
     with runtime.unit_of_work() as session:
         errand = printed_for_post(session, registration_draft(session))
@@ -92,15 +98,9 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
         batch_id = reading.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD
         ).batch.id
-    # Here, or by the live server's worker (its read_scan_batch actor), whichever takes the
-    # batch's lease first.
     reading.read_batch(runtime.session_factory, batch_id, runtime.settings.qr_key)
-
-    def read() -> bool:
-        with runtime.session_factory() as session:
-            return session.get_one(ScanBatch, batch_id).state is BatchState.DONE
-
-    wait_for(read, message="the batch to be read")
+    # ... unless the live server's worker took the batch first: then it reads it.
+    wait_for(lambda: _batch_read(runtime, batch_id), message="the batch to be read")
     with runtime.session_factory() as session:
         (form,) = queries.forms_to_confirm(session)
         (blank,) = queries.manual_queue(session)

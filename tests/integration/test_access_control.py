@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.registrations.models import Errand
-from tests.conftest import ANNA, DAVID, INGRID, KARIN, login, make_settings
+from tests.conftest import ANNA, DAVID, INGRID, KARIN, build_app, close_app, login
 from tests.integration.test_slice import file_and_sign_registration
 from tests.support import REGISTRATION, csrf_token
 
@@ -70,14 +69,16 @@ def test_login_renews_the_session(client: FlaskClient, session: Session) -> None
 
 
 def test_bankid_simulator_exists_only_when_plugged_in(database_url: str) -> None:
-    app: Flask = __import__("app").create_app(make_settings(database_url))
-    assert app.extensions["behorighet"].settings.stand_ins == frozenset()
-    client = app.test_client()
-    assert client.get("/bankid-simulator/app").status_code == 404
-    assert client.post("/bankid-simulator/rp/v6.0/auth", json={}).status_code == 404
-    page = client.get("/logga-in").get_data(as_text=True)
-    assert "BankID" in page
-    app.extensions["behorighet"].engine.dispose()
+    app = build_app(database_url)  # no stand-ins plugged in
+    try:
+        assert app.extensions["behorighet"].settings.stand_ins == frozenset()
+        client = app.test_client()
+        assert client.get("/bankid-simulator/app").status_code == 404
+        assert client.post("/bankid-simulator/rp/v6.0/auth", json={}).status_code == 404
+        page = client.get("/logga-in").get_data(as_text=True)
+        assert "BankID" in page
+    finally:
+        close_app(app)
 
 
 def test_session_ends_after_idle_time(client: FlaskClient, session: Session) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import text
@@ -25,6 +26,7 @@ def _script_info(app: Flask):  # type: ignore[no-untyped-def]
     return ScriptInfo(create_app=lambda: app)
 
 
+@pytest.mark.usefixtures("committed_db")  # four threads, each with its own connection
 def test_chain_verifies_after_many_writers(runtime: Runtime) -> None:
     def write(n: int) -> None:
         for i in range(10):

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,8 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, update
+from sqlalchemy import update
 
-from app import create_app
 from app.config import Settings
 from app.db import utcnow
 from app.eid.bankid import (
@@ -41,52 +40,16 @@ from app.eid.evidence import (
     check_ocsp_response,
     verify_bankid_signature,
 )
-from devtools.bankid_simulator.models import SimulatorFault, SimulatorOrder
+from devtools.bankid_simulator.models import SimulatorOrder
 from devtools.bankid_simulator.signature import SignedContent, build_signature, unique_hardware_id
 from devtools.bankid_simulator.transport import in_process_transport
 from devtools.pki import TestPki, UserIdentity
-from tests.conftest import ANNA, DAVID, INGRID, make_settings, reset_database, stand_ins
+from tests.conftest import ANNA, DAVID, INGRID
 from tests.support import csrf_token
 from workflows.runtime import Runtime
 
 IP = "192.0.2.10"
 APP = "/bankid-simulator/app"
-
-
-def _make_app(database_url: str, pki_dir: Path, **overrides: Any) -> Flask:
-    return create_app(make_settings(database_url), [stand_ins(pki_dir, **overrides)])
-
-
-def _close(app: Flask) -> None:
-    runtime: Runtime = app.extensions["behorighet"]
-    runtime.broker.close()
-    runtime.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bankid-simulator")
-
-
-@pytest.fixture(scope="module")
-def sim_app(database_url: str, pki_dir: Path) -> Iterator[Flask]:
-    app = _make_app(database_url, pki_dir)
-    reset_database(app.extensions["behorighet"])
-    yield app
-    _close(app)
-
-
-@pytest.fixture(autouse=True)
-def no_orders(sim_app: Flask) -> None:
-    runtime: Runtime = sim_app.extensions["behorighet"]
-    with runtime.unit_of_work() as session:
-        session.execute(delete(SimulatorOrder))
-        session.execute(delete(SimulatorFault))
-
-
-@pytest.fixture
-def runtime(sim_app: Flask) -> Runtime:
-    return sim_app.extensions["behorighet"]
 
 
 @pytest.fixture
@@ -95,15 +58,15 @@ def settings(runtime: Runtime) -> Settings:
 
 
 @pytest.fixture
-def bankid(sim_app: Flask, settings: Settings) -> Iterator[BankIdClient]:
-    client = make_bankid_client(settings, transport=in_process_transport(sim_app))
+def bankid(app: Flask, settings: Settings) -> Iterator[BankIdClient]:
+    client = make_bankid_client(settings, transport=in_process_transport(app))
     yield client
     client.close()
 
 
 @pytest.fixture
-def browser(sim_app: Flask) -> FlaskClient:
-    return sim_app.test_client()
+def browser(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 @pytest.fixture
@@ -301,20 +264,17 @@ def test_rp_cancel_fails_the_order_as_cancelled(bankid: BankIdClient) -> None:
         bankid.cancel(ref)
 
 
-def test_an_order_expires(database_url: str, pki_dir: Path) -> None:
-    app = _make_app(database_url, pki_dir, bankid_order_ttl_s=0.2)
-    try:
-        client = make_bankid_client(
-            app.extensions["behorighet"].settings, transport=in_process_transport(app)
-        )
-        ref = client.sign(end_user_ip=IP, user_visible_data="Hinner inte")["orderRef"]
-        assert status(client, ref) == ("pending", "outstandingTransaction")
-        time.sleep(0.3)
-        assert status(client, ref) == ("failed", "expiredTransaction")
-        assert ref not in app.test_client().get(APP).get_data(as_text=True).split("<table")[0]
-        client.close()
-    finally:
-        _close(app)
+def test_an_order_expires(make_app: Callable[..., Flask]) -> None:
+    app = make_app(plugged={"bankid_order_ttl_s": 0.2})
+    client = make_bankid_client(
+        app.extensions["behorighet"].settings, transport=in_process_transport(app)
+    )
+    ref = client.sign(end_user_ip=IP, user_visible_data="Hinner inte")["orderRef"]
+    assert status(client, ref) == ("pending", "outstandingTransaction")
+    time.sleep(0.3)
+    assert status(client, ref) == ("failed", "expiredTransaction")
+    assert ref not in app.test_client().get(APP).get_data(as_text=True).split("<table")[0]
+    client.close()
 
 
 def test_mrtd_requirement_adds_the_user_mrtd_step(

@@ -19,6 +19,7 @@ from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
     caseworker,
     in_review,
+    like_in_review,
     public_base_url,
     received_by_esignature,
     verifiers,
@@ -135,12 +136,7 @@ def test_filters_and_pages(session: Session) -> None:
     assert set(pick(kind=ErrandKind.REGISTRATION)) == {flagged.reference, clean.reference}
     assert pick(employer="provverk") and pick(employer="202100-4920")
     assert pick(employer="Exempelhögskolan") == []
-    for n in range(26):
-        errand = in_review(
-            session, personnummer="197802029889", given_name=f"P{n}", family_name="Test"
-        )
-        errand.subject_personnummer = f"19780202{n:04d}"  # distinct, to avoid conflicts
-    session.flush()
+    like_in_review(session, clean, [f"19780202{n:04d}" for n in range(26)])
     first = casework.queue(session, ingrid, base)
     second = casework.queue(session, ingrid, casework.QueueFilter(page=2))
     assert (first.total, first.pages, len(first.rows)) == (28, 2, casework.PAGE_SIZE)

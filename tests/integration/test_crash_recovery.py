@@ -89,7 +89,7 @@ from workflows.outbox import OutboxMessage, add_message
 from workflows.runtime import Runtime
 from workflows.states import ErrandState
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 BEHORIGHET = str(Path(sys.executable).with_name("behorighet"))
 PROVVERKET = "2021004920"
 

@@ -10,10 +10,12 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -342,6 +344,7 @@ def test_only_intake_clerks_use_the_scanning_pages(client: FlaskClient, session:
 # --- the scanners' folder -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("committed_db")  # the watcher's threads record what they take
 def test_the_watched_folder_takes_what_is_dropped(
     runtime: Runtime, session: Session, tmp_path: Path
 ) -> None:
@@ -372,6 +375,8 @@ def test_the_watched_folder_takes_what_is_dropped(
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("committed_db")  # the command runs in a process of its own
 def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
     behorighet = str(Path(sys.executable).with_name("behorighet"))
     folder = tmp_path / "skanner"
@@ -406,18 +411,12 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
 
 
 def test_the_demo_scanner_scans_the_post_for_the_clerk(
-    runtime: Runtime, session: Session, pki_dir: Path
+    make_app: Callable[..., Flask], session: Session
 ) -> None:
-    from app import create_app
-    from tests.conftest import make_settings, stand_ins
-
     posted(session)
     posted(session, **ANNA_AT_PROVVERKET)
     session.commit()
-    demo = create_app(
-        make_settings(runtime.settings.database_url), [stand_ins(pki_dir, demo_scanner=True)]
-    )
-    client = demo.test_client()
+    client = make_app(plugged={"demo_scanner": True}).test_client()
     login(client, session, KARIN, staff=True)
     assert "Demo: hämta en skanning" in client.get("/skanning").get_data(as_text=True)
     scan = client.get("/demo/skanning")

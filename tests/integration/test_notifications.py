@@ -9,19 +9,16 @@ import smtplib
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage as MimeMessage
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import create_app
 from app.access.models import Person, RoleGrant, ServicePermission
 from app.core.agents import Agent
 from app.notifications import sender
@@ -35,7 +32,7 @@ from app.notifications.queue import queue_email
 from app.registrations.models import Errand
 from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink
-from tests.conftest import DAVID, make_settings, person_id, serve_for_test, stand_ins
+from tests.conftest import DAVID, person_id
 from tests.factories import (
     claim_and_approve,
     public_base_url,
@@ -98,21 +95,21 @@ def smtp_server() -> Iterator[SmtpRecorder]:
     controller.stop()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def smtp(smtp_server: SmtpRecorder) -> SmtpRecorder:
     smtp_server.received.clear()
     smtp_server.refuse = False
     return smtp_server
 
 
-@pytest.fixture
-def app(database_url: str, pki_dir: Path, smtp: SmtpRecorder) -> Iterator[Flask]:
-    """The app with MAIL_URL at the test's SMTP server and the mail sink's page."""
-    app = create_app(
-        make_settings(database_url, mail_url=smtp.url, public_base_url=BASE_URL),
-        [stand_ins(pki_dir, mail_sink=True)],
-    )
-    yield from serve_for_test(app)
+@pytest.fixture(scope="module")
+def app_settings(smtp_server: SmtpRecorder) -> dict[str, Any]:
+    """MAIL_URL at the module's SMTP server, and the mail sink's page."""
+    return {
+        "mail_url": smtp_server.url,
+        "public_base_url": BASE_URL,
+        "plugged": {"mail_sink": True},
+    }
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -234,6 +231,7 @@ def test_emails_reach_the_mail_server_after_the_commit(
 # --- (b) once ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("committed_db")  # two threads race for the row lock
 def test_an_email_is_sent_once_however_often_its_message_comes(
     runtime: Runtime, smtp: SmtpRecorder
 ) -> None:
@@ -328,6 +326,7 @@ def test_mail_urls() -> None:
 # --- (d) never twice in the queue ------------------------------------------------------
 
 
+@pytest.mark.usefixtures("committed_db")  # two transactions race for the same key
 def test_the_dedupe_key_stops_a_duplicate(runtime: Runtime, session: Session) -> None:
     david_grant = session.scalars(
         select(RoleGrant).where(RoleGrant.person_id == person_id(session, DAVID))
@@ -418,6 +417,7 @@ def test_a_user_is_told_when_a_service_permission_ends(session: Session) -> None
 # --- (e) the demo's mail sink ----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("committed_db")  # the sink stores from its own thread
 def test_the_mail_sink_keeps_what_it_gets_and_lists_it(
     runtime: Runtime, client: FlaskClient
 ) -> None:

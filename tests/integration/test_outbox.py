@@ -34,9 +34,9 @@ class RecordingBroker:
 
 
 @pytest.fixture
-def recording(runtime: Runtime) -> RecordingBroker:
+def recording(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> RecordingBroker:
     broker = RecordingBroker(runtime.broker)
-    runtime.relay.broker = broker  # type: ignore[assignment]
+    monkeypatch.setattr(runtime.relay, "broker", broker)
     return broker
 
 

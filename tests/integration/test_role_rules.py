@@ -183,7 +183,7 @@ def _approved_removal(session: Session, personnummer: str, reason: str) -> Erran
 
 
 def test_two_removals_approved_before_either_is_applied_leave_one_orderer(
-    runtime: Runtime, session: Session
+    committed_db: None, runtime: Runtime, session: Session
 ) -> None:
     with runtime.unit_of_work() as s:  # Fredrik becomes Provverket's second orderer
         registration = in_review(s)

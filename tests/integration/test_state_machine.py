@@ -3,7 +3,6 @@ all others raise IllegalTransition and change nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,8 +13,7 @@ from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Errand, ErrandKind
-from tests.conftest import DAVID, INGRID, KARIN, make_settings, person_id, reset_database, staff_id
-from workflows import bootstrap
+from tests.conftest import DAVID, INGRID, KARIN, person_id, staff_id
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
 from workflows.states import (
@@ -30,24 +28,10 @@ from workflows.states import (
 )
 
 
-@pytest.fixture(scope="module")
-def module_session(database_url: str) -> Iterator[Session]:
-    runtime = bootstrap.configure(make_settings(database_url))
-    reset_database(runtime)
-    with runtime.session_factory() as session:
-        yield session
-        session.rollback()
-    runtime.engine.dispose()
-
-
 @pytest.fixture
-def db(module_session: Session) -> Iterator[Session]:
-    """Each test in a savepoint that is rolled back."""
-    savepoint = module_session.begin_nested()
-    yield module_session
-    if savepoint.is_active:
-        savepoint.rollback()
-    module_session.expire_all()
+def db(session: Session) -> Session:
+    """The test's session (its transaction is rolled back after the test, as every test's)."""
+    return session
 
 
 def _errand_in(session: Session, state: ErrandState) -> Errand:

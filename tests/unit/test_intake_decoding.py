@@ -401,6 +401,7 @@ def test_a_page_that_kills_the_decoder_is_unreadable_and_the_next_pages_are_read
     assert (crashed.payload, crashed.error, crashed.preview_jpeg) == (None, PAGE_UNREADABLE, b"")
 
 
+@pytest.mark.slow  # starts a decoder process of its own
 def test_a_decoder_killed_between_pages_is_replaced_unnoticed() -> None:
     pages = corpus.mixed_batch(seed=11)
     reads = read_scan(corpus.as_pdf([p.image for p in pages]), KEY)
@@ -422,6 +423,7 @@ def test_threads_share_the_decoder() -> None:
         _assert_all_match(reads, pages)
 
 
+@pytest.mark.slow  # forks this process
 def test_a_forked_copy_leaves_the_parents_decoder_alone() -> None:
     """A pre-forking server may fork after the decoder started: the copy starts its own."""
     page = corpus.scan_page("reg", 0)
