@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -114,17 +115,22 @@ def permissions_csv(
     gettext = translations(lang).gettext
     confirmed = _latest_confirmations(session, employer_id)
 
-    def person_cells(person: Person) -> tuple[list[object], list[object]]:
-        mark = inactivity_mark(
-            person.last_login_dt or person.created_dt, confirmed.get(person.id), now
-        )
-        who: list[object] = [
-            format_personnummer(person.personnummer),
-            person.full_name,
-            person.email,
-        ]
-        marked = gettext(MARKS[mark]) if mark in MARKS else ""
-        return who, [local_time(person.last_login_dt), marked]
+    people: dict[int, tuple[list[object], list[object]]] = {}
+
+    def person_cells(person: Any) -> tuple[list[object], list[object]]:
+        """The person's cells (a ``Person``, or a row with its columns), made once."""
+        if person.id not in people:
+            mark = inactivity_mark(
+                person.last_login_dt or person.created_dt, confirmed.get(person.id), now
+            )
+            who: list[object] = [
+                format_personnummer(person.personnummer),
+                f"{person.given_name} {person.family_name}",
+                person.email,
+            ]
+            marked = gettext(MARKS[mark]) if mark in MARKS else ""
+            people[person.id] = who, [local_time(person.last_login_dt), marked]
+        return people[person.id]
 
     rows: list[list[object]] = []
     grants = session.scalars(
@@ -147,26 +153,29 @@ def permissions_csv(
     conditions = [EmployerCode.employer_id == employer_id, ServicePermission.valid_to_dt.is_(None)]
     if code_ids is not None:
         conditions.append(EmployerCode.id.in_(code_ids))
-    permissions = session.scalars(
-        select(ServicePermission)
+    permissions = session.execute(
+        select(
+            Person.id,
+            Person.personnummer,
+            Person.given_name,
+            Person.family_name,
+            Person.email,
+            Person.last_login_dt,
+            Person.created_dt,
+            ServicePermission.service,
+            ServicePermission.valid_from_dt,
+            EmployerCode.code,
+        )
         .join(EmployerCode, EmployerCode.id == ServicePermission.employer_code_id)
         .join(Person, Person.id == ServicePermission.person_id)
         .where(*conditions)
-        .options(
-            selectinload(ServicePermission.person), selectinload(ServicePermission.employer_code)
-        )
         .order_by(Person.family_name, Person.given_name, Person.id, EmployerCode.code)
     )
-    for permission in permissions:
-        who, seen = person_cells(permission.person)
+    service_names = {service: gettext(name) for service, name in SERVICE_NAMES.items()}
+    for row in permissions:
+        who, seen = person_cells(row)
         rows.append(
-            [
-                *who,
-                gettext(SERVICE_NAMES[permission.service]),
-                permission.employer_code.code,
-                local_time(permission.valid_from_dt),
-                *seen,
-            ]
+            [*who, service_names[row.service], row.code, local_time(row.valid_from_dt), *seen]
         )
     return to_csv([gettext(c) for c in PERMISSION_COLUMNS], rows)
 

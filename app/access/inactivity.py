@@ -12,9 +12,10 @@ import calendar
 import enum
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.access.models import (
@@ -37,6 +38,8 @@ INACTIVE_AFTER_MONTHS = 12
 LONG_INACTIVE_AFTER_MONTHS = 18
 CONFIRMATION_MONTHS = 12
 REVIEWER_ROLES = frozenset({*ORDERER_ROLES, Role.ADMINISTRATOR})
+PER_PAGE = 100
+"""Users a review page lists."""
 SUMMARY_BATCH = 200
 """Employers summarised per run; the next run takes the rest."""
 
@@ -61,14 +64,14 @@ def add_months(moment: datetime, months: int) -> datetime:
 def inactivity_mark(last_seen: datetime | None, confirmed: datetime | None, now: datetime) -> Mark:
     """A user's mark from their last login (or, never logged in, when they became a user),
     the latest "still needed" confirmation, and now. ``None`` for ``last_seen``: unknown,
-    no mark."""
+    no mark. The months are counted back from ``now`` (as the database query counts)."""
     if last_seen is None:
         return Mark.NONE
-    if confirmed is not None and now < add_months(confirmed, CONFIRMATION_MONTHS):
+    if confirmed is not None and confirmed > add_months(now, -CONFIRMATION_MONTHS):
         return Mark.NONE
-    if now >= add_months(last_seen, LONG_INACTIVE_AFTER_MONTHS):
+    if last_seen <= add_months(now, -LONG_INACTIVE_AFTER_MONTHS):
         return Mark.LONG_INACTIVE
-    if now >= add_months(last_seen, INACTIVE_AFTER_MONTHS):
+    if last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS):
         return Mark.INACTIVE
     return Mark.NONE
 
@@ -151,17 +154,9 @@ def _permission_filter(employer_id: int, code_ids: Collection[int] | None) -> li
     return conditions
 
 
-def users_with_marks(
-    session: Session,
-    employer_id: int,
-    *,
-    now: datetime | None = None,
-    code_ids: Collection[int] | None = None,
-    marked_only: bool = False,
-) -> list[ReviewedUser]:
-    """Everyone with an active service permission at the employer (at ``code_ids`` when
-    given), with their mark; only the marked ones when ``marked_only``. Longest unseen first."""
-    now = now or utcnow()
+def _users_query(
+    employer_id: int, now: datetime, code_ids: Collection[int] | None, marked_only: bool
+) -> Select[Any]:
     holders = (
         select(
             ServicePermission.person_id.label("person_id"),
@@ -183,33 +178,73 @@ def users_with_marks(
     )
     last_seen = func.coalesce(Person.last_login_dt, Person.created_dt)
     query = (
-        select(Person, holders.c.permissions, confirmed.c.confirmed_dt)
+        select(
+            Person.id,
+            Person.given_name,
+            Person.family_name,
+            Person.personnummer,
+            Person.email,
+            Person.last_login_dt,
+            Person.created_dt,
+            holders.c.permissions,
+            confirmed.c.confirmed_dt,
+        )
         .join(holders, holders.c.person_id == Person.id)
         .outerjoin(confirmed, confirmed.c.person_id == Person.id)
         .order_by(last_seen, Person.id)
     )
-    if marked_only:
-        # A day's slack for the months' ends: the mark itself is decided below.
-        query = query.where(last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS) + timedelta(1))
-    users = []
-    for person, permissions, confirmed_dt in session.execute(query):
-        seen = person.last_login_dt or person.created_dt
-        mark = inactivity_mark(seen, confirmed_dt, now)
-        if marked_only and mark is Mark.NONE:
-            continue
-        users.append(
-            ReviewedUser(
-                person_id=person.id,
-                name=person.full_name,
-                personnummer=person.personnummer,
-                email=person.email,
-                last_login=person.last_login_dt,
-                confirmed=confirmed_dt,
-                mark=mark,
-                permissions=permissions,
-            )
+    if marked_only:  # the same as inactivity_mark, in the database
+        cleared_since = add_months(now, -CONFIRMATION_MONTHS)
+        query = query.where(
+            last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS),
+            or_(confirmed.c.confirmed_dt.is_(None), confirmed.c.confirmed_dt <= cleared_since),
         )
-    return users
+    return query
+
+
+def users_with_marks(
+    session: Session,
+    employer_id: int,
+    *,
+    now: datetime | None = None,
+    code_ids: Collection[int] | None = None,
+    marked_only: bool = False,
+    page: int | None = None,
+    per_page: int = PER_PAGE,
+) -> list[ReviewedUser]:
+    """Everyone with an active service permission at the employer (at ``code_ids`` when
+    given), with their mark; only the marked ones when ``marked_only``; one ``page`` (from
+    1) of ``per_page`` when given. Longest unseen first."""
+    now = now or utcnow()
+    query = _users_query(employer_id, now, code_ids, marked_only)
+    if page is not None:
+        query = query.limit(per_page).offset((max(page, 1) - 1) * per_page)
+    return [
+        ReviewedUser(
+            person_id=row.id,
+            name=f"{row.given_name} {row.family_name}",
+            personnummer=row.personnummer,
+            email=row.email,
+            last_login=row.last_login_dt,
+            confirmed=row.confirmed_dt,
+            mark=inactivity_mark(row.last_login_dt or row.created_dt, row.confirmed_dt, now),
+            permissions=row.permissions,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def count_users(
+    session: Session,
+    employer_id: int,
+    *,
+    now: datetime | None = None,
+    code_ids: Collection[int] | None = None,
+    marked_only: bool = False,
+) -> int:
+    """How many :func:`users_with_marks` lists (for paging)."""
+    query = _users_query(employer_id, now or utcnow(), code_ids, marked_only).order_by(None)
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 # ---- the reviewer's actions ------------------------------------------------------------
@@ -357,7 +392,7 @@ def _summary_recipients(session: Session, employer_id: int) -> list[RoleGrant]:
 def _employers_to_summarise(session: Session, now: datetime) -> list[Employer]:
     """Employers with a user unseen long enough, not yet summarised this month; those
     another run holds are skipped."""
-    threshold = add_months(now, -INACTIVE_AFTER_MONTHS) + timedelta(1)
+    threshold = add_months(now, -INACTIVE_AFTER_MONTHS)
     recently_confirmed = select(InactivityConfirmation.id).where(
         InactivityConfirmation.employer_id == EmployerCode.employer_id,
         InactivityConfirmation.person_id == Person.id,

@@ -60,10 +60,20 @@ def choose() -> ResponseReturnValue:
 @person_required
 def review(employer_id: int) -> ResponseReturnValue:
     scope = _scope(employer_id)
+    total = inactivity.count_users(db(), employer_id, code_ids=scope.code_ids, marked_only=True)
+    pages = max(1, -(-total // inactivity.PER_PAGE))
+    page = min(max(request.args.get("sida", 1, type=int) or 1, 1), pages)
     users = inactivity.users_with_marks(
-        db(), employer_id, code_ids=scope.code_ids, marked_only=True
+        db(), employer_id, code_ids=scope.code_ids, marked_only=True, page=page
     )
-    return render_template("access/review.html", employer=scope.employer, users=users)
+    return render_template(
+        "access/review.html",
+        employer=scope.employer,
+        users=users,
+        total=total,
+        page=page,
+        pages=pages,
+    )
 
 
 @bp.post(f"{REVIEW}/<int:employer_id>/bekrafta")

@@ -16,15 +16,19 @@ from app.access.inactivity import (
     Mark,
     NotYourOwn,
     add_months,
+    count_users,
     end_all_permissions,
     send_inactivity_summaries,
     users_with_marks,
 )
 from app.access.models import (
     Employer,
+    EmployerCode,
     InactivityConfirmation,
     Person,
+    Role,
     RoleGrant,
+    SelfService,
     ServicePermission,
 )
 from app.audit.models import AuditEvent
@@ -349,3 +353,57 @@ def test_the_scheduled_actor_emails_the_summary_through_the_mail_server(
     wait_for(sent, message="the summary marked sent")
     with runtime.session_factory() as s:
         assert s.scalar(select(func.count(EmailMessage.id))) == 1
+
+
+def test_the_review_pages_and_the_query_agrees_with_the_mark(session: Session) -> None:
+    employer_id = _myndighet(session)
+    code_id = session.scalars(
+        select(EmployerCode.id).where(EmployerCode.employer_id == employer_id)
+    ).first()
+    now = utcnow()
+    for n, days in enumerate((300, 367, 500, 560, 800)):
+        person = Person(
+            personnummer=f"19000101{n:04d}",
+            given_name="Test",
+            family_name=f"Nummer{n}",
+            last_login_dt=now - timedelta(days=days),
+        )
+        session.add(person)
+        session.flush()
+        session.add(
+            ServicePermission(
+                person_id=person.id, employer_code_id=code_id, service=SelfService.INVOICES
+            )
+        )
+    session.flush()
+    everyone = users_with_marks(session, employer_id, now=now)
+    marked = users_with_marks(session, employer_id, now=now, marked_only=True)
+    assert [u.person_id for u in marked] == [
+        u.person_id for u in everyone if u.mark is not Mark.NONE
+    ]
+    assert count_users(session, employer_id, now=now, marked_only=True) == len(marked) == 5
+    assert [u.mark for u in marked] == [Mark.LONG_INACTIVE] * 3 + [Mark.INACTIVE] * 2
+    pages = [
+        users_with_marks(session, employer_id, now=now, marked_only=True, page=p, per_page=2)
+        for p in (1, 2, 3)
+    ]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [u for p in pages for u in p] == marked
+    assert [u.name for u in marked[:2]] == ["Test Nummer4", "Cecilia Carlsson"]  # longest first
+
+
+def test_a_reviewer_at_several_employers_chooses_one(client: FlaskClient, session: Session) -> None:
+    anna = person_id(session, ANNA)
+    session.add(
+        RoleGrant(
+            person_id=anna,
+            employer_id=_provverket(session),
+            role=Role.ADMINISTRATOR,
+            granted_by_person_id=person_id(session, DAVID),
+        )
+    )
+    session.commit()
+    login(client, session, ANNA)
+    page = client.get(REVIEW).get_data(as_text=True)
+    assert f"{REVIEW}/{_myndighet(session)}" in page and f"{REVIEW}/{_provverket(session)}" in page
+    assert client.get(f"{REVIEW}/{_provverket(session)}").status_code == 200
