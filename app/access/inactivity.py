@@ -155,7 +155,11 @@ def _permission_filter(employer_id: int, code_ids: Collection[int] | None) -> li
 
 
 def _users_query(
-    employer_id: int, now: datetime, code_ids: Collection[int] | None, marked_only: bool
+    employer_id: int,
+    now: datetime,
+    code_ids: Collection[int] | None,
+    marked_only: bool,
+    person_ids: Collection[int] | None = None,
 ) -> Select[Any]:
     holders = (
         select(
@@ -193,6 +197,8 @@ def _users_query(
         .outerjoin(confirmed, confirmed.c.person_id == Person.id)
         .order_by(last_seen, Person.id)
     )
+    if person_ids is not None:
+        query = query.where(Person.id.in_(person_ids))
     if marked_only:  # the same as inactivity_mark, in the database
         cleared_since = add_months(now, -CONFIRMATION_MONTHS)
         query = query.where(
@@ -211,12 +217,13 @@ def users_with_marks(
     marked_only: bool = False,
     page: int | None = None,
     per_page: int = PER_PAGE,
+    person_ids: Collection[int] | None = None,
 ) -> list[ReviewedUser]:
     """Everyone with an active service permission at the employer (at ``code_ids`` when
-    given), with their mark; only the marked ones when ``marked_only``; one ``page`` (from
-    1) of ``per_page`` when given. Longest unseen first."""
+    given), with their mark; only the marked ones when ``marked_only``, only ``person_ids``
+    when given; one ``page`` (from 1) of ``per_page`` when given. Longest unseen first."""
     now = now or utcnow()
-    query = _users_query(employer_id, now, code_ids, marked_only)
+    query = _users_query(employer_id, now, code_ids, marked_only, person_ids)
     if page is not None:
         query = query.limit(per_page).offset((max(page, 1) - 1) * per_page)
     return [

@@ -110,11 +110,9 @@ def remove(employer_id: int) -> ResponseReturnValue:
     """First a page to check the choice and give a reason; then, confirmed, the removal."""
     scope = _scope(employer_id)
     people = set(_chosen_people())
-    users = [
-        u
-        for u in inactivity.users_with_marks(db(), employer_id, code_ids=scope.code_ids)
-        if u.person_id in people
-    ]
+    users = inactivity.users_with_marks(
+        db(), employer_id, code_ids=scope.code_ids, person_ids=people
+    )
     if not users or len(users) != len(people):
         flash(_("Välj minst en användare."), "error")
         return redirect(url_for(".review", employer_id=employer_id))

@@ -18,6 +18,7 @@ from app.access.inactivity import (
     add_months,
     count_users,
     end_all_permissions,
+    review_scope,
     send_inactivity_summaries,
     users_with_marks,
 )
@@ -407,3 +408,33 @@ def test_a_reviewer_at_several_employers_chooses_one(client: FlaskClient, sessio
     page = client.get(REVIEW).get_data(as_text=True)
     assert f"{REVIEW}/{_myndighet(session)}" in page and f"{REVIEW}/{_provverket(session)}" in page
     assert client.get(f"{REVIEW}/{_provverket(session)}").status_code == 200
+
+
+def test_an_administrator_of_some_codes_reviews_and_removes_only_those(
+    session: Session,
+) -> None:
+    employer_id = _myndighet(session)
+    a1001 = session.scalars(select(EmployerCode).where(EmployerCode.code == "A1001")).one()
+    bertil_grant = session.scalars(
+        select(RoleGrant).where(RoleGrant.person_id == person_id(session, BERTIL))
+    ).one()
+    bertil_grant.is_all_codes = False
+    bertil_grant.codes = [a1001]
+    session.flush()
+    scope = review_scope(session, person_id(session, BERTIL), employer_id)
+    assert scope is not None and scope.code_ids == {a1001.id}
+    (cecilia,) = users_with_marks(session, employer_id, code_ids=scope.code_ids, marked_only=True)
+    assert cecilia.permissions == 2  # of her four, two are at A1001
+    bertil = _person_agent(session, BERTIL)
+    ended = end_all_permissions(
+        session,
+        bertil,
+        employer_id,
+        cecilia.person_id,
+        "Slutat",
+        base_url=BASE_URL,
+        code_ids=scope.code_ids,
+    )
+    assert {p.employer_code.code for p in ended} == {"A1001"} and len(ended) == 2
+    assert _active_permissions(session, CECILIA) == 2
+    assert review_scope(session, person_id(session, CECILIA), employer_id) is None
