@@ -7,13 +7,19 @@ INSTALLED := $(VENV)/.installed
 FKUI_CSS := app/static/vendor/fkui.min.css
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po devtools/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: demo test lint imports install assets debian-packages services format clean
+.PHONY: demo test lint imports install assets debian-packages services format clean bench
 
 demo: install
 	$(BIN)/behorighet demo
 
 test: install debian-packages services imports
 	$(BIN)/pytest
+
+# Every benchmark in bench/ (minutes; PostgreSQL for some): not part of `make test`.
+bench: install debian-packages services
+	@status=0; for script in bench/bench_*.py; do \
+		echo "== $$script"; $(BIN)/python $$script || status=1; \
+	done; exit $$status
 
 lint: install imports
 	$(BIN)/ruff check .

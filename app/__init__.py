@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     babel.init_app(app, locale_selector=select_locale)
 
     from app import web
+    from app.access.review_views import bp as access_review_bp
     from app.access.views import bp as access_bp
     from app.casework.views import bp as casework_bp
     from app.core.views import bp as core_bp
@@ -57,7 +58,15 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.registrations.views import bp as registrations_bp
 
     web.init_app(app)
-    for blueprint in (core_bp, eid_bp, registrations_bp, casework_bp, intake_bp, access_bp):
+    for blueprint in (
+        core_bp,
+        eid_bp,
+        registrations_bp,
+        casework_bp,
+        intake_bp,
+        access_bp,
+        access_review_bp,
+    ):
         app.register_blueprint(blueprint)
     for plugin in plugins:
         plugin.init_app(app)

@@ -4,6 +4,7 @@ its tables (and no other)."""
 from app.access.models import (
     Employer,
     EmployerCode,
+    InactivityConfirmation,
     Person,
     RoleGrant,
     RoleGrantCode,
@@ -37,6 +38,7 @@ __all__ = [
     "Errand",
     "ErrandComment",
     "ErrandDocument",
+    "InactivityConfirmation",
     "OutboxMessage",
     "PaperForm",
     "Person",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.access import inactivity
 from app.casework import deadlines
 from app.core.agents import Agent
 from app.intake.reading import read_batch
@@ -56,6 +57,15 @@ def watch_deadlines() -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         deadlines.watch_deadlines(session, base_url=current.settings.public_base_url)
+
+
+@pipeline_actor(step="inactivity", max_retries=2)
+def summarise_inactivity() -> None:
+    """Scheduled: the month's summary of inactive users to each employer's administrators
+    (``app.access.inactivity``); once per employer, recipient and month."""
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        inactivity.send_inactivity_summaries(session, base_url=current.settings.public_base_url)
 
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)

@@ -35,20 +35,22 @@ def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worke
 def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
-    and, when asked, schedule the deadline watch. Safe to run anywhere at once."""
+    and, when asked, schedule the deadline watch and the monthly inactivity summary (each
+    does nothing when it has nothing due). Safe to run anywhere at once."""
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)
         resume_stalled_batches(session)
         if check_deadlines:
             add_message(session, "watch_deadlines")
+            add_message(session, "summarise_inactivity")
     if expired:
         log.info("errands.expired", count=expired)
 
 
 class Sweeper(threading.Thread):
     """Runs ``run_maintenance`` every ``interval_s`` seconds, and schedules the deadline
-    watch every ``settings.deadline_check_interval_s``."""
+    watch and the inactivity summary every ``settings.deadline_check_interval_s``."""
 
     def __init__(self, runtime: Runtime, interval_s: float = 5.0) -> None:
         super().__init__(name="outbox-sweeper", daemon=True)

@@ -181,3 +181,20 @@ class ServicePermission(Base):
             sqlite_where=text("valid_to_dt IS NULL"),
         ),
     )
+
+
+class InactivityConfirmation(Base):
+    """An orderer or administrator confirmed that an inactive user still needs their
+    permissions at the employer (rule 11): it clears the user's mark for a while."""
+
+    __tablename__ = "inactivity_confirmation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    confirmed_by_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    confirmed_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_inactivity_confirmation_employer_person", "employer_id", "person_id"),
+    )

@@ -6,12 +6,22 @@ the email's links start with, from its caller's settings.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.orm import Session
 
-from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant, SelfService, ServicePermission
+from app.access.models import (
+    ORDERER_ROLES,
+    EmployerCode,
+    Person,
+    Role,
+    RoleGrant,
+    SelfService,
+    ServicePermission,
+)
 from app.core.i18n import SOURCE_LANG, long_date, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.audience import grant_audience, language_for
@@ -63,6 +73,10 @@ def _codes_text(grant: RoleGrant, lang: str) -> str:
         return gettext(ALL_CODES)
     listed = ", ".join(f"{c.code} ({c.name})" for c in codes)
     return gettext(ONE_CODE if len(codes) == 1 else SOME_CODES) % {"codes": listed}
+
+
+def _code_text(code: EmployerCode, lang: str) -> str:
+    return translations(lang).gettext(ONE_CODE) % {"codes": f"{code.code} ({code.name})"}
 
 
 def _errand(session: Session, errand_id: int | None) -> Errand | None:
@@ -283,4 +297,109 @@ def notify_service_permission_changed(
             "path": ACCESS_PATH,
         },
         service_permission_id=permission.id,
+    )
+
+
+def notify_permissions_ended(
+    session: Session,
+    permissions: Sequence[ServicePermission],
+    *,
+    reason: str,
+    base_url: str,
+    by: Person | None = None,
+) -> EmailMessage | None:
+    """Email a user, once, that these permissions of theirs at one employer have ended
+    (all ended in one action, say "ta bort alla behörigheter" in the review)."""
+    if not permissions:
+        return None
+    person = permissions[0].person
+    employer = permissions[0].employer_code.employer
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, employer_id=employer.id)
+        return None
+    lang = SOURCE_LANG
+    gettext = translations(lang).gettext
+    first = min(p.id for p in permissions)
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"permissions_ended:{person.id}:{employer.id}:{first}:{len(permissions)}",
+        to=person.email,
+        name=person.full_name,
+        language=lang,
+        template="permissions_ended",
+        context={
+            "permissions": [
+                f"{gettext(SERVICE_NAMES[p.service])}, {_code_text(p.employer_code, lang)}"
+                for p in permissions
+            ],
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "reason": mask_personnummer_in_text(reason.strip()),
+            "actor": by.full_name if by else None,
+            "reference": None,
+            "path": ACCESS_PATH,
+        },
+        service_permission_id=first,
+    )
+
+
+class MarkedUser(Protocol):
+    """A user in the inactivity summary (``app.access.inactivity.ReviewedUser``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def last_login(self) -> datetime | None: ...
+    @property
+    def mark(self) -> str: ...
+
+
+REVIEW_PATH = f"{ACCESS_PATH}/granska"
+NEVER_SEEN = N_("har aldrig loggat in")
+LAST_SEEN = N_("loggade senast in %(date)s")
+
+
+def notify_inactivity_summary(
+    session: Session,
+    grant: RoleGrant,
+    users: Sequence[MarkedUser],
+    *,
+    month: str,
+    base_url: str,
+) -> EmailMessage | None:
+    """The month's summary of inactive users (rule 11) to an orderer or administrator of
+    the employer; once per employer, recipient and ``month`` (YYYY-MM). Nothing when
+    ``users`` is empty."""
+    person = grant.person
+    address = grant.contact_email or person.email
+    if not users or not address:
+        return None
+    employer = grant.employer
+    lang = SOURCE_LANG
+    gettext = translations(lang).gettext
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"inactivity_summary:{employer.id}:{month}:{person.id}",
+        to=address,
+        name=person.full_name,
+        language=lang,
+        template="inactivity_summary",
+        context={
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "users": [
+                {
+                    "name": u.name,
+                    "seen": gettext(LAST_SEEN) % {"date": long_date(u.last_login, lang)}
+                    if u.last_login
+                    else gettext(NEVER_SEEN),
+                    "long": u.mark == "long_inactive",
+                }
+                for u in users
+            ],
+            "path": f"{REVIEW_PATH}/{employer.id}",
+        },
+        grant_id=grant.id,
     )

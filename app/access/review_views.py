@@ -1,0 +1,174 @@
+"""Gå igenom behörigheterna: an employer's orderers and administrators review its inactive
+users (rule 11), confirm or remove them, and export the permissions and their history."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as browser
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from app.access import exports, inactivity
+from app.web import carry_out, db, person_required, runtime, signed_in
+
+bp = Blueprint("access_review", __name__, template_folder="templates")
+
+REVIEW = "/hantera-behorigheter/granska"
+CONTEXT_KEY = "employer_id"
+"""Where the session remembers the chosen employer (the employer context), if it does."""
+
+
+def _scope(employer_id: int) -> inactivity.ReviewScope:
+    """The signed-in person's scope at the employer; 404 unless they review there."""
+    agent = signed_in()
+    assert agent.id is not None
+    scope = inactivity.review_scope(db(), agent.id, employer_id)
+    if scope is None:
+        abort(404)
+    return scope
+
+
+def _chosen_people() -> list[int]:
+    one = request.form.get("one", type=int)
+    return [one] if one is not None else request.form.getlist("person", type=int)
+
+
+@bp.get(REVIEW)
+@person_required
+def choose() -> ResponseReturnValue:
+    agent = signed_in()
+    assert agent.id is not None
+    employers = inactivity.reviewable_employers(db(), agent.id)
+    chosen = browser.get(CONTEXT_KEY)
+    if len(employers) == 1 or chosen in {e.id for e in employers}:
+        target = chosen if chosen in {e.id for e in employers} else employers[0].id
+        return redirect(url_for(".review", employer_id=target))
+    return render_template("access/review_choose.html", employers=employers)
+
+
+@bp.get(f"{REVIEW}/<int:employer_id>")
+@person_required
+def review(employer_id: int) -> ResponseReturnValue:
+    scope = _scope(employer_id)
+    total = inactivity.count_users(db(), employer_id, code_ids=scope.code_ids, marked_only=True)
+    pages = max(1, -(-total // inactivity.PER_PAGE))
+    page = min(max(request.args.get("sida", 1, type=int) or 1, 1), pages)
+    users = inactivity.users_with_marks(
+        db(), employer_id, code_ids=scope.code_ids, marked_only=True, page=page
+    )
+    return render_template(
+        "access/review.html",
+        employer=scope.employer,
+        users=users,
+        total=total,
+        page=page,
+        pages=pages,
+    )
+
+
+@bp.post(f"{REVIEW}/<int:employer_id>/bekrafta")
+@person_required
+def confirm(employer_id: int) -> ResponseReturnValue:
+    scope = _scope(employer_id)
+    people = _chosen_people()
+    if not people:
+        flash(_("Välj minst en användare."), "error")
+        return redirect(url_for(".review", employer_id=employer_id))
+    done, count = carry_out(
+        lambda: inactivity.confirm_still_needed(
+            db(), signed_in(), employer_id, people, code_ids=scope.code_ids
+        ),
+        {
+            inactivity.NotYourOwn: lambda _e: _("Du kan inte bekräfta dina egna behörigheter."),
+            inactivity.NotAUser: lambda _e: _("Någon av de valda har inga behörigheter här."),
+        },
+    )
+    if done:
+        flash(
+            _(
+                "Bekräftat att %(count)s användare fortfarande behöver sina behörigheter.",
+                count=count,
+            ),
+            "success",
+        )
+    return redirect(url_for(".review", employer_id=employer_id))
+
+
+@bp.post(f"{REVIEW}/<int:employer_id>/ta-bort")
+@person_required
+def remove(employer_id: int) -> ResponseReturnValue:
+    """First a page to check the choice and give a reason; then, confirmed, the removal."""
+    scope = _scope(employer_id)
+    people = set(_chosen_people())
+    users = inactivity.users_with_marks(
+        db(), employer_id, code_ids=scope.code_ids, person_ids=people
+    )
+    if not users or len(users) != len(people):
+        flash(_("Välj minst en användare."), "error")
+        return redirect(url_for(".review", employer_id=employer_id))
+    reason = " ".join(request.form.get("reason", "").split())[:200]
+    if request.form.get("confirmed") != "1" or not reason:
+        if request.form.get("confirmed") == "1":
+            flash(_("Skriv varför behörigheterna tas bort."), "error")
+        return render_template(
+            "access/review_remove.html", employer=scope.employer, users=users, reason=reason
+        )
+    agent = signed_in()
+    base_url = runtime().settings.public_base_url
+
+    def end_all() -> int:
+        for user in users:
+            inactivity.end_all_permissions(
+                db(),
+                agent,
+                employer_id,
+                user.person_id,
+                reason,
+                base_url=base_url,
+                code_ids=scope.code_ids,
+            )
+        return len(users)
+
+    done, count = carry_out(
+        end_all,
+        {inactivity.NotYourOwn: lambda _e: _("Du kan inte ta bort dina egna behörigheter.")},
+    )
+    if done:
+        flash(_("Behörigheterna är borttagna för %(count)s användare.", count=count), "success")
+    return redirect(url_for(".review", employer_id=employer_id))
+
+
+def _csv(body: str, kind: str, orgnr: str) -> Response:
+    response = Response(body, mimetype="text/csv")
+    filename = exports.export_filename(kind, orgnr)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get(f"{REVIEW}/<int:employer_id>/behorigheter.csv")
+@person_required
+def export_permissions(employer_id: int) -> ResponseReturnValue:
+    scope = _scope(employer_id)
+    body = exports.permissions_csv(
+        db(), employer_id, code_ids=scope.code_ids, lang=str(get_locale())
+    )
+    return _csv(body, "behorigheter", scope.employer.orgnr)
+
+
+@bp.get(f"{REVIEW}/<int:employer_id>/historik.csv")
+@person_required
+def export_history(employer_id: int) -> ResponseReturnValue:
+    scope = _scope(employer_id)
+    body = exports.history_csv(db(), employer_id, code_ids=scope.code_ids, lang=str(get_locale()))
+    return _csv(body, "historik", scope.employer.orgnr)
