@@ -53,7 +53,7 @@ REVIEW = "/hantera-behorigheter/granska"
 # The app sends to a real SMTP server, as in the notification tests.
 smtp_server = notifications.smtp_server
 smtp = notifications.smtp
-app = notifications.app
+app_settings = notifications.app_settings
 
 
 def _myndighet(session: Session) -> int:
