@@ -11,7 +11,17 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from app.access.models import ORDERER_ROLES, Person, Role, RoleGrant, SelfService, ServicePermission
+from app.access.models import (
+    ORDERER_ROLES,
+    Employer,
+    EmployerCode,
+    PermissionRequest,
+    Person,
+    Role,
+    RoleGrant,
+    SelfService,
+    ServicePermission,
+)
 from app.core.i18n import SOURCE_LANG, long_date, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.audience import grant_audience, language_for
@@ -77,6 +87,7 @@ def _role_change(
     errand: Errand | None,
     by: Person | None,
     base_url: str,
+    change_key: str = "",
 ) -> list[EmailMessage]:
     employer = grant.employer
     queued = []
@@ -86,7 +97,7 @@ def _role_change(
         email = queue_email(
             session,
             base_url=base_url,
-            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}",
+            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}{change_key}",
             to=recipient.address,
             name=recipient.person.full_name,
             language=lang,
@@ -137,6 +148,135 @@ def notify_role_ended(
     errand = _errand(session, grant.revoked_by_errand_id)
     return _role_change(
         session, grant, template="role_ended", errand=errand, by=by, base_url=base_url
+    )
+
+
+def notify_role_changed(
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person, change_id: int
+) -> list[EmailMessage]:
+    """Email the administrator whose scope changed, and the employer's orderers.
+
+    ``change_id`` (the audit event of the change) tells one change from the next."""
+    return _role_change(
+        session,
+        grant,
+        template="role_changed",
+        errand=None,
+        by=by,
+        base_url=base_url,
+        change_key=f":{change_id}",
+    )
+
+
+def _permission_lines(changes: list[tuple[SelfService, EmployerCode]], lang: str) -> list[str]:
+    gettext = translations(lang).gettext
+    return [
+        f"{gettext(SERVICE_NAMES[service])}, {code.code} ({code.name})"
+        for service, code in sorted(changes, key=lambda c: (c[1].code, c[0].value))
+    ]
+
+
+def notify_permissions_changed(
+    session: Session,
+    person: Person,
+    employer: Employer,
+    *,
+    granted: list[tuple[SelfService, EmployerCode]],
+    revoked: list[tuple[SelfService, EmployerCode]],
+    by: Person,
+    change_id: int,
+    base_url: str,
+) -> EmailMessage | None:
+    """One email to the user for every permission one action granted or ended (rule 5).
+
+    ``change_id`` is the audit event that recorded the change."""
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, change_id=change_id)
+        return None
+    lang = SOURCE_LANG
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"permissions_changed:{change_id}:{person.id}",
+        to=person.email,
+        name=person.full_name,
+        language=lang,
+        template="permissions_changed",
+        context={
+            "granted": _permission_lines(granted, lang),
+            "revoked": _permission_lines(revoked, lang),
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "actor": by.full_name,
+            "reference": None,
+            "path": ACCESS_PATH,
+        },
+    )
+
+
+def notify_permission_requested(
+    session: Session,
+    request: PermissionRequest,
+    recipients: list[tuple[Person, str]],
+    *,
+    base_url: str,
+) -> list[EmailMessage]:
+    """Email the administrators (person, address) that a user asks for a permission."""
+    code = request.employer_code
+    employer = code.employer
+    lang = SOURCE_LANG
+    queued = []
+    for recipient, address in recipients:
+        email = queue_email(
+            session,
+            base_url=base_url,
+            dedupe_key=f"permission_requested:{request.id}:{recipient.id}",
+            to=address,
+            name=recipient.full_name,
+            language=lang,
+            template="permission_requested",
+            context={
+                "person": request.person.full_name,
+                "service": translations(lang).gettext(SERVICE_NAMES[request.service]),
+                "code": f"{code.code} ({code.name})",
+                "employer": employer.name,
+                "orgnr": _orgnr(employer.orgnr),
+                "message": mask_personnummer_in_text(request.message.strip()),
+                "path": ACCESS_PATH + "/forfragningar",
+            },
+        )
+        if email is not None:
+            queued.append(email)
+    return queued
+
+
+def notify_permission_request_declined(
+    session: Session, request: PermissionRequest, *, by: Person, base_url: str
+) -> EmailMessage | None:
+    """Tell the user that an administrator declined their request."""
+    person = request.person
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, request_id=request.id)
+        return None
+    code = request.employer_code
+    lang = SOURCE_LANG
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"permission_request_declined:{request.id}",
+        to=person.email,
+        name=person.full_name,
+        language=lang,
+        template="permission_request_declined",
+        context={
+            "service": translations(lang).gettext(SERVICE_NAMES[request.service]),
+            "code": f"{code.code} ({code.name})",
+            "employer": code.employer.name,
+            "orgnr": _orgnr(code.employer.orgnr),
+            "actor": by.full_name,
+            "reference": None,
+            "path": ACCESS_PATH,
+        },
     )
 
 
