@@ -23,6 +23,7 @@ from tests.conftest import ANNA, DAVID, person_id
 
 BERTIL = "199001019810"
 CECILIA = "197205119824"
+GRETA = "198703159817"  # a user at Statens testmyndighet and at Provverket
 BASE_URL = "https://behorighet.spv.example"
 INV, EMP, STAT = SelfService.INVOICES, SelfService.EMPLOYMENT_REPORTING, SelfService.STATISTICS
 
@@ -53,14 +54,16 @@ def _newcomer(personnummer: str = "198703159809") -> m.NewPerson:
 def test_the_overview_shows_the_employers_users_and_pages(session: Session) -> None:
     bertil = _actor(session, BERTIL)
     page = m.overview(session, bertil.authority, m.OverviewQuery())
-    assert [row.person.personnummer for row in page.rows] == [CECILIA]
+    assert [row.person.personnummer for row in page.rows] == [CECILIA, GRETA]
     assert len(page.rows[0].permissions) == 4
     assert not page.has_next
     by_code = m.overview(
         session, bertil.authority, m.OverviewQuery(code_id=_code(session, "A1002"))
     )
-    assert len(by_code.rows) == 1
+    assert [row.person.personnummer for row in by_code.rows] == [CECILIA, GRETA]
     assert m.overview(session, bertil.authority, m.OverviewQuery(service=STAT)).rows == []
+    by_number = m.overview(session, bertil.authority, m.OverviewQuery(sort="personnummer"))
+    assert [row.person.personnummer for row in by_number.rows] == [CECILIA, GRETA]
     assert m.overview(session, bertil.authority, m.OverviewQuery(search="cecil")).rows
     assert m.overview(session, bertil.authority, m.OverviewQuery(search="19720511-9824")).rows
     assert not m.overview(session, bertil.authority, m.OverviewQuery(search="anna")).rows
@@ -87,12 +90,13 @@ def test_the_overview_takes_two_queries_whatever_the_page_holds(session: Session
     assert len(page.rows) == 20 and page.has_next
     assert len(statements) == 2
     second = m.overview(session, anna.authority, m.OverviewQuery(page_size=20, page=2))
-    assert len(second.rows) == 11 and not second.has_next
+    assert len(second.rows) == 12 and not second.has_next
 
 
 def test_one_employer_never_sees_or_changes_anothers(session: Session) -> None:
     david = _actor(session, DAVID, "2021004920")
-    assert m.overview(session, david.authority, m.OverviewQuery()).rows == []
+    [greta] = m.overview(session, david.authority, m.OverviewQuery()).rows
+    assert [p.code for p in greta.permissions] == ["B2001"]  # not her Statens permission
     cecilia = person_id(session, CECILIA)
     with pytest.raises(m.NotFound):
         m.visible_person(session, david.authority, cecilia)

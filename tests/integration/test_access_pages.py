@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.models import (
+    Employer,
     EmployerCode,
     PermissionRequest,
     Role,
@@ -184,3 +185,30 @@ def test_a_user_sees_their_permissions_and_asks_for_another(
     assert session.scalars(select(PermissionRequest)).one().service is SelfService.STATISTICS
     english = client.get(f"{PAGE}?lang=en").get_data(as_text=True)
     assert "Your permissions" in english
+
+
+def test_a_person_at_two_employers_chooses_one_and_switches(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, "198703159817")  # Greta: a user at Statens testmyndighet and Provverket
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "Välj arbetsgivare ovan" in page and "Pensionsärenden" not in page
+    employers = {e.name: e.id for e in session.scalars(select(Employer).order_by(Employer.id))}
+    token = csrf_token(page)
+    client.post(
+        f"{PAGE}/arbetsgivare",
+        data={"csrf_token": token, "employer_id": employers["Statens testmyndighet"]},
+    )
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "Pensionsärenden" in page and "Anna Andersson" in page and "David Dahl" not in page
+    client.post(
+        f"{PAGE}/arbetsgivare", data={"csrf_token": token, "employer_id": employers["Provverket"]}
+    )
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "David Dahl" in page and "Anna Andersson" not in page
+    # An employer she has nothing at is not offered.
+    refused = client.post(
+        f"{PAGE}/arbetsgivare",
+        data={"csrf_token": token, "employer_id": employers["Exempelhögskolan"]},
+    )
+    assert refused.status_code == 404
