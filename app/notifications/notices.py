@@ -176,6 +176,40 @@ def _permission_lines(changes: list[tuple[SelfService, EmployerCode]], lang: str
     ]
 
 
+def _to_user(
+    session: Session,
+    person: Person,
+    *,
+    template: str,
+    dedupe_key: str,
+    employer: Employer,
+    by: Person,
+    context: dict[str, Any],
+    base_url: str,
+) -> EmailMessage | None:
+    """An email to a user about their own permissions, in Swedish, naming who acted."""
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, template=template)
+        return None
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=dedupe_key,
+        to=person.email,
+        name=person.full_name,
+        language=SOURCE_LANG,
+        template=template,
+        context={
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "actor": by.full_name,
+            "reference": None,
+            "path": ACCESS_PATH,
+            **context,
+        },
+    )
+
+
 def notify_permissions_changed(
     session: Session,
     person: Person,
@@ -190,27 +224,18 @@ def notify_permissions_changed(
     """One email to the user for every permission one action granted or ended (rule 5).
 
     ``change_id`` is the audit event that recorded the change."""
-    if not person.email:
-        log.warning("email.no_address", person_id=person.id, change_id=change_id)
-        return None
-    lang = SOURCE_LANG
-    return queue_email(
+    return _to_user(
         session,
-        base_url=base_url,
-        dedupe_key=f"permissions_changed:{change_id}:{person.id}",
-        to=person.email,
-        name=person.full_name,
-        language=lang,
+        person,
         template="permissions_changed",
+        dedupe_key=f"permissions_changed:{change_id}:{person.id}",
+        employer=employer,
+        by=by,
         context={
-            "granted": _permission_lines(granted, lang),
-            "revoked": _permission_lines(revoked, lang),
-            "employer": employer.name,
-            "orgnr": _orgnr(employer.orgnr),
-            "actor": by.full_name,
-            "reference": None,
-            "path": ACCESS_PATH,
+            "granted": _permission_lines(granted, SOURCE_LANG),
+            "revoked": _permission_lines(revoked, SOURCE_LANG),
         },
+        base_url=base_url,
     )
 
 
@@ -254,29 +279,19 @@ def notify_permission_request_declined(
     session: Session, request: PermissionRequest, *, by: Person, base_url: str
 ) -> EmailMessage | None:
     """Tell the user that an administrator declined their request."""
-    person = request.person
-    if not person.email:
-        log.warning("email.no_address", person_id=person.id, request_id=request.id)
-        return None
     code = request.employer_code
-    lang = SOURCE_LANG
-    return queue_email(
+    return _to_user(
         session,
-        base_url=base_url,
-        dedupe_key=f"permission_request_declined:{request.id}",
-        to=person.email,
-        name=person.full_name,
-        language=lang,
+        request.person,
         template="permission_request_declined",
+        dedupe_key=f"permission_request_declined:{request.id}",
+        employer=code.employer,
+        by=by,
         context={
-            "service": translations(lang).gettext(SERVICE_NAMES[request.service]),
+            "service": translations(SOURCE_LANG).gettext(SERVICE_NAMES[request.service]),
             "code": f"{code.code} ({code.name})",
-            "employer": code.employer.name,
-            "orgnr": _orgnr(code.employer.orgnr),
-            "actor": by.full_name,
-            "reference": None,
-            "path": ACCESS_PATH,
         },
+        base_url=base_url,
     )
 
 
