@@ -3,6 +3,8 @@ one audited transaction and one email per change (rules 2, 3 and 5)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -246,3 +248,43 @@ def test_a_user_asks_for_a_permission_and_an_administrator_grants_it(session: Se
     m.decide_request(session, bertil, second.id, grant=False, reason="Inte nu")
     assert session.get_one(PermissionRequest, second.id).outcome == "declined"
     assert len(_emails(session, "permission_request_declined")) == 1
+
+
+def test_the_overview_filters_users_not_seen_for_a_year(session: Session) -> None:
+    """The slot rule 11 fills: users whose last e-ID login is older than a date (or none)."""
+    from datetime import timedelta
+
+    from app.access.models import Person
+    from app.db import utcnow
+
+    greta = session.get_one(Person, person_id(session, GRETA))
+    greta.last_login_dt = utcnow() - timedelta(days=3)
+    session.flush()
+    anna = _actor(session, ANNA)
+    query = m.OverviewQuery(inactive_before=utcnow() - timedelta(days=365))
+    assert [r.person.personnummer for r in m.overview(session, anna.authority, query).rows] == [
+        CECILIA
+    ]
+
+
+def test_an_orderer_with_chosen_codes_gives_no_more_than_them(session: Session) -> None:
+    anna = _actor(session, ANNA)
+    narrow = m.Actor(
+        replace(
+            anna.authority,
+            all_codes=False,
+            explicit_code_ids=frozenset({_code(session, "A1001")}),
+        ),
+        BASE_URL,
+    )
+    with pytest.raises(m.Refused) as refused:
+        m.appoint_administrator(session, narrow, _newcomer(), all_codes=True)
+    assert refused.value.code == "scope_beyond_yours"
+    grant = m.appoint_administrator(
+        session, narrow, _newcomer(), all_codes=False, code_ids=[_code(session, "A1001")]
+    )
+    assert [c.code for c in grant.codes] == ["A1001"]
+    assert (
+        m.overview(session, narrow.authority, m.OverviewQuery(code_id=_code(session, "A1002"))).rows
+        == []
+    )
