@@ -192,6 +192,11 @@ def overview() -> ResponseReturnValue:
         query=query,
         page=m.overview(db(), authority, query),
         holders=m.role_holders(db(), authority),
+        my_grants=[
+            g
+            for g in service.grants_of_person(db(), authority.person_id)
+            if g.employer_id == authority.employer_id
+        ],
         pending=len(m.pending_requests(db(), authority)),
         own=m.my_permissions(db(), authority),
         contacts=contacts,
