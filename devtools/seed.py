@@ -52,6 +52,7 @@ PERSONS = [
     ("200001029834", "David", "Dahl", "david.dahl@provverket.example"),
     ("195210039847", "Eva", "Ek", "eva.ek@provverket.example"),
     ("198507049859", "Fredrik", "Falk", "fredrik.falk@hogskolan.example"),
+    ("198703159817", "Greta", "Grön", "greta.gron@lonecenter.example"),
 ]
 
 # orgnr, personnummer, name, capacity
@@ -140,6 +141,24 @@ def seed_demo(session: Session) -> None:
             service=SelfService.EMPLOYMENT_REPORTING,
             granted_by_person_id=bertil.id,
         )
+    )
+    # Greta works for two employers' payroll: she chooses one in Hantera behörigheter.
+    greta = persons["198703159817"]
+    session.add_all(
+        [
+            ServicePermission(
+                person_id=greta.id,
+                employer_code_id=myndighet.codes[1].id,
+                service=SelfService.PENSION_CASES,
+                granted_by_person_id=bertil.id,
+            ),
+            ServicePermission(
+                person_id=greta.id,
+                employer_code_id=provverket.codes[0].id,
+                service=SelfService.INVOICES,
+                granted_by_person_id=david.id,
+            ),
+        ]
     )
     session.flush()
     record_event(

@@ -73,6 +73,7 @@ class Person(Base):
 
     __table_args__ = (
         CheckConstraint("length(personnummer) = 12", name="personnummer_twelve_digits"),
+        Index("ix_person_name", "family_name", "given_name"),
     )
 
     @property
@@ -159,7 +160,7 @@ class ServicePermission(Base):
     __tablename__ = "service_permission"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
     employer_code_id: Mapped[int] = mapped_column(ForeignKey("employer_code.id"), index=True)
     service: Mapped[SelfService] = mapped_column(str_enum(SelfService, "self_service"))
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
@@ -197,4 +198,44 @@ class InactivityConfirmation(Base):
 
     __table_args__ = (
         Index("ix_inactivity_confirmation_employer_person", "employer_id", "person_id"),
+    )
+
+
+class RequestOutcome(enum.StrEnum):
+    GRANTED = "granted"
+    DECLINED = "declined"
+
+
+class PermissionRequest(Base):
+    """A user's request ("Be om behörighet") for a self-service at one employer code."""
+
+    __tablename__ = "permission_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"), index=True)
+    employer_code_id: Mapped[int] = mapped_column(ForeignKey("employer_code.id"))
+    service: Mapped[SelfService] = mapped_column(str_enum(SelfService, "self_service"))
+    message: Mapped[str] = mapped_column(String(500), default="")
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_dt: Mapped[datetime | None]
+    decided_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    outcome: Mapped[RequestOutcome | None] = mapped_column(
+        str_enum(RequestOutcome, "request_outcome")
+    )
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    employer_code: Mapped[EmployerCode] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("(decided_dt IS NULL) = (outcome IS NULL)", name="decided_with_outcome"),
+        Index(
+            "uq_permission_request_pending",
+            "person_id",
+            "employer_code_id",
+            "service",
+            unique=True,
+            postgresql_where=text("decided_dt IS NULL"),
+            sqlite_where=text("decided_dt IS NULL"),
+        ),
     )

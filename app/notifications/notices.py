@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from app.access.models import (
     ORDERER_ROLES,
+    Employer,
     EmployerCode,
+    PermissionRequest,
     Person,
     Role,
     RoleGrant,
@@ -91,6 +93,7 @@ def _role_change(
     errand: Errand | None,
     by: Person | None,
     base_url: str,
+    change_key: str = "",
 ) -> list[EmailMessage]:
     employer = grant.employer
     queued = []
@@ -100,7 +103,7 @@ def _role_change(
         email = queue_email(
             session,
             base_url=base_url,
-            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}",
+            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}{change_key}",
             to=recipient.address,
             name=recipient.person.full_name,
             language=lang,
@@ -151,6 +154,150 @@ def notify_role_ended(
     errand = _errand(session, grant.revoked_by_errand_id)
     return _role_change(
         session, grant, template="role_ended", errand=errand, by=by, base_url=base_url
+    )
+
+
+def notify_role_changed(
+    session: Session, grant: RoleGrant, *, base_url: str, by: Person, change_id: int
+) -> list[EmailMessage]:
+    """Email the administrator whose scope changed, and the employer's orderers.
+
+    ``change_id`` (the audit event of the change) tells one change from the next."""
+    return _role_change(
+        session,
+        grant,
+        template="role_changed",
+        errand=None,
+        by=by,
+        base_url=base_url,
+        change_key=f":{change_id}",
+    )
+
+
+def _permission_lines(changes: list[tuple[SelfService, EmployerCode]], lang: str) -> list[str]:
+    gettext = translations(lang).gettext
+    return [
+        f"{gettext(SERVICE_NAMES[service])}, {code.code} ({code.name})"
+        for service, code in sorted(changes, key=lambda c: (c[1].code, c[0].value))
+    ]
+
+
+def _to_user(
+    session: Session,
+    person: Person,
+    *,
+    template: str,
+    dedupe_key: str,
+    employer: Employer,
+    by: Person,
+    context: dict[str, Any],
+    base_url: str,
+) -> EmailMessage | None:
+    """An email to a user about their own permissions, in Swedish, naming who acted."""
+    if not person.email:
+        log.warning("email.no_address", person_id=person.id, template=template)
+        return None
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=dedupe_key,
+        to=person.email,
+        name=person.full_name,
+        language=SOURCE_LANG,
+        template=template,
+        context={
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "actor": by.full_name,
+            "reference": None,
+            "path": ACCESS_PATH,
+            **context,
+        },
+    )
+
+
+def notify_permissions_changed(
+    session: Session,
+    person: Person,
+    employer: Employer,
+    *,
+    granted: list[tuple[SelfService, EmployerCode]],
+    revoked: list[tuple[SelfService, EmployerCode]],
+    by: Person,
+    change_id: int,
+    base_url: str,
+) -> EmailMessage | None:
+    """One email to the user for every permission one action granted or ended (rule 5).
+
+    ``change_id`` is the audit event that recorded the change."""
+    return _to_user(
+        session,
+        person,
+        template="permissions_changed",
+        dedupe_key=f"permissions_changed:{change_id}:{person.id}",
+        employer=employer,
+        by=by,
+        context={
+            "granted": _permission_lines(granted, SOURCE_LANG),
+            "revoked": _permission_lines(revoked, SOURCE_LANG),
+        },
+        base_url=base_url,
+    )
+
+
+def notify_permission_requested(
+    session: Session,
+    request: PermissionRequest,
+    recipients: list[tuple[Person, str]],
+    *,
+    base_url: str,
+) -> list[EmailMessage]:
+    """Email the administrators (person, address) that a user asks for a permission."""
+    code = request.employer_code
+    employer = code.employer
+    lang = SOURCE_LANG
+    queued = []
+    for recipient, address in recipients:
+        email = queue_email(
+            session,
+            base_url=base_url,
+            dedupe_key=f"permission_requested:{request.id}:{recipient.id}",
+            to=address,
+            name=recipient.full_name,
+            language=lang,
+            template="permission_requested",
+            context={
+                "person": request.person.full_name,
+                "service": translations(lang).gettext(SERVICE_NAMES[request.service]),
+                "code": f"{code.code} ({code.name})",
+                "employer": employer.name,
+                "orgnr": _orgnr(employer.orgnr),
+                "message": mask_personnummer_in_text(request.message.strip()),
+                "path": ACCESS_PATH + "/forfragningar",
+            },
+        )
+        if email is not None:
+            queued.append(email)
+    return queued
+
+
+def notify_permission_request_declined(
+    session: Session, request: PermissionRequest, *, by: Person, base_url: str
+) -> EmailMessage | None:
+    """Tell the user that an administrator declined their request."""
+    code = request.employer_code
+    return _to_user(
+        session,
+        request.person,
+        template="permission_request_declined",
+        dedupe_key=f"permission_request_declined:{request.id}",
+        employer=code.employer,
+        by=by,
+        context={
+            "service": translations(SOURCE_LANG).gettext(SERVICE_NAMES[request.service]),
+            "code": f"{code.code} ({code.name})",
+        },
+        base_url=base_url,
     )
 
 

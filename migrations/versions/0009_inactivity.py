@@ -2,7 +2,7 @@
 still needs their permissions at the employer.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 17:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import app.db
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

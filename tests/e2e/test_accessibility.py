@@ -117,3 +117,54 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
             f"/skanning/sida/{blank_id}/registrera",
         ],
     )
+
+
+def _access_ids(runtime: Runtime) -> tuple[int, int]:
+    """Cecilia's person id and Bertil's administrator grant at Statens testmyndighet."""
+    from sqlalchemy import select
+
+    from app.access.models import Person, Role, RoleGrant
+
+    with runtime.session_factory() as session:
+        cecilia = session.scalars(
+            select(Person.id).where(Person.personnummer == "197205119824")
+        ).one()
+        grant = session.scalars(
+            select(RoleGrant.id).where(RoleGrant.role == Role.ADMINISTRATOR)
+        ).one()
+    return cecilia, grant
+
+
+def test_the_orderers_pages(page: Page, runtime: Runtime) -> None:
+    cecilia, grant = _access_ids(runtime)
+    page.goto("/")
+    log_in(page, "Anna Andersson")
+    check(
+        page,
+        [
+            "/hantera-behorigheter",
+            "/hantera-behorigheter/administratorer/ny",
+            f"/hantera-behorigheter/administratorer/{grant}",
+            f"/hantera-behorigheter/anvandare/{cecilia}",
+        ],
+    )
+
+
+def test_the_administrators_pages(page: Page, runtime: Runtime) -> None:
+    cecilia, _grant = _access_ids(runtime)
+    page.goto("/")
+    log_in(page, "Bertil Berg")
+    check(
+        page,
+        [
+            f"/hantera-behorigheter/anvandare/{cecilia}",
+            "/hantera-behorigheter/ny-anvandare",
+            "/hantera-behorigheter/forfragningar",
+        ],
+    )
+
+
+def test_the_users_pages(page: Page, runtime: Runtime) -> None:
+    page.goto("/")
+    log_in(page, "Cecilia Carlsson")
+    check(page, ["/hantera-behorigheter"])

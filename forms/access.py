@@ -1,0 +1,146 @@
+"""The forms of Hantera behörigheter: the employer chosen, a person, permissions, scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    Field,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.access.management import has_unsafe_characters
+from forms.validators import Personnummer, strip_whitespace
+
+REASON_HINT = _l("Skälet sparas i loggen över ändringar.")
+
+
+class SafeText:
+    """No control or bidirectional-override characters (names end up in emails and pages)."""
+
+    def __call__(self, form: Any, field: Field) -> None:
+        if field.data and has_unsafe_characters(field.data):
+            raise ValidationError(_l("Texten innehåller otillåtna tecken."))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def reason_field() -> TextAreaField:
+    return TextAreaField(
+        _l("Skäl (frivilligt)"),
+        description=REASON_HINT,
+        filters=[strip_whitespace],
+        validators=[Optional(), Length(max=500), SafeText()],
+    )
+
+
+class EmployerChoiceForm(FlaskForm):
+    employer_id = SelectField(_l("Arbetsgivare"), coerce=int)
+
+
+class PersonForm(FlaskForm):
+    """A person to add: an existing one is found by personnummer."""
+
+    personnummer = StringField(
+        _l("Personnummer"),
+        description=_l("Personnummer eller samordningsnummer, 12 siffror."),
+        validators=[InputRequired(_l("Ange personnummer.")), Personnummer()],
+    )
+    given_name = StringField(
+        _l("Förnamn"),
+        filters=[strip_whitespace],
+        validators=[InputRequired(_l("Ange förnamn.")), Length(max=100), SafeText()],
+    )
+    family_name = StringField(
+        _l("Efternamn"),
+        filters=[strip_whitespace],
+        validators=[InputRequired(_l("Ange efternamn.")), Length(max=100), SafeText()],
+    )
+    email = EmailField(
+        _l("E-postadress i arbetet"),
+        description=_l("Hit skickar vi besked om behörigheter."),
+        filters=[strip_whitespace],
+        validators=[
+            InputRequired(_l("Ange e-postadress.")),
+            SafeText(),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
+
+
+class PermissionsForm(FlaskForm):
+    """A user's permissions, as the set of ``service:code_id`` boxes ticked."""
+
+    permissions = MultiCheckboxField(_l("Behörigheter"), choices=[], validate_choice=True)
+    reason = reason_field()
+
+
+class NewUserForm(PersonForm):
+    permissions = MultiCheckboxField(
+        _l("Behörigheter"),
+        choices=[],
+        validators=[InputRequired(_l("Välj minst en behörighet."))],
+    )
+    reason = reason_field()
+
+
+def scope_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice("all", _l("Alla arbetsgivarkoder")),
+        SelectChoice("chosen", _l("Valda arbetsgivarkoder")),
+    ]
+
+
+class ScopeForm(FlaskForm):
+    scope = RadioField(
+        _l("Arbetsgivarkoder"),
+        choices=scope_choices(),
+        default="all",
+        validators=[InputRequired(_l("Välj vilka arbetsgivarkoder rollen gäller."))],
+    )
+    codes = MultiCheckboxField(_l("Valda arbetsgivarkoder"), choices=[], coerce=int)
+    reason = reason_field()
+
+    def validate_codes(self, field: Field) -> None:
+        if self.scope.data == "chosen" and not field.data:
+            raise ValidationError(_l("Välj minst en arbetsgivarkod."))
+
+
+class AdministratorForm(PersonForm, ScopeForm):
+    pass
+
+
+class ReasonForm(FlaskForm):
+    reason = reason_field()
+
+
+class DecisionForm(FlaskForm):
+    decision = HiddenField(validators=[InputRequired()])
+    reason = reason_field()
+
+
+class RequestForm(FlaskForm):
+    service = SelectField(_l("Tjänst"), validators=[InputRequired(_l("Välj tjänst."))])
+    code_id = SelectField(
+        _l("Arbetsgivarkod"), coerce=int, validators=[InputRequired(_l("Välj arbetsgivarkod."))]
+    )
+    message = TextAreaField(
+        _l("Meddelande till administratörerna (frivilligt)"),
+        filters=[strip_whitespace],
+        validators=[Optional(), Length(max=500), SafeText()],
+    )
