@@ -16,7 +16,11 @@ from tests.support import wait_for
 from workflows.runtime import Runtime
 
 # The app with MAIL_URL at a real SMTP server (aiosmtpd), as test_notifications has it.
-app, smtp, smtp_server = notifications.app, notifications.smtp, notifications.smtp_server
+app_settings, smtp, smtp_server = (
+    notifications.app_settings,
+    notifications.smtp,
+    notifications.smtp_server,
+)
 
 BERTIL = "199001019810"
 CECILIA = "197205119824"

@@ -46,6 +46,7 @@ from workflows.runtime import Runtime
 
 BERTIL = "199001019810"  # administrator at Statens testmyndighet
 CECILIA = "197205119824"  # user there, not seen for 600 days
+GRETA = "198703159817"  # user there and at Provverket
 CECILIA_EMAIL = "cecilia.carlsson@testmyndighet.example"
 BERTIL_EMAIL = "bertil.berg@testmyndighet.example"
 REVIEW = "/hantera-behorigheter/granska"
@@ -330,6 +331,9 @@ def test_confirmed_users_are_not_summarised(session: Session) -> None:
     session.flush()
     assert send_inactivity_summaries(session, base_url=BASE_URL) == 0
     in_a_year = add_months(utcnow(), 12) + timedelta(days=1)
+    greta = session.get_one(Person, person_id(session, GRETA))
+    greta.last_login_dt = in_a_year  # the other user here is seen then: Cecilia alone counts
+    session.flush()
     assert send_inactivity_summaries(session, in_a_year, base_url=BASE_URL) == 1
 
 
