@@ -309,20 +309,17 @@ def main() -> int:
     parser.add_argument("--errands", type=int, default=100_000)
     parser.add_argument("--employers", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--search-param", default="q")
+    parser.add_argument("--search-param", default="sok")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
     from sqlalchemy import select
 
     from app import create_app
-    from app.access.inactivity import end_all_permissions
-    from app.access.models import Person, SelfService, ServicePermission
-    from app.audit.service import record_event
+    from app.access import management
+    from app.access.models import Person, SelfService
     from app.cli import migrate_database
     from app.config import Settings
-    from app.core.agents import Agent, AgentKind
-    from app.notifications.notices import notify_service_permission_changed
     from devtools.seed import seed_demo
 
     with fresh_database(args.keep) as url:
@@ -355,32 +352,19 @@ def main() -> int:
 
             return run
 
-        orderer = Agent(AgentKind.PERSON, ids["orderer"], f"1980{ids['orderer']:08d}")
         base_url = runtime.settings.public_base_url
 
         def grant_change() -> None:
-            with runtime.unit_of_work() as session:
-                permission = ServicePermission(
-                    person_id=ids["user"],
-                    employer_code_id=ids["code"],
-                    service=SelfService.STATISTICS,
-                    granted_by_person_id=ids["orderer"],
-                )
-                session.add(permission)
-                session.flush()
-                record_event(
-                    session,
-                    actor=orderer.audit_label,
-                    action="service_permission.created",
-                    object_type="service_permission",
-                    object_id=permission.id,
-                    data={"employer_id": ids["employer"], "person_id": ids["user"]},
-                )
-                notify_service_permission_changed(session, permission, True, base_url=base_url)
-            with runtime.unit_of_work() as session:
-                end_all_permissions(
-                    session, orderer, ids["employer"], ids["user"], "bench", base_url=base_url
-                )
+            """The orderer grants a user one permission, then ends it: two changes, each
+            one audited transaction with its email, through the same service as the page."""
+            permission = [(SelfService.STATISTICS, ids["code"])]
+            for change in ({"grant": permission}, {"revoke": permission}):
+                with runtime.unit_of_work() as session:
+                    authority = management.authority_at(session, ids["orderer"], ids["employer"])
+                    actor = management.Actor(authority, base_url)
+                    management.change_permissions(
+                        session, actor, ids["user"], reason="bench", **change
+                    )
 
         with runtime.session_factory() as session:
             family = session.scalars(
