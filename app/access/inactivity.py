@@ -319,58 +319,6 @@ def confirm_still_needed(
     return len(confirmed)
 
 
-def end_all_permissions(
-    session: Session,
-    agent: Agent,
-    employer_id: int,
-    person_id: int,
-    reason: str,
-    *,
-    base_url: str,
-    code_ids: Collection[int] | None = None,
-) -> list[ServicePermission]:
-    """End every active service permission of the person at the employer (at ``code_ids``
-    when given: the reviewer's scope), audited, and email the person once (rule 5)."""
-    _check_subjects(session, agent, employer_id, [person_id], code_ids)
-    ended = list(
-        session.scalars(
-            select(ServicePermission)
-            .join(EmployerCode, EmployerCode.id == ServicePermission.employer_code_id)
-            .where(
-                ServicePermission.person_id == person_id,
-                *_permission_filter(employer_id, code_ids),  # type: ignore[arg-type]
-            )
-            .options(
-                selectinload(ServicePermission.employer_code).selectinload(EmployerCode.employer),
-                selectinload(ServicePermission.person),
-            )
-            .order_by(ServicePermission.id)
-            .with_for_update(of=ServicePermission)
-        )
-    )
-    now = utcnow()
-    for permission in ended:
-        permission.valid_to_dt = now
-        record_event(
-            session,
-            actor=agent.audit_label,
-            action="service_permission.ended",
-            object_type="service_permission",
-            object_id=permission.id,
-            data={
-                "employer_id": employer_id,
-                "person_id": person_id,
-                "service": permission.service.value,
-                "code": permission.employer_code.code,
-                "reason": reason,
-            },
-        )
-    session.flush()
-    by = session.get(Person, agent.id) if agent.id is not None else None
-    notices.notify_permissions_ended(session, ended, reason=reason, base_url=base_url, by=by)
-    return ended
-
-
 # ---- the monthly summary ---------------------------------------------------------------
 
 

@@ -411,30 +411,39 @@ def change_permissions(
     if not granted and not ended:
         return [], []
     now = utcnow()
-    for service, code_id in granted:
-        session.add(
-            ServicePermission(
-                person_id=person_id,
-                employer_code_id=code_id,
-                service=service,
-                granted_by_person_id=authority.person_id,
-                valid_from_dt=now,
-            )
+    new = [
+        ServicePermission(
+            person_id=person_id,
+            employer_code_id=code_id,
+            service=service,
+            granted_by_person_id=authority.person_id,
+            valid_from_dt=now,
         )
+        for service, code_id in granted
+    ]
+    session.add_all(new)
     for key in ended:
         active[key].valid_to_dt = now
     session.flush()
-    event = _audit(
-        session,
-        actor,
-        "service_permissions.changed",
-        "person",
-        person_id,
-        granted=[(s.value, c) for s, c in granted],
-        ended=[(s.value, c) for s, c in ended],
-        reason=reason,
-    )
     codes = _codes_by_id(session, [c for _, c in granted + ended])
+    # One event per permission, on the permission (the employer's history export reads them).
+    changes = [("service_permission.created", p) for p in new]
+    changes += [("service_permission.ended", active[key]) for key in ended]
+    events = [
+        _audit(
+            session,
+            actor,
+            action,
+            "service_permission",
+            permission.id,
+            person_id=person_id,
+            service=permission.service.value,
+            code=codes[permission.employer_code_id].code,
+            reason=reason,
+        )
+        for action, permission in changes
+    ]
+    event = events[-1]
     notices.notify_permissions_changed(
         session,
         person,
@@ -444,6 +453,7 @@ def change_permissions(
         by=session.get_one(Person, authority.person_id),
         change_id=event.id,
         base_url=actor.base_url,
+        reason=reason,
     )
     return granted, ended
 

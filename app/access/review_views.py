@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from app.access import exports, inactivity
+from app.access import exports, inactivity, management
 from app.web import carry_out, db, person_required, runtime, signed_in
 
 bp = Blueprint("access_review", __name__, template_folder="templates")
@@ -123,25 +123,21 @@ def remove(employer_id: int) -> ResponseReturnValue:
         return render_template(
             "access/review_remove.html", employer=scope.employer, users=users, reason=reason
         )
-    agent = signed_in()
-    base_url = runtime().settings.public_base_url
+    reviewer = signed_in()
+    assert reviewer.id is not None
+    actor = management.Actor(
+        management.authority_at(db(), reviewer.id, employer_id),
+        runtime().settings.public_base_url,
+    )
 
     def end_all() -> int:
         for user in users:
-            inactivity.end_all_permissions(
-                db(),
-                agent,
-                employer_id,
-                user.person_id,
-                reason,
-                base_url=base_url,
-                code_ids=scope.code_ids,
-            )
+            management.remove_all_permissions(db(), actor, user.person_id, reason)
         return len(users)
 
     done, count = carry_out(
         end_all,
-        {inactivity.NotYourOwn: lambda _e: _("Du kan inte ta bort dina egna behörigheter.")},
+        {management.Refused: lambda _e: _("Du kan inte ta bort dina egna behörigheter.")},
     )
     if done:
         flash(_("Behörigheterna är borttagna för %(count)s användare.", count=count), "success")

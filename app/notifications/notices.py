@@ -226,8 +226,10 @@ def notify_permissions_changed(
     by: Person,
     change_id: int,
     base_url: str,
+    reason: str = "",
 ) -> EmailMessage | None:
-    """One email to the user for every permission one action granted or ended (rule 5).
+    """One email to the user for every permission one action granted or ended (rule 5),
+    with the reason given, if any.
 
     ``change_id`` is the audit event that recorded the change."""
     return _to_user(
@@ -240,6 +242,7 @@ def notify_permissions_changed(
         context={
             "granted": _permission_lines(granted, SOURCE_LANG),
             "revoked": _permission_lines(revoked, SOURCE_LANG),
+            "reason": mask_personnummer_in_text(reason.strip()),
         },
         base_url=base_url,
     )
@@ -444,50 +447,6 @@ def notify_service_permission_changed(
             "path": ACCESS_PATH,
         },
         service_permission_id=permission.id,
-    )
-
-
-def notify_permissions_ended(
-    session: Session,
-    permissions: Sequence[ServicePermission],
-    *,
-    reason: str,
-    base_url: str,
-    by: Person | None = None,
-) -> EmailMessage | None:
-    """Email a user, once, that these permissions of theirs at one employer have ended
-    (all ended in one action, say "ta bort alla behörigheter" in the review)."""
-    if not permissions:
-        return None
-    person = permissions[0].person
-    employer = permissions[0].employer_code.employer
-    if not person.email:
-        log.warning("email.no_address", person_id=person.id, employer_id=employer.id)
-        return None
-    lang = SOURCE_LANG
-    gettext = translations(lang).gettext
-    first = min(p.id for p in permissions)
-    return queue_email(
-        session,
-        base_url=base_url,
-        dedupe_key=f"permissions_ended:{person.id}:{employer.id}:{first}:{len(permissions)}",
-        to=person.email,
-        name=person.full_name,
-        language=lang,
-        template="permissions_ended",
-        context={
-            "permissions": [
-                f"{gettext(SERVICE_NAMES[p.service])}, {_code_text(p.employer_code, lang)}"
-                for p in permissions
-            ],
-            "employer": employer.name,
-            "orgnr": _orgnr(employer.orgnr),
-            "reason": mask_personnummer_in_text(reason.strip()),
-            "actor": by.full_name if by else None,
-            "reference": None,
-            "path": ACCESS_PATH,
-        },
-        service_permission_id=first,
     )
 
 

@@ -14,14 +14,13 @@ from sqlalchemy.orm import Session
 
 from app.access.inactivity import (
     Mark,
-    NotYourOwn,
     add_months,
     count_users,
-    end_all_permissions,
     review_scope,
     send_inactivity_summaries,
     users_with_marks,
 )
+from app.access.management import Actor, Refused, authority_at, remove_all_permissions
 from app.access.models import (
     Employer,
     EmployerCode,
@@ -200,9 +199,9 @@ def test_bulk_removal_ends_every_permission_and_emails_the_person_once(
     session.expire_all()
     assert _active_permissions(session, CECILIA) == 0
     emails = session.scalars(select(EmailMessage)).all()
-    assert [(e.to_address, e.template) for e in emails] == [(CECILIA_EMAIL, "permissions_ended")]
+    assert [(e.to_address, e.template) for e in emails] == [(CECILIA_EMAIL, "permissions_changed")]
     assert "Har slutat" in emails[0].text_body and "Bertil Berg" in emails[0].text_body
-    assert emails[0].text_body.count("arbetsgivarkod") == 4
+    assert emails[0].text_body.count("\n- ") == 4
     ended = session.scalars(
         select(AuditEvent).where(AuditEvent.action == "service_permission.ended")
     ).all()
@@ -211,11 +210,10 @@ def test_bulk_removal_ends_every_permission_and_emails_the_person_once(
 
 
 def test_nobody_removes_their_own_permissions(session: Session) -> None:
-    employer_id = _myndighet(session)
-    cecilia = _person_agent(session, CECILIA)
-    assert cecilia.id is not None
-    with pytest.raises(NotYourOwn):
-        end_all_permissions(session, cecilia, employer_id, cecilia.id, "x", base_url=BASE_URL)
+    bertil = person_id(session, BERTIL)
+    actor = Actor(authority_at(session, bertil, _myndighet(session)), BASE_URL)
+    with pytest.raises(Refused):
+        remove_all_permissions(session, actor, bertil, "x")
 
 
 # --- the export -------------------------------------------------------------------------
@@ -429,16 +427,8 @@ def test_an_administrator_of_some_codes_reviews_and_removes_only_those(
     assert scope is not None and scope.code_ids == {a1001.id}
     (cecilia,) = users_with_marks(session, employer_id, code_ids=scope.code_ids, marked_only=True)
     assert cecilia.permissions == 2  # of her four, two are at A1001
-    bertil = _person_agent(session, BERTIL)
-    ended = end_all_permissions(
-        session,
-        bertil,
-        employer_id,
-        cecilia.person_id,
-        "Slutat",
-        base_url=BASE_URL,
-        code_ids=scope.code_ids,
-    )
-    assert {p.employer_code.code for p in ended} == {"A1001"} and len(ended) == 2
+    actor = Actor(authority_at(session, person_id(session, BERTIL), employer_id), BASE_URL)
+    ended = remove_all_permissions(session, actor, cecilia.person_id, "Slutat")
+    assert {code_id for _service, code_id in ended} == {a1001.id} and len(ended) == 2
     assert _active_permissions(session, CECILIA) == 2
     assert review_scope(session, person_id(session, CECILIA), employer_id) is None
