@@ -3,6 +3,8 @@ guessed id in a URL or a form from another employer is 404 (rules 2, 3 and 5).""
 
 from __future__ import annotations
 
+import re
+
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -212,3 +214,12 @@ def test_a_person_at_two_employers_chooses_one_and_switches(
         data={"csrf_token": token, "employer_id": employers["Exempelhögskolan"]},
     )
     assert refused.status_code == 404
+
+
+def test_the_overview_links_to_the_review(client: FlaskClient, session: Session) -> None:
+    """Rule 11: from the overview the orderer reaches "Gå igenom behörigheterna"."""
+    login(client, session, ANNA)
+    page = client.get(PAGE).get_data(as_text=True)
+    review = re.search(r'href="(/hantera-behorigheter/granska/\d+)"', page)
+    assert review, "no link to the review"
+    assert "Gå igenom behörigheterna" in client.get(review.group(1)).get_data(as_text=True)
