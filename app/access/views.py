@@ -19,6 +19,7 @@ from app.access import management as m
 from app.access.authority import Authority
 from app.access.models import Employer, Person, RoleGrant, SelfService
 from app.db import utcnow
+from app.notifications.notices import SERVICE_NAMES
 from app.web import commit, db, person_required, runtime, signed_in
 from forms.access import (
     AdministratorForm,
@@ -35,12 +36,6 @@ bp = Blueprint("access", __name__, template_folder="templates")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SERVICE_LABELS = {
-    SelfService.EMPLOYMENT_REPORTING: _l("Anmäla anställning och inkomst"),
-    SelfService.INVOICES: _l("Fakturor och fakturaspecifikationer"),
-    SelfService.PENSION_CASES: _l("Pensionsärenden"),
-    SelfService.STATISTICS: _l("Statistik och rapporter"),
-}
 REFUSALS = {
     "own_permissions": _l("Du kan inte ändra dina egna behörigheter."),
     "own_role": _l("Du kan inte ändra din egen roll."),
@@ -65,7 +60,7 @@ REFUSALS = {
 
 @bp.app_template_global()
 def service_label(value: str) -> str:
-    return str(SERVICE_LABELS[SelfService(value)])
+    return _(SERVICE_NAMES[SelfService(value)])  # the names the emails use too
 
 
 # ---- the employer context ---------------------------------------------------------------
