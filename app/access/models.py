@@ -69,10 +69,13 @@ class Person(Base):
     family_name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(254))
     last_login_dt: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(String(2))
+    """The language the person last logged in with: their emails are written in it."""
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
         CheckConstraint("length(personnummer) = 12", name="personnummer_twelve_digits"),
+        CheckConstraint("language IN ('sv', 'en')", name="language_supported"),
         Index("ix_person_name", "family_name", "given_name"),
     )
 

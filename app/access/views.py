@@ -5,10 +5,21 @@ administrators make; a user's own permissions and requests. Thin: each view asks
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,9 +29,11 @@ from app.access import inactivity, service
 from app.access import management as m
 from app.access.authority import Authority
 from app.access.models import Employer, Person, RoleGrant, SelfService
+from app.core.agents import AgentKind
+from app.core.ids import format_orgnr
 from app.db import utcnow
-from app.notifications.notices import SERVICE_NAMES
-from app.web import commit, db, person_required, runtime, signed_in
+from app.notifications.notices import ACCESS_PATH, SERVICE_NAMES
+from app.web import commit, current_agent, db, person_required, runtime, signed_in
 from forms.access import (
     AdministratorForm,
     DecisionForm,
@@ -66,18 +79,45 @@ def service_label(value: str) -> str:
 # ---- the employer context ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class EmployerSwitch:
+    """The employers a person acts for, the one chosen, and the form that switches."""
+
+    employers: list[Employer]
+    chosen: Employer | None
+    form: EmployerChoiceForm
+
+
+@bp.app_template_global()
+def employer_switch() -> EmployerSwitch | None:
+    """For the site header: a signed-in person's employers (``None`` for anyone else)."""
+    if "employer_switch" in g:
+        return cast(EmployerSwitch | None, g.employer_switch)
+    agent = current_agent()
+    switch = None
+    if agent is not None and agent.kind is AgentKind.PERSON and agent.id is not None:
+        employers = service.employers_of_person(db(), agent.id)
+        if employers:
+            chosen_id = session.get("employer_id")
+            chosen = next((e for e in employers if e.id == chosen_id), None)
+            if chosen is None and len(employers) == 1:
+                chosen = employers[0]
+            form = EmployerChoiceForm(employer_id=chosen.id if chosen else None)
+            form.employer_id.choices = [
+                SelectChoice(e.id, f"{e.name} ({format_orgnr(e.orgnr)})") for e in employers
+            ]
+            switch = EmployerSwitch(employers, chosen, form)
+    g.employer_switch = switch
+    return switch
+
+
 def _authority() -> Authority | None:
     """The signed-in person's authority at the employer chosen (the only one, if one)."""
-    agent = signed_in()
-    assert agent.id is not None
-    employers = service.employers_of_person(db(), agent.id)
-    chosen = session.get("employer_id")
-    if chosen not in {e.id for e in employers}:
-        chosen = employers[0].id if len(employers) == 1 else None
-    if chosen is None:
+    switch = employer_switch()
+    if switch is None or switch.chosen is None:
         return None
-    session["employer_id"] = chosen
-    return m.authority_at(db(), agent.id, chosen)
+    session["employer_id"] = switch.chosen.id
+    return m.authority_at(db(), signed_in().id or 0, switch.chosen.id)
 
 
 def in_context(view: F) -> F:
@@ -98,21 +138,12 @@ def in_context(view: F) -> F:
 
 
 def _render(template: str, actor: m.Actor | None, **context: Any) -> str:
-    agent = signed_in()
-    assert agent.id is not None
-    employers = service.employers_of_person(db(), agent.id)
-    choice = EmployerChoiceForm(employer_id=actor.authority.employer_id if actor else None)
-    choice.employer_id.choices = [
-        SelectChoice(e.id, f"{e.name} ({e.orgnr[:6]}-{e.orgnr[6:]})") for e in employers
-    ]
     employer = db().get(Employer, actor.authority.employer_id) if actor else None
     return render_template(
         template,
         actor=actor,
         authority=actor.authority if actor else None,
         employer=employer,
-        employers=employers,
-        choice=choice,
         **context,
     )
 
@@ -133,14 +164,20 @@ def _done(act: Callable[[], object], success: str) -> bool:
 @bp.post("/hantera-behorigheter/arbetsgivare")
 @person_required
 def choose_employer() -> ResponseReturnValue:
-    agent = signed_in()
-    assert agent.id is not None
-    form = EmployerChoiceForm()
-    employers = service.employers_of_person(db(), agent.id)
-    form.employer_id.choices = [SelectChoice(e.id, e.name) for e in employers]
-    if not form.validate_on_submit():
+    """Switch employer; back to the page the person came from, unless it was one of the
+    previous employer's own (a person, a grant), which the new one would not find."""
+    switch = employer_switch()
+    if switch is None:
         abort(404)
-    session["employer_id"] = form.employer_id.data
+    if request.form.get("employer_id", "") == "":
+        flash(_("Välj en arbetsgivare."), "error")
+        return redirect(url_for("access.overview"))
+    if not switch.form.validate_on_submit():
+        abort(404)  # an employer the person has nothing at, or no valid form
+    session["employer_id"] = switch.form.employer_id.data
+    back = request.form.get("next", "")
+    if back.startswith("/") and not back.startswith("//") and not back.startswith(ACCESS_PATH):
+        return redirect(back)
     return redirect(url_for("access.overview"))
 
 
@@ -155,10 +192,7 @@ def overview() -> ResponseReturnValue:
     except m.NotFound:
         abort(404)
     if authority is None:
-        agent = signed_in()
-        assert agent.id is not None
-        has_any = bool(service.employers_of_person(db(), agent.id))
-        return _render("access/choose.html", None, has_any=has_any)
+        return _render("access/choose.html", None, switch=employer_switch())
     actor = m.Actor(authority, runtime().settings.public_base_url)
     codes = m.employer_codes(db(), authority.employer_id)
     contacts = _contacts(authority.employer_id)

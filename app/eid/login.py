@@ -8,13 +8,17 @@ from sqlalchemy.orm import Session
 from app.access.service import find_or_create_person
 from app.audit.service import record_event
 from app.core.agents import AgentKind
+from app.core.i18n import SUPPORTED_LANGS
 from app.db import utcnow
 from app.eid.service import Identity
 from app.staff.models import StaffMember
 
 
-def resolve_login(session: Session, identity: Identity) -> tuple[AgentKind, int]:
-    """SPV staff sign in as staff; anyone else as a person (created at first login)."""
+def resolve_login(
+    session: Session, identity: Identity, language: str | None = None
+) -> tuple[AgentKind, int]:
+    """SPV staff sign in as staff; anyone else as a person (created at first login), whose
+    emails from now on are in ``language``, the one they log in with."""
     staff = session.scalar(
         select(StaffMember).where(
             StaffMember.personnummer == identity.personnummer, StaffMember.is_active
@@ -27,6 +31,8 @@ def resolve_login(session: Session, identity: Identity) -> tuple[AgentKind, int]
             session, identity.personnummer, identity.given_name, identity.family_name
         )
         person.last_login_dt = utcnow()
+        if language in SUPPORTED_LANGS:
+            person.language = language
         kind, agent_id = AgentKind.PERSON, person.id
     record_event(
         session,

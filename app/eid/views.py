@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
@@ -85,7 +86,7 @@ def _login_order() -> EidOrder | None:
 def _finish_login(order: EidOrder) -> str:
     """Sign in the identified person; returns where to go next."""
     identity = service.use_completion(db(), order)
-    kind, agent_id = resolve_login(db(), identity)
+    kind, agent_id = resolve_login(db(), identity, str(get_locale()))
     commit()
     target = (session.get(SESSION_KEY) or {}).get("next") or url_for("core.index")
     sign_in(kind, agent_id)  # a new session: the old one (and its CSRF token) is gone

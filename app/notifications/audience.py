@@ -29,10 +29,11 @@ def _address(person: Person, grant: RoleGrant | None = None) -> str | None:
 
 
 def language_for(person: Person, errand: Errand | None) -> str:
-    """The submitter's language for the submitter; Swedish for everyone else."""
+    """The errand's language for its submitter; for anyone else the language they last
+    logged in with (Swedish for someone who never has)."""
     if errand is not None and errand.submitted_by_id == person.id:
         return errand.language
-    return SOURCE_LANG
+    return person.language or SOURCE_LANG
 
 
 def grant_audience(session: Session, grant: RoleGrant) -> list[Recipient]:

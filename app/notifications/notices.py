@@ -6,7 +6,7 @@ the email's links start with, from its caller's settings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -190,20 +190,22 @@ def _to_user(
     dedupe_key: str,
     employer: Employer,
     by: Person,
-    context: dict[str, Any],
+    context: Callable[[str], dict[str, Any]],
     base_url: str,
 ) -> EmailMessage | None:
-    """An email to a user about their own permissions, in Swedish, naming who acted."""
+    """An email to a user about their own permissions, in their language, naming who
+    acted; ``context`` gives the template's values in a language."""
     if not person.email:
         log.warning("email.no_address", person_id=person.id, template=template)
         return None
+    lang = language_for(person, None)
     return queue_email(
         session,
         base_url=base_url,
         dedupe_key=dedupe_key,
         to=person.email,
         name=person.full_name,
-        language=SOURCE_LANG,
+        language=lang,
         template=template,
         context={
             "employer": employer.name,
@@ -211,7 +213,7 @@ def _to_user(
             "actor": by.full_name,
             "reference": None,
             "path": ACCESS_PATH,
-            **context,
+            **context(lang),
         },
     )
 
@@ -239,9 +241,9 @@ def notify_permissions_changed(
         dedupe_key=f"permissions_changed:{change_id}:{person.id}",
         employer=employer,
         by=by,
-        context={
-            "granted": _permission_lines(granted, SOURCE_LANG),
-            "revoked": _permission_lines(revoked, SOURCE_LANG),
+        context=lambda lang: {
+            "granted": _permission_lines(granted, lang),
+            "revoked": _permission_lines(revoked, lang),
             "reason": mask_personnummer_in_text(reason.strip()),
         },
         base_url=base_url,
@@ -258,9 +260,9 @@ def notify_permission_requested(
     """Email the administrators (person, address) that a user asks for a permission."""
     code = request.employer_code
     employer = code.employer
-    lang = SOURCE_LANG
     queued = []
     for recipient, address in recipients:
+        lang = language_for(recipient, None)
         email = queue_email(
             session,
             base_url=base_url,
@@ -296,8 +298,8 @@ def notify_permission_request_declined(
         dedupe_key=f"permission_request_declined:{request.id}",
         employer=code.employer,
         by=by,
-        context={
-            "service": translations(SOURCE_LANG).gettext(SERVICE_NAMES[request.service]),
+        context=lambda lang: {
+            "service": translations(lang).gettext(SERVICE_NAMES[request.service]),
             "code": f"{code.code} ({code.name})",
         },
         base_url=base_url,
@@ -428,7 +430,7 @@ def notify_service_permission_changed(
     code = permission.employer_code
     employer = code.employer
     template = "service_permission_granted" if granted else "service_permission_ended"
-    lang = SOURCE_LANG
+    lang = language_for(person, None)
     return queue_email(
         session,
         base_url=base_url,
@@ -482,7 +484,7 @@ def notify_inactivity_summary(
     if not users or not address:
         return None
     employer = grant.employer
-    lang = SOURCE_LANG
+    lang = language_for(person, None)
     gettext = translations(lang).gettext
     return queue_email(
         session,

@@ -10,17 +10,18 @@ from sqlalchemy.orm import Session
 from app.access import management as m
 from app.access.models import Employer, EmployerCode, SelfService
 from tests.conftest import ANNA, person_id
-from tests.integration import test_notifications as notifications
-from tests.integration.test_notifications import BASE_URL, SmtpRecorder, _plain
+from tests.smtp import (  # noqa: F401 (fixtures: app_settings, smtp, smtp_server)
+    BASE_URL,
+    SmtpRecorder,
+    app_settings_fixture,
+    plain_text,
+    smtp_fixture,
+    smtp_server_fixture,
+)
 from tests.support import wait_for
 from workflows.runtime import Runtime
 
 # The app with MAIL_URL at a real SMTP server (aiosmtpd), as test_notifications has it.
-app_settings, smtp, smtp_server = (
-    notifications.app_settings,
-    notifications.smtp,
-    notifications.smtp_server,
-)
 
 BERTIL = "199001019810"
 CECILIA = "197205119824"
@@ -51,7 +52,7 @@ def test_several_permissions_for_one_person_are_one_email_at_the_server(
     [(rcpt, message)] = smtp.received
     assert rcpt == ["cecilia.carlsson@testmyndighet.example"]
     assert message["Subject"] == "Dina behörigheter hos Statens testmyndighet har ändrats"
-    body = _plain(message)
+    body = plain_text(message)
     assert "Statistik och rapporter, A1001" in body and "Pensionsärenden, A1002" in body
     assert "Du har inte längre behörighet till:" in body and "Bertil Berg" in body
     assert f"{BASE_URL}/hantera-behorigheter" in body

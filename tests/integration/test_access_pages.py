@@ -13,6 +13,7 @@ from app.access.models import (
     Employer,
     EmployerCode,
     PermissionRequest,
+    Person,
     Role,
     RoleGrant,
     SelfService,
@@ -194,7 +195,7 @@ def test_a_person_at_two_employers_chooses_one_and_switches(
 ) -> None:
     login(client, session, "198703159817")  # Greta: a user at Statens testmyndighet and Provverket
     page = client.get(PAGE).get_data(as_text=True)
-    assert "Välj arbetsgivare ovan" in page and "Pensionsärenden" not in page
+    assert "Vilken arbetsgivare vill du hantera?" in page and "Pensionsärenden" not in page
     employers = {e.name: e.id for e in session.scalars(select(Employer).order_by(Employer.id))}
     token = csrf_token(page)
     client.post(
@@ -203,11 +204,31 @@ def test_a_person_at_two_employers_chooses_one_and_switches(
     )
     page = client.get(PAGE).get_data(as_text=True)
     assert "Pensionsärenden" in page and "Anna Andersson" in page and "David Dahl" not in page
-    client.post(
-        f"{PAGE}/arbetsgivare", data={"csrf_token": token, "employer_id": employers["Provverket"]}
+    # The switch is in the site header on every page, and leads back to that page.
+    errands = client.get("/mina-arenden").get_data(as_text=True)
+    header = errands[errands.index("<header") : errands.index("</header>")]
+    assert 'id="header-employer"' in header and "Provverket" in header
+    switched = client.post(
+        f"{PAGE}/arbetsgivare",
+        data={"csrf_token": token, "employer_id": employers["Provverket"], "next": "/mina-arenden"},
     )
+    assert switched.headers["Location"] == "/mina-arenden"
     page = client.get(PAGE).get_data(as_text=True)
     assert "David Dahl" in page and "Anna Andersson" not in page
+    # From a page of the previous employer's own, to the new employer's overview.
+    person_page = client.post(
+        f"{PAGE}/arbetsgivare",
+        data={
+            "csrf_token": token,
+            "employer_id": employers["Provverket"],
+            "next": f"{PAGE}/anvandare/1",
+        },
+    )
+    assert person_page.headers["Location"] == PAGE
+    # Nothing chosen: told so, nothing changes.
+    client.post(f"{PAGE}/arbetsgivare", data={"csrf_token": token, "employer_id": ""})
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "Välj en arbetsgivare." in page and "David Dahl" in page
     # An employer she has nothing at is not offered.
     refused = client.post(
         f"{PAGE}/arbetsgivare",
@@ -223,3 +244,39 @@ def test_the_overview_links_to_the_review(client: FlaskClient, session: Session)
     review = re.search(r'href="(/hantera-behorigheter/granska/\d+)"', page)
     assert review, "no link to the review"
     assert "Gå igenom behörigheterna" in client.get(review.group(1)).get_data(as_text=True)
+
+
+def test_emails_are_in_the_language_the_person_logged_in_with(
+    client: FlaskClient, session: Session
+) -> None:
+    """Rule 5: Greta logs in in English; Bertil's change reaches her in English, while
+    Cecilia, who never chose, is told in Swedish."""
+    greta = person_id(session, "198703159817")
+    client.get("/?lang=en")
+    login(client, session, "198703159817")
+    assert session.get_one(Person, greta).language == "en"
+    client.get("/?lang=sv")
+    client.post(
+        "/logga-ut", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))}
+    )
+    login(client, session, BERTIL)
+    codes = {c.code: c.id for c in session.scalars(select(EmployerCode))}
+    for person, code in ((greta, "A1001"), (person_id(session, CECILIA), "A1002")):
+        page = client.get(f"{PAGE}/anvandare/{person}").get_data(as_text=True)
+        response = client.post(
+            f"{PAGE}/anvandare/{person}",
+            data={"csrf_token": csrf_token(page), "permissions": [f"statistics:{codes[code]}"]},
+        )
+        assert response.status_code == 302
+    emails = {
+        e.to_address: e
+        for e in session.scalars(
+            select(EmailMessage).where(EmailMessage.template == "permissions_changed")
+        )
+    }
+    greta_email = emails["greta.gron@lonecenter.example"]
+    assert greta_email.language == "en"
+    assert greta_email.subject == "Your permissions at Statens testmyndighet have changed"
+    assert "Statistics and reports, A1001" in greta_email.text_body
+    cecilia_email = emails["cecilia.carlsson@testmyndighet.example"]
+    assert cecilia_email.language == "sv" and "har ändrats" in cecilia_email.subject

@@ -37,8 +37,14 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.notifications.models import EmailMessage
 from tests.conftest import ANNA, DAVID, login, person_id
-from tests.integration import test_notifications as notifications
-from tests.integration.test_notifications import BASE_URL, SmtpRecorder, _plain
+from tests.smtp import (  # noqa: F401 (fixtures: app_settings, smtp, smtp_server)
+    BASE_URL,
+    SmtpRecorder,
+    app_settings_fixture,
+    plain_text,
+    smtp_fixture,
+    smtp_server_fixture,
+)
 from tests.support import csrf_token, wait_for
 from workflows.outbox import add_message
 from workflows.runtime import Runtime
@@ -51,9 +57,6 @@ BERTIL_EMAIL = "bertil.berg@testmyndighet.example"
 REVIEW = "/hantera-behorigheter/granska"
 
 # The app sends to a real SMTP server, as in the notification tests.
-smtp_server = notifications.smtp_server
-smtp = notifications.smtp
-app_settings = notifications.app_settings
 
 
 def _myndighet(session: Session) -> int:
@@ -348,7 +351,7 @@ def test_the_scheduled_actor_emails_the_summary_through_the_mail_server(
     assert message["Subject"] == (
         "Användare som inte har loggat in på länge hos Statens testmyndighet"
     )
-    assert "Cecilia Carlsson" in _plain(message)
+    assert "Cecilia Carlsson" in plain_text(message)
 
     def sent() -> bool:
         with runtime.session_factory() as s:

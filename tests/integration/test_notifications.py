@@ -3,18 +3,12 @@ SMTP server (aiosmtpd on a free port); and the demo's mail sink with its page.""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import smtplib
 import threading
-from collections.abc import Iterator
 from email.message import EmailMessage as MimeMessage
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
-from aiosmtpd.smtp import Session as SmtpSession
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -40,6 +34,14 @@ from tests.factories import (
     registration_draft,
     verifiers,
 )
+from tests.smtp import (  # noqa: F401 (fixtures: app_settings, smtp, smtp_server)
+    BASE_URL,
+    SmtpRecorder,
+    app_settings_fixture,
+    plain_text,
+    smtp_fixture,
+    smtp_server_fixture,
+)
 from tests.support import free_port, wait_for
 from workflows import actors, pipeline
 from workflows.failures import StepFailureRecorder
@@ -47,7 +49,6 @@ from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
 
 SYSTEM = Agent.system("test")
-BASE_URL = "https://behorighet.spv.example"
 FREDRIK_WORK = "fredrik.falk@provverket.example"  # the address given in the registration
 DAVID_EMAIL = "david.dahl@provverket.example"
 PERSONNUMMER = ("198507049859", "200001029834", "195210039847")  # Fredrik, David, Eva
@@ -61,55 +62,6 @@ def _forms(personnummer: str) -> list[str]:
         personnummer[2:],
         f"{personnummer[2:8]}-{personnummer[8:]}",
     ]
-
-
-# --- a real SMTP server ----------------------------------------------------------------
-
-
-class SmtpRecorder:
-    """aiosmtpd handler keeping every message; answers 550 while ``refuse`` is set."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], MimeMessage]] = []
-        self.refuse = False
-        self.url = ""
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
-        if self.refuse:
-            return "550 5.7.1 Delivery not authorised"
-        raw = cast(bytes, envelope.content)
-        message = cast(MimeMessage, email.message_from_bytes(raw, policy=email.policy.default))
-        with self.lock:
-            self.received.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-@pytest.fixture(scope="module")
-def smtp_server() -> Iterator[SmtpRecorder]:
-    recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    recorder.url = f"smtp://127.0.0.1:{controller.port}"
-    yield recorder
-    controller.stop()
-
-
-@pytest.fixture(autouse=True)
-def smtp(smtp_server: SmtpRecorder) -> SmtpRecorder:
-    smtp_server.received.clear()
-    smtp_server.refuse = False
-    return smtp_server
-
-
-@pytest.fixture(scope="module")
-def app_settings(smtp_server: SmtpRecorder) -> dict[str, Any]:
-    """MAIL_URL at the module's SMTP server, and the mail sink's page."""
-    return {
-        "mail_url": smtp_server.url,
-        "public_base_url": BASE_URL,
-        "plugged": {"mail_sink": True},
-    }
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -158,12 +110,6 @@ def _queue_one(runtime: Runtime, key: str = "test:one") -> int:
         return queued.id
 
 
-def _plain(message: MimeMessage) -> str:
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None
-    return str(cast(MimeMessage, body).get_content())
-
-
 # --- (a) queued with the grant, sent after the commit ---------------------------------
 
 
@@ -204,7 +150,7 @@ def test_emails_reach_the_mail_server_after_the_commit(
     assert fredrik["Subject"] == "Du har fått rollen behörig beställare hos Provverket"
     assert fredrik["From"].addresses[0].addr_spec == "noreply@spv.example"
     assert fredrik["Message-ID"].endswith("@spv.example>")
-    body = _plain(fredrik)
+    body = plain_text(fredrik)
     assert "Provverket (organisationsnummer 202100-4920)" in body
     assert f"i ärende {reference}" in body
     assert f"{BASE_URL}/hantera-behorigheter" in body
@@ -212,10 +158,10 @@ def test_emails_reach_the_mail_server_after_the_commit(
     david = by_recipient[DAVID_EMAIL]
     assert str(david["To"]) == f"David Dahl <{DAVID_EMAIL}>"
     assert david["Subject"] == "Fredrik Falk har fått rollen behörig beställare hos Provverket"
-    assert reference in _plain(david) and "202100-4920" in _plain(david)
+    assert reference in plain_text(david) and "202100-4920" in plain_text(david)
 
     for _rcpt, message in smtp.received:
-        text = message.as_string() + _plain(message)
+        text = message.as_string() + plain_text(message)
         for personnummer in PERSONNUMMER:
             assert not any(form in text for form in _forms(personnummer)), personnummer
 
