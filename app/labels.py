@@ -8,6 +8,7 @@ from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus
 from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.models import Channel, CheckOutcome, DocumentKind, ErrandKind
+from forms.intake import SET_ASIDE_REASONS
 from workflows.states import ErrandState as S
 from workflows.states import Refusal
 
@@ -135,6 +136,7 @@ INTAKE_ERROR_LABELS = {
     "image_too_large": _l("Bilden är för stor. Skanna med högst 300 dpi."),
     # The clerk's actions (app.intake.clerk_actions.IntakeError)
     "page_not_in_queue": _l("Sidan är redan hanterad."),
+    "page_not_set_aside": _l("Sidan är inte lagd åt sidan."),
     "unknown_reference": _l("Det finns inget ärende med den referensen."),
     "not_awaiting_post": _l("Ärendet väntar inte på någon pappersblankett."),
     "no_such_page": _l("Blanketten har inte så många sidor."),
@@ -152,6 +154,7 @@ PAGE_OUTCOME_LABELS = {
     PageOutcome.UNKNOWN_ERRAND: _l("Inget ärende väntar på den här blanketten"),
     PageOutcome.DIGEST_MISMATCH: _l("Uppgifterna på sidan stämmer inte med ärendet"),
     PageOutcome.DUPLICATE: _l("Kopia av en sida som redan finns"),
+    PageOutcome.BLANK_SHEET: _l("Tom sida"),
     PageOutcome.TIMED_OUT: _l("Sidan tog för lång tid att läsa"),
     PageOutcome.TOO_LARGE: _l("Sidan är för stor"),
     PageOutcome.UNREADABLE: _l("Sidan går inte att läsa"),
@@ -223,6 +226,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         document_label=DOCUMENT_LABELS.__getitem__,
         page_outcome_label=PAGE_OUTCOME_LABELS.__getitem__,
         page_status_label=PAGE_STATUS_LABELS.__getitem__,
+        set_aside_reason_label=lambda key: SET_ASIDE_REASONS.get(key or "", key or "–"),
         batch_state_label=BATCH_STATE_LABELS.__getitem__,
         intake_error_message=intake_error_message,
         refusal_message=refusal_message,

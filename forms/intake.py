@@ -17,9 +17,11 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    ValidationError,
 )
 
 from app.access.models import Role
+from app.intake.reading import BLANK_SHEET_REASON
 from app.registrations.data import EmployerDetails, PersonDetails, RegistrationData, RemovalData
 from forms.common import NAME, EmployerForm, PersonFields, SignatoryForm, role_choices
 from forms.removal import OrdererToRemoveForm, orderer_to_remove
@@ -60,11 +62,46 @@ class MatchForm(FlaskForm):
 
 
 class DiscardForm(FlaskForm):
+    """Why pages that were put together do not belong together."""
+
     reason = StringField(
         _l("Varför läggs sidan åt sidan?"),
         filters=[strip_whitespace],
         validators=[DataRequired(_l("Skriv varför.")), Length(max=200)],
     )
+
+
+OTHER_REASON = "other"
+SET_ASIDE_REASONS = {
+    BLANK_SHEET_REASON: _l("Tom sida"),
+    "copy": _l("Kopia av en sida som redan kommit in"),
+    "cover_letter": _l("Följebrev eller annan handling"),
+    "not_spv": _l("Inte en blankett från SPV"),
+    OTHER_REASON: _l("Annat skäl"),
+}
+"""The reasons a clerk picks from to set a page aside (stored by key; "other" stores the
+clerk's own words)."""
+
+
+class SetAsideForm(FlaskForm):
+    preset = RadioField(
+        _l("Varför läggs sidan åt sidan?"),
+        choices=[SelectChoice(key, label) for key, label in SET_ASIDE_REASONS.items()],
+        validators=[InputRequired(_l("Välj varför sidan läggs åt sidan."))],
+    )
+    reason = StringField(
+        _l("Annat skäl"),
+        filters=[strip_whitespace],
+        validators=[Optional(), Length(max=200)],
+    )
+
+    def validate_reason(self, field: StringField) -> None:
+        if self.preset.data == OTHER_REASON and not field.data:
+            raise ValidationError(_l("Skriv varför sidan läggs åt sidan."))
+
+    def chosen_reason(self) -> str:
+        """The preset's key, or the clerk's own words for "other"."""
+        return str(self.reason.data) if self.preset.data == OTHER_REASON else str(self.preset.data)
 
 
 class ConfirmForm(FlaskForm):

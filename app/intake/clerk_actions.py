@@ -219,11 +219,25 @@ def take_apart(session: Session, agent: Agent, paper_form: PaperForm, reason: st
 
 
 def discard_page(session: Session, agent: Agent, page: ScanPage, reason: str) -> None:
-    """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed."""
+    """Set a page aside (an empty sheet, a cover letter, a copy): kept, not filed, and
+    :func:`restore_page` puts it back."""
     _take_from_queue(session, page)
     page.status = PageStatus.DISCARDED
     page.resolved_by_staff_id, page.resolved_dt = agent.id, utcnow()
+    page.set_aside_reason = reason.strip()
     session.flush()
     record_intake_event(
         session, agent, "scan_page.discarded", "scan_page", page.id, reason=reason.strip()
     )
+
+
+def restore_page(session: Session, agent: Agent, page: ScanPage) -> None:
+    """Put a page that was set aside (by a clerk, or as a blank sheet by the reader) back in
+    the manual queue."""
+    session.refresh(page, with_for_update=True)
+    if page.status is not PageStatus.DISCARDED:
+        raise IntakeError("page_not_set_aside")
+    page.status = PageStatus.NEEDS_CLERK
+    page.resolved_by_staff_id, page.resolved_dt, page.set_aside_reason = None, None, None
+    session.flush()
+    record_intake_event(session, agent, "scan_page.restored", "scan_page", page.id)

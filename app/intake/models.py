@@ -86,6 +86,8 @@ class PageOutcome(enum.StrEnum):
     """The page was printed from other form data than the errand now holds."""
     DUPLICATE = "duplicate"
     """Another copy of a page SPV already has."""
+    BLANK_SHEET = "blank_sheet"
+    """Nothing on it (the back of a page, a separator sheet): set aside automatically."""
     TIMED_OUT = "timed_out"
     TOO_LARGE = "too_large"
     UNREADABLE = "unreadable"
@@ -125,6 +127,8 @@ class ScanPage(Base):
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     resolved_dt: Mapped[datetime | None]
+    set_aside_reason: Mapped[str | None] = mapped_column(String(300))
+    """Why the page was set aside (by a clerk, or automatically); the audit log keeps all."""
 
     batch: Mapped[ScanBatch] = relationship(back_populates="pages")
     errand: Mapped[Errand | None] = relationship()

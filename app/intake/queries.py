@@ -36,6 +36,19 @@ def manual_queue(session: Session, limit: int = 50) -> list[ScanPage]:
     )
 
 
+def set_aside(session: Session, limit: int = 30) -> list[ScanPage]:
+    """Pages set aside, by a clerk or as blank sheets, newest first: any can be put back."""
+    return list(
+        session.scalars(
+            select(ScanPage)
+            .where(ScanPage.status == PageStatus.DISCARDED)
+            .options(selectinload(ScanPage.batch))
+            .order_by(ScanPage.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class IncompleteForm:
     errand: Errand
@@ -67,6 +80,14 @@ def incomplete_forms(session: Session) -> list[IncompleteForm]:
             )
         )
     return result
+
+
+def next_form_to_confirm(session: Session, after: PaperForm | None = None) -> PaperForm | None:
+    """The oldest form waiting for the clerk's check, other than ``after``."""
+    query = select(PaperForm).where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
+    if after is not None:
+        query = query.where(PaperForm.id != after.id)
+    return session.scalars(query.order_by(PaperForm.id).limit(1)).first()
 
 
 def forms_to_confirm(session: Session) -> list[PaperForm]:

@@ -20,6 +20,7 @@ from app.db import utcnow
 from app.documents.qr import FormKind, QrPayload, form_digest
 from app.documents.scan import MAC_MISMATCH, MALFORMED, NO_QR_CODE
 from app.intake.assembly import file_waiting_pages, record_intake_event
+from app.intake.blank_sheet import is_blank_sheet
 from app.intake.decoder import inspect_scan, read_scan
 from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
 from app.intake.scan_file import PAGE_TIMED_OUT, PAGE_TOO_LARGE, BadScanFile, IntakeLimits, PageRead
@@ -30,6 +31,9 @@ from workflows.states import ErrandState
 log = structlog.get_logger(__name__)
 
 READ_ACTOR = "read_scan_batch"
+READER = Agent.system("intake")
+BLANK_SHEET_REASON = "blank_sheet"
+"""The reason recorded for a blank sheet set aside by the reader (shown as "Tom sida")."""
 
 _ERROR_OUTCOMES = {
     NO_QR_CODE: PageOutcome.NO_QR_CODE,
@@ -175,7 +179,7 @@ def _finish(session: Session, batch: ScanBatch, error: str | None) -> None:
     batch.error_code, batch.finished_dt, batch.reader_until_dt = error, utcnow(), None
     record_intake_event(
         session,
-        Agent.system("intake"),
+        READER,
         "scan_batch.read",
         "scan_batch",
         batch.id,
@@ -234,6 +238,10 @@ def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | N
     batch.pages_read = page.page_index + 1
     batch.reader_until_dt = utcnow() + READ_LEASE
     session.flush()
+    if row.outcome is PageOutcome.BLANK_SHEET:
+        record_intake_event(
+            session, READER, "scan_page.discarded", "scan_page", row.id, reason=BLANK_SHEET_REASON
+        )
     return row
 
 
@@ -241,6 +249,12 @@ def _sort(session: Session, page: PageRead) -> dict[str, object]:
     """Outcome, status and place in the form of a page, from what its code said."""
     payload = page.payload
     if payload is None:
+        if page.error == NO_QR_CODE and is_blank_sheet(page.preview_jpeg):
+            return {
+                "outcome": PageOutcome.BLANK_SHEET,
+                "status": PageStatus.DISCARDED,
+                "set_aside_reason": BLANK_SHEET_REASON,
+            }
         outcome = _ERROR_OUTCOMES.get(page.error or "", PageOutcome.UNREADABLE)
         return {"outcome": outcome, "status": PageStatus.NEEDS_CLERK}
     place = {

@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
@@ -33,11 +43,15 @@ from forms.intake import (
     MatchForm,
     PaperRegistrationForm,
     PaperRemovalForm,
+    SetAsideForm,
     UploadForm,
 )
 
 bp = Blueprint("intake", __name__, template_folder="templates")
 
+
+ZOOM_LEVELS = (1, 2, 3)
+"""How much larger than its preview the signature page can be shown."""
 
 M = TypeVar("M", ScanBatch, ScanPage, PaperForm)
 T = TypeVar("T")
@@ -113,8 +127,9 @@ def manual_queue() -> ResponseReturnValue:
         "intake/manual.html",
         pages=queries.manual_queue(db()),
         incomplete=queries.incomplete_forms(db()),
+        set_aside=queries.set_aside(db()),
         match_form=MatchForm(),
-        discard_form=DiscardForm(),
+        set_aside_form=SetAsideForm(),
         action_form=FlaskForm(),
     )
 
@@ -220,16 +235,30 @@ def take_apart(form_id: int) -> ResponseReturnValue:
 @intake_clerk_required
 def discard(page_id: int) -> ResponseReturnValue:
     page = _get(ScanPage, page_id)
-    form = DiscardForm()
+    form = SetAsideForm()
     if not form.validate_on_submit():
-        flash(_("Skriv varför sidan läggs åt sidan."), "error")
-        return redirect(url_for(".manual_queue"))
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+        return redirect(url_for(".manual_queue") + f"#page-{page_id}")
     done, _none = _carry_out(
-        lambda: clerk_actions.discard_page(db(), signed_in(), page, form.reason.data)
+        lambda: clerk_actions.discard_page(db(), signed_in(), page, form.chosen_reason())
     )
     if done:
         flash(_("Sidan är lagd åt sidan. Den finns kvar i bunten."), "success")
     return redirect(url_for(".manual_queue"))
+
+
+@bp.post("/skanning/sida/<int:page_id>/ta-tillbaka")
+@intake_clerk_required
+def restore(page_id: int) -> ResponseReturnValue:
+    page = _get(ScanPage, page_id)
+    if not FlaskForm().validate_on_submit():  # the CSRF token only
+        abort(400)
+    done, _none = _carry_out(lambda: clerk_actions.restore_page(db(), signed_in(), page))
+    if done:
+        flash(_("Sidan är tillbaka i den manuella kön."), "success")
+    return redirect(url_for(".manual_queue") + f"#page-{page_id}")
 
 
 @bp.route("/skanning/blankett/<int:form_id>", methods=["GET", "POST"])
@@ -256,7 +285,18 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 ),
                 "success",
             )
+            following = queries.next_form_to_confirm(db())
+            if following is not None:  # "Nästa blankett": straight on to the next check
+                return redirect(url_for(".confirm", form_id=following.id))
             return redirect(url_for(".start"))
+    zoom = request.args.get("zoom", type=int)
     return render_template(
-        "intake/confirm.html", paper_form=paper_form, form=form, apart_form=DiscardForm()
+        "intake/confirm.html",
+        paper_form=paper_form,
+        form=form,
+        apart_form=DiscardForm(),
+        zoom=zoom if zoom in ZOOM_LEVELS else 1,
+        zoom_levels=ZOOM_LEVELS,
+        signature_page=max(paper_form.pages, key=lambda p: p.form_page or 0, default=None),
+        next_form=queries.next_form_to_confirm(db(), after=paper_form),
     ), 400 if form.errors else 200

@@ -94,7 +94,9 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
     with runtime.unit_of_work() as session:
         errand = printed_for_post(session, registration_draft(session))
         sheets = corpus.scan_pdf(printed(errand), ["clean-200", "rotated+1"])
-        data = corpus.as_pdf([*sheets, corpus.blank_page().image])
+        # A blank sheet (set aside) and a page without its code (for the manual queue).
+        extra = [corpus.blank_page().image, corpus.page_without_qr("reg", 0).image]
+        data = corpus.as_pdf([*sheets, *extra])
         batch_id = reading.receive_file(
             session, clerk(session), data, "bunt.pdf", BatchSource.UPLOAD
         ).batch.id
@@ -103,8 +105,8 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
     wait_for(lambda: _batch_read(runtime, batch_id), message="the batch to be read")
     with runtime.session_factory() as session:
         (form,) = queries.forms_to_confirm(session)
-        (blank,) = queries.manual_queue(session)
-        form_id, blank_id = form.id, blank.id
+        (without_code,) = queries.manual_queue(session)
+        form_id, page_id = form.id, without_code.id
     page.goto("/")
     log_in(page, "Karin Registrator")
     check(
@@ -114,7 +116,8 @@ def test_the_intake_clerks_pages(page: Page, runtime: Runtime) -> None:
             "/skanning/manuell",
             f"/skanning/bunt/{batch_id}",
             f"/skanning/blankett/{form_id}",
-            f"/skanning/sida/{blank_id}/registrera",
+            f"/skanning/sida/{page_id}/registrera",
+            f"/skanning/blankett/{form_id}?zoom=2",
         ],
     )
 

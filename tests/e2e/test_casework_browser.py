@@ -122,14 +122,25 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
 
     page.get_by_role("link", name="Till den manuella kön").click()
     sheets = page.locator("section.scan-page")
-    expect(sheets).to_have_count(2)
+    expect(sheets).to_have_count(1)  # the blank sheet is set aside
     torn_sheet = sheets.filter(has_text="Bunt skannad-bunt.pdf, sida 2")
     torn_sheet.get_by_label("Ärendets referens").fill(reference)
     torn_sheet.get_by_label("Sida nummer").fill("1")
     torn_sheet.get_by_role("button", name="Koppla till ärendet").click()
     expect(page.get_by_text("Blanketten är komplett. Kontrollera underskriften.")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_contain_text(reference)
-    expect(page.get_by_text("Eva Ek")).to_be_visible()
+    expect(page.get_by_text("Eva Ek").first).to_be_visible()
+    # The signature page, large enough to read, and larger still.
+    signature = page.get_by_role("img", name="Sida 2 av 2 med underskriften")
+    expect(signature).to_be_visible()
+    width = signature.bounding_box()["width"]  # type: ignore[index]
+    page.get_by_role("navigation", name="Förstoring").get_by_role("link", name="200 %").click()
+    assert (
+        page.get_by_role("img", name="Sida 2 av 2 med underskriften").bounding_box()[  # type: ignore[index]
+            "width"
+        ]
+        > 1.9 * width
+    )
     for question in (
         "Är blanketten underskriven för hand?",
         "Är det firmatecknaren som anges i blanketten som har skrivit under?",
@@ -140,11 +151,22 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
 
     open_menu_item(page, "Skanning")
     page.get_by_role("link", name=re.compile(r"^Manuell kö")).click()
+    # The blank sheet was set aside by the reader; the clerk can put it back ...
+    expect(page.get_by_text("Den manuella kön är tom.")).to_be_visible()
+    set_aside = page.locator(".set-aside-list li", has_text="Bunt skannad-bunt.pdf, sida 3")
+    expect(set_aside).to_contain_text("Tom sida (automatiskt)")
+    set_aside.get_by_role("button", name="Lägg tillbaka i kön").click()
+    expect(page.get_by_text("Sidan är tillbaka i den manuella kön.")).to_be_visible()
+    # ... and set it aside again with a reason from the list.
     blank = page.locator("section.scan-page")
     expect(blank).to_have_count(1)
-    blank.get_by_label("Varför läggs sidan åt sidan?").fill("Tom baksida")
+    blank.get_by_role("group", name="Varför läggs sidan åt sidan?").get_by_text(
+        "Tom sida", exact=True
+    ).click()
     blank.get_by_role("button", name="Lägg åt sidan").click()
     expect(page.get_by_text("Den manuella kön är tom.")).to_be_visible()
+    expect(set_aside).to_contain_text("Tom sida")
+    expect(set_aside).not_to_contain_text("automatiskt")
     page.screenshot(path=RESULTS_DIR / "skanning.png", full_page=True)
     log_out(page)
 

@@ -551,9 +551,9 @@ def _deadline_once(s: Session, sid: int) -> None:
 
 
 SCANNED = [  # _posted_and_scanned's 4 pages as read: (outcome, status)
-    (PageOutcome.NO_QR_CODE, PageStatus.NEEDS_CLERK),
+    (PageOutcome.BLANK_SHEET, PageStatus.DISCARDED),
     (PageOutcome.MATCHED, PageStatus.WAITING),
-    (PageOutcome.NO_QR_CODE, PageStatus.NEEDS_CLERK),
+    (PageOutcome.BLANK_SHEET, PageStatus.DISCARDED),
     (PageOutcome.MATCHED, PageStatus.WAITING),
 ]
 FILED = [(o, PageStatus.FILED if s is PageStatus.WAITING else s) for o, s in SCANNED]
@@ -597,7 +597,9 @@ def _read_once(s: Session, sid: int) -> None:
         (1, PageStatus.FILED),
         (2, PageStatus.FILED),
     ]
-    assert [p.page_index for p in queries.manual_queue(s)] == [0, 2]  # the blank sheets
+    assert queries.manual_queue(s) == []
+    assert [p.page_index for p in queries.set_aside(s)] == [2, 0]  # the blank sheets, once each
+    assert _events(s, "scan_page.discarded") == 2
     assert _errand(s, sid).state is ErrandState.AWAITING_POST  # till a clerk confirms
     assert _events(s, "paper_form.assembled") == 1
     assert _events(s, "scan_batch.read") == 1

@@ -17,6 +17,7 @@ import pypdfium2 as pdfium
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import ImageDraw, ImageFont
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -101,8 +102,11 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
             (2, PageStatus.FILED),
         ]
         assert errand.state is ErrandState.AWAITING_POST  # until a clerk confirms
+    # The page without its code waits for a clerk; the blank sheet is set aside.
     manual = queries.manual_queue(session)
-    assert sorted(p.outcome for p in manual) == [PageOutcome.NO_QR_CODE, PageOutcome.NO_QR_CODE]
+    assert [p.outcome for p in manual] == [PageOutcome.NO_QR_CODE]
+    [blank] = queries.set_aside(session)
+    assert (blank.outcome, blank.set_aside_reason) == (PageOutcome.BLANK_SHEET, "blank_sheet")
     assert sum(p.upside_down for p in batch.pages) == 1
 
     form = paper_form(session, first)
@@ -688,3 +692,39 @@ def test_clerk_types_in_a_blank_removal_form_filled_in_by_hand(
     clerk_actions.match_page(session, clerk(session), second, errand.reference, 2)
     form = paper_form(session, errand)
     assert form is not None and [p.form_page for p in form.pages] == [1, 2]
+
+
+def test_a_blank_sheet_is_set_aside_and_a_clerk_can_put_it_back(session: Session) -> None:
+    """The clerk's desk: blank sheets do not fill the manual queue, but nothing is lost –
+    the reader records why, and a clerk puts a sheet back (a faint note, say)."""
+    note = corpus.blank_page(seed=3).image
+    # A few handwritten words in the middle of an otherwise empty sheet is not blank.
+    handwriting = ImageFont.load_default(size=60)  # about 7 mm tall at the scan's 200 dpi
+    ImageDraw.Draw(note).text(
+        (note.width // 4, note.height // 2), "Se bilaga", fill=0, font=handwriting
+    )
+    batch = read(session, corpus.as_pdf([corpus.blank_page(seed=4).image, note]))
+    blank, written = batch.pages
+    assert (blank.outcome, blank.status) == (PageOutcome.BLANK_SHEET, PageStatus.DISCARDED)
+    assert (written.outcome, written.status) == (PageOutcome.NO_QR_CODE, PageStatus.NEEDS_CLERK)
+    [event] = _intake_events(session, "scan_page.discarded")
+    assert (event.actor, event.object_id, event.data) == (
+        "system:intake",
+        str(blank.id),
+        {"reason": "blank_sheet"},
+    )
+
+    clerk_actions.restore_page(session, clerk(session), blank)
+    assert blank.status is PageStatus.NEEDS_CLERK and blank.set_aside_reason is None
+    assert [p.id for p in queries.manual_queue(session)] == [blank.id, written.id]
+    assert len(_intake_events(session, "scan_page.restored")) == 1
+    with pytest.raises(clerk_actions.IntakeError, match="page_not_set_aside"):
+        clerk_actions.restore_page(session, clerk(session), blank)
+
+    clerk_actions.discard_page(session, clerk(session), written, "cover_letter")
+    assert written.set_aside_reason == "cover_letter"
+    assert [p.id for p in queries.set_aside(session)] == [written.id]
+
+
+def _intake_events(session: Session, action: str) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
