@@ -1,4 +1,5 @@
-"""Fill English translations into the catalogue from a JSON file of {msgid: msgstr}.
+"""Fill English translations into the catalogue from a JSON file of {msgid: msgstr}
+(for a plural: {singular msgid: [singular, plural]}).
 
 Usage: .venv/bin/python scripts/translate.py translations.json
 Run scripts/update-translations.sh first; prints the msgids still untranslated.
@@ -23,8 +24,10 @@ def main(path: str) -> None:
     for message in catalog:
         if not message.id:
             continue
-        if message.id in translations:
-            message.string = translations[message.id]
+        key = message.id if isinstance(message.id, str) else message.id[0]
+        if key in translations:
+            value = translations[key]  # a plural's: [singular, plural]
+            message.string = tuple(value) if isinstance(value, list) else value
             message.flags.discard("fuzzy")
             message.previous_id = []
         elif not message.string or message.fuzzy:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from app.web import runtime
+from app.todo import to_do
+from app.web import db, person_required, runtime, signed_in
 
 bp = Blueprint("core", __name__, template_folder="templates")
 
@@ -13,6 +14,15 @@ bp = Blueprint("core", __name__, template_folder="templates")
 @bp.get("/")
 def index() -> ResponseReturnValue:
     return render_template("core/index.html")
+
+
+@bp.get("/att-gora")
+@person_required
+def todo() -> ResponseReturnValue:
+    """An employer's person's start page after login: what waits for them."""
+    agent = signed_in()
+    assert agent.id is not None
+    return render_template("core/todo.html", todo=to_do(db(), agent.id))
 
 
 @bp.get("/healthz")

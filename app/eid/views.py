@@ -22,10 +22,12 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
+from app.core.agents import AgentKind
 from app.eid import service
 from app.eid.login import resolve_login
 from app.eid.messages import error_message, user_message
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
+from app.staff.models import StaffMember
 from app.web import bankid_client, collect_interval, commit, db, runtime, sign_in, sign_out
 
 bp = Blueprint("eid", __name__, template_folder="templates")
@@ -34,12 +36,12 @@ SESSION_KEY = "eid_login"
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site (no open redirect)."""
+    """Only a path on this site (no open redirect); "" for none (the start page)."""
     if not target:
-        return url_for("core.index")
+        return ""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("core.index")
+        return ""
     return target
 
 
@@ -83,12 +85,25 @@ def _login_order() -> EidOrder | None:
     return service.find_order(db(), state.get("order"), state.get("binding"), OrderPurpose.LOGIN)
 
 
+def _start_page(kind: AgentKind, agent_id: int) -> str:
+    """Where each kind of user starts: caseworkers at the queue, clerks at the scanning,
+    an employer's people at what waits for them."""
+    if kind is AgentKind.PERSON:
+        return url_for("core.todo")
+    staff = db().get_one(StaffMember, agent_id)
+    if staff.is_caseworker:
+        return url_for("casework.queue")
+    if staff.is_intake_clerk:
+        return url_for("intake.start")
+    return url_for("core.index")
+
+
 def _finish_login(order: EidOrder) -> str:
     """Sign in the identified person; returns where to go next."""
     identity = service.use_completion(db(), order)
     kind, agent_id = resolve_login(db(), identity, str(get_locale()))
     commit()
-    target = (session.get(SESSION_KEY) or {}).get("next") or url_for("core.index")
+    target = (session.get(SESSION_KEY) or {}).get("next") or _start_page(kind, agent_id)
     sign_in(kind, agent_id)  # a new session: the old one (and its CSRF token) is gone
     flash(_("Du är inloggad."), "success")
     return str(target)

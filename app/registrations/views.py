@@ -73,7 +73,9 @@ def step_url(errand: Errand, name: str) -> str:
     return f"{FORM_PATHS[errand.kind]}/{errand.reference}/{segment}"
 
 
+@bp.app_template_global()
 def resume_url(errand: Errand) -> str:
+    """Where a draft goes on (also for the to-do page's templates)."""
     return step_url(errand, service.next_step(errand))
 
 

@@ -1,0 +1,88 @@
+"""What waits for a person of an employer when they log in: their drafts, forms waiting
+for their signature, SPV's requests for completion, permission requests to answer and
+inactive users to review. Plain queries; the page is ``app.core.views.todo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.access import inactivity
+from app.access.models import Employer, PermissionRequest, Person
+from app.registrations.models import Errand
+from app.registrations.service import is_lapsed
+from workflows.states import ErrandState
+
+WAITING_FOR_SIGNATURE = (ErrandState.AWAITING_SIGNATURE,)
+"""The states in which an errand waits for its signatory's e-signature."""
+
+
+@dataclass(frozen=True)
+class ToReview:
+    employer: Employer
+    inactive_users: int
+    pending_requests: int
+
+
+@dataclass(frozen=True)
+class ToDo:
+    drafts: list[Errand] = field(default_factory=list)
+    to_sign: list[Errand] = field(default_factory=list)
+    completion_requested: list[Errand] = field(default_factory=list)
+    reviews: list[ToReview] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.drafts or self.to_sign or self.completion_requested or self.reviews)
+
+
+def to_do(session: Session, person_id: int) -> ToDo:
+    """Everything that waits for the person, oldest first within each kind."""
+    person = session.get_one(Person, person_id)
+    open_states = (ErrandState.DRAFT, ErrandState.AWAITING_COMPLETION, *WAITING_FOR_SIGNATURE)
+    errands = session.scalars(
+        select(Errand)
+        .where(Errand.submitted_by_id == person_id, Errand.state.in_(open_states))
+        .options(selectinload(Errand.employer))
+        .order_by(Errand.created_dt)
+    ).all()
+    for_signature = session.scalars(
+        select(Errand)
+        .where(Errand.state.in_(WAITING_FOR_SIGNATURE), Errand.submitted_by_id != person_id)
+        .options(selectinload(Errand.employer))
+        .order_by(Errand.created_dt)
+    ).all()
+    reviews = []
+    for employer in inactivity.reviewable_employers(session, person_id):
+        scope = inactivity.review_scope(session, person_id, employer.id)
+        assert scope is not None
+        inactive = inactivity.count_users(
+            session, employer.id, code_ids=scope.code_ids, marked_only=True
+        )
+        requests = _pending_requests(session, employer.id, scope.code_ids)
+        if inactive or requests:
+            reviews.append(ToReview(employer, inactive, requests))
+    return ToDo(
+        drafts=[e for e in errands if e.state is ErrandState.DRAFT and not is_lapsed(e)],
+        to_sign=[
+            *(e for e in errands if e.state in WAITING_FOR_SIGNATURE),
+            *(e for e in for_signature if _named_signatory(e) == person.personnummer),
+        ],
+        completion_requested=[e for e in errands if e.state is ErrandState.AWAITING_COMPLETION],
+        reviews=reviews,
+    )
+
+
+def _named_signatory(errand: Errand) -> str | None:
+    return errand.data.signatory.personnummer if errand.data.signatory else None
+
+
+def _pending_requests(session: Session, employer_id: int, code_ids: frozenset[int] | None) -> int:
+    query = select(func.count(PermissionRequest.id)).where(
+        PermissionRequest.employer_id == employer_id, PermissionRequest.decided_dt.is_(None)
+    )
+    if code_ids is not None:
+        query = query.where(PermissionRequest.employer_code_id.in_(code_ids))
+    return session.scalar(query) or 0
