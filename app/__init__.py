@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import Flask, g, request, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings
 from app.logging import configure_logging
@@ -70,6 +71,11 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         app.register_blueprint(blueprint)
     for plugin in plugins:
         plugin.init_app(app)
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

@@ -60,6 +60,20 @@ def migrate_command() -> None:
     click.echo("Database is up to date.")
 
 
+@main.command("serve")
+@click.option("--bind", default=None, help="host:port or unix:PATH (default WEB_BIND).")
+@click.option("--workers", type=int, default=None, help="Processes (default WEB_WORKERS).")
+@click.option("--threads", type=int, default=None, help="Threads each (default WEB_THREADS).")
+def serve_command(bind: str | None, workers: int | None, threads: int | None) -> None:
+    """Serve the web pages in production: gunicorn behind the reverse proxy."""
+    from app.config import Settings
+    from app.serve import WebServer
+
+    overrides = {"web_bind": bind, "web_workers": workers, "web_threads": threads}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    WebServer(settings).run()
+
+
 @main.command("worker")
 @click.option("--threads", type=int, default=None, help="Worker threads (default WORKER_THREADS).")
 @with_appcontext

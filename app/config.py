@@ -61,6 +61,20 @@ class Settings:
     worker_threads: int = 2
     """Threads per worker process (also for the demo's in-process worker)."""
 
+    web_bind: str = "127.0.0.1:8000"
+    """Where ``behorighet serve`` listens (host:port, or unix:PATH), behind the proxy."""
+
+    web_workers: int = 2
+    """``behorighet serve``'s processes (about one per core)."""
+
+    web_threads: int = 4
+    """Threads per ``behorighet serve`` process."""
+
+    trusted_proxies: int = 0
+    """How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host: the
+    end user's address (which BankID is told) is taken from that many hops back. 0: none
+    (the demo); never more than really stand in front (the header could be forged)."""
+
     deadline_check_interval_s: float = 300.0
     """How often each worker schedules the ``watch_deadlines`` actor (SLA reminders and
     escalations)."""
@@ -169,8 +183,11 @@ class Settings:
             values["qr_secret"] = env["QR_SECRET"]
         if "OUTBOX_RESEND_AFTER_S" in env:
             values["outbox_resend_after_s"] = float(env["OUTBOX_RESEND_AFTER_S"])
-        if "WORKER_THREADS" in env:
-            values["worker_threads"] = int(env["WORKER_THREADS"])
+        for name in ("worker_threads", "web_workers", "web_threads", "trusted_proxies"):
+            if name.upper() in env:
+                values[name] = int(env[name.upper()])
+        if env.get("WEB_BIND"):
+            values["web_bind"] = env["WEB_BIND"]
         if "DEADLINE_CHECK_INTERVAL_S" in env:
             values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
         if "SESSION_IDLE_MINUTES" in env:

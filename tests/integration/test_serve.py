@@ -1,0 +1,97 @@
+"""``behorighet serve``: the production web entry (gunicorn, from the settings), and the
+end user's address through the reverse proxy (what BankID is told)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask, request, request_started
+
+from tests.support import free_port, wait_for
+
+BEHORIGHET = Path(sys.executable).parent / "behorighet"
+
+
+def _remote_addrs(app: Flask, headers: dict[str, str]) -> str:
+    seen: list[str] = []
+
+    def record(_sender: Flask, **_extra: object) -> None:
+        seen.append(request.remote_addr or "")
+
+    with request_started.connected_to(record, app):
+        app.test_client().get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    return seen[0]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "seen"),
+    [(0, "10.0.0.2"), (1, "203.0.113.9")],
+    ids=["no proxy: the header is not believed", "one proxy: its header is"],
+)
+def test_the_end_users_address_comes_through_the_trusted_proxies(
+    make_app: Callable[..., Flask], proxies: int, seen: str
+) -> None:
+    app = make_app(trusted_proxies=proxies)
+    forged_and_real = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
+    assert _remote_addrs(app, forged_and_real) == seen
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except OSError:
+        return 0
+
+
+@pytest.mark.slow  # two gunicorn workers start twice: about 15 s
+def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gracefully(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WEB_WORKERS": "2",
+        "WEB_THREADS": "2",
+        "SECRET_KEY": "serve-test",
+    }
+    server = subprocess.Popen(
+        [str(BEHORIGHET), "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        ready = f"http://127.0.0.1:{port}/readyz"
+        wait_for(lambda: _get(ready) == 200, timeout=30, message="serve to answer /readyz")
+        workers = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(workers) == 2, workers
+        server.send_signal(signal.SIGHUP)  # a graceful reload: new workers, no downtime
+        wait_for(
+            lambda: set(
+                subprocess.run(
+                    ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+                ).stdout.split()
+            ).isdisjoint(workers),
+            timeout=30,
+            message="the workers to be replaced",
+        )
+        assert _get(ready) == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        output = server.stdout.read().decode() if server.stdout else ""
+    assert "Booting worker" in output and "GET /readyz" in output
