@@ -74,6 +74,30 @@ def serve_command(bind: str | None, workers: int | None, threads: int | None) ->
     WebServer(settings).run()
 
 
+@main.command("import-permissions")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--notify", is_flag=True, help="Email each user about each permission added.")
+@with_appcontext
+def import_permissions_command(file: Path, dry_run: bool, notify: bool) -> None:
+    """Load the legacy system's export of service permissions (CSV; see the README)."""
+    from app.access.legacy_import import BadFile, import_permissions
+
+    runtime = _runtime()
+    try:
+        report = import_permissions(
+            runtime.session_factory,
+            file.read_bytes(),
+            dry_run=dry_run,
+            notify=notify,
+            base_url=runtime.settings.public_base_url,
+        )
+    except BadFile as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.command("worker")
 @click.option("--threads", type=int, default=None, help="Worker threads (default WORKER_THREADS).")
 @with_appcontext
