@@ -10,7 +10,7 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import Settings
+from app.config import Settings, UnsafeSettings, production_problems
 from app.logging import configure_logging
 from app.plugins import Plugin, configure_all
 
@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     """The app for ``settings`` (from the environment by default), with ``plugins`` (the
     demo's and the tests' stand-ins) configured and plugged in."""
     settings = configure_all(settings or Settings.from_env(), plugins)
+    problems = production_problems(settings)
+    if problems:
+        raise UnsafeSettings(problems)
     configure_logging(json_logs=not (settings.stand_ins or settings.testing))
     app = Flask(__name__)
     app.config.update(

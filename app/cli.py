@@ -24,8 +24,12 @@ COMMANDS_GROUP = "behorighet.commands"
 
 def _create_app() -> Flask:
     from app import create_app
+    from app.config import UnsafeSettings
 
-    return create_app()
+    try:
+        return create_app()
+    except UnsafeSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app)
@@ -66,11 +70,14 @@ def migrate_command() -> None:
 @click.option("--threads", type=int, default=None, help="Threads each (default WEB_THREADS).")
 def serve_command(bind: str | None, workers: int | None, threads: int | None) -> None:
     """Serve the web pages in production: gunicorn behind the reverse proxy."""
-    from app.config import Settings
+    from app.config import Settings, UnsafeSettings, production_problems
     from app.serve import WebServer
 
     overrides = {"web_bind": bind, "web_workers": workers, "web_threads": threads}
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    problems = production_problems(settings)
+    if problems:
+        raise click.ClickException(str(UnsafeSettings(problems)))
     WebServer(settings).run()
 
 

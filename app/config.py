@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from app.documents.pki import SealSource
@@ -150,6 +151,10 @@ class Settings:
     Never read from the environment: only a plugin sets it, in its ``configure``. Empty in
     production."""
 
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """The settings given explicitly (by the environment or the caller) rather than left to
+    their defaults: production needs some of them given (:func:`production_problems`)."""
+
     seal_source: SealSource | None = field(default=None, compare=False, repr=False)
     """Where the seal material comes from when a plugin provides it (the demo's and the
     tests' test PKI); ``None``: the ``SEAL_*`` files and ``TSA_URL`` above."""
@@ -220,4 +225,66 @@ class Settings:
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
         values.update(overrides)
+        values["given"] = frozenset(values)
         return cls(**values)  # type: ignore[arg-type]
+
+
+class UnsafeSettings(RuntimeError):
+    """The product was started outside the demo and the tests with settings that are not
+    safe in production; the message names each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "Refusing to start with unsafe settings (outside `behorighet demo`):\n  "
+            + "\n  ".join(problems)
+        )
+        self.problems = problems
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What makes ``settings`` unsafe in production: every missing or unsafe setting, by
+    its environment name. Nothing to say with stand-ins plugged in (the demo) or in tests."""
+    if settings.stand_ins or settings.testing:
+        return []
+    problems = []
+    for name in ("secret_key", "qr_secret"):
+        if name not in settings.given:
+            problems.append(f"{name.upper()} is not set (the default is random per process)")
+    if urlsplit(settings.bankid_url).scheme != "https" or _is_loopback(settings.bankid_url):
+        problems.append(f"BANKID_URL must be BankID's https address, not {settings.bankid_url}")
+    files = {
+        "BANKID_CERT_FILE": settings.bankid_cert_file,
+        "BANKID_KEY_FILE": settings.bankid_key_file,
+        "BANKID_CA_FILE": settings.bankid_ca_file,
+        "BANKID_TRUST_ROOTS_FILE": settings.bankid_trust_roots_file,
+        "SEAL_TRUST_ROOTS_FILE": settings.seal_trust_roots_file,
+    }
+    if settings.seal_source is None:
+        if settings.seal_pkcs12_file:
+            files["SEAL_PKCS12_FILE"] = settings.seal_pkcs12_file
+        else:
+            files["SEAL_CERT_FILE"] = settings.seal_cert_file
+            files["SEAL_KEY_FILE"] = settings.seal_key_file
+    for name, path in files.items():
+        if not path:
+            problems.append(f"{name} is not set")
+        elif not Path(path).is_file():
+            problems.append(f"{name}: no such file {path}")
+    if not settings.tsa_url or urlsplit(settings.tsa_url).scheme not in ("https", "http"):
+        problems.append("TSA_URL is not set (an RFC 3161 time-stamping authority)")
+    if "mail_url" not in settings.given:
+        problems.append("MAIL_URL is not set (the default is the demo's mail sink)")
+    if urlsplit(settings.public_base_url).scheme != "https":
+        problems.append(f"PUBLIC_BASE_URL must be https, not {settings.public_base_url}")
+    if settings.database_url.startswith("sqlite"):
+        problems.append("DATABASE_URL is SQLite, the demo's database: use PostgreSQL")
+    if settings.broker_url.startswith("stub://"):
+        problems.append(
+            "BROKER_URL is stub://, the demo's in-process broker: use RabbitMQ or Redis"
+        )
+    return problems

@@ -325,7 +325,9 @@ def main() -> int:
     with fresh_database(args.keep) as url:
         url = url.replace("postgresql://", "postgresql+psycopg://")
         migrate_database(url)
-        app = create_app(Settings(database_url=url, broker_url="stub://", secret_key="bench"))
+        app = create_app(
+            Settings(database_url=url, broker_url="stub://", secret_key="bench", testing=True)
+        )
         runtime = app.extensions["behorighet"]
         with runtime.unit_of_work() as session:
             seed_demo(session)

@@ -102,7 +102,9 @@ class Intake:
         url = os.environ.get("DATABASE_URL") or (
             f"sqlite:///{tempfile.mkdtemp(prefix='bench-intake-')}/bench.sqlite3"
         )
-        settings = Settings(database_url=url, broker_url="stub://", secret_key=key_secret)
+        settings = Settings(
+            database_url=url, broker_url="stub://", secret_key=key_secret, testing=True
+        )
         migrate_database(url)
         self.runtime = create_app(settings).extensions["behorighet"]
         with self.runtime.unit_of_work() as session:

@@ -14,9 +14,20 @@ from pathlib import Path
 import pytest
 from flask import Flask, request, request_started
 
-from tests.support import free_port, wait_for
+from devtools.pki import ensure_test_pki
+from tests.support import REDIS_URL, free_port, wait_for
 
 BEHORIGHET = Path(sys.executable).parent / "behorighet"
+PRODUCTION_FILES = {  # production-shaped settings from the test PKI's files
+    "BANKID_CERT_FILE": "seal.pem",
+    "BANKID_KEY_FILE": "seal-key.pem",
+    "BANKID_CA_FILE": "root-ca.pem",
+    "BANKID_TRUST_ROOTS_FILE": "root-ca.pem",
+    "SEAL_CERT_FILE": "seal.pem",
+    "SEAL_KEY_FILE": "seal-key.pem",
+    "SEAL_CHAIN_FILE": "seal-ca.pem",
+    "SEAL_TRUST_ROOTS_FILE": "root-ca.pem",
+}
 
 
 def _remote_addrs(app: Flask, headers: dict[str, str]) -> str:
@@ -53,15 +64,24 @@ def _get(url: str) -> int:
 
 @pytest.mark.slow  # two gunicorn workers start twice: about 15 s
 def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gracefully(
-    database_url: str, tmp_path: Path
+    database_url: str, pki_dir: Path
 ) -> None:
     port = free_port()
+    ensure_test_pki(pki_dir)
+    pki = {name: str(pki_dir / file) for name, file in PRODUCTION_FILES.items()}
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "BROKER_URL": REDIS_URL,
         "WEB_WORKERS": "2",
         "WEB_THREADS": "2",
         "SECRET_KEY": "serve-test",
+        "QR_SECRET": "serve-test-qr",
+        "BANKID_URL": "https://appapi2.test.bankid.com/rp/v6.0/",
+        "TSA_URL": "https://tsa.example/rfc3161",
+        "MAIL_URL": "smtp://127.0.0.1:9",
+        "PUBLIC_BASE_URL": "https://behorighet.example",
+        **pki,
     }
     server = subprocess.Popen(
         [str(BEHORIGHET), "serve", "--bind", f"127.0.0.1:{port}"],
