@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from app.access.authority import Access
 from app.access.models import ChangeAction, ChangeKind, CodeStatus, Role, SelfService
-from app.api.service import MAX_BATCH, MAX_FEED_PAGE, Reason
+from app.api.service import CURSOR_PATTERN, MAX_BATCH, MAX_FEED_PAGE, Reason
 
 PERSONNUMMER = r"^[0-9]{12}$"
 _REASONS = [Reason.GRANTED, Reason.NO_PERMISSION, Reason.CLOSED_CODE, Reason.UNKNOWN_EMPLOYER_CODE]
@@ -125,7 +125,7 @@ class ContactsOut(ma.Schema):
 class ChangesQuery(Strict):
     after = fields.String(
         load_default=None,
-        validate=validate.Length(max=64),
+        validate=validate.Regexp(CURSOR_PATTERN),
         metadata={"description": "The cursor of the last change read (from the start without)"},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_FEED_PAGE))
