@@ -268,8 +268,14 @@ def changes(query: dict[str, Any]) -> Any:
 
 
 @docs_bp.route("/docs")
-def docs() -> str:
-    return render_template("api/docs.html")
+def docs() -> flask.Response:
+    """Swagger UI from the app's own static files (no CDN); it sets inline styles."""
+    response = flask.make_response(render_template("api/docs.html"))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
 
 
 # ---- plugged into the app --------------------------------------------------------------------
