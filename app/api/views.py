@@ -4,7 +4,6 @@ service call, log who was asked about, commit."""
 
 from __future__ import annotations
 
-import hashlib
 import http
 from collections.abc import Callable, Iterable
 from functools import wraps
@@ -14,6 +13,7 @@ from urllib.parse import unquote
 import flask
 from flask import Flask, abort, current_app, g, render_template, request
 from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
@@ -98,25 +98,41 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+_UNKNOWN = object()
+
+
+def _identify() -> clients.Caller | None:
+    """The registered client this request comes from, by its bearer token or else its
+    certificate; None when neither names an active client. Looked up once a request (the
+    rate limit asks first)."""
+    found = g.get("api_caller", _UNKNOWN)
+    if found is not _UNKNOWN:
+        return cast(clients.Caller | None, found)
+    token = _bearer()
+    caller: clients.Caller | None = None
+    if token is not None:
+        caller = clients.by_token(db(), token)
+    else:
+        pem = _presented_certificate()
+        fingerprint = clients.certificate_fingerprint(pem) if pem else None
+        caller = clients.by_certificate(db(), fingerprint) if fingerprint else None
+    g.api_caller = caller
+    return caller
+
+
 def _rate_key() -> str:
-    """The client a request is counted against: its credential (before it is looked up)."""
-    credential = _bearer() or _presented_certificate()
-    if credential:
-        return "client:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+    """What a request is counted against: its client; or, for a request no client is
+    recognised in, its address (so guessing secrets is limited too)."""
+    found = _identify()
+    if found is not None:
+        return f"client:{found.id}"
     return "address:" + (request.remote_addr or "-")
 
 
 @bp.before_request
 def authenticate() -> None:
-    token = _bearer()
-    caller = clients.by_token(db(), token) if token else None
-    if caller is None and token is None:
-        pem = _presented_certificate()
-        fingerprint = clients.certificate_fingerprint(pem) if pem else None
-        caller = clients.by_certificate(db(), fingerprint) if fingerprint else None
-    if caller is None:
+    if _identify() is None:
         abort(401)
-    g.api_caller = caller
 
 
 def caller() -> clients.Caller:
@@ -322,7 +338,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     api.spec.components.security_scheme(
         "mutualTLS", {"type": "mutualTLS", "description": "A registered client certificate"}
     )
-    limiter = Limiter(key_func=_rate_key, app=app)
+    limiter = Limiter(key_func=get_remote_address, app=app)
     limiter.limit(lambda: str(current_app.config["API_RATE_LIMIT"]), key_func=_rate_key)(bp)
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)

@@ -331,6 +331,14 @@ def test_the_rate_limit_per_client(make_app: Callable[..., Flask], session: Sess
     assert "Retry-After" in limited.headers
     ok = client.post("/api/v1/check", json=cecilia_check(), headers=bearer(other))
     assert ok.status_code == 200  # another client has its own count
+    # Guessed secrets are counted by address, whatever the guess.
+    guesses = [
+        client.post(
+            "/api/v1/check", json=cecilia_check(), headers=bearer(f"bh_guess{n}")
+        ).status_code
+        for n in range(4)
+    ]
+    assert guesses == [401, 401, 401, 429]
 
 
 def test_the_rate_limit_counts_in_redis_when_configured(
