@@ -270,7 +270,7 @@ def employer_contacts(employer: str) -> Any:
 @_problems(400, 401, 403, 422, 429)
 def changes(query: dict[str, Any]) -> Any:
     """Permission changes in commit order: service permissions granted and revoked, roles
-    granted, changed and ended. Keep ``next`` and pass it as ``after`` to read on."""
+    granted, changed and ended. Keep `next` and pass it as `after` to read on."""
     try:
         page = service.changes_after(db(), query["after"], query["limit"])
     except service.BadCursor:
