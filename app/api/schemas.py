@@ -13,6 +13,8 @@ from app.access.models import ChangeAction, ChangeKind, CodeStatus, Role, SelfSe
 from app.api.service import CURSOR_PATTERN, MAX_BATCH, MAX_FEED_PAGE, Reason
 
 PERSONNUMMER = r"^[0-9]{12}$"
+EMPLOYER_KEY = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
+"""An employer code, or an organisation number (a dash allowed)."""
 _REASONS = [Reason.GRANTED, Reason.NO_PERMISSION, Reason.CLOSED_CODE, Reason.UNKNOWN_EMPLOYER_CODE]
 
 
@@ -38,7 +40,7 @@ class CheckIn(Strict):
     access = _enum(Access, required=True, metadata={"description": "Reading, or writing"})
     employer_code = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=20),
+        validate=validate.Regexp(EMPLOYER_KEY),
         metadata={"description": "SPV's employer code", "example": "A1001"},
     )
 

@@ -5,6 +5,7 @@ service call, log who was asked about, commit."""
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ from app.api import clients, service
 from app.api.models import Scope
 from app.api.problems import PROBLEM_JSON, from_http_exception, problem
 from app.api.schemas import (
+    EMPLOYER_KEY,
     PERSONNUMMER,
     BatchIn,
     BatchOut,
@@ -244,17 +246,19 @@ def person_permissions(personnummer: str) -> dict[str, Any]:
             "in": "path",
             "name": "employer",
             "required": True,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 20},
+            "schema": {"type": "string", "pattern": EMPLOYER_KEY},
             "description": "Organisation number (10 digits, or 12 with 16) or employer code",
         }
     ],
 )
 @requires(Scope.CONTACTS)
 @bp.response(200, ContactsOut)
-@_problems(401, 403, 404, 429)
+@_problems(400, 401, 403, 404, 429)
 def employer_contacts(employer: str) -> Any:
     """The employer's orderers and administrators, and how to reach them (rule 10)."""
-    found = service.employer_contacts(db(), employer[:20])
+    if not re.match(EMPLOYER_KEY, employer):
+        abort(400)
+    found = service.employer_contacts(db(), employer)
     if found is None:
         return problem(404, "employer_not_found")
     employer_row, contacts = found

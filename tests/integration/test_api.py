@@ -13,12 +13,13 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from app.access import management as m
+from app.access.authority import Access
 from app.access.models import EmployerCode, SelfService
-from app.api import clients
+from app.api import clients, service
 from app.api.models import ApiAccessLog, ApiClient, Scope
 from app.cli import main
 from tests.conftest import ANNA, REDIS_URL, person_id
@@ -303,6 +304,9 @@ def test_problems_are_titled_in_swedish_or_english(client: FlaskClient, session:
     assert bad.status_code == 422
     body = bad.get_json()
     assert body["title"] == "Invalid input" and "access" in str(body["errors"])
+    nul = cecilia_check(employer_code="A1\u0000")  # PostgreSQL refuses NUL in text
+    assert client.post("/api/v1/check", json=nul, headers=bearer(token)).status_code == 422
+    assert client.get("/api/v1/employers/A%00/contacts", headers=bearer(token)).status_code == 400
     for raw in (b"{", b"[]", b"null", b'{"subject": 1}'):
         response = client.post(
             "/api/v1/check", data=raw, content_type="application/json", headers=bearer(token)
@@ -397,3 +401,40 @@ def test_api_client_commands(app: Flask, session: Session) -> None:
     assert "revoked" in runner.invoke(main, ["api-client", "list"], obj=info).output
     bad = runner.invoke(main, ["api-client", "add", "x", "--scopes", "everything"], obj=info)
     assert bad.exit_code != 0 and "unknown scope" in bad.output
+
+
+def test_a_batch_is_one_query(session: Session) -> None:
+    asked = [
+        service.CheckRequest(CECILIA, SelfService.INVOICES, Access.READ, code)
+        for code in ("A1001", "A1002", "A1003", "B2001", "X9999")
+    ] + [service.CheckRequest(ANNA, SelfService.STATISTICS, Access.WRITE, "A1001")]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        results = service.check(session, asked)
+        [single] = service.check(session, asked[:1])
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert len(statements) == 2  # one for the batch, one for the single check
+    assert [r.reason for r in results] == [
+        "granted",
+        "granted",
+        "granted",
+        "no_permission",
+        "unknown_employer_code",
+        "no_permission",
+    ]
+    assert single == results[0]
+
+
+def test_a_wrong_method_or_path_is_a_problem(client: FlaskClient, session: Session) -> None:
+    token = register(session)
+    wrong = client.get("/api/v1/check", headers=bearer(token))
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+    assert wrong.content_type == "application/problem+json"
+    assert client.get("/api/v1/persons/x/y", headers=bearer(token)).status_code == 404

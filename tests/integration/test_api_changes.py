@@ -92,7 +92,7 @@ def test_a_cache_built_from_the_feed_equals_the_store(
     codes = {c.code: c for c in session.scalars(select(EmployerCode))}
     myndighet = [codes[c].id for c in ("A1001", "A1002", "A1003")]
     users = [CECILIA, GRETA, "200001029834"]
-    for round_ in range(30):
+    for round_ in range(50):
         anna = _actor(session, ANNA)
         kind = rng.random()
         if kind < 0.7:

@@ -51,7 +51,7 @@ def test_the_api_keeps_to_its_document(
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=25,
+        max_examples=50,
         deadline=None,
         derandomize=True,
         database=None,
