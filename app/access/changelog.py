@@ -8,7 +8,9 @@ serialised from their first log entry to their commit: on PostgreSQL each takes 
 transaction-level advisory lock before it takes an id, and holds it until it commits or
 rolls back; SQLite (the demo) lets one writer at a time in anyway (``BEGIN IMMEDIATE``).
 An id visible to a reader is therefore never followed by a smaller one committing later,
-and the feed's cursor is simply the last id read.
+and the feed's cursor is simply the last id read. Every writer takes the log's lock after
+its employer's lock (``lock_employer``) and before the audit chain's head, so the locks are
+always taken in one order.
 """
 
 from __future__ import annotations

@@ -148,7 +148,8 @@ def subject_hash(key: bytes, personnummer: str) -> str:
 def log_access(
     session: Session, key: bytes, caller: Caller, endpoint: str, personnummers: Iterable[str]
 ) -> None:
-    """Record that ``caller`` read personal data about these people (one row each)."""
+    """Record that ``caller`` read personal data about these people (one row each); with
+    none named (an employer's contacts), one row without a subject."""
     now = utcnow()
     rows = [
         {
@@ -159,8 +160,11 @@ def log_access(
         }
         for pnr in sorted(set(personnummers))
     ]
-    if rows:
-        session.execute(insert(ApiAccessLog), rows)
+    if not rows:
+        rows = [
+            {"client_id": caller.id, "endpoint": endpoint, "subject_hash": None, "created_dt": now}
+        ]
+    session.execute(insert(ApiAccessLog), rows)
 
 
 def subject_key(secret: str) -> bytes:

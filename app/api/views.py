@@ -279,8 +279,9 @@ def changes(query: dict[str, Any]) -> Any:
         page = service.changes_after(db(), query["after"], query["limit"])
     except service.BadCursor:
         return problem(400, "invalid_cursor")
-    _log("changes", [c.subject for c in page.changes])
-    db().commit()
+    if page.changes:
+        _log("changes", [c.subject for c in page.changes])
+        db().commit()
     return {"changes": page.changes, "next": page.next_cursor}
 
 

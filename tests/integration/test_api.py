@@ -282,6 +282,8 @@ def test_an_employers_contacts_by_orgnr_or_code(client: FlaskClient, session: Se
             ("Anna Andersson", "orderer"),
             ("Bertil Berg", "administrator"),
         }
+    logged = session.scalars(select(ApiAccessLog).order_by(ApiAccessLog.id.desc())).first()
+    assert logged is not None and logged.endpoint == "employer_contacts"
     missing = client.get("/api/v1/employers/X999/contacts", headers=bearer(token))
     assert missing.status_code == 404 and missing.content_type == "application/problem+json"
 
