@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -12,11 +13,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import create_app
 from app.access import management as m
 from app.access.models import Employer, EmployerCode, RoleGrant, SelfService, ServicePermission
 from app.api import clients
 from app.api.models import Scope
-from tests.conftest import ANNA, DAVID, person_id
+from app.cli import migrate_database
+from devtools.seed import seed_demo
+from tests.conftest import ANNA, DAVID, make_settings, person_id
 
 CECILIA, GRETA, BERTIL = "197205119824", "198703159817", "199001019810"
 BASE_URL = "https://spv.example"
@@ -73,6 +77,7 @@ def store(session: Session) -> Cache:
         )
         for g in session.scalars(select(RoleGrant).where(RoleGrant.valid_to_dt.is_(None)))
     }
+    session.commit()  # read, and let go (SQLite: one transaction at a time)
     return permissions, roles
 
 
@@ -81,49 +86,47 @@ def _actor(session: Session, personnummer: str, orgnr: str = "2021005489") -> m.
     return m.Actor(m.authority_at(session, person_id(session, personnummer), employer.id), BASE_URL)
 
 
-def test_a_cache_built_from_the_feed_equals_the_store(
-    client: FlaskClient, session: Session
-) -> None:
+def random_change(session: Session, rng: random.Random) -> None:
+    """One change at Statens testmyndighet, by its orderer Anna: a service permission of
+    one of three users granted or revoked, or Bertil appointed as administrator, his codes
+    changed, or removed."""
+    anna = _actor(session, ANNA)
+    codes = {c.code: c.id for c in session.scalars(select(EmployerCode))}
+    myndighet = [codes[c] for c in ("A1001", "A1002", "A1003")]
+    if rng.random() < 0.7:
+        code_id = rng.choice(myndighet)
+        service = rng.choice(
+            [SelfService.INVOICES] if code_id == myndighet[2] else list(SelfService)
+        )
+        who = person_id(session, rng.choice([CECILIA, GRETA, DAVID]))
+        if rng.random() < 0.6:
+            m.change_permissions(session, anna, who, grant=[(service, code_id)])
+        else:
+            m.change_permissions(session, anna, who, revoke=[(service, code_id)])
+        return
+    grant = session.scalars(
+        select(RoleGrant).where(
+            RoleGrant.person_id == person_id(session, BERTIL), RoleGrant.valid_to_dt.is_(None)
+        )
+    ).first()
+    if grant is None:
+        details = m.check_person(BERTIL, "Bertil", "Berg", "bertil@example.se")
+        m.appoint_administrator(session, anna, details, all_codes=True)
+    elif rng.random() < 0.5:
+        m.remove_administrator(session, anna, grant.id)
+    else:
+        chosen = rng.sample(myndighet, rng.randint(1, 3))
+        m.change_administrator_scope(session, anna, grant.id, all_codes=False, code_ids=chosen)
+
+
+def cache_follows_store(client: FlaskClient, session: Session, rounds: int) -> None:
     token = _token(session)
     cache: Cache = (set(), {})
     cursor = follow(client, token, cache, None)
     assert cache == store(session)  # the seed is in the feed from its start
     rng = random.Random(12)
-    codes = {c.code: c for c in session.scalars(select(EmployerCode))}
-    myndighet = [codes[c].id for c in ("A1001", "A1002", "A1003")]
-    users = [CECILIA, GRETA, "200001029834"]
-    for round_ in range(50):
-        anna = _actor(session, ANNA)
-        kind = rng.random()
-        if kind < 0.7:
-            code_id = rng.choice(myndighet)
-            service = rng.choice(
-                [SelfService.INVOICES] if code_id == myndighet[2] else list(SelfService)
-            )
-            who = person_id(session, rng.choice(users))
-            change = (
-                {"grant": [(service, code_id)]}
-                if rng.random() < 0.6
-                else {"revoke": [(service, code_id)]}
-            )
-            m.change_permissions(session, anna, who, **change)  # type: ignore[arg-type]
-        else:
-            grant = session.scalars(
-                select(RoleGrant).where(
-                    RoleGrant.person_id == person_id(session, BERTIL),
-                    RoleGrant.valid_to_dt.is_(None),
-                )
-            ).first()
-            if grant is None:
-                details = m.check_person(BERTIL, "Bertil", "Berg", "bertil@example.se")
-                m.appoint_administrator(session, anna, details, all_codes=True)
-            elif rng.random() < 0.5:
-                m.remove_administrator(session, anna, grant.id)
-            else:
-                chosen = rng.sample(myndighet, rng.randint(1, 3))
-                m.change_administrator_scope(
-                    session, anna, grant.id, all_codes=False, code_ids=chosen
-                )
+    for round_ in range(rounds):
+        random_change(session, rng)
         session.commit()
         if round_ % 4 == 0:  # a caller that reads now and then, from where it was
             cursor = follow(client, token, cache, cursor)
@@ -132,6 +135,27 @@ def test_a_cache_built_from_the_feed_equals_the_store(
     fresh: Cache = (set(), {})
     follow(client, token, fresh, None)
     assert fresh == cache
+
+
+def test_a_cache_built_from_the_feed_equals_the_store(
+    client: FlaskClient, session: Session
+) -> None:
+    cache_follows_store(client, session, rounds=50)
+
+
+def test_the_feed_on_sqlite_as_in_the_demo(tmp_path: Path) -> None:
+    """The demo's database: migrated, seeded, changed, followed."""
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    migrate_database(url)
+    app = create_app(make_settings(url))
+    runtime = app.extensions["behorighet"]
+    try:
+        with runtime.unit_of_work() as session:
+            seed_demo(session)
+        with runtime.session_factory() as session:
+            cache_follows_store(app.test_client(), session, rounds=20)
+    finally:
+        runtime.engine.dispose()
 
 
 def test_the_feed_follows_commit_order(committed_db: None, app: Flask) -> None:
