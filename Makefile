@@ -49,6 +49,9 @@ $(FKUI_CSS): package.json
 	mkdir -p $(dir $@)
 	cp node_modules/@fkui/design/lib/fkui.min.css node_modules/@fkui/design/lib/fonts.min.css \
 	   node_modules/@fkui/theme-default/dist/fkui-css-variables.css $(dir $@)
+	mkdir -p $(dir $@)swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   $(dir $@)swagger-ui/
 
 %.mo: %.po $(INSTALLED)
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null

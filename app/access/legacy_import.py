@@ -22,7 +22,8 @@ from datetime import date, datetime, time
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.access.authority import CLOSED_CODE_SERVICES
+from app.access import changelog
+from app.access.authority import code_allows
 from app.access.management import NewPerson, Refused, check_person
 from app.access.models import CodeStatus, Employer, EmployerCode, Person, SelfService
 from app.access.models import ServicePermission as Permission
@@ -136,7 +137,7 @@ def import_permissions(
                 report.refused.append(RefusedRow(row.line, "unknown_employer", row.orgnr))
             elif code is None:
                 report.refused.append(RefusedRow(row.line, "unknown_code", row.code))
-            elif code.status is CodeStatus.CLOSED and row.service not in CLOSED_CODE_SERVICES:
+            elif not code_allows(code.status is CodeStatus.CLOSED, row.service):
                 report.refused.append(RefusedRow(row.line, "closed_code", row.code))
             else:
                 by_employer[row.orgnr].append(row)
@@ -208,24 +209,21 @@ def _load(
     )
     wanted = {(ids[r.person.personnummer], codes[r.code], r.service) for r in rows}
     added = sorted(wanted - held, key=lambda key: (key[0], key[1], key[2].value))
-    if added:
-        session.execute(
-            insert(Permission),
-            [{"person_id": p, "employer_code_id": c, "service": s} for p, c, s in added],
-        )
-    result.new_permissions = len(added)
-    if notify:
-        for permission in session.scalars(
-            select(Permission).where(
-                Permission.valid_to_dt.is_(None),
-                Permission.person_id.in_({p for p, _c, _s in added}),
-                Permission.employer_code_id.in_(list(codes.values())),
+    permissions = (
+        list(
+            session.scalars(
+                insert(Permission).returning(Permission),
+                [{"person_id": p, "employer_code_id": c, "service": s} for p, c, s in added],
             )
-        ):
-            if (permission.person_id, permission.employer_code_id, permission.service) in added:
-                notify_service_permission_changed(
-                    session, permission, granted=True, base_url=base_url
-                )
+        )
+        if added
+        else []
+    )
+    changelog.service_permissions_changed(session, permissions, [])
+    result.new_permissions = len(permissions)
+    if notify:
+        for permission in permissions:
+            notify_service_permission_changed(session, permission, granted=True, base_url=base_url)
     return result
 
 
