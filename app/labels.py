@@ -121,6 +121,9 @@ REFUSAL_LABELS = {
     Refusal.CHECKS_FAILED: _l(
         "En automatisk kontroll är underkänd. Avslå ärendet eller begär komplettering."
     ),
+    Refusal.UNACKNOWLEDGED_FINDINGS: _l(
+        "Skriv en anteckning om hur du har granskat varje kontroll som behöver granskas."
+    ),
 }
 
 
@@ -195,10 +198,15 @@ HISTORY_LABELS = {
     "reassigned": _l("Tilldelat annan handläggare"),
     "commented": _l("Intern anteckning"),
     "first_approval": _l("Första godkännandet"),
+    "findings_acknowledged": _l("Anmärkningar granskade"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
     "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
+
+
+def finding_label(finding: Finding) -> str:
+    return str(FINDING_LABELS[finding])
 
 
 def history_label(action: str) -> str:

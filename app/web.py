@@ -7,7 +7,18 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
 
-from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -55,6 +66,34 @@ def carry_out(
         return False, None
     commit()
     return True, result
+
+
+def confirmed() -> bool:
+    """The POST comes from the confirmation step (``confirmation``)."""
+    return request.form.get("confirmed") == "1"
+
+
+def confirmation(
+    heading: str,
+    warning: str,
+    *,
+    confirm_label: str,
+    cancel_url: str,
+    details: list[tuple[str, str]] | None = None,
+    carried: Mapping[str, str] | None = None,
+) -> str:
+    """The page that asks before an action that cannot be undone: the same POST again,
+    with ``confirmed=1`` and the ``carried`` values (no script dialog)."""
+    return render_template(
+        "confirm.html",
+        heading=heading,
+        warning=warning,
+        confirm_label=confirm_label,
+        cancel_url=cancel_url,
+        details=details or [],
+        carried=list((carried or {}).items()),
+        action=request.path,
+    )
 
 
 def bankid_client() -> BankIdClient:
