@@ -28,6 +28,7 @@ from app.access.models import Person
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
+from app.core.text import has_unsafe_characters
 from app.db import utcnow
 from app.eid.service import BankIdClient
 from app.staff.models import StaffMember
@@ -149,6 +150,13 @@ def _enforce_session_timeouts() -> None:
         session["seen_ts"] = now
 
 
+def _refuse_unsafe_paths() -> None:
+    """A URL whose path holds characters no id or reference has (NUL, which PostgreSQL
+    cannot compare, among them) names nothing: 404, before any query."""
+    if has_unsafe_characters(request.path):
+        abort(404)
+
+
 def sign_out() -> None:
     lang = session.get("lang")
     session.clear()
@@ -267,6 +275,7 @@ def init_app(app: Flask) -> None:
             "get_locale": get_locale,
         }
 
+    app.before_request(_refuse_unsafe_paths)
     app.before_request(_enforce_session_timeouts)
 
     @app.after_request

@@ -38,7 +38,7 @@ from app.access.service import find_person, lock_employer
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.ids import InvalidIdNumber, normalise_personnummer
-from app.core.text import has_unsafe_characters
+from app.core.text import has_unsafe_characters, without_unsafe_characters
 from app.db import utcnow
 from app.notifications import notices
 from app.registrations.models import Errand
@@ -214,6 +214,7 @@ def overview(session: Session, authority: Authority, query: OverviewQuery) -> Ov
 
 
 def _search_condition(search: str) -> Any:
+    search = without_unsafe_characters(search)
     try:
         return Person.personnummer == normalise_personnummer(search)
     except InvalidIdNumber:

@@ -158,3 +158,10 @@ def test_nul_in_the_caseworkers_fields_is_refused_on_postgresql(
         session.scalars(select(ErrandComment).where(ErrandComment.errand_id == errand.id)).all()
         == []
     )
+
+
+def test_nul_in_a_url_or_a_search_is_no_server_error(client: FlaskClient, session: Session) -> None:
+    login(client, session, INGRID, staff=True)
+    assert client.get("/handlaggning/BB-0000%00-0000").status_code == 404
+    assert client.get("/handlaggning?arbetsgivare=Prov%00verket").status_code == 200
+    assert client.get("/handlaggning/arbetsgivare?q=Prov%00").status_code == 200

@@ -18,7 +18,7 @@ from app.core.agents import Agent
 from app.registrations import service as registrations
 from app.registrations.codes import Finding, Severity
 from app.registrations.models import Errand, RejectionReason
-from tests.conftest import INGRID, JOHAN, login
+from tests.conftest import DAVID, INGRID, JOHAN, login
 from tests.factories import caseworker, david, in_review, stranger_registers_anna
 from tests.support import csrf_token, wait_for
 from workflows import pipeline
@@ -239,3 +239,19 @@ def test_a_step_that_succeeds_again_clears_the_failure(session: Session) -> None
 def _failed_list(session: Session) -> list[Errand]:
     f = casework.QueueFilter(list=casework.QueueList.FAILED)
     return casework.queue(session, caseworker(session, INGRID), f).rows
+
+
+def test_withdrawing_asks_first(client: FlaskClient, session: Session) -> None:
+    errand = in_review(session)
+    session.commit()
+    login(client, session, DAVID)
+    url = f"/mina-arenden/{errand.reference}"
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    asked = client.post(f"{url}/aterkalla", data={"csrf_token": token}).get_data(as_text=True)
+    assert "Återkalla ärendet" in asked and "Ja, återkalla ärendet" in asked
+    assert f'href="{url}"' in asked  # Avbryt leads back
+    session.expire_all()
+    assert session.get_one(Errand, errand.id).state is ErrandState.IN_REVIEW
+    client.post(f"{url}/aterkalla", data={"csrf_token": token, "confirmed": "1"})
+    session.expire_all()
+    assert session.get_one(Errand, errand.id).state is ErrandState.WITHDRAWN
