@@ -118,7 +118,7 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
     expect(page.get_by_text("Filen är mottagen och läses in sida för sida.")).to_be_visible()
     progress = page.locator(".batch-progress").get_by_role("status")
     expect(progress).to_contain_text("3 av 3 sidor lästa", timeout=30_000)
-    expect(progress).to_contain_text("Klar")
+    expect(progress).to_contain_text("Inläst – väntar på kontroll")
     rows = page.get_by_role("table", name="Sidor i bunten").locator("tbody tr")
     expect(rows).to_have_count(3)
     expect(rows.nth(0)).to_contain_text(reference)

@@ -19,7 +19,13 @@ from app.registrations import service as registrations
 from app.registrations.codes import Finding, Severity
 from app.registrations.models import Errand, RejectionReason
 from tests.conftest import DAVID, INGRID, JOHAN, login
-from tests.factories import caseworker, david, in_review, stranger_registers_anna
+from tests.factories import (
+    caseworker,
+    claim_and_approve,
+    david,
+    in_review,
+    stranger_registers_anna,
+)
 from tests.support import csrf_token, wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
@@ -255,3 +261,53 @@ def test_withdrawing_asks_first(client: FlaskClient, session: Session) -> None:
     client.post(f"{url}/aterkalla", data={"csrf_token": token, "confirmed": "1"})
     session.expire_all()
     assert session.get_one(Errand, errand.id).state is ErrandState.WITHDRAWN
+
+
+def test_the_submitter_sees_granted_or_rejected_the_next_step_and_the_decision_date(
+    client: FlaskClient, session: Session
+) -> None:
+    granted, rejected, delayed = (
+        in_review(session, personnummer=number, given_name=name, family_name="Test")
+        for number, name in (
+            ("198112189876", "Anna"),
+            ("199001019810", "Bertil"),
+            ("197205119824", "Cecilia"),
+        )
+    )
+    ingrid = caseworker(session, INGRID)
+    assert claim_and_approve(session, granted)
+    assert pipeline.apply(session, granted.id, Agent.system("test"), base_url="http://x")
+    assert pipeline.archive(session, granted.id, Agent.system("test"))
+    assert granted.state is ErrandState.CLOSED
+    casework.claim(session, ingrid, rejected)
+    casework.reject_errand(
+        session, ingrid, rejected, RejectionReason.OTHER, "Fel blankett.", base_url="http://x"
+    )
+    session.commit()
+    pipeline.record_failed_attempt(
+        session,
+        delayed.id,
+        "verify",
+        attempt=2,
+        max_attempts=9,
+        error="OperationalError",
+        agent=Agent.system("verify_errand"),
+    )
+    session.commit()
+    pending = in_review(session)
+    session.commit()
+    login(client, session, DAVID)
+    page = client.get("/mina-arenden").get_data(as_text=True)
+    rows = {
+        e.reference: page.split(e.reference)[2].split("</tr>")[0]
+        for e in (granted, rejected, delayed, pending)
+    }
+    assert "Beviljad" in rows[granted.reference] and "Avslutad" not in page
+    assert "Avslagen" in rows[rejected.reference]
+    assert "Försenad – tekniskt fel hos SPV" in rows[delayed.reference]
+    assert pending.due_dt is not None
+    assert "SPV handlägger ärendet" in rows[pending.reference]
+    assert pending.due_dt.strftime("%Y-%m-%d") in rows[pending.reference]
+    assert pending.subject_name == "Fredrik Falk" and "Fredrik Falk" in rows[pending.reference]
+    one = client.get(f"/mina-arenden/{delayed.reference}").get_data(as_text=True)
+    assert "Ett tekniskt fel hos SPV försenar ärendet." in one
