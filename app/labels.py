@@ -229,6 +229,7 @@ HISTORY_LABELS = {
     "withdraw": _l("Återkallat"),
     "expire": _l("Avslutat utan beslut (tiden gick ut)"),
     "fail": _l("Tekniskt fel"),
+    "attempt_failed": _l("Tekniskt fel i ett steg – försöker igen"),
     "retry": _l("Steget körs igen"),
     "claimed": _l("Taget av handläggare"),
     "released": _l("Släppt tillbaka till kön"),

@@ -15,6 +15,7 @@ from dramatiq.broker import MessageProxy
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.agents import Agent
+from app.core.text import mask_numbers, without_unsafe_characters
 from app.db import unit_of_work
 from workflows.broker import step_of
 from workflows.outbox import mark_done
@@ -31,8 +32,9 @@ def _failure_reason(options: dict[str, Any]) -> str:
 
 
 def describe(exception: BaseException) -> str:
-    """The error as the errand shows it: its kind and message, one line."""
-    text = " ".join(str(exception).split())
+    """The error as the errand shows it: its kind and message, one line, with no
+    character the database cannot store and no personnummer in full."""
+    text = " ".join(mask_numbers(without_unsafe_characters(str(exception))).split())
     return (f"{type(exception).__name__}: {text}" if text else type(exception).__name__)[:1000]
 
 

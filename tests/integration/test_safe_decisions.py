@@ -311,3 +311,10 @@ def test_the_submitter_sees_granted_or_rejected_the_next_step_and_the_decision_d
     assert pending.subject_name == "Fredrik Falk" and "Fredrik Falk" in rows[pending.reference]
     one = client.get(f"/mina-arenden/{delayed.reference}").get_data(as_text=True)
     assert "Ett tekniskt fel hos SPV försenar ärendet." in one
+
+
+def test_the_error_shown_holds_no_personnummer_and_no_control_characters() -> None:
+    from workflows.failures import describe
+
+    error = describe(ValueError("Key (personnummer)=(198112189876) exists\x00\n  again"))
+    assert error == "ValueError: Key (personnummer)=(19811218-XXXX) exists again"
