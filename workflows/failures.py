@@ -18,7 +18,7 @@ from app.core.agents import Agent
 from app.core.text import mask_numbers, without_unsafe_characters
 from app.db import unit_of_work
 from workflows.broker import step_of
-from workflows.outbox import mark_done
+from workflows.outbox import mark_done_in
 from workflows.pipeline import clear_failed_attempts, record_failed_attempt, record_step_failure
 
 log = structlog.get_logger(__name__)
@@ -93,16 +93,25 @@ class StepFailureRecorder(dramatiq.Middleware):
             )
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self.record(message.actor_name, message.kwargs, _failure_reason(message.options))
+        """The message is given up on: the errand fails and the outbox row is done, in one
+        transaction (nobody sees the one without the other)."""
         outbox_id = message.options.get("outbox_id")
-        if outbox_id is not None:
-            mark_done(self.factory, int(outbox_id))
+        with unit_of_work(self.factory) as session:
+            self._fail(session, message.actor_name, message.kwargs, message.options)
+            if outbox_id is not None:
+                mark_done_in(session, int(outbox_id))
 
     def record(self, actor_name: str, kwargs: dict[str, Any], reason: str) -> None:
+        with unit_of_work(self.factory) as session:
+            self._fail(session, actor_name, kwargs, {"traceback": reason})
+
+    def _fail(
+        self, session: Session, actor_name: str, kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> None:
         errand_id = kwargs.get("errand_id")
         step = step_of(actor_name)
+        reason = _failure_reason(options)
         if errand_id is None or step is None:
             log.error("pipeline.message_dead", actor=actor_name, reason=reason)
             return
-        with unit_of_work(self.factory) as session:
-            record_step_failure(session, int(errand_id), step, reason, Agent.system(actor_name))
+        record_step_failure(session, int(errand_id), step, reason, Agent.system(actor_name))
