@@ -5,9 +5,16 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.access.models import CodeStatus, EmployerCode, Role
-from app.intake.models import BatchState, PageOutcome, PageStatus
+from app.intake.models import BatchState, PageOutcome, PageStatus, ScanBatch
 from app.registrations.codes import CheckName, Finding, ProblemCode
-from app.registrations.models import Channel, CheckOutcome, DocumentKind, ErrandKind
+from app.registrations.models import Channel, CheckOutcome, DocumentKind, Errand, ErrandKind
+from app.registrations.status import (
+    NextStep,
+    SubmitterStatus,
+    expected_decision,
+    next_step,
+    submitter_status,
+)
 from forms.intake import SET_ASIDE_REASONS
 from workflows.states import ErrandState as S
 from workflows.states import Refusal
@@ -28,6 +35,36 @@ STATE_LABELS = {
     S.WITHDRAWN: _l("Återkallad"),
     S.EXPIRED: _l("Utgången"),
     S.FAILED: _l("Tekniskt fel"),
+}
+SUBMITTER_STATUS_LABELS = {
+    SubmitterStatus.DRAFT: _l("Utkast"),
+    SubmitterStatus.AWAITING_SIGNATURE: _l("Väntar på underskrift"),
+    SubmitterStatus.AWAITING_POST: _l("Väntar på post"),
+    SubmitterStatus.RECEIVED: _l("Mottagen"),
+    SubmitterStatus.IN_REVIEW: _l("Handläggs"),
+    SubmitterStatus.AWAITING_COMPLETION: _l("Väntar på komplettering"),
+    SubmitterStatus.GRANTED: _l("Beviljad"),
+    SubmitterStatus.REJECTED: _l("Avslagen"),
+    SubmitterStatus.WITHDRAWN: _l("Återkallad"),
+    SubmitterStatus.EXPIRED: _l("Utgången"),
+    SubmitterStatus.DELAYED: _l("Försenad – tekniskt fel hos SPV"),
+}
+SUBMITTER_STATUS_BADGES = {
+    SubmitterStatus.GRANTED: "success",
+    SubmitterStatus.REJECTED: "error",
+    SubmitterStatus.DELAYED: "error",
+    SubmitterStatus.AWAITING_COMPLETION: "warning",
+    SubmitterStatus.EXPIRED: "warning",
+}
+NEXT_STEP_LABELS = {
+    NextStep.FILL_IN: _l("Fyll i och skicka in blanketten"),
+    NextStep.SIGNATORY_SIGNS: _l("Firmatecknaren skriver under"),
+    NextStep.POST_THE_FORM: _l("Skicka den underskrivna blanketten till SPV"),
+    NextStep.SPV_REVIEWS: _l("SPV handlägger ärendet"),
+    NextStep.ANSWER_SPV: _l("Svara på SPV:s fråga"),
+    NextStep.CHANGE_APPLIED: _l("SPV lägger in ändringen"),
+    NextStep.SPV_FIXES: _l("SPV åtgärdar felet och försöker igen"),
+    NextStep.NONE: _l("Inget – ärendet är klart"),
 }
 KIND_LABELS = {
     ErrandKind.REGISTRATION: _l("Anmälan – behörig beställare"),
@@ -122,6 +159,9 @@ REFUSAL_LABELS = {
     Refusal.CHECKS_FAILED: _l(
         "En automatisk kontroll är underkänd. Avslå ärendet eller begär komplettering."
     ),
+    Refusal.UNACKNOWLEDGED_FINDINGS: _l(
+        "Skriv en anteckning om hur du har granskat varje kontroll som behöver granskas."
+    ),
 }
 
 
@@ -192,16 +232,22 @@ HISTORY_LABELS = {
     "withdraw": _l("Återkallat"),
     "expire": _l("Avslutat utan beslut (tiden gick ut)"),
     "fail": _l("Tekniskt fel"),
+    "attempt_failed": _l("Tekniskt fel i ett steg – försöker igen"),
     "retry": _l("Steget körs igen"),
     "claimed": _l("Taget av handläggare"),
     "released": _l("Släppt tillbaka till kön"),
     "reassigned": _l("Tilldelat annan handläggare"),
     "commented": _l("Intern anteckning"),
     "first_approval": _l("Första godkännandet"),
+    "findings_acknowledged": _l("Anmärkningar granskade"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
     "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
+
+
+def finding_label(finding: Finding) -> str:
+    return str(FINDING_LABELS[finding])
 
 
 def history_label(action: str) -> str:
@@ -228,10 +274,28 @@ def register(jinja_globals: dict[str, object]) -> None:
         page_status_label=PAGE_STATUS_LABELS.__getitem__,
         set_aside_reason_label=lambda key: SET_ASIDE_REASONS.get(key or "", key or "–"),
         batch_state_label=BATCH_STATE_LABELS.__getitem__,
+        batch_label=batch_label,
         intake_error_message=intake_error_message,
         refusal_message=refusal_message,
         history_label=history_label,
+        submitter_status_label=lambda e: SUBMITTER_STATUS_LABELS[submitter_status(e)],
+        submitter_status_badge=submitter_status_badge,
+        next_step_label=lambda e: NEXT_STEP_LABELS[next_step(e)],
+        expected_decision=expected_decision,
     )
+
+
+def batch_label(batch: ScanBatch, awaiting_check: set[int]) -> str:
+    """A batch's state in words: a read batch that a clerk has still to check waits for
+    that check ("väntar på kontroll"), it is not done."""
+    if batch.state is BatchState.DONE and batch.id in awaiting_check:
+        return str(_l("Inläst – väntar på kontroll"))
+    return str(BATCH_STATE_LABELS[batch.state])
+
+
+def submitter_status_badge(errand: Errand) -> str:
+    """The design system's badge kind of the submitter's status."""
+    return SUBMITTER_STATUS_BADGES.get(submitter_status(errand), "info")
 
 
 PROBLEM_MESSAGES = {

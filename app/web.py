@@ -7,7 +7,18 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
 
-from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -17,6 +28,7 @@ from app.access.models import Person
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
+from app.core.text import has_unsafe_characters
 from app.db import utcnow
 from app.eid.service import BankIdClient
 from app.staff.models import StaffMember
@@ -55,6 +67,34 @@ def carry_out(
         return False, None
     commit()
     return True, result
+
+
+def confirmed() -> bool:
+    """The POST comes from the confirmation step (``confirmation``)."""
+    return request.form.get("confirmed") == "1"
+
+
+def confirmation(
+    heading: str,
+    warning: str,
+    *,
+    confirm_label: str,
+    cancel_url: str,
+    details: list[tuple[str, str]] | None = None,
+    carried: Mapping[str, str] | None = None,
+) -> str:
+    """The page that asks before an action that cannot be undone: the same POST again,
+    with ``confirmed=1`` and the ``carried`` values (no script dialog)."""
+    return render_template(
+        "confirm.html",
+        heading=heading,
+        warning=warning,
+        confirm_label=confirm_label,
+        cancel_url=cancel_url,
+        details=details or [],
+        carried=list((carried or {}).items()),
+        action=request.path,
+    )
 
 
 def bankid_client() -> BankIdClient:
@@ -108,6 +148,13 @@ def _enforce_session_timeouts() -> None:
         return
     if now - float(session.get("seen_ts", 0)) > 30:  # don't rewrite the cookie every request
         session["seen_ts"] = now
+
+
+def _refuse_unsafe_paths() -> None:
+    """A URL whose path holds characters no id or reference has (NUL, which PostgreSQL
+    cannot compare, among them) names nothing: 404, before any query."""
+    if has_unsafe_characters(request.path):
+        abort(404)
 
 
 def sign_out() -> None:
@@ -228,6 +275,7 @@ def init_app(app: Flask) -> None:
             "get_locale": get_locale,
         }
 
+    app.before_request(_refuse_unsafe_paths)
     app.before_request(_enforce_session_timeouts)
 
     @app.after_request

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
     Field,
@@ -20,18 +17,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.access.management import has_unsafe_characters
-from forms.validators import Personnummer, strip_whitespace
+from forms.validators import Personnummer, SafeForm, strip_whitespace
 
 REASON_HINT = _l("Skälet sparas i loggen över ändringar.")
-
-
-class SafeText:
-    """No control or bidirectional-override characters (names end up in emails and pages)."""
-
-    def __call__(self, form: Any, field: Field) -> None:
-        if field.data and has_unsafe_characters(field.data):
-            raise ValidationError(_l("Texten innehåller otillåtna tecken."))
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -44,15 +32,15 @@ def reason_field() -> TextAreaField:
         _l("Skäl (frivilligt)"),
         description=REASON_HINT,
         filters=[strip_whitespace],
-        validators=[Optional(), Length(max=500), SafeText()],
+        validators=[Optional(), Length(max=500)],
     )
 
 
-class EmployerChoiceForm(FlaskForm):
+class EmployerChoiceForm(SafeForm):
     employer_id = SelectField(_l("Arbetsgivare"), coerce=int)
 
 
-class PersonForm(FlaskForm):
+class PersonForm(SafeForm):
     """A person to add: an existing one is found by personnummer."""
 
     personnummer = StringField(
@@ -63,12 +51,12 @@ class PersonForm(FlaskForm):
     given_name = StringField(
         _l("Förnamn"),
         filters=[strip_whitespace],
-        validators=[InputRequired(_l("Ange förnamn.")), Length(max=100), SafeText()],
+        validators=[InputRequired(_l("Ange förnamn.")), Length(max=100)],
     )
     family_name = StringField(
         _l("Efternamn"),
         filters=[strip_whitespace],
-        validators=[InputRequired(_l("Ange efternamn.")), Length(max=100), SafeText()],
+        validators=[InputRequired(_l("Ange efternamn.")), Length(max=100)],
     )
     email = EmailField(
         _l("E-postadress i arbetet"),
@@ -76,14 +64,13 @@ class PersonForm(FlaskForm):
         filters=[strip_whitespace],
         validators=[
             InputRequired(_l("Ange e-postadress.")),
-            SafeText(),
             Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
             Length(max=254),
         ],
     )
 
 
-class PermissionsForm(FlaskForm):
+class PermissionsForm(SafeForm):
     """A user's permissions, as the set of ``service:code_id`` boxes ticked."""
 
     permissions = MultiCheckboxField(_l("Behörigheter"), choices=[], validate_choice=True)
@@ -106,7 +93,7 @@ def scope_choices() -> list[SelectChoice]:
     ]
 
 
-class ScopeForm(FlaskForm):
+class ScopeForm(SafeForm):
     scope = RadioField(
         _l("Arbetsgivarkoder"),
         choices=scope_choices(),
@@ -125,16 +112,16 @@ class AdministratorForm(PersonForm, ScopeForm):
     pass
 
 
-class ReasonForm(FlaskForm):
+class ReasonForm(SafeForm):
     reason = reason_field()
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(SafeForm):
     decision = HiddenField(validators=[InputRequired()])
     reason = reason_field()
 
 
-class RequestForm(FlaskForm):
+class RequestForm(SafeForm):
     service = SelectField(_l("Tjänst"), validators=[InputRequired(_l("Välj tjänst."))])
     code_id = SelectField(
         _l("Arbetsgivarkod"), coerce=int, validators=[InputRequired(_l("Välj arbetsgivarkod."))]
@@ -142,5 +129,5 @@ class RequestForm(FlaskForm):
     message = TextAreaField(
         _l("Meddelande till administratörerna (frivilligt)"),
         filters=[strip_whitespace],
-        validators=[Optional(), Length(max=500), SafeText()],
+        validators=[Optional(), Length(max=500)],
     )

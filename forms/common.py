@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
 from app.access.models import Role
 from app.registrations.data import PersonDetails, SignatoryDetails
-from forms.validators import Orgnr, Personnummer, strip_whitespace
+from forms.validators import Orgnr, Personnummer, SafeForm, strip_whitespace
 
 NAME = [Length(max=100)]
 
@@ -22,7 +21,7 @@ def role_choices() -> list[SelectChoice]:
     ]
 
 
-class EmployerForm(FlaskForm):
+class EmployerForm(SafeForm):
     orgnr = StringField(
         _l("Organisationsnummer"),
         description=_l("Arbetsgivarens organisationsnummer, till exempel 202100-5489."),
@@ -30,7 +29,7 @@ class EmployerForm(FlaskForm):
     )
 
 
-class PersonFields(FlaskForm):
+class PersonFields(SafeForm):
     """The person registered as (delegated) orderer."""
 
     personnummer = StringField(
@@ -87,7 +86,7 @@ class PersonFields(FlaskForm):
         )
 
 
-class SignatoryForm(FlaskForm):
+class SignatoryForm(SafeForm):
     signatory_name = StringField(
         _l("Namn"),
         validators=[InputRequired(_l("Ange namnet på den som skriver under.")), Length(max=200)],
@@ -110,7 +109,7 @@ class SignatoryForm(FlaskForm):
         )
 
 
-class CompletionAnswerForm(FlaskForm):
+class CompletionAnswerForm(SafeForm):
     """The submitter's answer to SPV's request for more (komplettering)."""
 
     answer = TextAreaField(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -25,12 +24,12 @@ from app.intake.reading import BLANK_SHEET_REASON
 from app.registrations.data import EmployerDetails, PersonDetails, RegistrationData, RemovalData
 from forms.common import NAME, EmployerForm, PersonFields, SignatoryForm, role_choices
 from forms.removal import OrdererToRemoveForm, orderer_to_remove
-from forms.validators import Personnummer, strip_whitespace
+from forms.validators import Personnummer, SafeForm, strip_whitespace
 
 YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
 
 
-class UploadForm(FlaskForm):
+class UploadForm(SafeForm):
     file = FileField(
         _l("Skannad fil"),
         description=_l("PDF, TIFF, PNG eller JPEG. Flera blanketter i samma fil går bra."),
@@ -38,7 +37,7 @@ class UploadForm(FlaskForm):
     )
 
 
-class MatchForm(FlaskForm):
+class MatchForm(SafeForm):
     reference = StringField(
         _l("Ärendets referens"),
         description=_l("Som på blanketten, till exempel BB-7K3M-Q9XT."),
@@ -61,7 +60,7 @@ class MatchForm(FlaskForm):
     )
 
 
-class DiscardForm(FlaskForm):
+class DiscardForm(SafeForm):
     """Why pages that were put together do not belong together."""
 
     reason = StringField(
@@ -83,7 +82,7 @@ SET_ASIDE_REASONS = {
 clerk's own words)."""
 
 
-class SetAsideForm(FlaskForm):
+class SetAsideForm(SafeForm):
     preset = RadioField(
         _l("Varför läggs sidan åt sidan?"),
         choices=[SelectChoice(key, label) for key, label in SET_ASIDE_REASONS.items()],
@@ -104,7 +103,7 @@ class SetAsideForm(FlaskForm):
         return str(self.reason.data) if self.preset.data == OTHER_REASON else str(self.preset.data)
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(SafeForm):
     signature_present = RadioField(
         _l("Är blanketten underskriven för hand?"),
         choices=YES_NO,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectMultipleField, widgets
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, ValidationError
 
 from forms.common import PersonFields
+from forms.validators import SafeForm
 
 
 class CheckboxesField(SelectMultipleField):
@@ -16,7 +16,7 @@ class CheckboxesField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
-class CodesForm(FlaskForm):
+class CodesForm(SafeForm):
     """Which of the employer's codes the orderer covers. Choices are set per employer."""
 
     scope = RadioField(

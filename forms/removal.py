@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from app.registrations.data import OrdererToRemove, RemovalReason
 from forms.common import NAME, PersonFields
-from forms.validators import Personnummer
+from forms.validators import Personnummer, SafeForm
 
 
-class OrdererToRemoveForm(FlaskForm):
+class OrdererToRemoveForm(SafeForm):
     reason = RadioField(
         _l("Varför ska den behöriga beställaren tas bort?"),
         choices=[
@@ -45,7 +44,7 @@ def orderer_to_remove(form: Any) -> OrdererToRemove:
     )
 
 
-class ReplacementChoiceForm(FlaskForm):
+class ReplacementChoiceForm(SafeForm):
     wants_replacement = RadioField(
         _l("Vill du anmäla en ny behörig beställare i samma ärende?"),
         description=_l("Det bör alltid finnas en behörig beställare hos arbetsgivaren."),

@@ -1,14 +1,23 @@
-"""Field validators for Swedish id numbers; they also normalise the field's data."""
+"""Field validators for Swedish id numbers (they also normalise the field's data), and the
+base of every form: no field takes text the database cannot store or that disguises
+itself (``app.core.text``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from wtforms import Field
+from flask_wtf import FlaskForm
+from wtforms import Field, TextAreaField
 from wtforms.validators import ValidationError
 
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
+from app.core.text import has_unsafe_characters
+
+UNSAFE_TEXT = _l(
+    "Texten innehåller tecken som inte är tillåtna (till exempel styrtecken eller osynliga "
+    "tecken). Skriv den igen utan dem."
+)
 
 
 class Personnummer:
@@ -38,3 +47,24 @@ class Orgnr:
 def strip_whitespace(value: object) -> object:
     """A field filter: text without leading and trailing whitespace (blank becomes empty)."""
     return value.strip() if isinstance(value, str) else value
+
+
+def _texts(field: Field) -> list[str]:
+    """What the person sent in the field, as typed (before filters and coercion)."""
+    return [value for value in (field.raw_data or []) if isinstance(value, str)]
+
+
+class SafeForm(FlaskForm):
+    """The base of every form: a field whose text holds control (NUL, C0, C1), invisible
+    or bidirectional-override characters gets a clear error and the form is invalid, so
+    such text never reaches the database (line breaks and tabs are allowed in text areas).
+    """
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in self:
+            multiline = isinstance(field, TextAreaField)
+            if any(has_unsafe_characters(t, multiline=multiline) for t in _texts(field)):
+                field.errors = [str(UNSAFE_TEXT)]
+                valid = False
+        return valid

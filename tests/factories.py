@@ -116,6 +116,34 @@ def received_by_esignature(session: Session, errand: Errand) -> Errand:
     return errand
 
 
+def stranger_registers_anna(session: Session) -> Errand:
+    """Fredrik, no orderer at Statens testmyndighet, registers Anna, its orderer already
+    (the form does not tell a stranger so; verification finds it)."""
+    anna = RegistrationData.from_json(
+        {
+            "orgnr": "2021005489",
+            "personnummer": "198112189876",  # Anna
+            "given_name": "Anna",
+            "family_name": "Andersson",
+            "email": "hr@testmyndighet.example",
+            "role": "orderer",
+            "title": "HR-chef",
+            "signatory_name": "Gunilla Generaldirektör",
+            "signatory_personnummer": "196408239868",  # Gunilla
+            "signatory_title": "Generaldirektör",
+        }
+    )
+    fredrik = "198507049859"
+    submitter = Agent(AgentKind.PERSON, person_id(session, fredrik), fredrik)
+    errand = received_by_esignature(
+        session, registrations.create_registration(session, submitter, anna)
+    )
+    from workflows import pipeline
+
+    pipeline.verify(session, errand.id, Agent.system("test"), verifiers(session))
+    return errand
+
+
 def in_review(session: Session, **changes: str) -> Errand:
     """David's registration, signed with BankID and verified: waiting for a caseworker."""
     from workflows import pipeline
@@ -157,4 +185,5 @@ def claim_and_approve(session: Session, errand: Errand, personnummer: str = INGR
 
     agent = caseworker(session, personnummer)
     assert casework.claim(session, agent, errand), "already claimed"
-    return casework.approve_errand(session, agent, errand)
+    notes = {f.value: "Granskat." for f in casework.findings_to_acknowledge(errand)}
+    return casework.approve_errand(session, agent, errand, notes)

@@ -129,12 +129,17 @@ class OutboxRelay:
 
 def mark_done(factory: sessionmaker[Session], outbox_id: int) -> None:
     with factory() as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id, OutboxMessage.done_dt.is_(None))
-            .values(done_dt=utcnow())
-        )
+        mark_done_in(session, outbox_id)
         session.commit()
+
+
+def mark_done_in(session: Session, outbox_id: int) -> None:
+    """The message's row is done, in the caller's transaction."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.done_dt.is_(None))
+        .values(done_dt=utcnow())
+    )
 
 
 class OutboxAcknowledgement(dramatiq.Middleware):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.access import service as access
 from app.access.models import Employer
+from app.audit.service import record_errand_event
 from app.core.agents import Agent
+from app.db import utcnow
 from app.notifications import notices
 from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
@@ -133,6 +135,62 @@ def _register(
         contact_email=person.email or None,
     )
     notices.notify_role_granted(session, grant, base_url=base_url)
+
+
+def record_failed_attempt(
+    session: Session,
+    errand_id: int,
+    step: str,
+    *,
+    attempt: int,
+    max_attempts: int,
+    error: str,
+    agent: Agent,
+) -> None:
+    """One attempt of ``step`` failed and it will be tried again (or, on the last attempt,
+    the errand goes to ``failed``): shown on the errand at once and in its history.
+
+    A plain UPDATE in the caller's own short transaction (not the failed one, which was
+    rolled back); the errand's version is left alone so that nobody's open page goes stale."""
+    found = session.execute(
+        update(Errand)
+        .where(Errand.id == errand_id)
+        .values(
+            retrying_step=step,
+            step_attempt=attempt,
+            step_max_attempts=max_attempts,
+            step_error=error,
+            step_error_dt=utcnow(),
+        )
+        .returning(Errand.id)
+    ).first()
+    if found is None:
+        return
+    record_errand_event(
+        session,
+        agent.audit_label,
+        errand_id,
+        "attempt_failed",
+        step=step,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        error=error,
+    )
+
+
+def clear_failed_attempts(session: Session, errand_id: int, step: str) -> None:
+    """``step`` succeeded: the errand no longer shows it as failing."""
+    session.execute(
+        update(Errand)
+        .where(Errand.id == errand_id, Errand.retrying_step == step)
+        .values(
+            retrying_step=None,
+            step_attempt=None,
+            step_max_attempts=None,
+            step_error=None,
+            step_error_dt=None,
+        )
+    )
 
 
 def record_step_failure(

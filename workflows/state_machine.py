@@ -117,6 +117,10 @@ def transition(
     elif action is Action.RETRY:
         errand.failed_step = None
         errand.failure_reason = None
+        errand.retrying_step = None
+        errand.step_attempt = errand.step_max_attempts = None
+        errand.step_error = None
+        errand.step_error_dt = None
     elif action is Action.REQUEST_COMPLETION:
         errand.paused_dt = now
     elif action is Action.COMPLETE:

@@ -198,6 +198,7 @@ class Refusal(enum.StrEnum):
     FOUR_EYES = "four_eyes"
     INCOMPLETE = "incomplete"
     CHECKS_FAILED = "checks_failed"
+    UNACKNOWLEDGED_FINDINGS = "unacknowledged_findings"
 
 
 class IllegalTransition(Exception):

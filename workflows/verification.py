@@ -72,6 +72,20 @@ def _passed(name: CheckName, *findings: Finding) -> CheckResult:
     return CheckResult(name, CheckOutcome.PASSED, findings)
 
 
+def outcome_of(findings: Sequence[Finding]) -> CheckOutcome:
+    """A check fails on a blocking finding and needs review on any other that is not a
+    note (``Finding.severity`` decides which is which)."""
+    if any(f.blocks_approval for f in findings):
+        return CheckOutcome.FAILED
+    if any(f.needs_review for f in findings):
+        return CheckOutcome.FLAGGED
+    return CheckOutcome.PASSED
+
+
+def _found(name: CheckName, findings: Sequence[Finding], detail: str = "") -> CheckResult:
+    return CheckResult(name, outcome_of(findings), tuple(findings), detail)
+
+
 def check_id_numbers(session: Session, sub: Errand, _v: Verifiers) -> CheckResult:
     data = sub.data
     replacement = data.replacement if isinstance(data, RemovalData) else None
@@ -82,7 +96,7 @@ def check_id_numbers(session: Session, sub: Errand, _v: Verifiers) -> CheckResul
         if replacement is not None:
             normalise_personnummer(replacement.personnummer)
     except InvalidIdNumber:
-        return CheckResult(CheckName.ID_NUMBERS, CheckOutcome.FAILED, (Finding.INVALID_ID_NUMBER,))
+        return _found(CheckName.ID_NUMBERS, [Finding.INVALID_ID_NUMBER])
     return _passed(CheckName.ID_NUMBERS)
 
 
@@ -90,7 +104,7 @@ def check_employer_codes(session: Session, sub: Errand, _v: Verifiers) -> CheckR
     employer = session.get(Employer, sub.employer_id) if sub.employer_id else None
     data = sub.data
     if employer is None or employer.orgnr != data.employer.orgnr:
-        return CheckResult(CheckName.EMPLOYER, CheckOutcome.FAILED, (Finding.UNKNOWN_EMPLOYER,))
+        return _found(CheckName.EMPLOYER, [Finding.UNKNOWN_EMPLOYER])
     wanted = set(data.employer_codes) if isinstance(data, RegistrationData) else set()
     if wanted:
         owned = set(
@@ -100,12 +114,7 @@ def check_employer_codes(session: Session, sub: Errand, _v: Verifiers) -> CheckR
         )
         foreign = sorted(wanted - owned)
         if foreign:
-            return CheckResult(
-                CheckName.EMPLOYER,
-                CheckOutcome.FAILED,
-                (Finding.CODE_NOT_OF_EMPLOYER,),
-                ", ".join(foreign),
-            )
+            return _found(CheckName.EMPLOYER, [Finding.CODE_NOT_OF_EMPLOYER], ", ".join(foreign))
     return _passed(CheckName.EMPLOYER)
 
 
@@ -117,13 +126,11 @@ def check_signatory(session: Session, sub: Errand, verifiers: Verifiers) -> Chec
         return _passed(CheckName.SIGNATORY, Finding.REMOVAL_SIGNED_BY_ORDERER)
     if is_signatory(verifiers.register, data.employer.orgnr, signer):
         return _passed(CheckName.SIGNATORY)
-    return CheckResult(
-        CheckName.SIGNATORY, CheckOutcome.FLAGGED, (Finding.NOT_IN_SIGNATORY_REGISTER,)
-    )
+    return _found(CheckName.SIGNATORY, [Finding.NOT_IN_SIGNATORY_REGISTER])
 
 
 def _signature_failed(*findings: Finding, detail: str = "") -> CheckResult:
-    return CheckResult(CheckName.SIGNATURE, CheckOutcome.FAILED, findings, detail)
+    return _found(CheckName.SIGNATURE, findings, detail)
 
 
 def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> CheckResult:
@@ -173,15 +180,10 @@ def check_paper_signature(session: Session, sub: Errand) -> CheckResult:
     findings = [finding for outcome, finding in _HAND_MATCHED.items() if outcome in by_hand]
     if by_hand - _HAND_MATCHED.keys():  # pages whose code could not be read at all
         findings.append(Finding.MATCHED_BY_HAND)
-    failed = Finding.MAC_MISMATCH_MATCHED_BY_HAND in findings
     if not (paper_form.signature_present and paper_form.signer_is_named):
         findings.append(Finding.HANDWRITTEN_SIGNATURE_MISSING)
-        failed = True
     if findings:
-        outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
-        return CheckResult(
-            CheckName.SIGNATURE, outcome, tuple(findings), paper_form.clerk_note or ""
-        )
+        return _found(CheckName.SIGNATURE, findings, paper_form.clerk_note or "")
     return _passed(CheckName.SIGNATURE, Finding.SIGNED_ON_PAPER)
 
 
@@ -213,7 +215,7 @@ def check_conflicts(session: Session, sub: Errand, _v: Verifiers | None = None) 
     """What the employer's roster says about the change, as SPV sees it (also what the
     form step did not tell a submitter who may not know it)."""
     if sub.employer_id is None:
-        return CheckResult(CheckName.CONFLICTS, CheckOutcome.FAILED, (Finding.UNKNOWN_EMPLOYER,))
+        return _found(CheckName.CONFLICTS, [Finding.UNKNOWN_EMPLOYER])
     roster = load_roster(session, sub.employer_id)
     data = sub.data
     if isinstance(data, RegistrationData):
@@ -224,8 +226,7 @@ def check_conflicts(session: Session, sub: Errand, _v: Verifiers | None = None) 
             data.orderer.personnummer, replacement, errand_id=sub.id
         )
     if conflicts:
-        findings = tuple(CONFLICT_FINDINGS[c] for c in conflicts)
-        return CheckResult(CheckName.CONFLICTS, CheckOutcome.FLAGGED, findings)
+        return _found(CheckName.CONFLICTS, [CONFLICT_FINDINGS[c] for c in conflicts])
     return _passed(CheckName.CONFLICTS)
 
 
@@ -273,9 +274,7 @@ def recheck_conflicts(session: Session, errand: Errand, *found: Finding) -> None
     result = check_conflicts(session, errand)
     if found:
         findings = result.findings + tuple(f for f in found if f not in result.findings)
-        failed = result.outcome is CheckOutcome.FAILED
-        outcome = CheckOutcome.FAILED if failed else CheckOutcome.FLAGGED
-        result = CheckResult(result.name, outcome, findings, result.detail)
+        result = _found(result.name, findings, result.detail)
     _store(session, errand, [result])
 
 
@@ -283,6 +282,7 @@ __all__ = [
     "CHECKS",
     "CheckResult",
     "Verifiers",
+    "outcome_of",
     "recheck_conflicts",
     "run_checks",
     "verifiers_for",

@@ -10,7 +10,6 @@ not exist.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +40,7 @@ from app.access.service import find_person, lock_employer
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.ids import InvalidIdNumber, normalise_personnummer
+from app.core.text import has_unsafe_characters, without_unsafe_characters
 from app.db import utcnow
 from app.notifications import notices
 from app.registrations.models import Errand
@@ -216,6 +216,7 @@ def overview(session: Session, authority: Authority, query: OverviewQuery) -> Ov
 
 
 def _search_condition(search: str) -> Any:
+    search = without_unsafe_characters(search)
     try:
         return Person.personnummer == normalise_personnummer(search)
     except InvalidIdNumber:
@@ -284,13 +285,6 @@ def my_permissions(session: Session, authority: Authority) -> list[PermissionRow
 
 # ---- a person's details ------------------------------------------------------------------
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-
-
-def has_unsafe_characters(text: str) -> bool:
-    """Control or bidirectional-override characters, refused in names and addresses."""
-    return _UNSAFE.search(text) is not None
-
 
 @dataclass(frozen=True)
 class NewPerson:
@@ -311,9 +305,9 @@ def check_person(personnummer: str, given_name: str, family_name: str, email: st
         raise Refused("invalid_personnummer", "personnummer") from None
     names = {"given_name": given_name.strip(), "family_name": family_name.strip()}
     for name_field, value in names.items():
-        if not value or len(value) > 100 or _UNSAFE.search(value):
+        if not value or len(value) > 100 or has_unsafe_characters(value):
             raise Refused("invalid_name", name_field)
-    if _UNSAFE.search(email):
+    if has_unsafe_characters(email):
         raise Refused("invalid_email", "email")
     try:
         address = validate_email(email.strip(), check_deliverability=False).normalized
@@ -711,7 +705,7 @@ def request_permission(
         raise NotFound
     if not authority.service_allowed(code_id, service):
         raise Refused("closed_code", "service")
-    if _UNSAFE.search(message.replace("\n", " ").replace("\r", " ")):
+    if has_unsafe_characters(message, multiline=True):
         raise Refused("invalid_text", "message")
     current = {(p.service, p.code_id) for p in my_permissions(session, authority)}
     if (service, code_id) in current:
@@ -878,7 +872,6 @@ __all__ = [
     "check_person",
     "decide_request",
     "employer_codes",
-    "has_unsafe_characters",
     "my_permissions",
     "my_requests",
     "overview",

@@ -33,7 +33,16 @@ from app.core.agents import AgentKind
 from app.core.ids import format_orgnr
 from app.db import utcnow
 from app.notifications.notices import ACCESS_PATH, SERVICE_NAMES
-from app.web import commit, current_agent, db, person_required, runtime, signed_in
+from app.web import (
+    commit,
+    confirmation,
+    confirmed,
+    current_agent,
+    db,
+    person_required,
+    runtime,
+    signed_in,
+)
 from forms.access import (
     AdministratorForm,
     DecisionForm,
@@ -145,6 +154,21 @@ def _render(template: str, actor: m.Actor | None, **context: Any) -> str:
         authority=actor.authority if actor else None,
         employer=employer,
         **context,
+    )
+
+
+def _confirm_removal(
+    heading: str, warning: str, confirm_label: str, cancel_url: str, form: ReasonForm
+) -> str:
+    """The confirmation page of a removal, carrying the reason given."""
+    reason = form.reason.data or ""
+    return confirmation(
+        heading,
+        warning,
+        confirm_label=confirm_label,
+        cancel_url=cancel_url,
+        details=[(_("Skäl"), reason or _("Inget skäl angivet"))],
+        carried={"reason": reason},
     )
 
 
@@ -321,8 +345,19 @@ def user(actor: m.Actor, person_id: int) -> ResponseReturnValue:
 @bp.post("/hantera-behorigheter/anvandare/<int:person_id>/ta-bort-alla")
 @in_context
 def remove_all(actor: m.Actor, person_id: int) -> ResponseReturnValue:
-    m.visible_person(db(), actor.authority, person_id)
+    person = m.visible_person(db(), actor.authority, person_id)
     form = ReasonForm()
+    if form.validate_on_submit() and not confirmed():
+        return _confirm_removal(
+            _("Ta bort alla behörigheter för %(name)s?", name=person.full_name),
+            _(
+                "Alla personens behörigheter på dina arbetsgivarkoder tas bort. Det går inte "
+                "att ångra, och personen får ett e-postmeddelande."
+            ),
+            _("Ja, ta bort alla behörigheter"),
+            url_for("access.user", person_id=person_id),
+            form,
+        )
     if form.validate_on_submit():
         _done(
             lambda: m.remove_all_permissions(db(), actor, person_id, form.reason.data or ""),
@@ -446,8 +481,19 @@ def administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
 @bp.post("/hantera-behorigheter/administratorer/<int:grant_id>/ta-bort")
 @in_context
 def remove_administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
-    _administrator(actor, grant_id)
+    grant = _administrator(actor, grant_id)
     form = ReasonForm()
+    if form.validate_on_submit() and not confirmed():
+        return _confirm_removal(
+            _("Ta bort administratören %(name)s?", name=grant.person.full_name),
+            _(
+                "Administratören förlorar rollen hos arbetsgivaren. Det går inte att ångra; "
+                "hen och arbetsgivarens beställare får e-post."
+            ),
+            _("Ja, ta bort administratören"),
+            url_for("access.administrator", grant_id=grant_id),
+            form,
+        )
     if form.validate_on_submit() and _done(
         lambda: m.remove_administrator(db(), actor, grant_id, form.reason.data or ""),
         _("Administratören är borttagen. Hen och arbetsgivarens beställare får e-post."),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -23,12 +24,15 @@ from app.access.models import Employer, Person
 from app.audit.models import AuditEvent
 from app.audit.service import record_errand_event
 from app.core.agents import Agent
+from app.core.text import has_unsafe_characters, without_unsafe_characters
 from app.db import utcnow
 from app.notifications import notices
+from app.registrations.codes import Finding
 from app.registrations.models import (
     Channel,
     CheckOutcome,
     CompletionRequest,
+    DocumentKind,
     Errand,
     ErrandComment,
     ErrandDocument,
@@ -98,7 +102,8 @@ def _list_condition(
         return query.where(Errand.state == ErrandState.IN_REVIEW, Errand.due_dt < now)
     if which is QueueList.COMPLETION:
         return query.where(Errand.state == ErrandState.AWAITING_COMPLETION)
-    return query.where(Errand.state == ErrandState.FAILED)
+    # Tekniskt fel: a step gave up, or is failing and being tried again.
+    return query.where(or_(Errand.state == ErrandState.FAILED, Errand.retrying_step.is_not(None)))
 
 
 def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
@@ -107,8 +112,8 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
         query = query.where(Errand.kind == f.kind)
     if f.channel:
         query = query.where(Errand.channel == f.channel)
-    if f.employer.strip():
-        text = f.employer.strip()
+    if without_unsafe_characters(f.employer).strip():
+        text = without_unsafe_characters(f.employer).strip()
         digits = "".join(ch for ch in text if ch.isdigit())
         match: ColumnElement[bool] = Employer.name.ilike(f"%{text}%")
         if len(digits) == 10:
@@ -131,6 +136,7 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
             selectinload(Errand.employer),
             selectinload(Errand.checks),
             selectinload(Errand.assigned_staff),
+            selectinload(Errand.completion_requests),
         )
         .order_by(*order)
         .limit(PAGE_SIZE)
@@ -186,6 +192,30 @@ def claim(session: Session, agent: Agent, errand: Errand) -> bool:
     if taken:
         record_errand_event(session, agent.audit_label, errand.id, "claimed")
     return bool(taken)
+
+
+def take_next(session: Session, agent: Agent) -> Errand | None:
+    """ "Ta nästa": claim the unassigned errand in review that is due first (the oldest
+    received when due the same), skipping those the caseworker may not decide (four eyes)
+    and those another caseworker is taking at this moment. None when there is none."""
+    candidates = (
+        select(Errand)
+        .where(Errand.assigned_staff_id.is_(None), Errand.state == ErrandState.IN_REVIEW)
+        .order_by(Errand.due_dt, Errand.received_dt, Errand.id)
+        .limit(20)
+        .with_for_update(skip_locked=True)
+        .options(selectinload(Errand.submitted_by))
+    )
+    for candidate in session.scalars(candidates):
+        if candidate.first_approved_by_staff_id == agent.id:
+            continue
+        try:
+            check_four_eyes(candidate, agent, Action.APPROVE)
+        except IllegalTransition:
+            continue
+        if claim(session, agent, candidate):
+            return candidate
+    return None
 
 
 def release(session: Session, agent: Agent, errand: Errand) -> None:
@@ -256,6 +286,19 @@ def history(session: Session, errand: Errand) -> list[AuditEvent]:
     )
 
 
+FORM_DOCUMENTS = (DocumentKind.SIGNED, DocumentKind.SCAN, DocumentKind.PRINTED)
+"""Which of an errand's documents is the form the caseworker reads, best first."""
+
+
+def form_document(errand: Errand) -> ErrandDocument | None:
+    """The form as signed (or as scanned, or as printed), shown beside the decision."""
+    for kind in FORM_DOCUMENTS:
+        found = [d for d in errand.documents if d.kind is kind]
+        if found:
+            return found[-1]
+    return None
+
+
 def errand_document(session: Session, errand: Errand, document_id: int) -> ErrandDocument | None:
     """A document of this errand (never another errand's, whatever the id says)."""
     return session.scalar(
@@ -305,18 +348,62 @@ def needs_second_approval(session: Session, errand: Errand) -> bool:
     return would_leave_no_orderer(session, errand)
 
 
-def _check_approvable(errand: Errand) -> None:
-    """No approval over a failed automated check (reject or ask for completion instead)."""
-    if any(check.outcome is CheckOutcome.FAILED for check in errand.checks):
+def _findings(errand: Errand) -> list[Finding]:
+    """Every finding of the errand's checks, each once, in the order of the checks."""
+    found: list[Finding] = []
+    for check in errand.checks:
+        for code in check.findings:
+            if Finding(code) not in found:
+                found.append(Finding(code))
+    return found
+
+
+def blocking_findings(errand: Errand) -> list[Finding]:
+    """Findings that make approval impossible (``Finding.severity``)."""
+    return [f for f in _findings(errand) if f.blocks_approval]
+
+
+def findings_to_acknowledge(errand: Errand) -> list[Finding]:
+    """ "Behöver granskas": findings the caseworker approves over only with a note on each."""
+    return [f for f in _findings(errand) if f.needs_review]
+
+
+def _check_approvable(errand: Errand, notes: Mapping[str, str]) -> dict[str, str]:
+    """No approval over a failed automated check or a blocking finding (reject or ask for
+    completion instead), and none over a finding that needs review unless the caseworker
+    wrote a note on it. The notes on the findings, by finding code."""
+    if blocking_findings(errand) or any(
+        check.outcome is CheckOutcome.FAILED for check in errand.checks
+    ):
         raise IllegalTransition(
             errand.state, Action.APPROVE, "an automated check failed", Refusal.CHECKS_FAILED
         )
+    acknowledged = {
+        f.value: (notes.get(f.value) or "").strip() for f in findings_to_acknowledge(errand)
+    }
+    if not all(acknowledged.values()):
+        raise IllegalTransition(
+            errand.state,
+            Action.APPROVE,
+            "a finding that needs review was not acknowledged",
+            Refusal.UNACKNOWLEDGED_FINDINGS,
+        )
+    return acknowledged
 
 
-def approve_errand(session: Session, agent: Agent, errand: Errand) -> bool:
-    """Approve; True when the decision is made, False when it awaits a second caseworker."""
+def approve_errand(
+    session: Session, agent: Agent, errand: Errand, notes: Mapping[str, str] | None = None
+) -> bool:
+    """Approve; True when the decision is made, False when it awaits a second caseworker.
+
+    ``notes`` acknowledge each finding that needs review (by finding code); they are
+    recorded in the errand's history with the approval."""
     _require_holder(agent, errand)
-    _check_approvable(errand)
+    acknowledged = _check_approvable(errand, notes or {})
+    if acknowledged and errand.state is ErrandState.IN_REVIEW:
+        record_errand_event(
+            session, agent.audit_label, errand.id, "findings_acknowledged", notes=acknowledged
+        )
     if needs_second_approval(session, errand):
         first = errand.first_approved_by_staff_id
         if first is None:
@@ -380,12 +467,31 @@ def retry_failed(session: Session, agent: Agent, errand: Errand) -> None:
     transition(session, errand, Action.RETRY, agent)
 
 
+def find_employers(session: Session, query: str, limit: int = 20) -> list[Employer]:
+    """Employers by organisation number, employer code, or part of the name."""
+    text = " ".join(query.split())
+    if not text or has_unsafe_characters(text):
+        return []
+    exact = access.find_employer_by_orgnr_or_code(session, text)
+    if exact is not None:
+        return [exact]
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return list(
+        session.scalars(
+            select(Employer)
+            .where(Employer.name.ilike(pattern, escape="\\"))
+            .order_by(Employer.name, Employer.id)
+            .limit(limit)
+        )
+    )
+
+
 def employer_contacts(
     session: Session, query: str
 ) -> tuple[Employer | None, list[access.EmployerContact]]:
     """'Vilka är behöriga beställare och administratörer hos arbetsgivare X?' (rule 10):
-    by organisation number or employer code."""
-    employer = access.find_employer_by_orgnr_or_code(session, query)
-    if employer is None:
+    by organisation number, employer code or name (when the name fits one employer only)."""
+    found = find_employers(session, query)
+    if len(found) != 1:
         return None, []
-    return employer, access.orderers_and_administrators(session, employer.id)
+    return found[0], access.orderers_and_administrators(session, found[0].id)

@@ -23,15 +23,27 @@ from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
-from app.labels import refusal_message
+from app.labels import finding_label, refusal_message
 from app.registrations.models import Channel, Errand, ErrandKind, RejectionReason
-from app.web import carry_out, caseworker_required, commit, db, runtime, signed_in
+from app.web import (
+    carry_out,
+    caseworker_required,
+    commit,
+    confirmation,
+    confirmed,
+    db,
+    runtime,
+    signed_in,
+)
 from forms.casework import (
+    REJECTION_REASON_NAMES_L,
+    ApprovalForm,
     CommentForm,
     CompletionRequestForm,
     DecisionForm,
     ReassignForm,
     RejectionForm,
+    approval_form,
 )
 from workflows.states import ErrandState, IllegalTransition
 
@@ -72,7 +84,23 @@ def queue() -> ResponseReturnValue:
         f=f,
         counts=service.counts(db(), agent),
         lists=service.QueueList,
+        take_form=DecisionForm(),
     )
+
+
+@bp.post("/handlaggning/ta-nasta")
+@caseworker_required
+def take_next() -> ResponseReturnValue:
+    """Claim the unassigned errand that is due first and open it."""
+    if not DecisionForm().validate_on_submit():
+        abort(400)
+    taken = service.take_next(db(), signed_in())
+    if taken is None:
+        flash(_("Det finns inga otilldelade ärenden att ta."), "info")
+        return redirect(url_for(".queue"))
+    commit()
+    flash(_("Ärendet är ditt."), "success")
+    return redirect(url_for(".errand", reference=taken.reference))
 
 
 def _errand(reference: str) -> Errand:
@@ -82,12 +110,20 @@ def _errand(reference: str) -> Errand:
         abort(404)
 
 
+def _approval_form(errand: Errand) -> ApprovalForm:
+    return approval_form(
+        {f.value: finding_label(f) for f in service.findings_to_acknowledge(errand)}
+    )
+
+
 def _render_errand(errand: Errand, status: int = 200, **forms: object) -> ResponseReturnValue:
     reassign = ReassignForm()
     reassign.staff_id.choices = [SelectChoice(s.id, s.name) for s in service.caseworkers(db())]
     context = {
         "errand": errand,
         "decision_form": DecisionForm(),
+        "approval_form": _approval_form(errand),
+        "blocking": service.blocking_findings(errand),
         "rejection_form": RejectionForm(),
         "completion_form": CompletionRequestForm(),
         "comment_form": CommentForm(),
@@ -97,6 +133,7 @@ def _render_errand(errand: Errand, status: int = 200, **forms: object) -> Respon
         "history": (history := service.history(db(), errand)),
         "actor_names": service.actor_names(db(), history),
         "second_approval": service.needs_second_approval(db(), errand),
+        "form_document": service.form_document(errand),
     }
     context.update(forms)
     return render_template("casework/errand.html", **context), status
@@ -196,9 +233,14 @@ def add_comment(reference: str) -> ResponseReturnValue:
 @bp.post("/handlaggning/<reference>/godkann")
 @caseworker_required
 def approve(reference: str) -> ResponseReturnValue:
-    errand = _checked_post(reference)
+    errand = _errand(reference)
+    form = _approval_form(errand)
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        return _render_errand(errand, 400, approval_form=form)
     done, decided = _carry_out(
-        lambda: service.approve_errand(db(), signed_in(), errand),
+        lambda: service.approve_errand(db(), signed_in(), errand, form.notes()),
         refused=lambda code: _(
             "Ärendet kunde inte godkännas: %(reason)s", reason=refusal_message(code)
         ),
@@ -225,6 +267,21 @@ def reject(reference: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _render_errand(errand, 400, rejection_form=form)
     reason = RejectionReason(form.reason_code.data)
+    if not confirmed():
+        return confirmation(
+            _("Avslå ärendet %(ref)s?", ref=errand.reference),
+            _(
+                "Ett avslag går inte att ångra. Den som skickade in ärendet får beslutet "
+                "och din förklaring med e-post."
+            ),
+            confirm_label=_("Ja, avslå ärendet"),
+            cancel_url=url_for(".errand", reference=reference),
+            details=[
+                (_("Skäl"), str(REJECTION_REASON_NAMES_L[reason])),
+                (_("Förklaring"), form.reason.data),
+            ],
+            carried={"reason_code": reason.value, "reason": form.reason.data},
+        )
     done, _none = _carry_out(
         lambda: service.reject_errand(
             db(),
@@ -275,12 +332,16 @@ def document(reference: str, document_id: int) -> ResponseReturnValue:
     doc = service.errand_document(db(), _errand(reference), document_id)
     if doc is None:
         abort(404)
-    return send_file(
+    response = send_file(
         io.BytesIO(doc.content),
         mimetype=doc.media_type,
         download_name=doc.filename,
         as_attachment=doc.media_type != "application/pdf",  # evidence files are saved
     )
+    # The errand page shows the form inline, in a frame of its own origin.
+    response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'self'"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 @bp.post("/handlaggning/<reference>/forsok-igen")
@@ -296,8 +357,13 @@ def retry(reference: str) -> ResponseReturnValue:
 @bp.get("/handlaggning/arbetsgivare")
 @caseworker_required
 def employer_lookup() -> ResponseReturnValue:
-    query = request.args.get("q", "")[:40]
+    query = request.args.get("q", "")[:100]
     employer, contacts = service.employer_contacts(db(), query) if query else (None, [])
+    matches = service.find_employers(db(), query) if query and employer is None else []
     return render_template(
-        "casework/employer_lookup.html", query=query, employer=employer, contacts=contacts
+        "casework/employer_lookup.html",
+        query=query,
+        employer=employer,
+        contacts=contacts,
+        matches=matches,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.intake.models import PageStatus, PaperForm, PaperFormState, ScanBatch, ScanPage
@@ -19,6 +19,26 @@ def recent_batches(session: Session, limit: int = 20) -> list[ScanBatch]:
             .options(selectinload(ScanBatch.uploaded_by))
             .order_by(ScanBatch.id.desc())
             .limit(limit)
+        )
+    )
+
+
+def batches_awaiting_check(session: Session, batch_ids: list[int]) -> set[int]:
+    """Of these batches, those read but not yet checked by a clerk: a page waits in the
+    manual queue or for the rest of its form, or a form of its pages awaits the clerk's
+    confirmation. Such a batch says "väntar på kontroll", not "Klar"."""
+    if not batch_ids:
+        return set()
+    unchecked = or_(
+        ScanPage.status.in_([PageStatus.NEEDS_CLERK, PageStatus.WAITING]),
+        PaperForm.state == PaperFormState.AWAITING_CONFIRMATION,
+    )
+    return set(
+        session.scalars(
+            select(ScanPage.batch_id)
+            .outerjoin(PaperForm, PaperForm.id == ScanPage.paper_form_id)
+            .where(ScanPage.batch_id.in_(batch_ids), unchecked)
+            .distinct()
         )
     )
 

@@ -90,7 +90,8 @@ def start() -> ResponseReturnValue:
     return render_template(
         "intake/start.html",
         form=form,
-        batches=queries.recent_batches(db()),
+        batches=(batches := queries.recent_batches(db())),
+        awaiting_check=queries.batches_awaiting_check(db(), [b.id for b in batches]),
         counts=queries.queue_counts(db()),
         to_confirm=queries.forms_to_confirm(db()),
         demo_scanner=runtime().settings.demo_scanner,
@@ -100,7 +101,11 @@ def start() -> ResponseReturnValue:
 @bp.get("/skanning/bunt/<int:batch_id>")
 @intake_clerk_required
 def batch(batch_id: int) -> ResponseReturnValue:
-    return render_template("intake/batch.html", batch=_get(ScanBatch, batch_id))
+    return render_template(
+        "intake/batch.html",
+        batch=_get(ScanBatch, batch_id),
+        awaiting_check=queries.batches_awaiting_check(db(), [batch_id]),
+    )
 
 
 @bp.get("/skanning/bunt/<int:batch_id>/status")

@@ -32,8 +32,20 @@ class CheckName(enum.StrEnum):
     CONFLICTS = "conflicts"
 
 
+class Severity(enum.StrEnum):
+    """What a finding means for the caseworker's decision."""
+
+    BLOCKING = "blocking"
+    """The decision cannot be made as asked: no approval (reject or ask for completion)."""
+    REVIEW = "review"
+    """Behöver granskas: approval only with a note on each such finding."""
+    NOTE = "note"
+    """For information; nothing to do."""
+
+
 class Finding(enum.StrEnum):
-    """What an automated check found (``VerificationCheck.findings``)."""
+    """What an automated check found (``VerificationCheck.findings``); how much it weighs
+    is ``Finding.severity``, the one home of "blocking" and "needs review"."""
 
     INVALID_ID_NUMBER = "invalid_id_number"
     UNKNOWN_EMPLOYER = "unknown_employer"
@@ -59,3 +71,44 @@ class Finding(enum.StrEnum):
     TYPED_IN_BY_CLERK = "typed_in_by_clerk"
     DIGEST_MISMATCH_MATCHED_BY_HAND = "digest_mismatch_matched_by_hand"
     MAC_MISMATCH_MATCHED_BY_HAND = "mac_mismatch_matched_by_hand"
+
+    @property
+    def severity(self) -> Severity:
+        if self in _BLOCKING:
+            return Severity.BLOCKING
+        if self in _NOTES:
+            return Severity.NOTE
+        return Severity.REVIEW
+
+    @property
+    def blocks_approval(self) -> bool:
+        return self.severity is Severity.BLOCKING
+
+    @property
+    def needs_review(self) -> bool:
+        return self.severity is Severity.REVIEW
+
+
+_BLOCKING = frozenset(
+    {
+        Finding.INVALID_ID_NUMBER,
+        Finding.UNKNOWN_EMPLOYER,
+        Finding.CODE_NOT_OF_EMPLOYER,
+        Finding.ALREADY_ORDERER,
+        Finding.NOT_AN_ORDERER,
+        Finding.REPLACEMENT_ALREADY_ORDERER,
+        Finding.SEAL_INVALID,
+        Finding.SIGNATURE_INVALID,
+        Finding.SIGNATURE_OF_OTHER_DOCUMENT,
+        Finding.SIGNER_NOT_NAMED_SIGNATORY,
+        Finding.SIGNED_DOCUMENT_MISSING,
+        Finding.SCAN_MISSING,
+        Finding.HANDWRITTEN_SIGNATURE_MISSING,
+        Finding.MAC_MISMATCH_MATCHED_BY_HAND,
+    }
+)
+"""Findings that make approval impossible: the person already holds the role (or is not
+an orderer to remove), the employer or its codes are wrong, the signature does not hold."""
+
+_NOTES = frozenset({Finding.REMOVAL_SIGNED_BY_ORDERER, Finding.SIGNED_ON_PAPER})
+"""Findings that only inform."""

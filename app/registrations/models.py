@@ -15,6 +15,7 @@ from app.db import Base, str_enum, utcnow
 from app.registrations.data import (
     FormData,
     FormProgress,
+    InvalidFormData,
     RegistrationDraft,
     RemovalDraft,
 )
@@ -116,6 +117,15 @@ class Errand(Base):
     """The submitter's language, for letters and receipts."""
     failed_step: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    retrying_step: Mapped[str | None] = mapped_column(String(32))
+    """A pipeline step that failed and is being tried again (cleared when it succeeds);
+    the errand shows it at once, not only when its retries run out (``failed``)."""
+    step_attempt: Mapped[int | None]
+    """Which attempt of ``retrying_step`` failed last (1 is the first)."""
+    step_max_attempts: Mapped[int | None]
+    """How many attempts the step gets before the errand goes to ``failed``."""
+    step_error: Mapped[str | None] = mapped_column(Text)
+    step_error_dt: Mapped[datetime | None]
     paused_dt: Mapped[datetime | None]
     """Since when the due date stands still (waiting for the submitter's completion)."""
     reminded_dt: Mapped[datetime | None]
@@ -157,6 +167,7 @@ class Errand(Base):
         Index("ix_errand_state_expires", "state", "expires_dt"),
         Index("ix_errand_state_due", "state", "due_dt"),
         Index("ix_errand_assigned_state", "assigned_staff_id", "state"),
+        Index("ix_errand_retrying_step", "retrying_step"),
     )
 
     @property
@@ -167,6 +178,26 @@ class Errand(Base):
     @progress.setter
     def progress(self, draft: FormProgress) -> None:
         self.form_data = draft.to_json()
+
+    @property
+    def subject_name(self) -> str:
+        """The name of the person the errand concerns, as the form gives it ("" if none yet
+        or the stored form cannot be read)."""
+        try:
+            subject = self.progress.subject
+        except InvalidFormData:
+            return ""
+        return subject.full_name if subject is not None else ""
+
+    @property
+    def has_new_completion_answer(self) -> bool:
+        """The submitter answered a completion request and the errand is back for review."""
+        answered = [r for r in self.completion_requests if r.answered_dt is not None]
+        return (
+            self.state is ErrandState.IN_REVIEW
+            and bool(answered)
+            and answered[-1] is self.completion_requests[-1]
+        )
 
     @property
     def approved_by_two(self) -> bool:

@@ -39,6 +39,8 @@ from app.web import (
     carry_out,
     collect_interval,
     commit,
+    confirmation,
+    confirmed,
     db,
     person_required,
     runtime,
@@ -391,6 +393,17 @@ def cancel_signing(reference: str) -> ResponseReturnValue:
 @person_required
 def withdraw(reference: str) -> ResponseReturnValue:
     errand = _post_action(reference)
+    if not confirmed():
+        return confirmation(
+            _("Återkalla ärendet %(ref)s?", ref=errand.reference),
+            _(
+                "Ett återkallat ärende går inte att öppna igen. Vill du ändra något senare "
+                "skickar du in en ny blankett."
+            ),
+            confirm_label=_("Ja, återkalla ärendet"),
+            cancel_url=url_for(".errand", reference=reference),
+            details=[(_("Ärendet gäller"), errand.subject_name)] if errand.subject_name else [],
+        )
     done, _none = _carry_out(
         lambda: service.withdraw(db(), signed_in(), errand),
         _("Ärendet kan inte återkallas i sitt nuvarande läge."),

@@ -28,6 +28,11 @@ def violations(page: Page, path: str) -> list[str]:
     """What axe-core finds on ``path`` that blocks someone: rule, impact and where."""
     response = page.goto(path)
     assert response is not None and response.ok, f"{path}: {response and response.status}"
+    return violations_here(page, path)
+
+
+def violations_here(page: Page, path: str) -> list[str]:
+    """What axe-core finds on the page shown now (e.g. the answer to a POST)."""
     result: dict[str, Any] = page.evaluate(
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_AA
     )
@@ -80,8 +85,20 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
             f"/handlaggning/{reference}",
             "/handlaggning?lista=otilldelade",
             "/handlaggning/arbetsgivare?q=2021004920",
+            "/handlaggning/arbetsgivare?q=verk",
         ],
     )
+    # The errors of the decision panel, and the confirmation before a rejection.
+    page.goto(f"/handlaggning/{reference}?lang=sv")
+    panel = page.get_by_role("complementary")
+    panel.get_by_role("button", name="Avslå", exact=True).click()
+    found = violations_here(page, "rejection without a reason")
+    page.get_by_text("Annat skäl").click()
+    page.get_by_label("Förklaring till den som skickade in ärendet").fill("Fel blankett.")
+    page.get_by_role("complementary").get_by_role("button", name="Avslå", exact=True).click()
+    page.get_by_role("button", name="Ja, avslå ärendet").wait_for()
+    found += violations_here(page, "the confirmation of a rejection")
+    assert found == [], "\n".join(found)
 
 
 def _batch_read(runtime: Runtime, batch_id: int) -> bool:

@@ -18,15 +18,18 @@ from tests.e2e.browser import (
     RESULTS_DIR,
     log_in,
     log_out,
+    off_the_loop,
     open_menu_item,
     reload_until,
     signed_registration,
     status_badge,
 )
 from tests.factories import (
+    in_review,
     printed,
     printed_for_post,
     removal_draft,
+    stranger_registers_anna,
 )
 from workflows.runtime import Runtime
 from workflows.states import ErrandState
@@ -115,7 +118,7 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
     expect(page.get_by_text("Filen är mottagen och läses in sida för sida.")).to_be_visible()
     progress = page.locator(".batch-progress").get_by_role("status")
     expect(progress).to_contain_text("3 av 3 sidor lästa", timeout=30_000)
-    expect(progress).to_contain_text("Klar")
+    expect(progress).to_contain_text("Inläst – väntar på kontroll")
     rows = page.get_by_role("table", name="Sidor i bunten").locator("tbody tr")
     expect(rows).to_have_count(3)
     expect(rows.nth(0)).to_contain_text(reference)
@@ -177,6 +180,11 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
         "kopplades till ärendet av en registrator"
     )
     page.get_by_role("button", name="Ta ärendet").click()
+    approval = page.locator("form", has=page.get_by_role("button", name="Godkänn", exact=True))
+    notes = approval.locator("textarea")
+    expect(notes.first).to_be_visible()  # the pages matched by hand need review
+    for n in range(notes.count()):
+        notes.nth(n).fill("Jämfört sidan med den skannade bilden: samma blankett.")
     page.get_by_role("button", name="Godkänn", exact=True).click()
     expect(page.get_by_text("Ärendet är godkänt.")).to_be_visible()
 
@@ -193,3 +201,44 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
             .where(RoleGrant.employer_id == done.employer_id, RoleGrant.valid_to_dt.is_(None))
         ).all()
         assert "198507049859" in active and "200001029834" not in active
+
+
+def test_no_approval_over_a_blocking_finding_and_a_note_on_each_other(
+    page: Page, runtime: Runtime
+) -> None:
+    def make() -> tuple[str, str]:
+        with runtime.unit_of_work() as session:
+            blocked = stranger_registers_anna(session).reference
+            flagged = in_review(session, signatory_personnummer="198112189876").reference
+            return blocked, flagged
+
+    blocked, flagged = off_the_loop(make)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/")
+    log_in(page, "Ingrid Handläggare")
+    _open_from_queue(page, "Otilldelade", blocked)
+    page.get_by_role("button", name="Ta ärendet").click()
+    panel = page.get_by_role("complementary", name="Beslut och åtgärder")
+    expect(panel.get_by_text("Ärendet kan inte godkännas.")).to_be_visible()
+    expect(panel.get_by_text("Personen är redan behörig beställare")).to_be_visible()
+    expect(panel.get_by_role("button", name="Godkänn", exact=True)).to_have_count(0)
+    # The decision panel stands beside the errand, the form shown inline.
+    main_box = page.locator(".errand-layout__main").bounding_box()
+    panel_box = panel.bounding_box()
+    assert main_box and panel_box and panel_box["x"] > main_box["x"] + main_box["width"] - 1
+    expect(page.locator("iframe.errand-pdf")).to_have_count(1)
+
+    _open_from_queue(page, "Otilldelade", flagged)
+    page.get_by_role("button", name="Ta ärendet").click()
+    panel.get_by_role("button", name="Godkänn", exact=True).click()
+    summary = page.get_by_role("alert").filter(has_text="Formuläret innehåller fel")
+    expect(summary).to_be_focused()
+    summary.get_by_role("link").first.click()
+    note = page.get_by_label("Firmatecknaren finns inte i registret för arbetsgivaren.")
+    expect(note).to_be_focused()
+    error = panel.get_by_text("Skriv hur du har granskat det här innan du godkänner.")
+    expect(error).to_be_visible()
+    note.fill("Bolagsverket: Eva Ek tecknar firma sedan maj.")
+    panel.get_by_role("button", name="Godkänn", exact=True).click()
+    expect(page.get_by_text("Ärendet är godkänt.")).to_be_visible()
+    expect(page.get_by_role("table", name="Historik")).to_contain_text("Eva Ek tecknar firma")

@@ -280,3 +280,35 @@ def test_emails_are_in_the_language_the_person_logged_in_with(
     assert "Statistics and reports, A1001" in greta_email.text_body
     cecilia_email = emails["cecilia.carlsson@testmyndighet.example"]
     assert cecilia_email.language == "sv" and "har ändrats" in cecilia_email.subject
+
+
+def test_removals_are_confirmed_on_a_page_of_their_own(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, ANNA)
+    cecilia, grant = person_id(session, CECILIA), _bertil_grant(session)
+    token = csrf_token(client.get(PAGE).get_data(as_text=True))
+    for url, confirm in (
+        (f"{PAGE}/anvandare/{cecilia}/ta-bort-alla", "Ja, ta bort alla behörigheter"),
+        (f"{PAGE}/administratorer/{grant}/ta-bort", "Ja, ta bort administratören"),
+    ):
+        asked = client.post(url, data={"csrf_token": token, "reason": "Slutat"})
+        text = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and confirm in text and "Avbryt" in text
+        assert 'name="reason" value="Slutat"' in text
+    session.expire_all()
+    assert session.get_one(RoleGrant, grant).valid_to_dt is None
+    done = client.post(
+        f"{PAGE}/administratorer/{grant}/ta-bort",
+        data={"csrf_token": token, "reason": "Slutat", "confirmed": "1"},
+    )
+    assert done.status_code == 302
+    session.expire_all()
+    assert session.get_one(RoleGrant, grant).valid_to_dt is not None
+
+
+def test_search_text_the_database_cannot_store_finds_nothing(
+    client: FlaskClient, session: Session
+) -> None:
+    login(client, session, ANNA)
+    assert client.get(f"{PAGE}?sok=Ceci%00lia").status_code == 200

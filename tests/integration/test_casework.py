@@ -14,6 +14,7 @@ from app.casework import service as casework
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations import service as registrations
+from app.registrations.codes import Finding
 from app.registrations.models import Channel, Errand, ErrandKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
@@ -176,15 +177,18 @@ def test_removing_the_last_orderer_needs_two_caseworkers(session: Session) -> No
     assert casework.needs_second_approval(session, errand)
     ingrid, johan = caseworker(session, INGRID), caseworker(session, JOHAN)
     casework.claim(session, ingrid, errand)
-    assert not casework.approve_errand(session, ingrid, errand)
+    with pytest.raises(IllegalTransition, match="not acknowledged"):
+        casework.approve_errand(session, ingrid, errand)
+    notes = {Finding.WOULD_LEAVE_NO_ORDERER.value: "Arbetsgivaren anmäler en ny senare."}
+    assert not casework.approve_errand(session, ingrid, errand, notes)
     assert errand.state is ErrandState.IN_REVIEW
     assert errand.first_approved_by_staff_id == ingrid.id
     casework.claim(session, ingrid, errand)
     with pytest.raises(IllegalTransition, match="another caseworker"):
-        casework.approve_errand(session, ingrid, errand)
+        casework.approve_errand(session, ingrid, errand, notes)
     casework.release(session, ingrid, errand)
     casework.claim(session, johan, errand)
-    assert casework.approve_errand(session, johan, errand)
+    assert casework.approve_errand(session, johan, errand, notes)
     assert errand.state is ErrandState.APPROVED
 
 

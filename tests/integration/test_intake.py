@@ -288,7 +288,9 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
     wait_for(read_done, timeout=60, message="the worker to read the batch")
     status = client.get(f"{batch_url}/status").get_json()
     assert status == {"state": "done", "pages_read": 2, "page_count": 2}
-    assert "Ingen läsbar QR-kod" in client.get(batch_url).get_data(as_text=True)
+    read = client.get(batch_url).get_data(as_text=True)
+    assert "Ingen läsbar QR-kod" in read
+    assert "Inläst – väntar på kontroll" in read and "Klar." not in read
 
     queue = client.get("/skanning/manuell").get_data(as_text=True)
     (lost,) = [p for p in batch.pages if p.status is PageStatus.NEEDS_CLERK]
@@ -326,6 +328,8 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
     )
     session.expire_all()
     assert errand.state in (ErrandState.RECEIVED, ErrandState.IN_REVIEW)
+    checked = client.get(batch_url).get_data(as_text=True)
+    assert "Klar." in checked and "väntar på kontroll" not in checked
 
     def verified() -> bool:
         session.expire_all()

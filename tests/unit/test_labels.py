@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 from app import labels
 from app.access.roster import Conflict
 from app.registrations.codes import CheckName, Finding, ProblemCode
+from app.registrations.status import NextStep, SubmitterStatus
 from workflows.states import Action, Refusal
 from workflows.verification import CONFLICT_FINDINGS
 
@@ -22,6 +23,8 @@ LABELLED: list[tuple[type[enum.StrEnum], Mapping[object, object]]] = [
     (Finding, labels.FINDING_LABELS),
     (CheckName, labels.CHECK_LABELS),
     (Refusal, labels.REFUSAL_LABELS),
+    (SubmitterStatus, labels.SUBMITTER_STATUS_LABELS),
+    (NextStep, labels.NEXT_STEP_LABELS),
 ]
 
 
