@@ -13,6 +13,7 @@ from workflows.states import Refusal
 
 STATE_LABELS = {
     S.DRAFT: _l("Utkast"),
+    S.AWAITING_SIGNATORY: _l("Väntar på firmatecknarens underskrift"),
     S.AWAITING_SIGNATURE: _l("Väntar på underskrift"),
     S.SIGNED: _l("Underskriven"),
     S.AWAITING_POST: _l("Väntar på post"),

@@ -149,10 +149,21 @@ class SignatoryDetails(_Part):
         "name": "signatory_name",
         "personnummer": "signatory_personnummer",
         "title": "signatory_title",
+        "email": "signatory_email",
     }
     name: str
     personnummer: str
     title: str = ""
+    email: str = ""
+    """Where an invitation to sign is sent (optional: the form may be signed at once)."""
+
+    def to_json(self) -> Json:
+        """Without an empty email: forms printed before the field existed keep their
+        digest."""
+        stored = super().to_json()
+        if not self.email:
+            del stored["signatory_email"]
+        return stored
 
 
 def _codes_to_json(codes: tuple[str, ...]) -> Json:

@@ -40,6 +40,8 @@ from app.registrations.models import (
     Errand,
     ErrandDocument,
     ErrandKind,
+    InvitationOutcome,
+    SigningInvitation,
 )
 from workflows.state_machine import transition
 from workflows.states import (
@@ -343,9 +345,15 @@ def save_replacement(
 
 
 def save_signatory(
-    session: Session, agent: Agent, errand: Errand, name: str, personnummer: str, title: str
+    session: Session,
+    agent: Agent,
+    errand: Errand,
+    name: str,
+    personnummer: str,
+    title: str,
+    email: str = "",
 ) -> None:
-    signatory = SignatoryDetails(name.strip(), personnummer, title.strip())
+    signatory = SignatoryDetails(name.strip(), personnummer, title.strip(), email.strip())
     _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory)
 
 
@@ -387,12 +395,61 @@ def print_for_post(session: Session, agent: Agent, errand: Errand, printed_pdf: 
     """The postal route: the printed form is kept, and SPV waits for the signed paper."""
     _require_complete(errand, Action.PRINT_FOR_POST)
     transition(session, errand, Action.PRINT_FOR_POST, agent)
+    end_invitations(session, errand, InvitationOutcome.PRINTED)
     errand.channel = Channel.PAPER
     attach_document(session, errand, DocumentKind.PRINTED, printed_pdf, f"{errand.reference}.pdf")
 
 
 def withdraw(session: Session, agent: Agent, errand: Errand) -> None:
     transition(session, errand, Action.WITHDRAW, agent)
+    end_invitations(session, errand, InvitationOutcome.WITHDRAWN)
+
+
+# ---- invitations to sign: the links of the current round ---------------------------------
+
+
+def open_invitations(session: Session, errand: Errand) -> list[SigningInvitation]:
+    """The links emailed to the signatory that still open the errand, newest first."""
+    return list(
+        session.scalars(
+            select(SigningInvitation)
+            .where(SigningInvitation.errand_id == errand.id, SigningInvitation.ended_dt.is_(None))
+            .order_by(SigningInvitation.created_dt.desc(), SigningInvitation.id.desc())
+        )
+    )
+
+
+def last_invitation(session: Session, errand: Errand) -> SigningInvitation | None:
+    """The errand's newest link, open or ended (its outcome, a decline's reason)."""
+    return session.scalars(
+        select(SigningInvitation)
+        .where(SigningInvitation.errand_id == errand.id)
+        .order_by(SigningInvitation.created_dt.desc(), SigningInvitation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def end_invitations(
+    session: Session, errand: Errand, outcome: InvitationOutcome, reason: str | None = None
+) -> int:
+    """End every open link of the errand (they no longer open it). Returns how many."""
+    links = open_invitations(session, errand)
+    now = utcnow()
+    for link in links:
+        link.ended_dt, link.outcome, link.decline_reason = now, outcome, reason
+    session.flush()
+    return len(links)
+
+
+def back_to_signable(session: Session, errand: Errand, agent: Agent, **data: Any) -> None:
+    """awaiting_signature → where it can be signed again: the invited signatory's
+    invitation (its expiry kept), or the submitter's draft."""
+    links = open_invitations(session, errand)
+    if links:
+        transition(session, errand, Action.RETURN_TO_SIGNATORY, agent, **data)
+        errand.expires_dt = links[0].expires_dt
+    else:
+        transition(session, errand, Action.CANCEL_SIGNATURE, agent, **data)
 
 
 def open_completion_request(errand: Errand) -> CompletionRequest | None:
@@ -417,7 +474,9 @@ def answer_completion(
 
 
 def expire_lapsed(session: Session, limit: int = 200) -> int:
-    """Move drafts and errands whose time ran out to ``expired``. Returns how many."""
+    """Move drafts and errands whose time ran out to ``expired`` (their invitations end
+    too). A signing left unfinished (the page closed) goes back to where it can be signed
+    again instead. Returns how many moved."""
     lapsed = session.scalars(
         select(Errand)
         .where(Errand.state.in_(EXPIRES_AFTER), Errand.expires_dt <= utcnow())
@@ -427,7 +486,11 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
     ).all()
     system = Agent.system("expiry")
     for errand in lapsed:
+        if errand.state is ErrandState.AWAITING_SIGNATURE:
+            back_to_signable(session, errand, system, reason="abandoned")
+            continue
         transition(session, errand, Action.EXPIRE, system)
+        end_invitations(session, errand, InvitationOutcome.EXPIRED)
     return len(lapsed)
 
 
@@ -437,8 +500,8 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
 def _save_signatory_of(
     session: Session, agent: Agent, errand: Errand, data: RegistrationData | RemovalData
 ) -> None:
-    signatory = data.signatory
-    save_signatory(session, agent, errand, signatory.name, signatory.personnummer, signatory.title)
+    s = data.signatory
+    save_signatory(session, agent, errand, s.name, s.personnummer, s.title, s.email)
 
 
 def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Errand:

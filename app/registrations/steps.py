@@ -75,8 +75,8 @@ def _prefill_person(draft: FormProgress) -> dict[str, Any]:
 
 
 def _save_signatory(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
-    signatory = form.signatory_details()
-    service.save_signatory(db, agent, sub, signatory.name, signatory.personnummer, signatory.title)
+    s = form.signatory_details()
+    service.save_signatory(db, agent, sub, s.name, s.personnummer, s.title, s.email)
 
 
 def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
