@@ -448,6 +448,7 @@ def back_to_signable(session: Session, errand: Errand, agent: Agent, **data: Any
     if links:
         transition(session, errand, Action.RETURN_TO_SIGNATORY, agent, **data)
         errand.expires_dt = links[0].expires_dt
+        session.flush()
     else:
         transition(session, errand, Action.CANCEL_SIGNATURE, agent, **data)
 

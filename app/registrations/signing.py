@@ -113,8 +113,9 @@ def start(
     a sign order for the named signatory. A signing started before and left unfinished is
     cancelled first, so the errand can always be signed again."""
     _require_complete(errand, Action.REQUEST_SIGNATURE)
-    if errand.state is ErrandState.AWAITING_SIGNATURE:
-        abandon(session, agent, client, errand, None)
+    # BankID cancels both orders when a second one starts for the same person: end the
+    # errand's earlier ones first (a page closed, or returned by the sweep).
+    abandon(session, agent, client, errand, None)
     order = eid.start_signing(
         session,
         client,
