@@ -67,6 +67,10 @@ FINDING_LABELS = {
     Finding.REMOVAL_SIGNED_BY_ORDERER: _l(
         "En borttagning skrivs under av den behöriga beställaren eller av en firmatecknare."
     ),
+    Finding.REPLACEMENT_NOT_SIGNED_BY_SIGNATORY: _l(
+        "Den nya behöriga beställaren registreras inte: blanketten är bara underskriven av "
+        "den som tas bort, och en anmälan skrivs alltid under av en firmatecknare."
+    ),
     Finding.NOT_IN_SIGNATORY_REGISTER: _l(
         "Firmatecknaren finns inte i registret för arbetsgivaren."
     ),
@@ -204,6 +208,9 @@ HISTORY_LABELS = {
     "first_approval": _l("Första godkännandet"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
+    "replacement_not_registered": _l(
+        "Den nya behöriga beställaren registrerades inte: firmatecknarens underskrift saknas"
+    ),
     "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
 
@@ -260,6 +267,11 @@ PROBLEM_MESSAGES = {
     ProblemCode.WRONG_DOCUMENT: _l("Underskriften gäller inte den här blanketten. Försök igen."),
     ProblemCode.WRONG_SIGNER: _l(
         "Blanketten ska skrivas under av den firmatecknare som anges i den."
+    ),
+    ProblemCode.REPLACEMENT_NEEDS_SIGNATORY: _l(
+        "En ny behörig beställare registreras bara med firmatecknarens underskrift. Ange en "
+        "firmatecknare hos arbetsgivaren, eller ta bort den nya beställaren ur ärendet och "
+        "skicka en egen anmälan."
     ),
 }
 

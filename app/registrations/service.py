@@ -20,6 +20,7 @@ from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
 from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
+from app.registers.service import LocalSignatoryRegister, is_signatory
 from app.registrations.codes import ProblemCode
 from app.registrations.data import (
     EmployerDetails,
@@ -190,6 +191,17 @@ def _replacement_of(progress: RemovalDraft) -> str | None:
     return progress.replacement.personnummer if progress.replacement else None
 
 
+def registered_replacement(session: Session, data: RemovalData) -> PersonDetails | None:
+    """The new orderer a removal registers: its replacement, if the form's signature
+    covers a registration (``replacement_is_registered``)."""
+    if data.replacement is None:
+        return None
+    covered = replacement_is_registered(
+        session, data.orderer, data.employer, data.signatory.personnummer
+    )
+    return data.replacement if covered else None
+
+
 def would_leave_no_orderer(session: Session, errand: Errand) -> bool:
     """A removal with no replacement of the employer's only orderer (rule 8), as SPV sees
     it (casework and the apply step)."""
@@ -199,8 +211,12 @@ def would_leave_no_orderer(session: Session, errand: Errand) -> bool:
     assert isinstance(progress, RemovalDraft) and errand.employer_id is not None
     if progress.orderer is None:
         return False
+    replacement = _replacement_of(progress)
+    if progress.is_complete and replacement is not None:
+        registered = registered_replacement(session, progress.complete())
+        replacement = registered.personnummer if registered else None
     roster = load_roster(session, errand.employer_id)
-    return roster.would_leave_no_orderer(progress.orderer.personnummer, _replacement_of(progress))
+    return roster.would_leave_no_orderer(progress.orderer.personnummer, replacement)
 
 
 def warns_of_no_orderer_left(session: Session, agent: Agent, errand: Errand) -> bool:
@@ -353,8 +369,38 @@ def save_signatory(
     title: str,
     email: str = "",
 ) -> None:
+    """Who signs. A removal naming a new orderer is refused the departing orderer as its
+    signatory (``replacement_is_registered``), unless SPV's clerk types in a paper that
+    is signed so: then it is what it is, and only the removal is carried out."""
     signatory = SignatoryDetails(name.strip(), personnummer, title.strip(), email.strip())
+    progress = errand.progress
+    if (
+        isinstance(progress, RemovalDraft)
+        and progress.replacement is not None
+        and progress.orderer is not None
+        and agent.entered_by_staff_id is None
+        and not replacement_is_registered(
+            session, progress.orderer, progress.employer, signatory.personnummer
+        )
+    ):
+        raise FormProblem("signatory_personnummer", ProblemCode.REPLACEMENT_NEEDS_SIGNATORY)
     _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory)
+
+
+def replacement_is_registered(
+    session: Session,
+    orderer: OrdererToRemove,
+    employer: EmployerDetails | None,
+    signer_personnummer: str,
+) -> bool:
+    """Rule: a registration is always signed by the signatory. A removal's new orderer is
+    registered only when the form is signed by one of the employer's signatories (the
+    signatory register), or by anyone but the departing orderer (the signatory register
+    check flags a signer it does not know for the caseworker); the departing orderer's
+    own signature covers the removal alone."""
+    if signer_personnummer != orderer.personnummer or employer is None:
+        return True
+    return is_signatory(LocalSignatoryRegister(session), employer.orgnr, signer_personnummer)
 
 
 # ---- leaving the draft -----------------------------------------------------------------

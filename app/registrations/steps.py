@@ -83,8 +83,9 @@ def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
     if draft.signatory:
         return draft.signatory.to_json()
     orderer = draft.orderer if isinstance(draft, RemovalDraft) else None
-    if orderer and orderer.reason is RemovalReason.SELF:
-        # Removing oneself: the orderer signs.
+    replaces = isinstance(draft, RemovalDraft) and draft.replacement is not None
+    if orderer and orderer.reason is RemovalReason.SELF and not replaces:
+        # Removing oneself: the orderer signs (a new orderer needs the signatory's signature).
         return {"signatory_name": orderer.full_name, "signatory_personnummer": orderer.personnummer}
     return {}
 

@@ -199,7 +199,8 @@ def test_handlaggning_needs_a_signed_in_caseworker(page: Page) -> None:
 
 
 def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
-    """Anna removes herself, names a replacement, prints the form and downloads the PDF."""
+    """Anna removes herself, names a replacement (so the signatory signs), prints the form
+    and downloads the PDF."""
     page.goto("/")
     log_in(page, "Anna Andersson")
     open_menu_item(page, "Ta bort behörig beställare")
@@ -219,8 +220,11 @@ def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
     page.get_by_label("E-postadress i arbetet").fill("bertil.berg@testmyndighet.example")
     choose(page, "Behörig beställare")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
-    expect(page.get_by_label("Namn")).to_have_value("Anna Andersson")
-    page.get_by_label("Befattning").fill("Personalchef")
+    # A new orderer is registered only with the signatory's signature, not Anna's own.
+    expect(page.get_by_label("Namn")).to_have_value("")
+    page.get_by_label("Namn").fill("Gunilla Generaldirektör")
+    page.get_by_label("Personnummer").fill("19640823-9868")
+    page.get_by_label("Befattning").fill("Generaldirektör")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     expect(page.get_by_role("main")).to_contain_text("Bertil Berg")
 
