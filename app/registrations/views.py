@@ -353,7 +353,7 @@ def poll_signing(errand: Errand) -> tuple[EidOrder | None, eid.OrderState | None
             invitations.signed(db(), errand, base_url=runtime().settings.public_base_url)
         commit()
         session.pop(SIGN_KEY, None)
-        flash(_("Blanketten är underskriven och inskickad till SPV."), "success")
+        flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
     elif state.status is OrderStatus.FAILED:
         signing.abandon(db(), signed_in(), bankid_client(), errand, None)
     commit()
