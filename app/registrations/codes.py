@@ -25,6 +25,15 @@ class ProblemCode(enum.StrEnum):
     always signed by the employer's signatory."""
 
 
+class StepWarning(enum.StrEnum):
+    """What a form step says at once about values it accepts (the person may go on)."""
+
+    SIGNATORY_NOT_IN_REGISTER = "signatory_not_in_register"
+    """The signatory named is not in the signatory register for the employer."""
+    ONLY_CLOSED_CODES = "only_closed_codes"
+    """Every employer code chosen is closed (they still get invoices, nothing else)."""
+
+
 class CheckName(enum.StrEnum):
     """The automated checks of a received errand (``VerificationCheck.name``)."""
 

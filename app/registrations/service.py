@@ -15,19 +15,20 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Employer, Person, RoleGrant
+from app.access.models import ORDERER_ROLES, CodeStatus, Employer, Person, RoleGrant
 from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
 from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registers.service import LocalSignatoryRegister, is_signatory
-from app.registrations.codes import ProblemCode
+from app.registrations.codes import ProblemCode, StepWarning
 from app.registrations.data import (
     EmployerDetails,
     FormStep,
     OrdererToRemove,
     PersonDetails,
     RegistrationData,
+    RegistrationDraft,
     RemovalData,
     RemovalDraft,
     RemovalReason,
@@ -231,6 +232,41 @@ def warns_of_no_orderer_left(session: Session, agent: Agent, errand: Errand) -> 
     return Conflict.WOULD_LEAVE_NO_ORDERER in conflicts
 
 
+# ---- what a step says at once ------------------------------------------------------------
+
+
+def step_warning(
+    session: Session, errand: Errand, step: FormStep
+) -> tuple[StepWarning, str] | None:
+    """What the step says at once about the values saved at it, and a key that names
+    those values (the person goes on once they have seen the warning for them): the
+    signatory is not in the signatory register for the employer (SPV's verification flags
+    it for the caseworker too), or every employer code chosen is closed."""
+    progress = errand.progress
+    if step is FormStep.SIGNATORY and progress.signatory and progress.employer:
+        signer = progress.signatory.personnummer
+        orderer = progress.orderer if isinstance(progress, RemovalDraft) else None
+        if orderer is not None and orderer.personnummer == signer:
+            return None  # an orderer removing themself signs; no register entry needed
+        if not is_signatory(LocalSignatoryRegister(session), progress.employer.orgnr, signer):
+            return StepWarning.SIGNATORY_NOT_IN_REGISTER, f"{step}:{signer}"
+    if (
+        step is FormStep.CODES
+        and isinstance(progress, RegistrationDraft)
+        and progress.employer_codes
+        and errand.employer is not None
+    ):
+        closed = {c.code for c in errand.employer.codes if c.status is CodeStatus.CLOSED}
+        if set(progress.employer_codes) <= closed:
+            return StepWarning.ONLY_CLOSED_CODES, f"{step}:{','.join(progress.employer_codes)}"
+    return None
+
+
+def login_person(session: Session, agent: Agent) -> Person:
+    """The person signed in (their name and personnummer from the e-ID login)."""
+    return session.get_one(Person, _require_person(agent))
+
+
 # ---- drafts ----------------------------------------------------------------------------
 
 
@@ -244,6 +280,27 @@ def _employer(session: Session, orgnr: str) -> Employer:
 def _save(session: Session, agent: Agent, errand: Errand, step: FormStep, **values: Any) -> None:
     errand.progress = errand.progress.done(step, **values)
     _audit(session, agent, errand, "errand.step_saved", step=step.value)
+
+
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+
+
+def _as_typed(value: Any) -> Any:
+    """A typed value as it can be stored: text without control characters, or a list."""
+    if isinstance(value, list):
+        return [_as_typed(v) for v in value][:50]
+    return str(value or "").translate(_CONTROL)[:500]
+
+
+def save_typed(
+    session: Session, agent: Agent, errand: Errand, step: FormStep, values: dict[str, Any]
+) -> None:
+    """ "Spara och fortsätt senare": keep what was typed at ``step``, valid or not; it is
+    checked when the person goes on (the step is not done until then)."""
+    _require_person(agent)
+    typed = {name: _as_typed(value) for name, value in values.items()}
+    errand.progress = errand.progress.with_typed(step, typed)
+    _audit(session, agent, errand, "errand.step_saved", step=step.value, checked=False)
 
 
 def start_draft(

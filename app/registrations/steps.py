@@ -91,6 +91,11 @@ def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
 
 
 def _save_orderer(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
+    if form.reason.data == RemovalReason.SELF:
+        # "Jag tar bort mig själv": the person is the one logged in with e-ID.
+        me = service.login_person(db, agent)
+        form.personnummer.data = me.personnummer
+        form.given_name.data, form.family_name.data = me.given_name, me.family_name
     orderer = orderer_to_remove(form)
     service.save_orderer_to_remove(
         db, agent, sub, orderer.reason, orderer.personnummer, orderer.given_name,
@@ -184,7 +189,11 @@ def step_by_segment(kind: ErrandKind, segment: str) -> Step | None:
 
 
 def build_form(step: Step, errand: Errand) -> FlaskForm:
-    form = step.form(data=step.prefill(errand.progress))
+    """The step's form with the draft's values, or what was typed there and saved
+    unchecked ("Spara och fortsätt senare")."""
+    progress = errand.progress
+    typed = progress.typed.get(step.name.value, {})
+    form = step.form(data={**step.prefill(progress), **typed})
     if isinstance(form, CodesForm) and errand.employer is not None:
         form.codes.choices = [
             SelectChoice(c.code, code_choice_label(c)) for c in errand.employer.codes

@@ -23,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from wtforms import SelectMultipleField
 
 from app.documents.render import render_blank_form
 from app.eid import service as eid
@@ -158,6 +159,7 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
     if first_missing != "review" and order.index(current.name) > order.index(first_missing):
         return redirect(step_url(errand, first_missing))
     form = build_form(current, errand)
+    later = bool(request.form.get("save_and_exit"))
     if form.validate_on_submit():
         try:
             current.save(db(), signed_in(), errand, form)
@@ -165,12 +167,18 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
             attach_problem(form, problem)
         else:
             commit()
-            if request.form.get("save_and_exit"):
-                flash(
-                    _("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success"
-                )
-                return redirect(url_for(".my_errands"))
+            if later:
+                return _saved_for_later()
+            warning = service.step_warning(db(), errand, current.name)
+            if warning and request.form.get("acknowledged") != warning[1]:
+                return redirect(step_url(errand, current.name))  # the step says why
             return redirect(resume_url(errand))
+    if later and request.method == "POST" and "csrf_token" not in form.errors:
+        # "Spara och fortsätt senare": whatever is typed is kept, checked when going on.
+        service.save_typed(db(), signed_in(), errand, current.name, _typed(form))
+        commit()
+        return _saved_for_later()
+    warning = service.step_warning(db(), errand, current.name)
     return render_template(
         "registrations/step.html",
         form=form,
@@ -181,7 +189,26 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
         done=done,
         step_url=step_url,
         leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
+        warning=warning[0] if warning else None,
+        acknowledged=warning[1] if warning else "",
+        me=service.login_person(db(), signed_in()),
     )
+
+
+def _saved_for_later() -> ResponseReturnValue:
+    flash(_("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success")
+    return redirect(url_for(".my_errands"))
+
+
+def _typed(form: FlaskForm) -> dict[str, object]:
+    """What the person typed in the step's fields, as typed."""
+    return {
+        field.name: request.form.getlist(field.name)
+        if isinstance(field, SelectMultipleField)
+        else request.form.get(field.name, "")
+        for field in form
+        if field.name != "csrf_token"
+    }
 
 
 def _render_review(
