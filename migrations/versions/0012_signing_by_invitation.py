@@ -50,7 +50,13 @@ def _set_states(states: tuple[str, ...], previous: tuple[str, ...]) -> None:
         listed = ", ".join(f"'{s}'" for s in states)
         op.create_check_constraint(op.f("ck_errand_errand_state"), "errand", f"state IN ({listed})")
         return
+    # SQLite (the demo) keeps the state's CHECK under the name it was created with
+    # (``ck_submission_submission_state`` before 0007 renamed the table): drop it by name.
+    names = {c["name"] for c in sa.inspect(op.get_bind()).get_check_constraints("errand")}
     with op.batch_alter_table("errand", recreate="always") as batch_op:
+        for name in ("ck_submission_submission_state", "ck_errand_errand_state"):
+            if name in names:
+                batch_op.drop_constraint(op.f(name), type_="check")
         batch_op.alter_column(
             "state", type_=_state_type(states), existing_type=_state_type(previous)
         )
