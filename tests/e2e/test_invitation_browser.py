@@ -82,6 +82,9 @@ def test_the_registration_is_sent_to_eva_who_signs_later_in_her_own_session(
 
     # Eva is not here: send it to her.
     expect(page.get_by_role("heading", name="Skicka till firmatecknaren")).to_be_visible()
+    review = urlsplit(page.url).path
+    check(page, [review])
+    page.goto(f"{review}?lang=sv")
     expect(page.get_by_label("Firmatecknarens e-postadress")).to_have_value(EVA_EMAIL)
     page.get_by_role("button", name="Skicka till firmatecknaren").click()
     expect(page.get_by_text("Blanketten är skickad till Eva Ek för underskrift.")).to_be_visible()
@@ -110,6 +113,9 @@ def test_the_registration_is_sent_to_eva_who_signs_later_in_her_own_session(
         expect(eva.get_by_role("main")).to_contain_text("Fredrik Falk")
         expect(eva.get_by_role("link", name="Läs hela blanketten som PDF")).to_be_visible()
         check(eva, [link])  # both languages: back to Swedish after it
+        eva.set_viewport_size({"width": 390, "height": 844})  # and on a phone
+        check(eva, [link])
+        eva.set_viewport_size({"width": 1280, "height": 900})
         eva.goto(f"{link}?lang=sv")
         eva.get_by_role("button", name="Skriv under med Mobilt BankID").click()
         expect(eva.get_by_role("heading", name="Skriv under med BankID")).to_be_visible()
