@@ -18,12 +18,20 @@ from app.db import utcnow
 from app.eid.models import EidOrder
 from app.notifications.models import EmailMessage
 from app.registrations import invitations
-from app.registrations.models import Channel, Errand, InvitationOutcome, SigningInvitation
+from app.registrations.models import (
+    Channel,
+    Errand,
+    InvitationKind,
+    InvitationOutcome,
+    SigningInvitation,
+)
 from app.registrations.service import expire_lapsed
 from tests.conftest import ANNA, DAVID, EVA, approve_in_simulator, login
-from tests.factories import public_base_url
-from tests.support import csrf_token, walk_registration
+from tests.factories import david, public_base_url, registration_draft
+from tests.support import csrf_token, wait_for, walk_registration
+from workflows.runtime import Runtime
 from workflows.states import ErrandState
+from workflows.worker import run_maintenance
 
 EVA_EMAIL = "eva.ek@provverket.example"
 
@@ -282,3 +290,26 @@ def test_the_hr_chief_who_left_the_signing_page_signs_again(
     approve_in_simulator(app, EVA)
     assert client.get(f"/mina-arenden/{reference}/signera").status_code == 302
     assert _errand(session, reference).state is ErrandState.RECEIVED
+
+
+def test_the_scheduled_actor_reminds_the_signatory_before_expiry(
+    runtime: Runtime, session: Session, worker: object
+) -> None:
+    errand = registration_draft(session)
+    invitations.send_to_signatory(
+        session, david(session), errand, EVA_EMAIL, base_url=public_base_url()
+    )
+    errand.expires_dt = utcnow() + timedelta(days=2)
+    session.commit()
+    run_maintenance(runtime, check_deadlines=True)
+
+    def reminded() -> bool:
+        session.expire_all()
+        kinds = session.scalars(
+            select(SigningInvitation.kind).where(SigningInvitation.errand_id == errand.id)
+        ).all()
+        return InvitationKind.EXPIRY_REMINDER in kinds
+
+    wait_for(reminded, timeout=20, message="the remind_signatories actor to remind Eva")
+    reminder = _emails(session, "signing_invitation")[-1]
+    assert reminder.subject.startswith("Påminnelse") and reminder.to_address == EVA_EMAIL
