@@ -65,7 +65,12 @@ def test_the_registration_is_sent_to_eva_who_signs_later_in_her_own_session(
     open_menu_item(page, "Anmäl behörig beställare")
     page.get_by_label("Organisationsnummer").fill("202100-4920")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
+    # The code list shows only when the person chooses codes (conditional.js).
+    codes = page.get_by_role("group", name="Välj arbetsgivarkoder")
+    choose(page, "Bara de koder jag väljer")
+    expect(codes).to_be_visible()
     choose(page, "Alla arbetsgivarens koder, även de som tillkommer")
+    expect(codes).to_be_hidden()
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     page.get_by_label("Personnummer").fill("19850704-9859")
     page.get_by_label("Förnamn").fill("Fredrik")
