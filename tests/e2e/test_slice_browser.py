@@ -207,9 +207,9 @@ def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
     page.get_by_label("Organisationsnummer").fill("202100-5489")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     choose(page, "Jag tar bort mig själv som behörig beställare")
-    page.get_by_label("Personnummer").fill("19811218-9876")
-    page.get_by_label("Förnamn").fill("Anna")
-    page.get_by_label("Efternamn").fill("Andersson")
+    # Removing oneself: the person comes from the login; the fields for someone else hide.
+    expect(page.get_by_text("Du tar bort dig själv: Anna Andersson")).to_be_visible()
+    expect(page.get_by_label("Personnummer")).to_be_hidden()
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     expect(page.get_by_role("note")).to_contain_text("ingen behörig beställare kvar")
     choose(page, "Ja")
