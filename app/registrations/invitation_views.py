@@ -31,20 +31,30 @@ from workflows.states import ErrandState, IllegalTransition
 bp = Blueprint("signatory", __name__, template_folder="templates")
 
 
-def _invitation(token: str) -> tuple[SigningInvitation, Errand]:
+def _invitation(reference: str) -> tuple[SigningInvitation, Errand]:
     try:
-        return invitations.for_signatory(db(), signed_in(), token)
+        return invitations.for_signatory_by_reference(db(), signed_in(), reference)
     except invitations.InvitationNotFound:
         abort(404)
 
 
+@bp.get("/underskrift/<token>")
+@person_required
+def link(token: str) -> ResponseReturnValue:
+    """The link in the email: for the signatory it names, on to the errand's page."""
+    try:
+        _link, errand = invitations.for_signatory(db(), signed_in(), token)
+    except invitations.InvitationNotFound:
+        abort(404)
+    return redirect(url_for(".invitation", reference=errand.reference))
+
+
 def _page(
-    token: str, decline_form: DeclineForm | None = None, status: int = 200
+    reference: str, decline_form: DeclineForm | None = None, status: int = 200
 ) -> ResponseReturnValue:
-    link, errand = _invitation(token)
+    link, errand = _invitation(reference)
     return render_template(
         "registrations/invitation.html",
-        token=token,
         link=link,
         errand=errand,
         action_form=FlaskForm(),
@@ -52,49 +62,51 @@ def _page(
     ), status
 
 
-@bp.get("/underskrift/<token>")
+@bp.get("/underskrift/arende/<reference>")
 @person_required
-def invitation(token: str) -> ResponseReturnValue:
+def invitation(reference: str) -> ResponseReturnValue:
     """The whole form as the signatory will sign it, with the PDF and both choices."""
-    return _page(token)
+    return _page(reference)
 
 
-@bp.get("/underskrift/<token>/blankett.pdf")
+@bp.get("/underskrift/arende/<reference>/blankett.pdf")
 @person_required
-def invitation_pdf(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def invitation_pdf(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     pdf = documents.signable_form(errand, runtime().settings)
     return send_file(
         io.BytesIO(pdf), mimetype="application/pdf", download_name=f"{errand.reference}.pdf"
     )
 
 
-@bp.post("/underskrift/<token>/signera")
+@bp.post("/underskrift/arende/<reference>/signera")
 @person_required
-def start_signing(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def start_signing(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     if not FlaskForm().validate_on_submit():
         abort(400)
     if begin_signing(errand):
-        return redirect(url_for(".signing_page", token=token))
-    return redirect(url_for(".invitation", token=token))
+        return redirect(url_for(".signing_page", reference=reference))
+    return redirect(url_for(".invitation", reference=reference))
 
 
-@bp.get("/underskrift/<token>/signera")
+@bp.get("/underskrift/arende/<reference>/signera")
 @person_required
-def signing_page(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def signing_page(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     order, state = poll_signing(errand)
     if order is None or state is None or state.status is OrderStatus.COMPLETE:
-        target = url_for(".done") if _signed(errand) else url_for(".invitation", token=token)
+        target = (
+            url_for(".done") if _signed(errand) else url_for(".invitation", reference=reference)
+        )
         return redirect(target)
     return signing_pending_page(
         errand,
         order,
         state,
-        status_url=url_for(".signing_status", token=token),
-        cancel_url=url_for(".cancel_signing", token=token),
-        retry_url=url_for(".invitation", token=token),
+        status_url=url_for(".signing_status", reference=reference),
+        cancel_url=url_for(".cancel_signing", reference=reference),
+        retry_url=url_for(".invitation", reference=reference),
     )
 
 
@@ -102,34 +114,34 @@ def _signed(errand: Errand) -> bool:
     return errand.state not in (ErrandState.AWAITING_SIGNATORY, ErrandState.AWAITING_SIGNATURE)
 
 
-@bp.post("/underskrift/<token>/signera/status")
+@bp.post("/underskrift/arende/<reference>/signera/status")
 @person_required
-def signing_status(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def signing_status(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     order, state = poll_signing(errand)
     if order is None or state is None:
-        return jsonify(status="failed", done=url_for(".invitation", token=token)), 404
-    done = url_for(".done") if _signed(errand) else url_for(".invitation", token=token)
+        return jsonify(status="failed", done=url_for(".invitation", reference=reference)), 404
+    done = url_for(".done") if _signed(errand) else url_for(".invitation", reference=reference)
     return signing_status_json(errand, order, state, done)
 
 
-@bp.post("/underskrift/<token>/signera/avbryt")
+@bp.post("/underskrift/arende/<reference>/signera/avbryt")
 @person_required
-def cancel_signing(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def cancel_signing(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     if not FlaskForm().validate_on_submit():
         abort(400)
     cancel_sign_order(errand)
-    return redirect(url_for(".invitation", token=token))
+    return redirect(url_for(".invitation", reference=reference))
 
 
-@bp.post("/underskrift/<token>/avboj")
+@bp.post("/underskrift/arende/<reference>/avboj")
 @person_required
-def decline(token: str) -> ResponseReturnValue:
-    _link, errand = _invitation(token)
+def decline(reference: str) -> ResponseReturnValue:
+    _link, errand = _invitation(reference)
     form = DeclineForm()
     if not form.validate_on_submit():
-        return _page(token, form, 400)
+        return _page(reference, form, 400)
     done, _none = carry_out(
         lambda: invitations.decline(
             db(), signed_in(), errand, form.reason.data, base_url=runtime().settings.public_base_url
@@ -137,7 +149,7 @@ def decline(token: str) -> ResponseReturnValue:
         {IllegalTransition: lambda _exc: _("Blanketten kan inte avböjas just nu.")},
     )
     if not done:
-        return redirect(url_for(".invitation", token=token))
+        return redirect(url_for(".invitation", reference=reference))
     flash(
         _("Du har avböjt att skriva under. Den som skickade blanketten har fått ditt svar."),
         "info",

@@ -136,7 +136,26 @@ def for_signatory(session: Session, agent: Agent, token: str) -> tuple[SigningIn
     link = session.scalar(
         select(SigningInvitation).where(SigningInvitation.token_sha256 == token_digest(token))
     )
-    if link is None or not link.is_open or agent.kind is not AgentKind.PERSON:
+    if link is None:
+        raise InvitationNotFound
+    return _for_named_signatory(agent, link)
+
+
+def for_signatory_by_reference(
+    session: Session, agent: Agent, reference: str
+) -> tuple[SigningInvitation, Errand]:
+    """The errand with ``reference`` and its newest open invitation, for the signatory it
+    names (the pages behind the link, and a signatory's own list of forms to sign); for
+    anyone else, or with no open invitation, ``InvitationNotFound``."""
+    errand = session.scalar(select(Errand).where(Errand.reference == reference))
+    links = open_invitations(session, errand) if errand is not None else []
+    if not links:
+        raise InvitationNotFound
+    return _for_named_signatory(agent, links[0])
+
+
+def _for_named_signatory(agent: Agent, link: SigningInvitation) -> tuple[SigningInvitation, Errand]:
+    if not link.is_open or agent.kind is not AgentKind.PERSON:
         raise InvitationNotFound
     if not secrets.compare_digest(agent.personnummer or "", link.signatory_personnummer):
         raise InvitationNotFound

@@ -87,6 +87,7 @@ def test_eva_signs_later_in_her_own_session(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     reference, link = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     errand = _errand(session, reference)
     assert errand.state is ErrandState.AWAITING_SIGNATORY
     draft_expiry = errand.expires_dt
@@ -99,22 +100,24 @@ def test_eva_signs_later_in_her_own_session(
     )
     mine = client.get("/mina-arenden").get_data(as_text=True)
     assert "Väntar på firmatecknarens underskrift" in mine
-    page = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
-    assert "Påminn firmatecknaren" in page and EVA_EMAIL in page
+    errand_page = client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
+    assert "Påminn firmatecknaren" in errand_page and EVA_EMAIL in errand_page
 
     eva = _other_browser(app, session, EVA)
-    invitation = eva.get(link)
+    opened = eva.get(link)  # the link leads Eva on to the errand's page
+    assert opened.status_code == 302 and opened.headers["Location"] == page
+    invitation = eva.get(page)
     assert invitation.status_code == 200
     html = invitation.get_data(as_text=True)
     assert "Fredrik" in html and "Avböj att skriva under" in html
-    pdf = eva.get(f"{link}/blankett.pdf")
+    pdf = eva.get(f"{page}/blankett.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
 
-    started = _post(eva, link, f"{link}/signera", {"device": "other"})
-    assert started.headers["Location"] == f"{link}/signera"
+    started = _post(eva, page, f"{page}/signera", {"device": "other"})
+    assert started.headers["Location"] == f"{page}/signera"
     assert _errand(session, reference).state is ErrandState.AWAITING_SIGNATURE
     approve_in_simulator(app, EVA)
-    finished = eva.get(f"{link}/signera")
+    finished = eva.get(f"{page}/signera")
     assert finished.headers["Location"] == "/underskrift/klar"
 
     errand = _errand(session, reference)
@@ -123,7 +126,7 @@ def test_eva_signs_later_in_her_own_session(
     [told] = _emails(session, "signed_by_signatory")
     assert told.to_address == errand.submitted_by.email
     # The link has done its one job.
-    assert eva.get(link).status_code == 404
+    assert eva.get(link).status_code == 404 and eva.get(page).status_code == 404
     assert "Mottagen" in client.get(f"/mina-arenden/{reference}").get_data(as_text=True)
 
 
@@ -131,17 +134,19 @@ def test_only_the_named_signatory_opens_the_link(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     reference, link = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     # Not logged in: asked to log in first, nothing shown.
     anonymous = app.test_client().get(link)
     assert anonymous.status_code == 302 and "/logga-in" in anonymous.headers["Location"]
     # The submitter and anyone else: the link does not exist for them.
     assert client.get(link).status_code == 404
     anna = _other_browser(app, session, ANNA)
-    for path in (link, f"{link}/blankett.pdf", "/underskrift/" + "A" * 43):
+    assert client.get(page).status_code == 404
+    for path in (link, page, f"{page}/blankett.pdf", "/underskrift/" + "A" * 43):
         response = anna.get(path)
         assert response.status_code == 404
         assert reference not in response.get_data(as_text=True)
-    refused = _post(anna, "/mina-arenden", f"{link}/avboj", {"reason": "Nej"})
+    refused = _post(anna, "/mina-arenden", f"{page}/avboj", {"reason": "Nej"})
     assert refused.status_code == 404
     assert _errand(session, reference).state is ErrandState.AWAITING_SIGNATORY
 
@@ -150,11 +155,12 @@ def test_eva_declines_with_a_reason_and_david_can_change_and_send_again(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     reference, link = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     eva = _other_browser(app, session, EVA)
-    empty = _post(eva, link, f"{link}/avboj", {"reason": "  "})
+    empty = _post(eva, page, f"{page}/avboj", {"reason": "  "})
     assert empty.status_code == 400
     assert "Skriv varför du inte skriver under." in empty.get_data(as_text=True)
-    declined = _post(eva, link, f"{link}/avboj", {"reason": "Fel person, det ska vara Gustav."})
+    declined = _post(eva, page, f"{page}/avboj", {"reason": "Fel person, det ska vara Gustav."})
     assert declined.headers["Location"] == "/underskrift/klar"
 
     errand = _errand(session, reference)
@@ -163,7 +169,7 @@ def test_eva_declines_with_a_reason_and_david_can_change_and_send_again(
     assert "Fel person, det ska vara Gustav." in told.text_body
     review = client.get(f"/anmalan-behorig-bestallare/{reference}/granska").get_data(True)
     assert "Fel person, det ska vara Gustav." in review
-    assert eva.get(link).status_code == 404
+    assert eva.get(link).status_code == 404 and eva.get(page).status_code == 404
 
 
 def test_david_reminds_at_most_once_a_day(
@@ -184,28 +190,29 @@ def test_david_reminds_at_most_once_a_day(
     second_link = _link(reminder)
     assert second_link != link
     eva = _other_browser(app, session, EVA)
-    assert eva.get(link).status_code == 200 and eva.get(second_link).status_code == 200
+    assert eva.get(link).status_code == 302 and eva.get(second_link).status_code == 302
 
 
 def test_taking_back_printing_or_withdrawing_ends_the_links(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     reference, link = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     eva = _other_browser(app, session, EVA)
-    page = f"/mina-arenden/{reference}"
-    taken_back = _post(client, page, f"{page}/ta-tillbaka")
+    mine = f"/mina-arenden/{reference}"
+    taken_back = _post(client, mine, f"{mine}/ta-tillbaka")
     assert taken_back.headers["Location"].endswith("/granska")
     assert _errand(session, reference).state is ErrandState.DRAFT
-    assert eva.get(link).status_code == 404
+    assert eva.get(link).status_code == 404 and eva.get(page).status_code == 404
 
     review = f"/anmalan-behorig-bestallare/{reference}/granska"
-    _post(client, review, f"{page}/skicka-till-firmatecknaren", {"email": EVA_EMAIL})
+    _post(client, review, f"{mine}/skicka-till-firmatecknaren", {"email": EVA_EMAIL})
     second = _link(_emails(session, "signing_invitation")[-1])
-    assert eva.get(second).status_code == 200
-    _post(client, page, f"{page}/skriv-ut")
+    assert eva.get(second).status_code == 302 and eva.get(page).status_code == 200
+    _post(client, mine, f"{mine}/skriv-ut")
     errand = _errand(session, reference)
     assert errand.state is ErrandState.AWAITING_POST and errand.channel is Channel.PAPER
-    assert eva.get(second).status_code == 404
+    assert eva.get(second).status_code == 404 and eva.get(page).status_code == 404
     outcomes = [i.outcome for i in session.scalars(select(SigningInvitation))]
     assert sorted(outcomes) == sorted([InvitationOutcome.RECALLED, InvitationOutcome.PRINTED])
 
@@ -214,6 +221,7 @@ def test_the_invitation_reminds_before_it_expires_with_the_draft(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     reference, link = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     errand = _errand(session, reference)
     assert invitations.remind_before_expiry(session, base_url=public_base_url()) == 0
     errand.expires_dt = utcnow() + timedelta(days=2)
@@ -231,7 +239,7 @@ def test_the_invitation_reminds_before_it_expires_with_the_draft(
         InvitationOutcome.EXPIRED
     }
     eva = _other_browser(app, session, EVA)
-    assert eva.get(link).status_code == 404
+    assert eva.get(link).status_code == 404 and eva.get(page).status_code == 404
 
 
 def test_a_signing_abandoned_or_failed_at_bankid_can_be_signed_again(
@@ -239,22 +247,23 @@ def test_a_signing_abandoned_or_failed_at_bankid_can_be_signed_again(
 ) -> None:
     from devtools.bankid_simulator.app_actions import cancel_in_app
 
-    reference, link = _sent_to_eva(client, session)
+    reference, _link_sent = _sent_to_eva(client, session)
+    page = f"/underskrift/arende/{reference}"
     expiry = _errand(session, reference).expires_dt
     eva = _other_browser(app, session, EVA)
 
     # Eva cancels in the BankID app: BankID's message (RFA6), and she can sign again.
-    _post(eva, link, f"{link}/signera", {"device": "other"})
+    _post(eva, page, f"{page}/signera", {"device": "other"})
     order_ref = session.scalars(select(EidOrder.order_ref).order_by(EidOrder.id.desc())).first()
     assert order_ref is not None
     cancel_in_app(session, order_ref)
-    failed = eva.get(f"{link}/signera").get_data(as_text=True)
+    failed = eva.get(f"{page}/signera").get_data(as_text=True)
     assert "Åtgärden avbruten." in failed and "Försök igen" in failed
     errand = _errand(session, reference)
     assert errand.state is ErrandState.AWAITING_SIGNATORY and errand.expires_dt == expiry
 
     # She starts again and closes the page: the sweep returns the errand to her.
-    _post(eva, link, f"{link}/signera", {"device": "other"})
+    _post(eva, page, f"{page}/signera", {"device": "other"})
     errand = _errand(session, reference)
     assert errand.state is ErrandState.AWAITING_SIGNATURE
     errand.expires_dt = utcnow() - timedelta(seconds=1)
@@ -264,9 +273,9 @@ def test_a_signing_abandoned_or_failed_at_bankid_can_be_signed_again(
     assert errand.state is ErrandState.AWAITING_SIGNATORY and errand.expires_dt == expiry
 
     # And she signs after all.
-    _post(eva, link, f"{link}/signera", {"device": "other"})
+    _post(eva, page, f"{page}/signera", {"device": "other"})
     approve_in_simulator(app, EVA)
-    assert eva.get(f"{link}/signera").headers["Location"] == "/underskrift/klar"
+    assert eva.get(f"{page}/signera").headers["Location"] == "/underskrift/klar"
     assert _errand(session, reference).state is ErrandState.RECEIVED
 
 
