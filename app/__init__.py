@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.core.views import bp as core_bp
     from app.eid.views import bp as eid_bp
     from app.intake.views import bp as intake_bp
+    from app.registrations.invitation_views import bp as signatory_bp
     from app.registrations.views import bp as registrations_bp
 
     web.init_app(app)
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         core_bp,
         eid_bp,
         registrations_bp,
+        signatory_bp,
         casework_bp,
         intake_bp,
         access_bp,

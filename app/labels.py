@@ -21,6 +21,7 @@ from workflows.states import Refusal
 
 STATE_LABELS = {
     S.DRAFT: _l("Utkast"),
+    S.AWAITING_SIGNATORY: _l("Väntar på firmatecknarens underskrift"),
     S.AWAITING_SIGNATURE: _l("Väntar på underskrift"),
     S.SIGNED: _l("Underskriven"),
     S.AWAITING_POST: _l("Väntar på post"),
@@ -39,6 +40,7 @@ STATE_LABELS = {
 SUBMITTER_STATUS_LABELS = {
     SubmitterStatus.DRAFT: _l("Utkast"),
     SubmitterStatus.AWAITING_SIGNATURE: _l("Väntar på underskrift"),
+    SubmitterStatus.AWAITING_SIGNATORY: _l("Väntar på firmatecknarens underskrift"),
     SubmitterStatus.AWAITING_POST: _l("Väntar på post"),
     SubmitterStatus.RECEIVED: _l("Mottagen"),
     SubmitterStatus.IN_REVIEW: _l("Handläggs"),
@@ -103,6 +105,10 @@ FINDING_LABELS = {
     Finding.CODE_NOT_OF_EMPLOYER: _l("Arbetsgivarkoder som inte hör till arbetsgivaren:"),
     Finding.REMOVAL_SIGNED_BY_ORDERER: _l(
         "En borttagning skrivs under av den behöriga beställaren eller av en firmatecknare."
+    ),
+    Finding.REPLACEMENT_NOT_SIGNED_BY_SIGNATORY: _l(
+        "Den nya behöriga beställaren registreras inte: blanketten är bara underskriven av "
+        "den som tas bort, och en anmälan skrivs alltid under av en firmatecknare."
     ),
     Finding.NOT_IN_SIGNATORY_REGISTER: _l(
         "Firmatecknaren finns inte i registret för arbetsgivaren."
@@ -218,6 +224,12 @@ HISTORY_LABELS = {
     "step_saved": _l("Uppgifter sparade"),
     "request_signature": _l("Skickat för underskrift med BankID"),
     "cancel_signature": _l("Underskriften avbröts"),
+    "send_to_signatory": _l("Skickat till firmatecknaren för underskrift"),
+    "recall_invitation": _l("Inbjudan till firmatecknaren tillbakatagen"),
+    "decline": _l("Firmatecknaren avböjde att skriva under"),
+    "return_to_signatory": _l("Underskriften avbröts, tillbaka hos firmatecknaren"),
+    "signatory_reminded": _l("Påminnelse skickad till firmatecknaren"),
+    "signatory_reminded_before_expiry": _l("Påminnelse till firmatecknaren innan inbjudan går ut"),
     "sign": _l("Underskrivet med BankID"),
     "print_for_post": _l("Utskrivet för post"),
     "receive": _l("Mottaget av SPV"),
@@ -242,6 +254,9 @@ HISTORY_LABELS = {
     "findings_acknowledged": _l("Anmärkningar granskade"),
     "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
     "deadline_escalated": _l("Eskalerat till gruppchef"),
+    "replacement_not_registered": _l(
+        "Den nya behöriga beställaren registrerades inte: firmatecknarens underskrift saknas"
+    ),
     "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
 }
 
@@ -321,6 +336,11 @@ PROBLEM_MESSAGES = {
     ProblemCode.WRONG_DOCUMENT: _l("Underskriften gäller inte den här blanketten. Försök igen."),
     ProblemCode.WRONG_SIGNER: _l(
         "Blanketten ska skrivas under av den firmatecknare som anges i den."
+    ),
+    ProblemCode.REPLACEMENT_NEEDS_SIGNATORY: _l(
+        "En ny behörig beställare registreras bara med firmatecknarens underskrift. Ange en "
+        "firmatecknare hos arbetsgivaren, eller ta bort den nya beställaren ur ärendet och "
+        "skicka en egen anmälan."
     ),
 }
 

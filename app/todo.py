@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.access import inactivity
 from app.access.models import Employer, PermissionRequest, Person
-from app.registrations.models import Errand
+from app.registrations.models import Errand, SigningInvitation
 from app.registrations.service import is_lapsed
 from workflows.states import ErrandState
 
-WAITING_FOR_SIGNATURE = (ErrandState.AWAITING_SIGNATURE,)
-"""The states in which an errand waits for its signatory's e-signature."""
+WAITING_FOR_SIGNATURE = (ErrandState.AWAITING_SIGNATURE, ErrandState.AWAITING_SIGNATORY)
+"""The states in which an errand waits for its signatory's e-signature (at the submitter's
+desk, or by invitation)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,15 @@ def to_do(session: Session, person_id: int) -> ToDo:
     ).all()
     for_signature = session.scalars(
         select(Errand)
-        .where(Errand.state.in_(WAITING_FOR_SIGNATURE), Errand.submitted_by_id != person_id)
+        .where(
+            Errand.state == ErrandState.AWAITING_SIGNATORY,
+            Errand.id.in_(
+                select(SigningInvitation.errand_id).where(
+                    SigningInvitation.signatory_personnummer == person.personnummer,
+                    SigningInvitation.ended_dt.is_(None),
+                )
+            ),
+        )
         .options(selectinload(Errand.employer))
         .order_by(Errand.created_dt)
     ).all()
@@ -68,15 +77,11 @@ def to_do(session: Session, person_id: int) -> ToDo:
         drafts=[e for e in errands if e.state is ErrandState.DRAFT and not is_lapsed(e)],
         to_sign=[
             *(e for e in errands if e.state in WAITING_FOR_SIGNATURE),
-            *(e for e in for_signature if _named_signatory(e) == person.personnummer),
+            *(e for e in for_signature if e.submitted_by_id != person_id),
         ],
         completion_requested=[e for e in errands if e.state is ErrandState.AWAITING_COMPLETION],
         reviews=reviews,
     )
-
-
-def _named_signatory(errand: Errand) -> str | None:
-    return errand.data.signatory.personnummer if errand.data.signatory else None
 
 
 def _pending_requests(session: Session, employer_id: int, code_ids: frozenset[int] | None) -> int:

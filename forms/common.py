@@ -100,13 +100,50 @@ class SignatoryForm(SafeForm):
         description=_l("Till exempel generaldirektör, rektor eller styrelseledamot."),
         validators=[InputRequired(_l("Ange befattning.")), *NAME],
     )
+    signatory_email = EmailField(
+        _l("E-postadress (frivilligt)"),
+        description=_l(
+            "Behövs om firmatecknaren ska skriva under senare: vi skickar då en länk hit."
+        ),
+        validators=[
+            Optional(),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
 
     def signatory_details(self) -> SignatoryDetails:
         return SignatoryDetails(
             self.signatory_name.data or "",
             self.signatory_personnummer.data,
             self.signatory_title.data or "",
+            (self.signatory_email.data or "").strip(),
         )
+
+
+class InvitationForm(SafeForm):
+    """Send the form to the signatory named in it, to sign later with their own e-ID."""
+
+    email = EmailField(
+        _l("Firmatecknarens e-postadress"),
+        description=_l("Firmatecknaren får en länk, loggar in med BankID och skriver under."),
+        validators=[
+            InputRequired(_l("Ange firmatecknarens e-postadress.")),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
+
+
+class DeclineForm(SafeForm):
+    """The invited signatory declines to sign, and says why."""
+
+    reason = TextAreaField(
+        _l("Varför skriver du inte under?"),
+        description=_l("Den som skickade blanketten får se ditt svar."),
+        filters=[strip_whitespace],
+        validators=[DataRequired(_l("Skriv varför du inte skriver under.")), Length(max=2000)],
+    )
 
 
 class CompletionAnswerForm(SafeForm):

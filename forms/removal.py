@@ -33,6 +33,14 @@ class OrdererToRemoveForm(SafeForm):
         _l("Efternamn"), validators=[InputRequired(_l("Ange efternamn.")), *NAME]
     )
 
+    def validate(self, extra_validators: dict | None = None) -> bool:
+        """Removing oneself: the person comes from the e-ID login, not from the fields."""
+        if self.reason.data == "self":
+            return bool(self.reason.validate(self)) and bool(
+                self.csrf_token.validate(self) if hasattr(self, "csrf_token") else True
+            )
+        return bool(super().validate(extra_validators))
+
 
 def orderer_to_remove(form: Any) -> OrdererToRemove:
     """The orderer a form with ``OrdererToRemoveForm``'s fields names."""

@@ -457,6 +457,7 @@ ANNA = "198112189876"  # orderer at Statens testmyndighet
 INGRID = "196211289894"  # caseworker
 JOHAN = "197010639909"  # caseworker (samordningsnummer)
 KARIN = "199104239919"  # intake clerk
+EVA = "195210039847"  # Provverket's signatory (in the signatory register)
 
 
 def sign_with_bankid(client: FlaskClient, reference: str, signatory: str = "195210039847") -> None:

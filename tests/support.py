@@ -156,6 +156,17 @@ def post_step(client: Any, path: str, data: dict[str, Any]) -> Any:
     return client.post(path, data={**data, "csrf_token": csrf_token(page)})
 
 
+def go_on_despite_warning(client: Any, path: str, data: dict[str, Any]) -> Any:
+    """Post the step again from the page that shows its warning (as "Spara och fortsätt"
+    after reading it)."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="acknowledged" value="([^"]*)"', page)
+    assert found, page
+    return client.post(
+        path, data={**data, "acknowledged": found.group(1), "csrf_token": csrf_token(page)}
+    )
+
+
 def walk_registration(
     client: Any, data: dict[str, Any] | None = None, codes: list[str] | None = None
 ) -> str:
@@ -184,5 +195,8 @@ def walk_registration(
     for segment, values in steps:
         response = post_step(client, f"{base}/{segment}", values)
         assert response.status_code == 302, (segment, response.get_data(as_text=True))
+        if response.headers["Location"].endswith(f"/{segment}"):
+            # The step warns (e.g. a signatory not in the register): seen, go on anyway.
+            response = go_on_despite_warning(client, f"{base}/{segment}", values)
     assert response.headers["Location"].endswith("/granska")
     return reference

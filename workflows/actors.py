@@ -7,6 +7,7 @@ from app.casework import deadlines
 from app.core.agents import Agent
 from app.intake.reading import read_batch
 from app.notifications import sender
+from app.registrations import invitations
 from workflows import pipeline, runtime
 from workflows.broker import pipeline_actor
 from workflows.verification import verifiers_for
@@ -66,6 +67,15 @@ def summarise_inactivity() -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         inactivity.send_inactivity_summaries(session, base_url=current.settings.public_base_url)
+
+
+@pipeline_actor(step="signing_reminders", max_retries=2)
+def remind_signatories() -> None:
+    """Scheduled: remind each invited signatory once before the invitation expires
+    (``app.registrations.invitations.remind_before_expiry``)."""
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        invitations.remind_before_expiry(session, base_url=current.settings.public_base_url)
 
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)

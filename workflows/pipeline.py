@@ -15,7 +15,7 @@ from app.notifications import notices
 from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import Errand
-from app.registrations.service import would_leave_no_orderer
+from app.registrations.service import registered_replacement, would_leave_no_orderer
 from workflows.state_machine import transition
 from workflows.states import Action, ErrandState, IllegalTransition
 from workflows.verification import Verifiers, recheck_conflicts, run_checks
@@ -68,8 +68,11 @@ def apply(session: Session, errand_id: int, agent: Agent, *, base_url: str) -> b
         for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
             access.end_grant(session, agent, grant, errand.id)
             notices.notify_role_ended(session, grant, base_url=base_url)
-        if data.replacement is not None:
-            _register(session, agent, errand, employer, data.replacement, (), base_url)
+        replacement = registered_replacement(session, data)
+        if replacement is not None:
+            _register(session, agent, errand, employer, replacement, (), base_url)
+        elif data.replacement is not None:
+            record_errand_event(session, agent.audit_label, errand.id, "replacement_not_registered")
     transition(session, errand, Action.APPLY, agent)
     return True
 

@@ -15,6 +15,7 @@ from workflows.outbox import add_message
 from workflows.states import (
     DECISION_TIME,
     EXPIRES_AFTER,
+    KEEPS_EXPIRY,
     RESUME_STATE_OF_STEP,
     STEPS_ON_ENTRY,
     Action,
@@ -31,14 +32,30 @@ def parties_of(agent: Agent, errand: Errand) -> frozenset[Party]:
     if agent.kind is AgentKind.SYSTEM:
         return frozenset({Party.SYSTEM})
     if agent.kind is AgentKind.PERSON:
-        is_submitter = agent.id == errand.submitted_by_id
-        return frozenset({Party.SUBMITTER}) if is_submitter else frozenset()
+        parties = set()
+        if agent.id == errand.submitted_by_id:
+            parties.add(Party.SUBMITTER)
+        if is_named_signatory(agent, errand):
+            parties.add(Party.SIGNATORY)
+        return frozenset(parties)
     parties = set()
     if agent.is_caseworker:
         parties.add(Party.CASEWORKER)
     if agent.is_intake_clerk:
         parties.add(Party.INTAKE_CLERK)
     return frozenset(parties)
+
+
+def is_named_signatory(agent: Agent, errand: Errand) -> bool:
+    """Whether ``agent`` is the signatory the form names, by the personnummer of their e-ID
+    login: the only person who signs the errand (``docs/rules.md``, the named signatory)."""
+    signatory = errand.progress.signatory
+    return (
+        agent.kind is AgentKind.PERSON
+        and signatory is not None
+        and agent.personnummer is not None
+        and agent.personnummer == signatory.personnummer
+    )
 
 
 def check_four_eyes(errand: Errand, agent: Agent, action: Action) -> None:
@@ -99,8 +116,9 @@ def transition(
         )
 
     errand.state = target
-    expires_after = EXPIRES_AFTER.get(target)
-    errand.expires_dt = now + expires_after if expires_after else None
+    if (source, target) not in KEEPS_EXPIRY or errand.expires_dt is None:
+        expires_after = EXPIRES_AFTER.get(target)
+        errand.expires_dt = now + expires_after if expires_after else None
     if action is Action.RECEIVE:
         errand.received_dt = now
         errand.due_dt = now + DECISION_TIME

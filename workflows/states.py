@@ -13,6 +13,8 @@ from datetime import timedelta
 
 class ErrandState(enum.StrEnum):
     DRAFT = "draft"
+    AWAITING_SIGNATORY = "awaiting_signatory"
+    """Sent to the signatory named in the form, who signs it later in their own session."""
     AWAITING_SIGNATURE = "awaiting_signature"
     SIGNED = "signed"
     AWAITING_POST = "awaiting_post"
@@ -31,6 +33,14 @@ class ErrandState(enum.StrEnum):
 
 class Action(enum.StrEnum):
     REQUEST_SIGNATURE = "request_signature"
+    SEND_TO_SIGNATORY = "send_to_signatory"
+    """The submitter sends the form to the named signatory to sign later (an invitation)."""
+    RECALL_INVITATION = "recall_invitation"
+    """The submitter takes the invitation back: the draft can be changed again."""
+    DECLINE = "decline"
+    """The invited signatory declines to sign, with a reason: back to the submitter."""
+    RETURN_TO_SIGNATORY = "return_to_signatory"
+    """An invited signatory's BankID signing was abandoned or failed: they can sign again."""
     CANCEL_SIGNATURE = "cancel_signature"
     SIGN = "sign"
     PRINT_FOR_POST = "print_for_post"
@@ -60,6 +70,9 @@ class Party(enum.StrEnum):
     INTAKE_CLERK = "intake_clerk"
     SYSTEM = "system"
     """The pipeline itself (actors, schedulers)."""
+    SIGNATORY = "signatory"
+    """The person the form names as its signatory (matched by the personnummer of their
+    e-ID login): the only one who signs it (``docs/rules.md``, the named signatory)."""
 
 
 S = ErrandState
@@ -86,16 +99,26 @@ def _t(source: S, action: A, target: S, *parties: Party) -> Transition:
     return Transition(source, action, target, frozenset(parties))
 
 
-SUB, CW, IC, SYS = (
+SUB, CW, IC, SYS, SIG = (
     Party.SUBMITTER,
     Party.CASEWORKER,
     Party.INTAKE_CLERK,
     Party.SYSTEM,
+    Party.SIGNATORY,
 )
 
 TRANSITIONS: tuple[Transition, ...] = (
     _t(S.DRAFT, A.REQUEST_SIGNATURE, S.AWAITING_SIGNATURE, SUB),
     _t(S.AWAITING_SIGNATURE, A.CANCEL_SIGNATURE, S.DRAFT, SUB, SYS),
+    # Signing by invitation: the signatory signs later, in their own session.
+    _t(S.DRAFT, A.SEND_TO_SIGNATORY, S.AWAITING_SIGNATORY, SUB),
+    _t(S.AWAITING_SIGNATORY, A.REQUEST_SIGNATURE, S.AWAITING_SIGNATURE, SIG),
+    _t(S.AWAITING_SIGNATURE, A.RETURN_TO_SIGNATORY, S.AWAITING_SIGNATORY, SIG, SYS),
+    _t(S.AWAITING_SIGNATORY, A.DECLINE, S.DRAFT, SIG),
+    _t(S.AWAITING_SIGNATORY, A.RECALL_INVITATION, S.DRAFT, SUB),
+    _t(S.AWAITING_SIGNATORY, A.PRINT_FOR_POST, S.AWAITING_POST, SUB),
+    _t(S.AWAITING_SIGNATORY, A.WITHDRAW, S.WITHDRAWN, SUB),
+    _t(S.AWAITING_SIGNATORY, A.EXPIRE, S.EXPIRED, SYS),
     _t(S.AWAITING_SIGNATURE, A.SIGN, S.SIGNED, SYS),
     _t(S.DRAFT, A.PRINT_FOR_POST, S.AWAITING_POST, SUB, IC),
     _t(S.SIGNED, A.RECEIVE, S.RECEIVED, SYS),
@@ -151,6 +174,7 @@ DECIDED_STATES = frozenset({S.APPROVED, S.APPLIED, S.CLOSED, S.REJECTED})
 # States in which an errand for the same person and employer blocks a new one.
 PENDING_STATES = frozenset(
     {
+        S.AWAITING_SIGNATORY,
         S.AWAITING_SIGNATURE,
         S.SIGNED,
         S.AWAITING_POST,
@@ -175,10 +199,29 @@ STEPS_ON_ENTRY: dict[ErrandState, tuple[str, ...]] = {
 # How long an errand may wait for its submitter in a state before it expires.
 EXPIRES_AFTER: dict[ErrandState, timedelta] = {
     S.DRAFT: timedelta(days=30),
-    S.AWAITING_SIGNATURE: timedelta(hours=1),
+    # The invitation lapses with the draft (its expiry carries over: ``KEEPS_EXPIRY``).
+    S.AWAITING_SIGNATORY: timedelta(days=30),
+    # A BankID order lives a few minutes; an errand left here (the page closed) goes back
+    # to where it can be signed again (``app.registrations.service.expire_lapsed``).
+    S.AWAITING_SIGNATURE: timedelta(minutes=15),
     S.AWAITING_POST: timedelta(days=60),
     S.AWAITING_COMPLETION: timedelta(days=30),
 }
+
+KEEPS_EXPIRY: frozenset[tuple[ErrandState, ErrandState]] = frozenset(
+    {
+        (S.DRAFT, S.AWAITING_SIGNATORY),
+        (S.AWAITING_SIGNATORY, S.DRAFT),
+    }
+)
+"""Moves that keep the errand's expiry: an invitation expires with the draft it was sent
+from, and a draft the invitation returns to keeps its time."""
+
+SIGNATORY_REMINDER_BEFORE = timedelta(days=3)
+"""How long before an invitation expires its signatory is reminded (once)."""
+
+SUBMITTER_REMINDER_INTERVAL = timedelta(days=1)
+"""How often the submitter may remind the invited signatory."""
 
 DECISION_TIME = timedelta(days=10)
 """SPV's service level: a received errand is decided within this time.

@@ -35,7 +35,7 @@ from app.registrations.models import (
     Errand,
     VerificationCheck,
 )
-from app.registrations.service import load_roster
+from app.registrations.service import load_roster, registered_replacement
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,13 @@ def check_signatory(session: Session, sub: Errand, verifiers: Verifiers) -> Chec
     signer = data.signatory.personnummer
     removes_self = isinstance(data, RemovalData) and data.removes_self
     if removes_self and signer == data.subject.personnummer:
+        assert isinstance(data, RemovalData)
+        if registered_replacement(session, data) != data.replacement:
+            return CheckResult(
+                CheckName.SIGNATORY,
+                CheckOutcome.FLAGGED,
+                (Finding.REMOVAL_SIGNED_BY_ORDERER, Finding.REPLACEMENT_NOT_SIGNED_BY_SIGNATORY),
+            )
         return _passed(CheckName.SIGNATORY, Finding.REMOVAL_SIGNED_BY_ORDERER)
     if is_signatory(verifiers.register, data.employer.orgnr, signer):
         return _passed(CheckName.SIGNATORY)
@@ -221,7 +228,8 @@ def check_conflicts(session: Session, sub: Errand, _v: Verifiers | None = None) 
     if isinstance(data, RegistrationData):
         conflicts = roster.conflicts_registering(data.person.personnummer, errand_id=sub.id)
     else:
-        replacement = data.replacement.personnummer if data.replacement else None
+        registered = registered_replacement(session, data)
+        replacement = registered.personnummer if registered else None
         conflicts = roster.conflicts_removing(
             data.orderer.personnummer, replacement, errand_id=sub.id
         )

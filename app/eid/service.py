@@ -187,6 +187,19 @@ def poll(
     return OrderState(order.status, order.hint_code, qr)
 
 
+def pending_orders(session: Session, errand_id: int) -> list[EidOrder]:
+    """The errand's sign orders still pending (a signing page left open or closed)."""
+    return list(
+        session.scalars(
+            select(EidOrder).where(
+                EidOrder.errand_id == errand_id,
+                EidOrder.purpose == OrderPurpose.SIGN,
+                EidOrder.status == OrderStatus.PENDING,
+            )
+        )
+    )
+
+
 def cancel(session: Session, client: BankIdClient, order: EidOrder) -> None:
     if order.status is OrderStatus.PENDING:
         with contextlib.suppress(bankid_errors.BankIDError):  # gone at BankID: cancelled anyway

@@ -6,6 +6,7 @@ the email's links start with, from its caller's settings.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -510,4 +511,63 @@ def notify_inactivity_summary(
             "path": f"{REVIEW_PATH}/{employer.id}",
         },
         grant_id=grant.id,
+    )
+
+
+SIGNING_PATH = "/underskrift"
+"""Where an invited signatory opens the errand (``/underskrift/<token>``)."""
+
+
+def notify_signing_invitation(
+    session: Session,
+    errand: Errand,
+    *,
+    token: str,
+    to: str,
+    reminder: bool,
+    base_url: str,
+) -> EmailMessage | None:
+    """Email the signatory named in the form a link to read and sign it with their own
+    e-ID (the invitation, or a reminder with a link of its own)."""
+    employer = errand.employer
+    signatory = errand.data.signatory
+    lang = SOURCE_LANG
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=f"signing_invitation:{hashlib.sha256(token.encode()).hexdigest()}",
+        to=to,
+        name=signatory.name,
+        language=lang,
+        template="signing_invitation",
+        context={
+            "reminder": reminder,
+            "submitter": errand.submitted_by.full_name,
+            "reference": errand.reference,
+            "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
+            "employer": employer.name if employer else "",
+            "orgnr": _orgnr(employer.orgnr) if employer else "",
+            "deadline": long_date(errand.expires_dt, lang),
+            "path": f"{SIGNING_PATH}/{token}",
+        },
+        errand_id=errand.id,
+    )
+
+
+def notify_signatory_answered(
+    session: Session, errand: Errand, *, declined_reason: str | None, base_url: str
+) -> EmailMessage | None:
+    """Tell the submitter that the invited signatory signed the form (it is on its way to
+    SPV) or declined it (with the reason)."""
+    template = "signing_declined" if declined_reason is not None else "signed_by_signatory"
+    return _submitter_email(
+        session,
+        errand,
+        template=template,
+        dedupe_key=f"{template}:{errand.id}:{errand.version}",
+        context={
+            "signatory": errand.data.signatory.name,
+            "reason": mask_personnummer_in_text((declined_reason or "").strip()),
+        },
+        base_url=base_url,
     )

@@ -20,6 +20,18 @@ class ProblemCode(enum.StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     WRONG_DOCUMENT = "wrong_document"
     WRONG_SIGNER = "wrong_signer"
+    REPLACEMENT_NEEDS_SIGNATORY = "replacement_needs_signatory"
+    """A removal naming a new orderer, signed by the departing orderer: a registration is
+    always signed by the employer's signatory."""
+
+
+class StepWarning(enum.StrEnum):
+    """What a form step says at once about values it accepts (the person may go on)."""
+
+    SIGNATORY_NOT_IN_REGISTER = "signatory_not_in_register"
+    """The signatory named is not in the signatory register for the employer."""
+    ONLY_CLOSED_CODES = "only_closed_codes"
+    """Every employer code chosen is closed (they still get invoices, nothing else)."""
 
 
 class CheckName(enum.StrEnum):
@@ -51,6 +63,9 @@ class Finding(enum.StrEnum):
     UNKNOWN_EMPLOYER = "unknown_employer"
     CODE_NOT_OF_EMPLOYER = "code_not_of_employer"
     REMOVAL_SIGNED_BY_ORDERER = "removal_signed_by_orderer"
+    REPLACEMENT_NOT_SIGNED_BY_SIGNATORY = "replacement_not_signed_by_signatory"
+    """The departing orderer signed alone: the removal is covered, the new orderer is not
+    registered (a registration is always signed by the signatory)."""
     NOT_IN_SIGNATORY_REGISTER = "not_in_signatory_register"
     ALREADY_ORDERER = "already_orderer"
     NOT_AN_ORDERER = "not_an_orderer"

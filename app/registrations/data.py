@@ -13,7 +13,7 @@ Nothing else reads ``form_data`` by key: use ``Errand.data`` or ``Errand.progres
 from __future__ import annotations
 
 import enum
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
 
 from app.access.models import Role
@@ -149,10 +149,21 @@ class SignatoryDetails(_Part):
         "name": "signatory_name",
         "personnummer": "signatory_personnummer",
         "title": "signatory_title",
+        "email": "signatory_email",
     }
     name: str
     personnummer: str
     title: str = ""
+    email: str = ""
+    """Where an invitation to sign is sent (optional: the form may be signed at once)."""
+
+    def to_json(self) -> Json:
+        """Without an empty email: forms printed before the field existed keep their
+        digest."""
+        stored = super().to_json()
+        if not self.email:
+            del stored["signatory_email"]
+        return stored
 
 
 def _codes_to_json(codes: tuple[str, ...]) -> Json:
@@ -258,11 +269,26 @@ class _Draft:
     completed_steps: tuple[FormStep, ...] = ()
     employer: EmployerDetails | None = None
     signatory: SignatoryDetails | None = None
+    typed: dict[str, Json] = field(default_factory=dict, compare=False)
+    """What was typed at a step and saved with "Spara och fortsätt senare" without being
+    checked, by step: shown again at that step, checked when the person goes on. Never
+    part of the form's data (``values_to_json``)."""
 
     def done(self, step: FormStep, **values: Any) -> Self:
-        """The draft with ``step`` done and its part saved."""
+        """The draft with ``step`` done and its part saved (what was typed there unchecked
+        is gone: the step's values are checked now)."""
         steps = set(self.completed_steps) | {step}
-        return replace(self, completed_steps=tuple(s for s in self.STEPS if s in steps), **values)
+        typed = {name: v for name, v in self.typed.items() if name != step.value}
+        return replace(
+            self,
+            completed_steps=tuple(s for s in self.STEPS if s in steps),
+            typed=typed,
+            **values,
+        )
+
+    def with_typed(self, step: FormStep, values: Json) -> Self:
+        """The draft keeping what was typed at ``step``, unchecked; the step is not done."""
+        return replace(self, typed={**self.typed, step.value: values})
 
     def next_step(self) -> FormStep | None:
         """The first step not yet done; None when the form is complete."""
@@ -277,13 +303,23 @@ class _Draft:
         raise NotImplementedError
 
     def to_json(self) -> Json:
-        return {**self.values_to_json(), "completed_steps": [s.value for s in self.completed_steps]}
+        stored = {
+            **self.values_to_json(),
+            "completed_steps": [s.value for s in self.completed_steps],
+        }
+        if self.typed:
+            stored["typed_input"] = self.typed
+        return stored
 
     @classmethod
     def _common_from_json(cls, data: Json) -> dict[str, Any]:
         steps = _steps_from_json(data, cls.STEPS)
+        typed = data.get("typed_input") or {}
+        if not isinstance(typed, dict) or not all(isinstance(v, dict) for v in typed.values()):
+            raise InvalidFormData("form data: typed_input is not input by step")
         return {
             "completed_steps": steps,
+            "typed": typed,
             "employer": EmployerDetails.from_json(data) if FormStep.EMPLOYER in steps else None,
             "signatory": SignatoryDetails.from_json(data) if FormStep.SIGNATORY in steps else None,
         }

@@ -297,3 +297,67 @@ class VerificationCheck(Base):
     checked_dt: Mapped[datetime] = mapped_column(default=utcnow)
 
     errand: Mapped[Errand] = relationship(back_populates="checks")
+
+
+class InvitationKind(enum.StrEnum):
+    """Why a link to sign was emailed to the signatory."""
+
+    INVITATION = "invitation"
+    REMINDER = "reminder"
+    """The submitter reminded the signatory (at most once a day)."""
+    EXPIRY_REMINDER = "expiry_reminder"
+    """The scheduled reminder shortly before the invitation expires (once)."""
+
+
+class InvitationOutcome(enum.StrEnum):
+    """How an invitation ended."""
+
+    SIGNED = "signed"
+    DECLINED = "declined"
+    RECALLED = "recalled"
+    PRINTED = "printed"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class SigningInvitation(Base):
+    """A link emailed to the signatory named in the form, to sign the errand later in their
+    own session (``Action.SEND_TO_SIGNATORY``). Each email (the invitation and each reminder)
+    has its own link; all links of an errand's round end together.
+
+    The link's token is high-entropy and single-purpose (opening this errand for its
+    signatory); only its SHA-256 is stored. The token alone opens nothing: the signatory
+    must log in with e-ID as the person the form names."""
+
+    __tablename__ = "signing_invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
+    kind: Mapped[InvitationKind] = mapped_column(str_enum(InvitationKind, "invitation_kind"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    signatory_personnummer: Mapped[str] = mapped_column(String(12))
+    email: Mapped[str] = mapped_column(String(254))
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_dt: Mapped[datetime]
+    """When the invitation lapses: the draft's expiry, carried over."""
+    sent_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    """Who sent it (None for the scheduled reminder)."""
+    ended_dt: Mapped[datetime | None]
+    outcome: Mapped[InvitationOutcome | None] = mapped_column(
+        str_enum(InvitationOutcome, "invitation_outcome")
+    )
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+
+    errand: Mapped[Errand] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("(ended_dt IS NULL) = (outcome IS NULL)", name="ended_has_outcome"),
+        CheckConstraint(
+            "outcome <> 'declined' OR decline_reason IS NOT NULL", name="declined_has_reason"
+        ),
+        Index("ix_signing_invitation_errand_open", "errand_id", "ended_dt"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_dt is None

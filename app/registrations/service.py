@@ -15,18 +15,20 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
-from app.access.models import ORDERER_ROLES, Employer, Person, RoleGrant
+from app.access.models import ORDERER_ROLES, CodeStatus, Employer, Person, RoleGrant
 from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
 from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
-from app.registrations.codes import ProblemCode
+from app.registers.service import LocalSignatoryRegister, is_signatory
+from app.registrations.codes import ProblemCode, StepWarning
 from app.registrations.data import (
     EmployerDetails,
     FormStep,
     OrdererToRemove,
     PersonDetails,
     RegistrationData,
+    RegistrationDraft,
     RemovalData,
     RemovalDraft,
     RemovalReason,
@@ -40,6 +42,8 @@ from app.registrations.models import (
     Errand,
     ErrandDocument,
     ErrandKind,
+    InvitationOutcome,
+    SigningInvitation,
 )
 from workflows.state_machine import transition
 from workflows.states import (
@@ -188,6 +192,17 @@ def _replacement_of(progress: RemovalDraft) -> str | None:
     return progress.replacement.personnummer if progress.replacement else None
 
 
+def registered_replacement(session: Session, data: RemovalData) -> PersonDetails | None:
+    """The new orderer a removal registers: its replacement, if the form's signature
+    covers a registration (``replacement_is_registered``)."""
+    if data.replacement is None:
+        return None
+    covered = replacement_is_registered(
+        session, data.orderer, data.employer, data.signatory.personnummer
+    )
+    return data.replacement if covered else None
+
+
 def would_leave_no_orderer(session: Session, errand: Errand) -> bool:
     """A removal with no replacement of the employer's only orderer (rule 8), as SPV sees
     it (casework and the apply step)."""
@@ -197,8 +212,12 @@ def would_leave_no_orderer(session: Session, errand: Errand) -> bool:
     assert isinstance(progress, RemovalDraft) and errand.employer_id is not None
     if progress.orderer is None:
         return False
+    replacement = _replacement_of(progress)
+    if progress.is_complete and replacement is not None:
+        registered = registered_replacement(session, progress.complete())
+        replacement = registered.personnummer if registered else None
     roster = load_roster(session, errand.employer_id)
-    return roster.would_leave_no_orderer(progress.orderer.personnummer, _replacement_of(progress))
+    return roster.would_leave_no_orderer(progress.orderer.personnummer, replacement)
 
 
 def warns_of_no_orderer_left(session: Session, agent: Agent, errand: Errand) -> bool:
@@ -211,6 +230,41 @@ def warns_of_no_orderer_left(session: Session, agent: Agent, errand: Errand) -> 
         progress.orderer.personnummer, _replacement_of(progress), asker=_asker(agent)
     )
     return Conflict.WOULD_LEAVE_NO_ORDERER in conflicts
+
+
+# ---- what a step says at once ------------------------------------------------------------
+
+
+def step_warning(
+    session: Session, errand: Errand, step: FormStep
+) -> tuple[StepWarning, str] | None:
+    """What the step says at once about the values saved at it, and a key that names
+    those values (the person goes on once they have seen the warning for them): the
+    signatory is not in the signatory register for the employer (SPV's verification flags
+    it for the caseworker too), or every employer code chosen is closed."""
+    progress = errand.progress
+    if step is FormStep.SIGNATORY and progress.signatory and progress.employer:
+        signer = progress.signatory.personnummer
+        orderer = progress.orderer if isinstance(progress, RemovalDraft) else None
+        if orderer is not None and orderer.personnummer == signer:
+            return None  # an orderer removing themself signs; no register entry needed
+        if not is_signatory(LocalSignatoryRegister(session), progress.employer.orgnr, signer):
+            return StepWarning.SIGNATORY_NOT_IN_REGISTER, f"{step}:{signer}"
+    if (
+        step is FormStep.CODES
+        and isinstance(progress, RegistrationDraft)
+        and progress.employer_codes
+        and errand.employer is not None
+    ):
+        closed = {c.code for c in errand.employer.codes if c.status is CodeStatus.CLOSED}
+        if set(progress.employer_codes) <= closed:
+            return StepWarning.ONLY_CLOSED_CODES, f"{step}:{','.join(progress.employer_codes)}"
+    return None
+
+
+def login_person(session: Session, agent: Agent) -> Person:
+    """The person signed in (their name and personnummer from the e-ID login)."""
+    return session.get_one(Person, _require_person(agent))
 
 
 # ---- drafts ----------------------------------------------------------------------------
@@ -226,6 +280,27 @@ def _employer(session: Session, orgnr: str) -> Employer:
 def _save(session: Session, agent: Agent, errand: Errand, step: FormStep, **values: Any) -> None:
     errand.progress = errand.progress.done(step, **values)
     _audit(session, agent, errand, "errand.step_saved", step=step.value)
+
+
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
+
+
+def _as_typed(value: Any) -> Any:
+    """A typed value as it can be stored: text without control characters, or a list."""
+    if isinstance(value, list):
+        return [_as_typed(v) for v in value][:50]
+    return str(value or "").translate(_CONTROL)[:500]
+
+
+def save_typed(
+    session: Session, agent: Agent, errand: Errand, step: FormStep, values: dict[str, Any]
+) -> None:
+    """ "Spara och fortsätt senare": keep what was typed at ``step``, valid or not; it is
+    checked when the person goes on (the step is not done until then)."""
+    _require_person(agent)
+    typed = {name: _as_typed(value) for name, value in values.items()}
+    errand.progress = errand.progress.with_typed(step, typed)
+    _audit(session, agent, errand, "errand.step_saved", step=step.value, checked=False)
 
 
 def start_draft(
@@ -343,10 +418,46 @@ def save_replacement(
 
 
 def save_signatory(
-    session: Session, agent: Agent, errand: Errand, name: str, personnummer: str, title: str
+    session: Session,
+    agent: Agent,
+    errand: Errand,
+    name: str,
+    personnummer: str,
+    title: str,
+    email: str = "",
 ) -> None:
-    signatory = SignatoryDetails(name.strip(), personnummer, title.strip())
+    """Who signs. A removal naming a new orderer is refused the departing orderer as its
+    signatory (``replacement_is_registered``), unless SPV's clerk types in a paper that
+    is signed so: then it is what it is, and only the removal is carried out."""
+    signatory = SignatoryDetails(name.strip(), personnummer, title.strip(), email.strip())
+    progress = errand.progress
+    if (
+        isinstance(progress, RemovalDraft)
+        and progress.replacement is not None
+        and progress.orderer is not None
+        and agent.entered_by_staff_id is None
+        and not replacement_is_registered(
+            session, progress.orderer, progress.employer, signatory.personnummer
+        )
+    ):
+        raise FormProblem("signatory_personnummer", ProblemCode.REPLACEMENT_NEEDS_SIGNATORY)
     _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory)
+
+
+def replacement_is_registered(
+    session: Session,
+    orderer: OrdererToRemove,
+    employer: EmployerDetails | None,
+    signer_personnummer: str,
+) -> bool:
+    """Rule: a registration is always signed by the signatory. A removal's new orderer is
+    registered only when the form is signed by one of the employer's signatories (the
+    signatory register), or by anyone but the departing orderer (the signatory register
+    check flags a signer it does not know for the caseworker); the departing orderer's
+    own signature covers the removal alone."""
+    if signer_personnummer != orderer.personnummer or employer is None:
+        return True
+    return is_signatory(LocalSignatoryRegister(session), employer.orgnr, signer_personnummer)
 
 
 # ---- leaving the draft -----------------------------------------------------------------
@@ -387,12 +498,62 @@ def print_for_post(session: Session, agent: Agent, errand: Errand, printed_pdf: 
     """The postal route: the printed form is kept, and SPV waits for the signed paper."""
     _require_complete(errand, Action.PRINT_FOR_POST)
     transition(session, errand, Action.PRINT_FOR_POST, agent)
+    end_invitations(session, errand, InvitationOutcome.PRINTED)
     errand.channel = Channel.PAPER
     attach_document(session, errand, DocumentKind.PRINTED, printed_pdf, f"{errand.reference}.pdf")
 
 
 def withdraw(session: Session, agent: Agent, errand: Errand) -> None:
     transition(session, errand, Action.WITHDRAW, agent)
+    end_invitations(session, errand, InvitationOutcome.WITHDRAWN)
+
+
+# ---- invitations to sign: the links of the current round ---------------------------------
+
+
+def open_invitations(session: Session, errand: Errand) -> list[SigningInvitation]:
+    """The links emailed to the signatory that still open the errand, newest first."""
+    return list(
+        session.scalars(
+            select(SigningInvitation)
+            .where(SigningInvitation.errand_id == errand.id, SigningInvitation.ended_dt.is_(None))
+            .order_by(SigningInvitation.created_dt.desc(), SigningInvitation.id.desc())
+        )
+    )
+
+
+def last_invitation(session: Session, errand: Errand) -> SigningInvitation | None:
+    """The errand's newest link, open or ended (its outcome, a decline's reason)."""
+    return session.scalars(
+        select(SigningInvitation)
+        .where(SigningInvitation.errand_id == errand.id)
+        .order_by(SigningInvitation.created_dt.desc(), SigningInvitation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def end_invitations(
+    session: Session, errand: Errand, outcome: InvitationOutcome, reason: str | None = None
+) -> int:
+    """End every open link of the errand (they no longer open it). Returns how many."""
+    links = open_invitations(session, errand)
+    now = utcnow()
+    for link in links:
+        link.ended_dt, link.outcome, link.decline_reason = now, outcome, reason
+    session.flush()
+    return len(links)
+
+
+def back_to_signable(session: Session, errand: Errand, agent: Agent, **data: Any) -> None:
+    """awaiting_signature → where it can be signed again: the invited signatory's
+    invitation (its expiry kept), or the submitter's draft."""
+    links = open_invitations(session, errand)
+    if links:
+        transition(session, errand, Action.RETURN_TO_SIGNATORY, agent, **data)
+        errand.expires_dt = links[0].expires_dt
+        session.flush()
+    else:
+        transition(session, errand, Action.CANCEL_SIGNATURE, agent, **data)
 
 
 def open_completion_request(errand: Errand) -> CompletionRequest | None:
@@ -417,7 +578,9 @@ def answer_completion(
 
 
 def expire_lapsed(session: Session, limit: int = 200) -> int:
-    """Move drafts and errands whose time ran out to ``expired``. Returns how many."""
+    """Move drafts and errands whose time ran out to ``expired`` (their invitations end
+    too). A signing left unfinished (the page closed) goes back to where it can be signed
+    again instead. Returns how many moved."""
     lapsed = session.scalars(
         select(Errand)
         .where(Errand.state.in_(EXPIRES_AFTER), Errand.expires_dt <= utcnow())
@@ -427,7 +590,11 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
     ).all()
     system = Agent.system("expiry")
     for errand in lapsed:
+        if errand.state is ErrandState.AWAITING_SIGNATURE:
+            back_to_signable(session, errand, system, reason="abandoned")
+            continue
         transition(session, errand, Action.EXPIRE, system)
+        end_invitations(session, errand, InvitationOutcome.EXPIRED)
     return len(lapsed)
 
 
@@ -437,8 +604,8 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
 def _save_signatory_of(
     session: Session, agent: Agent, errand: Errand, data: RegistrationData | RemovalData
 ) -> None:
-    signatory = data.signatory
-    save_signatory(session, agent, errand, signatory.name, signatory.personnummer, signatory.title)
+    s = data.signatory
+    save_signatory(session, agent, errand, s.name, s.personnummer, s.title, s.email)
 
 
 def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Errand:

@@ -31,8 +31,19 @@ from app.eid.evidence import (
 from app.eid.models import EidOrder, OrderStatus
 from app.registrations.codes import ProblemCode
 from app.registrations.data import RegistrationData, RemovalData
-from app.registrations.models import Channel, DocumentKind, Errand, ErrandKind
-from app.registrations.service import _require_complete, attach_document
+from app.registrations.models import (
+    Channel,
+    DocumentKind,
+    Errand,
+    ErrandKind,
+    InvitationOutcome,
+)
+from app.registrations.service import (
+    _require_complete,
+    attach_document,
+    back_to_signable,
+    end_invitations,
+)
 from workflows.state_machine import transition
 from workflows.states import Action, ErrandState
 
@@ -98,8 +109,13 @@ def start(
     end_user_ip: str,
     binding: str,
 ) -> EidOrder:
-    """draft → awaiting_signature, with a sign order for the named signatory."""
+    """draft (or, for the invited signatory, awaiting_signatory) → awaiting_signature, with
+    a sign order for the named signatory. A signing started before and left unfinished is
+    cancelled first, so the errand can always be signed again."""
     _require_complete(errand, Action.REQUEST_SIGNATURE)
+    # BankID cancels both orders when a second one starts for the same person: end the
+    # errand's earlier ones first (a page closed, or returned by the sweep).
+    abandon(session, agent, client, errand, None)
     order = eid.start_signing(
         session,
         client,
@@ -131,8 +147,9 @@ class SealContext:
     """The agency's seal certificate, key and timestamper."""
 
 
-def finish(session: Session, order: EidOrder, errand: Errand, context: SealContext) -> None:
-    """Check the signature, seal the PDF with the evidence, and hand the errand to SPV."""
+def finish(session: Session, order: EidOrder, errand: Errand, context: SealContext) -> bool:
+    """Check the signature, seal the PDF with the evidence, and hand the errand to SPV.
+    True when it was signed by invitation (the invitation's links end)."""
     completion = order.completion or {}
     system = Agent.system("bankid")
     try:
@@ -205,18 +222,12 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
         data={"method": "bankid", "order_ref": order.order_ref},
     )
     transition(session, errand, Action.RECEIVE, system)
+    return end_invitations(session, errand, InvitationOutcome.SIGNED) > 0
 
 
 def _give_up(session: Session, order: EidOrder, errand: Errand, code: str, detail: str) -> None:
     order.status = OrderStatus.USED
-    transition(
-        session,
-        errand,
-        Action.CANCEL_SIGNATURE,
-        Agent.system("bankid"),
-        reason=code,
-        data={"detail": detail},
-    )
+    back_to_signable(session, errand, Agent.system("bankid"), reason=code, data={"detail": detail})
 
 
 def abandon(
@@ -226,8 +237,11 @@ def abandon(
     errand: Errand,
     order: EidOrder | None,
 ) -> None:
-    """Back to the draft: cancelled by the person, or the order failed."""
-    if order is not None:
-        eid.cancel(session, client, order)
+    """Back to where it can be signed again (the draft, or the signatory's invitation):
+    cancelled by the person, or the order failed or expired. Without ``order``, every sign
+    order of the errand still pending is cancelled."""
+    pending = [order] if order is not None else eid.pending_orders(session, errand.id)
+    for each in pending:
+        eid.cancel(session, client, each)
     if errand.state is ErrandState.AWAITING_SIGNATURE:
-        transition(session, errand, Action.CANCEL_SIGNATURE, agent)
+        back_to_signable(session, errand, agent)

@@ -17,6 +17,8 @@ from workflows.states import ErrandState as S
 class SubmitterStatus(enum.StrEnum):
     DRAFT = "draft"
     AWAITING_SIGNATURE = "awaiting_signature"
+    AWAITING_SIGNATORY = "awaiting_signatory"
+    """Sent to the signatory, who signs with their own e-ID."""
     AWAITING_POST = "awaiting_post"
     RECEIVED = "received"
     IN_REVIEW = "in_review"
@@ -44,6 +46,7 @@ class NextStep(enum.StrEnum):
 _STATUS = {
     S.DRAFT: SubmitterStatus.DRAFT,
     S.AWAITING_SIGNATURE: SubmitterStatus.AWAITING_SIGNATURE,
+    S.AWAITING_SIGNATORY: SubmitterStatus.AWAITING_SIGNATORY,
     S.SIGNED: SubmitterStatus.RECEIVED,
     S.AWAITING_POST: SubmitterStatus.AWAITING_POST,
     S.RECEIVED: SubmitterStatus.RECEIVED,
@@ -62,6 +65,7 @@ _STATUS = {
 _NEXT = {
     SubmitterStatus.DRAFT: NextStep.FILL_IN,
     SubmitterStatus.AWAITING_SIGNATURE: NextStep.SIGNATORY_SIGNS,
+    SubmitterStatus.AWAITING_SIGNATORY: NextStep.SIGNATORY_SIGNS,
     SubmitterStatus.AWAITING_POST: NextStep.POST_THE_FORM,
     SubmitterStatus.RECEIVED: NextStep.SPV_REVIEWS,
     SubmitterStatus.IN_REVIEW: NextStep.SPV_REVIEWS,

@@ -75,21 +75,27 @@ def _prefill_person(draft: FormProgress) -> dict[str, Any]:
 
 
 def _save_signatory(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
-    signatory = form.signatory_details()
-    service.save_signatory(db, agent, sub, signatory.name, signatory.personnummer, signatory.title)
+    s = form.signatory_details()
+    service.save_signatory(db, agent, sub, s.name, s.personnummer, s.title, s.email)
 
 
 def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
     if draft.signatory:
         return draft.signatory.to_json()
     orderer = draft.orderer if isinstance(draft, RemovalDraft) else None
-    if orderer and orderer.reason is RemovalReason.SELF:
-        # Removing oneself: the orderer signs.
+    replaces = isinstance(draft, RemovalDraft) and draft.replacement is not None
+    if orderer and orderer.reason is RemovalReason.SELF and not replaces:
+        # Removing oneself: the orderer signs (a new orderer needs the signatory's signature).
         return {"signatory_name": orderer.full_name, "signatory_personnummer": orderer.personnummer}
     return {}
 
 
 def _save_orderer(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
+    if form.reason.data == RemovalReason.SELF:
+        # "Jag tar bort mig själv": the person is the one logged in with e-ID.
+        me = service.login_person(db, agent)
+        form.personnummer.data = me.personnummer
+        form.given_name.data, form.family_name.data = me.given_name, me.family_name
     orderer = orderer_to_remove(form)
     service.save_orderer_to_remove(
         db, agent, sub, orderer.reason, orderer.personnummer, orderer.given_name,
@@ -183,7 +189,11 @@ def step_by_segment(kind: ErrandKind, segment: str) -> Step | None:
 
 
 def build_form(step: Step, errand: Errand) -> FlaskForm:
-    form = step.form(data=step.prefill(errand.progress))
+    """The step's form with the draft's values, or what was typed there and saved
+    unchecked ("Spara och fortsätt senare")."""
+    progress = errand.progress
+    typed = progress.typed.get(step.name.value, {})
+    form = step.form(data={**step.prefill(progress), **typed})
     if isinstance(form, CodesForm) and errand.employer is not None:
         form.codes.choices = [
             SelectChoice(c.code, code_choice_label(c)) for c in errand.employer.codes

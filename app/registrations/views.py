@@ -20,17 +20,18 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from wtforms import SelectMultipleField
 
 from app.documents.render import render_blank_form
 from app.eid import service as eid
-from app.eid.messages import error_message, user_message
+from app.eid.messages import RFA6, error_message, user_message
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.eid.views import end_user_ip, qr_svg, status_json
 from app.labels import problem_message
-from app.registrations import documents, service, signing
+from app.registrations import documents, invitations, service, signing
 from app.registrations.models import DocumentKind, Errand, ErrandKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
 from app.web import (
@@ -46,7 +47,7 @@ from app.web import (
     runtime,
     signed_in,
 )
-from forms.common import CompletionAnswerForm, EmployerForm
+from forms.common import CompletionAnswerForm, EmployerForm, InvitationForm
 from workflows.states import ErrandState, IllegalTransition
 
 bp = Blueprint("registrations", __name__, template_folder="templates")
@@ -153,15 +154,7 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
     if segment == REVIEW_SEGMENT:
         if service.next_step(errand) != "review":
             return redirect(resume_url(errand))
-        return render_template(
-            "registrations/review.html",
-            errand=errand,
-            steps=STEPS[kind],
-            done=done,
-            action_form=FlaskForm(),
-            leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
-            step_url=step_url,
-        )
+        return _render_review(errand)
     current = step_by_segment(kind, segment)
     if current is None:
         abort(404)
@@ -170,6 +163,7 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
     if first_missing != "review" and order.index(current.name) > order.index(first_missing):
         return redirect(step_url(errand, first_missing))
     form = build_form(current, errand)
+    later = bool(request.form.get("save_and_exit"))
     if form.validate_on_submit():
         try:
             current.save(db(), signed_in(), errand, form)
@@ -177,12 +171,18 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
             attach_problem(form, problem)
         else:
             commit()
-            if request.form.get("save_and_exit"):
-                flash(
-                    _("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success"
-                )
-                return redirect(url_for(".my_errands"))
+            if later:
+                return _saved_for_later()
+            warning = service.step_warning(db(), errand, current.name)
+            if warning and request.form.get("acknowledged") != warning[1]:
+                return redirect(step_url(errand, current.name))  # the step says why
             return redirect(resume_url(errand))
+    if later and request.method == "POST" and "csrf_token" not in form.errors:
+        # "Spara och fortsätt senare": whatever is typed is kept, checked when going on.
+        service.save_typed(db(), signed_in(), errand, current.name, _typed(form))
+        commit()
+        return _saved_for_later()
+    warning = service.step_warning(db(), errand, current.name)
     return render_template(
         "registrations/step.html",
         form=form,
@@ -193,7 +193,44 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
         done=done,
         step_url=step_url,
         leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
+        warning=warning[0] if warning else None,
+        acknowledged=warning[1] if warning else "",
+        me=service.login_person(db(), signed_in()),
     )
+
+
+def _saved_for_later() -> ResponseReturnValue:
+    flash(_("Utkastet är sparat. Du kan fortsätta senare från Mina ärenden."), "success")
+    return redirect(url_for(".my_errands"))
+
+
+def _typed(form: FlaskForm) -> dict[str, object]:
+    """What the person typed in the step's fields, as typed."""
+    return {
+        field.name: request.form.getlist(field.name)
+        if isinstance(field, SelectMultipleField)
+        else request.form.get(field.name, "")
+        for field in form
+        if field.name != "csrf_token"
+    }
+
+
+def _render_review(
+    errand: Errand, invitation_form: InvitationForm | None = None, status: int = 200
+) -> ResponseReturnValue:
+    if invitation_form is None:
+        invitation_form = InvitationForm(data={"email": errand.data.signatory.email})
+    return render_template(
+        "registrations/review.html",
+        errand=errand,
+        steps=STEPS[errand.kind],
+        done=service.completed_steps(errand),
+        action_form=FlaskForm(),
+        invitation_form=invitation_form,
+        declined=service.last_invitation(db(), errand),
+        leaves_no_orderer=service.warns_of_no_orderer_left(db(), signed_in(), errand),
+        step_url=step_url,
+    ), status
 
 
 @bp.get("/mina-arenden")
@@ -221,6 +258,7 @@ def _render_errand(
         resume_url=resume_url,
         downloads={name: service.document(errand, kind) for name, kind in DOWNLOADS.items()},
         is_lapsed=service.is_lapsed(errand),
+        invitation=service.last_invitation(db(), errand),
     ), status
 
 
@@ -284,6 +322,18 @@ SIGN_KEY = "eid_sign"
 def start_signing(reference: str) -> ResponseReturnValue:
     """Sign with BankID: the signatory named in the form signs the exact PDF."""
     errand = _post_action(reference)
+    started = begin_signing(errand)
+    if started is None:
+        return redirect(url_for(".errand", reference=reference))
+    if started is False:
+        return redirect(resume_url(errand))
+    return redirect(url_for(".signing_page", reference=reference))
+
+
+def begin_signing(errand: Errand) -> bool | None:
+    """Start the sign order for the signed-in person and keep it in this browser's
+    session: True; False when BankID refused to start (its message flashed); None when
+    the errand cannot be signed now."""
     binding_value, binding = eid.new_binding()
     try:
         pdf = documents.signable_form(errand, runtime().settings)
@@ -292,18 +342,18 @@ def start_signing(reference: str) -> ResponseReturnValue:
         )
     except IllegalTransition:
         flash(_("Ärendet kan inte skrivas under i sitt nuvarande läge."), "error")
-        return redirect(url_for(".errand", reference=reference))
+        return None
     except eid.EidError as exc:
         flash(error_message(exc.code), "error")
-        return redirect(resume_url(errand))
+        return False
     commit()
     session[SIGN_KEY] = {
         "order": order.id,
         "binding": binding_value,
-        "reference": reference,
+        "reference": errand.reference,
         "same_device": request.form.get("device") == "this",
     }
-    return redirect(url_for(".signing_page", reference=reference))
+    return True
 
 
 def _sign_order(reference: str) -> EidOrder | None:
@@ -313,41 +363,43 @@ def _sign_order(reference: str) -> EidOrder | None:
     return eid.find_order(db(), state.get("order"), state.get("binding"), OrderPurpose.SIGN)
 
 
-def _poll_signing(reference: str) -> tuple[Errand, EidOrder | None, eid.OrderState | None]:
-    """Poll the sign order; finish (seal) or fall back to the draft when it ends."""
-    errand = _own(reference)
-    order = _sign_order(reference)
+def poll_signing(errand: Errand) -> tuple[EidOrder | None, eid.OrderState | None]:
+    """Poll this browser's sign order for ``errand``; when it completes, check and seal
+    (and tell the submitter if an invited signatory signed); when it fails or expires, the
+    errand goes back to where it can be signed again, and BankID's message is shown."""
+    order = _sign_order(errand.reference)
     if order is None or errand.state is not ErrandState.AWAITING_SIGNATURE:
-        return errand, None, None
+        return None, None
     state = eid.poll(db(), bankid_client(), order, collect_interval())
     if state.status is OrderStatus.COMPLETE:
         try:
-            signing.finish(db(), order, errand, documents.seal_context(runtime().settings))
+            invited = signing.finish(
+                db(), order, errand, documents.seal_context(runtime().settings)
+            )
         except signing.SignatureRejected as rejected:
             commit()
             flash(problem_message(rejected.code), "error")
-            return errand, order, state
+            return order, state
+        if invited:
+            invitations.signed(db(), errand, base_url=runtime().settings.public_base_url)
         commit()
         session.pop(SIGN_KEY, None)
         flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
     elif state.status is OrderStatus.FAILED:
         signing.abandon(db(), signed_in(), bankid_client(), errand, None)
     commit()
-    return errand, order, state
+    return order, state
 
 
-def _signing_done_url(errand: Errand) -> str | None:
-    if errand.state is ErrandState.AWAITING_SIGNATURE:
-        return None
-    return url_for(".errand", reference=errand.reference)
-
-
-@bp.get("/mina-arenden/<reference>/signera")
-@person_required
-def signing_page(reference: str) -> ResponseReturnValue:
-    errand, order, state = _poll_signing(reference)
-    if order is None or state is None or (state.status is OrderStatus.COMPLETE):
-        return redirect(url_for(".errand", reference=reference))
+def signing_pending_page(
+    errand: Errand,
+    order: EidOrder,
+    state: eid.OrderState,
+    *,
+    status_url: str,
+    cancel_url: str,
+    retry_url: str,
+) -> ResponseReturnValue:
     same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
     return render_template(
         "eid/pending.html",
@@ -360,6 +412,41 @@ def signing_page(reference: str) -> ResponseReturnValue:
         qr_svg=qr_svg(state.qr_content) if state.qr_content else None,
         autostart_url=f"bankid:///?autostarttoken={order.auto_start_token}&redirect=null",
         simulator=runtime().settings.bankid_simulator,
+        status_url=status_url,
+        cancel_url=cancel_url,
+        retry_url=retry_url,
+    )
+
+
+def signing_status_json(
+    errand: Errand, order: EidOrder, state: eid.OrderState, done: str
+) -> ResponseReturnValue:
+    same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
+    finished = errand.state is not ErrandState.AWAITING_SIGNATURE
+    if state.status is OrderStatus.FAILED:
+        finished = False  # stay on the page: it shows BankID's message and "Försök igen"
+    return status_json(order, state, done if finished else None, same_device)
+
+
+def cancel_sign_order(errand: Errand) -> None:
+    """The person cancels the signing: back to where it can be signed again."""
+    signing.abandon(db(), signed_in(), bankid_client(), errand, _sign_order(errand.reference))
+    commit()
+    session.pop(SIGN_KEY, None)
+    flash(str(RFA6), "info")
+
+
+@bp.get("/mina-arenden/<reference>/signera")
+@person_required
+def signing_page(reference: str) -> ResponseReturnValue:
+    errand = _own(reference)
+    order, state = poll_signing(errand)
+    if order is None or state is None or (state.status is OrderStatus.COMPLETE):
+        return redirect(url_for(".errand", reference=reference))
+    return signing_pending_page(
+        errand,
+        order,
+        state,
         status_url=url_for(".signing_status", reference=reference),
         cancel_url=url_for(".cancel_signing", reference=reference),
         retry_url=resume_url(errand)
@@ -371,22 +458,87 @@ def signing_page(reference: str) -> ResponseReturnValue:
 @bp.post("/mina-arenden/<reference>/signera/status")
 @person_required
 def signing_status(reference: str) -> ResponseReturnValue:
-    errand, order, state = _poll_signing(reference)
+    errand = _own(reference)
+    order, state = poll_signing(errand)
     if order is None or state is None:
         return jsonify(status="failed", done=url_for(".errand", reference=reference)), 404
-    same_device = bool((session.get(SIGN_KEY) or {}).get("same_device"))
-    return status_json(order, state, _signing_done_url(errand), same_device)
+    return signing_status_json(errand, order, state, url_for(".errand", reference=reference))
 
 
 @bp.post("/mina-arenden/<reference>/signera/avbryt")
 @person_required
 def cancel_signing(reference: str) -> ResponseReturnValue:
     errand = _post_action(reference)
-    signing.abandon(db(), signed_in(), bankid_client(), errand, _sign_order(reference))
-    commit()
-    session.pop(SIGN_KEY, None)
-    flash(_("Underskriften är avbruten. Ärendet är kvar som utkast."), "info")
+    cancel_sign_order(errand)
+    flash(_("Ärendet är kvar som utkast."), "info")
     return redirect(resume_url(errand))
+
+
+@bp.post("/mina-arenden/<reference>/skicka-till-firmatecknaren")
+@person_required
+def send_to_signatory(reference: str) -> ResponseReturnValue:
+    """The signatory is not here: email them a link to sign later in their own session."""
+    loaded = _draft(reference, _own(reference).kind)
+    if not isinstance(loaded, Errand):
+        return loaded
+    errand = loaded
+    form = InvitationForm()
+    if not form.validate_on_submit():
+        return _render_review(errand, form, 400)
+    done, _none = _carry_out(
+        lambda: invitations.send_to_signatory(
+            db(), signed_in(), errand, form.email.data, base_url=runtime().settings.public_base_url
+        ),
+        _("Ärendet kan inte skickas till firmatecknaren i sitt nuvarande läge."),
+    )
+    if done:
+        flash(
+            _(
+                "Blanketten är skickad till %(name)s för underskrift.",
+                name=errand.data.signatory.name,
+            ),
+            "success",
+        )
+    return redirect(url_for(".errand", reference=reference))
+
+
+@bp.post("/mina-arenden/<reference>/paminn")
+@person_required
+def remind_signatory(reference: str) -> ResponseReturnValue:
+    errand = _post_action(reference)
+    try:
+        invitations.remind(db(), signed_in(), errand, base_url=runtime().settings.public_base_url)
+    except invitations.TooSoon as soon:
+        flash(
+            _(
+                "Firmatecknaren har nyss fått en påminnelse. Du kan påminna igen %(when)s.",
+                when=format_datetime(soon.next_dt, "short"),
+            ),
+            "info",
+        )
+    except IllegalTransition:
+        flash(_("Ärendet väntar inte på firmatecknarens underskrift."), "error")
+    else:
+        commit()
+        flash(_("Firmatecknaren har fått en påminnelse med en ny länk."), "success")
+    return redirect(url_for(".errand", reference=reference))
+
+
+@bp.post("/mina-arenden/<reference>/ta-tillbaka")
+@person_required
+def recall_invitation(reference: str) -> ResponseReturnValue:
+    errand = _post_action(reference)
+    done, _none = _carry_out(
+        lambda: invitations.recall(db(), signed_in(), errand),
+        _("Ärendet väntar inte på firmatecknarens underskrift."),
+    )
+    if done:
+        flash(
+            _("Inbjudan är tillbakatagen. Länken till firmatecknaren gäller inte längre."),
+            "success",
+        )
+        return redirect(resume_url(errand))
+    return redirect(url_for(".errand", reference=reference))
 
 
 @bp.post("/mina-arenden/<reference>/aterkalla")

@@ -199,16 +199,17 @@ def test_handlaggning_needs_a_signed_in_caseworker(page: Page) -> None:
 
 
 def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
-    """Anna removes herself, names a replacement, prints the form and downloads the PDF."""
+    """Anna removes herself, names a replacement (so the signatory signs), prints the form
+    and downloads the PDF."""
     page.goto("/")
     log_in(page, "Anna Andersson")
     open_menu_item(page, "Ta bort behörig beställare")
     page.get_by_label("Organisationsnummer").fill("202100-5489")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     choose(page, "Jag tar bort mig själv som behörig beställare")
-    page.get_by_label("Personnummer").fill("19811218-9876")
-    page.get_by_label("Förnamn").fill("Anna")
-    page.get_by_label("Efternamn").fill("Andersson")
+    # Removing oneself: the person comes from the login; the fields for someone else hide.
+    expect(page.get_by_text("Du tar bort dig själv: Anna Andersson")).to_be_visible()
+    expect(page.get_by_label("Personnummer")).to_be_hidden()
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     expect(page.get_by_role("note")).to_contain_text("ingen behörig beställare kvar")
     choose(page, "Ja")
@@ -219,8 +220,11 @@ def test_removal_form_is_filled_in_and_printed(page: Page) -> None:
     page.get_by_label("E-postadress i arbetet").fill("bertil.berg@testmyndighet.example")
     choose(page, "Behörig beställare")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
-    expect(page.get_by_label("Namn")).to_have_value("Anna Andersson")
-    page.get_by_label("Befattning").fill("Personalchef")
+    # A new orderer is registered only with the signatory's signature, not Anna's own.
+    expect(page.get_by_label("Namn")).to_have_value("")
+    page.get_by_label("Namn").fill("Gunilla Generaldirektör")
+    page.get_by_label("Personnummer").fill("19640823-9868")
+    page.get_by_label("Befattning").fill("Generaldirektör")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     expect(page.get_by_role("main")).to_contain_text("Bertil Berg")
 

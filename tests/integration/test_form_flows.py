@@ -23,6 +23,7 @@ from workflows import pipeline
 from workflows.runtime import Runtime
 from workflows.states import ErrandState
 
+GUNILLA = "196408239868"  # Statens testmyndighet's signatory (in the signatory register)
 BERTIL = {
     "personnummer": "199001019810",
     "given_name": "Bertil",
@@ -115,20 +116,21 @@ def test_removal_with_replacement_ends_one_grant_and_starts_another(
     response = post_step(client, f"{base}/ersattare", {"wants_replacement": "yes", **BERTIL})
     assert response.headers["Location"] == f"{base}/underskrift"
     signatory = client.get(f"{base}/underskrift").get_data(True)
-    assert 'value="Anna Andersson"' in signatory  # removing oneself: the orderer signs
+    # A new orderer is registered only with the signatory's signature (not Anna's own).
+    assert 'value="Anna Andersson"' not in signatory
     response = post_step(
         client,
         f"{base}/underskrift",
         {
-            "signatory_name": "Anna Andersson",
-            "signatory_personnummer": ANNA,
-            "signatory_title": "Personalchef",
+            "signatory_name": "Gunilla Generaldirektör",
+            "signatory_personnummer": GUNILLA,
+            "signatory_title": "Generaldirektör",
         },
     )
     review = client.get(f"{base}/granska").get_data(True)
     assert "Bertil Berg" in review and "ingen behörig beställare kvar" not in review
     reference = base.rsplit("/", 1)[-1]
-    sign_with_bankid(client, reference, ANNA)
+    sign_with_bankid(client, reference, GUNILLA)
 
     errand = _errand(session, reference)
     system = Agent.system("test")
@@ -163,8 +165,11 @@ def test_removal_rules(client: FlaskClient, session: Session) -> None:
         "given_name": "Bertil",
         "family_name": "Berg",
     }
-    page = post_step(client, f"{base}/bestallare", someone_else).get_data(True)
-    assert "ange ditt eget personnummer" in page
+    # "Jag tar bort mig själv": the person is the one logged in, whatever was typed.
+    response = post_step(client, f"{base}/bestallare", someone_else)
+    assert response.headers["Location"] == f"{base}/ersattare"
+    orderer = _errand(session, base.rsplit("/", 1)[-1]).progress.orderer  # type: ignore[union-attr]
+    assert (orderer.personnummer, orderer.full_name) == (ANNA, "Anna Andersson")
     page = post_step(client, f"{base}/bestallare", {**someone_else, "reason": "left"})
     assert "Personen är inte behörig beställare hos arbetsgivaren." in page.get_data(True)
     post_step(

@@ -13,7 +13,8 @@ from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Errand, ErrandKind
-from tests.conftest import DAVID, INGRID, KARIN, person_id, staff_id
+from tests.conftest import DAVID, EVA, INGRID, KARIN, person_id, staff_id
+from tests.support import REGISTRATION
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
 from workflows.states import (
@@ -48,7 +49,7 @@ def _errand_in(session: Session, state: ErrandState) -> Errand:
         decided_by_staff_id=staff_id(session, INGRID),
         failed_step="apply",
         failure_reason="broker gone",
-        form_data={"orgnr": "2021004920"},
+        form_data={**REGISTRATION, "orgnr": "2021004920", "signatory_personnummer": EVA},
     )
     session.add(errand)
     session.flush()
@@ -65,6 +66,8 @@ def _agents(session: Session) -> dict[Party, Agent]:
             AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True
         ),
         Party.SYSTEM: Agent.system("test"),
+        # The signatory the form names, logged in with their own e-ID.
+        Party.SIGNATORY: Agent(AgentKind.PERSON, person_id(session, EVA), EVA),
     }
 
 

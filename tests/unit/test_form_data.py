@@ -138,3 +138,22 @@ def test_a_person_loses_the_blanks_around_their_entries() -> None:
     assert typed.stripped() == PersonDetails(
         "198507049859", "Fredrik", "Falk", Role.ORDERER, "f@x.se", "HR"
     )
+
+
+def test_input_typed_for_later_is_kept_apart_from_the_form() -> None:
+    draft = RegistrationDraft().done(FormStep.EMPLOYER, employer=PROVVERKET)
+    draft = draft.with_typed(FormStep.PERSON, {"personnummer": "1985", "given_name": "Fre"})
+    stored = draft.to_json()
+    assert stored["typed_input"] == {"person": {"personnummer": "1985", "given_name": "Fre"}}
+    assert "typed_input" not in draft.values_to_json()  # never in what is printed or signed
+    again = RegistrationDraft.from_json(stored)
+    assert again.typed == draft.typed and FormStep.PERSON not in again.completed_steps
+    # Once the step is done with checked values, what was typed there is gone.
+    assert again.done(FormStep.PERSON, person=FREDRIK).typed == {}
+
+
+def test_a_signatory_without_email_stores_what_it_always_stored() -> None:
+    assert "signatory_email" not in EVA.to_json()
+    with_email = SignatoryDetails("Eva Ek", "195210039847", "GD", "eva@provverket.se")
+    assert with_email.to_json()["signatory_email"] == "eva@provverket.se"
+    assert SignatoryDetails.from_json(with_email.to_json()) == with_email

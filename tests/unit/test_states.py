@@ -47,3 +47,10 @@ def test_terminal_states_have_no_way_out() -> None:
 def test_each_state_and_action_pair_is_listed_once() -> None:
     pairs = [(t.source, t.action) for t in TRANSITIONS]
     assert len(pairs) == len(set(pairs))
+
+
+def test_every_state_tells_the_submitter_something() -> None:
+    """A new state cannot leave Mina ärenden without words for it."""
+    from app.registrations.status import _STATUS
+
+    assert set(_STATUS) == set(ErrandState)
