@@ -294,12 +294,13 @@ def audit_denied(status: int, agent: Agent | None) -> None:
             audit_session,
             actor=agent.audit_label if agent else "anonymous",
             action="access.denied",
-            object_type=request.endpoint or "",
-            object_id=",".join(f"{k}={v}" for k, v in sorted(values.items()))[:200],
+            object_type=(request.endpoint or "")[:32],
+            object_id=",".join(f"{k}={v}" for k, v in sorted(values.items()))[:64],
             data={
                 "status": status,
+                "endpoint": request.endpoint,
                 "method": request.method,
-                "path": request.path[:500],
+                "path": request.path[:500],  # not the query: it may hold a search
                 "values": values,
                 "remote_addr": request.remote_addr,
             },
