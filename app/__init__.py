@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="sv",
         BABEL_TRANSLATION_DIRECTORIES="translations",
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=settings.intake_max_file_bytes,
     )
     from workflows import bootstrap  # here: a decoder process importing app stays light
 
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     babel.init_app(app, locale_selector=select_locale)
 
     from app import web
+
+    app.url_map.converters["int"] = web.BoundedIntConverter  # before any route is added
     from app.access.review_views import bp as access_review_bp
     from app.access.views import bp as access_bp
     from app.api import views as api_views

@@ -141,12 +141,16 @@ def intake_group() -> None:
     "folder",
     type=click.Path(file_okay=False, path_type=Path),  # created when missing
 )
+@click.option("--once", is_flag=True, help="Take what lies in FOLDER now, then stop.")
 @with_appcontext
-def intake_watch_command(folder: Path) -> None:
+def intake_watch_command(folder: Path, once: bool) -> None:
     """Take every scanned file dropped in FOLDER (moved to FOLDER/inläst or FOLDER/avvisad)."""
     from app.intake.watch import FolderWatcher
 
     watcher = FolderWatcher(_runtime(), folder.resolve())
+    if once:
+        watcher.take_once()
+        return
     watcher.start()
     click.echo(f"Watching {folder} for scanned files. Stop with Ctrl-C.")
     _wait_for_stop_signal()

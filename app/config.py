@@ -86,6 +86,10 @@ class Settings:
     session_absolute_hours: float = 10.0
     """A session ends this long after login, used or not."""
 
+    intake_max_file_bytes: int = 64 * 1024 * 1024
+    """The largest scanned file taken, uploaded or dropped in the watched folder (a larger
+    one is refused unread); also the largest request the web accepts."""
+
     bankid_collect_interval_s: float = 2.0
     """How often a BankID order is collected at most (BankID asks for two seconds)."""
 
@@ -223,6 +227,8 @@ class Settings:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:
             values["bankid_collect_interval_s"] = float(env["BANKID_COLLECT_INTERVAL_S"])
+        if "INTAKE_MAX_FILE_BYTES" in env:
+            values["intake_max_file_bytes"] = int(env["INTAKE_MAX_FILE_BYTES"])
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_hours"] = float(env["SESSION_ABSOLUTE_HOURS"])
         for name in (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Flask,
@@ -21,10 +23,15 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from app import labels
 from app.access.models import Person
+from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
@@ -196,6 +203,42 @@ def signed_in() -> Agent:
     return agent
 
 
+def _is_site_path(target: str) -> bool:
+    if any(unicodedata.category(c) in _CONTROL_CATEGORIES for c in target) or "\\" in target:
+        return False
+    parts = urlsplit(target)
+    path = target.split("?", 1)[0].split("#", 1)[0]  # as given: urlsplit eats "///"
+    return not parts.scheme and not parts.netloc and path.startswith("/") and "//" not in path
+
+
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Control and format characters (C0, C1, NUL, bidirectional and zero-width ones), and
+line and paragraph separators: never in a path the login sends a browser to."""
+_MAX_NEXT = 2000
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this site (no open redirect); "" for none or anything else (the login
+    then sends the person to their start page).
+
+    A path: starts with one ``/``, has no ``//`` in it, no backslash, no scheme or host and
+    no control characters – checked on the value as given and again after each round of
+    percent-decoding (``/%5Cevil.example`` and ``/%2F%2Fevil`` are refused like
+    ``/\\evil.example`` and ``//evil``), since browsers and proxies decode and treat ``\\``
+    as ``/``."""
+    if not target or len(target) > _MAX_NEXT:
+        return ""
+    candidate = target
+    for _round in range(4):
+        if not _is_site_path(candidate):
+            return ""
+        decoded = unquote(candidate)
+        if decoded == candidate:
+            return target
+        candidate = decoded
+    return ""  # encoded over and over: no page of this site
+
+
 def login_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -259,6 +302,124 @@ def signed_in_name() -> str | None:
     return staff.name if staff else None
 
 
+MAX_ID = 2**31 - 1
+"""The largest id a URL may carry: PostgreSQL's ``integer``, every table's primary key."""
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` in every route: a whole number from 0 to :data:`MAX_ID`, so that a
+    huge id is a 404 from the routing, never a database error (500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        kwargs["max"] = min(kwargs["max"], MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def audit_denied(status: int, agent: Agent | None) -> None:
+    """Record a refused request (403, or a 404 from a view: another person's or employer's
+    object, or one that does not exist) as ``access.denied``: who, which page (endpoint,
+    method, path) and which object (the URL's values). In a short transaction of its own,
+    after the request's own work is rolled back, so the record is kept whatever the request
+    did not."""
+    if request.url_rule is None:  # no page at that address: nothing was refused
+        return
+    values = {key: str(value) for key, value in (request.view_args or {}).items()}
+    with runtime().unit_of_work() as audit_session:
+        record_event(
+            audit_session,
+            actor=agent.audit_label if agent else "anonymous",
+            action="access.denied",
+            object_type=(request.endpoint or "")[:32],
+            object_id=",".join(f"{k}={v}" for k, v in sorted(values.items()))[:64],
+            data={
+                "status": status,
+                "endpoint": request.endpoint,
+                "method": request.method,
+                "path": request.path[:500],  # not the query: it may hold a search
+                "values": values,
+                "remote_addr": request.remote_addr,
+            },
+        )
+
+
+_CSRF_TEXTS = (
+    _l("Sidan har varit öppen för länge"),
+    _l("Sidan har varit öppen för länge. Ladda om sidan och försök igen."),
+)
+_ERROR_TEXTS = {
+    400: (
+        _l("Det gick inte att skicka sidan"),
+        _l("Uppgifterna kunde inte tas emot. Ladda om sidan och försök igen."),
+    ),
+    403: (
+        _l("Du har inte behörighet"),
+        _l("Du har inte behörighet till den här sidan med din roll."),
+    ),
+    404: (
+        _l("Sidan finns inte"),
+        _l("Sidan eller uppgiften finns inte, eller så har du inte tillgång till den."),
+    ),
+    413: (
+        _l("Filen är för stor"),
+        _l("Det du skickade är större än tjänsten tar emot (högst %(mb)s MB)."),
+    ),
+    500: (_l("Något gick fel"), _l("Ett tekniskt fel uppstod. Försök igen om en stund.")),
+}
+"""Heading and explanation of each error page; a missing or stale CSRF token (say, a form
+left open past the session) has its own."""
+
+
+def _error_texts(error: HTTPException) -> tuple[str, str]:
+    heading, explanation = (
+        _CSRF_TEXTS if isinstance(error, CSRFError) else _ERROR_TEXTS.get(error.code or 500)
+    ) or _ERROR_TEXTS[500]
+    limit_mb = runtime().settings.intake_max_file_bytes // (1024 * 1024)
+    return str(heading), str(explanation).replace("%(mb)s", str(limit_mb))
+
+
+def _rollback_request() -> None:
+    """Undo the request's work (its session is closed: used again, it starts afresh)."""
+    if "db" in g:
+        g.db.close()
+
+
+def error_page(error: HTTPException) -> Any:
+    """Every error page in the site's layout, in the person's language; a refused request
+    (403, a view's 404) is audited first."""
+    code = error.code or 500
+    if code in (403, 404):
+        try:
+            agent = current_agent()  # who, before the request's work is undone
+            _rollback_request()
+            audit_denied(code, agent)
+        except Exception:  # the refusal is still given; the failure is logged
+            current_app.logger.exception("access.denied could not be recorded")
+    _rollback_request()
+    heading, explanation = _error_texts(error)
+    try:
+        body = render_template("error.html", heading=heading, explanation=explanation)
+    except Exception:  # the layout itself failed (the database is down, say)
+        current_app.logger.exception("error page could not be rendered")
+        body = f"<!doctype html><title>{code}</title><h1>{heading}</h1><p>{explanation}</p>"
+    return body, code
+
+
+def _private(response: Any) -> bool:
+    """Whether a response must never be kept by a browser or proxy: everything shown to a
+    signed-in person (but the stylesheets and scripts), and every document download (PDF,
+    CSV, scan images and attachments, signed in or not)."""
+    if response.headers.get("Content-Disposition") or response.mimetype in (
+        "application/pdf",
+        "text/csv",
+        "image/jpeg",
+        "image/png",
+        "image/tiff",
+    ):
+        return request.endpoint != "static"
+    return "agent" in session and request.endpoint != "static"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["mask_pnr"] = mask_personnummer
     app.jinja_env.filters["pnr"] = format_personnummer
@@ -277,6 +438,8 @@ def init_app(app: Flask) -> None:
 
     app.before_request(_refuse_unsafe_paths)
     app.before_request(_enforce_session_timeouts)
+    for code in (400, 403, 404, 413, 500):
+        app.register_error_handler(code, error_page)
 
     @app.after_request
     def security_headers(response: Any) -> Any:
@@ -288,6 +451,8 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if "agent" in session:
-            response.headers.setdefault("Cache-Control", "no-store")
+        if _private(response):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers.pop("Expires", None)
+            response.headers.pop("ETag", None)
         return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import cast
 
 import click
@@ -29,6 +30,36 @@ def seed_demo_command() -> None:
     click.echo("Demo data is in place.")
 
 
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def _private_file(path: Path) -> None:
+    """``path`` exists, readable and writable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+    os.close(fd)
+    os.chmod(path, PRIVATE_FILE_MODE)  # made earlier with a wider mode: narrowed
+
+
+def prepare_instance(instance_dir: Path, database_url: str) -> str:
+    """The demo's ``instance/``: the folder (mode 0700), its secret key (made once) and its
+    SQLite database file, both mode 0600 whatever the umask, and the process's umask 077 so
+    that what the demo writes there later (the database's journal, the test PKI) is private
+    too. Returns the secret key."""
+    os.umask(0o077)
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(instance_dir, PRIVATE_DIR_MODE)
+    secret_file = instance_dir / "secret_key"
+    _private_file(secret_file)
+    if not secret_file.read_text().strip():
+        secret_file.write_text(os.urandom(32).hex())
+    if database_url.startswith("sqlite:///"):
+        database = Path(database_url.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(database)
+    return secret_file.read_text().strip()
+
+
 @click.command("demo", context_settings={"ignore_unknown_options": True})
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -47,12 +78,10 @@ def demo_command(host: str, port: int) -> None:
     from workflows.runtime import Runtime
     from workflows.worker import Sweeper, start_worker
 
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BROKER_URL", "stub://")
-    secret_file = INSTANCE_DIR / "secret_key"
-    if not secret_file.exists():
-        secret_file.write_text(os.urandom(32).hex())
-    settings = Settings.from_env(secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()))
+    database_url = Settings.from_env().database_url
+    secret_key = prepare_instance(INSTANCE_DIR, database_url)
+    settings = Settings.from_env(secret_key=os.environ.get("SECRET_KEY", secret_key))
     migrate_database(settings.database_url)
     app = create_app(settings, plugins=[StandIns()])
     runtime = cast(Runtime, app.extensions["behorighet"])

@@ -41,6 +41,7 @@ from app.web import (
     db,
     person_required,
     runtime,
+    safe_next,
     signed_in,
 )
 from forms.access import (
@@ -199,8 +200,8 @@ def choose_employer() -> ResponseReturnValue:
     if not switch.form.validate_on_submit():
         abort(404)  # an employer the person has nothing at, or no valid form
     session["employer_id"] = switch.form.employer_id.data
-    back = request.form.get("next", "")
-    if back.startswith("/") and not back.startswith("//") and not back.startswith(ACCESS_PATH):
+    back = safe_next(request.form.get("next"))
+    if back and not back.startswith(ACCESS_PATH):
         return redirect(back)
     return redirect(url_for("access.overview"))
 

@@ -302,6 +302,17 @@ def docs() -> flask.Response:
 # ---- plugged into the app --------------------------------------------------------------------
 
 
+def _problem_first(page: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``page`` for the site's pages, a problem for the API's paths."""
+
+    def handle(error: Any) -> Any:
+        if request.path.startswith("/api/") and isinstance(error, HTTPException):
+            return from_http_exception(error)
+        return page(error)
+
+    return handle
+
+
 def _problem_for(error: HTTPException) -> Any:
     if request.path.startswith("/api/"):
         return from_http_exception(error)
@@ -348,3 +359,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     app.register_error_handler(HTTPException, _problem_for)
+    # The site's own error pages (app.web) are registered per status code, which Flask
+    # prefers to any handler by class: under /api/ each answers with a problem instead.
+    for code, handlers in app.error_handler_spec[None].items():
+        if code is not None:
+            for exception_class, handler in list(handlers.items()):
+                handlers[exception_class] = _problem_first(handler)

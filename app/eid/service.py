@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import httpx
 from bankid import exceptions as bankid_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit.service import record_event
 from app.db import utcnow
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 
@@ -51,6 +53,13 @@ _ERROR_CODES = {
     bankid_errors.MaintenanceError: "maintenance",
     bankid_errors.UnauthorizedError: "unauthorized",
 }
+
+
+FAILURES: tuple[type[Exception], ...] = (bankid_errors.BankIDError, httpx.HTTPError, ValueError)
+"""What a call to BankID may raise: BankID's error answers, and an outage (no connection, a
+timeout, an answer that is not BankID's JSON, say a proxy's error page). Each is an
+:class:`EidError` (``internalError`` when not BankID's own code), shown with BankID's
+recommended message, never a 500."""
 
 
 def _error(exc: Exception) -> EidError:
@@ -91,7 +100,7 @@ def _store(
 def start_login(session: Session, client: BankIdClient, end_user_ip: str, binding: str) -> EidOrder:
     try:
         response = client.authenticate(end_user_ip=end_user_ip)
-    except bankid_errors.BankIDError as exc:
+    except FAILURES as exc:
         raise _error(exc) from exc
     return _store(session, OrderPurpose.LOGIN, response, binding)
 
@@ -117,7 +126,7 @@ def start_signing(
             user_non_visible_data=digest,
             requirement={"personalNumber": signer_personnummer},
         )
-    except bankid_errors.BankIDError as exc:
+    except FAILURES as exc:
         raise _error(exc) from exc
     return _store(
         session,
@@ -169,15 +178,17 @@ def poll(
         order.last_collect_dt = now
         try:
             response = client.collect(order.order_ref)
-        except bankid_errors.BankIDError as exc:
+        except FAILURES as exc:
             order.status, order.hint_code = OrderStatus.FAILED, _error(exc).code
         else:
-            order.hint_code = response.get("hintCode")
+            order.hint_code = response.get("hintCode") or order.hint_code
             if response["status"] == "complete":
                 order.status = OrderStatus.COMPLETE
                 order.completion = dict(response["completionData"])
             elif response["status"] == "failed":
                 order.status = OrderStatus.FAILED
+        if order.status is OrderStatus.FAILED:
+            _record_failure(session, order)
         session.flush()
     qr = None
     if order.status is OrderStatus.PENDING:
@@ -200,11 +211,33 @@ def pending_orders(session: Session, errand_id: int) -> list[EidOrder]:
     )
 
 
+def _record_failure(session: Session, order: EidOrder, **data: Any) -> None:
+    """Keep why an order ended without an identity or signature: BankID's hint code (say
+    ``userCancel``, ``expiredTransaction``, ``startFailed``), or ``cancelled`` with the hint
+    it had when the person cancelled it here, in the audit log (``eid.order_failed``)."""
+    record_event(
+        session,
+        actor="system:bankid",
+        action="eid.order_failed",
+        object_type="eid_order",
+        object_id=order.id,
+        data={
+            "purpose": order.purpose.value,
+            "order_ref": order.order_ref,
+            "hint_code": order.hint_code,
+            "errand_id": order.errand_id,
+            **data,
+        },
+    )
+
+
 def cancel(session: Session, client: BankIdClient, order: EidOrder) -> None:
     if order.status is OrderStatus.PENDING:
-        with contextlib.suppress(bankid_errors.BankIDError):  # gone at BankID: cancelled anyway
+        with contextlib.suppress(*FAILURES):  # gone at BankID, or unreachable: cancelled here
             client.cancel(order.order_ref)
+        last_hint = order.hint_code
         order.status, order.hint_code = OrderStatus.FAILED, "cancelled"
+        _record_failure(session, order, last_hint_code=last_hint)
         session.flush()
 
 

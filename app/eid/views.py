@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import segno
 from flask import (
@@ -28,21 +27,20 @@ from app.eid.login import resolve_login
 from app.eid.messages import error_message, user_message
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.staff.models import StaffMember
-from app.web import bankid_client, collect_interval, commit, db, runtime, sign_in, sign_out
+from app.web import (
+    bankid_client,
+    collect_interval,
+    commit,
+    db,
+    runtime,
+    safe_next,
+    sign_in,
+    sign_out,
+)
 
 bp = Blueprint("eid", __name__, template_folder="templates")
 
 SESSION_KEY = "eid_login"
-
-
-def safe_next(target: str | None) -> str:
-    """Only a path on this site (no open redirect); "" for none (the start page)."""
-    if not target:
-        return ""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return ""
-    return target
 
 
 def qr_svg(content: str) -> str:
@@ -56,7 +54,9 @@ def end_user_ip() -> str:
 
 @bp.get("/logga-in")
 def login() -> ResponseReturnValue:
-    return render_template("eid/login.html", form=FlaskForm(), next=request.args.get("next", ""))
+    return render_template(
+        "eid/login.html", form=FlaskForm(), next=safe_next(request.args.get("next"))
+    )
 
 
 @bp.post("/logga-in")
@@ -103,7 +103,7 @@ def _finish_login(order: EidOrder) -> str:
     identity = service.use_completion(db(), order)
     kind, agent_id = resolve_login(db(), identity, str(get_locale()))
     commit()
-    target = (session.get(SESSION_KEY) or {}).get("next") or _start_page(kind, agent_id)
+    target = safe_next((session.get(SESSION_KEY) or {}).get("next")) or _start_page(kind, agent_id)
     sign_in(kind, agent_id)  # a new session: the old one (and its CSRF token) is gone
     flash(_("Du är inloggad."), "success")
     return str(target)

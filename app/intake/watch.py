@@ -6,10 +6,21 @@ into a batch with :func:`app.intake.reading.receive_file` and moved to ``inläst
 at start are taken too, so nothing dropped while the watcher was down is missed.
 Names starting with ``.`` or ``~`` and files ending in ``.tmp`` or ``.part`` are
 left alone until renamed.
+
+Nothing in the folder is trusted: a symbolic link, a named pipe or a device is never
+opened (``lstat`` first, then ``O_NOFOLLOW`` and ``fstat`` on what was opened) and goes to
+``avvisad/``; a file's size is checked against ``Settings.intake_max_file_bytes`` before a
+byte of it is read, and it is read in chunks up to that limit only (a file above it goes to
+``avvisad/`` unread), so the watcher's memory stays bounded whatever is dropped. A file that
+fails :data:`MAX_ATTEMPTS` times (say, while the database is down) goes to ``avvisad/`` too,
+with the last error beside it, rather than being tried for ever.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -33,31 +44,91 @@ SETTLE_S = 1.0
 """How long a file's size must stay the same before it is taken."""
 RESCAN_S = 30.0
 """How often the whole folder is looked through again."""
+MAX_ATTEMPTS = 5
+"""Failed tries at one file (database down, say) before it is moved to ``avvisad/``."""
+CHUNK_BYTES = 1024 * 1024
+"""A file is read this much at a time."""
+
+NOT_A_REGULAR_FILE = "not_a_regular_file"
+"""A symbolic link, a named pipe, a device or a socket: never opened."""
+FILE_TOO_LARGE = "file_too_large"
+"""Larger than ``Settings.intake_max_file_bytes``: not read."""
+FAILED_REPEATEDLY = "failed_repeatedly"
+"""Could not be taken in :data:`MAX_ATTEMPTS` tries."""
 
 
 @dataclass(frozen=True)
 class Taken:
     path: Path
-    batch_id: int
+    batch_id: int | None
+    """None for a file refused before it became a batch (not a regular file, too large)."""
     is_new: bool
     error_code: str | None
 
 
+class Refused(Exception):
+    """A dropped file the watcher will not read; ``code`` says why (written beside it)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
 def _is_candidate(path: Path) -> bool:
+    """Anything in the folder but a directory (``inläst/``, ``avvisad/``), hidden files and
+    files still being written; a symbolic link is a candidate (to be refused), never
+    followed."""
     name = path.name
-    return (
-        path.is_file() and not name.startswith((".", "~")) and not name.endswith((".tmp", ".part"))
-    )
+    if name.startswith((".", "~")) or name.endswith((".tmp", ".part")):
+        return False
+    try:
+        return not stat.S_ISDIR(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _settled(path: Path, settle_s: float) -> bool:
     try:
-        first = path.stat()
+        first = path.lstat()
         time.sleep(settle_s)
-        second = path.stat()
+        second = path.lstat()
     except FileNotFoundError:
         return False
     return first.st_size == second.st_size and first.st_mtime_ns == second.st_mtime_ns
+
+
+def read_dropped_file(path: Path, max_bytes: int) -> bytes:
+    """The content of a regular file of at most ``max_bytes``, read in chunks; raises
+    :class:`Refused` for anything else, without reading it."""
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise Refused(NOT_A_REGULAR_FILE, "a symbolic link, pipe, device or socket")
+    try:  # O_NOFOLLOW: a link put in its place since is not followed; O_NONBLOCK: nor a pipe
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise Refused(NOT_A_REGULAR_FILE, "replaced by a link or pipe") from exc
+        raise
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(NOT_A_REGULAR_FILE, "not a regular file when opened")
+        if info.st_size > max_bytes:
+            raise Refused(FILE_TOO_LARGE, f"{info.st_size} bytes, more than {max_bytes}")
+        content = bytearray()
+        while chunk := file.read(min(CHUNK_BYTES, max_bytes + 1 - len(content))):
+            content += chunk
+            if len(content) > max_bytes:  # it grew after the check
+                raise Refused(FILE_TOO_LARGE, f"more than {max_bytes} bytes")
+        return bytes(content)
+
+
+def _reject(path: Path, reason: str) -> Path:
+    """Move ``path`` (a link itself, never its target) to ``avvisad/`` with the reason in
+    a ``.txt`` beside it."""
+    moved = _move(path, path.parent / REJECTED_DIR)
+    moved.with_name(moved.name + ".txt").write_text(reason + "\n", encoding="utf-8")
+    return moved
 
 
 def _move(path: Path, folder: Path) -> Path:
@@ -74,17 +145,19 @@ def take_file(runtime: Runtime, path: Path, settle_s: float = SETTLE_S) -> Taken
     """Read one dropped file into a batch and move it away; None if it is not ready."""
     if not _is_candidate(path) or not _settled(path, settle_s):
         return None
-    data = path.read_bytes()
+    try:
+        data = read_dropped_file(path, runtime.settings.intake_max_file_bytes)
+    except Refused as refused:
+        _reject(path, f"{refused.code}: {refused.detail}")
+        log.warning("intake.folder.refused", file=path.name, reason=refused.code)
+        return Taken(path, None, False, refused.code)
     with runtime.unit_of_work() as session:
         received = receive_file(
             session, Agent.system("intake-folder"), data, path.name, BatchSource.FOLDER
         )
         batch_id, error = received.batch.id, received.batch.error_code
     if error:
-        moved = _move(path, path.parent / REJECTED_DIR)
-        moved.with_name(moved.name + ".txt").write_text(
-            f"batch {batch_id}: {error}\n", encoding="utf-8"
-        )
+        _reject(path, f"batch {batch_id}: {error}")
     else:
         _move(path, path.parent / DONE_DIR)
     log.info(
@@ -125,6 +198,7 @@ class FolderWatcher:
         self.settle_s = settle_s
         self.rescan_s = rescan_s
         self._lock = threading.Lock()
+        self._failures: dict[Path, int] = {}
         self._observer = Observer()
         self._stopped = threading.Event()
         self._rescanner = threading.Thread(target=self._rescan, name="intake-rescan", daemon=True)
@@ -141,13 +215,33 @@ class FolderWatcher:
         with self._lock:  # one file at a time; events for the same file come in bursts
             try:
                 take_file(self.runtime, path, self.settle_s)
-            except Exception:
+            except Exception as exc:
                 log.exception("intake.folder.failed", file=path.name)
+                self._failed(path, exc)
+            else:
+                self._failures.pop(path, None)
+
+    def _failed(self, path: Path, exc: Exception) -> None:
+        """Count a failed try; at :data:`MAX_ATTEMPTS` the file goes to ``avvisad/``."""
+        failures = self._failures.get(path, 0) + 1
+        if failures < MAX_ATTEMPTS:
+            self._failures[path] = failures
+            return
+        self._failures.pop(path, None)
+        try:
+            _reject(path, f"{FAILED_REPEATEDLY}: {failures} tries, last {type(exc).__name__}")
+        except OSError:
+            log.exception("intake.folder.reject_failed", file=path.name)
 
     def take_existing(self) -> None:
         for path in sorted(self.folder.iterdir()):
             if _is_candidate(path):
                 self._take(path)
+
+    def take_once(self) -> None:
+        """Take what lies in the folder now (``behorighet intake watch --once``)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.take_existing()
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -594,7 +594,4 @@ def blank_form(kind: ErrandKind) -> ResponseReturnValue:
     """For people who cannot use the web form: no login needed."""
     pdf = render_blank_form(kind, lang=_language(), key=runtime().settings.qr_key)
     name = "anmalan" if kind is ErrandKind.REGISTRATION else "borttag"
-    response = _pdf(pdf, f"{name}-behorig-bestallare.pdf")
-    response.cache_control.public = True
-    response.cache_control.max_age = 3600
-    return response
+    return _pdf(pdf, f"{name}-behorig-bestallare.pdf")
