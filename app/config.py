@@ -116,6 +116,20 @@ class Settings:
     """Root certificates (PEM) a seal and its timestamp must chain to to be accepted;
     needed to validate seals (unless a plugin provides the seal)."""
 
+    seal_cert_fingerprints: str | None = None
+    """SHA-256 fingerprints (hex, comma-separated: the old and the new around a renewal) of
+    the only certificates whose seal is accepted. Unset: :attr:`seal_subject` with
+    :attr:`seal_organisation_number`, else the seal certificate the product seals with.
+    Never merely any certificate under :attr:`seal_trust_roots_file`."""
+
+    seal_subject: str | None = None
+    """The seal certificate's subject common name; with :attr:`seal_organisation_number`,
+    accepts a seal by subject instead of by fingerprint (renewals need no change)."""
+
+    seal_organisation_number: str | None = None
+    """The agency's organisation number as the seal certificate carries it (in
+    ``organizationIdentifier`` or ``serialNumber``); goes with :attr:`seal_subject`."""
+
     tsa_url: str | None = None
     """URL of the RFC 3161 time-stamping authority; required with a seal from files."""
 
@@ -195,6 +209,9 @@ class Settings:
             "seal_key_password",
             "seal_chain_file",
             "seal_trust_roots_file",
+            "seal_cert_fingerprints",
+            "seal_subject",
+            "seal_organisation_number",
             "tsa_url",
         ):
             if env.get(name.upper()):
