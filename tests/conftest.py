@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import create_app
 from app.access.models import Person
+from app.audit.service import session_info
 from app.cli import migrate_database
 from app.config import Settings
 from app.db import Base, make_engine
@@ -139,7 +140,8 @@ class SeededDatabase:
                 text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
                 {"h": "0" * 64},
             )
-        with Session(self.engine) as session, session.begin():
+        audit_key = make_settings(TEST_DATABASE_URL).audit_chain_key()
+        with Session(self.engine, info=session_info(audit_key)) as session, session.begin():
             seed_demo(session)
         with self.engine.connect() as conn:
             self.sequences = [

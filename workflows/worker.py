@@ -35,8 +35,9 @@ def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worke
 def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
-    and, when asked, schedule the deadline watch and the monthly inactivity summary (each
-    does nothing when it has nothing due). Safe to run anywhere at once."""
+    and, when asked, schedule the deadline watch, the monthly inactivity summary and the
+    audit chain's checkpoint (each does nothing when it has nothing due). Safe to run
+    anywhere at once."""
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)
@@ -44,6 +45,7 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
         if check_deadlines:
             add_message(session, "watch_deadlines")
             add_message(session, "summarise_inactivity")
+            add_message(session, "checkpoint_audit_chain")
     if expired:
         log.info("errands.expired", count=expired)
 
