@@ -52,7 +52,15 @@ def demo_command(host: str, port: int) -> None:
     secret_file = INSTANCE_DIR / "secret_key"
     if not secret_file.exists():
         secret_file.write_text(os.urandom(32).hex())
-    settings = Settings.from_env(secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()))
+    audit_key_file = INSTANCE_DIR / "audit_key"
+    if not audit_key_file.exists():
+        fd = os.open(audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex())
+    settings = Settings.from_env(
+        secret_key=os.environ.get("SECRET_KEY", secret_file.read_text()),
+        audit_key=os.environ.get("AUDIT_KEY", audit_key_file.read_text()),
+    )
     migrate_database(settings.database_url)
     app = create_app(settings, plugins=[StandIns()])
     runtime = cast(Runtime, app.extensions["behorighet"])

@@ -50,6 +50,8 @@ from workflows.worker import start_worker
 
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
+TEST_AUDIT_KEY = "audit-key-of-the-test-suite-not-a-secret"
+"""The tests' ``AUDIT_KEY`` (a worker or demo they start as a process is given it too)."""
 STUB_BROKER = "stub://"
 
 
@@ -222,6 +224,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "broker_url": STUB_BROKER,
         "secret_key": "test-secret",
+        "audit_key": TEST_AUDIT_KEY,
         "bankid_collect_interval_s": 0.0,
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,

@@ -61,7 +61,7 @@ from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink, _Handler
 from devtools.plugin import StandIns
 from tests import scan_corpus as corpus
-from tests.conftest import INGRID, TEST_DATABASE_URL
+from tests.conftest import INGRID, TEST_AUDIT_KEY, TEST_DATABASE_URL
 from tests.factories import (
     caseworker,
     claim_and_approve,
@@ -181,6 +181,7 @@ def test_demo_killed_while_applying_loses_nothing(
         "BEHORIGHET_INSTANCE_DIR": str(tmp_path),
         "MAIL_URL": f"smtp://127.0.0.1:{free_port()}",
         "SECRET_KEY": "crash-test",
+        "AUDIT_KEY": TEST_AUDIT_KEY,
     }
     log = tmp_path / "demo.log"
     demo = _spawn(["demo", "--port", str(port)], env, log)
@@ -706,6 +707,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         "BROKER_URL": broker_url,
         "OUTBOX_RESEND_AFTER_S": "2",
         "SECRET_KEY": settings.secret_key,
+        "AUDIT_KEY": TEST_AUDIT_KEY,
         "MAIL_URL": f"smtp://127.0.0.1:{mail_sink.port}",
         # A production worker: it trusts the test PKI's root for the seal and for BankID
         # signatures, as the verify step checks them.
