@@ -208,7 +208,7 @@ def write_checkpoint(
     did not, or the chain is empty). The chain since the last checkpoint is verified first:
     a broken chain is never anchored (:class:`CheckpointError`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    head = session.get(AuditChainHead, 1)
+    head = session.get(AuditChainHead, 1, populate_existing=True)
     if head is None or head.seq == 0:
         return None
     previous = last_checkpoint(directory)
@@ -217,6 +217,11 @@ def write_checkpoint(
             raise CheckpointError(
                 f"the chain head is event {head.seq}, the last checkpoint pins event "
                 f"{previous.seq}: events were removed"
+            )
+        if previous.hash != head.last_hash:
+            raise CheckpointError(
+                f"the chain head differs from the last checkpoint of event {previous.seq}: "
+                "the chain was rewritten"
             )
         return None
     anchor = None

@@ -248,6 +248,10 @@ def test_a_checkpoint_pins_the_head_once_outside_the_database(
     head = session.get(AuditChainHead, 1)
     assert head is not None and (first.seq, first.hash) == (head.seq, head.last_hash)
     assert anchor.write_checkpoint(session, tmp_path, timestamper, roots) is None  # unchanged
+    session.execute(text("UPDATE audit_chain_head SET last_hash = :h"), {"h": "f" * 64})
+    with pytest.raises(anchor.CheckpointError, match="the chain was rewritten"):
+        anchor.write_checkpoint(session, tmp_path, timestamper, roots)
+    session.rollback()
     before = path.read_bytes()
     assert not anchor._write_once(tmp_path, first.file_name, b"{}")  # never overwritten
     assert path.read_bytes() == before

@@ -37,6 +37,7 @@ from app.audit.service import verify_chain
 from app.casework import service as casework
 from app.core.agents import Agent
 from app.db import Base, utcnow
+from app.documents.pki import accepted_seal
 from app.intake import queries, reading
 from app.intake.models import (
     BatchSource,
@@ -712,6 +713,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         # A production worker: it trusts the test PKI's root for the seal and for BankID
         # signatures, as the verify step checks them.
         "SEAL_TRUST_ROOTS_FILE": str(test_root),
+        "SEAL_CERT_FINGERPRINTS": ",".join(accepted_seal(settings).fingerprints),
         "BANKID_TRUST_ROOTS_FILE": str(test_root),
     }
     log = tmp_path / "worker.log"
