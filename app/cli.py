@@ -162,19 +162,93 @@ def audit_group() -> None:
     """The audit log."""
 
 
+def _checkpoint_dir(runtime: Runtime) -> Path | None:
+    directory = runtime.settings.audit_checkpoint_dir
+    return Path(directory) if directory else None
+
+
 @audit_group.command("verify")
 @with_appcontext
 def audit_verify_command() -> None:
-    """Recompute the audit hash chain. Exit 0 only when all of it verifies."""
-    from app.audit.service import verify_chain
+    """Verify the audit chain under AUDIT_KEY and against the last checkpoint in
+    AUDIT_CHECKPOINT_DIR (its timestamp verified). Exit 0 only when all of it verifies."""
+    from app.audit.anchor import verify_anchored
+    from app.documents.pki import SealConfigurationError, trust_roots
 
-    with _runtime().unit_of_work() as session:
-        report = verify_chain(session)
-    if report.is_intact:
-        click.echo(f"Audit chain intact: {report.events} events.")
-        return
-    click.echo(f"Audit chain broken at event {report.first_broken_seq}: {report.reason}", err=True)
-    sys.exit(1)
+    runtime = _runtime()
+    directory = _checkpoint_dir(runtime)
+    try:
+        roots = trust_roots(runtime.settings) if directory is not None else None
+    except SealConfigurationError as exc:
+        click.echo(f"Audit chain not verified: {exc} (the checkpoints' TSA)", err=True)
+        sys.exit(1)
+    with runtime.unit_of_work() as session:
+        report = verify_anchored(session, runtime.settings.audit_chain_key(), directory, roots)
+    if not report.is_intact:
+        click.echo(f"Audit chain {report.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"Audit chain intact: {report.events} events, keyed.")
+    if report.checkpoint is not None and report.checkpoint_dt is not None:
+        click.echo(
+            f"Anchored: event {report.checkpoint.seq} by the checkpoint timestamped "
+            f"{report.checkpoint_dt:%Y-%m-%d %H:%M:%S} UTC ({report.checkpoint.file_name})."
+        )
+    elif directory is None:
+        click.echo("Not anchored: AUDIT_CHECKPOINT_DIR is not set.")
+    else:
+        click.echo(f"Not anchored yet: no checkpoint in {directory}.")
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint_command() -> None:
+    """Pin the audit chain's head now in AUDIT_CHECKPOINT_DIR, timestamped by the seal's TSA
+    (the worker does it every DEADLINE_CHECK_INTERVAL_S; run it after `migrate`)."""
+    from app.audit.anchor import CheckpointError, write_checkpoint
+    from app.documents.pki import SealConfigurationError, seal_material, trust_roots
+
+    runtime = _runtime()
+    directory = _checkpoint_dir(runtime)
+    if directory is None:
+        click.echo("AUDIT_CHECKPOINT_DIR is not set.", err=True)
+        sys.exit(1)
+    try:
+        timestamper = seal_material(runtime.settings).timestamper
+        with runtime.unit_of_work() as session:
+            checkpoint = write_checkpoint(
+                session, directory, timestamper, trust_roots(runtime.settings)
+            )
+    except (CheckpointError, SealConfigurationError) as exc:
+        click.echo(f"No checkpoint: {exc}", err=True)
+        sys.exit(1)
+    if checkpoint is None:
+        click.echo("Nothing new to anchor.")
+    else:
+        click.echo(f"Checkpoint of event {checkpoint.seq} written: {checkpoint.file_name}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database."""
+
+
+@db_group.command("grant-app-role")
+@click.argument("role")
+@click.option("--password", default=None, help="Set the role's password (else trust/cert).")
+@with_appcontext
+def grant_app_role_command(role: str, password: str | None) -> None:
+    """Make ROLE the application's PostgreSQL role (run as the tables' owner, after every
+    migrate): it reads and writes every table but may only SELECT and INSERT audit events,
+    owns nothing, and cannot drop the audit log's trigger or truncate it."""
+    from app.audit.db_role import RoleError, grant_app_role
+
+    try:
+        with _runtime().engine.begin() as connection:
+            grant_app_role(connection, role, password)
+    except RoleError as exc:
+        click.echo(f"Not granted: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{role} may now run the application (audit_event: SELECT, INSERT only).")
 
 
 @main.group("api-client")

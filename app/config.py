@@ -31,6 +31,14 @@ class StandIn(enum.StrEnum):
     """A page stands in for the mailroom's scanner."""
 
 
+class MissingSecretError(ValueError):
+    """A secret that production must be given was not (the demo and the tests derive one)."""
+
+
+AUDIT_KEY_MIN_LENGTH = 32
+"""The fewest characters an ``AUDIT_KEY`` may have (e.g. ``openssl rand -hex 32``: 64)."""
+
+
 def qr_mac_key(secret: str) -> bytes:
     """The MAC key of the forms' QR codes derived from an application secret (never the
     secret itself)."""
@@ -55,6 +63,19 @@ class Settings:
     qr_secret: str | None = None
     """Keys the MAC in every printed page's QR code; defaults to ``secret_key``. Keep it
     stable: forms printed under one key are checked with it when they come back by post."""
+
+    audit_key: str | None = field(default=None, repr=False)
+    """Keys the audit chain's HMAC (``app.audit.service``). Kept outside the database (a
+    secret store), so that whoever holds the database cannot recompute the chain; never
+    changed (events keep the key they were chained with). Required in production; the demo
+    and the tests derive one from :attr:`secret_key` (:meth:`audit_chain_key`)."""
+
+    audit_checkpoint_dir: str | None = None
+    """Append-only storage outside the database for the audit chain's timestamped
+    checkpoints (``app.audit.anchor``): a directory whose files are created once and never
+    overwritten (in production a WORM-mounted volume, e.g. an S3 bucket with Object Lock in
+    compliance mode mounted read/write-once). Unset: no checkpoints (the demo keeps them in
+    the instance folder)."""
 
     outbox_resend_after_s: float = 30.0
     """A message not acknowledged this long after it was last sent is sent again."""
@@ -135,6 +156,20 @@ class Settings:
     """Root certificates (PEM) a seal and its timestamp must chain to to be accepted;
     needed to validate seals (unless a plugin provides the seal)."""
 
+    seal_cert_fingerprints: str | None = None
+    """SHA-256 fingerprints (hex, comma-separated: the old and the new around a renewal) of
+    the only certificates whose seal is accepted. Unset: :attr:`seal_subject` with
+    :attr:`seal_organisation_number`, else the seal certificate the product seals with.
+    Never merely any certificate under :attr:`seal_trust_roots_file`."""
+
+    seal_subject: str | None = None
+    """The seal certificate's subject common name; with :attr:`seal_organisation_number`,
+    accepts a seal by subject instead of by fingerprint (renewals need no change)."""
+
+    seal_organisation_number: str | None = None
+    """The agency's organisation number as the seal certificate carries it (in
+    ``organizationIdentifier`` or ``serialNumber``); goes with :attr:`seal_subject`."""
+
     tsa_url: str | None = None
     """URL of the RFC 3161 time-stamping authority; required with a seal from files."""
 
@@ -202,6 +237,24 @@ class Settings:
         """The MAC key of the forms' QR codes (``app.documents.qr``)."""
         return qr_mac_key(self.qr_secret or self.secret_key)
 
+    def audit_chain_key(self) -> bytes:
+        """The HMAC key of the audit chain, derived from :attr:`audit_key` (never the key
+        itself). Without one, only the demo and the tests (stand-ins or ``testing``) get a
+        key derived from :attr:`secret_key`; production raises :class:`MissingSecretError`."""
+        if self.audit_key:
+            if len(self.audit_key) < AUDIT_KEY_MIN_LENGTH:
+                raise MissingSecretError(
+                    f"AUDIT_KEY must have at least {AUDIT_KEY_MIN_LENGTH} characters"
+                )
+            secret = self.audit_key
+        elif self.stand_ins or self.testing:
+            secret = "demo-audit-key:" + self.secret_key
+        else:
+            raise MissingSecretError(
+                "AUDIT_KEY must be set: it keys the audit chain and is kept outside the database"
+            )
+        return hmac.new(secret.encode(), b"behorighet-audit-chain-v1", hashlib.sha256).digest()
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
@@ -247,8 +300,14 @@ class Settings:
             "seal_key_password",
             "seal_chain_file",
             "seal_trust_roots_file",
+            "seal_cert_fingerprints",
+            "seal_subject",
+            "seal_organisation_number",
             "tsa_url",
         ):
+            if env.get(name.upper()):
+                values[name] = env[name.upper()]
+        for name in ("audit_key", "audit_checkpoint_dir"):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
         if env.get("API_TRUSTED_PROXIES"):
@@ -296,6 +355,11 @@ def production_problems(settings: Settings) -> list[str]:
     for name in ("secret_key", "qr_secret"):
         if name not in settings.given:
             problems.append(f"{name.upper()} is not set (the default is random per process)")
+    if not settings.audit_key or len(settings.audit_key) < AUDIT_KEY_MIN_LENGTH:
+        problems.append(
+            f"AUDIT_KEY is not set (at least {AUDIT_KEY_MIN_LENGTH} characters, kept outside "
+            "the database)"
+        )
     if urlsplit(settings.bankid_url).scheme != "https" or _is_loopback(settings.bankid_url):
         problems.append(f"BANKID_URL must be BankID's https address, not {settings.bankid_url}")
     files = {

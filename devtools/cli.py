@@ -81,7 +81,14 @@ def demo_command(host: str, port: int) -> None:
     os.environ.setdefault("BROKER_URL", "stub://")
     database_url = Settings.from_env().database_url
     secret_key = prepare_instance(INSTANCE_DIR, database_url)
-    settings = Settings.from_env(secret_key=os.environ.get("SECRET_KEY", secret_key))
+    audit_key_file = INSTANCE_DIR / "audit_key"
+    _private_file(audit_key_file)  # made once, mode 0600 (the umask is 077 by now)
+    if not audit_key_file.read_text().strip():
+        audit_key_file.write_text(os.urandom(32).hex())
+    settings = Settings.from_env(
+        secret_key=os.environ.get("SECRET_KEY", secret_key),
+        audit_key=os.environ.get("AUDIT_KEY", audit_key_file.read_text().strip()),
+    )
     migrate_database(settings.database_url)
     app = create_app(settings, plugins=[StandIns()])
     runtime = cast(Runtime, app.extensions["behorighet"])

@@ -64,6 +64,8 @@ class StandIns:
             changes["bankid_trust_roots_file"] = settings.bankid_trust_roots_file or str(
                 self.pki.root_certificate_file
             )
+        if self.settings.audit_checkpoint_dir and not settings.audit_checkpoint_dir:
+            changes["audit_checkpoint_dir"] = self.settings.audit_checkpoint_dir
         if self.settings.mail_sink:
             stand_ins.add(StandIn.MAIL)
         if self.settings.demo_scanner:

@@ -37,3 +37,6 @@ class TestPkiSeal:
 
     def load_trust_roots(self) -> tuple[x509.Certificate, ...]:
         return load_certificates(ensure_test_pki(self.directory).trust_roots, "test root")
+
+    def load_seal_certificate(self) -> x509.Certificate:
+        return load_certificates(ensure_test_pki(self.directory).seal_cert, "seal certificate")[0]

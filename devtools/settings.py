@@ -39,6 +39,11 @@ class StandInSettings:
     """Serve ``/demo/skanning``, a stand-in for SPV's mailroom scanner: a PDF of every form
     waiting for the post, printed and scanned, for the clerk to upload."""
 
+    audit_checkpoint_dir: str | None = None
+    """Where the demo keeps the audit chain's checkpoints when the product's settings name
+    no place (``instance/audit-checkpoints`` for ``behorighet demo``; the tests name their
+    own)."""
+
     @property
     def pki_directory(self) -> Path:
         return Path(self.test_pki_dir)
@@ -46,7 +51,9 @@ class StandInSettings:
     @classmethod
     def from_env(cls, **overrides: object) -> StandInSettings:
         env = os.environ
-        values: dict[str, object] = {}
+        values: dict[str, object] = {
+            "audit_checkpoint_dir": str(INSTANCE_DIR / "audit-checkpoints"),
+        }
         if env.get("TEST_PKI_DIR"):
             values["test_pki_dir"] = env["TEST_PKI_DIR"]
         if env.get("BANKID_SIMULATOR_ORDER_TTL_S"):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import create_app
 from app.access.models import Person
+from app.audit.service import session_info
 from app.cli import migrate_database
 from app.config import Settings
 from app.db import Base, make_engine
@@ -49,6 +50,8 @@ from workflows.worker import start_worker
 
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
+TEST_AUDIT_KEY = "audit-key-of-the-test-suite-not-a-secret"
+"""The tests' ``AUDIT_KEY`` (a worker or demo they start as a process is given it too)."""
 STUB_BROKER = "stub://"
 
 
@@ -139,7 +142,8 @@ class SeededDatabase:
                 text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
                 {"h": "0" * 64},
             )
-        with Session(self.engine) as session, session.begin():
+        audit_key = make_settings(TEST_DATABASE_URL).audit_chain_key()
+        with Session(self.engine, info=session_info(audit_key)) as session, session.begin():
             seed_demo(session)
         with self.engine.connect() as conn:
             self.sequences = [
@@ -220,6 +224,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "broker_url": STUB_BROKER,
         "secret_key": "test-secret",
+        "audit_key": TEST_AUDIT_KEY,
         "bankid_collect_interval_s": 0.0,
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,

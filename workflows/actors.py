@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.access import inactivity
+from app.audit import anchor
 from app.casework import deadlines
 from app.core.agents import Agent
+from app.documents.pki import seal_material, trust_roots
 from app.intake.reading import read_batch
 from app.notifications import sender
 from app.registrations import invitations
@@ -76,6 +80,21 @@ def remind_signatories() -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         invitations.remind_before_expiry(session, base_url=current.settings.public_base_url)
+
+
+@pipeline_actor(step="audit", max_retries=2)
+def checkpoint_audit_chain() -> None:
+    """Scheduled: pin the audit chain's head outside the database with a timestamp from the
+    seal's TSA (``app.audit.anchor``), when it moved; nothing without a checkpoint folder."""
+    current = runtime.current()
+    directory = current.settings.audit_checkpoint_dir
+    if not directory:
+        return
+    timestamper = seal_material(current.settings).timestamper
+    with current.unit_of_work() as session:
+        anchor.write_checkpoint(
+            session, Path(directory), timestamper, trust_roots(current.settings)
+        )
 
 
 @pipeline_actor(step="intake", time_limit=30 * 60 * 1000)

@@ -11,6 +11,7 @@ from datetime import timedelta
 import dramatiq
 
 import workflows.actors  # noqa: F401  (its decorators register the pipeline's steps)
+from app.audit.service import session_info
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from workflows import runtime
@@ -20,9 +21,10 @@ from workflows.outbox import OutboxAcknowledgement, OutboxRelay
 
 
 def configure(settings: Settings) -> runtime.Runtime:
-    """Build the runtime for ``settings`` and make it the one actors use in this process."""
+    """Build the runtime for ``settings`` and make it the one actors use in this process.
+    Raises :class:`~app.config.MissingSecretError` in production without ``AUDIT_KEY``."""
     engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine)
+    factory = make_sessionmaker(engine, info=session_info(settings.audit_chain_key()))
     broker = make_broker(settings.broker_url)
     broker.add_middleware(StepFailureRecorder(factory))
     broker.add_middleware(OutboxAcknowledgement(factory))

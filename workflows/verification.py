@@ -15,7 +15,7 @@ from app.access.models import Employer, EmployerCode
 from app.access.roster import Conflict
 from app.config import Settings
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
-from app.documents.pki import trust_roots
+from app.documents.pki import SealIdentity, accepted_seal, trust_roots
 from app.documents.validate import EvidenceError, extract_evidence, validate_sealed_pdf
 from app.eid.bankid import bankid_trust_roots
 from app.eid.evidence import (
@@ -55,13 +55,18 @@ class Verifiers:
     register: SignatoryRegister
     seal_roots: Sequence[x509.Certificate]
     """Roots the agency's seal on an e-signed form must chain to."""
+    seal_identity: SealIdentity
+    """The agency's seal certificate: no other certificate under ``seal_roots`` will do."""
     bankid_roots: Sequence[x509.Certificate]
     """Roots BankID signatures must chain to."""
 
 
 def verifiers_for(session: Session, settings: Settings) -> Verifiers:
     return Verifiers(
-        LocalSignatoryRegister(session), trust_roots(settings), bankid_trust_roots(settings)
+        LocalSignatoryRegister(session),
+        trust_roots(settings),
+        accepted_seal(settings),
+        bankid_trust_roots(settings),
     )
 
 
@@ -152,7 +157,9 @@ def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> Che
     if signed_doc is None or order is None or order.document is None:
         return _signature_failed(Finding.SIGNED_DOCUMENT_MISSING)
     sealed = signed_doc.content
-    report = validate_sealed_pdf(sealed, trust_roots=verifiers.seal_roots)
+    report = validate_sealed_pdf(
+        sealed, trust_roots=verifiers.seal_roots, seal_identity=verifiers.seal_identity
+    )
     if not report.accepted:
         return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)
     try:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
 
 class AuditEvent(Base):
-    """One change. ``hash`` covers this event's fields and the previous event's hash."""
+    """One change. ``hash`` covers this event's fields and the previous event's hash: an
+    HMAC-SHA256 under the audit key (``key_version`` 1), or, for the events chained before
+    the chain was keyed, a plain SHA-256 (``key_version`` 0)."""
 
     __tablename__ = "audit_event"
 
@@ -27,6 +29,8 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_version: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """0: a legacy plain SHA-256 (only up to ``AuditChainHead.legacy_until_seq``); 1: HMAC."""
 
     __table_args__ = (
         Index("ix_audit_event_object", "object_type", "object_id"),
@@ -42,5 +46,8 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+    legacy_until_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """The last event chained unkeyed, before migration 0015 (0: none); also in every
+    checkpoint, outside the database."""
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

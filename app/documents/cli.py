@@ -45,9 +45,19 @@ def _quiet_pyhanko(quiet: bool) -> Iterator[None]:
     default=None,
     help="PEM file of trusted root certificates (default SEAL_TRUST_ROOTS_FILE).",
 )
+@click.option(
+    "--seal-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The agency's seal certificate, the only one accepted (default: "
+    "SEAL_CERT_FINGERPRINTS, SEAL_SUBJECT + SEAL_ORGANISATION_NUMBER or SEAL_CERT_FILE).",
+)
 @click.option("--verbose", is_flag=True, help="Show pyHanko's own log of the validation.")
-def verify_pdf_command(file: Path, trust_roots: Path | None, verbose: bool) -> None:
-    """Check the agency's seal on FILE: intact, trusted, over the whole file, timestamped.
+def verify_pdf_command(
+    file: Path, trust_roots: Path | None, seal_cert: Path | None, verbose: bool
+) -> None:
+    """Check the agency's seal on FILE: the agency's, intact, trusted, over the whole file,
+    timestamped.
 
     Exits 0 only when the seal is accepted; otherwise prints the reason and exits 1.
     """
@@ -60,6 +70,12 @@ def verify_pdf_command(file: Path, trust_roots: Path | None, verbose: bool) -> N
             roots = pki.load_certificates(trust_roots, "trust roots file")
         else:
             roots = pki.trust_roots(settings)
+        if seal_cert is not None:
+            identity = pki.SealIdentity(
+                fingerprints=frozenset({pki.fingerprint(pki.load_certificates(seal_cert)[0])})
+            )
+        else:
+            identity = pki.accepted_seal(settings)
     except pki.SealConfigurationError as exc:
         click.echo(f"Rejected: {exc}", err=True)
         sys.exit(1)
@@ -69,7 +85,7 @@ def verify_pdf_command(file: Path, trust_roots: Path | None, verbose: bool) -> N
         click.echo(f"Rejected: cannot read {file}: {exc.strerror}", err=True)
         sys.exit(1)
     with _quiet_pyhanko(not verbose):
-        report = validate_sealed_pdf(data, trust_roots=roots)
+        report = validate_sealed_pdf(data, trust_roots=roots, seal_identity=identity)
     if not report.accepted:
         click.echo(f"Rejected: {report.reason}", err=True)
         sys.exit(1)

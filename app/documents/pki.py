@@ -15,6 +15,7 @@ parsed key.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -185,6 +186,11 @@ class SealSource(Hashable, Protocol):
         """The roots a seal must chain to, read now (uncached: see :func:`trust_roots`)."""
         ...
 
+    def load_seal_certificate(self) -> x509.Certificate:
+        """The agency's seal certificate (without its key), read now: whose seal is accepted
+        unless the settings name it (see :func:`accepted_seal`)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SealFiles:
@@ -240,6 +246,16 @@ class SealFiles:
             )
         return load_certificates(self.trust_roots_file, "trust roots file")
 
+    def load_seal_certificate(self) -> x509.Certificate:
+        if self.pkcs12_file:
+            return self._signing_pair()[0]
+        if self.cert_file:
+            return load_certificates(self.cert_file, "seal certificate")[0]
+        raise SealConfigurationError(
+            "name the agency's seal to validate seals: SEAL_CERT_FINGERPRINTS, or SEAL_SUBJECT "
+            "and SEAL_ORGANISATION_NUMBER, or the seal certificate (SEAL_CERT_FILE)"
+        )
+
     def _signing_pair(self) -> tuple[x509.Certificate, PrivateKeyTypes, list[x509.Certificate]]:
         """The seal certificate, its key and any certificates bundled with them."""
         password = self.key_password
@@ -274,7 +290,91 @@ def load_seal_material(settings: Settings) -> SealMaterial:
     return seal_source(settings).load_seal_material()
 
 
+# --- whose seal is accepted ---------------------------------------------------------
+
+
+ORGANISATION_IDENTIFIER = "2.5.4.97"
+"""X.520 ``organizationIdentifier``, where eIDAS seal certificates carry the organisation
+number (``NTRSE-2021005489``); some Swedish CAs put it in ``serialNumber`` instead."""
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """The certificate's SHA-256 fingerprint: 64 lower-case hex digits."""
+    return hashlib.sha256(cert.dump()).hexdigest()
+
+
+def normalise_fingerprint(value: str) -> str:
+    """``AB:CD:…`` or ``abcd…`` as 64 lower-case hex digits; anything else is refused."""
+    digits = value.strip().replace(":", "").replace(" ", "").lower()
+    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        raise SealConfigurationError(f"not a SHA-256 certificate fingerprint: {value!r}")
+    return digits
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isascii() and c.isdigit())
+
+
+@dataclass(frozen=True)
+class SealIdentity:
+    """Which certificate's seal is the agency's. Chaining to a trusted root is not enough:
+    the same root issues the TSA's certificate, other CAs and (in the test PKI) the BankID
+    simulator's users.
+
+    Either the exact certificates (``fingerprints``: one, or the old and the new around a
+    renewal), or a subject common name and an organisation number together (a renewed
+    certificate from the same CA is then accepted without a configuration change; it relies
+    on that CA issuing that name and number to the agency alone)."""
+
+    fingerprints: frozenset[str] = frozenset()
+    """SHA-256 fingerprints of the accepted seal certificates (see :func:`fingerprint`)."""
+    subject: str | None = None
+    """The seal certificate's subject common name, exactly."""
+    organisation_number: str | None = None
+    """The agency's organisation number, in the subject's ``organizationIdentifier`` or
+    ``serialNumber`` (compared digits only: ``NTRSE-202100-5489`` is ``2021005489``)."""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprints and not (self.subject and self.organisation_number):
+            raise SealConfigurationError(
+                "a seal is named by certificate fingerprint, or by subject and organisation "
+                "number together"
+            )
+
+    def matches(self, cert: x509.Certificate) -> bool:
+        """Whether ``cert`` is the agency's seal certificate."""
+        if self.fingerprints:
+            return fingerprint(cert) in self.fingerprints
+        subject = cert.subject.native
+        numbers = {
+            _digits(str(attr["value"].native))
+            for rdn in cert.subject.chosen
+            for attr in rdn
+            if attr["type"].dotted in (ORGANISATION_IDENTIFIER, "2.5.4.5")
+        }
+        return subject.get("common_name") == self.subject and bool(
+            self.organisation_number and _digits(self.organisation_number) in numbers
+        )
+
+
+def seal_identity_from_settings(settings: Settings) -> SealIdentity | None:
+    """The seal the settings name (``SEAL_CERT_FINGERPRINTS``, or ``SEAL_SUBJECT`` with
+    ``SEAL_ORGANISATION_NUMBER``), or ``None`` when they name none."""
+    if settings.seal_cert_fingerprints:
+        return SealIdentity(
+            fingerprints=frozenset(
+                normalise_fingerprint(v) for v in settings.seal_cert_fingerprints.split(",")
+            )
+        )
+    if settings.seal_subject or settings.seal_organisation_number:
+        return SealIdentity(
+            subject=settings.seal_subject, organisation_number=settings.seal_organisation_number
+        )
+    return None
+
+
 _lock = threading.Lock()
+_identities: dict[SealSource, SealIdentity] = {}
 _materials: dict[SealSource, SealMaterial] = {}
 _roots: dict[SealSource, tuple[x509.Certificate, ...]] = {}
 
@@ -287,6 +387,23 @@ def seal_material(settings: Settings) -> SealMaterial:
         if material is None:
             material = _materials[source] = source.load_seal_material()
         return material
+
+
+def accepted_seal(settings: Settings) -> SealIdentity:
+    """Whose seal is accepted: the one the settings name, else the seal certificate the
+    product seals with (its fingerprint), loaded on first use and kept for the process."""
+    named = seal_identity_from_settings(settings)
+    if named is not None:
+        return named
+    source = seal_source(settings)
+    with _lock:
+        identity = _identities.get(source)
+        if identity is None:
+            cert = source.load_seal_certificate()
+            identity = _identities[source] = SealIdentity(
+                fingerprints=frozenset({fingerprint(cert)})
+            )
+        return identity
 
 
 def trust_roots(settings: Settings) -> tuple[x509.Certificate, ...]:

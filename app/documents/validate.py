@@ -3,12 +3,17 @@
 :func:`validate_sealed_pdf` accepts a PDF only when its last signature (the seal)
 
 1. is cryptographically intact (the signed bytes hash to what was signed),
-2. covers the entire file (nothing added after it, not even a valid incremental update),
+2. covers the entire file (nothing added after it, not even a valid incremental update or
+   a countersignature: the seal is the agency's own signature, whatever comes after it),
 3. is a valid signature by a certificate that chains to one of the given trust roots
    (pyHanko's :func:`~pyhanko.sign.validation.validate_pdf_signature` with an explicit
    :class:`~pyhanko_certvalidator.ValidationContext`; no network access),
-4. carries an RFC 3161 signature timestamp that is intact, valid and trusted (unless
-   ``require_timestamp=False``).
+4. is made by the agency's seal certificate (:class:`~app.documents.pki.SealIdentity`),
+   not merely by any certificate under those roots,
+5. carries an RFC 3161 signature timestamp that is intact, valid and trusted (unless
+   ``require_timestamp=False``), no earlier than the signing time and within its TSA
+   certificate's validity,
+6. leaves the unused room of its ``/Contents`` zeros (nothing hidden beside the seal).
 
 Anything else gets ``accepted=False`` and one of the reasons of :class:`Rejection`;
 malformed input never raises.
@@ -21,7 +26,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asn1crypto import x509
 from pyhanko.pdf_utils import generic
@@ -30,7 +35,13 @@ from pyhanko.sign.validation import EmbeddedPdfSignature, validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from app.documents.pki import SealIdentity
+
 log = logging.getLogger(__name__)
+
+CLOCK_SKEW = timedelta(seconds=60)
+"""How far the TSA's clock may be behind the sealer's: a timestamp more than this before
+the signing time the seal states is refused."""
 
 
 class Rejection(enum.StrEnum):
@@ -44,6 +55,10 @@ class Rejection(enum.StrEnum):
     UNTRUSTED = "the seal's certificate is not trusted"
     NO_TIMESTAMP = "the timestamp is missing or invalid"
     UNREADABLE_SEAL = "the seal cannot be read"
+    NOT_AGENCY_SEAL = "the seal is not the agency's: another certificate signed it"
+    TIMESTAMP_BEFORE_SIGNING = "the timestamp is earlier than the signing time"
+    TIMESTAMP_OUTSIDE_TSA_VALIDITY = "the timestamp is outside its TSA certificate's validity"
+    PADDING_NOT_ZERO = "the seal's unused space is not empty (data hidden beside the seal)"
 
 
 ACCEPTED = "the seal is intact, trusted, covers the whole file and has a valid timestamp"
@@ -175,13 +190,56 @@ def _digest_matches(seal: EmbeddedPdfSignature) -> bool | None:
     return None
 
 
+def _der_length(data: bytes) -> int | None:
+    """The length of the DER ``SEQUENCE`` at the start of ``data`` (``None``: not one)."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    if data[1] < 0x80:
+        return 2 + data[1]
+    size = data[1] & 0x7F
+    if not 0 < size <= 4 or len(data) < 2 + size:
+        return None
+    return 2 + size + int.from_bytes(data[2 : 2 + size], "big")
+
+
+def _padding_is_zeros(seal: EmbeddedPdfSignature) -> bool:
+    """Whether every byte of ``/Contents`` after the CMS signature is zero. The signature
+    does not cover ``/Contents``: its unused room could carry anything unnoticed."""
+    contents = bytes(seal.pkcs7_content)
+    length = _der_length(contents)
+    return length is not None and length <= len(contents) and not any(contents[length:])
+
+
+def _is_agency_seal(signature: EmbeddedPdfSignature, identity: SealIdentity) -> bool:
+    try:
+        return identity.matches(signature.signer_cert)
+    except Exception:
+        log.debug("unreadable signer certificate", exc_info=True)
+        return False
+
+
 def _validation_context(trust_roots: Iterable[x509.Certificate]) -> ValidationContext:
     return ValidationContext(trust_roots=list(trust_roots), allow_fetching=False)
+
+
+def _timing_rejection(status: PdfSignatureStatus) -> Rejection | None:
+    """Whether the timestamp's time contradicts the signing time or its TSA certificate."""
+    timestamp = status.timestamp_validity
+    if timestamp is None or not timestamp.intact:
+        return None
+    signed = status.signer_reported_dt
+    if signed is not None and timestamp.timestamp < signed - CLOCK_SKEW:
+        return Rejection.TIMESTAMP_BEFORE_SIGNING
+    tsa = timestamp.signing_cert
+    if not tsa.not_valid_before <= timestamp.timestamp <= tsa.not_valid_after:
+        return Rejection.TIMESTAMP_OUTSIDE_TSA_VALIDITY
+    return None
 
 
 def _judge(
     status: PdfSignatureStatus,
     seal: EmbeddedPdfSignature,
+    identity: SealIdentity,
     require_timestamp: bool,
     details: dict[str, object],
 ) -> SealReport:
@@ -197,6 +255,11 @@ def _judge(
         return _rejected(Rejection.INVALID_SIGNATURE, **details)
     if not status.trusted:
         return _rejected(Rejection.UNTRUSTED, **details)
+    if not _is_agency_seal(seal, identity):
+        return _rejected(Rejection.NOT_AGENCY_SEAL, **details)
+    timing = _timing_rejection(status)
+    if timing is not None:
+        return _rejected(timing, **details)
     timestamp = status.timestamp_validity
     timestamp_ok = (
         timestamp is not None and timestamp.intact and timestamp.valid and timestamp.trusted
@@ -212,9 +275,13 @@ def validate_sealed_pdf(
     pdf: bytes,
     *,
     trust_roots: Iterable[x509.Certificate],
+    seal_identity: SealIdentity,
     require_timestamp: bool = True,
 ) -> SealReport:
-    """Whether ``pdf`` carries an intact, trusted, timestamped seal over all of it.
+    """Whether ``pdf`` carries the agency's intact, trusted, timestamped seal over all of it.
+
+    The seal is the last signature by the certificate ``seal_identity`` names (the last
+    signature of all when none is): a signature after it is a change after sealing.
 
     Never raises for malformed input: the report says what is wrong.
     """
@@ -236,7 +303,8 @@ def validate_sealed_pdf(
         # A file cut short often still reads as its earlier revisions, without the seal.
         ends_with_eof = pdf.rstrip(b"\x00\t\n\x0c\r ").endswith(b"%%EOF")
         return _rejected(Rejection.NO_SEAL if ends_with_eof else Rejection.NOT_A_PDF, **details)
-    seal = signatures[-1]
+    agency = [s for s in signatures if _is_agency_seal(s, seal_identity)]
+    seal = (agency or signatures)[-1]
     end = _covered_to(seal.byte_range)
     if end is None:
         return _rejected(Rejection.UNREADABLE_SEAL, **details)
@@ -248,6 +316,8 @@ def validate_sealed_pdf(
     except Exception:
         log.debug("unreadable seal certificate", exc_info=True)
         return _rejected(Rejection.UNREADABLE_SEAL, **details)
+    if not _padding_is_zeros(seal):
+        return _rejected(Rejection.PADDING_NOT_ZERO, **details)
     context = _validation_context(trust_roots)
     try:
         status = validate_pdf_signature(
@@ -258,4 +328,4 @@ def validate_sealed_pdf(
         if _digest_matches(seal) is False:
             return _rejected(Rejection.CHANGED, **details)
         return _rejected(Rejection.UNREADABLE_SEAL, **details)
-    return _judge(status, seal, require_timestamp, details)
+    return _judge(status, seal, seal_identity, require_timestamp, details)

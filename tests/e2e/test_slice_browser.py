@@ -91,7 +91,11 @@ def test_registration_is_approved_and_applied_through_the_browser(
     # The product's own validator, as an operator runs it, on the file the person got.
     verified = subprocess.run(
         [str(Path(sys.executable).with_name("behorighet")), "verify-pdf", sealed_path],
-        env={**os.environ, "SEAL_TRUST_ROOTS_FILE": str(ensure_test_pki(pki_dir).root_cert)},
+        env={
+            **os.environ,
+            "SEAL_TRUST_ROOTS_FILE": str(ensure_test_pki(pki_dir).root_cert),
+            "SEAL_CERT_FILE": str(ensure_test_pki(pki_dir).seal_cert),
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -37,6 +37,7 @@ from app.audit.service import verify_chain
 from app.casework import service as casework
 from app.core.agents import Agent
 from app.db import Base, utcnow
+from app.documents.pki import accepted_seal
 from app.intake import queries, reading
 from app.intake.models import (
     BatchSource,
@@ -61,7 +62,7 @@ from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink, _Handler
 from devtools.plugin import StandIns
 from tests import scan_corpus as corpus
-from tests.conftest import INGRID, TEST_DATABASE_URL
+from tests.conftest import INGRID, TEST_AUDIT_KEY, TEST_DATABASE_URL
 from tests.factories import (
     caseworker,
     claim_and_approve,
@@ -181,6 +182,7 @@ def test_demo_killed_while_applying_loses_nothing(
         "BEHORIGHET_INSTANCE_DIR": str(tmp_path),
         "MAIL_URL": f"smtp://127.0.0.1:{free_port()}",
         "SECRET_KEY": "crash-test",
+        "AUDIT_KEY": TEST_AUDIT_KEY,
     }
     log = tmp_path / "demo.log"
     demo = _spawn(["demo", "--port", str(port)], env, log)
@@ -706,10 +708,12 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         "BROKER_URL": broker_url,
         "OUTBOX_RESEND_AFTER_S": "2",
         "SECRET_KEY": settings.secret_key,
+        "AUDIT_KEY": TEST_AUDIT_KEY,
         "MAIL_URL": f"smtp://127.0.0.1:{mail_sink.port}",
         # A production worker: it trusts the test PKI's root for the seal and for BankID
         # signatures, as the verify step checks them.
         "SEAL_TRUST_ROOTS_FILE": str(test_root),
+        "SEAL_CERT_FINGERPRINTS": ",".join(accepted_seal(settings).fingerprints),
         "BANKID_TRUST_ROOTS_FILE": str(test_root),
     }
     log = tmp_path / "worker.log"

@@ -4,7 +4,9 @@ e-signed form's seal and BankID evidence."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
@@ -17,6 +19,8 @@ from app.casework import service as casework
 from app.casework.deadlines import watch_deadlines
 from app.core.agents import Agent
 from app.db import utcnow
+from app.documents.pki import load_certificates, load_private_key, seal_material
+from app.documents.seal import seal_pdf
 from app.eid.models import EidOrder
 from app.notifications.models import EmailMessage
 from app.registrations.models import (
@@ -26,6 +30,7 @@ from app.registrations.models import (
     RejectionReason,
     VerificationCheck,
 )
+from devtools.pki import ensure_test_pki
 from tests.conftest import DAVID, INGRID, JOHAN, login
 from tests.factories import (
     caseworker,
@@ -323,6 +328,30 @@ def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> Non
     signed.content = bytes(content)
     check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
+
+
+def test_a_seal_by_another_certificate_under_the_same_root_fails(
+    session: Session, runtime: Runtime, pki_dir: Path
+) -> None:
+    """The test TSA's certificate chains to the seal's root; its seal is not the agency's."""
+    errand = in_review(session)
+    order = session.scalars(select(EidOrder).where(EidOrder.errand_id == errand.id)).one()
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
+    paths = ensure_test_pki(pki_dir)
+    material = seal_material(runtime.settings)
+    by_tsa = dataclasses.replace(
+        material,
+        signing_cert=load_certificates(paths.tsa_cert)[0],
+        private_key=load_private_key(paths.tsa_key, None, "TSA key"),
+        chain=(),
+    )
+    assert order.document is not None
+    signed.content = seal_pdf(
+        order.document, material=by_tsa, evidence=[], signer_name="Bertil", lang="sv"
+    )
+    check = _signature_check(session, errand)
+    assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
+    assert check.detail == "the seal is not the agency's: another certificate signed it"
 
 
 def test_a_signature_over_another_document_fails(session: Session) -> None:

@@ -39,7 +39,7 @@ from app.intake.models import (
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
 from app.registrations.models import Channel, DocumentKind, Errand, RejectionReason
 from tests import scan_corpus as corpus
-from tests.conftest import INGRID, KARIN, TEST_DATABASE_URL, login, staff_id
+from tests.conftest import INGRID, KARIN, TEST_AUDIT_KEY, TEST_DATABASE_URL, login, staff_id
 from tests.factories import (
     clerk,
     printed,
@@ -395,6 +395,7 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
             "DATABASE_URL": TEST_DATABASE_URL,
             "BROKER_URL": "stub://",
             "SECRET_KEY": "test-secret",
+            "AUDIT_KEY": TEST_AUDIT_KEY,
         },
         stdout=(tmp_path / "watch.log").open("wb"),
         stderr=subprocess.STDOUT,

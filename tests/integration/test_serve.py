@@ -77,6 +77,7 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
         "WEB_THREADS": "2",
         "SECRET_KEY": "serve-test",
         "QR_SECRET": "serve-test-qr",
+        "AUDIT_KEY": "serve-test-audit-key-of-at-least-32-characters",
         "BANKID_URL": "https://appapi2.test.bankid.com/rp/v6.0/",
         "TSA_URL": "https://tsa.example/rfc3161",
         "MAIL_URL": "smtp://127.0.0.1:9",

@@ -30,6 +30,7 @@ def production(tmp_path: Path, **changes: object) -> Settings:
         "broker_url": "amqp://behorighet:x@mq.internal:5672/behorighet",
         "secret_key": "s" * 64,
         "qr_secret": "q" * 64,
+        "audit_key": "a" * 64,
         "bankid_url": "https://appapi2.bankid.com/rp/v6.0/",
         "tsa_url": "https://tsa.example.se/rfc3161",
         "mail_url": "smtp+starttls://behorighet:x@smtp.internal:587",
@@ -50,6 +51,7 @@ def test_demo_defaults_are_refused_each_by_name() -> None:
     for name in (
         "SECRET_KEY",
         "QR_SECRET",
+        "AUDIT_KEY",
         "BANKID_CERT_FILE",
         "BANKID_KEY_FILE",
         "BANKID_CA_FILE",

@@ -17,16 +17,20 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from click.testing import CliRunner
 from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.timestamps import DummyTimeStamper
 from werkzeug.serving import make_server
 
 from app.config import Settings
@@ -40,11 +44,13 @@ from app.documents.validate import (
     ACCEPTED,
     EvidenceError,
     Rejection,
+    SealReport,
     extract_evidence,
     validate_sealed_pdf,
 )
+from devtools import pki as pki_helpers
 from devtools import timestamps
-from devtools.pki import ensure_test_pki
+from devtools.pki import ensure_test_pki, get_test_pki
 from devtools.seal import TestPkiSeal
 from tests.sample_forms import KEY, REGISTRATION_DATA
 
@@ -114,8 +120,19 @@ def tsa_url(material: pki.SealMaterial, pki_dir: Path) -> Iterator[str]:
         thread.join(5)
 
 
+def _identity(material: pki.SealMaterial) -> pki.SealIdentity:
+    """The seal certificate of ``material``, the only one accepted."""
+    return pki.SealIdentity(fingerprints=frozenset({pki.fingerprint(material.signing_cert)}))
+
+
+def _validate(pdf: bytes, material: pki.SealMaterial, **kwargs: bool) -> SealReport:
+    return validate_sealed_pdf(
+        pdf, trust_roots=material.trust_roots, seal_identity=_identity(material), **kwargs
+    )
+
+
 def _check(pdf: bytes, material: pki.SealMaterial, **kwargs: bool) -> Rejection | None:
-    report = validate_sealed_pdf(pdf, trust_roots=material.trust_roots, **kwargs)
+    report = _validate(pdf, material, **kwargs)
     assert report.accepted == (report.rejection is None)
     return report.rejection
 
@@ -176,7 +193,7 @@ def test_seal_material_is_loaded_once_per_process(
 def test_sealed_form_is_accepted_with_its_evidence(
     sealed: bytes, material: pki.SealMaterial
 ) -> None:
-    report = validate_sealed_pdf(sealed, trust_roots=material.trust_roots)
+    report = _validate(sealed, material)
     assert report.accepted, report.reason
     assert report.reason == ACCEPTED and report.rejection is None
     assert report.signer == "Statens tjänstepensionsverk (testsigill)"
@@ -399,6 +416,189 @@ def test_the_timestamp_must_be_there_and_trusted(
     assert _check(untimed, material, require_timestamp=False) is None
 
 
+# --- the seal is the agency's ----------------------------------------------------------
+
+
+def _material_of(
+    cert: cx509.Certificate,
+    key: PrivateKeyTypes,
+    chain: list[cx509.Certificate],
+    material: pki.SealMaterial,
+) -> pki.SealMaterial:
+    """Seal material for another certificate, time-stamped by the agency's TSA."""
+
+    def asn1(c: cx509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+
+    return pki.SealMaterial(
+        signing_cert=asn1(cert),
+        private_key=key,
+        chain=tuple(asn1(c) for c in chain),
+        trust_roots=material.trust_roots,
+        timestamper=material.timestamper,
+    )
+
+
+def _impostor(pki_dir: Path, material: pki.SealMaterial, subject: cx509.Name) -> pki.SealMaterial:
+    """A certificate named ``subject`` issued under the same root by the BankID
+    simulator's CA (whose key the test PKI keeps), and its key."""
+    test_pki = get_test_pki(pki_dir)
+    ca = (test_pki.bankid_ca.certificate, test_pki.bankid_ca.key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = pki_helpers._issue(subject, key, ca, days=30)
+    return _material_of(cert, key, [test_pki.bankid_ca.certificate], material)
+
+
+def _tsa_as_sealer(pki_dir: Path, material: pki.SealMaterial) -> pki.SealMaterial:
+    paths = ensure_test_pki(pki_dir)
+    return _material_of(
+        cx509.load_pem_x509_certificate(paths.tsa_cert.read_bytes()),
+        serialization.load_pem_private_key(paths.tsa_key.read_bytes(), None),
+        [],
+        material,
+    )
+
+
+def test_only_the_agencys_seal_certificate_is_accepted(
+    form_pdf: bytes, material: pki.SealMaterial, pki_dir: Path
+) -> None:
+    # The test TSA's certificate chains to the same root; its seal used to pass.
+    by_tsa = seal_pdf(
+        form_pdf,
+        material=_tsa_as_sealer(pki_dir, material),
+        evidence=[],
+        signer_name=SIGNER,
+        lang="sv",
+    )
+    assert _check(by_tsa, material) == Rejection.NOT_AGENCY_SEAL
+    # A certificate with the seal's very name, issued by another CA under the same root.
+    seal_cert = ensure_test_pki(pki_dir).seal_cert
+    impostor = _impostor(
+        pki_dir, material, cx509.load_pem_x509_certificate(seal_cert.read_bytes()).subject
+    )
+    assert impostor.signing_cert.subject == material.signing_cert.subject
+    forged = seal_pdf(form_pdf, material=impostor, evidence=[], signer_name=SIGNER, lang="sv")
+    report = _validate(forged, material)
+    assert report.rejection == Rejection.NOT_AGENCY_SEAL
+    assert report.reason == "the seal is not the agency's: another certificate signed it"
+
+
+def test_a_seal_named_by_subject_and_organisation_number(
+    form_pdf: bytes, material: pki.SealMaterial, pki_dir: Path
+) -> None:
+    def named(orgnr: str) -> cx509.Name:
+        return cx509.Name(
+            [
+                cx509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
+                cx509.NameAttribute(NameOID.ORGANIZATION_NAME, pki.AGENCY),
+                cx509.NameAttribute(cx509.ObjectIdentifier("2.5.4.97"), f"NTRSE-{orgnr}"),
+                cx509.NameAttribute(NameOID.COMMON_NAME, "Statens tjänstepensionsverk"),
+            ]
+        )
+
+    identity = pki.SealIdentity(
+        subject="Statens tjänstepensionsverk", organisation_number="202100-5489"
+    )
+    agency = _impostor(pki_dir, material, named("2021005489"))
+    other = _impostor(pki_dir, material, named("5560000001"))
+    assert identity.matches(agency.signing_cert)
+    assert not identity.matches(other.signing_cert)
+    assert not identity.matches(material.signing_cert)  # no organisation number
+    sealed = seal_pdf(form_pdf, material=agency, evidence=[], signer_name=SIGNER, lang="sv")
+    roots = material.trust_roots
+    assert validate_sealed_pdf(sealed, trust_roots=roots, seal_identity=identity).accepted
+    with pytest.raises(pki.SealConfigurationError):
+        pki.SealIdentity(subject="Statens tjänstepensionsverk")
+    with pytest.raises(pki.SealConfigurationError):
+        pki.seal_identity_from_settings(Settings(secret_key="x", seal_cert_fingerprints="abc"))
+
+
+def test_the_seal_in_use_is_accepted_unless_the_settings_name_another(
+    settings: Settings, material: pki.SealMaterial, pki_dir: Path
+) -> None:
+    assert pki.accepted_seal(settings) == _identity(material)
+    tsa = cx509.load_pem_x509_certificate(ensure_test_pki(pki_dir).tsa_cert.read_bytes())
+    named = dataclasses.replace(
+        settings, seal_cert_fingerprints=tsa.fingerprint(hashes.SHA256()).hex()
+    )
+    assert pki.accepted_seal(named).fingerprints == {tsa.fingerprint(hashes.SHA256()).hex()}
+
+
+def _countersign(pdf: bytes, by: pki.SealMaterial) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    meta = signers.PdfSignatureMetadata(
+        field_name="Kontrasignatur", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+    return (
+        signers.PdfSigner(meta, signer=by.signer, timestamper=by.timestamper)
+        .sign_pdf(writer)
+        .getvalue()
+    )
+
+
+def test_a_countersignature_added_later_is_a_change_after_sealing(
+    sealed: bytes, material: pki.SealMaterial, other_material: pki.SealMaterial, pki_dir: Path
+) -> None:
+    # Not "not trusted" (the countersigner's CA is unknown): the sealed document changed.
+    assert _check(_countersign(sealed, other_material), material) == Rejection.CHANGED
+    # A countersignature under the same root used to pass as the seal itself.
+    by_tsa = _countersign(sealed, _tsa_as_sealer(pki_dir, material))
+    assert _check(by_tsa, material) == Rejection.CHANGED
+
+
+def _timestamper_at(
+    when: datetime, tsa: tuple[cx509.Certificate, rsa.RSAPrivateKey]
+) -> DummyTimeStamper:
+    der = tsa[1].private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return DummyTimeStamper(
+        tsa_cert=asn1_x509.Certificate.load(tsa[0].public_bytes(serialization.Encoding.DER)),
+        tsa_key=asn1_keys.PrivateKeyInfo.load(der),
+        fixed_dt=when,
+    )
+
+
+def test_the_timestamp_must_follow_the_signing_within_the_tsa_certificate(
+    form_pdf: bytes, material: pki.SealMaterial, pki_dir: Path
+) -> None:
+    paths = ensure_test_pki(pki_dir)
+    tsa_key = serialization.load_pem_private_key(paths.tsa_key.read_bytes(), None)
+    assert isinstance(tsa_key, rsa.RSAPrivateKey)
+    tsa = (cx509.load_pem_x509_certificate(paths.tsa_cert.read_bytes()), tsa_key)
+    now = datetime.now(UTC)
+    an_hour_early = _timestamper_at(now - timedelta(hours=1), tsa)
+    early = dataclasses.replace(material, timestamper=an_hour_early)
+    pdf = seal_pdf(form_pdf, material=early, evidence=[], signer_name=SIGNER, lang="sv")
+    assert _check(pdf, material) == Rejection.TIMESTAMP_BEFORE_SIGNING
+
+    # A TSA certificate under the same root whose validity ends now; a timestamp an hour on.
+    test_pki = get_test_pki(pki_dir)
+    short_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    short = pki_helpers._issue(
+        cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "SPV Test TSA (short)")]),
+        short_key,
+        (test_pki.bankid_ca.certificate, test_pki.bankid_ca.key),
+        days=0,
+        extensions=[(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True)],
+    )
+    late = dataclasses.replace(
+        material, timestamper=_timestamper_at(now + timedelta(hours=1), (short, short_key))
+    )
+    pdf = seal_pdf(form_pdf, material=late, evidence=[], signer_name=SIGNER, lang="sv")
+    assert _check(pdf, material) == Rejection.TIMESTAMP_OUTSIDE_TSA_VALIDITY
+
+
+def test_the_seals_unused_room_must_be_zeros(sealed: bytes, material: pki.SealMaterial) -> None:
+    at = sealed.rindex(b"/Contents <")
+    end = sealed.index(b">", at)
+    assert sealed[end - 8 : end] == b"00000000", "pyHanko pads the signature with zeros"
+    hidden = sealed[: end - 8] + b"4869646e" + sealed[end:]  # "Hidn", outside the signed bytes
+    assert _check(hidden, material) == Rejection.PADDING_NOT_ZERO
+
+
 def test_a_truncated_file(sealed: bytes, material: pki.SealMaterial) -> None:
     assert _check(sealed[: len(sealed) // 2], material) == Rejection.NOT_A_PDF
     for fraction in (0.05, 0.3, 0.7, 0.9, 0.99):
@@ -416,7 +616,7 @@ def test_not_a_pdf(data: bytes, material: pki.SealMaterial) -> None:
 
 
 def test_a_pdf_without_a_seal(form_pdf: bytes, material: pki.SealMaterial) -> None:
-    report = validate_sealed_pdf(form_pdf, trust_roots=material.trust_roots)
+    report = _validate(form_pdf, material)
     assert not report.accepted and report.reason == "no seal found"
 
 
@@ -427,6 +627,9 @@ def test_the_reasons_read_as_the_issue_says() -> None:
     assert Rejection.NO_SEAL == "no seal found"
     assert Rejection.NOT_WHOLE_FILE == "the seal does not cover the whole file"
     assert Rejection.NO_TIMESTAMP == "the timestamp is missing or invalid"
+    assert Rejection.NOT_AGENCY_SEAL == (
+        "the seal is not the agency's: another certificate signed it"
+    )
 
 
 # --- the command line ---------------------------------------------------------------
@@ -435,7 +638,8 @@ def test_the_reasons_read_as_the_issue_says() -> None:
 def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     roots = ensure_test_pki(pki_dir).root_cert
-    env = {"SEAL_TRUST_ROOTS_FILE": str(roots)}
+    seal_cert = ensure_test_pki(pki_dir).seal_cert
+    env = {"SEAL_TRUST_ROOTS_FILE": str(roots), "SEAL_CERT_FILE": str(seal_cert)}
     result = runner.invoke(verify_pdf_command, [str(sealed_file)], env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(
@@ -451,8 +655,36 @@ def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) ->
     assert "Rejected: the document was changed after it was sealed" in result.stderr
     assert "Traceback" not in result.output
 
-    result = runner.invoke(verify_pdf_command, ["--trust-roots", str(roots), str(changed)])
-    assert result.exit_code == 1
+    result = runner.invoke(
+        verify_pdf_command,
+        ["--trust-roots", str(roots), "--seal-cert", str(seal_cert), str(changed)],
+    )
+    assert result.exit_code == 1 and "changed after it was sealed" in result.stderr
+
+    unnamed = runner.invoke(
+        verify_pdf_command, [str(sealed_file)], env={"SEAL_TRUST_ROOTS_FILE": str(roots)}
+    )
+    assert unnamed.exit_code == 1
+    assert "Rejected: name the agency's seal" in unnamed.stderr
+    by_fingerprint = runner.invoke(
+        verify_pdf_command,
+        [str(sealed_file)],
+        env={
+            "SEAL_TRUST_ROOTS_FILE": str(roots),
+            "SEAL_CERT_FINGERPRINTS": cx509.load_pem_x509_certificate(seal_cert.read_bytes())
+            .fingerprint(hashes.SHA256())
+            .hex(":")
+            .upper(),
+        },
+    )
+    assert by_fingerprint.exit_code == 0, by_fingerprint.output
+    tsa = runner.invoke(
+        verify_pdf_command,
+        ["--seal-cert", str(ensure_test_pki(pki_dir).tsa_cert), str(sealed_file)],
+        env={"SEAL_TRUST_ROOTS_FILE": str(roots)},
+    )
+    assert tsa.exit_code == 1
+    assert "Rejected: the seal is not the agency's" in tsa.stderr
 
     no_roots = runner.invoke(
         verify_pdf_command, [str(sealed_file)], env={"SEAL_TRUST_ROOTS_FILE": None}
@@ -462,7 +694,9 @@ def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) ->
 
     elsewhere = ensure_test_pki(tmp_path / "another").root_cert
     result = runner.invoke(
-        verify_pdf_command, [str(sealed_file)], env={"SEAL_TRUST_ROOTS_FILE": str(elsewhere)}
+        verify_pdf_command,
+        [str(sealed_file)],
+        env={"SEAL_TRUST_ROOTS_FILE": str(elsewhere), "SEAL_CERT_FILE": str(seal_cert)},
     )
     assert result.exit_code == 1
     assert "Rejected: the seal's certificate is not trusted" in result.stderr
@@ -491,7 +725,7 @@ def test_seal_timestamped_over_http(
     over_http = files.load_seal_material()
     assert over_http.tsa_url == tsa_url and not over_http.is_test
     pdf = seal_pdf(form_pdf, material=over_http, evidence=EVIDENCE, signer_name=SIGNER, lang="sv")
-    report = validate_sealed_pdf(pdf, trust_roots=material.trust_roots)
+    report = _validate(pdf, material)
     assert report.accepted, report.reason
 
 
@@ -535,7 +769,7 @@ def test_seal_material_from_pkcs12_and_pem_files(
     assert isinstance(pki.seal_source(production), pki.SealFiles), "no plugin, no test PKI"
     material = pki.load_seal_material(production)
     pdf = seal_pdf(form_pdf, material=material, evidence=[], signer_name=SIGNER, lang="sv")
-    assert validate_sealed_pdf(pdf, trust_roots=material.trust_roots).accepted
+    assert _validate(pdf, material).accepted
 
     pem = dataclasses.replace(
         production,
