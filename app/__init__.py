@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app import web
     from app.access.review_views import bp as access_review_bp
     from app.access.views import bp as access_bp
+    from app.api import views as api_views
     from app.casework.views import bp as casework_bp
     from app.core.views import bp as core_bp
     from app.eid.views import bp as eid_bp
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         access_review_bp,
     ):
         app.register_blueprint(blueprint)
+    # The API authenticates its callers by key or certificate: no session, no CSRF token.
+    csrf.exempt(api_views.bp)
+    api_views.init_app(app, settings)
     for plugin in plugins:
         plugin.init_app(app)
 

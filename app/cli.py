@@ -128,6 +128,83 @@ def audit_verify_command() -> None:
     sys.exit(1)
 
 
+@main.group("api-client")
+def api_client_group() -> None:
+    """Clients of the permission API (/api/v1/)."""
+
+
+@api_client_group.command("add")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    required=True,
+    help="Comma-separated: check, persons, contacts, changes.",
+)
+@click.option(
+    "--cert-fingerprint",
+    default=None,
+    help="SHA-256 fingerprint of the client's TLS certificate (hex, colons allowed).",
+)
+@click.option("--no-token", is_flag=True, help="Certificate only: no secret is made.")
+@with_appcontext
+def api_client_add_command(
+    name: str, scopes: str, cert_fingerprint: str | None, no_token: bool
+) -> None:
+    """Register a client; its secret is printed once (only its hash is kept)."""
+    from app.api import clients
+
+    try:
+        with _runtime().unit_of_work() as session:
+            _client, token = clients.add_client(
+                session,
+                name,
+                clients.parse_scopes([scopes]),
+                cert_fingerprint=cert_fingerprint,
+                with_token=not no_token,
+            )
+    except clients.ClientError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(f"Client {name} registered.")
+    if token:
+        click.echo("Its secret, shown this once (send it as 'Authorization: Bearer <secret>'):")
+        click.echo(token)
+
+
+@api_client_group.command("list")
+@with_appcontext
+def api_client_list_command() -> None:
+    """Every client: name, scopes, credentials, created, revoked."""
+    from app.api import clients
+
+    with _runtime().unit_of_work() as session:
+        for client in clients.list_clients(session):
+            credentials = "+".join(
+                kind
+                for kind, present in (("token", client.token_sha256), ("cert", client.cert_sha256))
+                if present
+            )
+            state = f"revoked {client.revoked_dt:%Y-%m-%d}" if client.revoked_dt else "active"
+            click.echo(
+                f"{client.name}\t{client.scopes.replace(' ', ',')}\t{credentials}\t"
+                f"{client.created_dt:%Y-%m-%d}\t{state}"
+            )
+
+
+@api_client_group.command("revoke")
+@click.argument("name")
+@with_appcontext
+def api_client_revoke_command(name: str) -> None:
+    """Revoke a client: its secret and certificate are refused from now on."""
+    from app.api import clients
+
+    try:
+        with _runtime().unit_of_work() as session:
+            clients.revoke_client(session, name)
+    except clients.ClientError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(f"Client {name} revoked.")
+
+
 def add_contributed_commands(group: click.Group) -> None:
     """Add every command of the entry point group :data:`COMMANDS_GROUP`, by its name."""
     for entry_point in entry_points(group=COMMANDS_GROUP):

@@ -131,6 +131,22 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     """The product's address as users reach it, for the links in emails (no trailing ``/``)."""
 
+    api_rate_limit: str = "6000 per minute"
+    """How often one API client may call ``/api/v1/`` (Flask-Limiter's notation)."""
+
+    rate_limit_storage_url: str | None = None
+    """Where the API's rate-limit counters live: ``redis://…`` (shared by every web
+    process); by default the broker's Redis when ``BROKER_URL`` is Redis, else each
+    process's memory."""
+
+    api_client_cert_header: str | None = None
+    """The request header in which the TLS-terminating reverse proxy passes the API
+    client's verified certificate (PEM, URL-encoded as nginx's ``$ssl_client_escaped_cert``),
+    e.g. ``X-SSL-Client-Cert``; trusted only from :attr:`api_trusted_proxies`."""
+
+    api_trusted_proxies: frozenset[str] = frozenset()
+    """The addresses of the reverse proxies whose :attr:`api_client_cert_header` is believed."""
+
     stand_ins: frozenset[StandIn] = frozenset()
     """The real parts that plugins put stand-ins in place of (the demo's and the tests').
     Never read from the environment: only a plugin sets it, in its ``configure``. Empty in
@@ -149,6 +165,14 @@ class Settings:
     def demo_scanner(self) -> bool:
         """Whether a plugin serves the stand-in for the mailroom's scanner."""
         return StandIn.SCANNER in self.stand_ins
+
+    @property
+    def rate_limit_storage(self) -> str:
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
 
     @property
     def qr_key(self) -> bytes:
@@ -199,7 +223,18 @@ class Settings:
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
-        for name in ("mail_url", "mail_from", "public_base_url"):
+        if env.get("API_TRUSTED_PROXIES"):
+            values["api_trusted_proxies"] = frozenset(
+                p.strip() for p in env["API_TRUSTED_PROXIES"].split(",") if p.strip()
+            )
+        for name in (
+            "mail_url",
+            "mail_from",
+            "public_base_url",
+            "api_rate_limit",
+            "rate_limit_storage_url",
+            "api_client_cert_header",
+        ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
         values.update(overrides)

@@ -5,11 +5,13 @@ from app.access.models import (
     Employer,
     EmployerCode,
     InactivityConfirmation,
+    PermissionChange,
     Person,
     RoleGrant,
     RoleGrantCode,
     ServicePermission,
 )
+from app.api.models import ApiAccessLog, ApiClient
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
 from app.eid.models import EidOrder
@@ -27,6 +29,8 @@ from app.staff.models import StaffMember
 from workflows.outbox import OutboxMessage
 
 __all__ = [
+    "ApiAccessLog",
+    "ApiClient",
     "AuditChainHead",
     "AuditEvent",
     "Base",
@@ -41,6 +45,7 @@ __all__ = [
     "InactivityConfirmation",
     "OutboxMessage",
     "PaperForm",
+    "PermissionChange",
     "Person",
     "RoleGrant",
     "RoleGrantCode",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.access import changelog
 from app.access.models import (
     CodeStatus,
     Employer,
@@ -161,6 +162,8 @@ def seed_demo(session: Session) -> None:
         ]
     )
     session.flush()
+    # The seed fills the store directly: its grants join the change log as granted.
+    changelog.log_current_state(session)
     record_event(
         session,
         actor=seeder.audit_label,

@@ -7,12 +7,27 @@ database. The services ask it before every change; the pages ask it what to offe
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from app.access.models import ORDERER_ROLES, Role, SelfService
 
 CLOSED_CODE_SERVICES = frozenset({SelfService.INVOICES})
 """A closed employer code allows only reading invoice specifications."""
+
+
+class Access(enum.StrEnum):
+    """How a self-service is used: reading, or changing something."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+def code_allows(is_closed: bool, service: SelfService, access: Access = Access.READ) -> bool:
+    """Whether an employer code allows ``service`` used for ``access`` at all: a closed code
+    allows only reading invoice specifications (rule 4). Asked when a permission is granted
+    (``Authority.service_allowed``) and when another service checks one (``app.api``)."""
+    return not is_closed or (service in CLOSED_CODE_SERVICES and access is Access.READ)
 
 
 @dataclass(frozen=True)
@@ -95,4 +110,4 @@ class Authority:
         )
 
     def service_allowed(self, code_id: int, service: SelfService) -> bool:
-        return code_id not in self.closed_code_ids or service in CLOSED_CODE_SERVICES
+        return code_allows(code_id in self.closed_code_ids, service)

@@ -21,9 +21,11 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.access import changelog
 from app.access.authority import Authority
 from app.access.models import (
     ORDERER_ROLES,
+    ChangeAction,
     CodeStatus,
     Employer,
     EmployerCode,
@@ -425,6 +427,7 @@ def change_permissions(
     for key in ended:
         active[key].valid_to_dt = now
     session.flush()
+    changelog.service_permissions_changed(session, new, [active[key] for key in ended])
     codes = _codes_by_id(session, [c for _, c in granted + ended])
     # One event per permission, on the permission (the employer's history export reads them).
     changes = [("service_permission.created", p) for p in new]
@@ -603,6 +606,7 @@ def appoint_administrator(
     grant.codes = list(_codes_by_id(session, chosen).values())
     session.add(grant)
     session.flush()
+    changelog.role_changed(session, grant, ChangeAction.GRANTED)
     _audit(
         session,
         actor,
@@ -644,6 +648,7 @@ def change_administrator_scope(
     grant.is_all_codes = all_codes
     grant.codes = list(_codes_by_id(session, chosen).values())
     session.flush()
+    changelog.role_changed(session, grant, ChangeAction.CHANGED)
     event = _audit(
         session,
         actor,
@@ -678,6 +683,7 @@ def remove_administrator(session: Session, actor: Actor, grant_id: int, reason: 
     lock_employer(session, authority.employer_id)
     grant.valid_to_dt = utcnow()
     session.flush()
+    changelog.role_changed(session, grant, ChangeAction.REVOKED)
     _audit(
         session,
         actor,

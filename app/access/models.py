@@ -6,9 +6,12 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     String,
     text,
 )
@@ -237,5 +240,50 @@ class PermissionRequest(Base):
             unique=True,
             postgresql_where=text("decided_dt IS NULL"),
             sqlite_where=text("decided_dt IS NULL"),
+        ),
+    )
+
+
+class ChangeKind(enum.StrEnum):
+    SERVICE_PERMISSION = "service_permission"
+    ROLE = "role"
+
+
+class ChangeAction(enum.StrEnum):
+    GRANTED = "granted"
+    CHANGED = "changed"
+    """A role's codes changed (the entry holds the new ones)."""
+    REVOKED = "revoked"
+
+
+class PermissionChange(Base):
+    """The change log of the permission store, in commit order: one row per service
+    permission granted or revoked and per role granted, changed or ended, written in the
+    same transaction as the change (``app.access.changelog``). Other services follow it
+    through the API's change feed."""
+
+    __tablename__ = "permission_change"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    """Assigned in commit order (``app.access.changelog.record_change``)."""
+    kind: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind, "change_kind"))
+    action: Mapped[ChangeAction] = mapped_column(str_enum(ChangeAction, "change_action"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"))
+    employer_code_id: Mapped[int | None] = mapped_column(ForeignKey("employer_code.id"))
+    """The code of a service permission."""
+    service: Mapped[SelfService | None] = mapped_column(str_enum(SelfService, "self_service"))
+    role: Mapped[Role | None] = mapped_column(str_enum(Role, "role"))
+    codes: Mapped[list[str] | None] = mapped_column(JSON)
+    """A role's codes after the change; None: all the employer's codes."""
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'service_permission') = (employer_code_id IS NOT NULL AND service IS NOT NULL)"
+            " AND (kind = 'role') = (role IS NOT NULL)",
+            name="fields_of_kind",
         ),
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.access import changelog
 from app.access.models import (
     ORDERER_ROLES,
+    ChangeAction,
     Employer,
     EmployerCode,
     Person,
@@ -48,6 +50,23 @@ def find_employer(session: Session, orgnr: str) -> Employer | None:
     return session.scalar(
         select(Employer).where(Employer.orgnr == orgnr).options(selectinload(Employer.codes))
     )
+
+
+def find_employer_by_orgnr_or_code(session: Session, query: str) -> Employer | None:
+    """The employer with this organisation number (10 digits, or 12 with ``16``, a dash
+    allowed) or with this employer code (any case)."""
+    text = query.strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    employer = None
+    if len(digits) in (10, 12):
+        employer = session.scalar(select(Employer).where(Employer.orgnr == digits[-10:]))
+    if employer is None and text:
+        employer = session.scalar(
+            select(Employer)
+            .join(EmployerCode, EmployerCode.employer_id == Employer.id)
+            .where(func.upper(EmployerCode.code) == text.upper())
+        )
+    return employer
 
 
 def lock_employer(session: Session, employer_id: int) -> Employer:
@@ -93,6 +112,7 @@ def register_orderer(
         )
     session.add(grant)
     session.flush()
+    changelog.role_changed(session, grant, ChangeAction.GRANTED)
     record_event(
         session,
         actor=agent.audit_label,
@@ -185,6 +205,7 @@ def end_grant(session: Session, agent: Agent, grant: RoleGrant, errand_id: int) 
     grant.valid_to_dt = utcnow()
     grant.revoked_by_errand_id = errand_id
     session.flush()
+    changelog.role_changed(session, grant, ChangeAction.REVOKED)
     record_event(
         session,
         actor=agent.audit_label,

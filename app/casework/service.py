@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
-from app.access.models import Employer, EmployerCode, Person
+from app.access.models import Employer, Person
 from app.audit.models import AuditEvent
 from app.audit.service import record_errand_event
 from app.core.agents import Agent
@@ -385,17 +385,7 @@ def employer_contacts(
 ) -> tuple[Employer | None, list[access.EmployerContact]]:
     """'Vilka är behöriga beställare och administratörer hos arbetsgivare X?' (rule 10):
     by organisation number or employer code."""
-    text = query.strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    employer = None
-    if len(digits) in (10, 12):
-        employer = session.scalar(select(Employer).where(Employer.orgnr == digits[-10:]))
-    if employer is None and text:
-        employer = session.scalar(
-            select(Employer)
-            .join(EmployerCode, EmployerCode.employer_id == Employer.id)
-            .where(func.upper(EmployerCode.code) == text.upper())
-        )
+    employer = access.find_employer_by_orgnr_or_code(session, query)
     if employer is None:
         return None, []
     return employer, access.orderers_and_administrators(session, employer.id)

@@ -1,0 +1,166 @@
+"""The API's request and response bodies (marshmallow): they validate what comes in and
+are the OpenAPI document's schemas (flask-smorest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from app.access.authority import Access
+from app.access.models import ChangeAction, ChangeKind, CodeStatus, Role, SelfService
+from app.api.service import MAX_BATCH, MAX_FEED_PAGE, Reason
+
+PERSONNUMMER = r"^[0-9]{12}$"
+_REASONS = [Reason.GRANTED, Reason.NO_PERMISSION, Reason.CLOSED_CODE, Reason.UNKNOWN_EMPLOYER_CODE]
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _enum(cls: Any, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(cls, by_value=True, **kwargs)
+
+
+class CheckIn(Strict):
+    subject = fields.String(
+        required=True,
+        validate=validate.Regexp(PERSONNUMMER),
+        metadata={
+            "description": "Personnummer or samordningsnummer, 12 digits",
+            "example": "198112189876",
+        },
+    )
+    service = _enum(SelfService, required=True, metadata={"description": "The self-service"})
+    access = _enum(Access, required=True, metadata={"description": "Reading, or writing"})
+    employer_code = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "SPV's employer code", "example": "A1001"},
+    )
+
+
+class CheckOut(ma.Schema):
+    allowed = fields.Boolean(required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(_REASONS),
+        metadata={"description": "Why: " + ", ".join(_REASONS)},
+    )
+    role = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The role that allows it (`user`: a service permission)"},
+    )
+
+
+class BatchIn(Strict):
+    checks = fields.List(
+        fields.Nested(CheckIn), required=True, validate=validate.Length(min=1, max=MAX_BATCH)
+    )
+
+
+class BatchOut(ma.Schema):
+    results = fields.List(fields.Nested(CheckOut), required=True)
+
+
+class PersonPath(ma.Schema):
+    personnummer = fields.String(required=True, validate=validate.Regexp(PERSONNUMMER))
+
+
+class RoleOut(ma.Schema):
+    role = _enum(Role, required=True)
+    codes = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "The codes the role covers; null: all the employer's codes"},
+    )
+
+
+class CodePermissionOut(ma.Schema):
+    employer_code = fields.String(required=True)
+    code_status = _enum(CodeStatus, required=True)
+    service = _enum(SelfService, required=True)
+    access = fields.List(_enum(Access), required=True)
+
+
+class EmployerPermissionsOut(ma.Schema):
+    orgnr = fields.String(required=True)
+    name = fields.String(required=True)
+    roles = fields.List(fields.Nested(RoleOut), required=True)
+    permissions = fields.List(fields.Nested(CodePermissionOut), required=True)
+
+
+class PersonPermissionsOut(ma.Schema):
+    subject = fields.String(required=True)
+    employers = fields.List(fields.Nested(EmployerPermissionsOut), required=True)
+
+
+class EmployerCodeOut(ma.Schema):
+    code = fields.String(required=True)
+    status = _enum(CodeStatus, required=True)
+
+
+class EmployerOut(ma.Schema):
+    orgnr = fields.String(required=True)
+    name = fields.String(required=True)
+    codes = fields.List(fields.Nested(EmployerCodeOut), required=True)
+
+
+class ContactOut(ma.Schema):
+    name = fields.String(required=True)
+    role = _enum(Role, required=True)
+    email = fields.String(required=True, allow_none=True)
+
+
+class ContactsOut(ma.Schema):
+    employer = fields.Nested(EmployerOut, required=True)
+    contacts = fields.List(fields.Nested(ContactOut), required=True)
+
+
+class ChangesQuery(Strict):
+    after = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "The cursor of the last change read (from the start without)"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_FEED_PAGE))
+
+
+class ChangeOut(ma.Schema):
+    cursor = fields.String(required=True)
+    kind = _enum(ChangeKind, required=True)
+    action = _enum(ChangeAction, required=True)
+    subject = fields.String(required=True, metadata={"description": "Personnummer"})
+    employer = fields.String(required=True, metadata={"description": "Organisation number"})
+    employer_code = fields.String(required=True, allow_none=True)
+    service = _enum(SelfService, required=True, allow_none=True)
+    role = _enum(Role, required=True, allow_none=True)
+    codes = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "A role's codes after the change; null: all"},
+    )
+    at = fields.DateTime(required=True)
+
+
+class ChangesOut(ma.Schema):
+    changes = fields.List(fields.Nested(ChangeOut), required=True)
+    next = fields.String(
+        required=True, metadata={"description": "Pass as `after` to read on from here"}
+    )
+
+
+class ProblemOut(ma.Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict()
