@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -137,8 +136,9 @@ def api_client_secret(env: dict[str, str]) -> str | None:
     if result.returncode != 0:
         log(f"No API client: {(result.stderr or result.stdout).strip()[-300:]}")
         return None
-    tokens = re.findall(r"[A-Za-z0-9_\-\.~+/=]{24,}", result.stdout)
-    return tokens[-1] if tokens else None
+    # The secret is the last line printed.
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return lines[-1] if lines and "secret" in result.stdout else None
 
 
 # ---- the servers -----------------------------------------------------------------------
@@ -437,11 +437,13 @@ def main() -> int:
                     f"for {args.warmup:.0f}+{args.duration:.0f} s"
                 )
                 result = run_load(spec)
+                result["loadavg"] = os.getloadavg()[0]
                 log(
                     f"  {result['throughput']:.0f}/s, p50 {result['p50_ms'] or 0:.1f} ms, "
                     f"p95 {result['p95_ms'] or 0:.1f} ms, p99 {result['p99_ms'] or 0:.1f} ms, "
                     f"errors {result['errors']} {result['error_sample'][:200]}, "
-                    f"allowed {result['allowed']}, load generator CPU {result['loadgen_cpu']:.2f}"
+                    f"allowed {result['allowed']}, load generator CPU {result['loadgen_cpu']:.2f}, "
+                    f"load average {result['loadavg']:.1f}"
                 )
                 if name not in results or result["throughput"] > results[name]["throughput"]:
                     results[name] = result
@@ -460,12 +462,16 @@ def main() -> int:
             f"({relationships[k]:,} relationships)"
         )
     log("")
-    log("| target | requests/s | p50 ms | p95 ms | p99 ms | errors | load generator CPU |")
-    log("|---|---|---|---|---|---|---|")
+    log(
+        "| target | requests/s | p50 ms | p95 ms | p99 ms | errors | load generator CPU "
+        "| load average |"
+    )
+    log("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         log(
             f"| {labels[name]} | {r['throughput']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['loadgen_cpu'] * 100:.0f} % |"
+            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['loadgen_cpu'] * 100:.0f} % "
+            f"| {r['loadavg']:.1f} |"
         )
     log("")
     verdicts: list[tuple[str, float, float, bool]] = []
