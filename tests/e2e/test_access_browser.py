@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.browser import PEOPLE, choose, log_in, log_out
 from tests.e2e.conftest import TIMEOUT_MS
-from tests.e2e.test_accessibility import AXE, violations
+from tests.e2e.test_accessibility import check
 from tests.smtp import (  # noqa: F401 (fixtures: app_settings, smtp, smtp_server)
     SmtpRecorder,
     app_settings_fixture,
@@ -31,13 +31,6 @@ FREDRIK_EMAIL = "fredrik.falk@testmyndighet.example"
 GRETA_EMAIL = "greta.gron@lonecenter.example"
 ANNA_EMAIL = "anna.andersson@testmyndighet.example"
 MANAGEMENT = "/hantera-behorigheter"
-OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-WIDEST = """[...document.querySelectorAll('main *, header *')]
-  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth)
-  .slice(0, 3)
-  .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)
-  .join(', ')"""
-"""The first elements that stick out to the right: what makes a page scroll sideways."""
 
 
 def _inbox(smtp: SmtpRecorder, address: str, count: int) -> list[str]:
@@ -48,27 +41,6 @@ def _inbox(smtp: SmtpRecorder, address: str, count: int) -> list[str]:
 
     wait_for(lambda: len(arrived()) >= count, timeout=20, message=f"{count} emails to {address}")
     return arrived()
-
-
-def _axe_clean(page: Page, paths: list[str]) -> None:
-    """axe-core on each page, in Swedish and English, at 1280 px and at 390 px wide; and at
-    390 px no page scrolls sideways."""
-    page.add_init_script(path=str(AXE))
-    found: list[str] = []
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        for path in paths:
-            for lang in ("sv", "en"):
-                url = f"{path}{'&' if '?' in path else '?'}lang={lang}"
-                found += [f"{width} px {problem}" for problem in violations(page, url)]
-                if width == 390:
-                    overflow = page.evaluate(OVERFLOW)
-                    if overflow > 0:
-                        wide = page.evaluate(WIDEST)
-                        found.append(f"390 px {url}: scrolls sideways by {overflow} px ({wide})")
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{MANAGEMENT}?lang=sv")
-    assert found == [], "\n".join(found)
 
 
 @pytest.fixture
@@ -104,7 +76,7 @@ def test_orderer_administrator_and_user_each_do_their_part(
     expect(page.get_by_text("Administratören är utsedd.")).to_be_visible()
     roles = page.get_by_role("table", name="Roller hos arbetsgivaren och vem som utsåg dem")
     expect(roles.get_by_role("row", name="Fredrik Falk")).to_contain_text("Anna Andersson")
-    _axe_clean(page, [MANAGEMENT, f"{MANAGEMENT}/administratorer/ny"])
+    check(page, [MANAGEMENT, f"{MANAGEMENT}/administratorer/ny"])
     log_out(page)
     (appointed,) = _inbox(smtp, FREDRIK_EMAIL, 1)
     assert "administratör" in appointed and "Statens testmyndighet" in appointed
@@ -131,7 +103,7 @@ def test_orderer_administrator_and_user_each_do_their_part(
     added, taken_back = _inbox(smtp, GRETA_EMAIL, 2)
     assert "Statistik och rapporter" in added and "Anmäla anställning och inkomst" in added
     assert "Anmäla anställning och inkomst" in taken_back and "Fel tjänst" in taken_back
-    _axe_clean(page, [MANAGEMENT, greta_page])
+    check(page, [MANAGEMENT, greta_page])
 
     # Greta, in her own browser, chooses the employer and sees what she may do there.
     greta = second_person.new_page()
@@ -155,7 +127,7 @@ def test_orderer_administrator_and_user_each_do_their_part(
     greta.get_by_label("Meddelande").fill("Jag attesterar fakturor för Norr")
     greta.get_by_role("button", name="Be om behörighet").click()
     expect(greta.get_by_text("Din förfrågan är skickad")).to_be_visible()
-    _axe_clean(greta, [MANAGEMENT])
+    check(greta, [MANAGEMENT])
     asked = _inbox(smtp, FREDRIK_EMAIL, 2)[-1]
     assert "Greta Grön" in asked and "Fakturor och fakturaspecifikationer" in asked
 
@@ -164,7 +136,7 @@ def test_orderer_administrator_and_user_each_do_their_part(
     page.get_by_role("link", name="Förfrågningar om behörighet (1)").click()
     request = page.get_by_role("region", name="Greta Grön")
     expect(request).to_contain_text("Jag attesterar fakturor för Norr")
-    _axe_clean(page, [f"{MANAGEMENT}/forfragningar"])
+    check(page, [f"{MANAGEMENT}/forfragningar"])
     page.goto(f"{MANAGEMENT}/forfragningar")
     request.get_by_role("button", name="Ge behörigheten").click()
     expect(page.get_by_text("Behörigheten är given.")).to_be_visible()

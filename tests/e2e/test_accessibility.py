@@ -43,11 +43,32 @@ def violations_here(page: Page, path: str) -> list[str]:
     ]
 
 
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+WIDEST = """[...document.querySelectorAll('main *, header *')]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(0, 3)
+  .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)
+  .join(', ')"""
+"""The first elements that stick out to the right: what makes a page scroll sideways."""
+WIDTHS = (1280, 390)
+"""A desktop and a phone (DESIGN §7)."""
+
+
 def check(page: Page, paths: list[str]) -> None:
-    # Injected by the browser itself into every page, past the pages' CSP.
-    page.add_init_script(path=str(AXE))
-    found = [problem for path in paths for problem in violations(page, path)]
-    found += [problem for path in paths[:2] for problem in violations(page, f"{path}?lang=en")]
+    """axe-core on each page in Swedish and English, at 1280 px and at 390 px wide; at 390 px
+    no page scrolls sideways. The session is left in Swedish, at 1280 px."""
+    page.add_init_script(path=str(AXE))  # by the browser itself, past the pages' CSP
+    found: list[str] = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in paths:
+            for lang in ("sv", "en"):
+                url = f"{path}{'&' if '?' in path else '?'}lang={lang}"
+                found += [f"{width} px {problem}" for problem in violations(page, url)]
+                if width < 1000 and page.evaluate(OVERFLOW) > 0:
+                    found.append(f"{width} px {url}: scrolls sideways ({page.evaluate(WIDEST)})")
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    page.goto(f"{paths[0]}{'&' if '?' in paths[0] else '?'}lang=sv")
     assert found == [], "\n".join(found)
 
 
