@@ -324,6 +324,8 @@ class Settings:
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]
+        if env.get("BEHORIGHET_TESTING") == "1":
+            values["testing"] = True  # a process the test suite starts; never in production
         values.update(overrides)
         values["given"] = frozenset(values)
         return cls(**values)  # type: ignore[arg-type]

@@ -20,6 +20,9 @@ PG_TEST_DB = os.environ.get("TEST_PG_DATABASE", f"behorighet_test_{os.getpid()}"
 )
 """One database per test run (and per process of a run), so that runs side by side never
 touch each other's data."""
+TEST_PROCESS = {"BEHORIGHET_TESTING": "1"}
+"""In the environment of a product process a test starts (``behorighet worker``, ``intake
+watch``): test settings, which production refuses (``app.config.production_problems``)."""
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

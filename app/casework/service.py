@@ -170,8 +170,8 @@ def errand(session: Session, reference: str) -> Errand:
             selectinload(Errand.assigned_staff),
         )
     )
-    if errand is None:
-        raise NotFound(reference)
+    if errand is None or errand.received_dt is None:
+        raise NotFound(reference)  # never received: the submitter's own, not SPV's yet
     return errand
 
 
@@ -228,6 +228,12 @@ def release(session: Session, agent: Agent, errand: Errand) -> None:
 
 
 def reassign(session: Session, agent: Agent, errand: Errand, staff_id: int) -> None:
+    """Give the errand to a caseworker: an errand someone holds only by its holder or a
+    team lead."""
+    if errand.assigned_staff_id not in (None, agent.id):
+        me = session.get(StaffMember, agent.id)
+        if me is None or not me.is_team_lead:
+            raise NotYourErrand(errand.reference)
     staff = session.get(StaffMember, staff_id)
     if staff is None or not (staff.is_active and staff.is_caseworker):
         raise NotFound(str(staff_id))

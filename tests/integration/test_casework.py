@@ -23,6 +23,7 @@ from tests.factories import (
     like_in_review,
     public_base_url,
     received_by_esignature,
+    registration_draft,
     verifiers,
 )
 from tests.support import csrf_token
@@ -223,3 +224,26 @@ def test_errand_page_claim_comment_and_history(
     assert "Ingrid Handläggare" in page.split("Historik")[-1]  # who, by name
     queue = client.get("/handlaggning?lista=mina").get_data(as_text=True)
     assert errand.reference in queue
+
+
+def test_only_the_holder_or_a_team_lead_reassigns_a_claimed_errand(session: Session) -> None:
+    errand = in_review(session)
+    ingrid, johan = caseworker(session, INGRID), caseworker(session, JOHAN)  # Johan leads
+    assert casework.claim(session, johan, errand)
+    with pytest.raises(casework.NotYourErrand):
+        casework.reassign(session, ingrid, errand, ingrid.id)  # taking another's errand
+    assert errand.assigned_staff_id == johan.id
+    casework.reassign(session, johan, errand, ingrid.id)  # the holder gives it away
+    assert errand.assigned_staff_id == ingrid.id
+    casework.reassign(session, johan, errand, johan.id)  # a team lead takes it back
+    assert errand.assigned_staff_id == johan.id
+
+
+def test_caseworkers_cannot_open_what_was_never_submitted(
+    client: FlaskClient, session: Session
+) -> None:
+    draft = registration_draft(session)
+    with pytest.raises(casework.NotFound):
+        casework.errand(session, draft.reference)
+    login(client, session, INGRID, staff=True)
+    assert client.get(f"/handlaggning/{draft.reference}").status_code == 404

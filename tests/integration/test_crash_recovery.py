@@ -80,6 +80,7 @@ from tests.support import (
     PG_TEST_DB,
     RABBITMQ_URL,
     REDIS_URL,
+    TEST_PROCESS,
     WebSession,
     free_port,
     require_service,
@@ -130,7 +131,7 @@ class EmployerLock:
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [BEHORIGHET, *args],
-        env={**os.environ, **env},
+        env={**os.environ, **TEST_PROCESS, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )

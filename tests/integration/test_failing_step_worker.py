@@ -25,7 +25,15 @@ from app.registrations.models import DocumentKind, Errand
 from devtools.plugin import StandIns
 from tests.conftest import INGRID, TEST_DATABASE_URL, login
 from tests.factories import caseworker, in_review
-from tests.support import PG_ADMIN_URL, PG_TEST_DB, REDIS_URL, free_port, require_service, wait_for
+from tests.support import (
+    PG_ADMIN_URL,
+    PG_TEST_DB,
+    REDIS_URL,
+    TEST_PROCESS,
+    free_port,
+    require_service,
+    wait_for,
+)
 from workflows.runtime import Runtime
 from workflows.states import ErrandState
 
@@ -68,6 +76,7 @@ def worker_process(app: Flask, runtime: Runtime, tmp_path: Path) -> Iterator[Pat
     root = StandIns.of(app).pki.root_certificate_file
     env = {
         **os.environ,
+        **TEST_PROCESS,
         "DATABASE_URL": TEST_DATABASE_URL,
         "BROKER_URL": REDIS_URL,
         "SECRET_KEY": runtime.settings.secret_key,

@@ -48,7 +48,7 @@ from tests.factories import (
     registration_draft,
     verifiers,
 )
-from tests.support import csrf_token, wait_for
+from tests.support import TEST_PROCESS, csrf_token, wait_for
 from workflows import pipeline, runtime
 from workflows.runtime import Runtime
 from workflows.states import ErrandState
@@ -392,6 +392,7 @@ def test_the_intake_watch_command(session: Session, tmp_path: Path) -> None:
         [behorighet, "intake", "watch", str(folder)],
         env={
             **os.environ,
+            **TEST_PROCESS,
             "DATABASE_URL": TEST_DATABASE_URL,
             "BROKER_URL": "stub://",
             "SECRET_KEY": "test-secret",

@@ -27,6 +27,7 @@ from app.intake.watch import (
 )
 from tests.conftest import TEST_DATABASE_URL
 from tests.scan_corpus import text_file
+from tests.support import TEST_PROCESS
 from workflows.runtime import Runtime
 
 
@@ -113,6 +114,7 @@ def test_the_watcher_stays_in_bounded_memory_with_a_huge_file(tmp_path: Path) ->
         [sys.executable, "-c", _MEASURE, behorighet, "intake", "watch", "--once", str(folder)],
         env={
             **os.environ,
+            **TEST_PROCESS,
             "DATABASE_URL": TEST_DATABASE_URL,
             "BROKER_URL": "stub://",
             "SECRET_KEY": "test-secret",
