@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from organisationsnummer import organisationsnummer as orgnr_lib
 from personnummer import personnummer as pnr_lib
@@ -12,9 +13,23 @@ class InvalidIdNumber(ValueError):
     pass
 
 
+_ID_CHARACTERS = re.compile(r"[0-9+\- ]+")
+"""What an identity number may hold once NFKC-normalised: ASCII digits, '-', '+', spaces."""
+
+
+def _id_text(value: str) -> str:
+    """``value`` NFKC-normalised (full-width digits become ASCII ones); refused unless it
+    then holds only ASCII digits and separators (no Arabic-Indic or other digits, which the
+    libraries' ``\\d`` and ``int`` would accept, and no control characters)."""
+    text = unicodedata.normalize("NFKC", value or "").strip()
+    if not _ID_CHARACTERS.fullmatch(text):
+        raise InvalidIdNumber(value)
+    return text
+
+
 def normalise_personnummer(value: str) -> str:
     """Twelve digits with century. Accepts 10 or 12 digits, '-' or '+' (over 100)."""
-    text = (value or "").strip()
+    text = _id_text(value)
     try:
         number = pnr_lib.parse(text)
     except (pnr_lib.PersonnummerException, ValueError, TypeError) as exc:
@@ -31,7 +46,7 @@ def normalise_orgnr(value: str) -> str:
 
     Only legal persons: digits 3–4 must be at least 20 (a personnummer is not an orgnr here).
     """
-    text = (value or "").strip()
+    text = _id_text(value)
     try:
         number = orgnr_lib.parse(text)
     except (orgnr_lib.OrganisationsnummerException, ValueError, TypeError) as exc:

@@ -90,3 +90,24 @@ def test_masking_in_free_text_covers_every_written_form() -> None:
     masked = mask_personnummer_in_text(text)
     assert "9876" not in masked and "1212+1212" not in masked
     assert "19811218-****" in masked
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "٢٠٠٠٠١٠٢٩٨٣٤",  # Arabic-Indic digits
+        "۲۰۰۰۰۱۰۲۹۸۳۴",  # Eastern Arabic-Indic digits
+        "200001029834\x00",
+        "20000102\u202e9834",  # a right-to-left override
+        "2000\u200b01029834",  # a zero-width space
+    ],
+)
+def test_only_ascii_digits_make_an_identity_number(hostile: str) -> None:
+    """Issue 14: digits of other scripts passed the check and made a second "David"."""
+    with pytest.raises(InvalidIdNumber):
+        normalise_personnummer(hostile)
+
+
+def test_full_width_digits_are_the_same_person() -> None:
+    assert normalise_personnummer("２００００１０２－９８３４") == "200001029834"
+    assert normalise_orgnr("２０２１００５４８９") == "2021005489"
