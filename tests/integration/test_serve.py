@@ -54,6 +54,12 @@ def test_the_end_users_address_comes_through_the_trusted_proxies(
     assert _remote_addrs(app, forged_and_real) == seen
 
 
+def _children(pid: int) -> set[str]:
+    """The process ids of ``pid``'s children (gunicorn's workers)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return set(found.stdout.split())
+
+
 def _get(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -94,17 +100,12 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
     try:
         ready = f"http://127.0.0.1:{port}/readyz"
         wait_for(lambda: _get(ready) == 200, timeout=30, message="serve to answer /readyz")
-        workers = subprocess.run(
-            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
-        assert len(workers) == 2, workers
+        # WEB_WORKERS=2: both boot (the second may come a moment after the first answers).
+        wait_for(lambda: len(_children(server.pid)) == 2, timeout=30, message="two workers")
+        workers = _children(server.pid)
         server.send_signal(signal.SIGHUP)  # a graceful reload: new workers, no downtime
         wait_for(
-            lambda: set(
-                subprocess.run(
-                    ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
-                ).stdout.split()
-            ).isdisjoint(workers),
+            lambda: len(_children(server.pid)) == 2 and _children(server.pid).isdisjoint(workers),
             timeout=30,
             message="the workers to be replaced",
         )
