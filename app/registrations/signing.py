@@ -9,6 +9,7 @@ sealed (PAdES with a timestamp) with the BankID evidence embedded.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -77,8 +78,20 @@ TEXTS = {
 }
 
 
+_MARKDOWN = re.compile(r"([\\*+#|])")
+"""The characters simpleMarkdownV1 gives a meaning (emphasis, headings, tables, escape)."""
+
+
+def _plain(value: str) -> str:
+    """A value typed by someone, as one line of plain text in simpleMarkdownV1: line breaks
+    and runs of spaces folded (so it never starts a line: no heading or list), and every
+    character Markdown gives a meaning escaped, so no name adds emphasis or a table."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(value.split()))
+
+
 def visible_text(errand: Errand) -> str:
-    """What the signatory reads in the BankID app (simpleMarkdownV1)."""
+    """What the signatory reads in the BankID app (simpleMarkdownV1); every value typed
+    into the form is :func:`_plain`."""
     t = TEXTS.get(errand.language, TEXTS["sv"])
     data = errand.data
     if isinstance(data, RegistrationData):
@@ -89,13 +102,15 @@ def visible_text(errand: Errand) -> str:
     subject = data.subject
     lines = [
         f"# {t[errand.kind]}",
-        f"{t['employer']}: {data.employer.name} ({format_orgnr(data.employer.orgnr)})",
-        f"{t['person']}: {subject.full_name} ({format_personnummer(subject.personnummer)})",
+        f"{t['employer']}: {_plain(data.employer.name)} ({format_orgnr(data.employer.orgnr)})",
+        f"{t['person']}: {_plain(subject.full_name)} ({format_personnummer(subject.personnummer)})",
         f"{t['action']}: {action}",
     ]
     if isinstance(data, RemovalData) and data.replacement:
         r = data.replacement
-        lines.append(f"{t['replacement']}: {r.full_name} ({format_personnummer(r.personnummer)})")
+        lines.append(
+            f"{t['replacement']}: {_plain(r.full_name)} ({format_personnummer(r.personnummer)})"
+        )
     lines += [f"{t['reference']}: {errand.reference}", "", str(t["consent"])]
     return "\n\n".join(lines)
 
