@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -203,3 +204,12 @@ def walk_registration(
             response = go_on_despite_warning(client, f"{base}/{segment}", values)
     assert response.headers["Location"].endswith("/granska")
     return reference
+
+
+def skatteverket_test_personnummer(index: int) -> str:
+    """One of Skatteverket's test personnummer (birth numbers 980–999), by index: 20 a day
+    from 1960-01-01."""
+    born = date(1960, 1, 1) + timedelta(days=index // 20)
+    digits = f"{born:%y%m%d}{980 + index % 20}"
+    total = sum(sum(divmod(int(d) * (2 - i % 2), 10)) for i, d in enumerate(digits))
+    return f"{born:%Y}{digits[2:]}{(10 - total % 10) % 10}"

@@ -5,8 +5,6 @@ last logins, and a second run changes nothing."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 from click.testing import CliRunner
 from flask import Flask
@@ -18,6 +16,7 @@ from app.access.models import PermissionChange, Person, SelfService, ServicePerm
 from app.audit.models import AuditEvent
 from app.cli import main
 from app.notifications.models import EmailMessage
+from tests.support import skatteverket_test_personnummer
 from workflows.runtime import Runtime
 
 MYNDIGHET, PROVVERKET = "202100-5489", "2021004920"
@@ -36,24 +35,13 @@ BROKEN = [  # (row, reason): every way a row of the export can be wrong
 ]
 
 
-def test_personnummer(index: int) -> str:
-    """One of Skatteverket's test personnummer (birth numbers 980–999), by index."""
-    born = date(1960, 1, 1) + timedelta(days=index // 20)
-    digits = f"{born:%y%m%d}{980 + index % 20}"
-    total = sum(sum(divmod(int(d) * (2 - i % 2), 10)) for i, d in enumerate(digits))
-    return f"{born:%Y}{digits[2:]}{(10 - total % 10) % 10}"
-
-
-test_personnummer.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
-
-
 def _export(persons: int = PERSONS, broken: int = 20) -> bytes:
     """Four services at A1001 and invoices at Provverket per person (5 rows each), with
     ``broken`` rows of each kind spread among them."""
     lines = [";".join(COLUMNS)]
     services = [s.value for s in SelfService]
     for i in range(persons):
-        pnr = test_personnummer(i)
+        pnr = skatteverket_test_personnummer(i)
         person = f"{pnr};Test{i};Testsson;test{i}@lonecenter.example"
         login = f"2026-{1 + i % 12:02d}-15" if i % 3 else ""
         lines += [f"{MYNDIGHET};A1001;{person};{s};{login}" for s in services]
@@ -101,7 +89,9 @@ def test_fifty_thousand_rows_with_broken_ones(runtime: Runtime, session: Session
     assert logged - logged_before == PERSONS * 5  # the API's change feed sees them
     # The last login is kept: inactivity is right from the first day.
     first, third = (
-        session.scalars(select(Person).where(Person.personnummer == test_personnummer(i))).one()
+        session.scalars(
+            select(Person).where(Person.personnummer == skatteverket_test_personnummer(i))
+        ).one()
         for i in (1, 3)
     )
     assert first.last_login_dt is not None and first.last_login_dt.month == 2
