@@ -319,6 +319,7 @@ PROBLEM_MESSAGES = {
     ),
     ProblemCode.CODE_NOT_OF_EMPLOYER: _l("Välj bland arbetsgivarens egna arbetsgivarkoder."),
     ProblemCode.ALREADY_ORDERER: _l("Personen är redan behörig beställare hos arbetsgivaren."),
+    ProblemCode.TOO_YOUNG: _l("En behörig beställare måste ha fyllt 15 år."),
     ProblemCode.PENDING_ERRAND: _l(
         "Det finns redan ett pågående ärende för personen hos arbetsgivaren. Se Mina ärenden."
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 from organisationsnummer import organisationsnummer as orgnr_lib
 from personnummer import personnummer as pnr_lib
@@ -35,6 +36,13 @@ def normalise_personnummer(value: str) -> str:
     except (pnr_lib.PersonnummerException, ValueError, TypeError) as exc:
         raise InvalidIdNumber(value) from exc
     return str(number.format(True))
+
+
+def age_on(personnummer: str, day: date) -> int:
+    """The person's age in whole years on ``day``, from their (normalised) personnummer; a
+    samordningsnummer's day of birth is its day minus 60."""
+    born = date(int(personnummer[:4]), int(personnummer[4:6]), int(personnummer[6:8]) % 60)
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 def is_coordination_number(personnummer: str) -> bool:

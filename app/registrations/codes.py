@@ -20,6 +20,8 @@ class ProblemCode(enum.StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     WRONG_DOCUMENT = "wrong_document"
     WRONG_SIGNER = "wrong_signer"
+    TOO_YOUNG = "too_young"
+    """The person to register is younger than 15."""
     REPLACEMENT_NEEDS_SIGNATORY = "replacement_needs_signatory"
     """A removal naming a new orderer, signed by the departing orderer: a registration is
     always signed by the employer's signatory."""

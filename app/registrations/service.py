@@ -19,6 +19,8 @@ from app.access.models import ORDERER_ROLES, CodeStatus, Employer, Person, RoleG
 from app.access.roster import Conflict, OpenErrand, RoleHolder, Roster
 from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
+from app.core.i18n import swedish_time
+from app.core.ids import age_on
 from app.db import utcnow
 from app.registers.service import LocalSignatoryRegister, is_signatory
 from app.registrations.codes import ProblemCode, StepWarning
@@ -360,9 +362,16 @@ def save_codes(
     _save(session, agent, errand, FormStep.CODES, employer_codes=chosen)
 
 
+MINIMUM_AGE = 15
+"""Nobody younger is registered as an orderer (they cannot be given the responsibility)."""
+
+
 def _orderer_role(person: PersonDetails) -> PersonDetails:
+    """The person to register as an orderer: an orderer's role, and old enough."""
     if person.role not in ORDERER_ROLES:
         raise FormProblem("role", ProblemCode.NOT_AN_ORDERER_ROLE)
+    if age_on(person.personnummer, swedish_time(utcnow()).date()) < MINIMUM_AGE:
+        raise FormProblem("personnummer", ProblemCode.TOO_YOUNG)
     return person.stripped()
 
 

@@ -133,3 +133,14 @@ def test_second_errand_for_the_same_person_is_refused(david: FlaskClient) -> Non
         post_step(david, f"{base}/person", PERSON),
         "Det finns redan ett pågående ärende för personen",
     )
+
+
+def test_a_person_under_fifteen_cannot_be_registered(session: Session) -> None:
+    """Issue 14: nobody younger than 15 is registered as an orderer."""
+    from app.registrations.codes import ProblemCode
+    from app.registrations.service import FormProblem
+    from tests.factories import registration_draft
+
+    with pytest.raises(FormProblem) as refused:
+        registration_draft(session, personnummer="201605059805")  # ten years old
+    assert (refused.value.field, refused.value.code) == ("personnummer", ProblemCode.TOO_YOUNG)

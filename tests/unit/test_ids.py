@@ -111,3 +111,13 @@ def test_only_ascii_digits_make_an_identity_number(hostile: str) -> None:
 def test_full_width_digits_are_the_same_person() -> None:
     assert normalise_personnummer("２００００１０２－９８３４") == "200001029834"
     assert normalise_orgnr("２０２１００５４８９") == "2021005489"
+
+
+def test_age_from_a_personnummer_and_a_samordningsnummer() -> None:
+    from datetime import date
+
+    from app.core.ids import age_on
+
+    assert age_on("201605059805", date(2031, 5, 4)) == 14
+    assert age_on("201605059805", date(2031, 5, 5)) == 15
+    assert age_on("201605659809", date(2031, 5, 5)) == 15  # samordningsnummer: day + 60
