@@ -21,9 +21,10 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from app.casework import service as casework
+from app.documents.pki import accepted_seal
 from app.registrations.models import DocumentKind, Errand
 from devtools.plugin import StandIns
-from tests.conftest import INGRID, TEST_DATABASE_URL, login
+from tests.conftest import INGRID, TEST_AUDIT_KEY, TEST_DATABASE_URL, login
 from tests.factories import caseworker, in_review
 from tests.support import (
     PG_ADMIN_URL,
@@ -81,7 +82,9 @@ def worker_process(app: Flask, runtime: Runtime, tmp_path: Path) -> Iterator[Pat
         "BROKER_URL": REDIS_URL,
         "SECRET_KEY": runtime.settings.secret_key,
         "MAIL_URL": f"smtp://127.0.0.1:{free_port()}",
+        "AUDIT_KEY": TEST_AUDIT_KEY,
         "SEAL_TRUST_ROOTS_FILE": str(root),
+        "SEAL_CERT_FINGERPRINTS": ",".join(accepted_seal(runtime.settings).fingerprints),
         "BANKID_TRUST_ROOTS_FILE": str(root),
     }
     log = tmp_path / "worker.log"
