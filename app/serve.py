@@ -28,7 +28,6 @@ class WebServer(BaseApplication):
             "graceful_timeout": 30,
             "timeout": 60,
             "accesslog": "-",
-            "forwarded_allow_ips": "*" if settings.trusted_proxies else "127.0.0.1",
             **options,
         }
         super().__init__()

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.access import inactivity
-from app.access.models import Employer, PermissionRequest, Person
+from app.access.management import authority_at, pending_requests
+from app.access.models import Employer, Person
 from app.registrations.models import Errand, SigningInvitation
 from app.registrations.service import is_lapsed
 from workflows.states import ErrandState
@@ -70,7 +71,7 @@ def to_do(session: Session, person_id: int) -> ToDo:
         inactive = inactivity.count_users(
             session, employer.id, code_ids=scope.code_ids, marked_only=True
         )
-        requests = _pending_requests(session, employer.id, scope.code_ids)
+        requests = len(pending_requests(session, authority_at(session, person_id, employer.id)))
         if inactive or requests:
             reviews.append(ToReview(employer, inactive, requests))
     return ToDo(
@@ -82,12 +83,3 @@ def to_do(session: Session, person_id: int) -> ToDo:
         completion_requested=[e for e in errands if e.state is ErrandState.AWAITING_COMPLETION],
         reviews=reviews,
     )
-
-
-def _pending_requests(session: Session, employer_id: int, code_ids: frozenset[int] | None) -> int:
-    query = select(func.count(PermissionRequest.id)).where(
-        PermissionRequest.employer_id == employer_id, PermissionRequest.decided_dt.is_(None)
-    )
-    if code_ids is not None:
-        query = query.where(PermissionRequest.employer_code_id.in_(code_ids))
-    return session.scalar(query) or 0

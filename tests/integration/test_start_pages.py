@@ -61,3 +61,29 @@ def test_att_gora_lists_what_waits_for_the_person(client: FlaskClient, session: 
     # Only for an employer's people: staff are sent to the login.
     _log_in(client, KARIN)
     assert client.get("/att-gora").status_code in (302, 403, 404)
+
+
+def test_att_gora_counts_the_requests_the_person_answers(
+    client: FlaskClient, session: Session
+) -> None:
+    """A request counts for the administrators who answer it, never for its own asker."""
+    from sqlalchemy import select
+
+    from app.access import management as m
+    from app.access.models import Employer, EmployerCode, SelfService
+    from tests.conftest import person_id
+
+    employer = session.scalars(select(Employer.id).where(Employer.orgnr == "2021005489")).one()
+    code = session.scalars(select(EmployerCode.id).where(EmployerCode.code == "A1002")).one()
+    for asker in (GRETA, "199001019810"):  # a user, and Bertil, an administrator himself
+        actor = m.Actor(m.authority_at(session, person_id(session, asker), employer), "https://x")
+        m.request_permission(session, actor, code, SelfService.STATISTICS, "")
+    session.commit()
+    _log_in(client, ANNA)
+    assert "2 förfrågningar om behörighet hos Statens testmyndighet" in client.get(
+        "/att-gora"
+    ).get_data(as_text=True)
+    _log_in(client, "199001019810")
+    assert "1 förfrågan om behörighet hos Statens testmyndighet" in client.get(
+        "/att-gora"
+    ).get_data(as_text=True)
