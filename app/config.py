@@ -188,6 +188,10 @@ class Settings:
     api_rate_limit: str = "6000 per minute"
     """How often one API client may call ``/api/v1/`` (Flask-Limiter's notation)."""
 
+    api_client_cache_s: float = 10.0
+    """How long a web process remembers an authenticated API client (a revoked client is
+    refused within this time; 0: looked up on every call)."""
+
     rate_limit_storage_url: str | None = None
     """Where the API's rate-limit counters live: ``redis://…`` (shared by every web
     process); by default the broker's Redis when ``BROKER_URL`` is Redis, else each
@@ -280,6 +284,8 @@ class Settings:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:
             values["bankid_collect_interval_s"] = float(env["BANKID_COLLECT_INTERVAL_S"])
+        if env.get("API_CLIENT_CACHE_S"):
+            values["api_client_cache_s"] = float(env["API_CLIENT_CACHE_S"])
         if "INTAKE_MAX_FILE_BYTES" in env:
             values["intake_max_file_bytes"] = int(env["INTAKE_MAX_FILE_BYTES"])
         if "SESSION_ABSOLUTE_HOURS" in env:

@@ -395,6 +395,7 @@ def main() -> int:
             BROKER_URL="stub://",
             SECRET_KEY="bench",
             API_RATE_LIMIT="100000000 per minute",
+            BEHORIGHET_TESTING="1",
         )
         secret = api_client_secret(env)
         auth = {"Authorization": f"Bearer {secret}"} if secret else {}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import create_app
 from app.access.models import Person
+from app.api import views as api_views
 from app.audit.service import session_info
 from app.cli import migrate_database
 from app.config import Settings
@@ -229,6 +230,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,
         "outbox_resend_after_s": 30.0,
+        "api_client_cache_s": 0.0,  # each test registers and revokes its own clients
     }
     values.update(overrides)
     return Settings(**values)
@@ -274,6 +276,7 @@ def close_app(app: Flask) -> None:
     runtime: Runtime = app.extensions["behorighet"]
     runtime.broker.close()
     runtime.engine.dispose()
+    api_views.close(app)
 
 
 _TEST_THREAD = "behorighet_test_thread"

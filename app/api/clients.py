@@ -12,8 +12,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -145,26 +149,55 @@ def subject_hash(key: bytes, personnummer: str) -> str:
     return hmac.new(key, personnummer.encode(), hashlib.sha256).hexdigest()
 
 
+def access_rows(
+    key: bytes, caller: Caller, endpoint: str, personnummers: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The access log's rows for a call by ``caller`` that read personal data about these
+    people (one row each); with none named (an employer's contacts), one row without a
+    subject."""
+    now: datetime = utcnow()
+    subjects: list[str | None] = [subject_hash(key, pnr) for pnr in sorted(set(personnummers))]
+    return [
+        {"client_id": caller.id, "endpoint": endpoint, "subject_hash": subject, "created_dt": now}
+        for subject in subjects or [None]
+    ]
+
+
 def log_access(
     session: Session, key: bytes, caller: Caller, endpoint: str, personnummers: Iterable[str]
 ) -> None:
-    """Record that ``caller`` read personal data about these people (one row each); with
-    none named (an employer's contacts), one row without a subject."""
-    now = utcnow()
-    rows = [
-        {
-            "client_id": caller.id,
-            "endpoint": endpoint,
-            "subject_hash": subject_hash(key, pnr),
-            "created_dt": now,
-        }
-        for pnr in sorted(set(personnummers))
-    ]
-    if not rows:
-        rows = [
-            {"client_id": caller.id, "endpoint": endpoint, "subject_hash": None, "created_dt": now}
-        ]
-    session.execute(insert(ApiAccessLog), rows)
+    """Record that ``caller`` read personal data about these people."""
+    session.execute(insert(ApiAccessLog), access_rows(key, caller, endpoint, personnummers))
+
+
+class CallerCache:
+    """The clients a web process authenticated lately, by the digest of their credential,
+    kept for ``seconds``: the API's hot path then needs no lookup, and a revoked client is
+    refused within that time. Unknown credentials are not kept (each is looked up)."""
+
+    def __init__(
+        self, seconds: float, *, size: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._clock = clock
+        self._found: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, look_up: Callable[[], Caller | None]) -> Caller | None:
+        """The caller ``digest`` names: remembered, or else ``look_up()`` (and remembered)."""
+        now = self._clock()
+        with self._lock:
+            kept = self._found.get(digest)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        caller = look_up()
+        if caller is not None and self.seconds > 0:
+            with self._lock:
+                if len(self._found) >= self.size:
+                    self._found.clear()
+                self._found[digest] = (now + self.seconds, caller)
+        return caller
 
 
 def subject_key(secret: str) -> bytes:

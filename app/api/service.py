@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Exists, String, and_, bindparam, literal, select, union_all
+from sqlalchemy import (
+    Connection,
+    Exists,
+    String,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session, aliased
 
 from app.access import service as access
@@ -34,6 +45,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
+from app.api.models import ApiAccessLog
 
 MAX_BATCH = 100
 MAX_FEED_PAGE = 1000
@@ -90,43 +102,99 @@ _ONE = select(
 (made once; a check is the hot path of the API)."""
 
 
-def check(session: Session, requests: Sequence[CheckRequest]) -> list[CheckResult]:
-    """Answer each request, in order, with one query."""
+_LOGGED_ONE = _ONE.add_cte(
+    insert(ApiAccessLog)
+    .values(
+        client_id=bindparam("log_client"),
+        endpoint=bindparam("log_endpoint"),
+        subject_hash=bindparam("log_subject"),
+        created_dt=bindparam("log_at"),
+    )
+    .cte("logged")
+)
+"""One check and its access-log row in one statement (PostgreSQL)."""
+
+_LOGGED_ONE_SQL = str(_LOGGED_ONE.compile(dialect=postgresql_psycopg.dialect()))
+""":data:`_LOGGED_ONE` as psycopg is given it: compiled once, for the hot path."""
+_STATUSES = {s.value: s for s in CodeStatus}
+
+
+def check_one_logged(cursor: Any, request: CheckRequest, log: dict[str, Any]) -> CheckResult:
+    """One check and its access-log row ``log`` (:func:`app.api.clients.access_rows`), on a
+    psycopg cursor: the API's hot path on PostgreSQL, without SQLAlchemy's statement
+    handling (the statement is :data:`_LOGGED_ONE`, the same as :func:`check` runs)."""
+    cursor.execute(
+        _LOGGED_ONE_SQL,
+        {
+            "subject": request.subject,
+            "service": request.service.value,
+            "code": request.employer_code,
+            "log_client": log["client_id"],
+            "log_endpoint": log["endpoint"],
+            "log_subject": log["subject_hash"],
+            "log_at": log["created_dt"],
+        },
+    )
+    found = cursor.fetchone()
+    if found is None:
+        return _answer(request, None, False)
+    return _answer(request, _STATUSES[found[0]], bool(found[1]))
+
+
+def check(
+    connection: Connection,
+    requests: Sequence[CheckRequest],
+    log: Sequence[dict[str, Any]] = (),
+) -> list[CheckResult]:
+    """Answer each request, in order, with one query; and write ``log`` (access-log rows),
+    on PostgreSQL in the same statement (no answer is given that is not logged)."""
+    in_one = connection.dialect.name == "postgresql"
     if len(requests) == 1:
         [request] = requests
-        row = (
-            session.connection()
-            .execute(
-                _ONE,
-                {
-                    "subject": request.subject,
-                    "service": request.service,
-                    "code": request.employer_code,
-                },
+        params: dict[str, Any] = {
+            "subject": request.subject,
+            "service": request.service,
+            "code": request.employer_code,
+        }
+        statement = _ONE
+        if in_one and len(log) == 1:
+            [row] = log
+            statement = _LOGGED_ONE
+            params |= {
+                "log_client": row["client_id"],
+                "log_endpoint": row["endpoint"],
+                "log_subject": row["subject_hash"],
+                "log_at": row["created_dt"],
+            }
+            log = ()
+        found = connection.execute(statement, params).first()
+        status, holds = found if found else (None, False)
+        answers = [_answer(request, status, bool(holds))]
+    else:
+        asked = union_all(
+            *(
+                select(
+                    literal(n).label("n"),
+                    literal(r.subject, String()).label("subject"),
+                    literal(r.employer_code, String()).label("code"),
+                    literal(r.service.value, String()).label("service"),
+                )
+                for n, r in enumerate(requests)
             )
-            .first()
-        )
-        return [_answer(request, *row) if row else _answer(request, None, False)]
-    asked = union_all(
-        *(
-            select(
-                literal(n).label("n"),
-                literal(r.subject, String()).label("subject"),
-                literal(r.employer_code, String()).label("code"),
-                literal(r.service.value, String()).label("service"),
-            )
-            for n, r in enumerate(requests)
-        )
-    ).subquery("asked")
-    found = {
-        n: (status, bool(holds))
-        for n, status, holds in session.execute(
+        ).subquery("asked")
+        batch = (
             select(asked.c.n, EmployerCode.status, _holds(asked.c.subject, asked.c.service))
             .select_from(asked)
             .outerjoin(EmployerCode, EmployerCode.code == asked.c.code)
         )
-    }
-    return [_answer(r, *found[n]) for n, r in enumerate(requests)]
+        if in_one and log:
+            batch = batch.add_cte(insert(ApiAccessLog).values(list(log)).cte("logged"))
+            log = ()
+        found_n = {n: (status, bool(holds)) for n, status, holds in connection.execute(batch)}
+        answers = [_answer(r, *found_n[n]) for n, r in enumerate(requests)]
+    if log:
+        connection.execute(insert(ApiAccessLog), list(log))
+    return answers
 
 
 def _answer(request: CheckRequest, status: CodeStatus | None, holds: bool) -> CheckResult:

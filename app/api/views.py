@@ -5,8 +5,11 @@ service call, log who was asked about, commit."""
 from __future__ import annotations
 
 import http
+import math
 import re
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote
@@ -17,11 +20,13 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
-from werkzeug.exceptions import HTTPException
+from limits import RateLimitItem, parse
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from app.access.authority import Access
 from app.access.models import SelfService
-from app.api import clients, service
+from app.api import clients, log_engine, service
 from app.api.models import Scope
 from app.api.problems import PROBLEM_JSON, from_http_exception, problem
 from app.api.schemas import (
@@ -35,6 +40,7 @@ from app.api.schemas import (
     CheckOut,
     ContactsOut,
     PersonPermissionsOut,
+    PlainLoad,
     ProblemOut,
 )
 from app.config import Settings
@@ -42,7 +48,26 @@ from app.web import db, runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-bp = Blueprint(
+
+class PlainParser(FlaskParser):
+    """webargs' parser, with the shortcut of :class:`PlainLoad` schemas for a plainly valid
+    JSON body (the checks: the API's hot path)."""
+
+    def parse(
+        self, argmap: Any, req: Any = None, *, location: str | None = None, **kwargs: Any
+    ) -> Any:
+        if isinstance(argmap, PlainLoad) and location in (None, "json") and request.is_json:
+            loaded = argmap.plain_load(request.get_json(silent=True))
+            if loaded is not None:
+                return loaded
+        return super().parse(argmap, req, location=location, **kwargs)
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = PlainParser()
+
+
+bp = ApiBlueprint(
     "api",
     __name__,
     url_prefix="/api/v1",
@@ -101,23 +126,33 @@ def _bearer() -> str | None:
 
 
 _UNKNOWN = object()
+_CALLERS = "behorighet_api_callers"
+_SUBJECT_KEY = "behorighet_api_subject_key"
+_HOT_PATH = "behorighet_api_hot_path"
+_RATE_LIMIT = "behorighet_api_rate_limit"
 
 
 def _identify() -> clients.Caller | None:
     """The registered client this request comes from, by its bearer token or else its
     certificate; None when neither names an active client. Looked up once a request (the
-    rate limit asks first)."""
+    rate limit asks first), and remembered by the process for ``api_client_cache_s``."""
     found = g.get("api_caller", _UNKNOWN)
     if found is not _UNKNOWN:
         return cast(clients.Caller | None, found)
+    known: clients.CallerCache = current_app.extensions[_CALLERS]
     token = _bearer()
     caller: clients.Caller | None = None
     if token is not None:
-        caller = clients.by_token(db(), token)
+        caller = known.get(
+            "token:" + clients.token_hash(token), lambda: clients.by_token(db(), token)
+        )
     else:
         pem = _presented_certificate()
         fingerprint = clients.certificate_fingerprint(pem) if pem else None
-        caller = clients.by_certificate(db(), fingerprint) if fingerprint else None
+        if fingerprint:
+            caller = known.get(
+                "cert:" + fingerprint, lambda: clients.by_certificate(db(), fingerprint)
+            )
     g.api_caller = caller
     return caller
 
@@ -131,8 +166,27 @@ def _rate_key() -> str:
     return "address:" + (request.remote_addr or "-")
 
 
+@dataclass(frozen=True)
+class _RateLimit:
+    """The API's limit a client (Flask-Limiter's rate limiter and storage: Redis where
+    configured), parsed once."""
+
+    limiter: Limiter
+    item: RateLimitItem
+
+    def hit(self, key: str) -> None:
+        """Count one call against ``key``; 429, with when to try again, when over."""
+        strategy = self.limiter.limiter
+        if not strategy.hit(self.item, "behorighet-api", key):
+            reset_at, _ = strategy.get_window_stats(self.item, "behorighet-api", key)
+            raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
 @bp.before_request
 def authenticate() -> None:
+    """Count the call (by client, or by address when no client is recognised, so that
+    guessing secrets is limited too), then refuse it unless a registered client makes it."""
+    cast(_RateLimit, current_app.extensions[_RATE_LIMIT]).hit(_rate_key())
     if _identify() is None:
         abort(401)
 
@@ -154,9 +208,31 @@ def requires(scope: Scope) -> Callable[[F], F]:
     return decorate
 
 
+def _subject_key() -> bytes:
+    return cast(bytes, current_app.extensions[_SUBJECT_KEY])
+
+
 def _log(endpoint: str, personnummers: Iterable[str]) -> None:
-    key = clients.subject_key(_settings().secret_key)
-    clients.log_access(db(), key, caller(), endpoint, personnummers)
+    clients.log_access(db(), _subject_key(), caller(), endpoint, personnummers)
+
+
+def _checked(endpoint: str, asked: list[service.CheckRequest]) -> list[service.CheckResult]:
+    """The answers, logged as read by the caller: on PostgreSQL one statement on a
+    connection of its own (the hot path: no transaction round trips), else in the request's
+    transaction."""
+    log = clients.access_rows(_subject_key(), caller(), endpoint, [a.subject for a in asked])
+    hot_path: log_engine.HotPath = current_app.extensions[_HOT_PATH]
+    engine = hot_path.engine_for(runtime().session_factory)
+    if engine is None:
+        results = service.check(db().connection(), asked, log)
+        db().commit()
+        return results
+    if len(asked) == 1:
+        [one], [row] = asked, log
+        return [
+            log_engine.run_raw(engine, lambda cursor: service.check_one_logged(cursor, one, row))
+        ]
+    return log_engine.run(engine, lambda connection: service.check(connection, asked, log))
 
 
 def _problems(*statuses: int) -> Callable[[F], F]:
@@ -184,33 +260,27 @@ def _request(body: dict[str, Any]) -> service.CheckRequest:
 
 @bp.route("/check", methods=["POST"])
 @requires(Scope.CHECK)
-@bp.arguments(CheckIn)
-@bp.response(200, CheckOut)
+@bp.arguments(CheckIn())
+@bp.response(200, CheckOut())
 @_problems(401, 403, 422, 429)
-def check(body: dict[str, Any]) -> service.CheckResult:
+def check(body: dict[str, Any]) -> flask.Response:
     """May the person use the self-service, reading or writing, for the employer code?
 
     Answered from the permission store as last committed. A closed employer code allows
     only reading invoice specifications."""
-    asked = _request(body)
-    [result] = service.check(db(), [asked])
-    _log("check", [asked.subject])
-    db().commit()
-    return result
+    [result] = _checked("check", [_request(body)])
+    # CheckOut documents it; made directly, as the hot path's answer (plain values only).
+    return flask.jsonify(allowed=result.allowed, reason=result.reason, role=result.role)
 
 
 @bp.route("/check/batch", methods=["POST"])
 @requires(Scope.CHECK)
-@bp.arguments(BatchIn)
-@bp.response(200, BatchOut)
+@bp.arguments(BatchIn())
+@bp.response(200, BatchOut())
 @_problems(401, 403, 422, 429)
 def check_batch(body: dict[str, Any]) -> dict[str, Any]:
     """Up to 100 checks in one call; the results in the order asked."""
-    asked = [_request(b) for b in body["checks"]]
-    results = service.check(db(), asked)
-    _log("check_batch", [a.subject for a in asked])
-    db().commit()
-    return {"results": results}
+    return {"results": _checked("check_batch", [_request(b) for b in body["checks"]])}
 
 
 @bp.route(
@@ -327,6 +397,11 @@ def _server_error(error: Exception) -> Any:
     return problem(500)
 
 
+def close(app: Flask) -> None:
+    """Close the hot path's connections (the app's own engine is the runtime's)."""
+    cast(log_engine.HotPath, app.extensions[_HOT_PATH]).dispose()
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """The API, its document, its rate limit and its problems, on ``app``."""
     app.config.update(
@@ -338,7 +413,6 @@ def init_app(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
         RATELIMIT_KEY_PREFIX="behorighet-api",
         RATELIMIT_HEADERS_ENABLED=True,
-        API_RATE_LIMIT=settings.api_rate_limit,
     )
     api = ProblemApi(
         app,
@@ -354,8 +428,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     api.spec.components.security_scheme(
         "mutualTLS", {"type": "mutualTLS", "description": "A registered client certificate"}
     )
+    app.extensions[_CALLERS] = clients.CallerCache(settings.api_client_cache_s)
+    app.extensions[_SUBJECT_KEY] = clients.subject_key(settings.secret_key)
+    app.extensions[_HOT_PATH] = log_engine.HotPath(pool_size=settings.web_threads + 2)
     limiter = Limiter(key_func=get_remote_address, app=app)
-    limiter.limit(lambda: str(current_app.config["API_RATE_LIMIT"]), key_func=_rate_key)(bp)
+    app.extensions[_RATE_LIMIT] = _RateLimit(limiter, parse(settings.api_rate_limit))
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     app.register_error_handler(HTTPException, _problem_for)

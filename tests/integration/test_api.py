@@ -420,8 +420,8 @@ def test_a_batch_is_one_query(session: Session) -> None:
     connection = session.connection()
     event.listen(connection, "before_cursor_execute", count)
     try:
-        results = service.check(session, asked)
-        [single] = service.check(session, asked[:1])
+        results = service.check(connection, asked)
+        [single] = service.check(connection, asked[:1])
     finally:
         event.remove(connection, "before_cursor_execute", count)
     assert len(statements) == 2  # one for the batch, one for the single check
