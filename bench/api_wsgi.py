@@ -3,7 +3,8 @@
 The product's own app, configured from the environment like any deployment, with one
 bench-only plugin: ``POST /bench/constant`` answers a fixed check result without reading
 anything, the baseline that ``POST /api/v1/check`` is measured against (same app, same
-server, same worker). The product has no such endpoint.
+server, same worker); ``POST /bench/api-constant`` answers the same behind the API's
+authentication and rate limit. The product has no such endpoints.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flask import Blueprint, Flask, Response, jsonify
 
 from app import create_app, csrf
+from app.api import views as api_views
 from app.config import Settings
 
 CONSTANT = {"allowed": True, "reason": "constant", "role": None}
@@ -37,8 +39,18 @@ class ConstantEndpoint:
         def constant() -> Response:
             return jsonify(CONSTANT)
 
-        csrf.exempt(bp)
-        app.register_blueprint(bp)
+        # The same constant behind the API's own request handling: the client
+        # authenticated and counted against its rate limit, as every /api/v1/ call is.
+        api_bp = Blueprint("bench_api_constant", __name__)
+        api_bp.before_request(api_views.authenticate)
+
+        @api_bp.post("/bench/api-constant")
+        def api_constant() -> Response:
+            return jsonify(CONSTANT)
+
+        for blueprint in (bp, api_bp):
+            csrf.exempt(blueprint)
+            app.register_blueprint(blueprint)
 
 
 app = create_app(Settings.from_env(), plugins=[ConstantEndpoint()])
