@@ -32,9 +32,9 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from app.audit.service import record_event
 from app.core.agents import Agent
 from app.core.text import without_unsafe_characters
-from app.intake.assembly import record_intake_event
 from app.intake.models import BatchSource
 from app.intake.reading import receive_file
 from workflows.runtime import Runtime
@@ -143,16 +143,18 @@ def _refuse(runtime: Runtime, path: Path, code: str, detail: str) -> None:
     name = without_unsafe_characters(path.name)
     try:
         with runtime.unit_of_work() as session:
-            record_intake_event(
+            record_event(
                 session,
-                FOLDER_AGENT,
-                "scan_file.refused",
-                "scan_file",
-                name[-64:],
-                filename=name,
-                reason=code,
-                detail=detail,
-                moved_to=f"{REJECTED_DIR}/{without_unsafe_characters(moved.name)}",
+                actor=FOLDER_AGENT.audit_label,
+                action="scan_file.refused",
+                object_type="scan_file",
+                object_id=name[-64:],
+                data={
+                    "filename": name,
+                    "reason": code,
+                    "detail": detail,
+                    "moved_to": f"{REJECTED_DIR}/{without_unsafe_characters(moved.name)}",
+                },
             )
     except Exception:  # the file is out of the way; the log says it all
         log.exception("intake.folder.refusal_not_audited", file=name, reason=code)
@@ -254,7 +256,10 @@ class FolderWatcher:
         self._failures.pop(path, None)
         try:
             _refuse(
-                self.runtime, path, FAILED_REPEATEDLY, f"{failures} tries, last {type(exc).__name__}"
+                self.runtime,
+                path,
+                FAILED_REPEATEDLY,
+                f"{failures} tries, last {type(exc).__name__}",
             )
         except OSError:
             log.exception("intake.folder.reject_failed", file=path.name)
