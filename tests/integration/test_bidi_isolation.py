@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.documents.render import Decision, render_decision_letter, render_receipt
 from app.registrations.data import RegistrationData, RemovalData
-from tests.conftest import INGRID, login
+from tests.conftest import DAVID, INGRID, login
 from tests.factories import in_review
 from tests.sample_forms import CREATED, REGISTRATION, REGISTRATION_DATA, REMOVAL, REMOVAL_DATA
 
@@ -58,7 +58,7 @@ def test_an_arabic_name_leaves_the_personnummer_in_the_decision_as_it_is(tmp_pat
     assert "19850704-9859" in text and "9859-19850704" not in text
 
 
-def test_names_beside_ids_are_isolated_on_the_caseworkers_pages(
+def test_names_beside_ids_are_isolated_on_the_caseworkers_and_submitters_pages(
     client: FlaskClient, session: Session
 ) -> None:
     errand = in_review(session, given_name=GIVEN, family_name=FAMILY)
@@ -68,3 +68,8 @@ def test_names_beside_ids_are_isolated_on_the_caseworkers_pages(
     assert f"<bdi>{NAME}</bdi>, 19850704-9859" in page
     queue = client.get("/handlaggning?lista=otilldelade").get_data(as_text=True)
     assert f"<td><bdi>{NAME}</bdi></td>" in queue
+
+    submitter = client.application.test_client()  # David, who sent it in: his errand's page
+    login(submitter, session, DAVID)
+    page = submitter.get(f"/mina-arenden/{errand.reference}").get_data(as_text=True)
+    assert f"<bdi>{NAME}</bdi>, 19850704-9859" in page
