@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import Any
+from urllib.parse import quote
 
 import pypdfium2 as pdfium
 import pytest
@@ -321,3 +322,28 @@ def test_the_api_answers_every_body_with_a_result_or_a_problem(
         else:
             assert response.content_type == "application/problem+json"
             assert response.get_json()["title"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject": "197205119824\n"},
+        {"subject": "１９７２０５１１９８２４"},
+        {"subject": "١٩٧٢٠٥١١٩٨٢٤"},
+        {"employer_code": "A1001\n"},
+    ],
+)
+def test_an_id_with_a_line_break_or_other_digits_is_a_problem(
+    client: FlaskClient, session: Session, change: dict[str, str]
+) -> None:
+    _client, token = clients.add_client(session, "fakturatjansten", frozenset(Scope))
+    session.commit()
+    auth = {"Authorization": f"Bearer {token}"}
+    response = client.post("/api/v1/check", json=CHECK | change, headers=auth)
+    assert response.status_code == 422, response.get_json()
+    assert response.content_type == "application/problem+json"
+    if "subject" in change:
+        path = f"/api/v1/persons/{quote(change['subject'])}/permissions"
+        refused = client.get(path, headers=auth)  # not a person's list: a problem
+        assert refused.status_code in (400, 404, 422)
+        assert refused.content_type == "application/problem+json"
