@@ -21,11 +21,12 @@ from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import Field, TextAreaField
 
+from app.access.models import EmployerCode, PermissionRequest
 from app.api import clients
 from app.api.models import Scope
 from app.audit.models import AuditEvent
@@ -207,6 +208,47 @@ def test_the_receipt_prints_the_names_as_typed(
     folded = " ".join(text.split())
     assert f"{' '.join(f'{given_name} {family_name}'.split())}, 19850704-9859" in folded
     assert f"{' '.join(employer.split())}, 202100-4920" in folded
+
+
+CECILIA, BERTIL = "197205119824", "199001019810"  # a user; an administrator
+ACCESS = "/hantera-behorigheter"
+
+
+@FAST
+@given(
+    message=st.one_of(TYPED, st.text(alphabet=st.sampled_from("ab \r\n\t#*<>&'\""), max_size=60))
+)
+def test_a_permission_request_reaches_the_administrator_as_typed_or_is_refused(
+    client: FlaskClient, session: Session, message: str
+) -> None:
+    administrator = getattr(client, "administrator", None)
+    if administrator is None:
+        login(client, session, CECILIA)
+        administrator = client.administrator = client.application.test_client()  # type: ignore[attr-defined]
+        login(administrator, session, BERTIL)
+    session.execute(delete(PermissionRequest))  # each example asks afresh
+    session.commit()
+    code_id = session.scalars(select(EmployerCode.id).where(EmployerCode.code == "A1002")).one()
+    page = client.get(ACCESS).get_data(as_text=True)
+    response = client.post(
+        f"{ACCESS}/be-om-behorighet",
+        data={
+            "csrf_token": csrf_token(page),
+            "service": "statistics",
+            "code_id": str(code_id),
+            "message": message,
+        },
+    )
+    assert response.status_code in (200, 302, 400), response.status_code
+    session.expire_all()
+    stored = session.scalars(select(PermissionRequest.message)).one_or_none()
+    event("stored" if stored is not None else "refused")
+    if stored is not None:
+        assert stored == message.strip()
+        requests = administrator.get(f"{ACCESS}/forfragningar").get_data(as_text=True)
+        assert _shown(requests, message)
+    else:
+        assert has_unsafe_characters(message, multiline=True) or len(message.strip()) > 500
 
 
 def _comments(session: Session, reference: str) -> list[str]:
