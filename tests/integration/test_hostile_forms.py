@@ -328,7 +328,7 @@ CHECK = {
 
 
 def _a_check() -> st.SearchStrategy[Any]:
-    """A valid check with some of its fields replaced, dropped or added, or anything."""
+    """A valid check with some of its fields replaced or added, or anything."""
     changed = st.fixed_dictionaries(
         {},
         optional={key: st.one_of(JSON, TYPED) for key in [*CHECK, "extra"]},
@@ -341,9 +341,19 @@ def _a_check() -> st.SearchStrategy[Any]:
     check=_a_check(),
     checks=st.one_of(st.lists(_a_check(), max_size=4), JSON),
     raw=st.one_of(st.none(), st.binary(max_size=60), TYPED.map(str.encode)),
+    query=st.dictionaries(
+        st.sampled_from(["after", "limit", "x"]), st.one_of(TYPED, st.integers().map(str))
+    ),
+    person=st.one_of(TYPED, st.just("197205119824")),
 )
 def test_the_api_answers_every_body_with_a_result_or_a_problem(
-    client: FlaskClient, session: Session, check: Any, checks: Any, raw: bytes | None
+    client: FlaskClient,
+    session: Session,
+    check: Any,
+    checks: Any,
+    raw: bytes | None,
+    query: dict[str, str],
+    person: str,
 ) -> None:
     token = getattr(client, "api_token", None)
     if token is None:
@@ -364,6 +374,10 @@ def test_the_api_answers_every_body_with_a_result_or_a_problem(
         else:
             assert response.content_type == "application/problem+json"
             assert response.get_json()["title"]
+    for path in ("/api/v1/changes", f"/api/v1/persons/{quote(person, safe='')}/permissions"):
+        response = client.get(path, query_string=query, headers=auth)
+        assert response.status_code in (200, 400, 404, 422), (path, response.status_code)
+        assert response.content_type in ("application/json", "application/problem+json")
 
 
 @pytest.mark.parametrize(
