@@ -35,7 +35,7 @@ from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
-from app.core.text import has_unsafe_characters
+from app.core.text import has_unsafe_characters, isolate
 from app.db import utcnow
 from app.eid.service import BankIdClient
 from app.staff.models import StaffMember
@@ -425,6 +425,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["pnr"] = format_personnummer
     app.jinja_env.filters["orgnr"] = format_orgnr
     app.jinja_env.filters["local"] = local_time
+    app.jinja_env.filters["bdi"] = isolate
     labels.register(app.jinja_env.globals)
 
     @app.context_processor

@@ -19,6 +19,16 @@ EMPLOYER_KEY = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
 _REASONS = [Reason.GRANTED, Reason.NO_PERMISSION, Reason.CLOSED_CODE, Reason.UNKNOWN_EMPLOYER_CODE]
 
 
+class Pattern(validate.Regexp):
+    """A pattern the whole value matches: ``$`` alone lets a trailing line break through
+    (``"198112189876\\n"``), so a value with a line break is refused first."""
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str) and "\n" in value:
+            raise ma.ValidationError(self._format_error(value))
+        return super().__call__(value)
+
+
 class Strict(ma.Schema):
     class Meta:
         unknown = ma.RAISE
@@ -40,7 +50,7 @@ class PlainLoad(Strict):
 class CheckIn(PlainLoad):
     subject = fields.String(
         required=True,
-        validate=validate.Regexp(PERSONNUMMER),
+        validate=Pattern(PERSONNUMMER),
         metadata={
             "description": "Personnummer or samordningsnummer, 12 digits",
             "example": "198112189876",
@@ -50,7 +60,7 @@ class CheckIn(PlainLoad):
     access = _enum(Access, required=True, metadata={"description": "Reading, or writing"})
     employer_code = fields.String(
         required=True,
-        validate=validate.Regexp(EMPLOYER_KEY),
+        validate=Pattern(EMPLOYER_KEY),
         metadata={"description": "SPV's employer code", "example": "A1001"},
     )
 
@@ -76,7 +86,7 @@ def _plain_check(data: Any) -> dict[str, Any] | None:
     )
     if not (type(subject) is type(service) is type(access) is type(code) is str):
         return None
-    if not (_SUBJECT.match(subject) and _CODE.match(code)):
+    if not (_SUBJECT.fullmatch(subject) and _CODE.fullmatch(code)):
         return None
     if service not in _SERVICES or access not in _ACCESSES:
         return None
@@ -122,7 +132,7 @@ class BatchOut(ma.Schema):
 
 
 class PersonPath(ma.Schema):
-    personnummer = fields.String(required=True, validate=validate.Regexp(PERSONNUMMER))
+    personnummer = fields.String(required=True, validate=Pattern(PERSONNUMMER))
 
 
 class RoleOut(ma.Schema):
@@ -179,7 +189,7 @@ class ContactsOut(ma.Schema):
 class ChangesQuery(Strict):
     after = fields.String(
         load_default=None,
-        validate=validate.Regexp(CURSOR_PATTERN),
+        validate=Pattern(CURSOR_PATTERN),
         metadata={"description": "The cursor of the last change read (from the start without)"},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_FEED_PAGE))

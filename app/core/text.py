@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from markupsafe import Markup
+
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 _LINE_BREAKS = re.compile("[\t\n\r]")
 
@@ -33,3 +35,12 @@ _PERSONNUMMER = re.compile(r"(?<!\d)((?:19|20)?\d{6})[-+]?\d{4}(?!\d)")
 def mask_numbers(text: str) -> str:
     """Personnummer-like digits in free text, masked (``19121212-XXXX``)."""
     return _PERSONNUMMER.sub(r"\1-XXXX", text)
+
+
+def isolate(value: object) -> Markup:
+    """``value`` (escaped) in ``<bdi>``: typed text shown beside an id or a number keeps to
+    itself, so a name in a right-to-left script cannot move or turn around the personnummer
+    next to it (browsers and WeasyPrint alike); the ``bdi`` filter of pages and PDFs."""
+    if value is None or value == "":
+        return Markup("")
+    return Markup("<bdi>%s</bdi>") % (value,)

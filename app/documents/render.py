@@ -35,6 +35,7 @@ from weasyprint.urls import URLFetcher
 
 from app.core.i18n import long_date, swedish_time, translations
 from app.core.ids import format_orgnr, format_personnummer
+from app.core.text import isolate
 from app.documents.qr import (
     QR_PLACEMENT,
     FormKind,
@@ -166,7 +167,7 @@ def environment(lang: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(pnr=_pnr, orgnr=_orgnr, css_content=css_content)
+    env.filters.update(pnr=_pnr, orgnr=_orgnr, bdi=isolate, css_content=css_content)
     return env
 
 

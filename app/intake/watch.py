@@ -13,7 +13,8 @@ opened (``lstat`` first, then ``O_NOFOLLOW`` and ``fstat`` on what was opened) a
 byte of it is read, and it is read in chunks up to that limit only (a file above it goes to
 ``avvisad/`` unread), so the watcher's memory stays bounded whatever is dropped. A file that
 fails :data:`MAX_ATTEMPTS` times (say, while the database is down) goes to ``avvisad/`` too,
-with the last error beside it, rather than being tried for ever.
+with the last error beside it, rather than being tried for ever. Every file refused so
+is an audit event (``scan_file.refused``: the name, the reason and where it went).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from app.audit.service import record_event
 from app.core.agents import Agent
+from app.core.text import without_unsafe_characters
 from app.intake.models import BatchSource
 from app.intake.reading import receive_file
 from workflows.runtime import Runtime
@@ -46,6 +49,7 @@ RESCAN_S = 30.0
 """How often the whole folder is looked through again."""
 MAX_ATTEMPTS = 5
 """Failed tries at one file (database down, say) before it is moved to ``avvisad/``."""
+FOLDER_AGENT = Agent.system("intake-folder")
 CHUNK_BYTES = 1024 * 1024
 """A file is read this much at a time."""
 
@@ -131,6 +135,31 @@ def _reject(path: Path, reason: str) -> Path:
     return moved
 
 
+def _refuse(runtime: Runtime, path: Path, code: str, detail: str) -> None:
+    """Move a file the watcher will not take to ``avvisad/`` and record why in the audit
+    log; the move comes first, so a database that is down never keeps it in the folder."""
+    moved = _reject(path, f"{code}: {detail}")
+    log.warning("intake.folder.refused", file=path.name, reason=code)
+    name = without_unsafe_characters(path.name)
+    try:
+        with runtime.unit_of_work() as session:
+            record_event(
+                session,
+                actor=FOLDER_AGENT.audit_label,
+                action="scan_file.refused",
+                object_type="scan_file",
+                object_id=name[-64:],
+                data={
+                    "filename": name,
+                    "reason": code,
+                    "detail": detail,
+                    "moved_to": f"{REJECTED_DIR}/{without_unsafe_characters(moved.name)}",
+                },
+            )
+    except Exception:  # the file is out of the way; the log says it all
+        log.exception("intake.folder.refusal_not_audited", file=name, reason=code)
+
+
 def _move(path: Path, folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     target = folder / path.name
@@ -148,13 +177,10 @@ def take_file(runtime: Runtime, path: Path, settle_s: float = SETTLE_S) -> Taken
     try:
         data = read_dropped_file(path, runtime.settings.intake_max_file_bytes)
     except Refused as refused:
-        _reject(path, f"{refused.code}: {refused.detail}")
-        log.warning("intake.folder.refused", file=path.name, reason=refused.code)
+        _refuse(runtime, path, refused.code, refused.detail)
         return Taken(path, None, False, refused.code)
     with runtime.unit_of_work() as session:
-        received = receive_file(
-            session, Agent.system("intake-folder"), data, path.name, BatchSource.FOLDER
-        )
+        received = receive_file(session, FOLDER_AGENT, data, path.name, BatchSource.FOLDER)
         batch_id, error = received.batch.id, received.batch.error_code
     if error:
         _reject(path, f"batch {batch_id}: {error}")
@@ -229,7 +255,12 @@ class FolderWatcher:
             return
         self._failures.pop(path, None)
         try:
-            _reject(path, f"{FAILED_REPEATEDLY}: {failures} tries, last {type(exc).__name__}")
+            _refuse(
+                self.runtime,
+                path,
+                FAILED_REPEATEDLY,
+                f"{failures} tries, last {type(exc).__name__}",
+            )
         except OSError:
             log.exception("intake.folder.reject_failed", file=path.name)
 

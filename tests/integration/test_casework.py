@@ -15,7 +15,7 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations import service as registrations
 from app.registrations.codes import Finding
-from app.registrations.models import Channel, Errand, ErrandKind
+from app.registrations.models import Channel, Errand, ErrandComment, ErrandKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
     caseworker,
@@ -245,5 +245,18 @@ def test_caseworkers_cannot_open_what_was_never_submitted(
     draft = registration_draft(session)
     with pytest.raises(casework.NotFound):
         casework.errand(session, draft.reference)
+    session.commit()
     login(client, session, INGRID, staff=True)
     assert client.get(f"/handlaggning/{draft.reference}").status_code == 404
+    token = csrf_token(client.get("/handlaggning").get_data(as_text=True))
+    for action, data in (("anteckning", {"body": "Tittade på utkastet."}), ("ta", {})):
+        response = client.post(
+            f"/handlaggning/{draft.reference}/{action}", data={"csrf_token": token, **data}
+        )
+        assert response.status_code == 404, action
+    session.expire_all()
+    assert draft.assigned_staff_id is None
+    assert (
+        session.scalars(select(ErrandComment).where(ErrandComment.errand_id == draft.id)).all()
+        == []
+    )

@@ -5,6 +5,7 @@ private is kept in a browser's or proxy's cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -15,9 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.routing import IntegerConverter
 
+from app.eid.bankid import make_bankid_client
 from app.web import MAX_ID, safe_next
 from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, login
-from tests.support import csrf_token
+from tests.support import csrf_token, free_port
 
 HOSTILE_NEXT = [
     "//evil.example",
@@ -167,6 +169,36 @@ def test_a_bankid_outage_gives_bankids_message_not_a_500(
     assert response.status_code == 302
     shown = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Internt tekniskt fel. Försök igen." in shown
+
+
+def _unavailable(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(503, text="<html>Service Unavailable</html>")
+
+
+def _maintenance(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(503, json={"errorCode": "maintenance", "details": "Service down"})
+
+
+@pytest.mark.parametrize("outage", ["connection refused", "503 page", "503 maintenance"])
+def test_bankid_at_its_address_refusing_or_503_gives_bankids_message(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, outage: str
+) -> None:
+    """The real client at ``BANKID_URL``: nothing listening there, a proxy's 503 page, or
+    BankID's own 503 (maintenance) gives BankID's message, not a 500."""
+    transport = {"503 page": _unavailable, "503 maintenance": _maintenance}.get(outage)
+    settings = dataclasses.replace(
+        app.extensions["behorighet"].settings,
+        bankid_url=f"http://127.0.0.1:{free_port()}/rp/v6.0/",
+    )
+    down = make_bankid_client(settings, httpx.MockTransport(transport) if transport else None)
+    page = client.get("/logga-in").get_data(as_text=True)
+    monkeypatch.setitem(app.extensions, "bankid_client", down)
+    response = client.post("/logga-in", data={"csrf_token": csrf_token(page), "device": "other"})
+    assert response.status_code == 302
+    shown = client.get(response.headers["Location"])
+    assert shown.status_code == 200
+    assert "Internt tekniskt fel. Försök igen." in shown.get_data(as_text=True)
+    down.close()
 
 
 def test_bankid_going_down_while_the_order_is_followed(

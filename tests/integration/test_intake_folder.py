@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.audit.models import AuditEvent
 from app.intake import watch
 from app.intake.models import ScanBatch
 from app.intake.watch import (
@@ -39,6 +40,17 @@ def _reason(folder: Path, name: str) -> str:
     return (folder / REJECTED_DIR / f"{name}.txt").read_text(encoding="utf-8")
 
 
+def _refusals(session: Session, name: str) -> list[str]:
+    """The reasons the audit log gives for refusing files called ``name``."""
+    session.expire_all()
+    events = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "scan_file.refused", AuditEvent.object_id == name
+        )
+    )
+    return [event.data["reason"] for event in events]
+
+
 def test_links_and_pipes_are_refused_unread(
     runtime: Runtime, session: Session, tmp_path: Path
 ) -> None:
@@ -56,6 +68,7 @@ def test_links_and_pipes_are_refused_unread(
         assert taken is not None and taken.error_code == NOT_A_REGULAR_FILE, name
         assert (folder / REJECTED_DIR / name).is_symlink() or name == "ror.pdf"
         assert NOT_A_REGULAR_FILE in _reason(folder, name)
+        assert _refusals(session, name) == [NOT_A_REGULAR_FILE]
     assert _batches(session) == before
     assert secret.read_bytes() == b"%PDF-1.7 not for the watcher"  # the target stays put
     assert sorted(p.name for p in folder.iterdir()) == [REJECTED_DIR]
@@ -72,11 +85,12 @@ def test_a_file_above_the_limit_is_refused_before_it_is_read(
     assert taken is not None and taken.error_code == FILE_TOO_LARGE
     assert FILE_TOO_LARGE in _reason(tmp_path, "stor.pdf")
     assert (tmp_path / REJECTED_DIR / "stor.pdf").exists()
+    assert _refusals(session, "stor.pdf") == [FILE_TOO_LARGE]
     assert _batches(session) == before
 
 
 def test_a_file_that_keeps_failing_goes_to_avvisad(
-    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def database_down(*_args: object, **_kwargs: object) -> None:
         raise OperationalError("INSERT", {}, Exception("the database is down"))
@@ -92,6 +106,7 @@ def test_a_file_that_keeps_failing_goes_to_avvisad(
     assert (tmp_path / REJECTED_DIR / "skanning.txt").exists()
     reason = _reason(tmp_path, "skanning.txt")
     assert FAILED_REPEATEDLY in reason and "OperationalError" in reason
+    assert _refusals(session, "skanning.txt") == [FAILED_REPEATEDLY]
     watcher.take_existing()  # nothing left to try
     assert sorted(p.name for p in tmp_path.iterdir()) == [REJECTED_DIR]
 

@@ -95,7 +95,7 @@ def test_removing_oneself_takes_the_person_from_the_login(
     login(client, session, ANNA)
     base = _draft_at(client, "202100-5489", "ta-bort-behorig-bestallare")
     page = client.get(f"{base}/bestallare").get_data(as_text=True)
-    assert "Du tar bort dig själv: Anna Andersson" in page
+    assert "Du tar bort dig själv: <bdi>Anna Andersson</bdi>" in page
     assert 'data-shown-when="reason=left"' in page
     response = post_step(client, f"{base}/bestallare", {"reason": "self"})
     assert response.headers["Location"] == f"{base}/ersattare"
