@@ -229,6 +229,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "mail_url": "smtp://127.0.0.1:9",  # never a running demo's sink
         "testing": True,
         "outbox_resend_after_s": 30.0,
+        # The site's rate limits count across a run's many logins from one address: off,
+        # but in the browser tests and the tests of the limits themselves.
+        "web_rate_limits": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -14,7 +14,6 @@ from urllib.parse import unquote
 import flask
 from flask import Flask, abort, current_app, g, render_template, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
@@ -327,17 +326,15 @@ def _server_error(error: Exception) -> Any:
     return problem(500)
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """The API, its document, its rate limit and its problems, on ``app``."""
+def init_app(app: Flask, settings: Settings, limiter: Limiter) -> None:
+    """The API, its document, its rate limit (on the app's ``limiter``, ``app.ratelimits``)
+    and its problems, on ``app``."""
     app.config.update(
         API_TITLE="Behörighet API",
         API_VERSION="1",
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
-        RATELIMIT_KEY_PREFIX="behorighet-api",
-        RATELIMIT_HEADERS_ENABLED=True,
         API_RATE_LIMIT=settings.api_rate_limit,
     )
     api = ProblemApi(
@@ -354,7 +351,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     api.spec.components.security_scheme(
         "mutualTLS", {"type": "mutualTLS", "description": "A registered client certificate"}
     )
-    limiter = Limiter(key_func=get_remote_address, app=app)
     limiter.limit(lambda: str(current_app.config["API_RATE_LIMIT"]), key_func=_rate_key)(bp)
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)
