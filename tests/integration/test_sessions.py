@@ -4,8 +4,10 @@ worth nothing after; the cookie is ``Secure`` and ``__Host-`` over https, with H
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import redis
 from flask import Flask
@@ -15,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from app.access import management as m
 from app.access.models import Employer, Role, RoleGrant
+from app.cli import migrate_database
 from app.db import utcnow
 from app.eid.models import WebSession
 from app.eid.sessions import KEY_PREFIX
-from tests.conftest import ANNA, DAVID, login, person_id
+from devtools import models as devtools_models
+from devtools.seed import seed_demo
+from tests.conftest import ANNA, DAVID, build_app, close_app, login, person_id
 from tests.support import REDIS_URL, csrf_token
 
 BERTIL = "199001019810"  # administrator at Statens testmyndighet
@@ -197,3 +202,29 @@ def test_sessions_in_redis_end_on_logout_too(
     _log_out(client)
     assert not store.exists(KEY_PREFIX + sid)
     assert not _signed_in(_replayed(app, sid))
+
+
+def test_sessions_and_blank_forms_on_sqlite_as_in_the_demo(tmp_path: Path, pki_dir: Path) -> None:
+    """The demo's database (SQLite: one writer at a time, each transaction takes the lock):
+    the store writes after the request's own transaction ends, never waiting on it."""
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    migrate_database(url)
+    app = build_app(url, pki_dir)
+    runtime = app.extensions["behorighet"]
+    devtools_models.create_tables(runtime.engine)
+    try:
+        with runtime.unit_of_work() as seeding:
+            seed_demo(seeding)
+        client = app.test_client()
+        with runtime.session_factory() as session:
+            started = time.monotonic()
+            login(client, session, DAVID)
+            sid = _sid(client)
+            assert _signed_in(_replayed(app, sid))
+            assert client.get("/blanketter/anmalan.pdf").status_code == 200
+            _log_out(client)
+            assert not _signed_in(_replayed(app, sid))
+            assert session.get(WebSession, KEY_PREFIX + sid) is None
+            assert time.monotonic() - started < 20  # no request waited out SQLite's lock
+    finally:
+        close_app(app)
