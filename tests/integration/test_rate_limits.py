@@ -179,3 +179,26 @@ def test_a_new_qr_key_renders_the_blank_form_anew(
     make_app(qr_secret="one").test_client().get("/blanketter/anmalan.pdf")
     make_app(qr_secret="two").test_client().get("/blanketter/anmalan.pdf")
     assert len(renders) == 2  # forms keyed with another key are not served
+
+
+def test_the_limits_and_the_session_store_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEB_RATE_LIMITS", "0")
+    monkeypatch.setenv("LOGIN_RATE_LIMIT", "5 per minute")
+    monkeypatch.setenv("COLLECT_RATE_LIMIT", "100 per minute")
+    monkeypatch.setenv("SIGNING_RATE_LIMIT", "2 per minute")
+    monkeypatch.setenv("BLANK_FORM_RATE_LIMIT", "3 per minute")
+    monkeypatch.setenv("SESSION_REDIS_URL", "redis://sessions.example:6379/3")
+    settings = Settings.from_env()
+    assert not settings.web_rate_limits
+    assert (
+        settings.login_rate_limit,
+        settings.collect_rate_limit,
+        settings.signing_rate_limit,
+        settings.blank_form_rate_limit,
+    ) == ("5 per minute", "100 per minute", "2 per minute", "3 per minute")
+    assert settings.session_redis_url == "redis://sessions.example:6379/3"
+    monkeypatch.setenv("WEB_RATE_LIMITS", "1")
+    assert Settings.from_env().web_rate_limits
+    assert Settings().web_rate_limits  # on unless turned off
