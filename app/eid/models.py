@@ -54,9 +54,9 @@ class EidOrder(Base):
 
 
 class WebSession(Base):
-    """A signed-in browser's session, kept on the server (``app.eid.sessions``): the
-    cookie holds only its random id, so logging out, the idle and absolute limits and a
-    change of the person's roles end it here, and a copied cookie is worth nothing after."""
+    """A browser's session, kept on the server (``app.eid.sessions``): the cookie holds
+    only its random id, so logging out and the idle and absolute limits end it here, and a
+    copied cookie is worth nothing after."""
 
     __tablename__ = "web_session"
 

@@ -1,8 +1,9 @@
 """Web sessions kept on the server (Flask-Session): the cookie holds only a random id, the
 values live in the database (``web_session``) or, when ``SESSION_REDIS_URL`` is set, in
-Redis. Logging out, the idle and absolute limits (``app.web``) and a change of the person's
-roles (``Person.sessions_ended_dt``) end a session there, so a copied cookie is worth
-nothing after; logging in gives the browser a new id.
+Redis. Logging out and the idle and absolute limits (``app.web``) end a session there, so
+a copied cookie is worth nothing after; logging in gives the browser a new id. A change of
+the person's roles ends every session of theirs begun before it
+(``app.access.changelog.last_change_dt``, asked by ``app.web.current_agent``).
 
 Flask-Session's own SQLAlchemy store needs Flask-SQLAlchemy; the product's database is plain
 SQLAlchemy, so the store below is Flask-Session's interface on the product's sessions.
