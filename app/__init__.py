@@ -38,8 +38,6 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_DEFAULT_LOCALE="sv",
@@ -49,10 +47,13 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from workflows import bootstrap  # here: a decoder process importing app stays light
 
     app.extensions["behorighet"] = bootstrap.configure(settings)
+    from app.eid import sessions
+
+    sessions.init_app(app, settings, app.extensions["behorighet"])
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from app import web
+    from app import ratelimits, web
 
     app.url_map.converters["int"] = web.BoundedIntConverter  # before any route is added
     from app.access.review_views import bp as access_review_bp
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         app.register_blueprint(blueprint)
     # The API authenticates its callers by key or certificate: no session, no CSRF token.
     csrf.exempt(api_views.bp)
-    api_views.init_app(app, settings)
+    limiter = ratelimits.init_app(app, settings)
+    api_views.init_app(app, settings, limiter)
     for plugin in plugins:
         plugin.init_app(app)
     if settings.trusted_proxies:

@@ -107,6 +107,11 @@ class Settings:
     session_absolute_hours: float = 10.0
     """A session ends this long after login, used or not."""
 
+    session_redis_url: str | None = None
+    """Where the web sessions live: ``redis://…`` (shared by every web process); unset, in
+    the database (``web_session``). Either way only the session's random id is in the
+    cookie, so logout and the limits end a session on the server."""
+
     intake_max_file_bytes: int = 64 * 1024 * 1024
     """The largest scanned file taken, uploaded or dropped in the watched folder (a larger
     one is refused unread); also the largest request the web accepts."""
@@ -193,9 +198,27 @@ class Settings:
     refused within this time; 0: looked up on every call)."""
 
     rate_limit_storage_url: str | None = None
-    """Where the API's rate-limit counters live: ``redis://…`` (shared by every web
-    process); by default the broker's Redis when ``BROKER_URL`` is Redis, else each
-    process's memory."""
+    """Where the rate-limit counters (the API's and the site's) live: ``redis://…`` (shared
+    by every web process); by default the broker's Redis when ``BROKER_URL`` is Redis, else
+    each process's memory."""
+
+    web_rate_limits: bool = True
+    """Whether the site's limits below apply (``WEB_RATE_LIMITS=0`` turns them off; the API
+    keeps :attr:`api_rate_limit`). Each counts per signed-in person, or per address for a
+    request without a login."""
+
+    login_rate_limit: str = "30 per minute; 300 per hour"
+    """Logins started (Flask-Limiter's notation, limits separated by ``;``)."""
+
+    collect_rate_limit: str = "600 per minute"
+    """Polls of a BankID order's status (login and signing): the pages poll once a second,
+    and people behind one address log in side by side."""
+
+    signing_rate_limit: str = "20 per minute; 200 per hour"
+    """Signatures started with BankID."""
+
+    blank_form_rate_limit: str = "60 per minute"
+    """Blank printable forms downloaded."""
 
     api_client_cert_header: str | None = None
     """The request header in which the TLS-terminating reverse proxy passes the API
@@ -227,6 +250,12 @@ class Settings:
     def demo_scanner(self) -> bool:
         """Whether a plugin serves the stand-in for the mailroom's scanner."""
         return StandIn.SCANNER in self.stand_ins
+
+    @property
+    def https(self) -> bool:
+        """Whether users reach the product over https (:attr:`public_base_url`): the session
+        cookie is then ``Secure`` and ``__Host-``, and browsers are told HSTS."""
+        return urlsplit(self.public_base_url).scheme == "https"
 
     @property
     def rate_limit_storage(self) -> str:
@@ -290,6 +319,13 @@ class Settings:
             values["intake_max_file_bytes"] = int(env["INTAKE_MAX_FILE_BYTES"])
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_hours"] = float(env["SESSION_ABSOLUTE_HOURS"])
+        if "WEB_RATE_LIMITS" in env:
+            values["web_rate_limits"] = env["WEB_RATE_LIMITS"].strip().lower() not in (
+                "0",
+                "false",
+                "no",
+                "off",
+            )
         for name in (
             "bankid_url",
             "bankid_cert_file",
@@ -327,6 +363,11 @@ class Settings:
             "api_rate_limit",
             "rate_limit_storage_url",
             "api_client_cert_header",
+            "session_redis_url",
+            "login_rate_limit",
+            "collect_rate_limit",
+            "signing_rate_limit",
+            "blank_form_rate_limit",
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]

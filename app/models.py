@@ -14,11 +14,12 @@ from app.access.models import (
 from app.api.models import ApiAccessLog, ApiClient
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import Base
-from app.eid.models import EidOrder
+from app.eid.models import EidOrder, WebSession
 from app.intake.models import PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import (
+    BlankForm,
     CompletionRequest,
     Errand,
     ErrandComment,
@@ -34,6 +35,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "BlankForm",
     "CompletionRequest",
     "EidOrder",
     "EmailMessage",
@@ -55,4 +57,5 @@ __all__ = [
     "SignatoryRegisterEntry",
     "StaffMember",
     "VerificationCheck",
+    "WebSession",
 ]

@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from app import labels
+from app.access.changelog import last_change_dt
 from app.access.models import Person
 from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
@@ -37,6 +38,7 @@ from app.core.i18n import local_time
 from app.core.ids import format_orgnr, format_personnummer, mask_personnummer
 from app.core.text import has_unsafe_characters, isolate
 from app.db import utcnow
+from app.eid import sessions
 from app.eid.service import BankIdClient
 from app.staff.models import StaffMember
 from workflows.runtime import Runtime
@@ -129,8 +131,10 @@ def collect_interval() -> timedelta:
 
 
 def sign_in(kind: AgentKind, agent_id: int) -> None:
-    """A new session for the signed-in agent (the old one, and its CSRF token, are dropped)."""
+    """A new session for the signed-in agent (the old one, and its CSRF token, are dropped;
+    the browser gets a new session id and the old one ends on the server)."""
     lang = session.get("lang")
+    sessions.renew(current_app, session)
     session.clear()
     session.permanent = True
     now = utcnow().timestamp()
@@ -165,7 +169,9 @@ def _refuse_unsafe_paths() -> None:
 
 
 def sign_out() -> None:
+    """End the session on the server (its id is worth nothing after); the language stays."""
     lang = session.get("lang")
+    sessions.renew(current_app, session)
     session.clear()
     if lang:
         session["lang"] = lang
@@ -179,7 +185,10 @@ def current_agent() -> Agent | None:
     if stored:
         if stored["kind"] == AgentKind.PERSON.value:
             person = db().get(Person, stored["id"])
-            if person is not None:
+            if person is not None and _roles_changed_since_login(person):
+                sign_out()
+                flash(_("Dina behörigheter har ändrats. Logga in igen."), "info")
+            elif person is not None:
                 agent = Agent(AgentKind.PERSON, person.id, person.personnummer)
         elif stored["kind"] == AgentKind.STAFF.value:
             staff = db().get(StaffMember, stored["id"])
@@ -193,6 +202,13 @@ def current_agent() -> Agent | None:
                 )
     g.agent = agent
     return agent
+
+
+def _roles_changed_since_login(person: Person) -> bool:
+    """Whether the person's roles or permissions changed after this session's login (the
+    change ended every session of theirs begun before it: ``app.access.changelog``)."""
+    changed = last_change_dt(db(), person.id)
+    return changed is not None and float(session.get("login_ts", 0)) < changed.timestamp()
 
 
 def signed_in() -> Agent:
@@ -364,6 +380,10 @@ _ERROR_TEXTS = {
         _l("Filen är för stor"),
         _l("Det du skickade är större än tjänsten tar emot (högst %(mb)s MB)."),
     ),
+    429: (
+        _l("För många försök"),
+        _l("Du har gjort det här för många gånger på kort tid. Vänta en stund och försök igen."),
+    ),
     500: (_l("Något gick fel"), _l("Ett tekniskt fel uppstod. Försök igen om en stund.")),
 }
 """Heading and explanation of each error page; a missing or stale CSRF token (say, a form
@@ -420,6 +440,11 @@ def _private(response: Any) -> bool:
     return "agent" in session and request.endpoint != "static"
 
 
+HSTS = "max-age=31536000"
+"""Browsers reach the product over https only, for a year after each visit (the header is
+sent only when ``PUBLIC_BASE_URL`` is https)."""
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["mask_pnr"] = mask_personnummer
     app.jinja_env.filters["pnr"] = format_personnummer
@@ -439,7 +464,7 @@ def init_app(app: Flask) -> None:
 
     app.before_request(_refuse_unsafe_paths)
     app.before_request(_enforce_session_timeouts)
-    for code in (400, 403, 404, 413, 500):
+    for code in (400, 403, 404, 413, 429, 500):
         app.register_error_handler(code, error_page)
 
     @app.after_request
@@ -452,6 +477,8 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if runtime().settings.https:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if _private(response):
             response.headers["Cache-Control"] = "no-store"
             response.headers.pop("Expires", None)

@@ -231,6 +231,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "testing": True,
         "outbox_resend_after_s": 30.0,
         "api_client_cache_s": 0.0,  # each test registers and revokes its own clients
+        # The site's rate limits count across a run's many logins from one address: off,
+        # but in the browser tests and the tests of the limits themselves.
+        "web_rate_limits": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -11,13 +11,18 @@ An id visible to a reader is therefore never followed by a smaller one committin
 and the feed's cursor is simply the last id read. Every writer takes the log's lock after
 its employer's lock (``lock_employer``) and before the audit chain's head, so the locks are
 always taken in one order.
+
+A change also ends the web sessions of the person it concerns: the web refuses every
+session of theirs begun before their last change (:func:`last_change_dt`), so nobody goes on
+with roles they no longer have, or without logging in again to the ones they were given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.access.models import (
@@ -104,3 +109,11 @@ def log_current_state(session: Session) -> int:
         role_changed(session, grant, ChangeAction.GRANTED)
     service_permissions_changed(session, permissions, [])
     return len(grants) + len(permissions)
+
+
+def last_change_dt(session: Session, person_id: int) -> datetime | None:
+    """When the person's roles or service permissions last changed (their web sessions
+    begun before then have ended); None if never."""
+    return session.scalar(
+        select(func.max(PermissionChange.created_dt)).where(PermissionChange.person_id == person_id)
+    )

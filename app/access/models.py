@@ -289,4 +289,7 @@ class PermissionChange(Base):
             " AND (kind = 'role') = (role IS NOT NULL)",
             name="fields_of_kind",
         ),
+        # The person's last change, asked on each of their requests (their sessions begun
+        # before it have ended: ``app.access.changelog.last_change_dt``).
+        Index("ix_permission_change_person_created", "person_id", "created_dt"),
     )

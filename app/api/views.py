@@ -17,7 +17,6 @@ from urllib.parse import unquote
 import flask
 from flask import Flask, abort, current_app, g, render_template, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from limits import RateLimitItem, parse
@@ -177,8 +176,8 @@ class _RateLimit:
     def hit(self, key: str) -> None:
         """Count one call against ``key``; 429, with when to try again, when over."""
         strategy = self.limiter.limiter
-        if not strategy.hit(self.item, "behorighet-api", key):
-            reset_at, _ = strategy.get_window_stats(self.item, "behorighet-api", key)
+        if not strategy.hit(self.item, "api", key):
+            reset_at, _ = strategy.get_window_stats(self.item, "api", key)
             raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
@@ -402,17 +401,15 @@ def close(app: Flask) -> None:
     cast(log_engine.HotPath, app.extensions[_HOT_PATH]).dispose()
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """The API, its document, its rate limit and its problems, on ``app``."""
+def init_app(app: Flask, settings: Settings, limiter: Limiter) -> None:
+    """The API, its document, its rate limit (on the app's ``limiter``, ``app.ratelimits``)
+    and its problems, on ``app``."""
     app.config.update(
         API_TITLE="Behörighet API",
         API_VERSION="1",
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
-        RATELIMIT_KEY_PREFIX="behorighet-api",
-        RATELIMIT_HEADERS_ENABLED=True,
     )
     api = ProblemApi(
         app,
@@ -431,7 +428,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions[_CALLERS] = clients.CallerCache(settings.api_client_cache_s)
     app.extensions[_SUBJECT_KEY] = clients.subject_key(settings.secret_key)
     app.extensions[_HOT_PATH] = log_engine.HotPath(pool_size=settings.web_threads + 2)
-    limiter = Limiter(key_func=get_remote_address, app=app)
     app.extensions[_RATE_LIMIT] = _RateLimit(limiter, parse(settings.api_rate_limit))
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)

@@ -51,3 +51,18 @@ class EidOrder(Base):
     """The exact PDF being signed."""
     document_sha256: Mapped[str | None] = mapped_column(String(64))
     completion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WebSession(Base):
+    """A browser's session, kept on the server (``app.eid.sessions``): the cookie holds
+    only its random id, so logging out and the idle and absolute limits end it here, and a
+    copied cookie is worth nothing after."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """The store id: a prefix and the cookie's random session id."""
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    """The session's values (msgpack, Flask-Session's serialiser)."""
+    expires_dt: Mapped[datetime] = mapped_column(index=True)
+    """Unused until then, it has ended (the idle limit); renewed as it is used."""

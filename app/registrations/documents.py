@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.core.i18n import translations
+from app.documents import render
 from app.documents.pki import seal_material
 from app.documents.render import (
     CodeLine,
@@ -18,8 +22,10 @@ from app.documents.render import (
 from app.eid.bankid import bankid_trust_roots
 from app.registrations.models import (
     REJECTION_REASON_NAMES,
+    BlankForm,
     DocumentKind,
     Errand,
+    ErrandKind,
     RejectionReason,
 )
 from app.registrations.service import attach_document, document
@@ -51,6 +57,26 @@ def signable_form(errand: Errand, settings: Settings) -> bytes:
     return render_form_pdf(
         document_data(errand), lang=errand.language, key=settings.qr_key, for_print=False
     )
+
+
+def blank_form(session: Session, kind: ErrandKind, language: str, key: bytes) -> bytes:
+    """The printable blank form: rendered once per language, template version and QR key,
+    then served from the database (a new template version or key renders it anew)."""
+    version = render.TEMPLATE_VERSION
+    key_id = hashlib.sha256(key).hexdigest()[:16]
+    stored = session.get(BlankForm, (kind, language, version, key_id))
+    if stored is not None:
+        return stored.content
+    pdf = render.render_blank_form(kind, lang=language, key=key)
+    form = BlankForm(
+        kind=kind, language=language, template_version=version, key_id=key_id, content=pdf
+    )
+    try:
+        with session.begin_nested():
+            session.add(form)
+    except IntegrityError:  # another process stored the same one meanwhile: the same form
+        pass
+    return pdf
 
 
 def seal_context(settings: Settings) -> SealContext:

@@ -361,3 +361,18 @@ class SigningInvitation(Base):
     @property
     def is_open(self) -> bool:
         return self.ended_dt is None
+
+
+class BlankForm(Base):
+    """A printable blank form as rendered once (``app.registrations.documents.blank_form``):
+    served from here until the template's version or the QR key changes."""
+
+    __tablename__ = "blank_form"
+
+    kind: Mapped[ErrandKind] = mapped_column(str_enum(ErrandKind, "errand_kind"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(2), primary_key=True)
+    template_version: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """Names the QR key its codes are keyed with (a digest of it, never the key)."""
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)

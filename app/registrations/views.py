@@ -25,7 +25,6 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField
 
-from app.documents.render import render_blank_form
 from app.eid import service as eid
 from app.eid.messages import RFA6, error_message, user_message
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
@@ -592,6 +591,7 @@ def document_pdf(reference: str, name: str) -> ResponseReturnValue:
 @bp.get("/blanketter/borttag.pdf", defaults={"kind": ErrandKind.REMOVAL})
 def blank_form(kind: ErrandKind) -> ResponseReturnValue:
     """For people who cannot use the web form: no login needed."""
-    pdf = render_blank_form(kind, lang=_language(), key=runtime().settings.qr_key)
+    pdf = documents.blank_form(db(), kind, _language(), runtime().settings.qr_key)
+    commit()
     name = "anmalan" if kind is ErrandKind.REGISTRATION else "borttag"
     return _pdf(pdf, f"{name}-behorig-bestallare.pdf")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import dramatiq
 import pytest
@@ -29,6 +30,17 @@ CHROMIUM_ARGS = [
 
 TIMEOUT_MS = 10_000
 """Default for every Playwright action and expectation in these tests."""
+
+
+@pytest.fixture
+def make_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """The browser tests' apps keep the site's rate limits at their defaults: the pages'
+    polling of BankID orders stays within them."""
+
+    def make(**overrides: Any) -> Flask:
+        return make_app(**{"web_rate_limits": True, **overrides})
+
+    return make
 
 
 @pytest.fixture

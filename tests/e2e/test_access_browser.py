@@ -143,5 +143,10 @@ def test_orderer_administrator_and_user_each_do_their_part(
     expect(page.get_by_text("Det finns inga förfrågningar som väntar.")).to_be_visible()
     granted = _inbox(smtp, GRETA_EMAIL, 3)[-1]
     assert "Fakturor och fakturaspecifikationer" in granted
+    # The change ended Greta's session (issue 15): she logs in again and sees it.
     greta.reload()
+    expect(greta.get_by_text("Dina behörigheter har ändrats. Logga in igen.")).to_be_visible()
+    log_in(greta, "Greta Grön")
+    greta.goto(MANAGEMENT)
+    greta.get_by_role("button", name="Statens testmyndighet (202100-5489)").click()
     expect(mine).to_contain_text("Fakturor och fakturaspecifikationer")
