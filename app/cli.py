@@ -106,19 +106,31 @@ def import_permissions_command(file: Path, dry_run: bool, notify: bool) -> None:
 
 
 @main.command("worker")
-@click.option("--threads", type=int, default=None, help="Worker threads (default WORKER_THREADS).")
+@click.option(
+    "--threads", type=int, default=None, help="Threads for the steps (default WORKER_THREADS)."
+)
+@click.option(
+    "--queues",
+    default=None,
+    help="Queues to consume, each optionally with its threads: steps=4,email=2,intake,"
+    "scheduled (default WORKER_QUEUES, else all four).",
+)
 @with_appcontext
-def worker_command(threads: int | None) -> None:
+def worker_command(threads: int | None, queues: str | None) -> None:
     """Run pipeline actors from the broker until SIGTERM or SIGINT."""
-    from workflows.worker import Sweeper, start_worker
+    from workflows.worker import Sweeper, queue_threads, start_worker
 
     runtime = _runtime()
     if runtime.settings.broker_url.startswith("stub://"):
         raise click.UsageError("BROKER_URL must name Redis or RabbitMQ for a separate worker.")
-    worker = start_worker(runtime, threads)
+    try:
+        chosen = queue_threads(runtime.settings, queues)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    worker = start_worker(runtime, threads, chosen)
     sweeper = Sweeper(runtime)
     sweeper.start()
-    click.echo(f"Worker running ({worker.worker_threads} threads). Stop with Ctrl-C.")
+    click.echo(f"Worker running (threads: {worker.describe()}). Stop with Ctrl-C.")
     _wait_for_stop_signal()
     sweeper.stop()
     worker.stop()

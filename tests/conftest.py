@@ -46,7 +46,7 @@ from tests.support import (
 )
 from workflows import runtime as runtime_module
 from workflows.runtime import Runtime
-from workflows.worker import start_worker
+from workflows.worker import WorkerPool, start_worker
 
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
@@ -405,7 +405,7 @@ def session(runtime: Runtime) -> Iterator[Session]:
 
 
 @pytest.fixture
-def worker(committed_db: None, runtime: Runtime) -> Iterator[dramatiq.Worker]:
+def worker(committed_db: None, runtime: Runtime) -> Iterator[WorkerPool]:
     """A worker consuming from the app's broker inside the test process (its threads need
     committed data)."""
     worker = start_worker(runtime, threads=2)
