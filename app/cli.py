@@ -199,10 +199,11 @@ def audit_verify_command() -> None:
     if not report.is_intact:
         click.echo(f"Audit chain {report.problem}", err=True)
         sys.exit(1)
-    click.echo(f"Audit chain intact: {report.events} events, keyed.")
+    click.echo(f"Audit chain intact: {report.events} events in {report.chains} chains, keyed.")
     if report.checkpoint is not None and report.checkpoint_dt is not None:
         click.echo(
-            f"Anchored: event {report.checkpoint.seq} by the checkpoint timestamped "
+            f"Anchored: {report.checkpoint.events} events in {len(report.checkpoint.pins)} "
+            "chains by the checkpoint timestamped "
             f"{report.checkpoint_dt:%Y-%m-%d %H:%M:%S} UTC ({report.checkpoint.file_name})."
         )
     elif directory is None:
@@ -214,7 +215,7 @@ def audit_verify_command() -> None:
 @audit_group.command("checkpoint")
 @with_appcontext
 def audit_checkpoint_command() -> None:
-    """Pin the audit chain's head now in AUDIT_CHECKPOINT_DIR, timestamped by the seal's TSA
+    """Pin the audit chains' heads now in AUDIT_CHECKPOINT_DIR, timestamped by the seal's TSA
     (the worker does it every DEADLINE_CHECK_INTERVAL_S; run it after `migrate`)."""
     from app.audit.anchor import CheckpointError, write_checkpoint
     from app.documents.pki import SealConfigurationError, seal_material, trust_roots
@@ -236,7 +237,10 @@ def audit_checkpoint_command() -> None:
     if checkpoint is None:
         click.echo("Nothing new to anchor.")
     else:
-        click.echo(f"Checkpoint of event {checkpoint.seq} written: {checkpoint.file_name}")
+        click.echo(
+            f"Checkpoint of {checkpoint.events} events in {len(checkpoint.pins)} chains "
+            f"written: {checkpoint.file_name}"
+        )
 
 
 @main.group("db")

@@ -139,7 +139,7 @@ class SeededDatabase:
                 )
             )
             conn.execute(
-                text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
+                text("INSERT INTO audit_chain_head (chain, seq, last_hash) VALUES ('', 0, :h)"),
                 {"h": "0" * 64},
             )
         audit_key = make_settings(TEST_DATABASE_URL).audit_chain_key()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.models import (
@@ -25,7 +26,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.core.i18n import SOURCE_LANG, long_date, translations
+from app.core.i18n import SOURCE_LANG, long_date, swedish_time, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.audience import grant_audience, language_for
 from app.notifications.models import EmailMessage
@@ -378,35 +379,65 @@ def notify_completion_requested(
     )
 
 
-def notify_deadline(
-    session: Session, errand: Errand, staff: StaffMember, *, passed: bool, base_url: str
-) -> EmailMessage | None:
-    """Remind a caseworker that an errand's due date is near, or escalate an overdue one
-    to a team lead. Once per errand, person, due date and kind of notice."""
+DEADLINE_DIGEST = "deadline_digest"
+
+
+def deadline_digest_key(day: date, staff_id: int) -> str:
+    """The one due-date digest of a member of staff on a day."""
+    return f"{DEADLINE_DIGEST}:{day.isoformat()}:{staff_id}"
+
+
+def deadline_digests_of(session: Session, day: date) -> set[int]:
+    """The staff (ids) who have had their due-date digest on ``day``."""
+    prefix = f"{DEADLINE_DIGEST}:{day.isoformat()}:"
+    keys = session.scalars(
+        select(EmailMessage.dedupe_key).where(EmailMessage.dedupe_key.startswith(prefix))
+    )
+    return {int(key.removeprefix(prefix)) for key in keys}
+
+
+def _deadline_item(errand: Errand, staff: StaffMember, lang: str) -> dict[str, Any]:
     employer = errand.employer
     assert errand.due_dt is not None and employer is not None
-    template = "deadline_passed" if passed else "deadline_near"
-    lang = SOURCE_LANG
     holder = errand.assigned_staff
+    return {
+        "reference": errand.reference,
+        "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
+        "employer": employer.name,
+        "orgnr": _orgnr(employer.orgnr),
+        "due": long_date(errand.due_dt, lang),
+        "assigned": holder.name if holder else None,
+        "to_holder": holder is not None and holder.id == staff.id,
+    }
+
+
+def notify_deadline_digest(
+    session: Session,
+    staff: StaffMember,
+    *,
+    near: Sequence[Errand],
+    passed: Sequence[Errand],
+    now: datetime,
+    base_url: str,
+) -> EmailMessage | None:
+    """One email to a caseworker or team lead for the day (Swedish time) of ``now``: the
+    errands whose due date is near (reminders) and those past it (escalations). ``None``
+    when they had it already that day."""
+    lang = SOURCE_LANG
     return queue_email(
         session,
         base_url=base_url,
-        dedupe_key=f"{template}:{errand.id}:{staff.id}:{errand.due_dt.isoformat()}",
+        dedupe_key=deadline_digest_key(swedish_time(now).date(), staff.id),
         to=staff.email,
         name=staff.name,
         language=lang,
-        template=template,
+        template=DEADLINE_DIGEST,
         context={
-            "reference": errand.reference,
-            "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
-            "employer": employer.name,
-            "orgnr": _orgnr(employer.orgnr),
-            "due": long_date(errand.due_dt, lang),
-            "assigned": holder.name if holder else None,
-            "to_holder": holder is not None and holder.id == staff.id,
-            "path": f"{CASEWORK_PATH}/{errand.reference}",
+            "today": long_date(now, lang),
+            "near": [_deadline_item(errand, staff, lang) for errand in near],
+            "passed": [_deadline_item(errand, staff, lang) for errand in passed],
+            "path": CASEWORK_PATH,
         },
-        errand_id=errand.id,
     )
 
 

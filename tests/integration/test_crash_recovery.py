@@ -544,12 +544,12 @@ def _send_untouched(s: Session, sid: int) -> None:
 
 def _deadline_untouched(s: Session, sid: int) -> None:
     assert _errand(s, sid).reminded_dt is None
-    assert _emails(s, "deadline_near") == 0
+    assert _emails(s, "deadline_digest") == 0
     assert _events(s, "errand.deadline_reminder") == 0
 
 
 def _deadline_once(s: Session, sid: int) -> None:
-    assert _emails(s, "deadline_near") == 1
+    assert _emails(s, "deadline_digest") == 1
     assert _events(s, "errand.deadline_reminder") == 1
 
 
