@@ -2,14 +2,15 @@
 
 A checkpoint pins the head of every chain of the audit log (each head event's number in
 its chain, id and keyed hash, and the legacy boundary of :mod:`app.audit.service`) at a
-time, attested by the TSA the seal uses. It is written to append-only storage outside the database: a file created once
-(``O_CREAT | O_EXCL``, read-only) in ``AUDIT_CHECKPOINT_DIR``, never overwritten – in
-production a write-once (WORM) volume or bucket, so that neither the database's users nor
-the application can remove or change one. ``behorighet audit verify`` checks every chain
-against the last checkpoint: an event it pins that changed, or a chain cut short before it
-or gone, is found even by someone who had the audit key. The file is numbered by the
-events it pins in all (chains only grow). Checkpoints of before migration 0018
-(``behorighet-audit-checkpoint-v1``, one chain) are read as pinning the shared chain.
+time, attested by the TSA the seal uses. It is written to append-only storage outside the
+database: a file created once (``O_CREAT | O_EXCL``, read-only) in
+``AUDIT_CHECKPOINT_DIR``, never overwritten – in production a write-once (WORM) volume or
+bucket, so that neither the database's users nor the application can remove or change one.
+``behorighet audit verify`` checks every chain against the last checkpoint: an event it
+pins that changed, or a chain cut short before it or gone, is found even by someone who
+had the audit key. The file is numbered by the events it pins in all (chains only grow).
+Checkpoints of before migration 0018 (``behorighet-audit-checkpoint-v1``, one chain) are
+read as pinning the shared chain.
 
 Events after the last checkpoint are protected by the key alone (they cannot be forged,
 but the newest of them could be removed by someone bypassing the database's triggers until
@@ -243,9 +244,7 @@ def write_checkpoint(
     none did, or the log is empty). The chains are verified first (against the last
     checkpoint): a broken chain is never anchored (:class:`CheckpointError`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    every = session.scalars(
-        select(AuditChainHead).execution_options(populate_existing=True)
-    ).all()
+    every = session.scalars(select(AuditChainHead).execution_options(populate_existing=True)).all()
     legacy_until = next((h.legacy_until_seq for h in every if h.chain == SHARED), 0)
     heads = {head.chain: head for head in every if head.seq > 0}
     if not heads:

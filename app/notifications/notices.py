@@ -28,7 +28,7 @@ from app.access.models import (
 )
 from app.core.i18n import SOURCE_LANG, long_date, swedish_time, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
-from app.notifications.audience import grant_audience, language_for
+from app.notifications.audience import Recipient, grant_audience, language_for
 from app.notifications.models import EmailMessage
 from app.notifications.queue import queue_email
 from app.registrations.models import Errand, ErrandKind
@@ -87,6 +87,10 @@ def _errand(session: Session, errand_id: int | None) -> Errand | None:
     return session.get(Errand, errand_id) if errand_id is not None else None
 
 
+ORDERERS_OF = N_("Behöriga beställare hos %(employer)s")
+"""How an email to an employer's orderers together names them."""
+
+
 def _role_change(
     session: Session,
     grant: RoleGrant,
@@ -97,21 +101,42 @@ def _role_change(
     base_url: str,
     change_key: str = "",
 ) -> list[EmailMessage]:
+    """The person affected is told in an email of their own; the employer's other orderers
+    in one email per language together (one each only when they are one), so that a change
+    is two emails however many orderers the employer has."""
     employer = grant.employer
-    queued = []
-    for recipient in grant_audience(session, grant):
+    audience = grant_audience(session, grant)
+    emails: list[tuple[list[Recipient], str]] = []
+    groups: dict[str, list[Recipient]] = {}
+    for recipient in audience:
         lang = language_for(recipient.person, errand)
+        if recipient.is_affected:
+            emails.append(([recipient], lang))
+        else:
+            groups.setdefault(lang, []).append(recipient)
+    emails.extend((group, lang) for lang, group in groups.items())
+    queued = []
+    for recipients, lang in emails:
         gettext = translations(lang).gettext
+        (one,) = recipients if len(recipients) == 1 else (None,)
         email = queue_email(
             session,
             base_url=base_url,
-            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}{change_key}",
-            to=recipient.address,
-            name=recipient.person.full_name,
+            dedupe_key=(
+                f"{template}:{grant.id}:{one.person.id}{change_key}"
+                if one is not None
+                else f"{template}:{grant.id}:orderers:{lang}{change_key}"
+            ),
+            to=one.address if one is not None else "",
+            name=(
+                one.person.full_name
+                if one is not None
+                else gettext(ORDERERS_OF) % {"employer": employer.name}
+            ),
             language=lang,
             template=template,
             context={
-                "is_affected": recipient.is_affected,
+                "is_affected": one is not None and one.is_affected,
                 "person": grant.person.full_name,
                 "role": gettext(ROLE_NAMES[grant.role]),
                 "is_orderer_role": grant.role in ORDERER_ROLES,
@@ -124,6 +149,7 @@ def _role_change(
             },
             errand_id=errand.id if errand else None,
             grant_id=grant.id,
+            group=[r.address for r in recipients] if one is None else None,
         )
         if email is not None:
             queued.append(email)

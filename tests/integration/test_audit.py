@@ -6,10 +6,10 @@ import dataclasses
 import hashlib
 import json
 import threading
-from unittest.mock import ANY
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner

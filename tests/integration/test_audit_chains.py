@@ -84,7 +84,9 @@ def test_each_employer_has_its_own_chain_and_a_rewritten_one_is_found(session: S
         data={"employer_id": second},
     )
     session.commit()
-    shared = record_event(session, actor="system:test", action="login", object_type="t", object_id=2)
+    shared = record_event(
+        session, actor="system:test", action="login", object_type="t", object_id=2
+    )
     session.commit()
     assert (other.chain, other.seq) == (chain_of(second), 1)
     assert shared.chain == SHARED

@@ -23,7 +23,6 @@ from app.documents.pki import load_certificates, load_private_key, seal_material
 from app.documents.seal import seal_pdf
 from app.eid.models import EidOrder
 from app.notifications.models import EmailMessage
-from app.staff.models import StaffMember
 from app.registrations.models import (
     DocumentKind,
     Errand,
@@ -31,6 +30,7 @@ from app.registrations.models import (
     RejectionReason,
     VerificationCheck,
 )
+from app.staff.models import StaffMember
 from devtools.pki import ensure_test_pki
 from tests.conftest import DAVID, INGRID, JOHAN, login
 from tests.factories import (

@@ -1,9 +1,12 @@
-"""The audit log as many chains: one per employer and a shared one, each with its own head.
+"""The audit log as many chains (one per employer and a shared one); email to a group.
 
 An event belongs to one chain (``audit_event.chain``: ``employer:<id>``, or ``''`` for the
 shared chain of events about no employer); its ``seq`` counts within that chain and its
 ``prev_hash`` is the previous event of that chain. Two employers' events so lock two heads
 and never wait on each other. Every event before this revision is the shared chain's.
+
+An email may go to a group (``email_message.group_addresses``): the employer's orderers
+are told of a role change in one email, not one each.
 
 Revision ID: 0018
 Revises: 0015
@@ -37,6 +40,7 @@ def _sqlite_append_only_again() -> None:
 
 
 def upgrade() -> None:
+    op.add_column("email_message", sa.Column("group_addresses", sa.JSON(), nullable=True))
     with op.batch_alter_table("audit_event") as batch:
         batch.add_column(sa.Column("chain", sa.String(64), server_default="", nullable=False))
         batch.drop_constraint(op.f("uq_audit_event_seq"), type_="unique")
@@ -65,3 +69,4 @@ def downgrade() -> None:
         batch.create_unique_constraint(op.f("uq_audit_event_seq"), ["seq"])
         batch.drop_column("chain")
     _sqlite_append_only_again()
+    op.drop_column("email_message", "group_addresses")
