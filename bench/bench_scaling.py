@@ -86,11 +86,19 @@ class Sink:
         return f"smtp://127.0.0.1:{self.port}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     workers: int
     errands: int
     seconds: float
+    worker_cpu_s: float
+    """The worker processes' CPU time while the clock ran."""
 
     @property
     def per_minute(self) -> float:
@@ -371,9 +379,11 @@ class Bench:
                 flush=True,
             )
             started = time.monotonic()
+            cpu_before = sum(cpu_seconds(p.pid) for p in processes)
             self.release()
             self.close_all(ids, logs)
             seconds = time.monotonic() - started
+            worker_cpu_s = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
             self.settle()  # the last emails, before the next round
         finally:
             for process in processes:
@@ -383,7 +393,7 @@ class Bench:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        return Result(workers, count, seconds)
+        return Result(workers, count, seconds, worker_cpu_s)
 
 
 def main() -> None:
@@ -412,13 +422,17 @@ def main() -> None:
         f" after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f};"
         f" run {time.monotonic() - began:.0f} s"
     )
-    print("| worker processes | errands | seconds | closed per minute | vs one |")
-    print("|---|---|---|---|---|")
+    print(
+        "| worker processes | errands | seconds | closed per minute | vs one"
+        " | the workers' CPU (cores busy) |"
+    )
+    print("|---|---|---|---|---|---|")
     one = next((r for r in results if r.workers == 1), results[0])
     for r in results:
         print(
             f"| {r.workers} | {r.errands} | {r.seconds:.1f} | {r.per_minute:.1f} |"
-            f" {r.per_minute / one.per_minute:.2f}× |"
+            f" {r.per_minute / one.per_minute:.2f}× | {r.worker_cpu_s:.1f} s"
+            f" ({r.worker_cpu_s / r.seconds:.2f}) |"
         )
     for r in results:
         if r.workers == 1:

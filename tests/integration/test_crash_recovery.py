@@ -718,7 +718,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         "BANKID_TRUST_ROOTS_FILE": str(test_root),
     }
     log = tmp_path / "worker.log"
-    worker = ["worker", "--threads", "1"]
+    worker = ["worker", "--queues", "steps=1,email=1,intake=1,scheduled=1"]  # one at a time
 
     blocker = TableLock(step.lock) if step.lock else SmtpStall(mail_sink)
     with blocker:
