@@ -92,6 +92,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_backends() -> dict[int, float]:
+    """CPU time so far of each PostgreSQL backend serving the benchmark's database (their
+    process titles name it)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if title.startswith("postgres:") and f" {DATABASE} " in title:
+                found[int(entry.name)] = cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def machine_times() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far, every core (``/proc/stat``)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 @dataclass
 class Result:
     workers: int
@@ -99,6 +122,12 @@ class Result:
     seconds: float
     worker_cpu_s: float
     """The worker processes' CPU time while the clock ran."""
+    machine_busy: float
+    """The share of the machine's cores busy (anyone's work) while the clock ran."""
+    database_cpu_s: float
+    """The benchmark database's backends' CPU time while the clock ran."""
+    caseworker_cpu_s: float
+    """This process's CPU time while the clock ran (approvals, the SMTP sink)."""
 
     @property
     def per_minute(self) -> float:
@@ -380,10 +409,19 @@ class Bench:
             )
             started = time.monotonic()
             cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+            busy_before, total_before = machine_times()
+            backends_before = database_backends()
+            own_before = time.process_time()
             self.release()
             self.close_all(ids, logs)
             seconds = time.monotonic() - started
             worker_cpu_s = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+            busy_after, total_after = machine_times()
+            caseworker_cpu_s = time.process_time() - own_before
+            database_cpu_s = sum(
+                cpu - backends_before.get(pid, 0.0) for pid, cpu in database_backends().items()
+            )
+            machine_busy = (busy_after - busy_before) / max(1, total_after - total_before)
             self.settle()  # the last emails, before the next round
         finally:
             for process in processes:
@@ -393,7 +431,13 @@ class Bench:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        return Result(workers, count, seconds, worker_cpu_s)
+        return Result(
+            workers, count, seconds, worker_cpu_s, machine_busy, database_cpu_s, caseworker_cpu_s
+        )
+
+
+def ms(seconds: float, result: Result) -> str:
+    return f"{seconds / result.errands * 1000:.0f}"
 
 
 def main() -> None:
@@ -424,15 +468,17 @@ def main() -> None:
     )
     print(
         "| worker processes | errands | seconds | closed per minute | vs one"
-        " | the workers' CPU (cores busy) |"
+        " | CPU ms an errand: workers, database, caseworker | workers' cores busy"
+        " | the machine busy (anyone's work) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     one = next((r for r in results if r.workers == 1), results[0])
     for r in results:
         print(
             f"| {r.workers} | {r.errands} | {r.seconds:.1f} | {r.per_minute:.1f} |"
-            f" {r.per_minute / one.per_minute:.2f}× | {r.worker_cpu_s:.1f} s"
-            f" ({r.worker_cpu_s / r.seconds:.2f}) |"
+            f" {r.per_minute / one.per_minute:.2f}× | {ms(r.worker_cpu_s, r)},"
+            f" {ms(r.database_cpu_s, r)}, {ms(r.caseworker_cpu_s, r)}"
+            f" | {r.worker_cpu_s / r.seconds:.2f} | {r.machine_busy:.0%} |"
         )
     for r in results:
         if r.workers == 1:
