@@ -106,19 +106,31 @@ def import_permissions_command(file: Path, dry_run: bool, notify: bool) -> None:
 
 
 @main.command("worker")
-@click.option("--threads", type=int, default=None, help="Worker threads (default WORKER_THREADS).")
+@click.option(
+    "--threads", type=int, default=None, help="Threads for the steps (default WORKER_THREADS)."
+)
+@click.option(
+    "--queues",
+    default=None,
+    help="Queues to consume, each optionally with its threads: steps=4,email=2,intake,"
+    "scheduled (default WORKER_QUEUES, else all four).",
+)
 @with_appcontext
-def worker_command(threads: int | None) -> None:
+def worker_command(threads: int | None, queues: str | None) -> None:
     """Run pipeline actors from the broker until SIGTERM or SIGINT."""
-    from workflows.worker import Sweeper, start_worker
+    from workflows.worker import Sweeper, queue_threads, start_worker
 
     runtime = _runtime()
     if runtime.settings.broker_url.startswith("stub://"):
         raise click.UsageError("BROKER_URL must name Redis or RabbitMQ for a separate worker.")
-    worker = start_worker(runtime, threads)
+    try:
+        chosen = queue_threads(runtime.settings, queues)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    worker = start_worker(runtime, threads, chosen)
     sweeper = Sweeper(runtime)
     sweeper.start()
-    click.echo(f"Worker running ({worker.worker_threads} threads). Stop with Ctrl-C.")
+    click.echo(f"Worker running (threads: {worker.describe()}). Stop with Ctrl-C.")
     _wait_for_stop_signal()
     sweeper.stop()
     worker.stop()
@@ -187,10 +199,11 @@ def audit_verify_command() -> None:
     if not report.is_intact:
         click.echo(f"Audit chain {report.problem}", err=True)
         sys.exit(1)
-    click.echo(f"Audit chain intact: {report.events} events, keyed.")
+    click.echo(f"Audit chain intact: {report.events} events in {report.chains} chains, keyed.")
     if report.checkpoint is not None and report.checkpoint_dt is not None:
         click.echo(
-            f"Anchored: event {report.checkpoint.seq} by the checkpoint timestamped "
+            f"Anchored: {report.checkpoint.events} events in {len(report.checkpoint.pins)} "
+            "chains by the checkpoint timestamped "
             f"{report.checkpoint_dt:%Y-%m-%d %H:%M:%S} UTC ({report.checkpoint.file_name})."
         )
     elif directory is None:
@@ -202,7 +215,7 @@ def audit_verify_command() -> None:
 @audit_group.command("checkpoint")
 @with_appcontext
 def audit_checkpoint_command() -> None:
-    """Pin the audit chain's head now in AUDIT_CHECKPOINT_DIR, timestamped by the seal's TSA
+    """Pin the audit chains' heads now in AUDIT_CHECKPOINT_DIR, timestamped by the seal's TSA
     (the worker does it every DEADLINE_CHECK_INTERVAL_S; run it after `migrate`)."""
     from app.audit.anchor import CheckpointError, write_checkpoint
     from app.documents.pki import SealConfigurationError, seal_material, trust_roots
@@ -224,7 +237,10 @@ def audit_checkpoint_command() -> None:
     if checkpoint is None:
         click.echo("Nothing new to anchor.")
     else:
-        click.echo(f"Checkpoint of event {checkpoint.seq} written: {checkpoint.file_name}")
+        click.echo(
+            f"Checkpoint of {checkpoint.events} events in {len(checkpoint.pins)} chains "
+            f"written: {checkpoint.file_name}"
+        )
 
 
 @main.group("db")

@@ -81,7 +81,21 @@ class Settings:
     """A message not acknowledged this long after it was last sent is sent again."""
 
     worker_threads: int = 2
-    """Threads per worker process (also for the demo's in-process worker)."""
+    """Threads per worker process for the errand's steps, the ``steps`` queue (also for the
+    demo's in-process worker)."""
+
+    worker_email_threads: int = 2
+    """Threads per worker process sending email (the ``email`` queue)."""
+
+    worker_intake_threads: int = 1
+    """Threads per worker process reading scanned batches (the ``intake`` queue)."""
+
+    worker_scheduled_threads: int = 1
+    """Threads per worker process for the periodic work (the ``scheduled`` queue)."""
+
+    worker_queues: str = ""
+    """The queues a ``behorighet worker`` consumes, comma-separated, each optionally with
+    its threads (``steps=4,email``); empty: all four (``workflows.worker.queue_threads``)."""
 
     web_bind: str = "127.0.0.1:8000"
     """Where ``behorighet serve`` listens (host:port, or unix:PATH), behind the proxy."""
@@ -302,9 +316,19 @@ class Settings:
             values["qr_secret"] = env["QR_SECRET"]
         if "OUTBOX_RESEND_AFTER_S" in env:
             values["outbox_resend_after_s"] = float(env["OUTBOX_RESEND_AFTER_S"])
-        for name in ("worker_threads", "web_workers", "web_threads", "trusted_proxies"):
+        for name in (
+            "worker_threads",
+            "worker_email_threads",
+            "worker_intake_threads",
+            "worker_scheduled_threads",
+            "web_workers",
+            "web_threads",
+            "trusted_proxies",
+        ):
             if name.upper() in env:
                 values[name] = int(env[name.upper()])
+        if "WORKER_QUEUES" in env:
+            values["worker_queues"] = env["WORKER_QUEUES"]
         if env.get("WEB_BIND"):
             values["web_bind"] = env["WEB_BIND"]
         if "DEADLINE_CHECK_INTERVAL_S" in env:

@@ -47,7 +47,7 @@ from tests.support import (
 )
 from workflows import runtime as runtime_module
 from workflows.runtime import Runtime
-from workflows.worker import start_worker
+from workflows.worker import WorkerPool, start_worker
 
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
 TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
@@ -140,7 +140,7 @@ class SeededDatabase:
                 )
             )
             conn.execute(
-                text("INSERT INTO audit_chain_head (id, seq, last_hash) VALUES (1, 0, :h)"),
+                text("INSERT INTO audit_chain_head (chain, seq, last_hash) VALUES ('', 0, :h)"),
                 {"h": "0" * 64},
             )
         audit_key = make_settings(TEST_DATABASE_URL).audit_chain_key()
@@ -411,7 +411,7 @@ def session(runtime: Runtime) -> Iterator[Session]:
 
 
 @pytest.fixture
-def worker(committed_db: None, runtime: Runtime) -> Iterator[dramatiq.Worker]:
+def worker(committed_db: None, runtime: Runtime) -> Iterator[WorkerPool]:
     """A worker consuming from the app's broker inside the test process (its threads need
     committed data)."""
     worker = start_worker(runtime, threads=2)

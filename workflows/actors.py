@@ -13,7 +13,7 @@ from app.intake.reading import read_batch
 from app.notifications import sender
 from app.registrations import invitations
 from workflows import pipeline, runtime
-from workflows.broker import pipeline_actor
+from workflows.broker import EMAIL, INTAKE, SCHEDULED, pipeline_actor
 from workflows.verification import verifiers_for
 
 
@@ -49,14 +49,14 @@ def issue_receipt(errand_id: int) -> None:
         pipeline.issue_receipt(session, errand_id)
 
 
-@pipeline_actor(step="notify")
+@pipeline_actor(step="notify", queue=EMAIL)
 def send_email(email_id: int) -> None:
     """Send one queued email. No ``errand_id``: a mail failure never fails an errand."""
     current = runtime.current()
     sender.send_email(current.session_factory, email_id, sender.mailer_for(current.settings))
 
 
-@pipeline_actor(step="deadlines", max_retries=2)
+@pipeline_actor(step="deadlines", queue=SCHEDULED, max_retries=2)
 def watch_deadlines() -> None:
     """Scheduled: the SLA reminders and escalations due now (``app.casework.deadlines``)."""
     current = runtime.current()
@@ -64,7 +64,7 @@ def watch_deadlines() -> None:
         deadlines.watch_deadlines(session, base_url=current.settings.public_base_url)
 
 
-@pipeline_actor(step="inactivity", max_retries=2)
+@pipeline_actor(step="inactivity", queue=SCHEDULED, max_retries=2)
 def summarise_inactivity() -> None:
     """Scheduled: the month's summary of inactive users to each employer's administrators
     (``app.access.inactivity``); once per employer, recipient and month."""
@@ -73,7 +73,7 @@ def summarise_inactivity() -> None:
         inactivity.send_inactivity_summaries(session, base_url=current.settings.public_base_url)
 
 
-@pipeline_actor(step="signing_reminders", max_retries=2)
+@pipeline_actor(step="signing_reminders", queue=SCHEDULED, max_retries=2)
 def remind_signatories() -> None:
     """Scheduled: remind each invited signatory once before the invitation expires
     (``app.registrations.invitations.remind_before_expiry``)."""
@@ -82,7 +82,7 @@ def remind_signatories() -> None:
         invitations.remind_before_expiry(session, base_url=current.settings.public_base_url)
 
 
-@pipeline_actor(step="audit", max_retries=2)
+@pipeline_actor(step="audit", queue=SCHEDULED, max_retries=2)
 def checkpoint_audit_chain() -> None:
     """Scheduled: pin the audit chain's head outside the database with a timestamp from the
     seal's TSA (``app.audit.anchor``), when it moved; nothing without a checkpoint folder."""
@@ -97,7 +97,7 @@ def checkpoint_audit_chain() -> None:
         )
 
 
-@pipeline_actor(step="intake", time_limit=30 * 60 * 1000)
+@pipeline_actor(step="intake", queue=INTAKE, time_limit=30 * 60 * 1000)
 def read_scan_batch(batch_id: int) -> None:
     """Read a scanned batch page by page and file what matched (``app.intake.reading``)."""
     current = runtime.current()

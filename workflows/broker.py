@@ -11,6 +11,17 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
+STEPS = "steps"
+"""The errand's steps (verify, apply, archive, receipt): decisions wait on nothing else."""
+EMAIL = "email"
+"""Outgoing email: a flood of it (a slow SMTP relay) never delays a step."""
+INTAKE = "intake"
+"""Reading scanned batches (long: minutes for a large one)."""
+SCHEDULED = "scheduled"
+"""The periodic work: deadlines, inactivity, invitation reminders, the audit checkpoint."""
+QUEUES = (STEPS, EMAIL, INTAKE, SCHEDULED)
+"""Every queue; each has its own worker threads (``workflows.worker.queue_threads``)."""
+
 DEFAULT_ACTOR_OPTIONS: dict[str, Any] = {
     "max_retries": 8,
     "min_backoff": 1_000,
@@ -32,12 +43,17 @@ PIPELINE_STEPS: dict[str, PipelineStep] = {}
 
 
 def pipeline_actor(
-    step: str, **options: Any
+    step: str, *, queue: str = STEPS, **options: Any
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register a plain function as a pipeline actor; ``build_broker`` declares it."""
+    """Register a plain function as a pipeline actor on ``queue`` (one of :data:`QUEUES`);
+    :func:`declare_pipeline` declares it."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
 
     def register(fn: Callable[..., None]) -> Callable[..., None]:
-        PIPELINE_STEPS[fn.__name__] = PipelineStep(fn, step, {**DEFAULT_ACTOR_OPTIONS, **options})
+        PIPELINE_STEPS[fn.__name__] = PipelineStep(
+            fn, step, {**DEFAULT_ACTOR_OPTIONS, "queue_name": queue, **options}
+        )
         return fn
 
     return register

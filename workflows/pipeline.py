@@ -106,13 +106,17 @@ def archive(session: Session, errand_id: int, agent: Agent) -> bool:
 
 
 def issue_receipt(session: Session, errand_id: int) -> bool:
-    """The receipt PDF for a received errand, once."""
+    """The receipt PDF for a received errand, once. Rendered before the errand is locked,
+    so that its other steps (verification) go on meanwhile."""
+    from app.registrations.documents import has_receipt, receipt_pdf
     from app.registrations.documents import issue_receipt as attach_receipt
 
-    errand = lock_errand(session, errand_id)
-    if errand is None or errand.received_dt is None:
+    errand = session.get(Errand, errand_id)
+    if errand is None or errand.received_dt is None or has_receipt(errand):
         return False
-    return attach_receipt(session, errand)
+    pdf = receipt_pdf(errand)
+    session.refresh(errand, with_for_update=True)
+    return attach_receipt(session, errand, pdf)
 
 
 def _register(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -9,8 +10,10 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
+from app.config import Settings
 from app.intake.reading import resume_stalled_batches
 from app.registrations.service import expire_lapsed
+from workflows.broker import EMAIL, INTAKE, QUEUES, SCHEDULED, STEPS
 from workflows.outbox import add_message
 from workflows.runtime import Runtime
 
@@ -20,16 +23,80 @@ IDLE_POLL_MS = 100
 """How long an idle consumer waits for a message (dramatiq's default is 1 s)."""
 
 
-def start_worker(runtime: Runtime, threads: int | None = None) -> dramatiq.Worker:
-    threads = threads or runtime.settings.worker_threads
+def queue_threads(settings: Settings, spec: str | None = None) -> dict[str, int]:
+    """The queues a worker process consumes and the threads of each: ``spec`` (else
+    ``WORKER_QUEUES``), comma-separated names each optionally with its threads
+    (``steps=4,email``: the email queue with ``WORKER_EMAIL_THREADS``); empty: all of
+    :data:`~workflows.broker.QUEUES` with their settings (``WORKER_THREADS`` for the steps).
+    Raises ``ValueError`` for an unknown queue or fewer than one thread."""
+    defaults = {
+        STEPS: settings.worker_threads,
+        EMAIL: settings.worker_email_threads,
+        INTAKE: settings.worker_intake_threads,
+        SCHEDULED: settings.worker_scheduled_threads,
+    }
+    spec = settings.worker_queues if spec is None else spec
+    chosen = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, threads = (part.strip() for part in item.partition("="))
+        if name not in defaults:
+            raise ValueError(f"unknown queue {name!r}: the queues are {', '.join(QUEUES)}")
+        count = int(threads) if threads else defaults[name]
+        if count < 1:
+            raise ValueError(f"queue {name!r} needs at least one thread, not {count}")
+        chosen[name] = count
+    return chosen or {name: count for name, count in defaults.items() if count > 0}
+
+
+class _OneWorkerPerQueue(logging.Filter):
+    """dramatiq warns of a second worker on one broker; here there is one per queue."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_WorkerMiddleware" not in record.getMessage()
+
+
+class WorkerPool:
+    """A process's workers: one dramatiq worker per queue, each with its own threads, so
+    that a queue's backlog (a flood of email) never holds up another queue's messages."""
+
+    def __init__(self, workers: dict[str, dramatiq.Worker]) -> None:
+        self.workers = workers
+
+    @property
+    def worker_threads(self) -> int:
+        return sum(worker.worker_threads for worker in self.workers.values())
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {w.worker_threads}" for name, w in self.workers.items())
+
+    def stop(self, timeout: int = 600_000) -> None:
+        for worker in self.workers.values():
+            worker.stop(timeout=timeout)
+
+
+def start_worker(
+    runtime: Runtime, threads: int | None = None, queues: dict[str, int] | None = None
+) -> WorkerPool:
+    """Consume ``queues`` (name: threads; default :func:`queue_threads` of the settings),
+    the steps queue with ``threads`` when given."""
+    chosen = dict(queues or queue_threads(runtime.settings))
+    if threads and STEPS in chosen:
+        chosen[STEPS] = threads
     runtime.broker.emit_after("process_boot")
-    worker = dramatiq.Worker(runtime.broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
-    # One message in hand per thread: a killed worker then leaves little to redeliver.
-    worker.queue_prefetch = threads
     if isinstance(runtime.broker, RedisBroker):
         runtime.broker.heartbeat_timeout = 15_000
-    worker.start()
-    return worker
+    if not any(isinstance(f, _OneWorkerPerQueue) for f in runtime.broker.logger.filters):
+        runtime.broker.logger.addFilter(_OneWorkerPerQueue())
+    workers = {}
+    for name, count in chosen.items():
+        worker = dramatiq.Worker(
+            runtime.broker, queues={name}, worker_threads=count, worker_timeout=IDLE_POLL_MS
+        )
+        # One message in hand per thread: a killed worker then leaves little to redeliver.
+        worker.queue_prefetch = count
+        worker.start()
+        workers[name] = worker
+    return WorkerPool(workers)
 
 
 def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:

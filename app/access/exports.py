@@ -208,7 +208,7 @@ def history_events(
                     & AuditEvent.object_id.in_(confirmation_ids),
                 )
             )
-            .order_by(AuditEvent.seq)
+            .order_by(AuditEvent.id)
         )
     )
 

@@ -213,4 +213,5 @@ def end_grant(session: Session, agent: Agent, grant: RoleGrant, errand_id: int) 
         object_type="role_grant",
         object_id=grant.id,
         data={"errand_id": errand_id},
+        employer_id=grant.employer_id,
     )

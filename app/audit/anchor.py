@@ -1,13 +1,16 @@
 """Checkpoints of the audit chain outside the database, with RFC 3161 timestamps.
 
-A checkpoint pins the chain's head (its event's sequence number, id and keyed hash, and
-the legacy boundary of :mod:`app.audit.service`) at a time, attested by the TSA the seal
-uses. It is written to append-only storage outside the database: a file created once
-(``O_CREAT | O_EXCL``, read-only) in ``AUDIT_CHECKPOINT_DIR``, never overwritten – in
-production a write-once (WORM) volume or bucket, so that neither the database's users nor
-the application can remove or change one. ``behorighet audit verify`` checks the chain
-against the last checkpoint: an event it pins that changed, or a chain cut short before it,
-is found even by someone who had the audit key.
+A checkpoint pins the head of every chain of the audit log (each head event's number in
+its chain, id and keyed hash, and the legacy boundary of :mod:`app.audit.service`) at a
+time, attested by the TSA the seal uses. It is written to append-only storage outside the
+database: a file created once (``O_CREAT | O_EXCL``, read-only) in
+``AUDIT_CHECKPOINT_DIR``, never overwritten – in production a write-once (WORM) volume or
+bucket, so that neither the database's users nor the application can remove or change one.
+``behorighet audit verify`` checks every chain against the last checkpoint: an event it
+pins that changed, or a chain cut short before it or gone, is found even by someone who
+had the audit key. The file is numbered by the events it pins in all (chains only grow).
+Checkpoints of before migration 0018 (``behorighet-audit-checkpoint-v1``, one chain) are
+read as pinning the shared chain.
 
 Events after the last checkpoint are protected by the key alone (they cannot be forged,
 but the newest of them could be removed by someone bypassing the database's triggers until
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,15 +37,18 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditChainHead, AuditEvent
-from app.audit.service import Anchor, chain_key, verify_chain
+from app.audit.service import SHARED, Anchor, Pin, chain_key, describe_chain, verify_chain
 
-FORMAT = "behorighet-audit-checkpoint-v1"
+FORMAT = "behorighet-audit-checkpoint-v2"
+FORMAT_ONE_CHAIN = "behorighet-audit-checkpoint-v1"
+"""Before migration 0018: the one chain's head (now the shared chain's)."""
 FILE_NAME = re.compile(r"^audit-checkpoint-(\d{12})\.json$")
-MAX_FILE_BYTES = 64 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""About 100 bytes a chain: some 150,000 employers."""
 
 
 class CheckpointError(Exception):
@@ -50,30 +57,34 @@ class CheckpointError(Exception):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The chain's head at a time, as a checkpoint file holds it."""
+    """Every chain's head at a time, as a checkpoint file holds it."""
 
-    seq: int
-    event_id: int
-    hash: str
+    pins: dict[str, Pin]
+    """Each chain's head event."""
     legacy_until_seq: int
     written_dt: datetime
     token: bytes
-    """The DER RFC 3161 timestamp token (``ContentInfo``) over :meth:`imprint`."""
+    """The DER RFC 3161 timestamp token (``ContentInfo``) over :meth:`body`."""
+    format: str = FORMAT
+
+    @property
+    def events(self) -> int:
+        """How many events it pins in all (the chains' lengths)."""
+        return sum(pin.seq for pin in self.pins.values())
 
     def body(self) -> bytes:
         """What the timestamp covers: every field but the token, canonical JSON."""
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "seq": self.seq,
-                "event_id": self.event_id,
-                "hash": self.hash,
-                "legacy_until_seq": self.legacy_until_seq,
-                "written_dt": self.written_dt.astimezone(UTC).isoformat(),
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+        common = {
+            "format": self.format,
+            "legacy_until_seq": self.legacy_until_seq,
+            "written_dt": self.written_dt.astimezone(UTC).isoformat(),
+        }
+        if self.format == FORMAT_ONE_CHAIN:
+            pin = self.pins[SHARED]
+            fields = {"seq": pin.seq, "event_id": pin.event_id, "hash": pin.hash}
+        else:
+            fields = {"chains": {chain: pin.__dict__ for chain, pin in self.pins.items()}}
+        return json.dumps({**common, **fields}, sort_keys=True, separators=(",", ":")).encode()
 
     def to_file(self) -> bytes:
         data = json.loads(self.body())
@@ -84,29 +95,33 @@ class Checkpoint:
     def from_file(cls, data: bytes, name: str) -> Checkpoint:
         try:
             raw = json.loads(data)
-            if raw.get("format") != FORMAT:
+            if raw.get("format") == FORMAT_ONE_CHAIN:
+                pins = {SHARED: Pin(int(raw["seq"]), int(raw["event_id"]), str(raw["hash"]))}
+            elif raw.get("format") == FORMAT:
+                pins = {
+                    str(chain): Pin(int(pin["seq"]), int(pin["event_id"]), str(pin["hash"]))
+                    for chain, pin in raw["chains"].items()
+                }
+            else:
                 raise ValueError("unknown format")
             return cls(
-                seq=int(raw["seq"]),
-                event_id=int(raw["event_id"]),
-                hash=str(raw["hash"]),
+                pins=pins,
                 legacy_until_seq=int(raw["legacy_until_seq"]),
                 written_dt=datetime.fromisoformat(raw["written_dt"]),
                 token=base64.b64decode(raw["timestamp_token"], validate=True),
+                format=raw["format"],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"the checkpoint {name} cannot be read: {exc}") from exc
 
     @property
     def file_name(self) -> str:
-        return f"audit-checkpoint-{self.seq:012d}.json"
+        return f"audit-checkpoint-{self.events:012d}.json"
 
     def anchor(self, verified_dt: datetime) -> Anchor:
         """This checkpoint as :func:`~app.audit.service.verify_chain` checks against it."""
         return Anchor(
-            seq=self.seq,
-            event_id=self.event_id,
-            hash=self.hash,
+            pins=self.pins,
             legacy_until_seq=self.legacy_until_seq,
             described=(
                 f"the checkpoint of {verified_dt.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC "
@@ -134,7 +149,7 @@ def last_checkpoint(directory: Path) -> Checkpoint | None:
         raise CheckpointError(f"the checkpoint {path.name} is too large")
     checkpoint = Checkpoint.from_file(data, path.name)
     if checkpoint.file_name != path.name:
-        raise CheckpointError(f"the checkpoint {path.name} names event {checkpoint.seq}")
+        raise CheckpointError(f"the checkpoint {path.name} pins {checkpoint.events} events")
     return checkpoint
 
 
@@ -198,63 +213,86 @@ def _write_once(directory: Path, name: str, data: bytes) -> bool:
     return True
 
 
+def _compare(previous: Checkpoint, heads: dict[str, AuditChainHead]) -> bool:
+    """Whether the heads moved since ``previous``; :class:`CheckpointError` when a chain it
+    pins is shorter now, or its pinned head changed."""
+    for chain, pin in previous.pins.items():
+        head = heads.get(chain)
+        seq = head.seq if head is not None else 0
+        if seq < pin.seq:
+            raise CheckpointError(
+                f"{describe_chain(chain)} ends at event {seq}, the last checkpoint pins event "
+                f"{pin.seq}: events were removed"
+            )
+        if head is not None and seq == pin.seq and head.last_hash != pin.hash:
+            raise CheckpointError(
+                f"the head of {describe_chain(chain)} differs from the last checkpoint of its "
+                f"event {pin.seq}: the chain was rewritten"
+            )
+    return set(heads) != set(previous.pins) or any(
+        head.seq != previous.pins[chain].seq for chain, head in heads.items()
+    )
+
+
 def write_checkpoint(
     session: Session,
     directory: Path,
     timestamper: TimeStamper,
     trust_roots: Iterable[x509.Certificate],
 ) -> Checkpoint | None:
-    """Pin the chain's head now, when it moved since the last checkpoint (``None`` when it
-    did not, or the chain is empty). The chain since the last checkpoint is verified first:
-    a broken chain is never anchored (:class:`CheckpointError`)."""
+    """Pin every chain's head now, when one moved since the last checkpoint (``None`` when
+    none did, or the log is empty). The chains are verified first (against the last
+    checkpoint): a broken chain is never anchored (:class:`CheckpointError`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    head = session.get(AuditChainHead, 1, populate_existing=True)
-    if head is None or head.seq == 0:
+    every = session.scalars(select(AuditChainHead).execution_options(populate_existing=True)).all()
+    legacy_until = next((h.legacy_until_seq for h in every if h.chain == SHARED), 0)
+    heads = {head.chain: head for head in every if head.seq > 0}
+    if not heads:
         return None
     previous = last_checkpoint(directory)
-    if previous is not None and previous.seq >= head.seq:
-        if previous.seq > head.seq:
-            raise CheckpointError(
-                f"the chain head is event {head.seq}, the last checkpoint pins event "
-                f"{previous.seq}: events were removed"
-            )
-        if previous.hash != head.last_hash:
-            raise CheckpointError(
-                f"the chain head differs from the last checkpoint of event {previous.seq}: "
-                "the chain was rewritten"
-            )
+    if previous is not None and not _compare(previous, heads):
         return None
     anchor = None
     if previous is not None:
         anchor = previous.anchor(verify_token(previous, trust_roots))
     report = verify_chain(session, chain_key(session), anchor)
     if not report.is_intact:
-        raise CheckpointError(
-            f"not anchored: the audit chain is broken at event {report.first_broken_seq}: "
-            f"{report.reason}"
+        raise CheckpointError(f"not anchored: the audit chain is {report.problem}")
+    heads = {
+        head.chain: head
+        for head in session.scalars(select(AuditChainHead).where(AuditChainHead.seq > 0))
+    }
+    ids: dict[str, int] = {
+        chain: event_id
+        for chain, event_id in session.execute(
+            select(AuditEvent.chain, AuditEvent.id).where(
+                tuple_(AuditEvent.chain, AuditEvent.seq).in_(
+                    [(chain, head.seq) for chain, head in heads.items()]
+                )
+            )
         )
-    head = session.get(AuditChainHead, 1)
-    assert head is not None
-    event_id = session.scalars(select(AuditEvent.id).where(AuditEvent.seq == head.seq)).one()
+    }
     unsigned = Checkpoint(
-        seq=head.seq,
-        event_id=event_id,
-        hash=head.last_hash,
-        legacy_until_seq=head.legacy_until_seq,
+        pins={
+            chain: Pin(head.seq, ids[chain], head.last_hash)
+            for chain, head in sorted(heads.items())
+        },
+        legacy_until_seq=legacy_until,
         written_dt=datetime.now(UTC),
         token=b"",
     )
     token = asyncio.run(
         timestamper.async_timestamp(hashlib.sha256(unsigned.body()).digest(), "sha256")
     )
-    checkpoint = Checkpoint(**{**unsigned.__dict__, "token": token.dump()})
+    checkpoint = dataclasses.replace(unsigned, token=token.dump())
     if not _write_once(directory, checkpoint.file_name, checkpoint.to_file()):
         existing = last_checkpoint(directory)
-        if existing is None or (existing.seq, existing.hash) != (checkpoint.seq, checkpoint.hash):
+        if existing is None or existing.pins != checkpoint.pins:
             raise CheckpointError(
-                f"a different checkpoint of event {checkpoint.seq} exists: the chain was rewritten"
+                f"a different checkpoint of {checkpoint.events} events exists: "
+                "the chain was rewritten"
             )
-        return None  # another process pinned the same head
+        return None  # another process pinned the same heads
     return checkpoint
 
 
@@ -271,6 +309,7 @@ class AnchoredReport:
     checkpoint: Checkpoint | None = None
     checkpoint_dt: datetime | None = None
     """The time the TSA attests for the checkpoint."""
+    chains: int = 0
 
     @property
     def is_intact(self) -> bool:
@@ -283,7 +322,7 @@ def verify_anchored(
     directory: Path | None,
     trust_roots: Iterable[x509.Certificate] | None,
 ) -> AnchoredReport:
-    """The chain verified under ``key`` and against the last checkpoint in ``directory``
+    """The chains verified under ``key`` and against the last checkpoint in ``directory``
     (its timestamp token verified against ``trust_roots``); without a directory, against
     the key alone."""
     anchor = checkpoint = checkpoint_dt = None
@@ -297,7 +336,5 @@ def verify_anchored(
             return AnchoredReport(0, str(exc))
     report = verify_chain(session, key, anchor)
     if not report.is_intact:
-        return AnchoredReport(
-            report.events, f"broken at event {report.first_broken_seq}: {report.reason}"
-        )
-    return AnchoredReport(report.events, None, checkpoint, checkpoint_dt)
+        return AnchoredReport(report.events, report.problem)
+    return AnchoredReport(report.events, None, checkpoint, checkpoint_dt, report.chains)

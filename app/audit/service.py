@@ -1,14 +1,21 @@
-"""Write and verify the audit chain.
+"""Write and verify the audit log: many hash chains, one per employer and a shared one.
+
+Each event belongs to one chain (:func:`chain_of`): its employer's (``employer:<id>``), or
+the shared chain (``''``) of the events about no employer. Each chain has its own head row:
+writing an event locks only its chain's head, so two employers' events never wait on each
+other. A transaction writes all its events into the chain of its first one (it locks one
+head, so two transactions never wait on each other's heads in opposite orders).
 
 Each event's ``hash`` is an HMAC-SHA256, under a key kept outside the database
 (:meth:`Settings.audit_chain_key <app.config.Settings.audit_chain_key>`), of the previous
-event's hash and the event's fields. Whoever holds the database but not the key can change
-or delete events behind the triggers, but cannot recompute the chain: :func:`verify_chain`
-finds the first event whose hash is not the key's. The events chained before the key was
-introduced (migration 0015) keep their plain SHA-256 hashes (``key_version`` 0), allowed up
-to ``AuditChainHead.legacy_until_seq`` only. A checkpoint outside the database
-(:mod:`app.audit.anchor`) pins the head at a time: a chain cut short or a boundary moved is
-found against it.
+event of its chain's hash and the event's fields with the chain's name. Whoever holds the
+database but not the key can change or delete events behind the triggers, but cannot
+recompute a chain: :func:`verify_chain` finds the first event whose hash is not the key's.
+The events chained before the key was introduced (migration 0015) keep their plain SHA-256
+hashes (``key_version`` 0), allowed up to ``AuditChainHead.legacy_until_seq`` of the shared
+chain only; the keyed events of before migration 0018 (``key_version`` 1) are the shared
+chain's, hashed without its name. A checkpoint outside the database (:mod:`app.audit.anchor`)
+pins every chain's head at a time: a chain cut short or a boundary moved is found against it.
 
 The key reaches :func:`record_event` with the session: the runtime's session factory
 carries it in ``Session.info`` (:func:`session_info`).
@@ -23,18 +30,39 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import utcnow
+from app.registrations.models import Errand
 
 GENESIS_HASH = "0" * 64
 LEGACY = 0
 """``key_version`` of an event hashed with plain SHA-256 (before migration 0015)."""
 KEYED = 1
-"""``key_version`` of an event hashed with HMAC-SHA256 under the audit key."""
+"""``key_version`` of an event of the shared chain hashed with HMAC-SHA256 under the audit
+key, without the chain's name (before migration 0018)."""
+KEYED_CHAIN = 2
+"""``key_version`` of an event hashed with HMAC-SHA256 under the audit key, its chain's
+name included."""
 KEY_INFO = "audit_chain_key"
 """Where a session carries the audit key (``Session.info``)."""
+CHAIN_INFO = "audit_chain_of_transaction"
+"""Where a session keeps the chain its current transaction writes to (``Session.info``)."""
+SHARED = ""
+"""The shared chain: events about no employer, and every event before migration 0018."""
+
+
+def chain_of(employer_id: int | None) -> str:
+    """The chain of an event about ``employer_id`` (``None``: the shared chain)."""
+    return SHARED if employer_id is None else f"employer:{employer_id}"
+
+
+def describe_chain(chain: str) -> str:
+    """How a report names a chain: "the shared chain", "the chain employer:3"."""
+    return "the shared chain" if chain == SHARED else f"the chain {chain}"
 
 
 class AuditKeyMissingError(RuntimeError):
@@ -54,9 +82,11 @@ def chain_key(session: Session) -> bytes:
     return key
 
 
-def _body(event: AuditEvent) -> str:
+def _body(event: AuditEvent, *, with_chain: bool = False) -> str:
+    chain = {"chain": event.chain} if with_chain else {}
     return json.dumps(
         {
+            **chain,
             "seq": event.seq,
             "occurred_dt": event.occurred_dt.isoformat(),
             "actor": event.actor,
@@ -77,8 +107,57 @@ def _legacy_digest(prev_hash: str, event: AuditEvent) -> str:
 
 
 def _keyed_digest(key: bytes, prev_hash: str, event: AuditEvent) -> str:
-    message = f"v{KEYED}:{prev_hash}{_body(event)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    if event.key_version == KEYED:
+        message = f"v{KEYED}:{prev_hash}{_body(event)}"
+    else:
+        message = f"v{KEYED_CHAIN}:{prev_hash}{_body(event, with_chain=True)}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _chain_for(
+    session: Session,
+    object_type: str,
+    object_id: str | int,
+    data: dict[str, Any],
+    employer_id: int | None,
+) -> str:
+    """The chain the current transaction writes to: the one it wrote to before, else the
+    employer's the event is about (``employer_id``, an employer, ``data["employer_id"]``,
+    an errand's employer), else the shared chain."""
+    session.connection()  # the transaction begun, so that it can be told apart
+    transaction = session.get_transaction()
+    held = session.info.get(CHAIN_INFO)
+    if held is not None and held[0] is transaction:
+        return str(held[1])
+    if employer_id is None:
+        if object_type == "employer":
+            employer_id = int(object_id)
+        elif isinstance(data.get("employer_id"), int):
+            employer_id = data["employer_id"]
+        elif object_type == "errand":
+            errand = session.get(Errand, int(object_id))
+            employer_id = errand.employer_id if errand is not None else None
+    chain = chain_of(employer_id)
+    session.info[CHAIN_INFO] = (transaction, chain)
+    return chain
+
+
+def _locked_head(session: Session, chain: str) -> AuditChainHead:
+    """``chain``'s head, locked to the end of the transaction (made when it is new)."""
+    locked = select(AuditChainHead).where(AuditChainHead.chain == chain).with_for_update()
+    head = session.scalars(locked).one_or_none()
+    if head is None:
+        # A concurrent transaction making the same head wins; this one then waits for it.
+        insert = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        session.execute(
+            insert(AuditChainHead)
+            .values(chain=chain, seq=0, last_hash=GENESIS_HASH, legacy_until_seq=0)
+            .on_conflict_do_nothing(index_elements=["chain"])
+        )
+        head = session.scalars(locked).one()
+    return head
 
 
 def record_event(
@@ -89,25 +168,24 @@ def record_event(
     object_type: str,
     object_id: str | int,
     data: dict[str, Any] | None = None,
+    employer_id: int | None = None,
 ) -> AuditEvent:
-    """Append an event in the caller's transaction (it commits or rolls back with the change)."""
+    """Append an event in the caller's transaction (it commits or rolls back with the change),
+    to the chain of ``employer_id`` (default: :func:`_chain_for`)."""
     key = chain_key(session)
-    head = session.scalars(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).one_or_none()
-    if head is None:
-        head = AuditChainHead(id=1, seq=0, last_hash=GENESIS_HASH, legacy_until_seq=0)
-        session.add(head)
+    data = json.loads(json.dumps(data or {}, default=str))
+    head = _locked_head(session, _chain_for(session, object_type, object_id, data, employer_id))
     event = AuditEvent(
+        chain=head.chain,
         seq=head.seq + 1,
         occurred_dt=utcnow(),
         actor=actor,
         action=action,
         object_type=object_type,
         object_id=str(object_id),
-        data=json.loads(json.dumps(data or {}, default=str)),
+        data=data,
         prev_hash=head.last_hash,
-        key_version=KEYED,
+        key_version=KEYED_CHAIN,
     )
     event.hash = _keyed_digest(key, head.last_hash, event)
     head.seq = event.seq
@@ -132,12 +210,19 @@ def record_errand_event(
 
 
 @dataclass(frozen=True)
-class Anchor:
-    """A point of the chain known from outside the database (a verified checkpoint)."""
+class Pin:
+    """A chain's event as a checkpoint pins it."""
 
     seq: int
     event_id: int
     hash: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chains' heads known from outside the database (a verified checkpoint)."""
+
+    pins: dict[str, Pin]
     legacy_until_seq: int
     described: str
     """How a refusal names it, e.g. "the checkpoint of 2026-12-02 20:15:00 UTC"."""
@@ -148,23 +233,36 @@ class ChainReport:
     events: int
     first_broken_seq: int | None
     reason: str | None
-    anchored_seq: int | None = None
-    """The event the checkpoint pins, when the chain was checked against one."""
+    anchored_events: int | None = None
+    """The events the checkpoint pins, when the chains were checked against one."""
+    chain: str | None = None
+    """The chain that is broken."""
+    chains: int = 0
 
     @property
     def is_intact(self) -> bool:
         return self.first_broken_seq is None
+
+    @property
+    def problem(self) -> str:
+        """Where and why the log is broken, for a person."""
+        return (
+            f"broken at event {self.first_broken_seq} of {describe_chain(self.chain or SHARED)}"
+            f": {self.reason}"
+        )
 
 
 def _check_event(event: AuditEvent, key: bytes, prev_hash: str, legacy_until: int) -> str | None:
     """Why ``event`` does not follow ``prev_hash`` under ``key``, or ``None``."""
     if event.prev_hash != prev_hash:
         return "link to the previous event is broken"
-    if event.key_version == KEYED:
+    if event.key_version == KEYED_CHAIN or (event.key_version == KEYED and event.chain == SHARED):
         if not hmac.compare_digest(_keyed_digest(key, prev_hash, event), event.hash):
             return "event content does not match its keyed hash (rewritten without the key?)"
         return None
-    if event.key_version == LEGACY and event.seq <= legacy_until:
+    if event.key_version == KEYED:
+        return "a keyed event without its chain's name outside the shared chain"
+    if event.key_version == LEGACY and event.seq <= legacy_until and event.chain == SHARED:
         if _legacy_digest(prev_hash, event) != event.hash:
             return "event content does not match its hash"
         return None
@@ -176,66 +274,96 @@ def _check_event(event: AuditEvent, key: bytes, prev_hash: str, legacy_until: in
     return f"unknown key version {event.key_version}"
 
 
-def verify_chain(
+def _verify_one(
     session: Session,
-    key: bytes | None = None,
-    anchor: Anchor | None = None,
-    batch_size: int = 5000,
-) -> ChainReport:
-    """Recompute every hash in order under ``key`` (default: the session's); report the
-    first event that does not match, or where the chain contradicts ``anchor`` (a
-    checkpoint from outside the database: its event changed, the chain cut short before
-    it, the legacy boundary moved)."""
-    key = key if key is not None else chain_key(session)
-    head = session.get(AuditChainHead, 1)
-    legacy_until = head.legacy_until_seq if head is not None else 0
-    if anchor is not None and anchor.legacy_until_seq != legacy_until:
-        return ChainReport(
-            0,
-            min(anchor.legacy_until_seq, legacy_until) + 1,
-            f"the legacy boundary is event {legacy_until}, {anchor.described} says "
-            f"{anchor.legacy_until_seq}",
-        )
+    key: bytes,
+    chain: str,
+    legacy_until: int,
+    pin: Pin | None,
+    anchor: Anchor | None,
+    batch_size: int,
+) -> tuple[int, int | None, str | None]:
+    """One chain in order: (events, first broken event, why)."""
     prev_hash = GENESIS_HASH
-    expected_seq = 1
     count = 0
-    last_seq = 0
     while True:
         batch = session.scalars(
             select(AuditEvent)
-            .where(AuditEvent.seq > last_seq)
+            .where(AuditEvent.chain == chain, AuditEvent.seq > count)
             .order_by(AuditEvent.seq)
             .limit(batch_size)
         ).all()
         if not batch:
             break
         for event in batch:
-            if event.seq != expected_seq:
-                return ChainReport(count, expected_seq, f"event {expected_seq} is missing")
+            if event.seq != count + 1:
+                return count, count + 1, f"event {count + 1} is missing"
             problem = _check_event(event, key, prev_hash, legacy_until)
             if problem is not None:
-                return ChainReport(count, event.seq, problem)
+                return count, event.seq, problem
             if (
-                anchor is not None
-                and event.seq == anchor.seq
-                and (event.hash != anchor.hash or event.id != anchor.event_id)
+                pin is not None
+                and anchor is not None
+                and event.seq == pin.seq
+                and (event.hash != pin.hash or event.id != pin.event_id)
             ):
-                return ChainReport(
-                    count, event.seq, f"event {event.seq} differs from {anchor.described}"
-                )
+                return count, event.seq, f"event {event.seq} differs from {anchor.described}"
             prev_hash = event.hash
-            expected_seq += 1
             count += 1
-            last_seq = event.seq
         session.expunge_all()
-    if anchor is not None and count < anchor.seq:
-        return ChainReport(
+    if pin is not None and anchor is not None and count < pin.seq:
+        return (
             count,
             count + 1,
-            f"the chain ends at event {count}, but {anchor.described} pins event "
-            f"{anchor.seq}: events were removed",
+            f"{describe_chain(chain)} ends at event {count}, but {anchor.described} pins "
+            f"event {pin.seq}: events were removed",
         )
-    head = session.get(AuditChainHead, 1)
-    if head is not None and head.seq != count:
-        return ChainReport(count, count + 1, f"chain head says {head.seq} events, found {count}")
-    return ChainReport(count, None, None, anchor.seq if anchor is not None else None)
+    head = session.get(AuditChainHead, chain)
+    if head is None and count:
+        return count, count + 1, "events without a chain head"
+    if head is not None and (head.seq != count or (count and head.last_hash != prev_hash)):
+        return count, count + 1, f"chain head says {head.seq} events, found {count}"
+    return count, None, None
+
+
+def verify_chain(
+    session: Session,
+    key: bytes | None = None,
+    anchor: Anchor | None = None,
+    batch_size: int = 5000,
+) -> ChainReport:
+    """Recompute every hash of every chain in order under ``key`` (default: the session's);
+    report the first event that does not match, or where a chain contradicts ``anchor`` (a
+    checkpoint from outside the database: an event it pins changed, a chain cut short
+    before it, the legacy boundary moved)."""
+    key = key if key is not None else chain_key(session)
+    shared = session.get(AuditChainHead, SHARED)
+    legacy_until = shared.legacy_until_seq if shared is not None else 0
+    if anchor is not None and anchor.legacy_until_seq != legacy_until:
+        return ChainReport(
+            0,
+            min(anchor.legacy_until_seq, legacy_until) + 1,
+            f"the legacy boundary is event {legacy_until}, {anchor.described} says "
+            f"{anchor.legacy_until_seq}",
+            chain=SHARED,
+        )
+    chains = set(session.scalars(select(AuditChainHead.chain))) | set(
+        session.scalars(select(AuditEvent.chain).distinct())
+    )
+    pins = anchor.pins if anchor is not None else {}
+    total = 0
+    for chain in sorted(chains | set(pins)):
+        count, broken, reason = _verify_one(
+            session,
+            key,
+            chain,
+            legacy_until if chain == SHARED else 0,
+            pins.get(chain),
+            anchor,
+            batch_size,
+        )
+        total += count
+        if broken is not None:
+            return ChainReport(total, broken, reason, chain=chain, chains=len(chains))
+    anchored = sum(pin.seq for pin in pins.values()) if anchor is not None else None
+    return ChainReport(total, None, None, anchored, chains=len(chains))

@@ -287,7 +287,7 @@ def history(session: Session, errand: Errand) -> list[AuditEvent]:
         session.scalars(
             select(AuditEvent)
             .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
-            .order_by(AuditEvent.seq)
+            .order_by(AuditEvent.id)
         )
     )
 

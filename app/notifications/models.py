@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
 
 class EmailMessage(Base):
-    """One email to one recipient, rendered when queued and sent after the commit.
+    """One email to one recipient (or to a group, each in the envelope only), rendered when
+    queued and sent after the commit.
 
     ``dedupe_key`` names the notification (``role_granted:<grant>:<person>``), so the same
     notification is never queued twice. ``sent_dt`` is set in the transaction that records
@@ -26,6 +27,9 @@ class EmailMessage(Base):
     """The template code, e.g. ``role_granted``."""
     to_address: Mapped[str] = mapped_column(String(254))
     to_name: Mapped[str] = mapped_column(String(200))
+    group_addresses: Mapped[list[str] | None] = mapped_column(JSON)
+    """For one email to a group (the employer's orderers told of a change): every address,
+    ``to_name`` naming the group and ``to_address`` empty. ``None``: to ``to_address``."""
     language: Mapped[str] = mapped_column(String(2))
     subject: Mapped[str] = mapped_column(String(300))
     text_body: Mapped[str] = mapped_column(Text)

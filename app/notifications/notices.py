@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.models import (
@@ -25,9 +26,9 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.core.i18n import SOURCE_LANG, long_date, translations
+from app.core.i18n import SOURCE_LANG, long_date, swedish_time, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
-from app.notifications.audience import grant_audience, language_for
+from app.notifications.audience import Recipient, grant_audience, language_for
 from app.notifications.models import EmailMessage
 from app.notifications.queue import queue_email
 from app.registrations.models import Errand, ErrandKind
@@ -86,6 +87,10 @@ def _errand(session: Session, errand_id: int | None) -> Errand | None:
     return session.get(Errand, errand_id) if errand_id is not None else None
 
 
+ORDERERS_OF = N_("Behöriga beställare hos %(employer)s")
+"""How an email to an employer's orderers together names them."""
+
+
 def _role_change(
     session: Session,
     grant: RoleGrant,
@@ -96,21 +101,42 @@ def _role_change(
     base_url: str,
     change_key: str = "",
 ) -> list[EmailMessage]:
+    """The person affected is told in an email of their own; the employer's other orderers
+    in one email per language together (one each only when they are one), so that a change
+    is two emails however many orderers the employer has."""
     employer = grant.employer
-    queued = []
-    for recipient in grant_audience(session, grant):
+    audience = grant_audience(session, grant)
+    emails: list[tuple[list[Recipient], str]] = []
+    groups: dict[str, list[Recipient]] = {}
+    for recipient in audience:
         lang = language_for(recipient.person, errand)
+        if recipient.is_affected:
+            emails.append(([recipient], lang))
+        else:
+            groups.setdefault(lang, []).append(recipient)
+    emails.extend((group, lang) for lang, group in groups.items())
+    queued = []
+    for recipients, lang in emails:
         gettext = translations(lang).gettext
+        (one,) = recipients if len(recipients) == 1 else (None,)
         email = queue_email(
             session,
             base_url=base_url,
-            dedupe_key=f"{template}:{grant.id}:{recipient.person.id}{change_key}",
-            to=recipient.address,
-            name=recipient.person.full_name,
+            dedupe_key=(
+                f"{template}:{grant.id}:{one.person.id}{change_key}"
+                if one is not None
+                else f"{template}:{grant.id}:orderers:{lang}{change_key}"
+            ),
+            to=one.address if one is not None else "",
+            name=(
+                one.person.full_name
+                if one is not None
+                else gettext(ORDERERS_OF) % {"employer": employer.name}
+            ),
             language=lang,
             template=template,
             context={
-                "is_affected": recipient.is_affected,
+                "is_affected": one is not None and one.is_affected,
                 "person": grant.person.full_name,
                 "role": gettext(ROLE_NAMES[grant.role]),
                 "is_orderer_role": grant.role in ORDERER_ROLES,
@@ -123,6 +149,7 @@ def _role_change(
             },
             errand_id=errand.id if errand else None,
             grant_id=grant.id,
+            group=[r.address for r in recipients] if one is None else None,
         )
         if email is not None:
             queued.append(email)
@@ -378,35 +405,65 @@ def notify_completion_requested(
     )
 
 
-def notify_deadline(
-    session: Session, errand: Errand, staff: StaffMember, *, passed: bool, base_url: str
-) -> EmailMessage | None:
-    """Remind a caseworker that an errand's due date is near, or escalate an overdue one
-    to a team lead. Once per errand, person, due date and kind of notice."""
+DEADLINE_DIGEST = "deadline_digest"
+
+
+def deadline_digest_key(day: date, staff_id: int) -> str:
+    """The one due-date digest of a member of staff on a day."""
+    return f"{DEADLINE_DIGEST}:{day.isoformat()}:{staff_id}"
+
+
+def deadline_digests_of(session: Session, day: date) -> set[int]:
+    """The staff (ids) who have had their due-date digest on ``day``."""
+    prefix = f"{DEADLINE_DIGEST}:{day.isoformat()}:"
+    keys = session.scalars(
+        select(EmailMessage.dedupe_key).where(EmailMessage.dedupe_key.startswith(prefix))
+    )
+    return {int(key.removeprefix(prefix)) for key in keys}
+
+
+def _deadline_item(errand: Errand, staff: StaffMember, lang: str) -> dict[str, Any]:
     employer = errand.employer
     assert errand.due_dt is not None and employer is not None
-    template = "deadline_passed" if passed else "deadline_near"
-    lang = SOURCE_LANG
     holder = errand.assigned_staff
+    return {
+        "reference": errand.reference,
+        "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
+        "employer": employer.name,
+        "orgnr": _orgnr(employer.orgnr),
+        "due": long_date(errand.due_dt, lang),
+        "assigned": holder.name if holder else None,
+        "to_holder": holder is not None and holder.id == staff.id,
+    }
+
+
+def notify_deadline_digest(
+    session: Session,
+    staff: StaffMember,
+    *,
+    near: Sequence[Errand],
+    passed: Sequence[Errand],
+    now: datetime,
+    base_url: str,
+) -> EmailMessage | None:
+    """One email to a caseworker or team lead for the day (Swedish time) of ``now``: the
+    errands whose due date is near (reminders) and those past it (escalations). ``None``
+    when they had it already that day."""
+    lang = SOURCE_LANG
     return queue_email(
         session,
         base_url=base_url,
-        dedupe_key=f"{template}:{errand.id}:{staff.id}:{errand.due_dt.isoformat()}",
+        dedupe_key=deadline_digest_key(swedish_time(now).date(), staff.id),
         to=staff.email,
         name=staff.name,
         language=lang,
-        template=template,
+        template=DEADLINE_DIGEST,
         context={
-            "reference": errand.reference,
-            "kind": translations(lang).gettext(KIND_NAMES[errand.kind]),
-            "employer": employer.name,
-            "orgnr": _orgnr(employer.orgnr),
-            "due": long_date(errand.due_dt, lang),
-            "assigned": holder.name if holder else None,
-            "to_holder": holder is not None and holder.id == staff.id,
-            "path": f"{CASEWORK_PATH}/{errand.reference}",
+            "today": long_date(now, lang),
+            "near": [_deadline_item(errand, staff, lang) for errand in near],
+            "passed": [_deadline_item(errand, staff, lang) for errand in passed],
+            "path": CASEWORK_PATH,
         },
-        errand_id=errand.id,
     )
 
 

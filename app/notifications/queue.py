@@ -33,12 +33,15 @@ def queue_email(
     errand_id: int | None = None,
     grant_id: int | None = None,
     service_permission_id: int | None = None,
+    group: list[str] | None = None,
 ) -> EmailMessage | None:
     """Render ``template`` and queue it for sending after the current transaction commits.
 
     Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already.
     ``context`` gets ``name`` (the recipient) and ``base_url`` (the product's public
     address, ``Settings.public_base_url``, that the email's links start with) added.
+    ``group``: one email to each of these addresses (in the envelope only), ``name``
+    naming the group (``to`` is then empty).
     """
     if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
         return None
@@ -49,8 +52,9 @@ def queue_email(
     values = {
         "dedupe_key": dedupe_key,
         "template": template,
-        "to_address": to,
+        "to_address": "" if group else to,
         "to_name": name,
+        "group_addresses": group or None,
         "language": language,
         "subject": rendered.subject,
         "text_body": rendered.text,

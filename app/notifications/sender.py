@@ -16,8 +16,9 @@ import email.message
 import hashlib
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.headerregistry import Address
+from email.headerregistry import Address, Group
 from email.utils import format_datetime, parseaddr
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -57,7 +58,10 @@ class Mailer(Protocol):
         """The ``From`` header and envelope sender."""
         ...
 
-    def send(self, message: email.message.EmailMessage) -> None: ...
+    def send(self, message: email.message.EmailMessage, recipients: Sequence[str]) -> None:
+        """Deliver ``message`` to ``recipients`` (the envelope's: a group's are not in its
+        headers)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class SmtpMailer:
             timeout=timeout,
         )
 
-    def send(self, message: email.message.EmailMessage) -> None:
+    def send(self, message: email.message.EmailMessage, recipients: Sequence[str]) -> None:
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if self.security == "tls":
@@ -110,8 +114,8 @@ class SmtpMailer:
                 smtp.starttls(context=context)
             if self.username:
                 smtp.login(self.username, self.password or "")
-            refused = smtp.send_message(message)
-        if refused:  # some recipients refused, the others taken (we send to one, so: none)
+            refused = smtp.send_message(message, to_addrs=list(recipients))
+        if refused:  # some recipients refused, the others taken: recorded as not sent
             raise smtplib.SMTPRecipientsRefused(refused)
 
 
@@ -134,11 +138,19 @@ def message_id(email_row: EmailMessage, mail_from: str) -> str:
     return f"<email-{email_row.id}.{digest}@{domain}>"
 
 
+def recipients_of(email_row: EmailMessage) -> list[str]:
+    """Whom the email goes to: its recipient, or each address of its group."""
+    return list(email_row.group_addresses or [email_row.to_address])
+
+
 def build_message(email_row: EmailMessage, mail_from: str) -> email.message.EmailMessage:
     """The MIME message: plain text (and HTML, when there is one), UTF-8."""
     message = email.message.EmailMessage()
     message["From"] = mail_from
-    message["To"] = Address(display_name=email_row.to_name, addr_spec=email_row.to_address)
+    if email_row.group_addresses:  # one email to a group: its addresses in the envelope only
+        message["To"] = Group(display_name=email_row.to_name)
+    else:
+        message["To"] = Address(display_name=email_row.to_name, addr_spec=email_row.to_address)
     message["Subject"] = email_row.subject
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = message_id(email_row, mail_from)
@@ -184,7 +196,7 @@ def send_email(factory: sessionmaker[Session], email_id: int, mailer: Mailer) ->
             return False
         row.attempts += 1
         try:
-            mailer.send(build_message(row, mailer.mail_from))
+            mailer.send(build_message(row, mailer.mail_from), recipients_of(row))
         except SEND_ERRORS as exc:
             row.last_error = _describe(exc)
             session.commit()

@@ -84,14 +84,24 @@ def seal_context(settings: Settings) -> SealContext:
     return SealContext(trust_roots=bankid_trust_roots(settings), material=seal_material(settings))
 
 
-def issue_receipt(session: Session, errand: Errand) -> bool:
-    """Attach the receipt once; False when the errand already has one."""
-    if document(errand, DocumentKind.RECEIPT) is not None:
-        return False
+def receipt_pdf(errand: Errand) -> bytes:
+    """The receipt of a received errand, rendered (not attached)."""
     assert errand.received_dt is not None
-    pdf = render_receipt(
+    return render_receipt(
         document_data(errand), lang=errand.language, received_dt=errand.received_dt
     )
+
+
+def has_receipt(errand: Errand) -> bool:
+    return document(errand, DocumentKind.RECEIPT) is not None
+
+
+def issue_receipt(session: Session, errand: Errand, pdf: bytes | None = None) -> bool:
+    """Attach the receipt (``pdf``, else rendered now) once; False when the errand already
+    has one."""
+    if has_receipt(errand):
+        return False
+    pdf = pdf if pdf is not None else receipt_pdf(errand)
     attach_document(session, errand, DocumentKind.RECEIPT, pdf, f"kvittens-{errand.reference}.pdf")
     return True
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner
@@ -19,8 +20,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.audit import anchor
+from app.audit import service as audit_service
 from app.audit.models import AuditChainHead, AuditEvent
-from app.audit.service import GENESIS_HASH, record_event, verify_chain
+from app.audit.service import (
+    GENESIS_HASH,
+    SHARED,
+    Pin,
+    chain_key,
+    record_event,
+    verify_chain,
+)
 from app.cli import main
 from app.config import MissingSecretError, Settings
 from app.db import utcnow
@@ -165,11 +174,14 @@ def test_a_rewritten_chain_cannot_pass_for_legacy_events(session: Session) -> No
 
 def test_events_chained_before_the_key_keep_verifying(session: Session) -> None:
     """Migration 0015: the events already there keep their SHA-256 hashes (key_version 0)
-    up to the legacy boundary; every later one is keyed."""
+    up to the legacy boundary; migration 0018: the keyed events of the one chain there was
+    (key_version 1, hashed without a chain's name) are the shared chain's; every later
+    one is keyed with its chain's name."""
     session.execute(text("TRUNCATE audit_event"))  # rolled back with the test
     prev = GENESIS_HASH
-    for seq in (1, 2, 3):
+    for seq in (1, 2, 3, 4):
         event = AuditEvent(
+            chain=SHARED,
             seq=seq,
             occurred_dt=utcnow(),
             actor="system:old",
@@ -178,26 +190,30 @@ def test_events_chained_before_the_key_keep_verifying(session: Session) -> None:
             object_id=str(seq),
             data={"n": seq},
             prev_hash=prev,
-            key_version=0,
+            key_version=0 if seq < 4 else 1,
         )
-        event.hash = _attacker_digest(prev, event)  # type: ignore[arg-type]
+        if seq < 4:
+            event.hash = _attacker_digest(prev, event)  # type: ignore[arg-type]
+        else:
+            event.hash = audit_service._keyed_digest(chain_key(session), prev, event)
         session.add(event)
         prev = event.hash
     session.execute(
-        text("UPDATE audit_chain_head SET seq = 3, last_hash = :h, legacy_until_seq = 3"),
+        text("UPDATE audit_chain_head SET seq = 4, last_hash = :h, legacy_until_seq = 3"),
         {"h": prev},
     )
     session.flush()
     _some_events(session, 2)
     report = verify_chain(session)
     assert report.is_intact, report
-    assert report.events == 5
+    assert report.events == 6
     assert session.scalars(select(AuditEvent.key_version).order_by(AuditEvent.seq)).all() == [
         0,
         0,
         0,
         1,
-        1,
+        2,
+        2,
     ]
     # A legacy event is still checked: its own change is found.
     _rewrite_and_recompute_one_legacy(session)
@@ -245,8 +261,8 @@ def test_a_checkpoint_pins_the_head_once_outside_the_database(
     assert first is not None
     path = tmp_path / first.file_name
     assert path.stat().st_mode & 0o777 == 0o444
-    head = session.get(AuditChainHead, 1)
-    assert head is not None and (first.seq, first.hash) == (head.seq, head.last_hash)
+    head = session.get(AuditChainHead, SHARED)
+    assert head is not None and first.pins == {SHARED: Pin(head.seq, ANY, head.last_hash)}
     assert anchor.write_checkpoint(session, tmp_path, timestamper, roots) is None  # unchanged
     session.execute(text("UPDATE audit_chain_head SET last_hash = :h"), {"h": "f" * 64})
     with pytest.raises(anchor.CheckpointError, match="the chain was rewritten"):
@@ -258,7 +274,7 @@ def test_a_checkpoint_pins_the_head_once_outside_the_database(
 
     _some_events(session)
     second = anchor.write_checkpoint(session, tmp_path, timestamper, roots)
-    assert second is not None and second.seq == first.seq + 3
+    assert second is not None and second.events == first.events + 3
     report = _verify(session, runtime, tmp_path)
     assert report.is_intact, report.problem
     assert report.checkpoint == second and report.checkpoint_dt is not None
@@ -270,7 +286,8 @@ def test_a_chain_truncated_after_the_last_checkpoint_fails(
     _some_events(session, 4)
     checkpoint = anchor.write_checkpoint(session, tmp_path, *_tsa(runtime))
     assert checkpoint is not None
-    keep = checkpoint.seq - 2
+    pinned = checkpoint.pins[SHARED].seq
+    keep = pinned - 2
     # Behind the trigger's back, the last two events go and the head is set back to match.
     session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
     session.execute(text("DELETE FROM audit_event WHERE seq > :k"), {"k": keep})
@@ -286,8 +303,8 @@ def test_a_chain_truncated_after_the_last_checkpoint_fails(
     assert verify_chain(session).is_intact  # consistent in the database alone
     report = _verify(session, runtime, tmp_path)
     assert not report.is_intact
-    assert f"the chain ends at event {keep}" in (report.problem or "")
-    assert f"pins event {checkpoint.seq}: events were removed" in (report.problem or "")
+    assert f"the shared chain ends at event {keep}" in (report.problem or "")
+    assert f"pins event {pinned}: events were removed" in (report.problem or "")
     with pytest.raises(anchor.CheckpointError, match="events were removed"):
         anchor.write_checkpoint(session, tmp_path, *_tsa(runtime))
 
@@ -313,7 +330,7 @@ def test_a_changed_checkpoint_fails_its_timestamp(
     assert checkpoint is not None
     path = tmp_path / checkpoint.file_name
     data = json.loads(path.read_bytes())
-    data["hash"] = "0" * 64
+    data["chains"][SHARED]["hash"] = "0" * 64
     path.chmod(0o644)
     path.write_text(json.dumps(data))
     report = _verify(session, runtime, tmp_path)
@@ -336,7 +353,7 @@ def test_the_worker_schedules_the_checkpoint_and_verify_reports_it(
     with app.app_context():
         code, output = _cli(app, "audit", "verify")
     assert code == 0, output
-    assert "intact" in output and "Anchored: event" in output
+    assert "intact" in output and "Anchored: 1 events in 1 chains" in output
     with app.app_context():
         code, output = _cli(app, "audit", "checkpoint")
     assert code == 0 and "Nothing new to anchor" in output

@@ -544,12 +544,12 @@ def _send_untouched(s: Session, sid: int) -> None:
 
 def _deadline_untouched(s: Session, sid: int) -> None:
     assert _errand(s, sid).reminded_dt is None
-    assert _emails(s, "deadline_near") == 0
+    assert _emails(s, "deadline_digest") == 0
     assert _events(s, "errand.deadline_reminder") == 0
 
 
 def _deadline_once(s: Session, sid: int) -> None:
-    assert _emails(s, "deadline_near") == 1
+    assert _emails(s, "deadline_digest") == 1
     assert _events(s, "errand.deadline_reminder") == 1
 
 
@@ -718,7 +718,7 @@ def test_worker_killed_mid_step_loses_nothing_and_applies_nothing_twice(
         "BANKID_TRUST_ROOTS_FILE": str(test_root),
     }
     log = tmp_path / "worker.log"
-    worker = ["worker", "--threads", "1"]
+    worker = ["worker", "--queues", "steps=1,email=1,intake=1,scheduled=1"]  # one at a time
 
     blocker = TableLock(step.lock) if step.lock else SmtpStall(mail_sink)
     with blocker:

@@ -30,16 +30,18 @@ from app.registrations.models import (
     RejectionReason,
     VerificationCheck,
 )
+from app.staff.models import StaffMember
 from devtools.pki import ensure_test_pki
 from tests.conftest import DAVID, INGRID, JOHAN, login
 from tests.factories import (
     caseworker,
     claim_and_approve,
     in_review,
+    like_in_review,
     public_base_url,
     verifiers,
 )
-from tests.support import csrf_token, wait_for
+from tests.support import csrf_token, skatteverket_test_personnummer, wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -253,27 +255,77 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
     errand.due_dt = now + timedelta(days=1)
     assert watch_deadlines(session, now, base_url=public_base_url()) == (1, 0)
     assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
-    (reminder,) = _emails(session, "deadline_near")
+    (reminder,) = _emails(session, "deadline_digest")
     assert reminder.to_address == "ingrid.handlaggare@spv.example"
-    assert errand.reference in reminder.subject
+    assert errand.reference in reminder.text_body and "Du har ärendet." in reminder.text_body
 
     later = now + timedelta(days=2)
     assert watch_deadlines(session, later, base_url=public_base_url()) == (0, 1)
     assert watch_deadlines(session, later, base_url=public_base_url()) == (0, 0)
-    (escalation,) = _emails(session, "deadline_passed")
+    (_, escalation) = _emails(session, "deadline_digest")
     assert escalation.to_address == "johan.handlaggare@spv.example"  # the team lead
-    assert "Ingrid Handläggare" in escalation.text_body
+    assert "Försenade ärenden" in escalation.text_body
+    assert errand.reference in escalation.text_body
+    assert "Handläggare: Ingrid Handläggare." in escalation.text_body
     assert errand.escalated_dt == later
     actions = [e.action for e in casework.history(session, errand)]
     assert actions.count("errand.deadline_reminder") == 1
     assert actions.count("errand.deadline_escalated") == 1
 
 
+def test_a_backlog_of_overdue_errands_is_one_digest_per_person_and_day(session: Session) -> None:
+    """Twelve overdue errands and three near their due date, some held by Ingrid: one email
+    to her and one to each team lead, whatever the backlog; none more that day."""
+    ingrid = caseworker(session, INGRID)
+    now = utcnow()
+    first = in_review(session)
+    errands = [
+        first,
+        *like_in_review(session, first, [skatteverket_test_personnummer(i) for i in range(15)]),
+    ]
+    overdue, near, (late,) = errands[:12], errands[12:15], errands[15:]
+    for errand in overdue:
+        errand.due_dt = now - timedelta(days=3)
+    for errand in near:
+        casework.claim(session, ingrid, errand)
+        errand.due_dt = now + timedelta(days=1, hours=1)
+    late.due_dt = now + timedelta(days=9)  # not yet
+    leads = session.scalars(
+        select(StaffMember.email).where(StaffMember.is_team_lead, StaffMember.is_active)
+    ).all()
+    assert leads
+
+    assert watch_deadlines(session, now, base_url=public_base_url()) == (3, 12)
+    digests = _emails(session, "deadline_digest")
+    assert sorted(e.to_address for e in digests) == sorted([*leads, ingrid_address(session)])
+    to_ingrid = next(e for e in digests if e.to_address == ingrid_address(session))
+    assert all(e.reference in to_ingrid.text_body for e in near)
+    assert not any(e.reference in to_ingrid.text_body for e in overdue)
+    to_lead = next(e for e in digests if e.to_address == leads[0])
+    assert all(e.reference in to_lead.text_body for e in overdue)
+
+    # The same day again, and with a new overdue errand: nothing more today…
+    late.due_dt = now - timedelta(hours=1)
+    assert watch_deadlines(session, now, base_url=public_base_url()) == (0, 0)
+    assert len(_emails(session, "deadline_digest")) == len(digests)
+    assert late.escalated_dt is None
+    # …it is in the next day's digest.
+    tomorrow = now + timedelta(days=1)
+    assert watch_deadlines(session, tomorrow, base_url=public_base_url()) == (0, 1)
+    assert len(_emails(session, "deadline_digest")) == len(digests) + len(leads)
+
+
+def ingrid_address(session: Session) -> str:
+    return session.scalars(
+        select(StaffMember.email).where(StaffMember.personnummer == INGRID)
+    ).one()
+
+
 def test_an_unclaimed_errand_reminds_the_team_leads(session: Session) -> None:
     errand = in_review(session)
     errand.due_dt = utcnow() + timedelta(hours=3)
     assert watch_deadlines(session, base_url=public_base_url()) == (1, 0)
-    (reminder,) = _emails(session, "deadline_near")
+    (reminder,) = _emails(session, "deadline_digest")
     assert reminder.to_address == "johan.handlaggare@spv.example"
 
 
@@ -307,7 +359,7 @@ def test_maintenance_schedules_the_deadline_watch(
         return errand.reminded_dt is not None
 
     wait_for(reminded, timeout=20, message="the watch_deadlines actor to remind")
-    assert len(_emails(session, "deadline_near")) == 1
+    assert len(_emails(session, "deadline_digest")) == 1
 
 
 # --- the e-signature check ----------------------------------------------------------

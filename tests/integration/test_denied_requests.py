@@ -29,7 +29,7 @@ def _denials(session: Session) -> list[AuditEvent]:
     session.expire_all()
     return list(
         session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "access.denied").order_by(AuditEvent.seq)
+            select(AuditEvent).where(AuditEvent.action == "access.denied").order_by(AuditEvent.id)
         )
     )
 

@@ -42,8 +42,8 @@ def _add_employer(runtime: Runtime) -> tuple[int, int]:
         session.add(employer)
         session.flush()
         event = record_event(
-            session, actor="system:test", action="test", object_type="employer", object_id=1
-        )
+            session, actor="system:test", action="test", object_type="test", object_id=1
+        )  # the shared chain, where the seed's event is
     return employer.id, event.seq
 
 

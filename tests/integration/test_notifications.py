@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.access.models import Person, RoleGrant, ServicePermission
+from app.access import service as access
+from app.access.models import Employer, Person, Role, RoleGrant, ServicePermission
 from app.core.agents import Agent
 from app.notifications import sender
 from app.notifications.models import EmailMessage
@@ -29,6 +30,8 @@ from devtools.mail_sink.sink import MailSink
 from tests.conftest import DAVID, person_id
 from tests.factories import (
     claim_and_approve,
+    in_review,
+    like_in_review,
     public_base_url,
     received_by_esignature,
     registration_draft,
@@ -42,7 +45,7 @@ from tests.smtp import (  # noqa: F401 (fixtures: app_settings, smtp, smtp_serve
     smtp_fixture,
     smtp_server_fixture,
 )
-from tests.support import free_port, wait_for
+from tests.support import free_port, skatteverket_test_personnummer, wait_for
 from workflows import actors, pipeline
 from workflows.failures import StepFailureRecorder
 from workflows.outbox import OutboxMessage
@@ -95,19 +98,23 @@ def _queue_one(runtime: Runtime, key: str = "test:one") -> int:
             name="Åsa Öberg",
             language="sv",
             template="role_ended",
-            context={
-                "is_affected": True,
-                "person": "Åsa Öberg",
-                "role": "administratör",
-                "employer": "Provverket",
-                "orgnr": "202100-4920",
-                "actor": "David Dahl",
-                "reference": None,
-                "path": "/hantera-behorigheter",
-            },
+            context=_role_context(),
         )
         assert queued is not None
         return queued.id
+
+
+def _role_context() -> dict[str, Any]:
+    return {
+        "is_affected": True,
+        "person": "Åsa Öberg",
+        "role": "administratör",
+        "employer": "Provverket",
+        "orgnr": "202100-4920",
+        "actor": "David Dahl",
+        "reference": None,
+        "path": "/hantera-behorigheter",
+    }
 
 
 # --- (a) queued with the grant, sent after the commit ---------------------------------
@@ -267,6 +274,68 @@ def test_mail_urls() -> None:
     with pytest.raises(ValueError, match="MAIL_URL") as refused:
         sender.SmtpMailer.from_url("http://u:secret@mail.example", "a@b")
     assert "secret" not in str(refused.value)
+
+
+def test_registering_orderers_one_by_one_is_two_emails_each_however_many_orderers(
+    session: Session,
+) -> None:
+    """Each registration tells the new orderer, and the employer's other orderers in one
+    email together: N registrations are 2N emails, not one per orderer for every other."""
+    count = 10
+    errand = in_review(session)
+    sources = like_in_review(
+        session, errand, [skatteverket_test_personnummer(i) for i in range(count - 1)]
+    )
+    assert claim_and_approve(session, errand)
+    assert pipeline.apply(session, errand.id, SYSTEM, base_url=public_base_url())
+    employer = session.get_one(Employer, errand.employer_id)
+    for i, source in enumerate(sources):
+        person = access.find_or_create_person(
+            session, skatteverket_test_personnummer(i), f"Beställare{i}", "Test"
+        )
+        grant = access.register_orderer(
+            session,
+            SYSTEM,
+            employer=employer,
+            person=person,
+            role=Role.DELEGATED_ORDERER,
+            code_values=[],
+            errand_id=source.id,
+            contact_email=f"orderer{i}@provverket.example",
+        )
+        notify_role_granted(session, grant, base_url=public_base_url())
+    emails = session.scalars(
+        select(EmailMessage).where(EmailMessage.template == "role_granted")
+    ).all()
+    assert len(emails) == 2 * count  # was 1 + 2 + … + (count + 1)
+    last = emails[-1]
+    assert last.to_address == "" and last.to_name == "Behöriga beställare hos Provverket"
+    assert last.group_addresses is not None and len(last.group_addresses) == count
+    assert DAVID_EMAIL in last.group_addresses and FREDRIK_WORK in last.group_addresses
+    assert "Beställare8 Test har fått rollen" in last.text_body
+
+
+def test_an_email_to_a_group_reaches_each_address_in_the_envelope_only(
+    runtime: Runtime, worker: object, smtp: SmtpRecorder
+) -> None:
+    group = ["anna@example.org", "bo@example.org", "cilla@example.org"]
+    with runtime.unit_of_work() as s:
+        queue_email(
+            s,
+            base_url=public_base_url(),
+            dedupe_key="test:group",
+            to="",
+            name="Behöriga beställare hos Provverket",
+            language="sv",
+            template="role_ended",
+            context=_role_context(),
+            group=group,
+        )
+    wait_for(lambda: len(smtp.received) >= 1, message="the email at the SMTP server")
+    [(rcpt, message)] = smtp.received
+    assert sorted(rcpt) == group
+    assert message["To"] == "Behöriga beställare hos Provverket:;"
+    assert "Bcc" not in message and not any(a in message.as_string() for a in group)
 
 
 # --- (d) never twice in the queue ------------------------------------------------------

@@ -99,7 +99,7 @@ def test_registration_flows_from_form_to_grant(
     actions = session.scalars(
         select(AuditEvent.action)
         .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
-        .order_by(AuditEvent.seq)
+        .order_by(AuditEvent.id)
     ).all()
     assert actions == [
         "errand.created",

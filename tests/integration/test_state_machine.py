@@ -122,7 +122,7 @@ def test_every_state_action_pair(db: Session, state: ErrandState, action: Action
     )
     expected = RESUME_STATE_OF_STEP["apply"] if action is Action.RETRY else rule.target
     assert target == expected and errand.state == expected
-    event = db.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    event = db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     assert _audit_count(db) == audits + 1
     assert event.action == f"errand.{action.value}"
     assert event.data["from"] == state.value and event.data["to"] == expected.value
