@@ -28,12 +28,19 @@ REJECTED = Decision(
 )
 APPROVED = Decision(approved=True, decided_dt=CREATED, caseworker="Ingrid Isaksson")
 
+MARKUP = dataclasses.replace(
+    REGISTRATION_DATA,
+    form=RegistrationData.from_json({**REGISTRATION, "employer_name": "Bygg & Måleri <Väst> AB"}),
+)
+"""Characters the template escapes in its HTML."""
+
 LETTERS = {
     "receipt sv": lambda: render_receipt(REGISTRATION_DATA, lang="sv", received_dt=CREATED),
     "receipt en": lambda: render_receipt(REMOVAL_DATA, lang="en", received_dt=CREATED),
     "approval sv": lambda: render_decision_letter(REGISTRATION_DATA, APPROVED, lang="sv"),
     "rejection en": lambda: render_decision_letter(REMOVAL_DATA, REJECTED, lang="en"),
     "rejection sv": lambda: render_decision_letter(REMOVAL_DATA, REJECTED, lang="sv"),
+    "escaped sv": lambda: render_receipt(MARKUP, lang="sv", received_dt=CREATED),
 }
 
 
@@ -87,6 +94,10 @@ def test_a_letter_says_word_for_word_what_weasyprint_lays_out(
     words = collections.Counter(_text(written).split())
     assert words == collections.Counter(_text(reference).split())
     assert "BB-" in _text(written)
+
+
+def test_characters_the_html_escapes_come_out_as_typed() -> None:
+    assert "Bygg & Måleri <Väst> AB, 202100-4920" in _text(LETTERS["escaped sv"]())
 
 
 @pytest.mark.parametrize("name", ["receipt sv", "rejection en"])
