@@ -114,7 +114,10 @@ def _to_unicode(glyphs: dict[str, int]) -> bytes:
 @functools.cache
 def font(weight: str) -> Font:
     """DejaVu Sans (``regular`` or ``bold``) subset to :data:`CHARACTERS`, once."""
-    source = TTFont(FONT_DIR / FONT_FILES[weight])
+    try:
+        source = TTFont(FONT_DIR / FONT_FILES[weight])
+    except OSError as exc:  # the fonts not where Debian's fonts-dejavu-core puts them
+        raise Unsupported(f"no font file: {exc}") from exc
     wanted = [c for c in CHARACTERS if ord(c) in source.getBestCmap()]
     options = subset.Options()
     options.name_IDs = ["*"]

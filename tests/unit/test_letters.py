@@ -161,3 +161,18 @@ def test_an_explanation_longer_than_a_page_is_laid_out_by_weasyprint() -> None:
 def test_what_the_writer_does_not_know_is_unsupported(html: str) -> None:
     with pytest.raises(letter_pdf.Unsupported):
         letter_pdf.read_blocks(html)
+
+
+def test_without_the_font_files_the_letter_is_laid_out_by_weasyprint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    letter_pdf.font.cache_clear()
+    monkeypatch.setattr(letter_pdf, "FONT_DIR", tmp_path / "no-fonts")
+    try:
+        pdf = LETTERS["receipt sv"]()
+    finally:
+        letter_pdf.font.cache_clear()
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(pdf)
+    assert _producer(path).startswith("WeasyPrint")
+    assert "Kvittens för ärende BB-7K3M-Q9XT" in _text(pdf)
