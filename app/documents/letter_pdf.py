@@ -173,8 +173,7 @@ class Block:
     """``table``: the label (TH) and value (TD) of each row."""
 
 
-_BLOCKS = {"h1": "h1", "h2": "h2", "p": "p", "ol": "ol", "table": "table"}
-_IGNORED = {"html", "head", "meta", "title", "style", "body", "div", "tbody"}
+_IGNORED = {"html", "head", "meta", "title", "style", "body", "tbody"}
 
 
 class _Reader(HTMLParser):

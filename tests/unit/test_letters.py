@@ -156,6 +156,7 @@ def test_an_explanation_longer_than_a_page_is_laid_out_by_weasyprint() -> None:
         "<body><table class='list'><tr><th>a</th><td>b</td></tr></table></body>",
         "<body><table class='fields'><tr><th>a</th><td>b</td><td>c</td></tr></table></body>",
         "<body>lös text</body>",
+        "<body><div class='box'><p>i en ruta</p></div></body>",
     ],
 )
 def test_what_the_writer_does_not_know_is_unsupported(html: str) -> None:
