@@ -163,7 +163,8 @@ def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> Che
     if not report.accepted:
         return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)
     try:
-        xml = extract_evidence(sealed)[SIGNATURE_EVIDENCE_NAME]
+        evidence = report.evidence if report.evidence is not None else extract_evidence(sealed)
+        xml = evidence[SIGNATURE_EVIDENCE_NAME]
         signed = verify_bankid_signature(
             base64.b64encode(xml).decode("ascii"),
             verifiers.bankid_roots,

@@ -36,6 +36,7 @@ from weasyprint.urls import URLFetcher
 from app.core.i18n import long_date, swedish_time, translations
 from app.core.ids import format_orgnr, format_personnummer
 from app.core.text import isolate
+from app.documents.letter_pdf import LetterMeta, Unsupported, write_letter
 from app.documents.qr import (
     QR_PLACEMENT,
     FormKind,
@@ -322,7 +323,12 @@ def _letter(
         **extra,
     }
     html = environment(lang).get_template(template).render(context)
-    return _write(_layout(html))
+    meta = LetterMeta(lang, context["title"], _("Statens tjänstepensionsverk"),
+                      context["description"], footer)  # fmt: skip
+    try:
+        return write_letter(html, meta)
+    except Unsupported:
+        return _write(_layout(html))
 
 
 def _date_and_time(dt: datetime, lang: str) -> str:

@@ -82,6 +82,9 @@ class SealReport:
     """The time in the RFC 3161 timestamp token: when the seal existed at the latest."""
     evidence_names: list[str] = field(default_factory=list)
     """Names of the files attached to the PDF (see :func:`extract_evidence`)."""
+    evidence: dict[str, bytes] | None = None
+    """The attached files by name, read with the seal (what :func:`extract_evidence` gives,
+    without reading the PDF again); ``None`` when they could not be read."""
 
 
 def _rejected(rejection: Rejection, **details: object) -> SealReport:
@@ -296,7 +299,9 @@ def validate_sealed_pdf(
         return _rejected(Rejection.NOT_A_PDF)
     details: dict[str, object] = {}
     try:
-        details["evidence_names"] = [name for name, _ in _embedded_files(reader)]
+        files = list(_embedded_files(reader))
+        details["evidence_names"] = [name for name, _ in files]
+        details["evidence"] = {name: _file_data(name, spec) for name, spec in files}
     except Exception:
         log.debug("unreadable attachments", exc_info=True)
     if not signatures:

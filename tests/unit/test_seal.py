@@ -204,6 +204,18 @@ def test_sealed_form_is_accepted_with_its_evidence(
     assert report.evidence_names == ["bankid-ocsp.der", "bankid-signature.xml"]
 
 
+def test_the_seals_report_carries_the_evidence_read_once(
+    sealed: bytes, material: pki.SealMaterial
+) -> None:
+    """The automated checks take the evidence from the report (the PDF is read once)."""
+    report = _validate(sealed, material)
+    assert report.evidence == extract_evidence(sealed)
+    assert report.evidence == {
+        "bankid-signature.xml": SIGNATURE_XML,
+        "bankid-ocsp.der": OCSP_RESPONSE,
+    }
+
+
 def test_evidence_comes_back_byte_for_byte(sealed: bytes, form_pdf: bytes) -> None:
     assert extract_evidence(sealed) == {
         "bankid-signature.xml": SIGNATURE_XML,
