@@ -33,3 +33,12 @@ _PERSONNUMMER = re.compile(r"(?<!\d)((?:19|20)?\d{6})[-+]?\d{4}(?!\d)")
 def mask_numbers(text: str) -> str:
     """Personnummer-like digits in free text, masked (``19121212-XXXX``)."""
     return _PERSONNUMMER.sub(r"\1-XXXX", text)
+
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern for values containing ``text`` as typed (its ``%`` and ``_`` taken
+    literally; use with ``escape=LIKE_ESCAPE``)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
