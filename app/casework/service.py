@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
@@ -152,10 +152,10 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
         after=f.after,
         before=f.before,
         size=PAGE_SIZE,
-        options=(
-            selectinload(Errand.employer),
+        options=(  # the two many-to-ones in the page's own query: two round trips fewer
+            joinedload(Errand.employer),
+            joinedload(Errand.assigned_staff),
             selectinload(Errand.checks),
-            selectinload(Errand.assigned_staff),
             selectinload(Errand.completion_requests),
         ),
     )
