@@ -1,6 +1,7 @@
 """Indexes for the lists' query plans: the caseworker queue in due-date and received
-order (unassigned errands by a partial index), an employer's errands by state, and a
-submitter's errands newest first; each ends in the id, the lists' keyset tiebreak.
+order (unassigned errands by a partial index), an employer's errands by state, a
+submitter's errands newest first (each ends in the id, the lists' keyset tiebreak), and
+the checks that need attention (the queue's filter on them).
 
 Revision ID: 0020
 Revises: 0015
@@ -18,6 +19,7 @@ branch_labels = None
 depends_on = None
 
 UNASSIGNED = sa.text("assigned_staff_id IS NULL")
+ATTENTION = sa.text("outcome <> 'passed'")
 
 
 def upgrade() -> None:
@@ -40,9 +42,18 @@ def upgrade() -> None:
         )
         batch.create_index("ix_errand_employer_state", ["employer_id", "state"])
         batch.create_index("ix_errand_submitter_created", ["submitted_by_id", "created_dt", "id"])
+    with op.batch_alter_table("verification_check") as batch:
+        batch.create_index(
+            "ix_verification_check_attention",
+            ["errand_id"],
+            postgresql_where=ATTENTION,
+            sqlite_where=ATTENTION,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("verification_check") as batch:
+        batch.drop_index("ix_verification_check_attention")
     with op.batch_alter_table("errand") as batch:
         for name in (
             "ix_errand_submitter_created",
