@@ -24,6 +24,7 @@ Prints p50/p95 per measurement and ends with ``RESULT <name> <p95 ms> 100 PASS|F
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -39,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 from psycopg import sql
+
+from tests.sample_forms import REGISTRATION, REMOVAL
 
 TARGET_MS = 100.0
 EXPORT_TARGET_MS = 1000.0
@@ -104,14 +107,48 @@ def _resync(conn: psycopg.Connection[Any], tables: Iterable[str]) -> None:
         )
 
 
-def bulk_load(url: str, users: int, errands: int, employers: int) -> dict[str, int]:
+OPEN_CYCLE = 20
+"""Open errands (``open_errands``) take their state from their place in a cycle of 20:
+12 in review unassigned, 3 in review with the caseworker, 3 awaiting completion with
+the caseworker, 1 failed, 1 in review with a step being retried."""
+
+
+def _open_state(slot: int) -> tuple[str, bool]:
+    """The state of an open errand at ``slot`` of the cycle, and whether the caseworker
+    holds it."""
+    if slot < 12:
+        return "in_review", False
+    if slot < 15:
+        return "in_review", True
+    if slot < 18:
+        return "awaiting_completion", True
+    return ("failed", False) if slot == 18 else ("in_review", False)
+
+
+def bulk_load(
+    url: str,
+    users: int,
+    errands: int,
+    employers: int,
+    *,
+    open_errands: int = 0,
+    audit_events: int = 0,
+    own_errands: int = 0,
+) -> dict[str, int]:
     """COPY the large employer, the other employers and the errands; returns the ids the
-    measurements need."""
+    measurements need.
+
+    ``open_errands`` of the errands are open (``_open_state``; due dates from 5 days past to
+    15 ahead, each with a passed check and every fifth with a flagged one), the rest closed;
+    ``audit_events`` events are spread over the errands' histories; ``own_errands`` of the
+    errands (every so many) were submitted by Storverket's orderer."""
     rnd = random.Random(11)
     now = datetime.now(UTC)
     conn_url = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conn_url) as conn:
-        staff_row = conn.execute("SELECT min(id) FROM staff_member").fetchone()
+        staff_row = conn.execute(
+            "SELECT min(id) FROM staff_member WHERE is_caseworker AND is_active"
+        ).fetchone()
         assert staff_row is not None
         staff_id = staff_row[0]
         first_employer = _next_id(conn, "employer")
@@ -169,8 +206,7 @@ def bulk_load(url: str, users: int, errands: int, employers: int) -> dict[str, i
             ],
             person_rows,
         )
-        orderer = first_person + users + employers
-        administrator = orderer + 1
+        administrator = first_person + users + employers + 1
 
         first_permission = _next_id(conn, "service_permission")
 
@@ -199,28 +235,70 @@ def bulk_load(url: str, users: int, errands: int, employers: int) -> dict[str, i
         )
 
         first_errand = _next_id(conn, "errand")
+        orderer = first_person + users + employers
+        own_every = errands // own_errands if own_errands else 0
+        forms = {"registration": json.dumps(REGISTRATION), "removal": json.dumps(REMOVAL)}
 
         def errand_rows() -> Iterator[tuple[Any, ...]]:
             for n in range(errands):
                 eid = employer_ids[n % employers]
                 submitter = first_person + users + (n % employers)
+                if own_every and n % own_every == 1:
+                    submitter = orderer
+                kind = "removal" if n % 7 == 3 else "registration"
+                channel = "paper" if n % 5 == 2 else "e_sign"
+                if n < open_errands:
+                    state, held = _open_state(n % OPEN_CYCLE)
+                    when = now - timedelta(days=rnd.randint(0, 20), minutes=n % 1440)
+                    due = when + timedelta(days=rnd.randint(0, 20))
+                    yield (
+                        first_errand + n,
+                        f"BB-{first_errand + n:09d}",
+                        kind,
+                        channel,
+                        state,
+                        1,
+                        forms[kind],
+                        eid,
+                        f"1980{submitter:08d}",
+                        submitter,
+                        None,
+                        staff_id if held else None,
+                        "verify" if state == "failed" else None,
+                        "bench" if state == "failed" else None,
+                        "verify" if n % OPEN_CYCLE == 19 else None,
+                        when,
+                        when,
+                        when,
+                        None,
+                        due,
+                        now if state == "awaiting_completion" else None,
+                        "sv",
+                    )
+                    continue
                 when = now - timedelta(days=rnd.randint(1, 2000))
                 yield (
                     first_errand + n,
                     f"BB-{first_errand + n:09d}",
-                    "registration",
-                    "e_sign",
+                    kind,
+                    channel,
                     "closed",
                     1,
-                    "{}",
+                    forms[kind],
                     eid,
                     f"1980{submitter:08d}",
                     submitter,
                     staff_id,
+                    None,
+                    None,
+                    None,
+                    None,
                     when,
                     when,
                     when,
                     when + timedelta(days=3),
+                    when + timedelta(days=14),
+                    None,
                     "sv",
                 )
 
@@ -239,14 +317,22 @@ def bulk_load(url: str, users: int, errands: int, employers: int) -> dict[str, i
                 "subject_personnummer",
                 "submitted_by_id",
                 "decided_by_staff_id",
+                "assigned_staff_id",
+                "failed_step",
+                "failure_reason",
+                "retrying_step",
                 "created_dt",
                 "updated_dt",
                 "received_dt",
                 "decided_dt",
+                "due_dt",
+                "paused_dt",
                 "language",
             ],
             errand_rows(),
         )
+        _load_checks(conn, first_errand, open_errands, now)
+        _load_audit_events(conn, first_errand, errands, audit_events, staff_id, now)
         orderer_errand = first_errand + ((errands - 1) // employers) * employers
         grant_id = _next_id(conn, "role_grant")
         _copy(
@@ -269,18 +355,89 @@ def bulk_load(url: str, users: int, errands: int, employers: int) -> dict[str, i
         )
         _resync(
             conn,
-            ["employer", "employer_code", "person", "service_permission", "errand", "role_grant"],
+            [
+                "employer",
+                "employer_code",
+                "person",
+                "service_permission",
+                "errand",
+                "role_grant",
+                "verification_check",
+                "audit_event",
+            ],
         )
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
     return {
         "employer": big,
+        "staff": staff_id,
+        "first_errand": first_errand,
         "orderer": orderer,
         "user": first_person,
         "code": big_codes[0],
         "permissions": granted,
     }
+
+
+def _load_checks(
+    conn: psycopg.Connection[Any], first_errand: int, open_errands: int, now: datetime
+) -> None:
+    """A passed check on every open errand, and a flagged one on every fifth."""
+    first = _next_id(conn, "verification_check")
+    rows: list[tuple[Any, ...]] = []
+    for n in range(open_errands):
+        rows.append((first + len(rows), first_errand + n, "signature", "passed", "[]", "", now))
+        if n % 5 == 0:
+            flagged = (first + len(rows), first_errand + n, "signatory", "flagged", "[]", "", now)
+            rows.append(flagged)
+    columns = ["id", "errand_id", "name", "outcome", "findings", "detail", "checked_dt"]
+    _copy(conn, "verification_check", columns, rows)
+
+
+def _load_audit_events(
+    conn: psycopg.Connection[Any],
+    first_errand: int,
+    errands: int,
+    events: int,
+    staff_id: int,
+    now: datetime,
+) -> None:
+    """``events`` audit events over the errands' histories, chained after the seed's (the
+    hashes are stand-ins: a page reads the history, it does not verify the chain)."""
+    if not events:
+        return
+    head = conn.execute("SELECT seq FROM audit_chain_head WHERE id = 1").fetchone()
+    seq = int(head[0]) if head else 0
+    first = _next_id(conn, "audit_event")
+    actions = ("received", "verified", "claimed", "commented", "approved", "applied")
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for n in range(events):
+            errand_id = first_errand + n % errands
+            actor = f"staff:{staff_id}" if n % 3 else "system:pipeline"
+            digest = f"{seq + n + 1:064x}"
+            yield (
+                first + n,
+                seq + n + 1,
+                now - timedelta(minutes=events - n),
+                actor,
+                actions[(n // errands) % len(actions)],
+                "errand",
+                str(errand_id),
+                "{}",
+                f"{seq + n:064x}",
+                digest,
+                1,
+            )
+
+    columns = ["id", "seq", "occurred_dt", "actor", "action", "object_type", "object_id"]
+    columns += ["data", "prev_hash", "hash", "key_version"]
+    _copy(conn, "audit_event", columns, rows())
+    last = seq + events
+    conn.execute(
+        "UPDATE audit_chain_head SET seq = %s, last_hash = %s WHERE id = 1", (last, f"{last:064x}")
+    )
 
 
 # ---- the measurements ------------------------------------------------------------------

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
@@ -24,7 +24,13 @@ from app.access.models import Employer, Person
 from app.audit.models import AuditEvent
 from app.audit.service import record_errand_event
 from app.core.agents import Agent
-from app.core.text import has_unsafe_characters, without_unsafe_characters
+from app.core.paging import Order, Page, keyset_page
+from app.core.text import (
+    LIKE_ESCAPE,
+    contains_pattern,
+    has_unsafe_characters,
+    without_unsafe_characters,
+)
 from app.db import utcnow
 from app.notifications import notices
 from app.registrations.codes import Finding
@@ -79,34 +85,37 @@ class QueueFilter:
     sort: str = "due"
     """``due`` (earliest due first) or ``age`` (oldest received first)."""
     page: int = 1
+    after: str = ""
+    """Keyset: the page begins after this errand (``app.core.paging.Cursor`` as text)."""
+    before: str = ""
+    """Keyset: the page ends before this errand (going back)."""
 
 
-@dataclass(frozen=True)
-class QueuePage:
-    rows: list[Errand]
-    total: int
-    page: int
-    pages: int
+QueuePage = Page[Errand]
 
 
 def _list_condition(
     query: Select[Any], which: QueueList, agent: Agent, now: datetime
 ) -> Select[Any]:
+    return query.where(_list_predicate(which, agent, now))
+
+
+def _list_predicate(which: QueueList, agent: Agent, now: datetime) -> ColumnElement[bool]:
     if which is QueueList.MINE:
-        return query.where(Errand.assigned_staff_id == agent.id, Errand.state.in_(OPEN_STATES))
+        return and_(Errand.assigned_staff_id == agent.id, Errand.state.in_(OPEN_STATES))
     if which is QueueList.UNASSIGNED:
-        return query.where(
-            Errand.assigned_staff_id.is_(None), Errand.state == ErrandState.IN_REVIEW
-        )
+        return and_(Errand.assigned_staff_id.is_(None), Errand.state == ErrandState.IN_REVIEW)
     if which is QueueList.OVERDUE:
-        return query.where(Errand.state == ErrandState.IN_REVIEW, Errand.due_dt < now)
+        return and_(Errand.state == ErrandState.IN_REVIEW, Errand.due_dt < now)
     if which is QueueList.COMPLETION:
-        return query.where(Errand.state == ErrandState.AWAITING_COMPLETION)
+        return Errand.state == ErrandState.AWAITING_COMPLETION
     # Tekniskt fel: a step gave up, or is failing and being tried again.
-    return query.where(or_(Errand.state == ErrandState.FAILED, Errand.retrying_step.is_not(None)))
+    return or_(Errand.state == ErrandState.FAILED, Errand.retrying_step.is_not(None))
 
 
 def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
+    """A page of a list: at most ``PAGE_SIZE`` errands in order, found by keyset after or
+    before a cursor (the page links') or by offset for a page asked by number alone."""
     query = _list_condition(select(Errand), f.list, agent, utcnow())
     if f.kind:
         query = query.where(Errand.kind == f.kind)
@@ -118,7 +127,7 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
         match: ColumnElement[bool] = Employer.name.ilike(f"%{text}%")
         if len(digits) == 10:
             match = or_(match, Employer.orgnr == digits)
-        query = query.join(Employer, Employer.id == Errand.employer_id).where(match)
+        query = query.where(Errand.employer_id.in_(select(Employer.id).where(match)))
     attention = exists().where(
         VerificationCheck.errand_id == Errand.id,
         VerificationCheck.outcome != CheckOutcome.PASSED,
@@ -127,35 +136,48 @@ def queue(session: Session, agent: Agent, f: QueueFilter) -> QueuePage:
         query = query.where(attention)
     elif f.checks == "passed":
         query = query.where(~attention)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    order = (Errand.due_dt, Errand.id) if f.sort == "due" else (Errand.received_dt, Errand.id)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, f.page), pages)
-    rows = session.scalars(
-        query.options(
-            selectinload(Errand.employer),
+    by_due = f.sort == "due"
+    # Only an errand that failed before it was received lacks the dates.
+    order = Order(
+        Errand.due_dt if by_due else Errand.received_dt,
+        Errand.id,
+        nullable=f.list is QueueList.FAILED,
+    )
+    return keyset_page(
+        session,
+        query,
+        order,
+        (lambda e: e.due_dt) if by_due else (lambda e: e.received_dt),
+        page=f.page,
+        after=f.after,
+        before=f.before,
+        size=PAGE_SIZE,
+        options=(  # the two many-to-ones in the page's own query: two round trips fewer
+            joinedload(Errand.employer),
+            joinedload(Errand.assigned_staff),
             selectinload(Errand.checks),
-            selectinload(Errand.assigned_staff),
             selectinload(Errand.completion_requests),
-        )
-        .order_by(*order)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return QueuePage(list(rows), total, page, pages)
+        ),
+    )
 
 
 def counts(session: Session, agent: Agent) -> dict[QueueList, int]:
+    """How many errands each list holds: one statement, each list counted from an index
+    (PostgreSQL: index-only scans, no table rows read)."""
     now = utcnow()
-    return {
-        which: session.scalar(
-            select(func.count()).select_from(
-                _list_condition(select(Errand.id), which, agent, now).subquery()
+    lists = list(QueueList)
+    row = session.execute(
+        select(
+            *(
+                select(func.count())
+                .select_from(Errand)
+                .where(_list_predicate(which, agent, now))
+                .scalar_subquery()
+                for which in lists
             )
         )
-        or 0
-        for which in QueueList
-    }
+    ).one()
+    return {which: int(n or 0) for which, n in zip(lists, row, strict=True)}
 
 
 def errand(session: Session, reference: str) -> Errand:
@@ -481,11 +503,11 @@ def find_employers(session: Session, query: str, limit: int = 20) -> list[Employ
     exact = access.find_employer_by_orgnr_or_code(session, text)
     if exact is not None:
         return [exact]
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = contains_pattern(text)
     return list(
         session.scalars(
             select(Employer)
-            .where(Employer.name.ilike(pattern, escape="\\"))
+            .where(Employer.name.ilike(pattern, escape=LIKE_ESCAPE))
             .order_by(Employer.name, Employer.id)
             .limit(limit)
         )

@@ -77,6 +77,8 @@ def queue() -> ResponseReturnValue:
         checks=request.args.get("kontroller", ""),
         sort=request.args.get("ordning", "due"),
         page=page,
+        after=request.args.get("efter", "")[:64],
+        before=request.args.get("fore", "")[:64],
     )
     return render_template(
         "casework/queue.html",

@@ -44,3 +44,12 @@ def isolate(value: object) -> Markup:
     if value is None or value == "":
         return Markup("")
     return Markup("<bdi>%s</bdi>") % (value,)
+
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern for values containing ``text`` as typed (its ``%`` and ``_`` taken
+    literally; use with ``escape=LIKE_ESCAPE``)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -21,6 +21,8 @@ from app.audit.service import record_errand_event
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import swedish_time
 from app.core.ids import age_on
+from app.core.paging import Order, Page, keyset_page
+from app.core.text import LIKE_ESCAPE, contains_pattern, without_unsafe_characters
 from app.db import utcnow
 from app.registers.service import LocalSignatoryRegister, is_signatory
 from app.registrations.codes import ProblemCode, StepWarning
@@ -101,15 +103,55 @@ def own_errand(session: Session, agent: Agent, reference: str) -> Errand:
     return errand
 
 
-def own_errands(session: Session, agent: Agent) -> list[Errand]:
+OWN_PAGE_SIZE = 25
+
+
+def own_errands(
+    session: Session,
+    agent: Agent,
+    *,
+    search: str = "",
+    page: int = 1,
+    after: str = "",
+    before: str = "",
+) -> Page[Errand]:
+    """A page of the errands the person submitted, newest first; ``search`` keeps those
+    whose reference, employer (name or organisation number) or subject (name or
+    personnummer) contains it."""
     person_id = _require_person(agent)
-    return list(
-        session.scalars(
-            select(Errand)
-            .where(Errand.submitted_by_id == person_id)
-            .options(selectinload(Errand.employer))
-            .order_by(Errand.created_dt.desc())
+    query = select(Errand).where(Errand.submitted_by_id == person_id)
+    text = " ".join(without_unsafe_characters(search).split())
+    if text:
+        pattern = contains_pattern(text)
+        digits = "".join(ch for ch in text if ch.isdigit())
+        employers = select(Employer.id).where(Employer.name.ilike(pattern, escape=LIKE_ESCAPE))
+        if len(digits) == 10:
+            employers = select(Employer.id).where(
+                or_(Employer.name.ilike(pattern, escape=LIKE_ESCAPE), Employer.orgnr == digits)
+            )
+        subject = func.lower(
+            func.coalesce(Errand.form_data["given_name"].as_string(), "")
+            + " "
+            + func.coalesce(Errand.form_data["family_name"].as_string(), "")
         )
+        matches: list[ColumnElement[bool]] = [
+            Errand.reference.ilike(pattern, escape=LIKE_ESCAPE),
+            Errand.employer_id.in_(employers),
+            subject.like(pattern.lower(), escape=LIKE_ESCAPE),
+        ]
+        if len(digits) == 12:
+            matches.append(Errand.subject_personnummer == digits)
+        query = query.where(or_(*matches))
+    return keyset_page(
+        session,
+        query,
+        Order(Errand.created_dt, Errand.id, descending=True),
+        lambda e: e.created_dt,
+        page=page,
+        after=after,
+        before=before,
+        size=OWN_PAGE_SIZE,
+        options=(selectinload(Errand.employer),),
     )
 
 

@@ -235,10 +235,24 @@ def _render_review(
 @bp.get("/mina-arenden")
 @person_required
 def my_errands() -> ResponseReturnValue:
-    errands = service.own_errands(db(), signed_in())
+    search = request.args.get("sok", "")[:100]
+    try:
+        page = int(request.args.get("sida", "1"))
+    except ValueError:
+        page = 1
+    result = service.own_errands(
+        db(),
+        signed_in(),
+        search=search,
+        page=page,
+        after=request.args.get("efter", "")[:64],
+        before=request.args.get("fore", "")[:64],
+    )
     return render_template(
         "registrations/my_errands.html",
-        errands=errands,
+        result=result,
+        errands=result.rows,
+        search=search,
         resume_url=resume_url,
         is_lapsed=service.is_lapsed,
     )

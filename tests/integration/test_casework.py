@@ -3,6 +3,7 @@ the employer lookup, and two approvals for removing an employer's last orderer."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -144,6 +145,91 @@ def test_filters_and_pages(session: Session) -> None:
     assert (first.total, first.pages, len(first.rows)) == (28, 2, casework.PAGE_SIZE)
     assert len(second.rows) == 3
     assert not {s.id for s in first.rows} & {s.id for s in second.rows}
+
+
+def _walk(session: Session, agent: Agent, f: casework.QueueFilter) -> list[casework.QueuePage]:
+    """Every page of a list, by its "Nästa" links' cursors from the first page."""
+    pages = [casework.queue(session, agent, f)]
+    while pages[-1].next is not None:
+        last = pages[-1]
+        following = replace(f, after=str(last.next), page=last.page + 1)
+        pages.append(casework.queue(session, agent, following))
+    return pages
+
+
+@pytest.mark.parametrize("sort", ["due", "age"])
+def test_pages_keep_the_order_and_find_every_errand_both_ways(session: Session, sort: str) -> None:
+    ingrid = caseworker(session, INGRID)
+    first = in_review(session)
+    copies = like_in_review(session, first, [f"19780202{n:04d}" for n in range(60)])
+    assert first.due_dt is not None and first.received_dt is not None
+    for n, errand in enumerate(copies):  # spread out, with ties the id breaks
+        errand.due_dt = first.due_dt + timedelta(hours=n % 7)
+        errand.received_dt = first.received_dt - timedelta(hours=n % 5)
+    session.flush()
+    everything = [first, *copies]
+    key = (lambda e: e.due_dt) if sort == "due" else (lambda e: e.received_dt)
+    expected = [e.id for e in sorted(everything, key=lambda e: (key(e), e.id))]
+
+    pages = _walk(session, ingrid, casework.QueueFilter(sort=sort))
+    assert [p.page for p in pages] == [1, 2, 3]
+    assert {(p.total, p.pages) for p in pages} == {(61, 3)}
+    assert [e.id for p in pages for e in p.rows] == expected
+    # By number alone (offset), page 2 is the same page.
+    by_number = casework.queue(session, ingrid, casework.QueueFilter(sort=sort, page=2))
+    assert [e.id for e in by_number.rows] == [e.id for e in pages[1].rows]
+    # "Föregående" from the last page goes back through the same pages.
+    back = pages[-1]
+    for earlier in reversed(pages[:-1]):
+        assert back.previous is not None
+        f = casework.QueueFilter(sort=sort, before=str(back.previous), page=back.page - 1)
+        back = casework.queue(session, ingrid, f)
+        assert (back.page, [e.id for e in back.rows]) == (
+            earlier.page,
+            [e.id for e in earlier.rows],
+        )
+    assert back.previous is None
+    # A cursor that no page made is ignored: the page by its number, not an error.
+    nonsense = casework.QueueFilter(sort=sort, after="'; drop", page=2)
+    assert [e.id for e in casework.queue(session, ingrid, nonsense).rows] == expected[25:50]
+
+
+def test_a_failed_errand_without_dates_is_paged_last(session: Session) -> None:
+    ingrid = caseworker(session, INGRID)
+    first = in_review(session)
+    copies = like_in_review(session, first, [f"19780202{n:04d}" for n in range(30)])
+    for errand in copies:
+        errand.state = ErrandState.FAILED
+        errand.failed_step, errand.failure_reason = "seal", "boom"
+    for errand in copies[:3]:  # failed before they were received
+        errand.received_dt = errand.due_dt = None
+    session.flush()
+    pages = _walk(session, ingrid, casework.QueueFilter(list=casework.QueueList.FAILED))
+    found = [e.id for p in pages for e in p.rows]
+    assert sorted(found) == sorted(e.id for e in copies) and len(set(found)) == len(found)
+    assert found[-3:] == [e.id for e in copies[:3]]
+
+
+def test_the_counts_are_the_lists_lengths(session: Session) -> None:
+    ingrid = caseworker(session, INGRID)
+    errands = [
+        in_review(session, personnummer=p, given_name="Anna", family_name="Andersson")
+        for p in ("198112189876", "199001019810", "197205119824")
+    ]
+    like_in_review(session, errands[0], [f"19780202{n:04d}" for n in range(30)])
+    casework.claim(session, ingrid, errands[0])
+    errands[1].due_dt = utcnow() - timedelta(days=1)
+    casework.claim(session, ingrid, errands[2])
+    transition(session, errands[2], Action.REQUEST_COMPLETION, ingrid, reason="saknas")
+    errands[1].retrying_step = "apply"
+    session.flush()
+    counts = casework.counts(session, ingrid)
+    for which in casework.QueueList:
+        pages = _walk(session, ingrid, casework.QueueFilter(list=which))
+        assert counts[which] == sum(len(p.rows) for p in pages) == pages[0].total, which
+    assert counts[casework.QueueList.UNASSIGNED] == 31
+    assert counts[casework.QueueList.MINE] == 2
+    assert counts[casework.QueueList.FAILED] == 1
 
 
 def test_failed_step_is_retried(session: Session) -> None:
