@@ -112,7 +112,8 @@ def bench_database(pop: Population, keep: bool, reuse: bool) -> Iterator[tuple[s
         load_s = time.perf_counter() - started
         log(f"Loaded {', '.join(f'{k} {v:,}' for k, v in counts.items())} in {load_s:.0f} s")
     else:
-        log(f"Reusing the loaded {DATABASE}")
+        log(f"Reusing the loaded {DATABASE} (migrated to this branch's head)")
+        migrate_database(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         yield url, load_s
     finally:
