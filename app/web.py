@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from app import labels
+from app import labels, observability
 from app.access.models import Person
 from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
@@ -421,6 +421,7 @@ def _private(response: Any) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    observability.init_app(app)  # first: its request id is on everything after it
     app.jinja_env.filters["mask_pnr"] = mask_personnummer
     app.jinja_env.filters["pnr"] = format_personnummer
     app.jinja_env.filters["orgnr"] = format_orgnr
