@@ -108,6 +108,8 @@ def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    for chatty in ("httpx", "httpcore", "pika"):  # a line per request or frame: warnings only
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
