@@ -64,6 +64,9 @@ class WebServer(BaseApplication):
                 json_logs=not (settings.stand_ins or settings.testing)
             ),
             "child_exit": _worker_exited,
+            # one control socket per user ($HOME/.gunicorn): two serve processes on a host
+            # would take it from each other; nothing here uses it
+            "control_socket_disable": True,
             **options,
         }
         metrics_folder()

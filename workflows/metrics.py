@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dramatiq
@@ -173,19 +173,18 @@ class PipelineCollector(Collector):
             "Errands received and not decided whose due date has passed.",
             value=overdue or 0,
         )
-        attempts = GaugeMetricFamily(
+        yield _by_step(
             "behorighet_errands_retrying",
             "Errands whose step failed an attempt and will be tried again, by step.",
-            labels=["step"],
+            retrying,
         )
-        for step, count in retrying:
-            attempts.add_metric([step or "-"], count)
-        yield attempts
-        failures = GaugeMetricFamily(
-            "behorighet_errands_failed",
-            "Errands in 'failed' (a step given up on), by step.",
-            labels=["step"],
+        yield _by_step(
+            "behorighet_errands_failed", "Errands in 'failed' (a step given up), by step.", failed
         )
-        for step, count in failed:
-            failures.add_metric([step or "-"], count)
-        yield failures
+
+
+def _by_step(name: str, documentation: str, rows: Sequence[Any]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["step"])
+    for step, count in rows:
+        gauge.add_metric([step or "-"], count)
+    return gauge

@@ -83,6 +83,7 @@ pytestmark = [pytest.mark.slow]
 
 ESIGNED = int(os.environ.get("FAULT_ESIGNED", "40"))
 POSTED = int(os.environ.get("FAULT_POSTED", "20"))
+"""Scaled down from the issue's 200 and 100: those took over 15 minutes a broker here."""
 APPROVE_EVERY = 5
 """Every 5th errand is approved (a grant, and notices to the employer's orderers, whose
 number grows with each approval), the rest rejected (one notice each)."""
