@@ -14,7 +14,7 @@ SPV's staff: the clerk confirms each paper form, a caseworker approves every
 ``APPROVE_EVERY``-th errand and rejects the rest.
 
 The counts (``FAULT_ESIGNED``, ``FAULT_POSTED``) are scaled down from the issue's 200 and
-100 to keep the suite's time (README, "Faults under load")."""
+100 to keep the suite's time (README, "Tests": "Faults under load")."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ pytestmark = [pytest.mark.slow]
 
 ESIGNED = int(os.environ.get("FAULT_ESIGNED", "40"))
 POSTED = int(os.environ.get("FAULT_POSTED", "20"))
-"""Scaled down from the issue's 200 and 100: those took over 15 minutes a broker here."""
+"""Scaled down from the issue's 200 and 100, which would take well over 10 minutes a
+broker on this 2-core machine (README, "Tests")."""
 APPROVE_EVERY = 5
 """Every 5th errand is approved (a grant, and notices to the employer's orderers, whose
 number grows with each approval), the rest rejected (one notice each)."""
