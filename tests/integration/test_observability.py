@@ -8,6 +8,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -17,9 +18,11 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
-from app.logging import configure_logging
+from app.logging import configure_logging, request_id_bound
 from tests.conftest import DAVID, login, sign_with_bankid
 from tests.support import wait_for, walk_registration
+from workflows.outbox import add_message
+from workflows.runtime import Runtime
 
 ROUTE = "/hantera-behorigheter/anvandare/<int:person_id>"
 
@@ -134,3 +137,18 @@ def test_an_actors_log_line_carries_the_id_of_the_request_that_queued_it(
 
     (line,) = wait_for(verified, timeout=30, message="the verification to run")
     assert line["request_id"] == "signing-request-42" and line["logger"] == "workflows.metrics"
+
+
+def test_a_message_sent_again_keeps_the_request_id_of_its_request(runtime: Runtime) -> None:
+    with request_id_bound("request-before-a-crash"), runtime.unit_of_work() as s:
+        queued = add_message(s, "watch_deadlines")
+    assert queued.request_id == "request-before-a-crash"
+    runtime.broker.flush_all()  # the first send is lost; the sweeper sends it again, later
+    assert runtime.relay.sweep(older_than=timedelta(0)) >= 1
+    (sent,) = [
+        dramatiq.Message.decode(data)
+        for queue in runtime.broker.queues.values()
+        for data in list(queue.queue)
+    ]
+    assert sent.options["request_id"] == "request-before-a-crash"
+    assert sent.options["outbox_id"] == queued.id
