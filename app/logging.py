@@ -30,8 +30,9 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,63}")
 
 def valid_request_id(value: str | None) -> str | None:
     """``value`` when it may serve as a request id (what a proxy sends: a UUID, a hex or
-    base64 token; at most 64 characters, nothing that could forge a log line), else None."""
-    if value and _VALID_REQUEST_ID.fullmatch(value):
+    base64 token; at most 64 characters, nothing that could forge a log line, nothing that
+    reads as a personnummer: the id is logged unmasked, to be found again), else None."""
+    if value and _VALID_REQUEST_ID.fullmatch(value) and mask_personnummer_in_text(value) == value:
         return value
     return None
 
@@ -65,7 +66,10 @@ def request_id_bound(request_id: str | None) -> Iterator[None]:
 
 
 def _mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    return {k: mask_personnummer_in_text(v) if isinstance(v, str) else v for k, v in event.items()}
+    return {
+        k: mask_personnummer_in_text(v) if isinstance(v, str) and k != REQUEST_ID else v
+        for k, v in event.items()
+    }
 
 
 def _level_name(_logger: Any, name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:

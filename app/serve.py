@@ -57,7 +57,10 @@ class WebServer(BaseApplication):
             "accesslog": None,  # the app logs each request (``app.observability``)
             "logconfig_dict": {
                 "root": {"level": "INFO", "handlers": []},
-                "loggers": {"gunicorn.error": _ROUTED_TO_ROOT, "gunicorn.access": _ROUTED_TO_ROOT},
+                "loggers": {
+                    "gunicorn.error": _ROUTED_TO_ROOT,
+                    "gunicorn.access": {**_ROUTED_TO_ROOT, "level": "WARNING"},  # ours instead
+                },
             },
             # after gunicorn's logging set-up (which leaves the root logger bare):
             "on_starting": lambda _server: configure_logging(

@@ -54,7 +54,7 @@ from app.notifications.models import EmailMessage
 from app.notifications.sender import message_id
 from app.registrations.models import Errand, RejectionReason
 from devtools import models as devtools_models
-from devtools.bankid_simulator.app_actions import open_and_approve
+from devtools.bankid_simulator.app_actions import AppActionRefused, open_and_approve
 from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink
 from devtools.pki import ensure_test_pki
@@ -300,7 +300,9 @@ def _approve_order(stack: Stack, order_ref: str, personnummer: str) -> None:
     retrying(approve, "approve in the BankID app")
 
 
-def _newest_order(stack: Stack, *where: Any) -> str:
+def _newest_order(stack: Stack, *where: Any, wait_s: float = 20.0) -> str | None:
+    """The newest pending BankID order so chosen, once there is one (None after ``wait_s``)."""
+
     def newest() -> str | None:
         with stack.runtime.session_factory() as s:
             return s.scalars(
@@ -309,18 +311,21 @@ def _newest_order(stack: Stack, *where: Any) -> str:
                 .order_by(EidOrder.id.desc())
             ).first()
 
-    for _ in range(100):
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
         found = retrying(newest, "find the order")
         if found:
             return found
         time.sleep(0.2)
-    raise AssertionError("no BankID order was started")
+    return None
 
 
 def _log_in(stack: Stack, browser: Browser) -> None:
     page = browser.get("/logga-in").text
     assert browser.post("/logga-in", {"csrf_token": csrf_token(page), "device": "other"})
-    _approve_order(stack, _newest_order(stack, EidOrder.purpose == OrderPurpose.LOGIN), DAVID)
+    order = _newest_order(stack, EidOrder.purpose == OrderPurpose.LOGIN)
+    assert order, "no BankID order was started"
+    _approve_order(stack, order, DAVID)
     for _ in range(100):
         if browser.get("/logga-in/bankid").status_code == 302:
             return
@@ -338,18 +343,34 @@ def _sign(stack: Stack, browser: Browser, reference: str) -> None:
 
 
 def _sign_alone(stack: Stack, browser: Browser, reference: str) -> None:
-    review = browser.get(f"/mina-arenden/{reference}").text
-    data = {"csrf_token": csrf_token(review), "device": "other"}
-    assert browser.post(f"/mina-arenden/{reference}/signera", data).status_code == 302
+    """Eva signs; when the start failed (the database went away in the middle, and BankID
+    then refuses a second order for her while the first is open), she presses sign again."""
     errand = select(Errand.id).where(Errand.reference == reference).scalar_subquery()
-    order = _newest_order(stack, EidOrder.errand_id == errand)
-    _approve_order(stack, order, EVA)
-    for _ in range(100):
-        finished = browser.get(f"/mina-arenden/{reference}/signera")
-        if finished.status_code == 302 and finished.headers["Location"].endswith(reference):
+    for _ in range(10):
+        review = browser.get(f"/mina-arenden/{reference}").text
+        data = {"csrf_token": csrf_token(review), "device": "other"}
+        assert browser.post(f"/mina-arenden/{reference}/signera", data).status_code == 302
+        order = _newest_order(stack, EidOrder.errand_id == errand, wait_s=5)
+        if order is None:
+            continue
+        try:
+            _approve_order(stack, order, EVA)
+        except AppActionRefused:  # the order was ended meanwhile: start again
+            continue
+        for _ in range(100):
+            finished = browser.get(f"/mina-arenden/{reference}/signera")
+            if finished.status_code == 302 and finished.headers["Location"].endswith(reference):
+                break
+            time.sleep(0.2)
+        if retrying(lambda: _signed(stack, reference), "the errand's state"):
             return
-        time.sleep(0.2)
     raise AssertionError(f"signing {reference} did not complete")
+
+
+def _signed(stack: Stack, reference: str) -> bool:
+    with stack.runtime.session_factory() as s:
+        state = s.scalar(select(Errand.state).where(Errand.reference == reference))
+    return state not in (ErrandState.DRAFT, ErrandState.AWAITING_SIGNATURE)
 
 
 def _subject(index: int) -> dict[str, str]:

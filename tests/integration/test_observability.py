@@ -102,9 +102,11 @@ def test_a_requests_log_line_is_json_with_its_request_id(
     forged = client.get("/healthz", headers={"X-Request-ID": 'x" level=error'})
     made = forged.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made)
+    carrying = client.get("/healthz", headers={"X-Request-ID": "req-19121212-1212"})
+    assert "1212" not in carrying.headers["X-Request-ID"]  # a personnummer is no request id
 
     lines = [line for line in _lines(json_log) if line["message"] == "request"]
-    first, second = lines
+    first, second, _third = lines
     assert first["request_id"] == "edge-7f3a9c" and second["request_id"] == made
     assert first["route"] == "/healthz" and first["status"] == 200 and first["method"] == "GET"
     assert first["level"] == "info" and first["logger"] == "app.requests"

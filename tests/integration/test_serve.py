@@ -147,6 +147,7 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
         output = server.stdout.read().decode() if server.stdout else ""
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any(line["message"].startswith("Booting worker") for line in lines)
+    assert not [line for line in lines if line["logger"] == "gunicorn.access"]  # ours only
     probes = [line for line in lines if line.get("request_id", "").startswith("probe-")]
     assert len(probes) == 8
     answered = {(p["message"], p["route"], p["status"]) for p in probes}
