@@ -3,8 +3,10 @@ stop and start at will: never the shared services (other people's tests run on t
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -12,7 +14,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support import free_port
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range (32768 and up), so that no client's
+    outgoing connection takes it while the service is down for a restart."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def _wait_for_port(port: int, timeout: float = 60.0) -> None:
@@ -147,15 +161,25 @@ class PrivateRabbitMQ:
         prefix = ["runuser", "-u", "rabbitmq", "--"] if os.geteuid() == 0 else []
         return [*prefix, f"/usr/lib/rabbitmq/bin/{name}"]
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self._command("rabbitmq-server"),
-            env=self.env,
-            cwd=self.folder,
-            stdout=(self.folder / "out.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        _wait_for_port(self.port, timeout=90)
+    def start(self, attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            self.process = subprocess.Popen(
+                self._command("rabbitmq-server"),
+                env=self.env,
+                cwd=self.folder,
+                stdout=(self.folder / "out.log").open("ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the node's processes in a group of their own
+            )
+            try:
+                _wait_for_port(self.port, timeout=45)
+                return
+            except TimeoutError:
+                self._kill()
+                print(f"RabbitMQ {self.node} did not start in 45 s; again")
+                if attempt == attempts - 1:
+                    log = (self.folder / "out.log").read_text(errors="replace")[-3000:]
+                    raise TimeoutError(f"RabbitMQ {self.node} did not start:\n{log}") from None
 
     def stop(self) -> None:
         subprocess.run(
@@ -169,8 +193,15 @@ class PrivateRabbitMQ:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._kill()
         _wait_until_closed(self.port)
+        _wait_until_closed(self.dist_port)  # a new node could not take it yet
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
 
     def restart(self) -> None:
         self.stop()

@@ -583,9 +583,12 @@ def test_errands_come_through_killed_workers_and_restarted_services(stack: Stack
     posted = _post_errands(stack)
 
     _wait(lambda: people.done >= ESIGNED // 3, stack, "a third of the e-signed errands", 300)
+    restarts = [time.monotonic()]
     stack.broker.restart()
+    restarts.append(time.monotonic())
     _wait(lambda: people.done >= 2 * ESIGNED // 3, stack, "two thirds of them", 300)
     stack.pg.restart()
+    restarts.append(time.monotonic())
     references = people.join()
     assert len(references) == ESIGNED
 
@@ -631,8 +634,11 @@ def test_errands_come_through_killed_workers_and_restarted_services(stack: Stack
         received = Counter(s.scalars(select(SinkMessage.message_id)))
         mail_from = stack.runtime.settings.mail_from
         assert set(received) == {message_id(e, mail_from) for e in emails}
-        twice = {m: n for m, n in received.items() if n > 1}
-        assert not twice, f"emails delivered to the relay more than once: {twice}"
+        # The SMTP server may take an email again when its sender died between the server's
+        # answer and the commit that marks it sent (no transaction spans both): the copy
+        # has the same Message-ID, for the relay to drop. Only a fault can cause it.
+        again = sum(n - 1 for n in received.values())
+        assert again <= killer.kills + 2, received
         assert s.scalar(select(func.count()).where(Errand.state == ErrandState.FAILED)) == 0
     dead = [(q, n) for q, state, n in queue_depths(stack.runtime.broker) if state == "dead" and n]
     assert not dead, dead
@@ -642,7 +648,9 @@ def test_errands_come_through_killed_workers_and_restarted_services(stack: Stack
     assert audit.returncode == 0, audit.stdout + audit.stderr
     print(
         f"RESULT faults {ESIGNED} e-signed + {POSTED} posted errands, {killer.kills} workers "
-        f"killed, broker and PostgreSQL restarted once: {time.monotonic() - started:.0f} s"
+        f"killed, broker and PostgreSQL restarted once, {again} emails taken twice by the SMTP "
+        f"server (same Message-ID): {time.monotonic() - started:.0f} s (the broker's restart "
+        f"{restarts[1] - restarts[0]:.1f} s)"
     )
 
 
