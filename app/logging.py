@@ -112,7 +112,8 @@ def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for chatty in ("httpx", "httpcore", "pika"):  # a line per request or frame: warnings only
+    for chatty in ("httpx", "httpcore", "pika", "weasyprint.progress", "fontTools"):
+        # a line per request, frame or rendering step: warnings only
         logging.getLogger(chatty).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
