@@ -645,8 +645,9 @@ def test_errands_come_through_killed_workers_and_restarted_services(stack: Stack
     _wait(
         lambda: all(_all_logs(stack).count(m) >= 1 for m in duplicates),
         stack,
-        "the messages delivered twice to be handled again",
+        f"the messages delivered twice ({duplicates}) to be handled again",
         60,
+        lambda: f"\nqueues: {list(queue_depths(stack.runtime.broker))}",
     )
     _wait(lambda: _settled(stack, expected), stack, "everything done again", 60)
     staff.stopped.set()
