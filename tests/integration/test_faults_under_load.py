@@ -153,6 +153,7 @@ class Stack:
 
     def __init__(self, root: Path, broker_kind: str) -> None:
         self.root = root
+        self.closing = threading.Event()
         self.processes: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.servers: list[Any] = []
@@ -242,6 +243,8 @@ class Stack:
         return process
 
     def start_worker(self, n: int) -> None:
+        if self.closing.is_set():  # a failed test's worker killer may still be at work
+            return
         worker = self._spawn(["worker", "--threads", "2"], f"worker-{n}")
         if n < len(self.workers):
             self.workers[n] = worker
@@ -260,6 +263,8 @@ class Stack:
         )
 
     def close(self) -> None:
+        self.closing.set()
+        time.sleep(0.5)  # a worker being started as it was set is in the list by now
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
