@@ -242,6 +242,10 @@ class Settings:
     api_trusted_proxies: frozenset[str] = frozenset()
     """The addresses of the reverse proxies whose :attr:`api_client_cert_header` is believed."""
 
+    metrics_token: str | None = field(default=None, repr=False)
+    """The bearer token ``/metrics`` asks for (``Authorization: Bearer …``). Unset, the page
+    is open in the demo and the tests and refused to everyone in production."""
+
     stand_ins: frozenset[StandIn] = frozenset()
     """The real parts that plugins put stand-ins in place of (the demo's and the tests').
     Never read from the environment: only a plugin sets it, in its ``configure``. Empty in
@@ -392,6 +396,7 @@ class Settings:
             "collect_rate_limit",
             "signing_rate_limit",
             "blank_form_rate_limit",
+            "metrics_token",
         ):
             if env.get(name.upper()):
                 values[name] = env[name.upper()]

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from app import labels
+from app import labels, observability
 from app.access.changelog import last_change_dt
 from app.access.models import Person
 from app.audit.service import record_event
@@ -446,6 +446,7 @@ sent only when ``PUBLIC_BASE_URL`` is https)."""
 
 
 def init_app(app: Flask) -> None:
+    observability.init_app(app)  # first: its request id is on everything after it
     app.jinja_env.filters["mask_pnr"] = mask_personnummer
     app.jinja_env.filters["pnr"] = format_personnummer
     app.jinja_env.filters["orgnr"] = format_orgnr

@@ -17,7 +17,9 @@ from app.db import make_engine, make_sessionmaker
 from workflows import runtime
 from workflows.broker import declare_pipeline, make_broker
 from workflows.failures import StepFailureRecorder
+from workflows.metrics import StepMetrics
 from workflows.outbox import OutboxAcknowledgement, OutboxRelay
+from workflows.request_context import RequestIdPropagation
 
 
 def configure(settings: Settings) -> runtime.Runtime:
@@ -26,6 +28,8 @@ def configure(settings: Settings) -> runtime.Runtime:
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine, info=session_info(settings.audit_chain_key()))
     broker = make_broker(settings.broker_url)
+    broker.add_middleware(RequestIdPropagation())
+    broker.add_middleware(StepMetrics())
     broker.add_middleware(StepFailureRecorder(factory))
     broker.add_middleware(OutboxAcknowledgement(factory))
     declare_pipeline(broker)

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from app.db import Base, utcnow
+from app.logging import REQUEST_ID, current_request_id
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,8 @@ class OutboxMessage(Base):
     last_sent_dt: Mapped[datetime | None]
     send_count: Mapped[int] = mapped_column(default=0)
     done_dt: Mapped[datetime | None]
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    """The web request that queued it, directly or through the actors before it."""
 
     __table_args__ = (Index("ix_outbox_message_undone", "done_dt", "created_dt"),)
 
@@ -45,7 +48,12 @@ def add_message(
     """Queue ``actor_name(**kwargs)`` to run once the current transaction commits."""
     if errand_id is not None:
         kwargs["errand_id"] = errand_id
-    message = OutboxMessage(actor_name=actor_name, kwargs=kwargs, errand_id=errand_id)
+    message = OutboxMessage(
+        actor_name=actor_name,
+        kwargs=kwargs,
+        errand_id=errand_id,
+        request_id=current_request_id(),
+    )
     session.add(message)
     session.flush()
     session.info.setdefault(_PENDING_KEY, []).append(message.id)
@@ -54,7 +62,10 @@ def add_message(
 
 def _to_dramatiq(message: OutboxMessage, broker: dramatiq.Broker) -> dramatiq.Message[Any]:
     actor = broker.get_actor(message.actor_name)
-    return actor.message_with_options(kwargs=message.kwargs, outbox_id=message.id)
+    options: dict[str, Any] = {"outbox_id": message.id}
+    if message.request_id:
+        options[REQUEST_ID] = message.request_id
+    return actor.message_with_options(kwargs=message.kwargs, **options)
 
 
 class OutboxRelay:

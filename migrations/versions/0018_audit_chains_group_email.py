@@ -9,7 +9,7 @@ An email may go to a group (``email_message.group_addresses``): the employer's o
 are told of a role change in one email, not one each.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-03 02:10:00.000000
 """
 

@@ -4,7 +4,7 @@ submitter's errands newest first (each ends in the id, the lists' keyset tiebrea
 the checks that need attention (the queue's filter on them).
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-03 02:45:00.000000
 """
 

@@ -3,16 +3,19 @@ end user's address through the reverse proxy (what BankID is told)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask import Flask, request, request_started
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.pki import ensure_test_pki
 from tests.support import REDIS_URL, free_port, wait_for
@@ -60,18 +63,35 @@ def _children(pid: int) -> set[str]:
     return set(found.stdout.split())
 
 
-def _get(url: str) -> int:
+def _get(url: str, **headers: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
     except OSError:
         return 0
 
 
+def _counted(url: str, token: str, route: str) -> float:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return sum(
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "behorighet_http_requests_total"
+            and sample.labels == {"route": route, "method": "GET", "status": "200"}
+        )
+
+
 @pytest.mark.slow  # two gunicorn workers start twice: about 15 s
 def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gracefully(
-    database_url: str, pki_dir: Path
+    database_url: str, pki_dir: Path, tmp_path: Path
 ) -> None:
+    """…and logs JSON lines only, and its ``/metrics`` (behind the token) counts the requests
+    of both workers, the replaced ones' too (PROMETHEUS_MULTIPROC_DIR)."""
     port = free_port()
     ensure_test_pki(pki_dir)
     pki = {name: str(pki_dir / file) for name, file in PRODUCTION_FILES.items()}
@@ -88,6 +108,8 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
         "TSA_URL": "https://tsa.example/rfc3161",
         "MAIL_URL": "smtp://127.0.0.1:9",
         "PUBLIC_BASE_URL": "https://behorighet.example",
+        "METRICS_TOKEN": "serve-test-metrics",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         **pki,
     }
     server = subprocess.Popen(
@@ -103,6 +125,11 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
         # WEB_WORKERS=2: both boot (the second may come a moment after the first answers).
         wait_for(lambda: len(_children(server.pid)) == 2, timeout=30, message="two workers")
         workers = _children(server.pid)
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        assert all(_get(healthz, **{"X-Request-ID": f"probe-{i}"}) == 200 for i in range(8))
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        assert _get(metrics) == 401
+        assert _counted(metrics, "serve-test-metrics", "/healthz") == 8
         server.send_signal(signal.SIGHUP)  # a graceful reload: new workers, no downtime
         wait_for(
             lambda: len(_children(server.pid)) == 2 and _children(server.pid).isdisjoint(workers),
@@ -110,10 +137,18 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
             message="the workers to be replaced",
         )
         assert _get(ready) == 200
+        assert _get(healthz) == 200
+        assert _counted(metrics, "serve-test-metrics", "/healthz") == 9  # the old workers' too
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
         output = server.stdout.read().decode() if server.stdout else ""
-    assert "Booting worker" in output and "GET /readyz" in output
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert any(line["message"].startswith("Booting worker") for line in lines)
+    assert not [line for line in lines if line["logger"] == "gunicorn.access"]  # ours only
+    probes = [line for line in lines if line.get("request_id", "").startswith("probe-")]
+    assert len(probes) == 8
+    answered = {(p["message"], p["route"], p["status"]) for p in probes}
+    assert answered == {("request", "/healthz", 200)}
