@@ -60,6 +60,9 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         RATELIMIT_STORAGE_URI=settings.rate_limit_storage,
         RATELIMIT_KEY_PREFIX="behorighet",
         RATELIMIT_HEADERS_ENABLED=True,
+        # Counters unreachable (Redis restarting): the pages go on, uncounted, rather than
+        # fail; the limiter logs it.
+        RATELIMIT_SWALLOW_ERRORS=True,
     )
     limiter = Limiter(key_func=get_remote_address, app=app)
     if settings.web_rate_limits:

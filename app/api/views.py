@@ -176,9 +176,14 @@ class _RateLimit:
     def hit(self, key: str) -> None:
         """Count one call against ``key``; 429, with when to try again, when over."""
         strategy = self.limiter.limiter
-        if not strategy.hit(self.item, "api", key):
+        try:
+            if strategy.hit(self.item, "api", key):
+                return
             reset_at, _ = strategy.get_window_stats(self.item, "api", key)
-            raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+        except Exception:  # the counters unreachable: uncounted, as the site's pages
+            current_app.logger.warning("api.rate_limit_unavailable", exc_info=True)
+            return
+        raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
 @bp.before_request

@@ -118,6 +118,19 @@ def test_the_site_counts_in_redis_when_configured(make_app: Callable[..., Flask]
     assert first.get("/blanketter/anmalan.pdf").status_code == 429  # two processes, one count
 
 
+def test_unreachable_counters_leave_the_site_and_the_api_working(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Redis restarting under the counters: pages and checks go on, uncounted, not a 500."""
+    nowhere = "redis://127.0.0.1:9/0"  # nothing listens there
+    client = _limited(
+        make_app, blank_form_rate_limit="1 per minute", rate_limit_storage_url=nowhere
+    )
+    assert [client.get("/blanketter/anmalan.pdf").status_code for _ in range(2)] == [200, 200]
+    api = make_app(api_rate_limit="1 per minute", rate_limit_storage_url=nowhere).test_client()
+    assert [api.post("/api/v1/check", json={}).status_code for _ in range(2)] == [401, 401]
+
+
 def test_an_api_path_over_the_limit_gets_a_problem(make_app: Callable[..., Flask]) -> None:
     client = make_app(api_rate_limit="1 per minute").test_client()
     assert client.post("/api/v1/check", json={}).status_code == 401  # no client: by address
