@@ -88,7 +88,7 @@ def _counted(url: str, token: str, route: str) -> float:
 
 @pytest.mark.slow  # two gunicorn workers start twice: about 15 s
 def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gracefully(
-    database_url: str, pki_dir: Path, tmp_path: Path
+    committed_db: None, database_url: str, pki_dir: Path, tmp_path: Path
 ) -> None:
     """…and logs JSON lines only, and its ``/metrics`` (behind the token) counts the requests
     of both workers, the replaced ones' too (PROMETHEUS_MULTIPROC_DIR)."""
