@@ -10,11 +10,15 @@ for ``/api/``), with ``Retry-After``.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, cast
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug.exceptions import TooManyRequests
 
 from app.config import Settings
 from app.web import current_agent
@@ -33,6 +37,29 @@ SITE_LIMITS: dict[str, tuple[str, ...]] = {
     "blank-form": ("registrations.blank_form",),
 }
 """Each limit's scope (one count for all its pages) and the endpoints it covers."""
+
+
+class CountedLimit:
+    """A limit counted by hand on the app's limiter, for a key only known once the request
+    is under way (the API's client, after authentication): one counter update a call, the
+    limit parsed once. Counters unreachable: uncounted, as the site's limits."""
+
+    def __init__(self, limiter: Limiter, limit: str, scope: str) -> None:
+        self.limiter = limiter
+        self.item = parse(limit)
+        self.scope = scope
+
+    def hit(self, key: str) -> None:
+        """Count one call against ``key``; 429, with when to try again, when over."""
+        strategy = self.limiter.limiter
+        try:
+            if strategy.hit(self.item, self.scope, key):
+                return
+            reset_at, _ = strategy.get_window_stats(self.item, self.scope, key)
+        except Exception:  # e.g. Redis restarting
+            current_app.logger.warning("rate_limit.unavailable", exc_info=True)
+            return
+        raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
 def person_or_address() -> str:

@@ -403,11 +403,11 @@ def _load_audit_events(
     staff_id: int,
     now: datetime,
 ) -> None:
-    """``events`` audit events over the errands' histories, chained after the seed's (the
-    hashes are stand-ins: a page reads the history, it does not verify the chain)."""
+    """``events`` audit events over the errands' histories, on the shared chain after the
+    seed's (the hashes are stand-ins: a page reads the history, it does not verify it)."""
     if not events:
         return
-    head = conn.execute("SELECT seq FROM audit_chain_head WHERE id = 1").fetchone()
+    head = conn.execute("SELECT seq FROM audit_chain_head WHERE chain = ''").fetchone()
     seq = int(head[0]) if head else 0
     first = _next_id(conn, "audit_event")
     actions = ("received", "verified", "claimed", "commented", "approved", "applied")
@@ -436,7 +436,8 @@ def _load_audit_events(
     _copy(conn, "audit_event", columns, rows())
     last = seq + events
     conn.execute(
-        "UPDATE audit_chain_head SET seq = %s, last_hash = %s WHERE id = 1", (last, f"{last:064x}")
+        "UPDATE audit_chain_head SET seq = %s, last_hash = %s WHERE chain = ''",
+        (last, f"{last:064x}"),
     )
 
 

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psycopg
 from api_data import Check, Population, check_requests, load_postgres, spicedb_relationships
 from psycopg import sql
+from servers import wait_until_healthy
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -147,15 +149,9 @@ def api_client_secret(env: dict[str, str]) -> str | None:
 # ---- the servers -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -181,17 +177,7 @@ def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[int]:
         cwd=ROOT,
     )
     try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError("gunicorn exited")
-            time.sleep(0.1)
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, seconds=30)
         yield port
     finally:
         process.terminate()

@@ -13,8 +13,8 @@ histories, and one employer with ``--users`` users.
 
 ``behorighet serve`` (gunicorn, ``--workers`` × ``--threads``) is started on it with
 ``BEHORIGHET_TESTING=1`` (a process the tests start). The bench signs its requests in
-as the caseworker and the orderer by a session cookie it signs with the ``SECRET_KEY`` it
-gave the server (what the BankID login puts in the session; no route is added). Each page
+as the caseworker and the orderer by sessions it puts in the server's session store
+(what the BankID login puts there; no route is added). Each page
 is requested ``--runs`` times one at a time, then by four clients at once (each
 ``--runs`` times), over kept-alive connections; the whole answer is read.
 
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from bench_access import bulk_load, fresh_database, percentile
+from servers import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 100.0
@@ -54,23 +55,26 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def session_cookie(agent: dict[str, Any], **extra: Any) -> str:
-    """The session a BankID login leaves (``app.web``: agent, login and seen times),
-    signed as Flask signs it with the server's ``SECRET_KEY``."""
-    from flask import Flask
-    from flask.sessions import SecureCookieSessionInterface
+def session_cookie(url: str, agent: dict[str, Any], **extra: Any) -> str:
+    """The session a BankID login leaves (``app.web``: agent, login and seen times), put in
+    the server's session store (``app.eid.sessions``) as a login does; the cookie is its id."""
+    import secrets
+    from datetime import timedelta
 
-    app = Flask("bench")
-    app.secret_key = SECRET
-    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
-    assert serializer is not None
+    from flask_session.base import ServerSideSession
+
+    from app import create_app
+    from app.config import Settings
+    from app.eid.sessions import KEY_PREFIX
+
+    app = create_app(Settings(database_url=url, secret_key=SECRET, testing=True))
+    sid = secrets.token_urlsafe(32)
     now = time.time()
-    # Far in the future, so that the 30-second "seen" rewrite never changes the cookie.
-    return str(
-        serializer.dumps(
-            {"agent": agent, "login_ts": now, "seen_ts": now + 3600, "_permanent": True, **extra}
-        )
-    )
+    # "Seen" far in the future, so that the 30-second rewrite never writes the store.
+    data = {"agent": agent, "login_ts": now, "seen_ts": now + 3600, **extra}
+    session = ServerSideSession(data, sid=sid, permanent=True)
+    app.session_interface._upsert_session(timedelta(hours=10), session, KEY_PREFIX + sid)  # type: ignore[attr-defined]
+    return sid
 
 
 def cpu_seconds(pid: int) -> float:
@@ -117,15 +121,7 @@ def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError("behorighet serve exited")
-            time.sleep(0.1)
+        wait_until_healthy(base, process)
         yield base, process.pid
     finally:
         process.terminate()
@@ -284,9 +280,9 @@ def main() -> int:
             log(f"Kept: {url}")
             return 0
         cookies = {
-            "staff": session_cookie({"kind": "staff", "id": ids["staff"]}),
+            "staff": session_cookie(url, {"kind": "staff", "id": ids["staff"]}),
             "orderer": session_cookie(
-                {"kind": "person", "id": ids["orderer"]}, employer_id=ids["employer"]
+                url, {"kind": "person", "id": ids["orderer"]}, employer_id=ids["employer"]
             ),
         }
         results = []

@@ -89,6 +89,23 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+def pdf_page_texts(pdf: bytes) -> list[str]:
+    """Each page's text, as pdfium extracts it."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(pdf)
+    try:
+        texts = []
+        for page in document:
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_range())
+            textpage.close()
+            page.close()
+        return texts
+    finally:
+        document.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,11 +5,8 @@ service call, log who was asked about, commit."""
 from __future__ import annotations
 
 import http
-import math
 import re
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote
@@ -19,10 +16,10 @@ from flask import Flask, abort, current_app, g, render_template, request
 from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
-from limits import RateLimitItem, parse
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, TooManyRequests
+from werkzeug.exceptions import HTTPException
 
+from app import ratelimits
 from app.access.authority import Access
 from app.access.models import SelfService
 from app.api import clients, log_engine, service
@@ -165,32 +162,11 @@ def _rate_key() -> str:
     return "address:" + (request.remote_addr or "-")
 
 
-@dataclass(frozen=True)
-class _RateLimit:
-    """The API's limit a client (Flask-Limiter's rate limiter and storage: Redis where
-    configured), parsed once."""
-
-    limiter: Limiter
-    item: RateLimitItem
-
-    def hit(self, key: str) -> None:
-        """Count one call against ``key``; 429, with when to try again, when over."""
-        strategy = self.limiter.limiter
-        try:
-            if strategy.hit(self.item, "api", key):
-                return
-            reset_at, _ = strategy.get_window_stats(self.item, "api", key)
-        except Exception:  # the counters unreachable: uncounted, as the site's pages
-            current_app.logger.warning("api.rate_limit_unavailable", exc_info=True)
-            return
-        raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
-
-
 @bp.before_request
 def authenticate() -> None:
     """Count the call (by client, or by address when no client is recognised, so that
     guessing secrets is limited too), then refuse it unless a registered client makes it."""
-    cast(_RateLimit, current_app.extensions[_RATE_LIMIT]).hit(_rate_key())
+    cast(ratelimits.CountedLimit, current_app.extensions[_RATE_LIMIT]).hit(_rate_key())
     if _identify() is None:
         abort(401)
 
@@ -433,7 +409,7 @@ def init_app(app: Flask, settings: Settings, limiter: Limiter) -> None:
     app.extensions[_CALLERS] = clients.CallerCache(settings.api_client_cache_s)
     app.extensions[_SUBJECT_KEY] = clients.subject_key(settings.secret_key)
     app.extensions[_HOT_PATH] = log_engine.HotPath(pool_size=settings.web_threads + 2)
-    app.extensions[_RATE_LIMIT] = _RateLimit(limiter, parse(settings.api_rate_limit))
+    app.extensions[_RATE_LIMIT] = ratelimits.CountedLimit(limiter, settings.api_rate_limit, "api")
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     app.register_error_handler(HTTPException, _problem_for)

@@ -8,7 +8,6 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
-import pypdfium2 as pdfium
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -41,7 +40,7 @@ from tests.factories import (
     public_base_url,
     verifiers,
 )
-from tests.support import csrf_token, skatteverket_test_personnummer, wait_for
+from tests.support import csrf_token, pdf_page_texts, skatteverket_test_personnummer, wait_for
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -61,11 +60,7 @@ def _emails(session: Session, template: str) -> list[EmailMessage]:
 
 
 def _text(pdf: bytes) -> str:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        return "\n".join(page.get_textpage().get_text_range() for page in document)
-    finally:
-        document.close()
+    return "\n".join(pdf_page_texts(pdf))
 
 
 def _recheck(session: Session, errand: Errand) -> list[VerificationCheck]:

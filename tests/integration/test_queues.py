@@ -4,7 +4,6 @@ an errand's steps (each queue has its own worker threads)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from tests.factories import (
     registration_draft,
     verifiers,
 )
-from tests.support import RABBITMQ_URL, REDIS_URL, require_service, wait_for
+from tests.support import RABBITMQ_URL, REDIS_URL, free_port, require_service, wait_for
 from workflows import pipeline
 from workflows.broker import EMAIL, INTAKE, PIPELINE_STEPS, SCHEDULED, STEPS
 from workflows.runtime import Runtime
@@ -41,13 +40,7 @@ SMTP_DELAY_S = 0.5
 """How long the slow relay takes to accept each message."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-SLOW_SMTP_PORT = _free_port()
+SLOW_SMTP_PORT = free_port()
 
 
 class _SlowRelay:

@@ -48,22 +48,9 @@ from tests.sample_forms import (
     REGISTRATION_DATA,
     REMOVAL_DATA,
 )
+from tests.support import pdf_page_texts
 
 PAGE_TEXT = {"sv": "sida {k} av {m}", "en": "page {k} of {m}"}
-
-
-def _texts(pdf: bytes) -> list[str]:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        texts = []
-        for page in document:
-            textpage = page.get_textpage()
-            texts.append(textpage.get_text_range())
-            textpage.close()
-            page.close()
-        return texts
-    finally:
-        document.close()
 
 
 def _write(tmp_path: Path, pdf: bytes, name: str = "doc.pdf") -> Path:
@@ -196,7 +183,7 @@ def test_every_page_carries_its_own_code_and_the_reference(
 ) -> None:
     pdf = rendered[data.kind, lang, for_print]
     decoded = decode_pdf_pages(pdf, KEY)
-    texts = _texts(pdf)
+    texts = pdf_page_texts(pdf)
     pages = len(decoded)
     assert pages >= 2
     for k, (result, text) in enumerate(zip(decoded, texts, strict=True), start=1):
@@ -231,7 +218,7 @@ def test_every_page_carries_its_own_code_and_the_reference(
 def test_english_pdf_is_in_english(
     rendered: dict[tuple[ErrandKind, str, bool], bytes], tmp_path: Path
 ) -> None:
-    text = " ".join(_texts(rendered[ErrandKind.REGISTRATION, "en", True]))
+    text = " ".join(pdf_page_texts(rendered[ErrandKind.REGISTRATION, "en", True]))
     assert "Registration – authorised orderer" in text
     assert "Personal identity number" in text
     assert "Personnummer" not in text
@@ -279,7 +266,7 @@ def test_blank_form_pages_decode_without_a_errand(kind: ErrandKind) -> None:
         assert result.payload.kind is FormKind.of(kind)
         assert (result.payload.page, result.payload.pages) == (k, len(decoded))
         assert result.payload.digest == form_digest({})
-    text = " ".join(_texts(pdf))
+    text = " ".join(pdf_page_texts(pdf))
     assert "Namnteckning" in text
     assert "851 90 Sundsvall" in text
 
@@ -418,7 +405,7 @@ def test_pdf_is_tagged_pdf_a_3a(
     subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
     info = _pdfinfo(path)
     assert re.search(r"^Tagged:\s+yes$", info, re.M)
-    assert re.search(rf"^Pages:\s+{len(_texts(rendered[key]))}$", info, re.M)
+    assert re.search(rf"^Pages:\s+{len(pdf_page_texts(rendered[key]))}$", info, re.M)
     assert re.search(rf"^Title:\s+{re.escape(title)}$", info, re.M)
     assert re.search(r"^Author:\s+\S", info, re.M)
     xmp = _pdfinfo(path, "-meta")
@@ -436,7 +423,7 @@ def test_pdf_is_tagged_pdf_a_3a(
 
 def test_receipt(tmp_path: Path) -> None:
     pdf = render_receipt(REMOVAL_DATA, lang="sv", received_dt=CREATED)
-    (text,) = _texts(pdf)
+    (text,) = pdf_page_texts(pdf)
     assert "Kvittens" in text
     assert "BB-4H2P-ZX8R" in text
     assert "2 mars 2026 kl. 10:30" in text  # Swedish time
@@ -447,5 +434,5 @@ def test_receipt(tmp_path: Path) -> None:
     assert re.search(r"^Tagged:\s+yes$", info, re.M)
     assert 'pdfaid:part="3"' in _pdfinfo(_write(tmp_path, pdf), "-meta")
 
-    english = " ".join(_texts(render_receipt(REMOVAL_DATA, lang="en", received_dt=CREATED)))
+    english = " ".join(pdf_page_texts(render_receipt(REMOVAL_DATA, lang="en", received_dt=CREATED)))
     assert "Receipt" in english and "March 2, 2026 at 10:30" in english

@@ -17,6 +17,7 @@ from app.documents import letter_pdf, render
 from app.documents.render import Decision, render_decision_letter, render_receipt
 from app.registrations.data import RegistrationData
 from tests.sample_forms import CREATED, REGISTRATION, REGISTRATION_DATA, REMOVAL_DATA
+from tests.support import pdf_page_texts
 
 REJECTED = Decision(
     approved=False,
@@ -45,17 +46,7 @@ LETTERS = {
 
 
 def _text(pdf: bytes) -> str:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        texts = []
-        for page in document:
-            textpage = page.get_textpage()
-            texts.append(textpage.get_text_range())
-            textpage.close()
-            page.close()
-        return "\n".join(texts)
-    finally:
-        document.close()
+    return "\n".join(pdf_page_texts(pdf))
 
 
 def _pages(pdf: bytes) -> int:

@@ -1,0 +1,23 @@
+"""What the benches that start a web server share: waiting until it answers."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import httpx
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until ``base``/healthz answers 200; RuntimeError when the server exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"the server at {base} exited ({process.returncode})")
+        time.sleep(0.1)
+    raise RuntimeError(f"the server at {base} did not answer in {seconds:.0f} s")
