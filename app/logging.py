@@ -65,11 +65,27 @@ def request_id_bound(request_id: str | None) -> Iterator[None]:
         bind_request_id(previous)
 
 
+def _masked(value: Any) -> Any:
+    """``value`` with every personnummer in it masked: in text, in a number written out,
+    inside lists, tuples, sets and mappings, and in any other object's ``repr``."""
+    if isinstance(value, str):
+        return mask_personnummer_in_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        masked = mask_personnummer_in_text(str(value))
+        return value if masked == str(value) else masked
+    if isinstance(value, Mapping):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    if value is None or isinstance(value, bool | float):
+        return value
+    text = repr(value)  # what the JSON renderer would write for any other object
+    masked = mask_personnummer_in_text(text)
+    return value if masked == text else masked
+
+
 def _mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    return {
-        k: mask_personnummer_in_text(v) if isinstance(v, str) and k != REQUEST_ID else v
-        for k, v in event.items()
-    }
+    return {k: v if k == REQUEST_ID else _masked(v) for k, v in event.items()}
 
 
 def _level_name(_logger: Any, name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
@@ -81,15 +97,17 @@ def _level_name(_logger: Any, name: str, event: MutableMapping[str, Any]) -> Map
 _HANDLER_NAME = "behorighet"
 
 
-def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
-    """Send structlog's and the standard library's records at INFO and above to ``stream``
-    (standard error): JSON lines when ``json_logs``, else readable ones."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-    ]
+_SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+]
+
+
+def log_formatter(json_logs: bool) -> logging.Formatter:
+    """How a record is written: its keys masked (:func:`_mask`), as one JSON object or a
+    readable line."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
     )
@@ -101,12 +119,17 @@ def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
     ]
     if json_logs:
         last.append(structlog.processors.EventRenamer("message"))
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared, processors=[*last, renderer]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED_PROCESSORS, processors=[*last, renderer]
     )
+
+
+def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
+    """Send structlog's and the standard library's records at INFO and above to ``stream``
+    (standard error): JSON lines when ``json_logs``, else readable ones."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter)
+    handler.setFormatter(log_formatter(json_logs))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
@@ -118,7 +141,7 @@ def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *shared,
+            *_SHARED_PROCESSORS,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

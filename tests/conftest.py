@@ -36,6 +36,7 @@ from devtools import models as devtools_models
 from devtools.plugin import StandIns
 from devtools.seed import seed_demo
 from devtools.settings import StandInSettings
+from tests.personal_data_guard import PersonalDataGuard
 from tests.support import (
     PG_ADMIN_URL,
     PG_TEST_DB,
@@ -54,6 +55,17 @@ TEST_DATABASE_URL = f"{PG_URL}/{PG_TEST_DB}"
 TEST_AUDIT_KEY = "audit-key-of-the-test-suite-not-a-secret"
 """The tests' ``AUDIT_KEY`` (a worker or demo they start as a process is given it too)."""
 STUB_BROKER = "stub://"
+_PERSONAL_DATA_GUARD = PersonalDataGuard()
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs() -> Iterator[None]:
+    """Fails a test when what it (or a fixture before it) logged or put in a metric's labels
+    holds a whole personnummer (issue 19: minimisation; ``tests/personal_data_guard.py``)."""
+    _PERSONAL_DATA_GUARD.install()
+    yield
+    if finds := _PERSONAL_DATA_GUARD.take():
+        pytest.fail("a whole personnummer was written:\n" + "\n".join(finds[:5]), pytrace=False)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
