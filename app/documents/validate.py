@@ -418,15 +418,13 @@ def _validate_archive_timestamps(
         # is stale by now, and fresh data is what re-timestamping fetches.
         context = _validation_context(trust_roots, revinfo if newest else _Revinfo(), moment)
         try:
-            status = validate_pdf_timestamp(timestamp, validation_context=context)
+            # No difference analysis here: the seal's covers every revision after it.
+            status = validate_pdf_timestamp(timestamp, validation_context=context, skip_diff=True)
         except Exception:
             log.debug("document timestamp validation failed", exc_info=True)
             return Rejection.ARCHIVE_TIMESTAMP_INVALID, None, None
         if not status.intact:
             return Rejection.CHANGED, None, None
-        coverage = _coverage_rejection(status, timestamp)
-        if coverage is not None:
-            return coverage, None, None
         if not (status.valid and status.trusted):
             return Rejection.ARCHIVE_TIMESTAMP_INVALID, None, None
         moment = status.timestamp

@@ -14,6 +14,7 @@ import io
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -473,3 +474,30 @@ def test_the_pki_names_its_services_in_its_certificates(server: PkiServer) -> No
     points = tsa.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert [p.full_name[0].value for p in points] == [f"{server.url}/spv-test/crls/root/latest.crl"]
     assert re.match(r"http://127\.0\.0\.1:\d+$", server.url)
+
+
+# --- pyHanko's command line, as an auditor runs it -------------------------------------
+
+
+def test_pyhankos_command_line_agrees(form_pdf: bytes, server: PkiServer, tmp_path: Path) -> None:
+    """``pyhanko sign validate`` and ``adesverify`` (pyhanko-cli) with the agency's root, the
+    PKI's services reachable, as the README tells an auditor."""
+    pyhanko = Path(sys.executable).with_name("pyhanko")
+    material = _material(server)
+    sealed = _seal(form_pdf, material)
+    for name, pdf in (("sealed", sealed), ("annotated", _with_annotation(sealed))):
+        report = _validate(pdf, material)
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(pdf)
+        for command in ("validate", "adesverify"):
+            trust = ("--trust", str(server.paths.root_cert), "--trust-replace")
+            result = subprocess.run(
+                [str(pyhanko), "sign", command, *trust, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert (result.returncode == 0) == report.accepted, (name, command, result.stdout)
+            if report.accepted:
+                assert "INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>" in result.stdout
+                assert "EXTENDED_WITH_LTA_UPDATES" in result.stdout
