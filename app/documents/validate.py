@@ -330,15 +330,15 @@ def _timing_rejection(status: PdfSignatureStatus) -> Rejection | None:
     return None
 
 
+LTA_UPDATES = ModificationLevel.LTA_UPDATES
+"""The most a revision after the seal may change: revocation data and document timestamps."""
+
+
 def _only_long_term_updates(status: PdfSignatureStatus | DocumentTimestampStatus) -> bool:
     """Whether whatever follows the signed revision adds revocation data and document
     timestamps only (pyHanko's difference analysis)."""
     level = status.modification_level
-    return (
-        status.docmdp_ok is not False
-        and level is not None
-        and level <= (ModificationLevel.LTA_UPDATES)
-    )
+    return status.docmdp_ok is not False and level is not None and level <= LTA_UPDATES
 
 
 def _ends_with_eof(reader: PdfFileReader) -> bool:
