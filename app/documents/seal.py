@@ -38,6 +38,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import VENDOR
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
@@ -291,3 +292,19 @@ def seal_pdf(
     if size is not None and size > largest:
         _largest_signature[key] = size
     return sealed
+
+
+def retimestamp_pdf(pdf: bytes, *, material: SealMaterial) -> bytes:
+    """The sealed PDF with one more long-term update: the revocation data of its newest
+    document timestamp's chain added to the DSS and a new document timestamp over all of
+    it (what keeps a PAdES B-LTA archive valid before that timestamp's TSA certificate
+    ends). Raises :class:`SealValidationError` when the TSA's certificate cannot be
+    validated with fresh revocation data."""
+    out = io.BytesIO(pdf)
+    try:
+        signers.PdfTimeStamper(material.timestamper).update_archival_timestamp_chain(
+            PdfFileReader(out, strict=False), fetching_validation_context(material)
+        )
+    except (PathError, ValidationError) as exc:
+        raise SealValidationError(str(exc)) from exc
+    return out.getvalue()
