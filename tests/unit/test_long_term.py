@@ -499,3 +499,37 @@ def test_pyhankos_command_line_agrees(form_pdf: bytes, server: PkiServer, tmp_pa
             if report.accepted:
                 assert "INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>" in result.stdout
                 assert "EXTENDED_WITH_LTA_UPDATES" in result.stdout
+
+
+def test_the_bankid_simulators_users_have_an_ocsp_responder(server: PkiServer) -> None:
+    """The simulator issues its users on demand; the responder their certificates name
+    answers for them over HTTP (and for no other CA's)."""
+    import httpx
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    from devtools.pki import UserIdentity, get_test_pki
+
+    test_pki = get_test_pki(server.directory)
+    user = test_pki.bankid_user(UserIdentity("199001011234", "Eva", "Ek")).certificate
+    aia = user.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    (url,) = [d.access_location.value for d in aia]
+    assert url == f"{server.url}/spv-test/ocsp/bankid-ca"
+
+    def ask(cert: x509.Certificate, issuer: x509.Certificate) -> ocsp.OCSPResponse:
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
+        body = request.public_bytes(serialization.Encoding.DER)
+        answer = httpx.post(url, content=body, headers={"Content-Type": "application/ocsp-request"})
+        assert answer.status_code == 200
+        return ocsp.load_der_ocsp_response(answer.content)
+
+    good = ask(user, test_pki.bankid_ca.certificate)
+    assert good.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert good.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert good.serial_number == user.serial_number
+    assert good.certificates == [test_pki.bankid_ocsp.certificate]
+    seal = x509.load_pem_x509_certificate(server.paths.seal_cert.read_bytes())
+    seal_ca = x509.load_pem_x509_certificate(server.paths.seal_ca_cert.read_bytes())
+    other = ask(seal, seal_ca)
+    assert other.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
