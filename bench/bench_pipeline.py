@@ -68,6 +68,10 @@ class Product:
         folder = tempfile.mkdtemp(prefix="bench-pipeline-")
         url = url or f"sqlite:///{folder}/bench.sqlite3"
         self.test_pki_dir = f"{folder}/pki"
+        # The test PKI's OCSP responders and CRLs: sealing fetches from them (B-LTA).
+        from devtools.pki import PkiServer
+
+        self.pki_server = PkiServer(self.test_pki_dir).start()
         self.stand_ins = StandIns(
             StandInSettings(test_pki_dir=self.test_pki_dir, mail_sink=False, demo_scanner=False)
         )

@@ -157,6 +157,10 @@ class Bench:
         migrate_database(self.url)
         self.broker_url = broker_url
         self.folder = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
+        # The test PKI's OCSP responders and CRLs: sealing fetches from them (B-LTA).
+        from devtools.pki import PkiServer
+
+        self.pki_server = PkiServer(self.folder / "pki").start()
         self.stand_ins = StandIns(
             StandInSettings(
                 test_pki_dir=str(self.folder / "pki"), mail_sink=False, demo_scanner=False

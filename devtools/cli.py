@@ -30,6 +30,9 @@ def seed_demo_command() -> None:
     click.echo("Demo data is in place.")
 
 
+TEST_PKI_MOUNT = "/test-pki"
+"""Where the demo serves the test PKI's OCSP responders, CRLs and certificates."""
+
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
@@ -66,6 +69,7 @@ def prepare_instance(instance_dir: Path, database_url: str) -> str:
 def demo_command(host: str, port: int) -> None:
     """Serve the product on embedded defaults: SQLite, in-process worker, demo sign-in,
     the BankID simulator, the mail sink, the demo scanner and the test PKI's seal."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
     from werkzeug.serving import make_server
 
     from app import create_app
@@ -73,6 +77,7 @@ def demo_command(host: str, port: int) -> None:
     from app.config import INSTANCE_DIR, Settings
     from devtools.mail_sink.sink import MailSink
     from devtools.models import create_tables
+    from devtools.pki import ensure_test_pki, pki_wsgi_app, test_pki_url
     from devtools.plugin import StandIns
     from devtools.seed import seed_demo
     from workflows.runtime import Runtime
@@ -90,7 +95,20 @@ def demo_command(host: str, port: int) -> None:
         audit_key=os.environ.get("AUDIT_KEY", audit_key_file.read_text().strip()),
     )
     migrate_database(settings.database_url)
-    app = create_app(settings, plugins=[StandIns()])
+    stand_ins = StandIns()
+    # The test PKI's OCSP responders and CRLs, served beside the product under /test-pki:
+    # its certificates name them there (made with this host and port the first time).
+    pki_dir = stand_ins.settings.pki_directory
+    pki_url = f"http://{host}:{port}{TEST_PKI_MOUNT}"
+    ensure_test_pki(pki_dir, base_url=pki_url)
+    if test_pki_url(pki_dir) != pki_url:
+        click.echo(
+            f"Warning: the test PKI in {pki_dir} names its services at {test_pki_url(pki_dir)}, "
+            f"not {pki_url}: sealing fails unless they are served there (remove the folder "
+            "to make a new test PKI).",
+            err=True,
+        )
+    app = create_app(settings, plugins=[stand_ins])
     runtime = cast(Runtime, app.extensions["behorighet"])
     create_tables(runtime.engine)
     with runtime.unit_of_work() as session:
@@ -100,7 +118,8 @@ def demo_command(host: str, port: int) -> None:
     # The in-process broker starts empty: whatever was not finished before a crash goes again.
     runtime.relay.sweep(older_than=timedelta(0))
     Sweeper(runtime).start()
-    server = make_server(host, port, app, threaded=True)
+    served = DispatcherMiddleware(app, {TEST_PKI_MOUNT: pki_wsgi_app(pki_dir)})
+    server = make_server(host, port, served, threaded=True)
     url = f"http://{host}:{port}"
     click.echo(
         f"""
@@ -115,6 +134,7 @@ at {url}/bankid-simulator/app ("Öppna i BankID", pick the person, "Legitimera")
   Bertil Berg       – administrator; Cecilia Carlsson – user (inactive for 600 days)
   Karin Registrator – SPV intake clerk
 Sent email: {url}/demo/e-post
+Test PKI (OCSP, CRLs): {pki_url}/spv-test/crls/seal-ca/latest.crl
 Database: {settings.database_url}
 """,
         err=False,

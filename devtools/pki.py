@@ -1,21 +1,29 @@
-"""The one test PKI of the demo and the tests: the agency's test seal, its time-stamping
-authority and the BankID simulator's users under one root::
+"""The one test PKI of the demo and the tests, built with certomancer: the agency's test
+seal, its time-stamping authority and the BankID simulator's users under one root, with
+the OCSP responders and CRLs a real PKI has::
 
-    SPV Test Root CA ─┬─ SPV Test Seal CA ── Statens tjänstepensionsverk (testsigill)
+    SPV Test Root CA ─┬─ SPV Test Seal CA ─┬─ Statens tjänstepensionsverk (testsigill)
+       (CRL)          │    (OCSP, CRL)     └─ SPV Test Seal CA OCSP Responder
                       ├─ SPV Test TSA  (extended key usage timeStamping, critical)
                       └─ BankID Simulator Issuing CA ─┬─ BankID Simulator OCSP Responder
-                                                     └─ one certificate per simulated user
+                           (OCSP, CRL)               └─ one certificate per simulated user
 
-:func:`ensure_test_pki` makes it once into a directory and keeps it as PEM files, so a
-restarted demo still validates the seals and BankID signatures it made before, and any
-number of processes share one PKI (a lock file serialises the processes that make a
-missing file). The root's key is not kept: what it issues is made with it, all at once.
+:func:`make_test_pki` writes the keys and a certomancer configuration
+(``certomancer.yml``) into a directory, and the certificates certomancer issues from it as
+PEM files, so a restarted demo still validates the seals and BankID signatures it made
+before, and any number of processes share one PKI (a lock file serialises the processes
+that make a missing file). Every certificate names where its status is found, as a real
+CA's do: the CRL distribution point of its issuer's CRL and, under the seal CA and the
+BankID CA, the OCSP responder in its Authority Information Access. Those URLs start with
+the PKI's base URL, fixed when it is made (``TEST_PKI_URL``; the demo serves it at
+``http://127.0.0.1:5000/test-pki``, the tests on a free port): :func:`pki_wsgi_app` is
+certomancer's Animator for the directory (OCSP, CRLs and the certificates), which the
+demo's server mounts and :class:`PkiServer` serves in a thread. The product reads those
+URLs from the certificates; it knows nothing of this module.
+
 :class:`TestPki` (one per directory and process, :func:`get_test_pki`) issues the users'
-certificates on first use and answers for them with OCSP responses.
-
-Made with ``cryptography`` (already a dependency of pyHanko) rather than certomancer: a
-handful of certificates need no configuration language, no extra package and no key files
-prepared ahead, and the result is plain PEM that any tool reads.
+certificates on first use and answers for them with OCSP responses (as BankID does in its
+completion data; the Animator answers the same for them over HTTP).
 
 The seal's chain is ECDSA P-256 (signing costs about 0.2 ms against 1.2 ms for RSA-2048;
 pdfsig and pyHanko both accept it). The TSA's key is RSA-2048, the only kind pyHanko's
@@ -27,14 +35,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
+import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -43,12 +55,13 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PrivateKeyTypes,
 )
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from app.documents.pki import AGENCY
 
 ROOT_CA_NAME = "SPV Test Root CA"
 SEAL_CA_NAME = "SPV Test Seal CA"
+SEAL_OCSP_NAME = "SPV Test Seal CA OCSP Responder"
 SEAL_NAME = "Statens tjänstepensionsverk (testsigill)"
 TSA_NAME = "SPV Test TSA"
 BANKID_CA_NAME = "BankID Simulator Issuing CA"
@@ -57,11 +70,19 @@ BANKID_ORGANISATION = "Behörighet BankID-simulator"
 BANKID_MOBILE_POLICY = x509.ObjectIdentifier("1.2.752.78.1.5")
 """The certificate policy of Mobile BankID, which the simulated users hold."""
 
+ARCH = "spv-test"
+"""The certomancer architecture's label: the first segment of every service's path."""
+DEFAULT_URL = "http://127.0.0.1:5000/test-pki"
+"""Where the demo serves the test PKI (``behorighet demo`` on its default port)."""
+CONFIG_FILE = "certomancer.yml"
+
 YEARS = 30
 """The root's lifetime; what it issues ends a year or two before it."""
 BANKID_USER_DAYS = 2 * 365
-"""The lifetime of a user's certificate and of the OCSP responder's (renewed before the end)."""
+"""The lifetime of a user's certificate (renewed before the end)."""
 RENEW_BEFORE = timedelta(days=7)
+CRL_PERIOD = "P1D"
+"""How often the CAs publish a CRL (certomancer's simulated schedule)."""
 _PNR = re.compile(r"^\d{12}$")
 
 
@@ -87,6 +108,8 @@ class TestPkiPaths:
     """"BankID Simulator Issuing CA", issued by the root; issues the users' certificates."""
     bankid_ca_key: Path
     """Its RSA-2048 private key (unencrypted, mode 0600)."""
+    config: Path
+    """certomancer's configuration of the whole PKI (its keys are the ``*-key.pem``)."""
 
     @property
     def chain(self) -> Path:
@@ -96,6 +119,10 @@ class TestPkiPaths:
     @property
     def trust_roots(self) -> Path:
         return self.root_cert
+
+    @property
+    def directory(self) -> Path:
+        return self.config.parent
 
     @classmethod
     def in_directory(cls, directory: Path) -> TestPkiPaths:
@@ -108,6 +135,7 @@ class TestPkiPaths:
             tsa_key=directory / "tsa-key.pem",
             bankid_ca_cert=directory / "bankid-ca.pem",
             bankid_ca_key=directory / "bankid-ca-key.pem",
+            config=directory / CONFIG_FILE,
         )
 
     def all(self) -> tuple[Path, ...]:
@@ -120,10 +148,11 @@ class TestPkiPaths:
             self.tsa_key,
             self.bankid_ca_cert,
             self.bankid_ca_key,
+            self.config,
         )
 
 
-# --- certificates -------------------------------------------------------------------
+# --- certificates issued here (the simulator's users; the tests' odd ones) -----------
 
 
 def _name(common_name: str, organisation: str = AGENCY) -> x509.Name:
@@ -235,47 +264,284 @@ def _directory_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def make_test_pki(paths: TestPkiPaths, *, years: int = YEARS) -> None:
-    """Make a fresh test PKI into ``paths``, replacing whatever is there."""
-    days = 365 * years
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = _issue(_name(ROOT_CA_NAME), root_key, None, days=days, ca_path_length=1)
-    seal_ca_key = ec.generate_private_key(ec.SECP256R1())
-    seal_ca = _issue(
-        _name(SEAL_CA_NAME), seal_ca_key, (root, root_key), days=days - 365, ca_path_length=0
-    )
-    seal_key = ec.generate_private_key(ec.SECP256R1())
-    seal = _issue(_name(SEAL_NAME), seal_key, (seal_ca, seal_ca_key), days=days - 730)
-    tsa_key = _rsa_key()
-    tsa = _issue(
-        _name(TSA_NAME),
-        tsa_key,
-        (root, root_key),
-        days=days - 730,
-        extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True)],
-    )
-    bankid_ca_key = _rsa_key()
-    bankid_ca = _issue(
-        _name(BANKID_CA_NAME, BANKID_ORGANISATION),
-        bankid_ca_key,
-        (root, root_key),
-        days=days - 365,
-        ca_path_length=0,
-    )
-    # Keys first, certificates after, the root last: a reader who finds the root finds all.
-    _write_atomically(paths.seal_key, _key_pem(seal_key), 0o600)
-    _write_atomically(paths.tsa_key, _key_pem(tsa_key), 0o600)
-    _write_atomically(paths.bankid_ca_key, _key_pem(bankid_ca_key), 0o600)
-    _write_atomically(paths.seal_cert, _cert_pem(seal))
-    _write_atomically(paths.tsa_cert, _cert_pem(tsa))
-    _write_atomically(paths.bankid_ca_cert, _cert_pem(bankid_ca))
-    _write_atomically(paths.seal_ca_cert, _cert_pem(seal_ca))
-    _write_atomically(paths.root_cert, _cert_pem(root))
+# --- the PKI, in certomancer's terms -------------------------------------------------
 
 
-def ensure_test_pki(directory: Path | str) -> TestPkiPaths:
+@dataclass(frozen=True)
+class SealCertificatePlan:
+    """The seal certificate a test PKI is made with: by default valid for the PKI's
+    lifetime and never revoked; the tests of long-term validation give it an end, or a
+    revocation, in the near future (or the past)."""
+
+    valid_from: datetime | None = None
+    """Its start (default: a day before the PKI is made)."""
+    valid_to: datetime | None = None
+    """Its end (default: two years before the root's)."""
+    revoked_since: datetime | None = None
+    """When its CA revoked it (``keyCompromise``): from then on OCSP and the CRL say so."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _validity(start: datetime, end: datetime) -> dict[str, str]:
+    return {"valid-from": _iso(start), "valid-to": _iso(end)}
+
+
+def _key_usage(*usages: str) -> dict[str, Any]:
+    return {
+        "id": "key_usage",
+        "critical": True,
+        "smart-value": {"schema": "key-usage", "params": list(usages)},
+    }
+
+
+def _ca(path_length: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": "basic_constraints",
+            "critical": True,
+            "value": {"ca": True, "path-len-constraint": path_length},
+        },
+        _key_usage("key_cert_sign", "crl_sign"),
+    ]
+
+
+def _status_at(crl_repo: str, ocsp_responder: str | None = None) -> list[dict[str, Any]]:
+    """Where a certificate's status is found: its issuer's CRL, and its OCSP responder."""
+    extensions: list[dict[str, Any]] = [
+        {
+            "id": "crl_distribution_points",
+            "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": [crl_repo]}},
+        }
+    ]
+    if ocsp_responder is not None:
+        extensions.append(
+            {
+                "id": "authority_information_access",
+                "smart-value": {
+                    "schema": "aia-urls",
+                    "params": {"ocsp-responder-names": [ocsp_responder]},
+                },
+            }
+        )
+    return extensions
+
+
+def _ocsp_responder() -> list[dict[str, Any]]:
+    return [
+        _key_usage("digital_signature"),
+        {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
+        {"id": "ocsp_no_check"},
+    ]
+
+
+def _certomancer_config(
+    base_url: str, now: datetime, years: int, seal: SealCertificatePlan
+) -> dict[str, Any]:
+    start = now - timedelta(days=1)
+    root_end = now + timedelta(days=365 * years)
+    ca_end = root_end - timedelta(days=365)
+    leaf_end = root_end - timedelta(days=730)
+
+    def serial() -> int:
+        return secrets.randbits(63) | 1 << 62
+
+    seal_cert: dict[str, Any] = {
+        "subject": "seal",
+        "issuer": "seal-ca",
+        "serial": serial(),
+        "validity": _validity(seal.valid_from or start, seal.valid_to or leaf_end),
+        "extensions": [
+            _key_usage("digital_signature", "non_repudiation"),
+            *_status_at("seal-ca", "seal-ca"),
+        ],
+    }
+    if seal.revoked_since is not None:
+        seal_cert["revocation"] = {
+            "revoked-since": _iso(seal.revoked_since),
+            "reason": "key_compromise",
+        }
+    keys = ["root", "seal-ca", "seal-ca-ocsp", "seal", "tsa", "bankid-ca", "bankid-ocsp"]
+    return {
+        "external-url-prefix": base_url.rstrip("/"),
+        "keysets": {
+            ARCH: {"keys": {label: {"path": f"{label}-key.pem"} for label in keys}},
+        },
+        "pki-architectures": {
+            ARCH: {
+                "entity-defaults": {"country-name": "SE", "organization-name": AGENCY},
+                "entities": {
+                    "root": {"common-name": ROOT_CA_NAME},
+                    "seal-ca": {"common-name": SEAL_CA_NAME},
+                    "seal-ca-ocsp": {"common-name": SEAL_OCSP_NAME},
+                    "seal": {"common-name": SEAL_NAME},
+                    "tsa": {"common-name": TSA_NAME},
+                    "bankid-ca": {
+                        "common-name": BANKID_CA_NAME,
+                        "organization-name": BANKID_ORGANISATION,
+                    },
+                    "bankid-ocsp": {
+                        "common-name": BANKID_OCSP_NAME,
+                        "organization-name": BANKID_ORGANISATION,
+                    },
+                },
+                "certs": {
+                    "root": {
+                        "subject": "root",
+                        "issuer": "root",
+                        "serial": serial(),
+                        "validity": _validity(start, root_end),
+                        "extensions": _ca(1),
+                    },
+                    "seal-ca": {
+                        "subject": "seal-ca",
+                        "issuer": "root",
+                        "serial": serial(),
+                        "validity": _validity(start, ca_end),
+                        "extensions": [*_ca(0), *_status_at("root")],
+                    },
+                    "seal-ca-ocsp": {
+                        "subject": "seal-ca-ocsp",
+                        "issuer": "seal-ca",
+                        "serial": serial(),
+                        "validity": _validity(start, leaf_end),
+                        "extensions": _ocsp_responder(),
+                    },
+                    "seal": seal_cert,
+                    "tsa": {
+                        "subject": "tsa",
+                        "issuer": "root",
+                        "serial": serial(),
+                        "validity": _validity(start, leaf_end),
+                        "extensions": [
+                            _key_usage("digital_signature", "non_repudiation"),
+                            {
+                                "id": "extended_key_usage",
+                                "critical": True,
+                                "value": ["time_stamping"],
+                            },
+                            *_status_at("root"),
+                        ],
+                    },
+                    "bankid-ca": {
+                        "subject": "bankid-ca",
+                        "issuer": "root",
+                        "serial": serial(),
+                        "validity": _validity(start, ca_end),
+                        "extensions": [*_ca(0), *_status_at("root")],
+                    },
+                    "bankid-ocsp": {
+                        "subject": "bankid-ocsp",
+                        "issuer": "bankid-ca",
+                        "serial": serial(),
+                        "validity": _validity(start, leaf_end),
+                        "extensions": _ocsp_responder(),
+                    },
+                },
+                "services": {
+                    "ocsp": {
+                        "seal-ca": {
+                            "for-issuer": "seal-ca",
+                            "responder-cert": "seal-ca-ocsp",
+                            "signing-key": "seal-ca-ocsp",
+                        },
+                        "bankid-ca": {
+                            "for-issuer": "bankid-ca",
+                            "responder-cert": "bankid-ocsp",
+                            "signing-key": "bankid-ocsp",
+                        },
+                    },
+                    "crl-repo": {
+                        label: {
+                            "for-issuer": label,
+                            "signing-key": label,
+                            "simulated-update-schedule": CRL_PERIOD,
+                        }
+                        for label in ("root", "seal-ca", "bankid-ca")
+                    },
+                    "cert-repo": {
+                        label: {"for-issuer": label, "publish-issued-certs": True}
+                        for label in ("root", "seal-ca", "bankid-ca")
+                    },
+                },
+            }
+        },
+    }
+
+
+def _load_architecture(config_file: Path) -> Any:
+    from certomancer.registry import ArchLabel, CertomancerConfig
+
+    config = CertomancerConfig.from_file(str(config_file), allow_external_config=False)
+    return config.get_pki_arch(ArchLabel(ARCH))
+
+
+@functools.cache
+def test_pki_architecture(directory: Path) -> Any:
+    """certomancer's :class:`~certomancer.registry.PKIArchitecture` of the test PKI in
+    ``directory`` (made if missing), once per process."""
+    return _load_architecture(ensure_test_pki(directory).config)
+
+
+test_pki_architecture.__test__ = False  # type: ignore[attr-defined]
+
+
+def make_test_pki(
+    paths: TestPkiPaths,
+    *,
+    base_url: str = DEFAULT_URL,
+    years: int = YEARS,
+    seal: SealCertificatePlan | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Make a fresh test PKI into ``paths``, replacing whatever is there: its services at
+    ``base_url`` (what its certificates name)."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    directory = paths.directory
+    ec_labels = ("root", "seal-ca", "seal-ca-ocsp", "seal")
+    for label in ("root", "seal-ca", "seal-ca-ocsp", "seal", "tsa", "bankid-ca", "bankid-ocsp"):
+        key: PrivateKeyTypes = (
+            ec.generate_private_key(ec.SECP256R1()) if label in ec_labels else _rsa_key()
+        )
+        _write_atomically(directory / f"{label}-key.pem", _key_pem(key), 0o600)
+    config = _certomancer_config(base_url, now, years, seal or SealCertificatePlan())
+    tmp_config = directory / f".{CONFIG_FILE}.{os.getpid()}.tmp"
+    tmp_config.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    architecture = _load_architecture(tmp_config)
+
+    def cert_pem(label: str) -> bytes:
+        return _asn1_pem(architecture.get_cert(label).dump())
+
+    # Certificates first, the configuration after, the root last: a reader who finds the
+    # root finds all.
+    for label, path in (
+        ("seal", paths.seal_cert),
+        ("tsa", paths.tsa_cert),
+        ("bankid-ca", paths.bankid_ca_cert),
+        ("bankid-ocsp", directory / "bankid-ocsp.pem"),
+        ("seal-ca-ocsp", directory / "seal-ca-ocsp.pem"),
+        ("seal-ca", paths.seal_ca_cert),
+    ):
+        _write_atomically(path, cert_pem(label))
+    os.replace(tmp_config, paths.config)
+    _write_atomically(paths.root_cert, cert_pem("root"))
+
+
+def _asn1_pem(der: bytes) -> bytes:
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def ensure_test_pki(
+    directory: Path | str,
+    *,
+    base_url: str | None = None,
+    seal: SealCertificatePlan | None = None,
+) -> TestPkiPaths:
     """The test PKI in ``directory``, made the first time (idempotent, safe between
-    processes). Its files are kept, so what it signed earlier still validates."""
+    processes) with its services at ``base_url`` (default :data:`DEFAULT_URL`). Its files
+    are kept, so what it signed earlier still validates."""
     directory = Path(directory)
     paths = TestPkiPaths.in_directory(directory)
     if all(p.is_file() for p in paths.all()):
@@ -283,8 +549,17 @@ def ensure_test_pki(directory: Path | str) -> TestPkiPaths:
     directory.mkdir(parents=True, exist_ok=True)
     with _directory_lock(directory):
         if not all(p.is_file() for p in paths.all()):
-            make_test_pki(paths)
+            make_test_pki(paths, base_url=base_url or DEFAULT_URL, seal=seal)
     return paths
+
+
+def test_pki_url(directory: Path | str) -> str:
+    """The base URL the test PKI in ``directory`` was made with (its certificates name it)."""
+    config = yaml.safe_load(ensure_test_pki(directory).config.read_text())
+    return str(config["external-url-prefix"])
+
+
+test_pki_url.__test__ = False  # type: ignore[attr-defined]
 
 
 # --- the BankID simulator's users ---------------------------------------------------
@@ -323,8 +598,40 @@ class TestPki:
         self._users: dict[str, Credentials] = {}
         self._lock = threading.Lock()
         (directory / "bankid-users").mkdir(exist_ok=True)
-        with _directory_lock(directory):
-            self.bankid_ocsp = self._load_or_renew("bankid-ocsp", self._make_ocsp)
+        bankid_ocsp = self._read("bankid-ocsp", "bankid-ocsp-key")
+        assert bankid_ocsp is not None, "made by ensure_test_pki"
+        self.bankid_ocsp: Credentials = bankid_ocsp
+        base = test_pki_url(directory).rstrip("/")
+        self._user_extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(f"{base}/{ARCH}/ocsp/bankid-ca"),
+                        )
+                    ]
+                ),
+                False,
+            ),
+            (
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [
+                                x509.UniformResourceIdentifier(
+                                    f"{base}/{ARCH}/crls/bankid-ca/latest.crl"
+                                )
+                            ],
+                            None,
+                            None,
+                            None,
+                        )
+                    ]
+                ),
+                False,
+            ),
+        ]
 
     @property
     def root_certificate_file(self) -> Path:
@@ -359,37 +666,73 @@ class TestPki:
         return [user_certificate, self.bankid_ca.certificate]
 
     def bankid_ocsp_response(
-        self, certificate: x509.Certificate, nonce: bytes, now: datetime | None = None
+        self, certificate: x509.Certificate, nonce: bytes | None, now: datetime | None = None
     ) -> bytes:
         """A DER OCSP response saying ``good`` for ``certificate``, signed by the responder."""
-        now = now or datetime.now(UTC)
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                cert=certificate,
-                issuer=self.bankid_ca.certificate,
-                algorithm=hashes.SHA1(),
-                cert_status=ocsp.OCSPCertStatus.GOOD,
-                this_update=now,
-                next_update=now + timedelta(hours=12),
-                revocation_time=None,
-                revocation_reason=None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.bankid_ocsp.certificate)
-            .certificates([self.bankid_ocsp.certificate])
-            .add_extension(x509.OCSPNonce(nonce), critical=False)
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=certificate,
+            issuer=self.bankid_ca.certificate,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now or datetime.now(UTC),
+            next_update=(now or datetime.now(UTC)) + timedelta(hours=12),
+            revocation_time=None,
+            revocation_reason=None,
         )
+        return self._signed_ocsp(builder, nonce)
+
+    def answer_bankid_ocsp_request(self, request: bytes, now: datetime | None = None) -> bytes:
+        """The responder's answer to an OCSP request over HTTP: ``good`` for a certificate
+        of the BankID CA (the simulator revokes nobody), ``unauthorized`` for another CA's."""
+        try:
+            query = ocsp.load_der_ocsp_request(request)
+        except ValueError:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+            ).public_bytes(serialization.Encoding.DER)
+        ca = self.bankid_ca.certificate
+        digest = hashes.Hash(query.hash_algorithm)
+        digest.update(ca.subject.public_bytes())
+        name_hash = digest.finalize()
+        digest = hashes.Hash(query.hash_algorithm)
+        digest.update(
+            ca.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+            )
+        )
+        key_hash = digest.finalize()
+        if (query.issuer_name_hash, query.issuer_key_hash) != (name_hash, key_hash):
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.UNAUTHORIZED
+            ).public_bytes(serialization.Encoding.DER)
+        now = now or datetime.now(UTC)
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=name_hash,
+            issuer_key_hash=key_hash,
+            serial_number=query.serial_number,
+            algorithm=query.hash_algorithm,
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now,
+            next_update=now + timedelta(hours=12),
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        try:
+            nonce = query.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+        return self._signed_ocsp(builder, nonce)
+
+    def _signed_ocsp(self, builder: ocsp.OCSPResponseBuilder, nonce: bytes | None) -> bytes:
+        builder = builder.responder_id(
+            ocsp.OCSPResponderEncoding.HASH, self.bankid_ocsp.certificate
+        ).certificates([self.bankid_ocsp.certificate])
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
         response = builder.sign(self.bankid_ocsp.key, hashes.SHA256())
         return response.public_bytes(serialization.Encoding.DER)
 
     # -- files ---------------------------------------------------------------------------
-
-    def _load_or_renew(self, base: str, make: Callable[[], Credentials]) -> Credentials:
-        credentials = self._read(base, f"{base}-key")
-        if credentials is None or _expiring(credentials.certificate):
-            credentials = make()
-            self._write(base, f"{base}-key", credentials)
-        return credentials
 
     def _read(self, cert_base: str, key_base: str) -> Credentials | None:
         cert_path = self.directory / f"{cert_base}.pem"
@@ -427,16 +770,6 @@ class TestPki:
         )
         return Credentials(certificate, key)
 
-    def _make_ocsp(self) -> Credentials:
-        return self._issued_by_bankid_ca(
-            _name(BANKID_OCSP_NAME, BANKID_ORGANISATION),
-            content_commitment=False,
-            extensions=[
-                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False),
-                (x509.OCSPNoCheck(), False),
-            ],
-        )
-
     def _make_user(self, identity: UserIdentity) -> Credentials:
         subject = x509.Name(
             [
@@ -449,7 +782,9 @@ class TestPki:
         )
         policies = x509.CertificatePolicies([x509.PolicyInformation(BANKID_MOBILE_POLICY, None)])
         return self._issued_by_bankid_ca(
-            subject, content_commitment=True, extensions=[(policies, False)]
+            subject,
+            content_commitment=True,
+            extensions=[(policies, False), *self._user_extensions],
         )
 
 
@@ -483,3 +818,90 @@ def _matches(certificate: x509.Certificate, identity: UserIdentity) -> bool:
 
 def _expiring(certificate: x509.Certificate) -> bool:
     return certificate.not_valid_after_utc - RENEW_BEFORE < datetime.now(UTC)
+
+
+# --- the PKI's services over HTTP ----------------------------------------------------
+
+Clock = Callable[[], datetime | None]
+"""What time the PKI's services think it is (``None``: the real time)."""
+
+
+def pki_wsgi_app(
+    directory: Path | str, clock: Clock | None = None
+) -> Callable[..., Iterable[bytes]]:
+    """The test PKI's services as a WSGI application, paths as its certificates name them
+    under its base URL: certomancer's Animator (``/spv-test/ocsp/seal-ca``,
+    ``/spv-test/crls/<ca>/latest.crl``, ``/spv-test/certs/…``), the BankID CA's OCSP
+    answered by :class:`TestPki` (its users are issued on demand, unknown to certomancer).
+    ``clock`` moves the services' time (certomancer's time travel)."""
+    from certomancer.integrations.animator import Animator, AnimatorArchStore
+    from certomancer.registry import ArchLabel
+
+    path = Path(directory).resolve()
+    architecture = test_pki_architecture(path)
+    now: Clock = clock or (lambda: None)
+
+    class _Animator(Animator):
+        def at_time(self, request: Any) -> datetime:
+            # Whole seconds: certomancer would write the microseconds into the OCSP
+            # response's GeneralizedTime, which DER allows but cryptography refuses.
+            return (now() or datetime.now(UTC)).replace(microsecond=0)
+
+    animator = _Animator(AnimatorArchStore({ArchLabel(ARCH): architecture}), with_web_ui=False)
+    bankid_ocsp = f"/{ARCH}/ocsp/bankid-ca"
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == bankid_ocsp and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = get_test_pki(path).answer_bankid_ocsp_request(
+                environ["wsgi.input"].read(min(length, 64 * 1024)), now()
+            )
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/ocsp-response"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return animator(environ, start_response)
+
+    return app
+
+
+class PkiServer:
+    """The test PKI in ``directory`` served over HTTP on a free loopback port, in a thread,
+    with a clock the tests move (:attr:`moment`). A missing PKI is made with this server's
+    URL (and its seal certificate as ``seal`` plans); an existing one keeps the URL it was
+    made with (its certificates name it)."""
+
+    def __init__(self, directory: Path | str, *, seal: SealCertificatePlan | None = None) -> None:
+        from werkzeug.serving import make_server
+
+        self.directory = Path(directory)
+        self.moment: datetime | None = None
+        """The services' time; ``None`` for the real time."""
+        self._app: Callable[..., Iterable[bytes]] | None = None
+        self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.paths = ensure_test_pki(self.directory, base_url=self.url, seal=seal)
+        self._app = pki_wsgi_app(self.directory, lambda: self.moment)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _dispatch(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        assert self._app is not None
+        return self._app(environ, start_response)
+
+    def start(self) -> PkiServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+        self._server.server_close()
+
+    def __enter__(self) -> PkiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

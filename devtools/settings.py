@@ -14,9 +14,11 @@ class StandInSettings:
     """What the demo and the tests set up in place of the real parts."""
 
     test_pki_dir: str = field(default_factory=lambda: str(INSTANCE_DIR / "test-pki"))
-    """Where the one test PKI (the seal, the TSA, the BankID simulator's CA and users) is
-    made once and kept (``TEST_PKI_DIR``); keep it, so earlier seals and signatures stay
-    verifiable."""
+    """Where the one test PKI (the seal, the TSA, the BankID simulator's CA and users;
+    certomancer's configuration, the keys and the certificates) is made once and kept
+    (``TEST_PKI_DIR``); keep it, so earlier seals and signatures stay verifiable. Its
+    certificates name its OCSP responders and CRLs at the URL it was made with
+    (:func:`devtools.pki.ensure_test_pki`)."""
 
     bankid_simulator: bool = True
     """Serve the BankID simulator (RP API v6.0 under ``/bankid-simulator/rp/v6.0/`` and the

@@ -33,6 +33,7 @@ from app.config import Settings
 from app.db import Base, make_engine
 from app.staff.models import StaffMember
 from devtools import models as devtools_models
+from devtools.pki import PkiServer
 from devtools.plugin import StandIns
 from devtools.seed import seed_demo
 from devtools.settings import StandInSettings
@@ -266,9 +267,17 @@ def broker_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pki_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PkiServer]:
+    """The test PKI's OCSP responders and CRLs, served on a free port for the whole run
+    (sealing fetches the seal's and the TSA's revocation data from them)."""
+    with PkiServer(tmp_path_factory.mktemp("pki")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pki_dir(pki_server: PkiServer) -> Path:
     """The test PKI (the agency's test seal, the BankID simulator's CA), made once per run."""
-    return tmp_path_factory.mktemp("pki")
+    return pki_server.directory
 
 
 def build_app(

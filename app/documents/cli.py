@@ -56,8 +56,9 @@ def _quiet_pyhanko(quiet: bool) -> Iterator[None]:
 def verify_pdf_command(
     file: Path, trust_roots: Path | None, seal_cert: Path | None, verbose: bool
 ) -> None:
-    """Check the agency's seal on FILE: the agency's, intact, trusted, over the whole file,
-    timestamped.
+    """Check the agency's seal on FILE: the agency's, intact, trusted, over the whole file
+    (but PAdES B-LTA's DSS updates and document timestamps), timestamped; and name the
+    PAdES level it reached (B-B, B-T, B-LT, B-LTA).
 
     Exits 0 only when the seal is accepted; otherwise prints the reason and exits 1.
     """
@@ -93,5 +94,8 @@ def verify_pdf_command(
         f"Accepted: sealed by {report.signer} at {_utc(report.signed_dt)}, "
         f"timestamp {_utc(report.timestamp_dt)}"
     )
+    click.echo(f"Level: PAdES {report.level}, validated as of {_utc(report.validated_at)}")
+    if report.archive_timestamp_dt is not None:
+        click.echo(f"Newest document timestamp: {_utc(report.archive_timestamp_dt)}")
     if report.evidence_names:
         click.echo("Evidence: " + ", ".join(report.evidence_names))

@@ -1,6 +1,6 @@
-"""The agency's seal on a signed form: evidence attached, PAdES B-T, a visible stamp.
+"""The agency's seal on a signed form: evidence attached, PAdES B-LTA, a visible stamp.
 
-:func:`seal_pdf` appends ONE incremental update to the rendered PDF/A-3 form holding
+:func:`seal_pdf` appends to the rendered PDF/A-3 form one incremental update holding
 
 * each evidence file (the BankID signature XML, its OCSP response, …) as a PDF/A-3
   associated file: an embedded file stream with its MIME type as ``/Subtype`` and
@@ -10,7 +10,15 @@
 * a PAdES baseline B-T signature (``ETSI.CAdES.detached``, SHA-256) by the agency's seal
   certificate with an RFC 3161 signature timestamp, in the signature field
   :data:`FIELD_NAME`, whose widget shows the stamp of :mod:`app.documents.stamp` on the
-  last page.
+  last page;
+
+then PAdES B-LTA's long-term updates (pyHanko's ``embed_validation_info`` and
+``use_pades_lta``): an update adding to the document security store (DSS) the
+certificates and revocation data (OCSP responses, CRLs) of the seal's chain and of its
+timestamp's chain, fetched from the responders and CRL distribution points the
+certificates name (:func:`fetching_validation_context`), with an RFC 3161 document
+timestamp over all of it, and one more adding the document timestamp's own revocation
+data. :mod:`app.documents.validate` accepts exactly these updates after the seal.
 
 The original bytes are kept as they are (an incremental update), so the rendered
 PDF/A-3 stays what it was: the document stays PDF 1.7 (:class:`_PdfA3Signer`), pyHanko
@@ -30,10 +38,13 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import VENDOR
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import constants
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathError, ValidationError
 
 from app.documents.pki import AGENCY, SealMaterial
 from app.documents.stamp import STAMP_PLACEMENT, SealStampStyle, stamp_text
@@ -49,6 +60,12 @@ signature that does not fit is made again with :data:`FALLBACK_RESERVATION`."""
 
 FALLBACK_RESERVATION = 16 * 1024
 """Room for any seal: a real TSA's token with its chain rarely takes more than 8 KiB."""
+
+
+class SealValidationError(Exception):
+    """The seal's certificate or its TSA's could not be validated when sealing: not
+    trusted, revoked, or its revocation data could not be fetched (the seal is not made:
+    a seal is long-term or not at all)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,18 @@ def _align_producer(writer: IncrementalPdfFileWriter) -> None:
         writer.mark_update(info_ref)
 
 
+def fetching_validation_context(material: SealMaterial) -> ValidationContext:
+    """What sealing checks the seal's and the TSA's certificates with, fetching their
+    revocation data from the OCSP responders and CRLs the certificates name (and failing
+    when it cannot: a seal is long-term or not made)."""
+    return ValidationContext(
+        trust_roots=list(material.trust_roots),
+        other_certs=list(material.chain),
+        allow_fetching=True,
+        revocation_mode="hard-fail",
+    )
+
+
 def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
     return _PdfA3Signer(
         signers.PdfSignatureMetadata(
@@ -165,6 +194,9 @@ def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
             subfilter=fields.SigSeedSubFilter.PADES,
             md_algorithm="sha256",
             name=AGENCY,
+            embed_validation_info=True,
+            use_pades_lta=True,
+            validation_context=fetching_validation_context(material),
         ),
         signer=material.signer,
         timestamper=material.timestamper,
@@ -215,11 +247,18 @@ def _seal_once(
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     _embed_evidence(writer, evidence, now)
     _align_producer(writer)
-    out = _pdf_signer(material).sign_pdf(
-        writer,
-        bytes_reserved=2 * reserve,  # pyHanko counts hex digits
-        appearance_text_params={"seal_text": text},
-    )
+    try:
+        out = _pdf_signer(material).sign_pdf(
+            writer,
+            bytes_reserved=2 * reserve,  # pyHanko counts hex digits
+            appearance_text_params={"seal_text": text},
+        )
+    except (PathError, ValidationError) as exc:
+        raise SealValidationError(str(exc)) from exc
+    except SigningError as exc:
+        if isinstance(exc.__cause__, PathError | ValidationError):
+            raise SealValidationError(f"{exc}: {exc.__cause__}") from exc
+        raise
     return out.getvalue()
 
 
@@ -231,10 +270,13 @@ def seal_pdf(
     signer_name: str,
     lang: str,
 ) -> bytes:
-    """The PDF with the evidence attached and the agency's seal (PAdES B-T) over all of it.
+    """The PDF with the evidence attached and the agency's seal (PAdES B-LTA) over all
+    of it.
 
     ``signer_name`` is who signed with BankID; ``lang`` (``sv`` or ``en``) is the stamp's
-    language. Raises pyHanko's errors if the PDF cannot be read or the TSA fails.
+    language. Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
+    :class:`SealValidationError` if the seal's or the TSA's certificate cannot be
+    validated with fresh revocation data.
     """
     now = datetime.now(UTC)
     text = stamp_text(signer_name, now, lang)
@@ -250,3 +292,19 @@ def seal_pdf(
     if size is not None and size > largest:
         _largest_signature[key] = size
     return sealed
+
+
+def retimestamp_pdf(pdf: bytes, *, material: SealMaterial) -> bytes:
+    """The sealed PDF with one more long-term update: the revocation data of its newest
+    document timestamp's chain added to the DSS and a new document timestamp over all of
+    it (what keeps a PAdES B-LTA archive valid before that timestamp's TSA certificate
+    ends). Raises :class:`SealValidationError` when the TSA's certificate cannot be
+    validated with fresh revocation data."""
+    out = io.BytesIO(pdf)
+    try:
+        signers.PdfTimeStamper(material.timestamper).update_archival_timestamp_chain(
+            PdfFileReader(out, strict=False), fetching_validation_context(material)
+        )
+    except (PathError, ValidationError) as exc:
+        raise SealValidationError(str(exc)) from exc
+    return out.getvalue()

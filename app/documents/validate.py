@@ -1,19 +1,35 @@
 """Is this PDF sealed by the agency, unchanged since, and timestamped? And its evidence.
 
-:func:`validate_sealed_pdf` accepts a PDF only when its last signature (the seal)
+:func:`validate_sealed_pdf` accepts a PDF only when its seal (the agency's last signature)
 
 1. is cryptographically intact (the signed bytes hash to what was signed),
-2. covers the entire file (nothing added after it, not even a valid incremental update or
-   a countersignature: the seal is the agency's own signature, whatever comes after it),
+2. covers the entire file, or is followed only by the long-term updates of PAdES B-LTA:
+   incremental updates adding revocation data to the document security store (DSS) and
+   document timestamps, and nothing else (pyHanko's difference analysis at
+   :attr:`~pyhanko.sign.diff_analysis.ModificationLevel.LTA_UPDATES`): any other
+   incremental update, a countersignature, bytes appended are a change after sealing,
 3. is a valid signature by a certificate that chains to one of the given trust roots
    (pyHanko's :func:`~pyhanko.sign.validation.validate_pdf_signature` with an explicit
-   :class:`~pyhanko_certvalidator.ValidationContext`; no network access),
+   :class:`~pyhanko_certvalidator.ValidationContext` holding the DSS's certificates,
+   OCSP responses and CRLs; no network access), and was not revoked,
 4. is made by the agency's seal certificate (:class:`~app.documents.pki.SealIdentity`),
    not merely by any certificate under those roots,
 5. carries an RFC 3161 signature timestamp that is intact, valid and trusted (unless
    ``require_timestamp=False``), no earlier than the signing time and within its TSA
    certificate's validity,
 6. leaves the unused room of its ``/Contents`` zeros (nothing hidden beside the seal).
+
+The seal is validated "as of" the time the document timestamps prove: the newest document
+timestamp as of now (its TSA certificate must still be valid), each earlier one as of the
+next, the seal and its signature timestamp as of the first document timestamp after it,
+with the revocation data of the DSS. So a seal whose certificate has since expired or been
+revoked still validates, as PAdES B-LTA intends; one whose certificate was revoked when it
+was sealed does not. Without a document timestamp the seal is validated as of now.
+
+The report names the level the seal reached (:class:`Level`): B-B (a signature), B-T (a
+trusted signature timestamp), B-LT (the DSS holds the revocation data of the seal's chain
+and of its timestamp's chain: they validate with it alone, none missing), B-LTA (and a
+valid document timestamp over all of it).
 
 Anything else gets ``accepted=False`` and one of the reasons of :class:`Rejection`;
 malformed input never raises.
@@ -26,13 +42,24 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from asn1crypto import x509
+from asn1crypto import crl, ocsp, x509
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation import EmbeddedPdfSignature, validate_pdf_signature
-from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import (
+    DocumentSecurityStore,
+    EmbeddedPdfSignature,
+    validate_pdf_signature,
+    validate_pdf_timestamp,
+)
+from pyhanko.sign.validation.status import (
+    DocumentTimestampStatus,
+    PdfSignatureStatus,
+    SignatureCoverageLevel,
+)
 from pyhanko_certvalidator import ValidationContext
 
 from app.documents.pki import SealIdentity
@@ -59,6 +86,21 @@ class Rejection(enum.StrEnum):
     TIMESTAMP_BEFORE_SIGNING = "the timestamp is earlier than the signing time"
     TIMESTAMP_OUTSIDE_TSA_VALIDITY = "the timestamp is outside its TSA certificate's validity"
     PADDING_NOT_ZERO = "the seal's unused space is not empty (data hidden beside the seal)"
+    REVOKED = "the seal's certificate was revoked when it was sealed"
+    ARCHIVE_TIMESTAMP_INVALID = "a document timestamp after the seal is not valid"
+
+
+class Level(enum.StrEnum):
+    """The PAdES baseline level a seal reached (ETSI EN 319 142-1)."""
+
+    B_B = "B-B"
+    """A signature, no trusted timestamp."""
+    B_T = "B-T"
+    """And a trusted signature timestamp."""
+    B_LT = "B-LT"
+    """And the revocation data of the seal's chain and its timestamp's chain in the DSS."""
+    B_LTA = "B-LTA"
+    """And a valid document timestamp over all of it."""
 
 
 ACCEPTED = "the seal is intact, trusted, covers the whole file and has a valid timestamp"
@@ -80,6 +122,12 @@ class SealReport:
     """When the sealer said it sealed (the signature dictionary's ``/M``)."""
     timestamp_dt: datetime | None = None
     """The time in the RFC 3161 timestamp token: when the seal existed at the latest."""
+    level: Level | None = None
+    """The PAdES level the seal reached (``None`` when rejected)."""
+    validated_at: datetime | None = None
+    """The time the seal was validated as of: its first document timestamp's, else now."""
+    archive_timestamp_dt: datetime | None = None
+    """The newest document timestamp's time (``None`` without one)."""
     evidence_names: list[str] = field(default_factory=list)
     """Names of the files attached to the PDF (see :func:`extract_evidence`)."""
     evidence: dict[str, bytes] | None = None
@@ -221,8 +269,51 @@ def _is_agency_seal(signature: EmbeddedPdfSignature, identity: SealIdentity) -> 
         return False
 
 
-def _validation_context(trust_roots: Iterable[x509.Certificate]) -> ValidationContext:
-    return ValidationContext(trust_roots=list(trust_roots), allow_fetching=False)
+@dataclass(frozen=True)
+class _Revinfo:
+    """The certificates, OCSP responses and CRLs a PDF's DSS holds."""
+
+    certs: tuple[x509.Certificate, ...] = ()
+    ocsps: tuple[object, ...] = ()
+    crls: tuple[object, ...] = ()
+
+
+def _read_dss(reader: PdfFileReader) -> _Revinfo:
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except Exception:  # no DSS (or an unreadable one: nothing to use from it)
+        return _Revinfo()
+    return _Revinfo(
+        certs=tuple(dss.load_certs()),
+        ocsps=tuple(
+            ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
+            for ref in dss.ocsps
+        ),
+        crls=tuple(
+            crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL))
+            for ref in dss.crls
+        ),
+    )
+
+
+def _validation_context(
+    trust_roots: Iterable[x509.Certificate],
+    revinfo: _Revinfo = _Revinfo(),
+    moment: datetime | None = None,
+    revocation_mode: str = "soft-fail",
+) -> ValidationContext:
+    return ValidationContext(
+        trust_roots=list(trust_roots),
+        other_certs=list(revinfo.certs),
+        ocsps=list(revinfo.ocsps),
+        crls=list(revinfo.crls),
+        moment=moment,
+        allow_fetching=False,
+        revocation_mode=revocation_mode,
+        # Revocation data newer than the time validated as of counts (OCSP says "good" a
+        # moment after the seal's timestamp; a revocation before it shows in it).
+        retroactive_revinfo=True,
+    )
 
 
 def _timing_rejection(status: PdfSignatureStatus) -> Rejection | None:
@@ -239,30 +330,65 @@ def _timing_rejection(status: PdfSignatureStatus) -> Rejection | None:
     return None
 
 
+LTA_UPDATES = ModificationLevel.LTA_UPDATES
+"""The most a revision after the seal may change: revocation data and document timestamps."""
+
+
+def _only_long_term_updates(status: PdfSignatureStatus | DocumentTimestampStatus) -> bool:
+    """Whether whatever follows the signed revision adds revocation data and document
+    timestamps only (pyHanko's difference analysis)."""
+    level = status.modification_level
+    return status.docmdp_ok is not False and level is not None and level <= LTA_UPDATES
+
+
+def _ends_with_eof(reader: PdfFileReader) -> bool:
+    """Whether the file ends with its last revision (an end-of-line after ``%%EOF`` at
+    most): bytes appended after it are covered by no signature."""
+    stream = reader.stream
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - 16))
+    return stream.read().rstrip(b"\r\n").endswith(b"%%EOF")
+
+
+def _coverage_rejection(
+    status: PdfSignatureStatus | DocumentTimestampStatus, signature: EmbeddedPdfSignature
+) -> Rejection | None:
+    """Whether the signature covers the file: all of it, or all but long-term updates."""
+    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        return None
+    if status.coverage == SignatureCoverageLevel.ENTIRE_REVISION:
+        if signature.reader.xrefs.total_revisions <= signature.signed_revision + 1:
+            return Rejection.NOT_WHOLE_FILE  # bytes after the last revision
+        if not _only_long_term_updates(status):
+            return Rejection.CHANGED
+        return None if _ends_with_eof(signature.reader) else Rejection.NOT_WHOLE_FILE
+    return Rejection.NOT_WHOLE_FILE
+
+
 def _judge(
     status: PdfSignatureStatus,
     seal: EmbeddedPdfSignature,
     identity: SealIdentity,
     require_timestamp: bool,
     details: dict[str, object],
-) -> SealReport:
+) -> Rejection | None:
     if not status.intact:
-        return _rejected(Rejection.CHANGED, **details)
-    if status.coverage == SignatureCoverageLevel.ENTIRE_REVISION:
-        if seal.reader.xrefs.total_revisions > seal.signed_revision + 1:
-            return _rejected(Rejection.CHANGED, **details)  # a later incremental update
-        return _rejected(Rejection.NOT_WHOLE_FILE, **details)  # bytes after the seal
-    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
-        return _rejected(Rejection.NOT_WHOLE_FILE, **details)
+        return Rejection.CHANGED
+    coverage = _coverage_rejection(status, seal)
+    if coverage is not None:
+        return coverage
     if not status.valid:
-        return _rejected(Rejection.INVALID_SIGNATURE, **details)
-    if not status.trusted:
-        return _rejected(Rejection.UNTRUSTED, **details)
-    if not _is_agency_seal(seal, identity):
-        return _rejected(Rejection.NOT_AGENCY_SEAL, **details)
+        return Rejection.INVALID_SIGNATURE
+    if status.revoked:
+        return Rejection.REVOKED
     timing = _timing_rejection(status)
     if timing is not None:
-        return _rejected(timing, **details)
+        return timing
+    if not status.trusted:
+        return Rejection.UNTRUSTED
+    if not _is_agency_seal(seal, identity):
+        return Rejection.NOT_AGENCY_SEAL
     timestamp = status.timestamp_validity
     timestamp_ok = (
         timestamp is not None and timestamp.intact and timestamp.valid and timestamp.trusted
@@ -270,8 +396,62 @@ def _judge(
     if timestamp is not None and timestamp_ok:
         details["timestamp_dt"] = timestamp.timestamp
     elif require_timestamp:
-        return _rejected(Rejection.NO_TIMESTAMP, **details)
-    return SealReport(True, ACCEPTED, None, **details)  # type: ignore[arg-type]
+        return Rejection.NO_TIMESTAMP
+    return None
+
+
+def _validate_archive_timestamps(
+    timestamps: list[EmbeddedPdfSignature],
+    trust_roots: tuple[x509.Certificate, ...],
+    revinfo: _Revinfo,
+    now: datetime | None,
+) -> tuple[Rejection | None, datetime | None, datetime | None]:
+    """The document timestamps after the seal, newest first, each as of the next (the
+    newest as of ``now``). The rejection if one fails, the oldest one's time and the
+    newest one's."""
+    moment = now
+    newest: datetime | None = None
+    for timestamp in reversed(timestamps):
+        if not _padding_is_zeros(timestamp):
+            return Rejection.PADDING_NOT_ZERO, None, None
+        # The newest as of now, on its chain alone: the DSS's revocation data for its TSA
+        # is stale by now, and fresh data is what re-timestamping fetches.
+        context = _validation_context(trust_roots, revinfo if newest else _Revinfo(), moment)
+        try:
+            # No difference analysis here: the seal's covers every revision after it.
+            status = validate_pdf_timestamp(timestamp, validation_context=context, skip_diff=True)
+        except Exception:
+            log.debug("document timestamp validation failed", exc_info=True)
+            return Rejection.ARCHIVE_TIMESTAMP_INVALID, None, None
+        if not status.intact:
+            return Rejection.CHANGED, None, None
+        if not (status.valid and status.trusted):
+            return Rejection.ARCHIVE_TIMESTAMP_INVALID, None, None
+        moment = status.timestamp
+        newest = newest or moment
+    return None, moment, newest
+
+
+def _validate_seal(
+    seal: EmbeddedPdfSignature,
+    trust_roots: tuple[x509.Certificate, ...],
+    revinfo: _Revinfo,
+    moment: datetime | None,
+) -> tuple[PdfSignatureStatus, bool]:
+    """The seal's status as of ``moment``, and whether the DSS's revocation data alone
+    validated its chain and its timestamp's (B-LT)."""
+    strict = _validation_context(trust_roots, revinfo, moment, "hard-fail")
+    status = validate_pdf_signature(
+        seal, signer_validation_context=strict, ts_validation_context=strict
+    )
+    timestamp = status.timestamp_validity
+    if status.trusted and timestamp is not None and timestamp.trusted:
+        return status, True
+    lenient = _validation_context(trust_roots, revinfo, moment)
+    status = validate_pdf_signature(
+        seal, signer_validation_context=lenient, ts_validation_context=lenient
+    )
+    return status, False
 
 
 def validate_sealed_pdf(
@@ -280,20 +460,25 @@ def validate_sealed_pdf(
     trust_roots: Iterable[x509.Certificate],
     seal_identity: SealIdentity,
     require_timestamp: bool = True,
+    now: datetime | None = None,
 ) -> SealReport:
-    """Whether ``pdf`` carries the agency's intact, trusted, timestamped seal over all of it.
+    """Whether ``pdf`` carries the agency's intact, trusted, timestamped seal over all of it
+    (but long-term updates).
 
     The seal is the last signature by the certificate ``seal_identity`` names (the last
     signature of all when none is): a signature after it is a change after sealing.
+    ``now`` is the validation time (the real time by default; the tests move it).
 
     Never raises for malformed input: the report says what is wrong.
     """
     if not isinstance(pdf, bytes | bytearray) or b"%PDF-" not in pdf[:1024]:
         return _rejected(Rejection.NOT_A_PDF)
     pdf = bytes(pdf)
+    roots = tuple(trust_roots)
     try:
         reader = _reader(pdf)
         signatures = reader.embedded_regular_signatures
+        timestamps = reader.embedded_timestamp_signatures
     except Exception:  # a parser meeting malformed input raises anything
         log.debug("unreadable PDF", exc_info=True)
         return _rejected(Rejection.NOT_A_PDF)
@@ -323,14 +508,31 @@ def validate_sealed_pdf(
         return _rejected(Rejection.UNREADABLE_SEAL, **details)
     if not _padding_is_zeros(seal):
         return _rejected(Rejection.PADDING_NOT_ZERO, **details)
-    context = _validation_context(trust_roots)
+    if any(s.signed_revision > seal.signed_revision for s in signatures):
+        return _rejected(Rejection.CHANGED, **details)  # a countersignature after the seal
+    revinfo = _read_dss(reader)
+    archive = [t for t in timestamps if t.signed_revision > seal.signed_revision]
+    rejection, moment, newest = _validate_archive_timestamps(archive, roots, revinfo, now)
+    details["archive_timestamp_dt"] = newest
     try:
-        status = validate_pdf_signature(
-            seal, signer_validation_context=context, ts_validation_context=context
+        # When a document timestamp fails, the seal as of now may say more (its
+        # certificate untrusted, its timestamp missing: a foreign seal).
+        status, long_term = _validate_seal(
+            seal, roots, revinfo, moment if rejection is None else now
         )
     except Exception:
         log.debug("seal validation failed", exc_info=True)
         if _digest_matches(seal) is False:
             return _rejected(Rejection.CHANGED, **details)
-        return _rejected(Rejection.UNREADABLE_SEAL, **details)
-    return _judge(status, seal, seal_identity, require_timestamp, details)
+        return _rejected(rejection or Rejection.UNREADABLE_SEAL, **details)
+    seal_rejection = _judge(status, seal, seal_identity, require_timestamp, details)
+    if seal_rejection is not None or rejection is not None:
+        return _rejected(seal_rejection or rejection, **details)  # type: ignore[arg-type]
+    if "timestamp_dt" not in details:
+        level = Level.B_B
+    elif not long_term:
+        level = Level.B_T
+    else:
+        level = Level.B_LTA if archive else Level.B_LT
+    validated_at = moment or now or datetime.now(UTC)
+    return SealReport(True, ACCEPTED, None, level=level, validated_at=validated_at, **details)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ from devtools import models as devtools_models
 from devtools.bankid_simulator.app_actions import AppActionRefused, open_and_approve
 from devtools.mail_sink.models import SinkMessage
 from devtools.mail_sink.sink import MailSink
-from devtools.pki import ensure_test_pki
+from devtools.pki import PkiServer
 from devtools.plugin import StandIns
 from devtools.seed import seed_demo
 from devtools.settings import StandInSettings
@@ -176,7 +176,9 @@ class Stack:
         )
         self.broker.start()
         self.pki_dir = root / "pki"
-        paths = ensure_test_pki(self.pki_dir)
+        # Its OCSP responders and CRLs, which the worker processes fetch when they seal.
+        self.pki_server = PkiServer(self.pki_dir).start()
+        paths = self.pki_server.paths
         self.mail_port, self.simulator_port, self.tsa_port = free_port(), free_port(), free_port()
         self.app = create_app(
             Settings(
@@ -274,6 +276,7 @@ class Stack:
                 process.wait(timeout=10)
         for server in self.servers:
             server.shutdown()
+        self.pki_server.stop()
         self.sink.stop()
         self.runtime.broker.close()
         self.runtime.engine.dispose()

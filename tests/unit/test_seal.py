@@ -38,11 +38,12 @@ from app.documents import pki
 from app.documents.cli import verify_pdf_command
 from app.documents.qr import QR_PLACEMENT
 from app.documents.render import render_form_pdf
-from app.documents.seal import FIELD_NAME, Evidence, seal_pdf
+from app.documents.seal import FIELD_NAME, Evidence, SealValidationError, seal_pdf
 from app.documents.stamp import STAMP_PLACEMENT, layout_stamp_text, stamp_text, to_cp1252
 from app.documents.validate import (
     ACCEPTED,
     EvidenceError,
+    Level,
     Rejection,
     SealReport,
     extract_evidence,
@@ -50,7 +51,7 @@ from app.documents.validate import (
 )
 from devtools import pki as pki_helpers
 from devtools import timestamps
-from devtools.pki import ensure_test_pki, get_test_pki
+from devtools.pki import PkiServer, ensure_test_pki, get_test_pki
 from devtools.seal import TestPkiSeal
 from tests.sample_forms import KEY, REGISTRATION_DATA
 
@@ -68,8 +69,14 @@ SIGNER = "Bertil Berg"
 
 
 @pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("test-pki")
+def pki_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PkiServer]:
+    with PkiServer(tmp_path_factory.mktemp("test-pki")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pki_dir(pki_server: PkiServer) -> Path:
+    return pki_server.directory
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +90,10 @@ def material(settings: Settings) -> pki.SealMaterial:
 
 
 @pytest.fixture(scope="module")
-def other_material(tmp_path_factory: pytest.TempPathFactory) -> pki.SealMaterial:
+def other_material(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pki.SealMaterial]:
     """Seal material of another, freshly made CA (and TSA) that nobody trusts."""
-    directory = tmp_path_factory.mktemp("other-pki")
-    return TestPkiSeal(str(directory)).load_seal_material()
+    with PkiServer(tmp_path_factory.mktemp("other-pki")) as server:
+        yield TestPkiSeal(str(server.directory)).load_seal_material()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +203,7 @@ def test_sealed_form_is_accepted_with_its_evidence(
     report = _validate(sealed, material)
     assert report.accepted, report.reason
     assert report.reason == ACCEPTED and report.rejection is None
+    assert report.level == Level.B_LTA
     assert report.signer == "Statens tjänstepensionsverk (testsigill)"
     now = datetime.now(UTC)
     assert report.signed_dt is not None and report.timestamp_dt is not None
@@ -326,15 +334,28 @@ def _pdfsig(path: Path, nss_dir: Path | None = None) -> str:
     return result.stdout + result.stderr
 
 
-def test_pdfsig_finds_the_seal_valid_and_over_the_whole_document(
+def test_pdfsig_finds_the_seal_valid_and_the_document_timestamp_over_the_whole_document(
     sealed_file: Path, pki_dir: Path, tmp_path: Path
 ) -> None:
     out = _pdfsig(sealed_file)
-    assert "Signature Field Name: SPV-sigill" in out
-    assert "Signer Certificate Common Name: Statens tjänstepensionsverk (testsigill)" in out
-    assert "Signature Type: ETSI.CAdES.detached" in out
-    assert "Total document signed" in out
-    assert "Signature Validation: Signature is Valid." in out
+    seal, archive = out.split("Signature #2:")
+    assert "Signature Field Name: SPV-sigill" in seal
+    assert "Signer Certificate Common Name: Statens tjänstepensionsverk (testsigill)" in seal
+    assert "Signature Type: ETSI.CAdES.detached" in seal
+    assert "Signature Validation: Signature is Valid." in seal
+    # PAdES B-LTA: the seal's revision is followed by the DSS and a document timestamp,
+    # which pdfsig lists (poppler 22 does not validate RFC 3161 document timestamps).
+    assert "Not total document signed" in seal
+    assert "Signer Certificate Common Name: SPV Test TSA" in archive
+    ranges = re.search(r"Signed Ranges: \[0 - (\d+)\], \[(\d+) - (\d+)\]", archive)
+    assert ranges is not None
+    reader = PdfFileReader(io.BytesIO(sealed_file.read_bytes()))
+    (timestamp,) = reader.embedded_timestamp_signatures
+    assert [int(v) for v in ranges.groups()] == [
+        timestamp.byte_range[1],
+        timestamp.byte_range[2],
+        timestamp.byte_range[2] + timestamp.byte_range[3],
+    ]
 
     if shutil.which("certutil") is None:  # libnss3-tools: only then can pdfsig trust our root
         return
@@ -412,11 +433,23 @@ def test_a_seal_from_an_unknown_ca_is_not_trusted(
     assert _check(foreign, other_material) is None
 
 
+def _b_t_seal(pdf: bytes, material: pki.SealMaterial) -> bytes:
+    """A seal as sealing made it before PAdES B-LTA: signed and timestamped, no DSS, no
+    document timestamp (sealing now refuses a TSA it cannot validate)."""
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_NAME, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+    signer = signers.PdfSigner(meta, signer=material.signer, timestamper=material.timestamper)
+    return signer.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf))).getvalue()
+
+
 def test_the_timestamp_must_be_there_and_trusted(
     form_pdf: bytes, material: pki.SealMaterial, other_material: pki.SealMaterial
 ) -> None:
     untrusted_tsa = dataclasses.replace(material, timestamper=other_material.timestamper)
-    pdf = seal_pdf(form_pdf, material=untrusted_tsa, evidence=[], signer_name=SIGNER, lang="en")
+    with pytest.raises(SealValidationError):  # sealing checks the TSA's certificate
+        seal_pdf(form_pdf, material=untrusted_tsa, evidence=[], signer_name=SIGNER, lang="en")
+    pdf = _b_t_seal(form_pdf, untrusted_tsa)
     assert _check(pdf, material) == Rejection.NO_TIMESTAMP
 
     writer = IncrementalPdfFileWriter(io.BytesIO(form_pdf))
@@ -599,16 +632,19 @@ def test_the_timestamp_must_follow_the_signing_within_the_tsa_certificate(
     late = dataclasses.replace(
         material, timestamper=_timestamper_at(now + timedelta(hours=1), (short, short_key))
     )
-    pdf = seal_pdf(form_pdf, material=late, evidence=[], signer_name=SIGNER, lang="sv")
+    pdf = _b_t_seal(form_pdf, late)
     assert _check(pdf, material) == Rejection.TIMESTAMP_OUTSIDE_TSA_VALIDITY
 
 
-def test_the_seals_unused_room_must_be_zeros(sealed: bytes, material: pki.SealMaterial) -> None:
-    at = sealed.rindex(b"/Contents <")
-    end = sealed.index(b">", at)
-    assert sealed[end - 8 : end] == b"00000000", "pyHanko pads the signature with zeros"
-    hidden = sealed[: end - 8] + b"4869646e" + sealed[end:]  # "Hidn", outside the signed bytes
-    assert _check(hidden, material) == Rejection.PADDING_NOT_ZERO
+def test_the_seals_unused_room_must_be_zeros(
+    sealed: bytes, form_pdf: bytes, material: pki.SealMaterial
+) -> None:
+    # The seal's /Contents, and the document timestamp's (the last one).
+    for at in (sealed.index(b"/Contents <", len(form_pdf)), sealed.rindex(b"/Contents <")):
+        end = sealed.index(b">", at)
+        assert sealed[end - 8 : end] == b"00000000", "pyHanko pads the signature with zeros"
+        hidden = sealed[: end - 8] + b"4869646e" + sealed[end:]  # "Hidn", outside the signed bytes
+        assert _check(hidden, material) == Rejection.PADDING_NOT_ZERO
 
 
 def test_a_truncated_file(sealed: bytes, material: pki.SealMaterial) -> None:
@@ -658,6 +694,8 @@ def test_verify_pdf_command(sealed_file: Path, pki_dir: Path, tmp_path: Path) ->
         "Accepted: sealed by Statens tjänstepensionsverk (testsigill) at "
     )
     assert re.search(r"timestamp \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", result.stdout)
+    assert re.search(r"^Level: PAdES B-LTA, validated as of \d{4}-", result.stdout, re.M)
+    assert "Newest document timestamp: " in result.stdout
     assert "Evidence: bankid-ocsp.der, bankid-signature.xml" in result.stdout
 
     changed = tmp_path / "changed.pdf"
