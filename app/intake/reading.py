@@ -287,7 +287,7 @@ def record_pages(session: Session, batch_id: int, pages: list[PageRead]) -> list
     fresh = [page for page in pages if page.page_index >= batch.pages_read]
     if not fresh:
         return []
-    named = {p.payload.errand_id for p in fresh if p.payload and not p.payload.is_blank}
+    named = {p.payload.errand_id for p in fresh if p.payload and p.payload.errand_id is not None}
     errands = (
         {e.id: e for e in session.scalars(select(Errand).where(Errand.id.in_(named)))}
         if named
@@ -337,7 +337,7 @@ def _sort(errands: dict[int, Errand], page: PageRead) -> dict[str, object]:
         "form_page": payload.page,
         "form_pages": payload.pages,
     }
-    if payload.is_blank:
+    if payload.errand_id is None:  # a blank form
         return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
     errand = errands.get(payload.errand_id)
     outcome = _match(errand, payload)
