@@ -42,6 +42,14 @@ def _worker_exited(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def _worker_started(_worker: Any) -> None:
+    """A worker process is ready: its intake decoder starts in the background, so that
+    the first scanned file uploaded to it does not wait for that (``/skanning``)."""
+    from app.intake.decoder import warm_decoder
+
+    warm_decoder()
+
+
 class WebServer(BaseApplication):
     """gunicorn, configured from ``Settings`` rather than from a file or its own CLI."""
 
@@ -67,6 +75,7 @@ class WebServer(BaseApplication):
                 json_logs=not (settings.stand_ins or settings.testing)
             ),
             "child_exit": _worker_exited,
+            "post_worker_init": _worker_started,
             # one control socket per user ($HOME/.gunicorn): two serve processes on a host
             # would take it from each other; nothing here uses it
             "control_socket_disable": True,

@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -96,6 +97,9 @@ def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
     from tests.support import TEST_PROCESS, free_port
 
     port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"bench-pages-serve-{os.getpid()}.log"
+    log_file = log_path.open("wb")
+    log(f"`behorighet serve` logs to {log_path}")
     env = {
         **os.environ,
         **TEST_PROCESS,
@@ -118,6 +122,7 @@ def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,  # gunicorn's access log
+        stderr=log_file,  # the app's line a request: not into the bench's output
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -126,6 +131,7 @@ def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+        log_file.close()
 
 
 def timed_gets(base: str, cookie: str, path: str, runs: int) -> list[float]:

@@ -11,6 +11,7 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 
 from app.config import Settings
+from app.intake.decoder import warm_decoder
 from app.intake.reading import resume_stalled_batches
 from app.registrations.service import expire_lapsed
 from workflows.broker import EMAIL, INTAKE, QUEUES, SCHEDULED, STEPS
@@ -87,6 +88,8 @@ def start_worker(
         runtime.broker.heartbeat_timeout = 15_000
     if not any(isinstance(f, _OneWorkerPerQueue) for f in runtime.broker.logger.filters):
         runtime.broker.logger.addFilter(_OneWorkerPerQueue())
+    if INTAKE in chosen:  # its first batch does not wait for the decoder's start
+        warm_decoder()
     workers = {}
     for name, count in chosen.items():
         worker = dramatiq.Worker(

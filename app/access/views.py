@@ -126,7 +126,8 @@ def _authority() -> Authority | None:
     switch = employer_switch()
     if switch is None or switch.chosen is None:
         return None
-    session["employer_id"] = switch.chosen.id
+    if session.get("employer_id") != switch.chosen.id:  # else the store is written anew
+        session["employer_id"] = switch.chosen.id
     return m.authority_at(db(), signed_in().id or 0, switch.chosen.id)
 
 

@@ -156,6 +156,16 @@ def read_page_image(
     return find_code(key, crop, lambda: image)
 
 
+def read_placed_code(
+    image: Image.Image, key: bytes, page_size_mm: tuple[float, float] = A4_MM
+) -> QrRead | None:
+    """The valid form code at its printed spot on an upright image of the whole page (at
+    any resolution that shows it), or None: then :func:`find_code` looks further."""
+    box = _placement(page_size_mm).crop_box(image.width, image.height, CROP_MARGIN_MM)
+    payload, _, _ = _read(image.crop(box), key)
+    return None if payload is None else QrRead(payload, None)
+
+
 def page_size_mm(page: pdfium.PdfPage) -> tuple[float, float]:
     """The page's size as displayed (pdfium applies its rotation), in millimetres."""
     width_pt, height_pt = page.get_size()

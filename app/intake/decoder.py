@@ -3,11 +3,13 @@
 A scanned file comes from outside: it may be broken, huge, or made to hang or exhaust
 the software reading it. So nothing in it is parsed in the caller's process (a
 multi-threaded web server or worker). All parsing and decoding happens in one decoder
-process (:mod:`app.intake.decoding`), started with the ``spawn`` method (never ``fork``,
-which copies a multi-threaded parent's locks), started on first use and kept for later
-pages and files. Each page has a wall-time limit, enforced by killing the process; a page
-that kills the process twice is unreadable. Pages after it are still read, in a new
-process.
+process (:mod:`app.intake.decoding`), started with the ``spawn`` method (never
+``fork``, which copies a multi-threaded parent's locks), started as the server or worker
+process starts (:func:`warm_decoder`; else on first use) and kept for later pages and
+files. Each page is asked for while the caller still records the one before (read
+ahead), and has a wall-time limit from when it is asked for, enforced by killing the
+process; a page that kills the process twice is unreadable. Pages after it are still
+read, in a new process.
 
 Like every use of ``spawn``, the decoder imports the caller's main module: a script
 that reads scans keeps its top-level code under ``if __name__ == "__main__":`` (console
@@ -20,6 +22,7 @@ import itertools
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,17 +92,38 @@ def read_scan(
 
 
 def _pages(batch: _Batch, indexes: range) -> Iterator[PageRead]:
+    """The pages, each next one asked for before this one is handed on: the decoder reads
+    it while the caller records this one."""
     try:
         for index in indexes:
-            yield _DECODER.page(batch, index)
+            ahead = index + 1 if index + 1 < indexes.stop else None
+            yield _DECODER.page(batch, index, ahead=ahead)
     finally:
         _DECODER.forget(batch)
 
 
 def start_decoder() -> None:
-    """Start the decoder process now rather than on the first file (it takes ~0.5 s),
-    and wait until it is ready."""
+    """Start the decoder process now rather than on the first file (it takes 1–2 s), and
+    wait until it is ready."""
     _DECODER.start()
+
+
+def warm_decoder() -> threading.Thread:
+    """Start the decoder process in the background: what a server or worker process does
+    as it starts, so that its first file does not wait for the decoder's start (1–2 s: a
+    new interpreter importing pdfium, Pillow, zxing-cpp and the app's modules). A file
+    that comes before it is ready waits for the rest of that start. Failing to start is
+    only logged: the first file tries again."""
+
+    def warm() -> None:
+        try:
+            _DECODER.start()
+        except RuntimeError:
+            log.warning("intake.decoder_warm_up_failed")
+
+    thread = threading.Thread(target=warm, name="intake-decoder-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def stop_decoder() -> None:
@@ -119,6 +143,21 @@ class _Batch:
 
 
 _batch_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A page asked for ahead of time."""
+
+    batch_id: int
+    index: int
+    deadline: float
+    """``time.monotonic()`` by which its answer must be there: its time limit runs from
+    when it was asked for (the decoder starts on it then, or at once if it is busy
+    with nothing else)."""
+
+
+_NOT_ASKED = object()
 
 
 class _TimedOut(Exception):
@@ -141,6 +180,11 @@ class _Decoder:
         self._conn: Connection | None = None
         self._closing: deque[int] = deque()
         """Files the decoder may drop."""
+        self._ahead: _Ahead | None = None
+        """The page asked for ahead of time, its answer not yet taken from the pipe."""
+        self._early: tuple[tuple[int, int], Any] | None = None
+        """A page read ahead whose answer was taken from the pipe before its reader asked
+        for it (another request came first): ``((batch id, index), answer or error)``."""
 
     def _after_fork(self) -> None:
         """In a forked copy of this process (a pre-forking server's worker): the decoder
@@ -148,6 +192,7 @@ class _Decoder:
         process, self._process, self._conn = self._process, None, None
         self._lock = threading.Lock()
         self._closing = deque()
+        self._ahead = self._early = None
         if process is not None:  # nor let multiprocessing signal it when the copy exits
             multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
 
@@ -183,6 +228,7 @@ class _Decoder:
     def _kill(self) -> None:
         process, conn = self._process, self._conn
         self._process = self._conn = None
+        self._ahead = None
         if conn is not None:
             conn.close()
         if process is not None:
@@ -195,16 +241,27 @@ class _Decoder:
         """Send a request (and the file's bytes, unpickled: no copy) and wait for the
         reply; kill the process when it takes too long or dies. A process found dead
         before it got the request is restarted first."""
+        self._set_ahead_aside()
         conn = self._connection()
         try:
             while self._closing:
-                conn.send(("close", self._closing.popleft()))  # no reply to these
+                closing = self._closing.popleft()
+                conn.send(("close", closing))  # no reply to these
+                if self._early is not None and self._early[0][0] == closing:
+                    self._early = None
             self._send(conn, message, data)
         except OSError:  # it died while idle: nothing was lost
             self._kill()
             conn = self._connection()
             self._send(conn, message, data)
-        if not conn.poll(timeout):
+        return self._answer(time.monotonic() + timeout)
+
+    def _answer(self, deadline: float) -> Any:
+        """The answer to the request in the pipe; the process killed when it is not there
+        by ``deadline`` (``time.monotonic``), or died."""
+        conn = self._conn
+        assert conn is not None
+        if not conn.poll(max(0.0, deadline - time.monotonic())):
             self._kill()
             raise _TimedOut
         try:
@@ -212,6 +269,45 @@ class _Decoder:
         except (EOFError, OSError):
             self._kill()
             raise _Died from None
+
+    def _ask_ahead(self, batch: _Batch, index: int) -> None:
+        """Ask for a page without waiting for it (its time limit runs from now)."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.send(("page", batch.id, index))
+        except OSError:  # it died: the page is asked for again when it is wanted
+            self._kill()
+            return
+        self._ahead = _Ahead(batch.id, index, time.monotonic() + batch.limits.page_timeout_s)
+
+    def _take_ahead(self, batch: _Batch, index: int) -> Any:
+        """The answer to the page asked for ahead, when it is this one: the answer, or
+        :class:`_TimedOut` / :class:`_Died` raised; :data:`_NOT_ASKED` otherwise."""
+        if self._early is not None and self._early[0] == (batch.id, index):
+            answer, self._early = self._early[1], None
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        ahead = self._ahead
+        if ahead is None or (ahead.batch_id, ahead.index) != (batch.id, index):
+            return _NOT_ASKED
+        self._ahead = None
+        return self._answer(ahead.deadline)
+
+    def _set_ahead_aside(self) -> None:
+        """Before another request: take the answer to the page asked for ahead from the
+        pipe (its reader finds it in ``_early``)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        answer: Any
+        try:
+            answer = self._answer(ahead.deadline)
+        except (_TimedOut, _Died) as error:
+            answer = error
+        self._early = ((ahead.batch_id, ahead.index), answer)
 
     @staticmethod
     def _send(conn: Connection, message: tuple[Any, ...], data: bytes | None) -> None:
@@ -253,29 +349,40 @@ class _Decoder:
                 return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def page(self, batch: _Batch, index: int) -> PageRead:
+    def page(self, batch: _Batch, index: int, *, ahead: int | None = None) -> PageRead:
+        """Page ``index`` of the file; ``ahead``: the page to ask for next, without waiting
+        for it (read while the caller works on this one)."""
         timeout = batch.limits.page_timeout_s
         unreadable = PageRead(index, None, PAGE_UNREADABLE, False, b"")
         with self._lock:
-            for attempt in (1, 2):
-                try:
+            try:
+                return self._page(batch, index, timeout, unreadable)
+            finally:
+                if ahead is not None and self._ahead is None:
+                    self._ask_ahead(batch, ahead)
+
+    def _page(self, batch: _Batch, index: int, timeout: float, unreadable: PageRead) -> PageRead:
+        for attempt in (1, 2):
+            try:
+                reply = _NOT_ASKED if attempt == 2 else self._take_ahead(batch, index)
+                if reply is _NOT_ASKED:
                     reply = self._call(("page", batch.id, index), timeout)
-                    if reply == "missing":  # restarted, or evicted by other files
-                        self._load(batch)
-                        reply = self._call(("page", batch.id, index), timeout)
-                except _TimedOut:
-                    log.warning("intake.page_timed_out", page_index=index, timeout_s=timeout)
-                    return PageRead(index, None, PAGE_TIMED_OUT, False, b"")
-                except _Died:
-                    log.warning("intake.decoder_died", page_index=index, attempt=attempt)
-                    continue
-                if not isinstance(reply, tuple):  # could not be opened again: cannot happen
-                    return unreadable
-                page_read, detail = reply
-                if detail:
-                    log.warning("intake.page_unreadable", page_index=index, detail=detail)
-                assert isinstance(page_read, PageRead)
-                return page_read
+                if reply == "missing":  # restarted, or evicted by other files
+                    self._load(batch)
+                    reply = self._call(("page", batch.id, index), timeout)
+            except _TimedOut:
+                log.warning("intake.page_timed_out", page_index=index, timeout_s=timeout)
+                return PageRead(index, None, PAGE_TIMED_OUT, False, b"")
+            except _Died:
+                log.warning("intake.decoder_died", page_index=index, attempt=attempt)
+                continue
+            if not isinstance(reply, tuple):  # could not be opened again: cannot happen
+                return unreadable
+            page_read, detail = reply
+            if detail:
+                log.warning("intake.page_unreadable", page_index=index, detail=detail)
+            assert isinstance(page_read, PageRead)
+            return page_read
         return unreadable
 
     def forget(self, batch: _Batch) -> None:

@@ -9,7 +9,8 @@ Pages are read the fast way first: a scanner's PDF wraps one image a page, and t
 image is decoded as it is stored (a few ms) instead of being drawn at the rasterising
 resolution (ten times as long for a JPEG page). Any other PDF page is rasterised by
 pdfium only as far as needed: the region around the code, the whole page only when the
-code is not there, and the preview at :data:`PREVIEW_DPI`. The code is looked for as
+code is not there, and the preview at :data:`PREVIEW_DPI` (drawn first: a code that
+reads there needs nothing more). The code is looked for as
 :func:`app.documents.scan.find_code` does: around the printed spot, the same spot
 upside down, both smoothed, and the whole page only if that fails.
 """
@@ -29,7 +30,13 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageFile, ImageOps
 
-from app.documents.scan import find_code, read_page_image, render_crop, render_page
+from app.documents.scan import (
+    find_code,
+    read_page_image,
+    read_placed_code,
+    render_crop,
+    render_page,
+)
 from app.intake.scan_file import (
     JPEG,
     PAGE_TOO_LARGE,
@@ -284,14 +291,17 @@ class _PdfSource(_Source):
             if turn is not None:
                 gray = gray.transpose(turn)
             return _from_image(index, gray, size_mm, self.key)
-        # Anything else is drawn by pdfium, only as much as needed: the code's spot first.
+        # Anything else is drawn by pdfium, only as much as needed. The preview is drawn
+        # anyway, and a page drawn from vectors (no scan's noise) shows its code clearly
+        # enough there; when it does not, the code's spot is drawn at the full resolution.
         dpi = limits.dpi
-        found = find_code(
+        drawn = render_page(page, PREVIEW_DPI)
+        found = read_placed_code(drawn, self.key, size_mm) or find_code(
             self.key,
             lambda rotated: render_crop(page, dpi, rotated=rotated),
             lambda: render_page(page, dpi),
         )
-        preview = _preview(render_page(page, PREVIEW_DPI), PREVIEW_DPI, found.turned)
+        preview = _preview(drawn, PREVIEW_DPI, found.turned)
         return PageRead(index, found.payload, found.error, found.upside_down, preview)
 
     @staticmethod

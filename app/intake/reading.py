@@ -5,10 +5,12 @@ clerk's manual queue); a restarted reader resumes after the last recorded page."
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from queue import Full, Queue
 
 import structlog
 from sqlalchemy import select
@@ -141,7 +143,7 @@ def read_batch(
     limits: IntakeLimits | None = None,
 ) -> bool:
     """Read every page not read yet, recording them as they come (a transaction every
-    ``PROGRESS_EVERY_S``), then file what matched.
+    ``CHUNK_PAGES`` pages or ``PROGRESS_EVERY_S``), then file what matched.
 
     One reader at a time (a lease on the batch); safe to run twice or after a crash: it
     resumes after the last recorded page. False when there was nothing to do.
@@ -152,11 +154,7 @@ def read_batch(
     start, data = claimed
     error = None
     try:
-        pages = read_scan(data, key, limits, start_page=start)
-        for chunk in _chunks_in_time(pages):
-            with factory.begin() as session:
-                for page in chunk:
-                    record_page(session, batch_id, page)
+        _record_as_read(factory, batch_id, read_scan(data, key, limits, start_page=start))
     except BadScanFile as bad:  # opening it again failed: keep and file what was read
         error = bad.code
     with factory.begin() as session:
@@ -204,48 +202,125 @@ def resume_stalled_batches(session: Session) -> int:
 
 
 PROGRESS_EVERY_S = 0.5
-"""Pages read are recorded (and shown as progress) at least this often."""
+"""Pages read are handed on to be recorded (and shown as progress) at least this often…"""
+CHUNK_PAGES = 8
+"""…or when this many have been read, whichever comes first."""
 
 
-def _chunks_in_time(pages: Iterator[PageRead]) -> Iterator[list[PageRead]]:
-    """The pages in groups, each handed on when ``PROGRESS_EVERY_S`` has passed since the
-    group began: one transaction per group instead of one per page."""
-    chunk: list[PageRead] = []
-    started = time.monotonic()
-    for page in pages:
-        chunk.append(page)
-        if time.monotonic() - started >= PROGRESS_EVERY_S:
-            yield chunk
-            chunk, started = [], time.monotonic()
-    if chunk:
-        yield chunk
+def _record_as_read(
+    factory: sessionmaker[Session], batch_id: int, pages: Iterator[PageRead]
+) -> None:
+    """Record the pages in groups, one transaction a group, while a thread of its own
+    takes the next pages from the decoder: a group is recorded when it is due (see
+    ``CHUNK_PAGES``), and grows meanwhile. The groups are recorded in order, so a reader
+    that dies leaves its pages recorded up to some page. The database is used from this
+    thread only."""
+    read: Queue[PageRead | _Finished] = Queue(maxsize=4 * CHUNK_PAGES)
+    stop = threading.Event()
+
+    def hand_on(item: PageRead | _Finished) -> bool:
+        """False when the recording stopped (failed): no one takes it."""
+        while not stop.is_set():
+            try:
+                read.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def take_pages() -> None:
+        outcome = _Finished(None)
+        try:
+            for page in pages:
+                if not hand_on(page):
+                    return
+        except Exception as error:  # the decoder could not be started: raised below
+            outcome = _Finished(error)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+        hand_on(outcome)
+
+    reader = threading.Thread(target=take_pages, name="intake-pages", daemon=True)
+    reader.start()
+    try:
+        chunk: list[PageRead] = []
+        started = time.monotonic()
+        while True:
+            item = read.get()
+            if isinstance(item, _Finished):
+                if chunk:
+                    _record_chunk(factory, batch_id, chunk)
+                if item.error is not None:
+                    raise item.error
+                return
+            chunk.append(item)
+            if len(chunk) >= CHUNK_PAGES or time.monotonic() - started >= PROGRESS_EVERY_S:
+                _record_chunk(factory, batch_id, chunk)  # the reader reads on meanwhile
+                chunk, started = [], time.monotonic()
+    finally:
+        stop.set()
+        reader.join()
+
+
+@dataclass(frozen=True)
+class _Finished:
+    error: Exception | None
+
+
+def _record_chunk(factory: sessionmaker[Session], batch_id: int, chunk: list[PageRead]) -> None:
+    with factory.begin() as session:
+        record_pages(session, batch_id, chunk)
 
 
 def record_page(session: Session, batch_id: int, page: PageRead) -> ScanPage | None:
     """Record one page read from a batch and sort it (None if it was recorded before)."""
+    rows = record_pages(session, batch_id, [page])
+    return rows[0] if rows else None
+
+
+def record_pages(session: Session, batch_id: int, pages: list[PageRead]) -> list[ScanPage]:
+    """Record pages read from a batch, in order, and sort them; the pages recorded before
+    are left out. A handful of statements for the lot: the batch locked once, the errands
+    the codes name read in one query, the pages inserted together, the progress once."""
     batch = session.get(ScanBatch, batch_id, with_for_update=True)
     assert batch is not None
-    if page.page_index < batch.pages_read:
-        return None
-    row = ScanPage(
-        batch_id=batch_id,
-        page_index=page.page_index,
-        upside_down=page.upside_down,
-        preview=page.preview_jpeg,
-        **_sort(session, page),
+    fresh = [page for page in pages if page.page_index >= batch.pages_read]
+    if not fresh:
+        return []
+    named = {p.payload.errand_id for p in fresh if p.payload and p.payload.errand_id is not None}
+    errands = (
+        {e.id: e for e in session.scalars(select(Errand).where(Errand.id.in_(named)))}
+        if named
+        else {}
     )
-    session.add(row)
-    batch.pages_read = page.page_index + 1
+    rows = [
+        ScanPage(
+            batch_id=batch_id,
+            page_index=page.page_index,
+            upside_down=page.upside_down,
+            preview=page.preview_jpeg,
+            **_sort(errands, page),
+        )
+        for page in fresh
+    ]
+    session.add_all(rows)
+    batch.pages_read = fresh[-1].page_index + 1
     batch.reader_until_dt = utcnow() + READ_LEASE
     session.flush()
-    if row.outcome is PageOutcome.BLANK_SHEET:
-        record_intake_event(
-            session, READER, "scan_page.discarded", "scan_page", row.id, reason=BLANK_SHEET_REASON
-        )
-    return row
+    for row in rows:
+        if row.outcome is PageOutcome.BLANK_SHEET:
+            record_intake_event(
+                session,
+                READER,
+                "scan_page.discarded",
+                "scan_page",
+                row.id,
+                reason=BLANK_SHEET_REASON,
+            )
+    return rows
 
 
-def _sort(session: Session, page: PageRead) -> dict[str, object]:
+def _sort(errands: dict[int, Errand], page: PageRead) -> dict[str, object]:
     """Outcome, status and place in the form of a page, from what its code said."""
     payload = page.payload
     if payload is None:
@@ -262,9 +337,9 @@ def _sort(session: Session, page: PageRead) -> dict[str, object]:
         "form_page": payload.page,
         "form_pages": payload.pages,
     }
-    if payload.is_blank:
+    if payload.errand_id is None:  # a blank form
         return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
-    errand = session.get(Errand, payload.errand_id)
+    errand = errands.get(payload.errand_id)
     outcome = _match(errand, payload)
     return {
         "outcome": outcome,
