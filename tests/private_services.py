@@ -96,6 +96,14 @@ class PrivatePostgres:
     def stop(self) -> None:
         self._ctl("-m", "immediate", "stop")
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
 
 class PrivateRedis:
     """A redis-server of its own, its data in an append-only file (kept across a restart)."""
@@ -109,6 +117,10 @@ class PrivateRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -157,6 +169,11 @@ class PrivateRabbitMQ:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
 
+    @property
+    def pid(self) -> int | None:
+        """The node's first process (``runuser``, the script, then the Erlang VM below)."""
+        return self.process.pid if self.process is not None else None
+
     def _command(self, name: str) -> list[str]:
         prefix = ["runuser", "-u", "rabbitmq", "--"] if os.geteuid() == 0 else []
         return [*prefix, f"/usr/lib/rabbitmq/bin/{name}"]
@@ -182,13 +199,20 @@ class PrivateRabbitMQ:
                     raise TimeoutError(f"RabbitMQ {self.node} did not start:\n{log}") from None
 
     def stop(self) -> None:
-        subprocess.run(
-            [*self._command("rabbitmqctl"), "-n", self.node, "stop"],
-            env=self.env,
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
+        """``rabbitmqctl stop``; on a machine so loaded that the Erlang CLI does not get its
+        answer in time (seen at load average 40), SIGTERM to the node (a clean stop too)."""
+        try:
+            subprocess.run(
+                [*self._command("rabbitmqctl"), "-n", self.node, "stop"],
+                env=self.env,
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            if self.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGTERM)
         if self.process is not None:
             try:
                 self.process.wait(timeout=30)
