@@ -87,3 +87,16 @@ def test_sweeper_leaves_done_and_recent_messages_alone(
     assert runtime.relay.sweep() == 0  # sent a moment ago: not due yet
     assert runtime.relay.sweep(older_than=timedelta(0)) == 1
     assert recording.sent[0].kwargs == {"marker": 5}
+
+
+def test_a_message_of_a_savepoint_rolled_back_is_not_sent(
+    runtime: Runtime, recording: RecordingBroker
+) -> None:
+    with runtime.session_factory() as session:
+        kept = add_message(session, "verify_errand", marker=6)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            add_message(session, "verify_errand", marker=7)
+            raise RuntimeError("the savepoint's work is undone")
+        session.commit()
+    assert [m.options["outbox_id"] for m in recording.sent] == [kept.id]
+    assert [m.kwargs for m in recording.sent] == [{"marker": 6}]
