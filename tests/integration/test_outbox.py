@@ -7,11 +7,11 @@ from typing import Any
 
 import dramatiq
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from workflows.outbox import OutboxMessage, add_message
+from workflows.outbox import OutboxMessage, add_message, bookkeeping
 from workflows.runtime import Runtime
 
 
@@ -100,3 +100,14 @@ def test_a_message_of_a_savepoint_rolled_back_is_not_sent(
         session.commit()
     assert [m.options["outbox_id"] for m in recording.sent] == [kept.id]
     assert [m.kwargs for m in recording.sent] == [{"marker": 6}]
+
+
+@pytest.mark.usefixtures("committed_db")  # a real commit, not a savepoint's release
+def test_the_outbox_marks_alone_are_committed_asynchronously(runtime: Runtime) -> None:
+    """Only the transaction that marks a message sent or done skips the wait for the disk;
+    the next one on the same connection waits again (``SET LOCAL``)."""
+    with runtime.session_factory() as session:
+        bookkeeping(session)
+        assert session.scalar(text("SHOW synchronous_commit")) == "off"
+        session.commit()
+        assert session.scalar(text("SHOW synchronous_commit")) == "on"
