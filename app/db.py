@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -69,7 +72,34 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_immediate_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    event.listen(engine.pool, "checkin", _note_checkin)
+    event.listen(engine.pool, "checkout", partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+PING_AFTER_IDLE_S = 10.0
+"""A pooled PostgreSQL connection idle this long is pinged before use (and replaced if it
+is gone). One used more recently is not: a busy step takes its connection back within
+milliseconds, and a ping each time was a round trip in ten of a pipeline step's. A
+connection that was dropped all the same (PostgreSQL restarted in the last seconds) fails
+its first statement; SQLAlchemy then takes it for a disconnect and replaces every
+connection of the pool made before, so one step or request fails and is tried again (the
+actors' retries, a person's reload), as one in flight at the restart does."""
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    checked_in = record.info.get("checked_in")
+    if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_S:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:  # the pool replaces it and tries again
+        raise DisconnectionError(str(exc)) from exc
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -41,7 +41,15 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditChainHead, AuditEvent
-from app.audit.service import SHARED, Anchor, Pin, chain_key, describe_chain, verify_chain
+from app.audit.service import (
+    SHARED,
+    Anchor,
+    Pin,
+    chain_key,
+    describe_chain,
+    store_chain_head,
+    verify_chain,
+)
 
 FORMAT = "behorighet-audit-checkpoint-v2"
 FORMAT_ONE_CHAIN = "behorighet-audit-checkpoint-v1"
@@ -244,6 +252,7 @@ def write_checkpoint(
     none did, or the log is empty). The chains are verified first (against the last
     checkpoint): a broken chain is never anchored (:class:`CheckpointError`)."""
     directory.mkdir(parents=True, exist_ok=True)
+    store_chain_head(session)
     every = session.scalars(select(AuditChainHead).execution_options(populate_existing=True)).all()
     legacy_until = next((h.legacy_until_seq for h in every if h.chain == SHARED), 0)
     heads = {head.chain: head for head in every if head.seq > 0}

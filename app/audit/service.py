@@ -29,10 +29,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import utcnow
@@ -49,8 +50,8 @@ KEYED_CHAIN = 2
 name included."""
 KEY_INFO = "audit_chain_key"
 """Where a session carries the audit key (``Session.info``)."""
-CHAIN_INFO = "audit_chain_of_transaction"
-"""Where a session keeps the chain its current transaction writes to (``Session.info``)."""
+HEAD_INFO = "audit_chain_head_of_transaction"
+"""Where a session keeps the chain head its current transaction holds (``Session.info``)."""
 SHARED = ""
 """The shared chain: events about no employer, and every event before migration 0018."""
 
@@ -114,6 +115,36 @@ def _keyed_digest(key: bytes, prev_hash: str, event: AuditEvent) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass
+class _HeldHead:
+    """The head of a chain a database transaction locked: its events advance ``seq`` and
+    ``last_hash`` here, and the row is written once, at the commit
+    (:func:`store_chain_head`), not once an event. Kept with the connection, so that every
+    session in the same database transaction (the tests' sessions joined in one) shares it."""
+
+    db_transaction: object
+    """The connection's transaction that holds the lock."""
+    chain: str
+    seq: int
+    last_hash: str
+    stored_seq: int
+    """The ``seq`` the row holds in this transaction."""
+    stale: bool = False
+    """A rollback took some of its events (a savepoint): read again before use."""
+
+
+def _held_head(session: Session) -> _HeldHead | None:
+    """The head the session's current transaction writes to, if it wrote an event."""
+    held = session.info.get(HEAD_INFO)
+    if (
+        isinstance(held, tuple)
+        and session.in_transaction()
+        and held[0] is session.get_transaction()
+    ):
+        return held[1]
+    return None
+
+
 def _chain_for(
     session: Session,
     object_type: str,
@@ -121,14 +152,8 @@ def _chain_for(
     data: dict[str, Any],
     employer_id: int | None,
 ) -> str:
-    """The chain the current transaction writes to: the one it wrote to before, else the
-    employer's the event is about (``employer_id``, an employer, ``data["employer_id"]``,
-    an errand's employer), else the shared chain."""
-    session.connection()  # the transaction begun, so that it can be told apart
-    transaction = session.get_transaction()
-    held = session.info.get(CHAIN_INFO)
-    if held is not None and held[0] is transaction:
-        return str(held[1])
+    """The chain of an event about ``employer_id``, an employer, ``data["employer_id"]`` or
+    an errand's employer, else the shared chain."""
     if employer_id is None:
         if object_type == "employer":
             employer_id = int(object_id)
@@ -137,16 +162,40 @@ def _chain_for(
         elif object_type == "errand":
             errand = session.get(Errand, int(object_id))
             employer_id = errand.employer_id if errand is not None else None
-    chain = chain_of(employer_id)
-    session.info[CHAIN_INFO] = (transaction, chain)
-    return chain
+    return chain_of(employer_id)
 
 
-def _locked_head(session: Session, chain: str) -> AuditChainHead:
-    """``chain``'s head, locked to the end of the transaction (made when it is new)."""
-    locked = select(AuditChainHead).where(AuditChainHead.chain == chain).with_for_update()
-    head = session.scalars(locked).one_or_none()
-    if head is None:
+def _lock_head(session: Session, chain: str) -> _HeldHead:
+    """``chain``'s head, locked to the end of the transaction (made when it is new), held
+    for the transaction's further events (shared with the other sessions of the same
+    database transaction)."""
+    connection = session.connection()
+    db_transaction = connection.get_transaction()
+    heads = connection.info.setdefault(HEAD_INFO, {})
+    held = heads.get(chain)
+    if not (isinstance(held, _HeldHead) and held.db_transaction is db_transaction):
+        for gone in [c for c, h in heads.items() if h.db_transaction is not db_transaction]:
+            del heads[gone]  # another transaction's, on this pooled connection before
+        seq, last_hash = _locked_row(session, chain)
+        held = _HeldHead(db_transaction, chain, seq, last_hash, seq)
+        heads[chain] = held
+    elif held.stale:
+        _read_again(session, held)
+    transaction = session.get_transaction()
+    assert transaction is not None  # begun by session.connection()
+    session.info[HEAD_INFO] = (transaction, held)
+    return held
+
+
+def _locked_row(session: Session, chain: str) -> tuple[int, str]:
+    """``chain``'s head row (seq, hash), locked (made when it is new)."""
+    locked = (
+        select(AuditChainHead.seq, AuditChainHead.last_hash)
+        .where(AuditChainHead.chain == chain)
+        .with_for_update()
+    )
+    row = session.execute(locked).one_or_none()
+    if row is None:
         # A concurrent transaction making the same head wins; this one then waits for it.
         insert = (
             postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -156,8 +205,57 @@ def _locked_head(session: Session, chain: str) -> AuditChainHead:
             .values(chain=chain, seq=0, last_hash=GENESIS_HASH, legacy_until_seq=0)
             .on_conflict_do_nothing(index_elements=["chain"])
         )
-        head = session.scalars(locked).one()
-    return head
+        row = session.execute(locked).one()
+    return int(row.seq), str(row.last_hash)
+
+
+def _read_again(session: Session, held: _HeldHead) -> None:
+    """After a savepoint's rollback: the head row (as stored) and the newest event of the
+    chain the transaction still has."""
+    seq, last_hash = _locked_row(session, held.chain)
+    newest = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.chain == held.chain, AuditEvent.seq > seq)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).one_or_none()
+    held.stored_seq = seq
+    held.seq, held.last_hash = (newest.seq, newest.hash) if newest is not None else (seq, last_hash)
+    held.stale = False
+
+
+def store_chain_head(session: Session) -> None:
+    """Write the held chain head's row (its events' newest ``seq`` and hash), if it moved.
+    Runs before every commit; whoever reads the heads in the same transaction calls it
+    first."""
+    held = _held_head(session)
+    if held is None:
+        return
+    if held.stale:
+        _read_again(session, held)
+    if held.seq == held.stored_seq:
+        return
+    session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.chain == held.chain)
+        .values(seq=held.seq, last_hash=held.last_hash)
+        .execution_options(synchronize_session=False)
+    )
+    held.stored_seq = held.seq
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _store_before_commit(session: Session) -> None:
+    store_chain_head(session)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _after_savepoint_rollback(session: Session, previous: SessionTransaction) -> None:
+    # A savepoint rolled back took its events; so did a session's own transaction when it
+    # was itself a savepoint of a wider database transaction (the tests' joined sessions).
+    held = session.info.get(HEAD_INFO)
+    if isinstance(held, tuple):
+        held[1].stale = True
 
 
 def record_event(
@@ -171,26 +269,37 @@ def record_event(
     employer_id: int | None = None,
 ) -> AuditEvent:
     """Append an event in the caller's transaction (it commits or rolls back with the change),
-    to the chain of ``employer_id`` (default: :func:`_chain_for`)."""
+    to the chain of ``employer_id`` (default: :func:`_chain_for`), or to the chain the
+    transaction wrote to before: a transaction writes to one chain, so that two never wait
+    on each other's heads in opposite orders.
+
+    The head is locked at the transaction's first event and written once, at the commit
+    (not locked, read and written for every event)."""
     key = chain_key(session)
     data = json.loads(json.dumps(data or {}, default=str))
-    head = _locked_head(session, _chain_for(session, object_type, object_id, data, employer_id))
+    held = _held_head(session)
+    if held is None:
+        session.connection()  # the transaction begun, so that it can be told apart
+        held = _lock_head(session, _chain_for(session, object_type, object_id, data, employer_id))
+    elif held.stale:
+        _read_again(session, held)
     event = AuditEvent(
-        chain=head.chain,
-        seq=head.seq + 1,
+        chain=held.chain,
+        seq=held.seq + 1,
         occurred_dt=utcnow(),
         actor=actor,
         action=action,
         object_type=object_type,
         object_id=str(object_id),
         data=data,
-        prev_hash=head.last_hash,
+        prev_hash=held.last_hash,
         key_version=KEYED_CHAIN,
     )
-    event.hash = _keyed_digest(key, head.last_hash, event)
-    head.seq = event.seq
-    head.last_hash = event.hash
+    event.hash = _keyed_digest(key, held.last_hash, event)
+    held.seq, held.last_hash = event.seq, event.hash
     session.add(event)
+    # Inserted now: the database has every event the head counts, so that the head can be
+    # read again after a rollback (and the event's id is known).
     session.flush()
     return event
 
@@ -318,7 +427,7 @@ def _verify_one(
             f"{describe_chain(chain)} ends at event {count}, but {anchor.described} pins "
             f"event {pin.seq}: events were removed",
         )
-    head = session.get(AuditChainHead, chain)
+    head = session.get(AuditChainHead, chain, populate_existing=True)
     if head is None and count:
         return count, count + 1, "events without a chain head"
     if head is not None and (head.seq != count or (count and head.last_hash != prev_hash)):
@@ -337,7 +446,8 @@ def verify_chain(
     checkpoint from outside the database: an event it pins changed, a chain cut short
     before it, the legacy boundary moved)."""
     key = key if key is not None else chain_key(session)
-    shared = session.get(AuditChainHead, SHARED)
+    store_chain_head(session)
+    shared = session.get(AuditChainHead, SHARED, populate_existing=True)
     legacy_until = shared.legacy_until_seq if shared is not None else 0
     if anchor is not None and anchor.legacy_until_seq != legacy_until:
         return ChainReport(

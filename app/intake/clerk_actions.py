@@ -57,6 +57,7 @@ def confirm_paper_form(
     document = attach_document(
         session, errand, DocumentKind.SCAN, pdf, f"{errand.reference}-skannad.pdf"
     )
+    session.flush()  # the archived scan's id
     transition(session, errand, Action.RECEIVE, agent, data={"channel": "paper"})
     paper_form.state = PaperFormState.CONFIRMED
     paper_form.signature_present = signature_present

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,14 +36,14 @@ def queue_email(
 ) -> EmailMessage | None:
     """Render ``template`` and queue it for sending after the current transaction commits.
 
-    Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already.
+    Returns ``None`` (and queues nothing) when an email with ``dedupe_key`` exists already
+    (rendered all the same: a twin is rare, a retried step's, and asking first was one more
+    statement for every email).
     ``context`` gets ``name`` (the recipient) and ``base_url`` (the product's public
     address, ``Settings.public_base_url``, that the email's links start with) added.
     ``group``: one email to each of these addresses (in the envelope only), ``name``
     naming the group (``to`` is then empty).
     """
-    if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == dedupe_key)):
-        return None
     language = language if language in SUPPORTED_LANGS else SOURCE_LANG
     rendered = render_email(
         template, language, {"base_url": base_url.rstrip("/"), **context, "name": name}
@@ -66,15 +65,14 @@ def queue_email(
     # this one gives way, without an error that would undo the caller's change (and
     # without a savepoint, whose release the outbox relay would take for the commit).
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    email_id = session.scalar(
+    email = session.scalars(
         insert(EmailMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(EmailMessage.id)
-    )
-    if email_id is None:
+        .returning(EmailMessage)
+    ).one_or_none()
+    if email is None:
         return None
-    email = session.get_one(EmailMessage, email_id)
     add_message(session, SEND_ACTOR, email_id=email.id)
     log.info("email.queued", email_id=email.id, template=template, language=language)
     return email

@@ -539,8 +539,7 @@ def attach_document(
         content=content,
         sha256=hashlib.sha256(content).hexdigest(),
     )
-    session.add(doc)
-    session.flush()
+    session.add(doc)  # inserted at the next flush, with the others of the step in one go
     session.expire(errand, ["documents"])
     return doc
 

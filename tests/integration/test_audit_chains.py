@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from psycopg.errors import LockNotAvailable
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -163,3 +164,69 @@ def test_a_checkpoint_pins_every_chain_and_finds_one_removed(
     assert "pins event 1: events were removed" in (report.problem or "")
     with pytest.raises(anchor.CheckpointError, match="events were removed"):
         anchor.write_checkpoint(session, tmp_path, timestamper, roots)
+
+
+def _statements(session: Session) -> list[str]:
+    """The SQL the session's engine sends from now on (until the test ends)."""
+    sent: list[str] = []
+    engine = session.get_bind().engine
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        sent.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    session.info["stop_recording"] = lambda: sa_event.remove(
+        engine, "before_cursor_execute", record
+    )
+    return sent
+
+
+@pytest.mark.usefixtures("committed_db")  # transactions of their own, not savepoints of one
+def test_a_transactions_events_lock_and_write_their_head_once(session: Session) -> None:
+    """Three events of one transaction: the head is locked once and written once at the
+    commit (not three times each), and the chain verifies."""
+    first, _ = _employers(session)
+    _event(session, first, -1)  # the chain's head made
+    session.commit()
+    sent = _statements(session)
+    try:
+        for n in range(3):
+            _event(session, first, n)
+        session.commit()
+    finally:
+        session.info.pop("stop_recording")()
+    on_head = [s for s in sent if "audit_chain_head" in s]
+    assert len(on_head) == 2, on_head
+    assert on_head[0].lstrip().startswith("SELECT") and "FOR UPDATE" in on_head[0]
+    assert on_head[1].lstrip().startswith("UPDATE")
+    ours = session.execute(
+        select(AuditEvent.seq, AuditEvent.data)
+        .where(AuditEvent.chain == chain_of(first))
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert [row.data["n"] for row in ours[-3:]] == [0, 1, 2]
+    assert [row.seq for row in ours] == list(range(1, len(ours) + 1))
+    assert verify_chain(session).is_intact
+
+
+@pytest.mark.parametrize("before", [0, 1], ids=["first-event-in-the-savepoint", "one-before"])
+def test_events_of_a_savepoint_rolled_back_leave_the_chain_whole(
+    session: Session, before: int
+) -> None:
+    """A savepoint rolled back takes its events with it; the transaction's later events
+    follow the ones it kept, and the head written at the commit is the last of them."""
+    first, _ = _employers(session)
+    session.commit()
+    kept = [_event(session, first, n).data["n"] for n in range(before)]
+    with pytest.raises(RuntimeError), session.begin_nested():
+        _event(session, first, 10)
+        session.flush()
+        raise RuntimeError("the savepoint's work is undone")
+    kept.append(_event(session, first, 20).data["n"])
+    session.commit()
+    ours = session.execute(
+        select(AuditEvent.data).where(AuditEvent.chain == chain_of(first)).order_by(AuditEvent.seq)
+    ).scalars()
+    assert [data["n"] for data in ours][-len(kept) :] == kept
+    report = verify_chain(session)
+    assert report.is_intact, report

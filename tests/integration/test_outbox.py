@@ -7,11 +7,11 @@ from typing import Any
 
 import dramatiq
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from workflows.outbox import OutboxMessage, add_message
+from workflows.outbox import OutboxMessage, add_message, bookkeeping
 from workflows.runtime import Runtime
 
 
@@ -87,3 +87,27 @@ def test_sweeper_leaves_done_and_recent_messages_alone(
     assert runtime.relay.sweep() == 0  # sent a moment ago: not due yet
     assert runtime.relay.sweep(older_than=timedelta(0)) == 1
     assert recording.sent[0].kwargs == {"marker": 5}
+
+
+def test_a_message_of_a_savepoint_rolled_back_is_not_sent(
+    runtime: Runtime, recording: RecordingBroker
+) -> None:
+    with runtime.session_factory() as session:
+        kept = add_message(session, "verify_errand", marker=6)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            add_message(session, "verify_errand", marker=7)
+            raise RuntimeError("the savepoint's work is undone")
+        session.commit()
+    assert [m.options["outbox_id"] for m in recording.sent] == [kept.id]
+    assert [m.kwargs for m in recording.sent] == [{"marker": 6}]
+
+
+@pytest.mark.usefixtures("committed_db")  # a real commit, not a savepoint's release
+def test_the_outbox_marks_alone_are_committed_asynchronously(runtime: Runtime) -> None:
+    """Only the transaction that marks a message sent or done skips the wait for the disk;
+    the next one on the same connection waits again (``SET LOCAL``)."""
+    with runtime.session_factory() as session:
+        bookkeeping(session)
+        assert session.scalar(text("SHOW synchronous_commit")) == "off"
+        session.commit()
+        assert session.scalar(text("SHOW synchronous_commit")) == "on"
