@@ -39,7 +39,8 @@ from bench_access import fresh_database
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -224,18 +225,28 @@ class _BankId:
 
 
 def bare(test_pki_dir: str) -> Callable[[], object]:
-    """WeasyPrint render + pyHanko seal + validation of the same form, as one step."""
+    """WeasyPrint render + pyHanko seal + validation of the same form, as one step: sealed
+    as the product seals (PAdES B-LTA: the chain's revocation data fetched and embedded, a
+    document timestamp on top; issue 17) and validated as such with pyHanko alone: the
+    document timestamp as of now, the seal as of that timestamp with the DSS's revocation
+    data (hard-fail), as the product does but with nothing of the product's around it."""
 
     from app.config import Settings, qr_mac_key
     from app.documents.pki import seal_material
     from app.documents.render import render_form_pdf
+    from app.documents.seal import fetching_validation_context
     from devtools.seal import TestPkiSeal
     from tests.sample_forms import REGISTRATION_DATA
 
     material = seal_material(Settings(secret_key="bench", seal_source=TestPkiSeal(test_pki_dir)))
     key = qr_mac_key("bench")
     meta = signers.PdfSignatureMetadata(
-        field_name="Bare", subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+        field_name="Bare",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm="sha256",
+        embed_validation_info=True,
+        use_pades_lta=True,
+        validation_context=fetching_validation_context(material),
     )
     signer = signers.PdfSigner(meta, material.signer, timestamper=material.timestamper)
 
@@ -244,9 +255,22 @@ def bare(test_pki_dir: str) -> Callable[[], object]:
         sealed = signer.sign_pdf(
             IncrementalPdfFileWriter(io.BytesIO(form)), bytes_reserved=16384
         ).getvalue()
-        signature = PdfFileReader(io.BytesIO(sealed)).embedded_regular_signatures[-1]
-        context = ValidationContext(trust_roots=list(material.trust_roots))
-        return validate_pdf_signature(signature, context, context)
+        reader = PdfFileReader(io.BytesIO(sealed))
+        roots = list(material.trust_roots)
+        archived = validate_pdf_timestamp(
+            reader.embedded_timestamp_signatures[-1],
+            validation_context=ValidationContext(trust_roots=roots),
+            skip_diff=True,
+        )
+        context = DocumentSecurityStore.read_dss(reader).as_validation_context(
+            {
+                "trust_roots": roots,
+                "moment": archived.timestamp,
+                "revocation_mode": "hard-fail",
+                "retroactive_revinfo": True,
+            }
+        )
+        return validate_pdf_signature(reader.embedded_regular_signatures[-1], context, context)
 
     return step
 
