@@ -15,6 +15,7 @@ import dramatiq
 import structlog
 from dramatiq.broker import MessageProxy
 from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from app.db import Base, utcnow
@@ -99,7 +100,9 @@ class OutboxRelay:
         """Send the messages a transaction just committed (as it wrote them: none can be
         done yet), then count the sends the broker took in one statement."""
         sent = [message.id for message in messages if self._enqueue(message)]
-        if sent:
+        if not sent:
+            return
+        try:
             with self.factory() as session:
                 bookkeeping(session)
                 session.execute(
@@ -108,6 +111,11 @@ class OutboxRelay:
                     .values(last_sent_dt=utcnow(), send_count=OutboxMessage.send_count + 1)
                 )
                 session.commit()
+        except SQLAlchemyError:
+            # This runs after the caller's commit: its change is in, and an error here would
+            # reach it as if it had failed. Unmarked, the messages are swept and sent again
+            # (the actors are idempotent).
+            log.warning("outbox.mark_sent_failed", messages=len(sent), exc_info=True)
 
     def _enqueue(self, message: OutboxMessage) -> bool:
         """True when the broker took ``message``."""

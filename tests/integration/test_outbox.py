@@ -8,6 +8,7 @@ from typing import Any
 import dramatiq
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -111,3 +112,25 @@ def test_the_outbox_marks_alone_are_committed_asynchronously(runtime: Runtime) -
         assert session.scalar(text("SHOW synchronous_commit")) == "off"
         session.commit()
         assert session.scalar(text("SHOW synchronous_commit")) == "on"
+
+
+@pytest.mark.usefixtures("committed_db")  # the caller's commit is real, as in production
+def test_a_commit_stands_when_counting_its_sends_fails(
+    runtime: Runtime, recording: RecordingBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away between a commit and the count of its sends (a restart): the
+    caller's commit returns as it should, and the unmarked message is swept again later."""
+    import workflows.outbox as outbox
+
+    def database_gone(session: Session) -> None:
+        raise OperationalError("SET LOCAL synchronous_commit TO OFF", {}, Exception("gone"))
+
+    monkeypatch.setattr(outbox, "bookkeeping", database_gone)
+    with runtime.session_factory() as s:
+        message = add_message(s, "verify_errand", marker=7)
+        s.commit()  # does not raise
+    assert [m.options["outbox_id"] for m in recording.sent] == [message.id]
+    monkeypatch.undo()
+    with runtime.session_factory() as s:
+        row = s.get_one(OutboxMessage, message.id)
+        assert row.send_count == 0 and row.last_sent_dt is None  # swept and sent again later
