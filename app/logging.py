@@ -38,7 +38,12 @@ def valid_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A random id (a UUID's hex) that no log reader could take for a personnummer: a run of
+    its digits can read as one (say ``…2401890369…``), and the id is logged unmasked."""
+    while True:
+        request_id = uuid.uuid4().hex
+        if mask_personnummer_in_text(request_id) == request_id:
+            return request_id
 
 
 def current_request_id() -> str | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
+from types import SimpleNamespace
 
+import pytest
 import structlog
 
-from app.logging import configure_logging
+from app.logging import configure_logging, new_request_id
 from tests.personal_data_guard import PersonalDataGuard, whole_personnummer_in
 
 PNR = "198112189876"
@@ -64,3 +67,10 @@ def test_an_object_logged_as_it_is_is_written_masked() -> None:
     written = _written(person=_Person())
     assert "Person(personnummer='19811218-****')" in written
     assert whole_personnummer_in(written) == []
+
+
+def test_a_new_request_id_never_reads_as_a_personnummer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Request ids are logged unmasked: one whose digits read as a personnummer is drawn again."""
+    drawn = iter(["73fd97bfdff2401890369deb2afdd674", "5de4f2c53d1d46a5b9cbaeccb46835c5"])
+    monkeypatch.setattr(uuid, "uuid4", lambda: SimpleNamespace(hex=next(drawn)))
+    assert new_request_id() == "5de4f2c53d1d46a5b9cbaeccb46835c5"
