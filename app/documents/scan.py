@@ -37,7 +37,6 @@ MALFORMED = "malformed"
 MAC_MISMATCH = "mac_mismatch"
 """One of our form codes whose MAC does not match: altered, or made with another key."""
 
-_QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 _SEVERITY = {NO_QR_CODE: 0, MALFORMED: 1, MAC_MISMATCH: 2}
 _MM_PER_POINT = 25.4 / 72
 CROP_MARGIN_MM = 12.0
@@ -89,7 +88,12 @@ def _read(
     """
     error = NO_QR_CODE
     barcodes = zxingcpp.read_barcodes(
-        image, formats=_QR_ONLY, try_rotate=whole_page, try_invert=False
+        image,
+        # Made each time, not held by the module: an instance of zxing-cpp's bindings
+        # alive at exit makes nanobind report a leak on stderr, into a JSON log.
+        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+        try_rotate=whole_page,
+        try_invert=False,
     )
     for barcode in barcodes:
         try:

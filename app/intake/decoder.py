@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from app.intake.decoding import run_decoder
+from app.intake.decoding import serve
 from app.intake.scan_file import (
     PAGE_TIMED_OUT,
     PAGE_UNREADABLE,
@@ -211,9 +211,7 @@ class _Decoder:
         self._kill()
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        process = context.Process(
-            target=run_decoder, args=(theirs,), name="intake-decoder", daemon=True
-        )
+        process = context.Process(target=serve, args=(theirs,), name="intake-decoder", daemon=True)
         process.start()
         theirs.close()
         self._process, self._conn = process, ours

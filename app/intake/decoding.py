@@ -89,16 +89,6 @@ class _Source:
         """Release what the file holds."""
 
 
-def run_decoder(conn: Connection) -> None:
-    """The decoder process's entry: :func:`serve`, then out without the interpreter's
-    finalisation. It has nothing to save, and in it zxing-cpp's bindings (nanobind) may
-    report objects still alive on the standard error the process shares with its parent,
-    whose log is one JSON object a line (``behorighet serve`` warms a decoder in each
-    worker)."""
-    serve(conn)
-    os._exit(0)
-
-
 def serve(conn: Connection) -> None:
     """The decoder process: answers requests until the caller's end of the pipe closes.
 

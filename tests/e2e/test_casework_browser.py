@@ -138,11 +138,12 @@ def test_a_posted_removal_is_scanned_matched_confirmed_and_approved(
     expect(signature).to_be_visible()
     width = signature.bounding_box()["width"]  # type: ignore[index]
     page.get_by_role("navigation", name="Förstoring").get_by_role("link", name="200 %").click()
-    assert (
-        page.get_by_role("img", name="Sida 2 av 2 med underskriften").bounding_box()[  # type: ignore[index]
-            "width"
-        ]
-        > 1.9 * width
+    # The page comes again with the larger image: wait until it is laid out at its size.
+    page.wait_for_function(
+        """([name, width]) => [...document.querySelectorAll("img")].some((img) =>
+            img.alt === name && img.complete && img.getBoundingClientRect().width > width)""",
+        arg=["Sida 2 av 2 med underskriften", 1.9 * width],
+        timeout=10_000,
     )
     for question in (
         "Är blanketten underskriven för hand?",
