@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -110,6 +111,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def written_pdf(writer: Any) -> bytes:
+    """The bytes of a pyHanko ``IncrementalPdfFileWriter``: the file with its update."""
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def pdf_with_annotation(pdf: bytes) -> bytes:
+    """``pdf`` with a text note added to its first page in an incremental update: a change
+    after sealing that a reader of the PDF would see."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page = writer.root["/Pages"]["/Kids"].raw_get(0).get_object()
+    note = generic.DictionaryObject(
+        {
+            generic.pdf_name("/Type"): generic.pdf_name("/Annot"),
+            generic.pdf_name("/Subtype"): generic.pdf_name("/Text"),
+            generic.pdf_name("/Rect"): generic.ArrayObject(
+                generic.NumberObject(v) for v in (50, 700, 80, 730)
+            ),
+            generic.pdf_name("/Contents"): generic.TextStringObject("Godkänd av mig"),
+        }
+    )
+    annots = page.get("/Annots", generic.ArrayObject())
+    annots.append(writer.add_object(note))
+    page["/Annots"] = annots
+    writer.update_container(page)
+    return written_pdf(writer)
 
 
 REGISTRATION = {

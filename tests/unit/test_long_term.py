@@ -44,6 +44,7 @@ from app.documents.validate import Level, Rejection, SealReport, validate_sealed
 from devtools.pki import PkiServer, SealCertificatePlan, test_pki_architecture
 from devtools.seal import TestPkiSeal
 from tests.sample_forms import KEY, REGISTRATION_DATA
+from tests.support import pdf_with_annotation, written_pdf
 
 SIGNER = "Bertil Berg"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -288,29 +289,6 @@ def test_a_second_document_timestamp_is_accepted(
     _independent_checks(again, material, report, tmp_path)
 
 
-def _with_annotation(pdf: bytes) -> bytes:
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
-    page = page_ref.get_object()
-    note = generic.DictionaryObject(
-        {
-            generic.pdf_name("/Type"): generic.pdf_name("/Annot"),
-            generic.pdf_name("/Subtype"): generic.pdf_name("/Text"),
-            generic.pdf_name("/Rect"): generic.ArrayObject(
-                generic.NumberObject(v) for v in (50, 700, 80, 730)
-            ),
-            generic.pdf_name("/Contents"): generic.TextStringObject("Godkänd av mig"),
-        }
-    )
-    annots = page.get("/Annots", generic.ArrayObject())
-    annots.append(writer.add_object(note))
-    page["/Annots"] = annots
-    writer.update_container(page)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def _with_changed_field(pdf: bytes) -> bytes:
     """The seal's field renamed in an incremental update (a field's value changed)."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
@@ -319,9 +297,7 @@ def _with_changed_field(pdf: bytes) -> bytes:
         if str(field.get("/T")) == FIELD_NAME:
             field["/TU"] = generic.TextStringObject("Ändrad efter förseglingen")
             writer.update_container(field)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return written_pdf(writer)
 
 
 def _with_extra_dss_entry_and_page_change(pdf: bytes) -> bytes:
@@ -330,13 +306,11 @@ def _with_extra_dss_entry_and_page_change(pdf: bytes) -> bytes:
     page = writer.root["/Pages"]["/Kids"][0]
     page["/Rotate"] = generic.NumberObject(90)
     writer.update_container(page)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return written_pdf(writer)
 
 
 @pytest.mark.parametrize(
-    "change", [_with_annotation, _with_changed_field, _with_extra_dss_entry_and_page_change]
+    "change", [pdf_with_annotation, _with_changed_field, _with_extra_dss_entry_and_page_change]
 )
 def test_any_other_later_change_is_rejected(
     form_pdf: bytes, server: PkiServer, tmp_path: Path, change: object
@@ -483,7 +457,7 @@ def test_pyhankos_command_line_agrees(form_pdf: bytes, server: PkiServer, tmp_pa
     pyhanko = Path(sys.executable).with_name("pyhanko")
     material = _material(server)
     sealed = _seal(form_pdf, material)
-    for name, pdf in (("sealed", sealed), ("annotated", _with_annotation(sealed))):
+    for name, pdf in (("sealed", sealed), ("annotated", pdf_with_annotation(sealed))):
         report = _validate(pdf, material)
         path = tmp_path / f"{name}.pdf"
         path.write_bytes(pdf)

@@ -54,6 +54,7 @@ from devtools import timestamps
 from devtools.pki import PkiServer, ensure_test_pki, get_test_pki
 from devtools.seal import TestPkiSeal
 from tests.sample_forms import KEY, REGISTRATION_DATA
+from tests.support import pdf_with_annotation
 
 FORM = REGISTRATION_DATA
 SIGNATURE_XML = b'<?xml version="1.0" encoding="UTF-8"?><Signature>' + b"x" * 3000 + b"</Signature>"
@@ -397,26 +398,7 @@ def test_one_changed_byte_is_a_changed_document(sealed: bytes, material: pki.Sea
 def test_an_annotation_added_after_sealing_is_a_changed_document(
     sealed: bytes, material: pki.SealMaterial
 ) -> None:
-    writer = IncrementalPdfFileWriter(io.BytesIO(sealed))
-    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
-    page = page_ref.get_object()
-    note = generic.DictionaryObject(
-        {
-            generic.pdf_name("/Type"): generic.pdf_name("/Annot"),
-            generic.pdf_name("/Subtype"): generic.pdf_name("/Text"),
-            generic.pdf_name("/Rect"): generic.ArrayObject(
-                generic.NumberObject(v) for v in (50, 700, 80, 730)
-            ),
-            generic.pdf_name("/Contents"): generic.TextStringObject("Godkänd av mig"),
-        }
-    )
-    annots = page.get("/Annots", generic.ArrayObject())
-    annots.append(writer.add_object(note))
-    page["/Annots"] = annots
-    writer.update_container(page)
-    out = io.BytesIO()
-    writer.write(out)
-    assert _check(out.getvalue(), material) == Rejection.CHANGED
+    assert _check(pdf_with_annotation(sealed), material) == Rejection.CHANGED
 
 
 def test_bytes_appended_are_outside_the_seal(sealed: bytes, material: pki.SealMaterial) -> None:
