@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.access.models import Employer, EmployerCode
 from app.access.roster import Conflict
+from app.audit.service import authentic_errand_event
 from app.config import Settings
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
 from app.documents.pki import SealIdentity, accepted_seal, trust_roots
@@ -36,6 +37,8 @@ from app.registrations.models import (
     VerificationCheck,
 )
 from app.registrations.service import load_roster, registered_replacement
+from app.registrations.signing import SEALED_SHA256
+from workflows.states import Action
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,12 @@ def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> Che
     if signed_doc is None or order is None or order.document is None:
         return _signature_failed(Finding.SIGNED_DOCUMENT_MISSING)
     sealed = signed_doc.content
+    signed_event = authentic_errand_event(session, sub.id, Action.SIGN.value)
     report = validate_sealed_pdf(
-        sealed, trust_roots=verifiers.seal_roots, seal_identity=verifiers.seal_identity
+        sealed,
+        trust_roots=verifiers.seal_roots,
+        seal_identity=verifiers.seal_identity,
+        sealed_sha256=signed_event.data.get(SEALED_SHA256) if signed_event else None,
     )
     if not report.accepted:
         return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)

@@ -318,6 +318,26 @@ def record_errand_event(
     )
 
 
+def authentic_errand_event(session: Session, errand_id: int, action: str) -> AuditEvent | None:
+    """The errand's newest ``errand.<action>`` event, if its keyed hash shows a holder of
+    the audit key wrote exactly this content (whether it still links into its chain is
+    ``audit verify``'s question); ``None`` if there is none or it does not."""
+    event = session.scalar(
+        select(AuditEvent)
+        .where(
+            AuditEvent.object_type == "errand",
+            AuditEvent.object_id == str(errand_id),
+            AuditEvent.action == f"errand.{action}",
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if event is None or event.key_version not in (KEYED, KEYED_CHAIN):
+        return None
+    expected = _keyed_digest(chain_key(session), event.prev_hash, event)
+    return event if hmac.compare_digest(expected, event.hash) else None
+
+
 @dataclass(frozen=True)
 class Pin:
     """A chain's event as a checkpoint pins it."""

@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -187,6 +189,37 @@ def fetching_validation_context(material: SealMaterial) -> ValidationContext:
     )
 
 
+REVOCATION_REUSE_S = 300.0
+"""How long one thread seals with the same validation context, and so with the OCSP
+responses and CRLs it fetched: a busy worker fetches them once in that time, not for every
+seal (a response is valid for far longer; a revocation is seen within it)."""
+
+_sealing_contexts: dict[tuple[int, int], tuple[SealMaterial, ValidationContext, float]] = {}
+"""Per (material, thread): the context, its material (kept, so that its ``id`` is not
+reused) and when it was made. Per thread, because pyHanko's fetchers are bound to the
+event loop of the call that uses them."""
+
+
+def _sealing_context(material: SealMaterial) -> ValidationContext:
+    """A fetching validation context for ``material``, reused for ``REVOCATION_REUSE_S``."""
+    now = time.monotonic()
+    key = (id(material), threading.get_ident())
+    held = _sealing_contexts.get(key)
+    if held is not None and held[0] is material and now - held[2] < REVOCATION_REUSE_S:
+        return held[1]
+    for stale in [
+        k for k, (_, _, made) in _sealing_contexts.items() if now - made >= REVOCATION_REUSE_S
+    ]:
+        del _sealing_contexts[stale]
+    context = fetching_validation_context(material)
+    _sealing_contexts[key] = (material, context, now)
+    return context
+
+
+def _forget_sealing_context(material: SealMaterial) -> None:
+    _sealing_contexts.pop((id(material), threading.get_ident()), None)
+
+
 def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
     return _PdfA3Signer(
         signers.PdfSignatureMetadata(
@@ -196,7 +229,7 @@ def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
             name=AGENCY,
             embed_validation_info=True,
             use_pades_lta=True,
-            validation_context=fetching_validation_context(material),
+            validation_context=_sealing_context(material),
         ),
         signer=material.signer,
         timestamper=material.timestamper,
@@ -254,8 +287,10 @@ def _seal_once(
             appearance_text_params={"seal_text": text},
         )
     except (PathError, ValidationError) as exc:
+        _forget_sealing_context(material)
         raise SealValidationError(str(exc)) from exc
     except SigningError as exc:
+        _forget_sealing_context(material)  # a failed fetch is not kept for the next seal
         if isinstance(exc.__cause__, PathError | ValidationError):
             raise SealValidationError(f"{exc}: {exc.__cause__}") from exc
         raise

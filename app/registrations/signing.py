@@ -146,6 +146,10 @@ def start(
     return order
 
 
+SEALED_SHA256 = "sealed_sha256"
+"""The sign event's record of the sealed file's SHA-256 (see ``validate_sealed_pdf``)."""
+
+
 class SignatureRejected(Exception):
     """The completed signature does not match the document or the signatory."""
 
@@ -214,7 +218,7 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
         signer_name=signed.name,
         lang=errand.language,
     )
-    attach_document(
+    signed_doc = attach_document(
         session, errand, DocumentKind.SIGNED, sealed, f"{errand.reference}-underskriven.pdf"
     )
     attach_document(
@@ -234,7 +238,12 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
         errand,
         Action.SIGN,
         system,
-        data={"method": "bankid", "order_ref": order.order_ref},
+        # Under the audit key: the automated check knows these bytes are its own seal's.
+        data={
+            "method": "bankid",
+            "order_ref": order.order_ref,
+            SEALED_SHA256: signed_doc.sha256,
+        },
     )
     transition(session, errand, Action.RECEIVE, system)
     return end_invitations(session, errand, InvitationOutcome.SIGNED) > 0

@@ -5,15 +5,19 @@ e-signed form's seal and BankID evidence."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.audit.models import AuditEvent
+from app.audit.service import authentic_errand_event
 from app.casework import service as casework
 from app.casework.deadlines import watch_deadlines
 from app.core.agents import Agent
@@ -29,6 +33,7 @@ from app.registrations.models import (
     RejectionReason,
     VerificationCheck,
 )
+from app.registrations.signing import SEALED_SHA256
 from app.staff.models import StaffMember
 from devtools.pki import ensure_test_pki
 from tests.conftest import DAVID, INGRID, JOHAN, login
@@ -40,7 +45,13 @@ from tests.factories import (
     public_base_url,
     verifiers,
 )
-from tests.support import csrf_token, pdf_page_texts, skatteverket_test_personnummer, wait_for
+from tests.support import (
+    csrf_token,
+    pdf_page_texts,
+    pdf_with_annotation,
+    skatteverket_test_personnummer,
+    wait_for,
+)
 from workflows import pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -375,6 +386,34 @@ def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> Non
     signed.content = bytes(content)
     check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
+
+
+def test_a_changed_pdf_with_its_hash_rewritten_in_the_sign_event_fails(session: Session) -> None:
+    """The sign event's record of the sealed file's hash is believed only under the audit
+    key: rewritten in the database, it is not, and the changed file gets the full check."""
+    errand = in_review(session)
+    signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
+    signed.content = pdf_with_annotation(signed.content)
+    event = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.object_id == str(errand.id), AuditEvent.action == "errand.sign"
+        )
+    ).one()
+    assert authentic_errand_event(session, errand.id, "sign") is event
+    session.flush()
+    # Someone with database superuser rights rewrites the event behind the trigger's back.
+    forged = {**event.data, SEALED_SHA256: hashlib.sha256(signed.content).hexdigest()}
+    session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+    session.execute(
+        text("UPDATE audit_event SET data = CAST(:d AS json) WHERE id = :i"),
+        {"d": json.dumps(forged), "i": event.id},
+    )
+    session.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
+    session.expire(event)
+    assert authentic_errand_event(session, errand.id, "sign") is None
+    check = _signature_check(session, errand)
+    assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
+    assert check.detail == "the document was changed after it was sealed"
 
 
 def test_a_seal_by_another_certificate_under_the_same_root_fails(

@@ -6,6 +6,7 @@ No database: a test PKI in a temporary directory, a rendered form, pyHanko, pdfs
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import re
 import shutil
@@ -399,6 +400,28 @@ def test_an_annotation_added_after_sealing_is_a_changed_document(
     sealed: bytes, material: pki.SealMaterial
 ) -> None:
     assert _check(pdf_with_annotation(sealed), material) == Rejection.CHANGED
+
+
+def test_a_hash_vouched_for_spares_the_difference_analysis_of_that_file_only(
+    sealed: bytes, material: pki.SealMaterial
+) -> None:
+    """The pipeline passes the hash it recorded when sealing: that very file validates as
+    without it; a file changed since (another hash) still gets pyHanko's analysis."""
+    vouched = hashlib.sha256(sealed).hexdigest()
+    report = validate_sealed_pdf(
+        sealed,
+        trust_roots=material.trust_roots,
+        seal_identity=_identity(material),
+        sealed_sha256=vouched,
+    )
+    assert report.accepted and report.level == _validate(sealed, material).level
+    changed = validate_sealed_pdf(
+        pdf_with_annotation(sealed),
+        trust_roots=material.trust_roots,
+        seal_identity=_identity(material),
+        sealed_sha256=vouched,
+    )
+    assert changed.rejection == Rejection.CHANGED
 
 
 def test_bytes_appended_are_outside_the_seal(sealed: bytes, material: pki.SealMaterial) -> None:
