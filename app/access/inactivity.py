@@ -161,13 +161,19 @@ def _users_query(
     marked_only: bool,
     person_ids: Collection[int] | None = None,
 ) -> Select[Any]:
+    # ``person_ids`` inside the groupings too: the planner does not carry a list through
+    # the join, and would count every permission at the employer for a page of 50.
+    only_permissions = [] if person_ids is None else [ServicePermission.person_id.in_(person_ids)]
+    only_confirmations = (
+        [] if person_ids is None else [InactivityConfirmation.person_id.in_(person_ids)]
+    )
     holders = (
         select(
             ServicePermission.person_id.label("person_id"),
             func.count(ServicePermission.id).label("permissions"),
         )
         .join(EmployerCode, EmployerCode.id == ServicePermission.employer_code_id)
-        .where(*_permission_filter(employer_id, code_ids))  # type: ignore[arg-type]
+        .where(*_permission_filter(employer_id, code_ids), *only_permissions)  # type: ignore[arg-type]
         .group_by(ServicePermission.person_id)
         .subquery()
     )
@@ -176,7 +182,7 @@ def _users_query(
             InactivityConfirmation.person_id.label("person_id"),
             func.max(InactivityConfirmation.confirmed_dt).label("confirmed_dt"),
         )
-        .where(InactivityConfirmation.employer_id == employer_id)
+        .where(InactivityConfirmation.employer_id == employer_id, *only_confirmations)
         .group_by(InactivityConfirmation.person_id)
         .subquery()
     )

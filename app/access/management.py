@@ -495,17 +495,10 @@ class RoleHolderRow:
     appointed_by: Person | None
 
 
-def role_holders(session: Session, authority: Authority) -> list[RoleHolderRow]:
-    """The employer's orderers, delegated orderers and administrators, with who appointed
-    each (an administrator) or who submitted the registration (an orderer)."""
-    grants = list(
-        session.scalars(
-            select(RoleGrant)
-            .where(RoleGrant.employer_id == authority.employer_id, RoleGrant.valid_to_dt.is_(None))
-            .options(selectinload(RoleGrant.person), selectinload(RoleGrant.codes))
-            .order_by(RoleGrant.role, RoleGrant.id)
-        )
-    )
+def role_holders(session: Session, grants: list[RoleGrant]) -> list[RoleHolderRow]:
+    """The employer's orderers, delegated orderers and administrators (its active grants,
+    ``access.service.active_grants``), with who appointed each (an administrator) or who
+    submitted the registration (an orderer)."""
     errand_ids = [g.source_errand_id for g in grants if g.source_errand_id is not None]
     submitters: dict[int, Person] = {
         errand_id: person
@@ -769,6 +762,24 @@ def _deciders(session: Session, employer_id: int, code_id: int) -> list[tuple[Pe
     return list(seen.values())
 
 
+def _pending_for(authority: Authority) -> list[ColumnElement[bool]]:
+    """Undecided requests on the codes the actor covers (not their own)."""
+    return [
+        PermissionRequest.employer_id == authority.employer_id,
+        PermissionRequest.decided_dt.is_(None),
+        PermissionRequest.employer_code_id.in_(sorted(authority.covered_code_ids)),
+        PermissionRequest.person_id != authority.person_id,
+    ]
+
+
+def pending_request_count(session: Session, authority: Authority) -> int:
+    """How many :func:`pending_requests` there are, counted by the database."""
+    if not authority.manages_permissions:
+        return 0
+    query = select(func.count()).select_from(PermissionRequest).where(*_pending_for(authority))
+    return session.scalar(query) or 0
+
+
 def pending_requests(session: Session, authority: Authority) -> list[PermissionRequest]:
     """Undecided requests on the codes the actor covers (not their own)."""
     if not authority.manages_permissions:
@@ -776,12 +787,7 @@ def pending_requests(session: Session, authority: Authority) -> list[PermissionR
     return list(
         session.scalars(
             select(PermissionRequest)
-            .where(
-                PermissionRequest.employer_id == authority.employer_id,
-                PermissionRequest.decided_dt.is_(None),
-                PermissionRequest.employer_code_id.in_(sorted(authority.covered_code_ids)),
-                PermissionRequest.person_id != authority.person_id,
-            )
+            .where(*_pending_for(authority))
             .options(
                 selectinload(PermissionRequest.person),
                 selectinload(PermissionRequest.employer_code),

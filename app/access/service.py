@@ -150,9 +150,14 @@ class EmployerContact:
 
 def orderers_and_administrators(session: Session, employer_id: int) -> list[EmployerContact]:
     """Who a user asks for permissions (rule 3), and what SPV tells a caller (rule 10)."""
+    return contacts_of(active_grants(session, employer_id))
+
+
+def contacts_of(grants: list[RoleGrant]) -> list[EmployerContact]:
+    """The contacts of an employer's active grants (:func:`active_grants`)."""
     return [
         EmployerContact(g.person.full_name, g.role, g.contact_email or g.person.email)
-        for g in active_grants(session, employer_id)
+        for g in grants
     ]
 
 

@@ -221,7 +221,8 @@ def overview() -> ResponseReturnValue:
         return _render("access/choose.html", None, switch=employer_switch())
     actor = m.Actor(authority, runtime().settings.public_base_url)
     codes = m.employer_codes(db(), authority.employer_id)
-    contacts = _contacts(authority.employer_id)
+    grants = service.active_grants(db(), authority.employer_id)
+    contacts = _contacts(grants)
     if not authority.manages_permissions:
         return _render(
             "access/user.html",
@@ -246,13 +247,9 @@ def overview() -> ResponseReturnValue:
         codes=[c for c in codes if authority.covers(c.id)],
         query=query,
         page=page,
-        holders=m.role_holders(db(), authority),
-        my_grants=[
-            g
-            for g in service.grants_of_person(db(), authority.person_id)
-            if g.employer_id == authority.employer_id
-        ],
-        pending=len(m.pending_requests(db(), authority)),
+        holders=m.role_holders(db(), grants),
+        my_grants=[g for g in grants if g.person_id == authority.person_id],
+        pending=m.pending_request_count(db(), authority),
         own=m.my_permissions(db(), authority),
         contacts=contacts,
         marks=marks,
@@ -260,10 +257,10 @@ def overview() -> ResponseReturnValue:
     )
 
 
-def _contacts(employer_id: int) -> list[service.EmployerContact]:
-    """The employer's orderers and administrators, each person once."""
+def _contacts(grants: list[RoleGrant]) -> list[service.EmployerContact]:
+    """The employer's orderers and administrators (its active grants), each person once."""
     seen: dict[tuple[str, str | None], service.EmployerContact] = {}
-    for contact in service.orderers_and_administrators(db(), employer_id):
+    for contact in service.contacts_of(grants):
         seen.setdefault((contact.name, contact.email), contact)
     return list(seen.values())
 
