@@ -13,7 +13,7 @@ demo: install
 	$(BIN)/behorighet demo
 
 test: install debian-packages services imports
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 # Every benchmark in bench/ (minutes; PostgreSQL for some): not part of `make test`.
 bench: install debian-packages services
