@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import (
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -305,6 +306,14 @@ person_required = _agent_required(lambda agent: agent.kind is AgentKind.PERSON)
 """For the employers' pages: a signed-in person (not SPV staff)."""
 caseworker_required = _agent_required(lambda agent: agent.is_caseworker)
 intake_clerk_required = _agent_required(lambda agent: agent.is_intake_clerk)
+
+
+def csv_download(body: str, filename: str) -> Response:
+    """A CSV file to save (``exports.to_csv``'s text), never kept by a cache."""
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def signed_in_name() -> str | None:

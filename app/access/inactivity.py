@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy import Select, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.access.models import (
     ORDERER_ROLES,
@@ -205,13 +206,71 @@ def _users_query(
     )
     if person_ids is not None:
         query = query.where(Person.id.in_(person_ids))
-    if marked_only:  # the same as inactivity_mark, in the database
-        cleared_since = add_months(now, -CONFIRMATION_MONTHS)
-        query = query.where(
-            last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS),
-            or_(confirmed.c.confirmed_dt.is_(None), confirmed.c.confirmed_dt <= cleared_since),
-        )
+    if marked_only:
+        query = query.where(marked(last_seen, confirmed.c.confirmed_dt, now))
     return query
+
+
+def marked(last_seen: Any, confirmed_dt: Any, now: datetime) -> ColumnElement[bool]:
+    """The same as :func:`inactivity_mark` (any mark), as a condition in the database."""
+    return and_(
+        last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS),
+        or_(confirmed_dt.is_(None), confirmed_dt <= add_months(now, -CONFIRMATION_MONTHS)),
+    )
+
+
+@dataclass(frozen=True)
+class EmployerInactivity:
+    employer_id: int
+    users: int
+    """People with an active service permission at the employer."""
+    inactive: int
+    """Of them, those marked inactive (any mark)."""
+
+
+def inactivity_by_employer(
+    session: Session, *, minimum: int, now: datetime | None = None
+) -> list[EmployerInactivity]:
+    """Employers with at least ``minimum`` users marked inactive, most first (SPV's
+    overview: employers to contact before their users are removed)."""
+    now = now or utcnow()
+    holders = (
+        select(EmployerCode.employer_id, ServicePermission.person_id)
+        .join(EmployerCode, EmployerCode.id == ServicePermission.employer_code_id)
+        .where(ServicePermission.valid_to_dt.is_(None))
+        .distinct()
+        .subquery()
+    )
+    confirmed = (
+        select(
+            InactivityConfirmation.employer_id,
+            InactivityConfirmation.person_id,
+            func.max(InactivityConfirmation.confirmed_dt).label("confirmed_dt"),
+        )
+        .group_by(InactivityConfirmation.employer_id, InactivityConfirmation.person_id)
+        .subquery()
+    )
+    last_seen = func.coalesce(Person.last_login_dt, Person.created_dt)
+    inactive = func.sum(case((marked(last_seen, confirmed.c.confirmed_dt, now), 1), else_=0))
+    query = (
+        select(holders.c.employer_id, func.count().label("users"), inactive.label("inactive"))
+        .select_from(holders)
+        .join(Person, Person.id == holders.c.person_id)
+        .outerjoin(
+            confirmed,
+            and_(
+                confirmed.c.employer_id == holders.c.employer_id,
+                confirmed.c.person_id == holders.c.person_id,
+            ),
+        )
+        .group_by(holders.c.employer_id)
+        .having(inactive >= max(minimum, 1))
+        .order_by(inactive.desc(), holders.c.employer_id)
+    )
+    return [
+        EmployerInactivity(row.employer_id, row.users, row.inactive)
+        for row in session.execute(query)
+    ]
 
 
 def users_with_marks(

@@ -19,7 +19,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from app.access import exports, inactivity, management
-from app.web import carry_out, db, person_required, runtime, signed_in
+from app.web import carry_out, csv_download, db, person_required, runtime, signed_in
 
 bp = Blueprint("access_review", __name__, template_folder="templates")
 
@@ -145,11 +145,7 @@ def remove(employer_id: int) -> ResponseReturnValue:
 
 
 def _csv(body: str, kind: str, orgnr: str) -> Response:
-    response = Response(body, mimetype="text/csv")
-    filename = exports.export_filename(kind, orgnr)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return csv_download(body, exports.export_filename(kind, orgnr))
 
 
 @bp.get(f"{REVIEW}/<int:employer_id>/behorigheter.csv")

@@ -107,6 +107,9 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
             "/handlaggning?lista=otilldelade",
             "/handlaggning/arbetsgivare?q=2021004920",
             "/handlaggning/arbetsgivare?q=verk",
+            "/handlaggning/oversikt",
+            "/handlaggning/oversikt?lista=inaktiva&minst=1",
+            "/handlaggning/oversikt?lista=handlaggningstider&dagar=365",
         ],
     )
     # The errors of the decision panel, and the confirmation before a rejection.

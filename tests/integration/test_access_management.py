@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.access import management as m
-from app.access.service import active_grants
 from app.access.models import (
     Employer,
     EmployerCode,
@@ -20,6 +19,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
+from app.access.service import active_grants
 from app.audit.models import AuditEvent
 from app.notifications.models import EmailMessage
 from tests.conftest import ANNA, DAVID, person_id
