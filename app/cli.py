@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 from flask import Flask, current_app
@@ -18,6 +18,9 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app.documents.cli import verify_pdf_command
 from workflows.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.registrations.archive import ArchiveSources
 
 COMMANDS_GROUP = "behorighet.commands"
 """The entry point group whose click commands join ``behorighet``."""
@@ -249,7 +252,7 @@ def archive_group() -> None:
     """The archive of sealed documents (PAdES levels, re-timestamping)."""
 
 
-def _archive_sources(runtime: Runtime):  # type: ignore[no-untyped-def]
+def _archive_sources(runtime: Runtime) -> ArchiveSources:
     from app.documents.pki import SealConfigurationError, accepted_seal, seal_material
     from app.documents.pki import trust_roots as roots
     from app.registrations.archive import ArchiveSources

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
+
 from app.config import Settings
 from app.documents import pki
 from app.documents.seal import seal_pdf
@@ -74,3 +76,10 @@ class ArchivePki:
             yield at
         finally:
             self.server.moment = None
+
+
+class FailingTsa(TimeStamper):
+    """A TSA that does not answer (as pyHanko's HTTP client reports it)."""
+
+    async def async_request_tsa_response(self, req: object) -> object:  # type: ignore[override]
+        raise TimestampRequestError("the TSA is down")

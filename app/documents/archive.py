@@ -80,7 +80,7 @@ def _newest_timestamp_certificate(pdf: bytes) -> x509.Certificate | None:
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     timestamps = reader.embedded_timestamp_signatures
     if timestamps:
-        return timestamps[-1].signer_cert  # type: ignore[no-any-return]
+        return timestamps[-1].signer_cert
     signatures = reader.embedded_regular_signatures
     if not signatures:
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
+from pyhanko.sign.timestamps import TimestampRequestError
 
 from app.documents.archive import (
     ArchiveLevel,
@@ -32,6 +32,7 @@ from tests.archive_pki import (
     TSA_ENDS,
     TSA_RENEWED_ENDS,
     ArchivePki,
+    FailingTsa,
 )
 from tests.sample_forms import KEY, REGISTRATION_DATA
 from tests.support import pdf_with_annotation
@@ -126,13 +127,6 @@ def test_a_retimestamped_pdf_outlives_its_first_tsa_certificate(
         assert lapsed.rejection in (Rejection.ARCHIVE_TIMESTAMP_INVALID, Rejection.UNTRUSTED)
         _independent_checks(sealed, archive_pki.base, lapsed, tmp_path, AFTER_FIRST_TSA)
     assert NOW < DUE < TSA_ENDS < AFTER_FIRST_TSA
-
-
-class FailingTsa(TimeStamper):
-    """A TSA that does not answer (as pyHanko's HTTP client reports it)."""
-
-    async def async_request_tsa_response(self, req: object) -> object:  # type: ignore[override]
-        raise TimestampRequestError("the TSA is down")
 
 
 def test_a_failing_tsa_or_a_bad_result_gives_nothing_back(
