@@ -294,13 +294,15 @@ def archive_status_command(expiring_within: int | None, limit: int) -> None:
     margin = runtime.settings.archive_retimestamp_margin
     now = datetime.now(UTC)
     with runtime.unit_of_work() as session:
-        status = archive_status(session, now=now, expiring_within=within, limit=limit)
+        status = archive_status(
+            session, margin=margin, now=now, expiring_within=within, limit=limit
+        )
     click.echo(
         f"{'document':>9}  {'errand':<12} {'kind':<9} {'level':<9} {'TSA cert ends':<13}  due"
     )
     for row in status.documents:
         ends = row.timestamp_expires_dt
-        due = "yes" if ends is not None and ends <= now + margin else ""
+        due = "yes" if row.due else ""
         click.echo(
             f"{row.document_id:>9}  {row.reference:<12} {row.kind:<9} {row.level:<9} "
             f"{_day(ends):<13}  {due}"

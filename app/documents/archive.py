@@ -11,8 +11,9 @@ all of it by the TSA's current certificate, which ends later.
   (:class:`ArchiveLevel`) and when its newest timestamp's TSA certificate ends;
 * :func:`current_tsa_certificate`: the certificate the TSA timestamps with now (one
   timestamp asked for, over nothing): whether re-timestamping would help at all;
-* :func:`retimestamp_archived_pdf`: the PDF re-timestamped, checked before it is handed
-  back: the old bytes unchanged at its start and the whole still accepted at PAdES B-LTA.
+* :func:`retimestamp_archived_pdf`: the PDF re-timestamped (a B-T or B-LT one made B-LTA:
+  its seal's fresh revocation data first), checked before it is handed back: the old
+  bytes unchanged at its start and the whole accepted at PAdES B-LTA.
 
 No database here: :mod:`app.registrations.archive` applies it to the stored documents.
 """
@@ -31,9 +32,11 @@ from asn1crypto import cms, x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.validation import add_validation_info
+from pyhanko_certvalidator.errors import PathError, ValidationError
 
 from app.documents.pki import SealIdentity, SealMaterial
-from app.documents.seal import retimestamp_pdf
+from app.documents.seal import SealValidationError, fetching_validation_context, retimestamp_pdf
 from app.documents.validate import Level, Rejection, validate_sealed_pdf
 
 
@@ -50,10 +53,10 @@ class ArchiveLevel(enum.StrEnum):
     B_LTA = Level.B_LTA.value
 
 
-RETIMESTAMPED_LEVELS = frozenset({ArchiveLevel.B_LT, ArchiveLevel.B_LTA})
-"""The levels kept valid by re-timestamping: their seal's revocation data is in the DSS, so
-a document timestamp over it makes (or keeps) them B-LTA. A B-T seal lacks that data (a
-document timestamp would not make it long-term)."""
+UPGRADED_LEVELS = frozenset({ArchiveLevel.B_T, ArchiveLevel.B_LT})
+"""Levels made B-LTA as soon as the archive sees them (a seal made before PAdES B-LTA):
+they stay valid only while the seal's certificate does, so fresh revocation data of the
+seal's chain and of its timestamp's goes into the DSS, then a first document timestamp."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,22 @@ def inspect_archived_pdf(
     return ArchiveInspection(ArchiveLevel(report.level.value), expires)
 
 
+def _with_seal_revocation_data(pdf: bytes, material: SealMaterial, now: datetime | None) -> bytes:
+    """``pdf`` with the revocation data of its seal's chain and of its signature
+    timestamp's chain, fetched now, added to the DSS (an incremental update)."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    if reader.embedded_timestamp_signatures:
+        return pdf  # B-LTA: the newest document timestamp's data is what retimestamp_pdf adds
+    seal = reader.embedded_regular_signatures[-1]
+    try:
+        out = add_validation_info(
+            seal, fetching_validation_context(material, now), force_write=True
+        )
+    except (PathError, ValidationError) as exc:
+        raise SealValidationError(str(exc)) from exc
+    return bytes(out.getvalue())
+
+
 def current_tsa_certificate(timestamper: TimeStamper) -> x509.Certificate:
     """The certificate the TSA signs its timestamps with now: one timestamp asked for (of
     a fixed digest). Raises what the TSA client raises when the TSA fails."""
@@ -130,13 +149,16 @@ def retimestamp_archived_pdf(
     seal_identity: SealIdentity,
     now: datetime | None = None,
 ) -> tuple[bytes, ArchiveInspection]:
-    """``pdf`` with fresh revocation data and a new document timestamp, and what it is now.
+    """``pdf`` with fresh revocation data and a new document timestamp, and what it is now
+    (a seal without a document timestamp yet gets its own chain's revocation data too).
 
     Raises :class:`~app.documents.seal.SealValidationError` when the revocation data cannot
     be fetched, the TSA client's errors when the TSA fails, and :class:`RetimestampError`
     when the result does not start with ``pdf`` unchanged or is not accepted at PAdES B-LTA
     (``verify-pdf`` as of ``now``)."""
-    updated = retimestamp_pdf(pdf, material=material, now=now)
+    updated = retimestamp_pdf(
+        _with_seal_revocation_data(pdf, material, now), material=material, now=now
+    )
     if len(updated) <= len(pdf) or not updated.startswith(pdf):
         raise RetimestampError("the update does not keep the document's bytes as they were")
     inspection = inspect_archived_pdf(

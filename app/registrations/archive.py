@@ -25,14 +25,14 @@ from datetime import datetime, timedelta
 
 import structlog
 from asn1crypto import x509
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from app.audit.service import record_errand_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.archive import (
-    RETIMESTAMPED_LEVELS,
+    UPGRADED_LEVELS,
     ArchiveLevel,
     current_tsa_certificate,
     inspect_archived_pdf,
@@ -47,7 +47,9 @@ PDF = "application/pdf"
 BATCH_SIZE = 50
 """Documents read per query (checked ones are committed per batch)."""
 PER_RUN = 500
-"""At most this many documents are re-timestamped per run; the rest at the next."""
+"""At most this many documents are checked, and this many re-timestamped, per run (each
+takes about half a second: a run stays within the actor's time limit); the rest at the
+next run."""
 FAILURES_BEFORE_GIVING_UP = 3
 """Failures in a row after which a run stops (the TSA or the responders are down)."""
 AGENT = Agent.system("archive")
@@ -83,19 +85,63 @@ def _unchecked() -> ColumnElement[bool]:
     return and_(ErrandDocument.archive_level.is_(None), ErrandDocument.media_type == PDF)
 
 
-def _due(threshold: datetime) -> ColumnElement[bool]:
-    return and_(
+def _upgraded() -> ColumnElement[bool]:
+    return ErrandDocument.archive_level.in_([level.value for level in UPGRADED_LEVELS])
+
+
+def _due(threshold: datetime, newer_than: datetime | None = None) -> ColumnElement[bool]:
+    """Due: a B-LTA document whose newest timestamp's TSA certificate ends by ``threshold``
+    (and before ``newer_than``: a timestamp that would end later), or a B-T or B-LT one."""
+    lapsing = and_(
+        ErrandDocument.archive_level == ArchiveLevel.B_LTA.value,
         ErrandDocument.timestamp_expires_dt <= threshold,
-        ErrandDocument.archive_level.in_([level.value for level in RETIMESTAMPED_LEVELS]),
     )
+    if newer_than is not None:
+        lapsing = and_(lapsing, ErrandDocument.timestamp_expires_dt < newer_than)
+    return or_(lapsing, _upgraded())
+
+
+def _check(document: ErrandDocument, sources: ArchiveSources, now: datetime | None) -> None:
+    inspection = inspect_archived_pdf(
+        document.content,
+        trust_roots=sources.trust_roots,
+        seal_identity=sources.seal_identity,
+        now=now,
+    )
+    document.archive_level = inspection.level.value
+    document.timestamp_expires_dt = inspection.timestamp_expires_dt
+    document.archive_checked_dt = now or utcnow()
+    if inspection.level is ArchiveLevel.REJECTED:
+        log.warning("archive.seal_not_accepted", document_id=document.id, reason=inspection.reason)
+
+
+def _check_again(
+    factory: sessionmaker[Session],
+    document_id: int,
+    sources: ArchiveSources,
+    now: datetime | None,
+) -> None:
+    """After a failure: a seal that can no longer be made long-term (its certificate has
+    ended or was revoked) is no longer due; one whose TSA or responder failed stays due."""
+    with factory() as session:
+        document = session.get(
+            ErrandDocument,
+            document_id,
+            options=[undefer(ErrandDocument.content)],
+            with_for_update={"skip_locked": True},
+        )
+        if document is not None:
+            _check(document, sources, now)
+            session.commit()
 
 
 def check_new_documents(
-    factory: sessionmaker[Session], sources: ArchiveSources, now: datetime
+    factory: sessionmaker[Session], sources: ArchiveSources, now: datetime | None = None
 ) -> int:
-    """Check every PDF not checked yet (a commit per batch). Returns how many."""
+    """Check the PDFs not checked yet, :data:`PER_RUN` at most (a commit per batch).
+    Returns how many."""
     checked = 0
-    while True:
+    while checked < PER_RUN:
         with factory() as session:
             documents = session.scalars(
                 select(ErrandDocument)
@@ -108,23 +154,10 @@ def check_new_documents(
             if not documents:
                 return checked
             for document in documents:
-                inspection = inspect_archived_pdf(
-                    document.content,
-                    trust_roots=sources.trust_roots,
-                    seal_identity=sources.seal_identity,
-                    now=now,
-                )
-                document.archive_level = inspection.level.value
-                document.timestamp_expires_dt = inspection.timestamp_expires_dt
-                document.archive_checked_dt = now
-                if inspection.level is ArchiveLevel.REJECTED:
-                    log.warning(
-                        "archive.seal_not_accepted",
-                        document_id=document.id,
-                        reason=inspection.reason,
-                    )
+                _check(document, sources, now)
             session.commit()
             checked += len(documents)
+    return checked
 
 
 def retimestamp_document(
@@ -133,16 +166,16 @@ def retimestamp_document(
     sources: ArchiveSources,
     *,
     threshold: datetime,
-    now: datetime,
+    now: datetime | None = None,
 ) -> bool:
     """Re-timestamp the document if it is still due (its row locked), in the session's
-    transaction with its audit event. False when it no longer is (done by another run).
+    transaction with its audit event. False when it no longer is, or another run holds it.
     Raises whatever fails: the caller rolls back, and the document stays as it was."""
     document = session.scalars(
         select(ErrandDocument)
         .where(ErrandDocument.id == document_id, _due(threshold))
         .options(undefer(ErrandDocument.content))
-        .with_for_update()
+        .with_for_update(skip_locked=True)
     ).one_or_none()
     if document is None:
         return False
@@ -159,7 +192,7 @@ def retimestamp_document(
     document.sha256 = hashlib.sha256(updated).hexdigest()
     document.archive_level = inspection.level.value
     document.timestamp_expires_dt = inspection.timestamp_expires_dt
-    document.archive_checked_dt = now
+    document.archive_checked_dt = now or utcnow()
     record_errand_event(
         session,
         AGENT.audit_label,
@@ -183,15 +216,16 @@ def _due_ids(
     skip: Iterable[int] = (),
     limit: int | None = BATCH_SIZE,
 ) -> list[int]:
-    """The documents due by ``threshold`` (soonest first) whose newest timestamp's TSA
-    certificate ends before ``newer_than``, but ``skip``."""
-    query = select(ErrandDocument.id).where(_due(threshold))
-    if newer_than is not None:
-        query = query.where(ErrandDocument.timestamp_expires_dt < newer_than)
+    """The documents due (:func:`_due`) but ``skip``: the B-LTA ones first, soonest first."""
+    query = select(ErrandDocument.id).where(_due(threshold, newer_than))
     skipped = list(skip)
     if skipped:
         query = query.where(ErrandDocument.id.not_in(skipped))
-    query = query.order_by(ErrandDocument.timestamp_expires_dt, ErrandDocument.id)
+    query = query.order_by(
+        case((_upgraded(), 1), else_=0),
+        ErrandDocument.timestamp_expires_dt,
+        ErrandDocument.id,
+    )
     with factory() as session:
         return list(session.scalars(query.limit(limit)))
 
@@ -205,11 +239,12 @@ def keep_archive_valid(
     dry_run: bool = False,
 ) -> ArchiveRun:
     """Check the PDFs stored since the last run, then re-timestamp (one commit each) those
-    whose newest timestamp's TSA certificate ends within ``margin`` of ``now`` (the real
-    time by default; the tests move it), when the TSA's current certificate ends later.
+    whose newest timestamp's TSA certificate ends within ``margin`` of ``now``, when the
+    TSA's current certificate ends later, and make the B-T and B-LT ones B-LTA. ``now``:
+    the real time at each step by default (revocation data is fetched as of the moment it
+    is used); the tests move it.
     ``dry_run``: only list them (the PDFs not checked yet are not checked either)."""
-    now = now or utcnow()
-    threshold = now + margin
+    threshold = (now or utcnow()) + margin
     run = ArchiveRun()
     if dry_run:
         run.due = _due_ids(factory, threshold, limit=None)
@@ -247,6 +282,7 @@ def keep_archive_valid(
                         error=type(exc).__name__,
                         detail=str(exc)[:200],
                     )
+                    _check_again(factory, document_id, sources, now)
                     if in_a_row >= FAILURES_BEFORE_GIVING_UP:
                         run.problem = f"{in_a_row} documents failed in a row"
                         return run
@@ -278,6 +314,8 @@ class ArchivedDocument:
     level: str
     timestamp_expires_dt: datetime | None
     checked_dt: datetime | None
+    due: bool
+    """Whether the next run re-timestamps it (or makes it B-LTA)."""
 
 
 @dataclass(frozen=True)
@@ -291,12 +329,14 @@ class ArchiveStatus:
 def archive_status(
     session: Session,
     *,
+    margin: timedelta,
     now: datetime | None = None,
     expiring_within: timedelta | None = None,
     limit: int = 100,
 ) -> ArchiveStatus:
     """The stored PDFs by level, and the sealed ones by when their newest timestamp's TSA
-    certificate ends (only those ending within ``expiring_within`` of ``now`` when given)."""
+    certificate ends (only those ending within ``expiring_within`` of ``now`` when given),
+    each due or not by ``margin``."""
     now = now or utcnow()
     counts: Counter[str] = Counter()
     for level, count in session.execute(
@@ -326,6 +366,12 @@ def archive_status(
             level=document.archive_level or UNCHECKED,
             timestamp_expires_dt=document.timestamp_expires_dt,
             checked_dt=document.archive_checked_dt,
+            due=document.archive_level in UPGRADED_LEVELS
+            or (
+                document.archive_level == ArchiveLevel.B_LTA.value
+                and document.timestamp_expires_dt is not None
+                and document.timestamp_expires_dt <= now + margin
+            ),
         )
         for document, reference in session.execute(query)
     ]

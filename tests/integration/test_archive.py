@@ -36,6 +36,7 @@ from tests.archive_pki import (
 )
 from tests.factories import registration_draft
 from tests.sample_forms import KEY, REGISTRATION_DATA
+from tests.unit.test_long_term import _b_t_seal
 from workflows import actors
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -93,30 +94,37 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
     sealed = archive_pki.seal(form_pdf)
     signed = attach_document(session, errand, DocumentKind.SIGNED, sealed, "signed.pdf")
     receipt = attach_document(session, errand, DocumentKind.RECEIPT, form_pdf, "receipt.pdf")
+    # Sealed before PAdES B-LTA (B-T): made B-LTA at the first run.
+    older = attach_document(
+        session, errand, DocumentKind.SCAN, _b_t_seal(form_pdf, archive_pki.base), "scan.pdf"
+    )
     xml = attach_document(
         session, errand, DocumentKind.EVIDENCE, b"<x/>", SIGNATURE_EVIDENCE_NAME, "application/xml"
     )
     session.commit()
     factory = runtime.session_factory
 
-    # Today: checked, not due (300 days left, the margin is 180).
-    run = keep_archive_valid(factory, archive_pki.sources(), margin=MARGIN, now=NOW)
-    assert run.checked >= 2 and not run.retimestamped and not run.failed
+    # Today: checked, not due (300 days left, the margin is 180); the B-T one upgraded.
+    run = keep_archive_valid(factory, archive_pki.sources(), margin=MARGIN)  # the real time
+    assert run.checked >= 3 and run.retimestamped == [older.id] and not run.failed
     stored = _stored(session, signed.id)
     assert (stored.archive_level, stored.timestamp_expires_dt) == ("B-LTA", TSA_ENDS)
+    upgraded = _stored(session, older.id)
+    assert (upgraded.archive_level, upgraded.timestamp_expires_dt) == ("B-LTA", TSA_ENDS)
     assert _stored(session, receipt.id).archive_level == "unsealed"
     assert _stored(session, xml.id).archive_level is None  # not a PDF
-    status = archive_status(session, now=NOW)
+    status = archive_status(session, margin=MARGIN, now=NOW)
     assert status.counts.get("B-LTA", 0) >= 1 and status.counts.get("unsealed", 0) >= 1
     assert [d.document_id for d in status.documents if d.document_id == signed.id] == [signed.id]
     assert signed.id not in {
-        d.document_id for d in archive_status(session, now=NOW, expiring_within=MARGIN).documents
+        d.document_id
+        for d in archive_status(session, margin=MARGIN, now=NOW, expiring_within=MARGIN).documents
     }
 
     with archive_pki.moved_to(DUE):
         renewed = archive_pki.renewed(DUE)
-        due = archive_status(session, now=DUE, expiring_within=MARGIN)
-        assert signed.id in {d.document_id for d in due.documents}
+        due = archive_status(session, margin=MARGIN, now=DUE, expiring_within=MARGIN)
+        assert {signed.id, older.id} <= {d.document_id for d in due.documents if d.due}
         # The TSA down: nothing changes, the run says why; tried again next time.
         down = dataclasses.replace(renewed, timestamper=FailingTsa())
         run = keep_archive_valid(factory, archive_pki.sources(down), margin=MARGIN, now=DUE)
@@ -124,18 +132,18 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
         # The TSA fails on the document itself: that document is left as it was.
         flaky = dataclasses.replace(renewed, timestamper=FlakyTsa(renewed.timestamper))
         run = keep_archive_valid(factory, archive_pki.sources(flaky), margin=MARGIN, now=DUE)
-        assert run.failed == [signed.id] and not run.retimestamped
+        assert run.failed == [signed.id, older.id] and not run.retimestamped
         stored = _stored(session, signed.id)
         assert stored.content == sealed and stored.timestamp_expires_dt == TSA_ENDS
-        assert _retimestamp_events(session, errand.id) == []
+        assert len(_retimestamp_events(session, errand.id)) == 1  # the upgrade
         # A dry run lists it and changes nothing.
         dry = keep_archive_valid(
             factory, archive_pki.sources(renewed), margin=MARGIN, now=DUE, dry_run=True
         )
-        assert signed.id in dry.due and _stored(session, signed.id).content == sealed
+        assert dry.due == [signed.id, older.id] and _stored(session, signed.id).content == sealed
 
         run = keep_archive_valid(factory, archive_pki.sources(renewed), margin=MARGIN, now=DUE)
-        assert run.retimestamped == [signed.id] and not run.failed
+        assert run.retimestamped == [signed.id, older.id] and not run.failed
         stored = _stored(session, signed.id)
         assert stored.content.startswith(sealed) and len(stored.content) > len(sealed)
         assert (stored.archive_level, stored.timestamp_expires_dt) == ("B-LTA", TSA_RENEWED_ENDS)
@@ -146,7 +154,9 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
             now=DUE,
         )
         assert report.accepted and report.level == Level.B_LTA, report.reason
-        (event,) = _retimestamp_events(session, errand.id)
+        (event,) = [
+            e for e in _retimestamp_events(session, errand.id) if e.data["document_id"] == signed.id
+        ]
         assert event.actor == "system:archive"
         assert event.data["document_id"] == signed.id
         assert event.data["sha256"] == stored.sha256 != event.data["previous_sha256"]
@@ -154,7 +164,7 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
         again = keep_archive_valid(factory, archive_pki.sources(renewed), margin=MARGIN, now=DUE)
         assert not again.retimestamped and not again.failed
         assert _stored(session, signed.id).content == stored.content
-        assert len(_retimestamp_events(session, errand.id)) == 1
+        assert len(_retimestamp_events(session, errand.id)) == 3
 
 
 def _cli(app: Flask, *args: str) -> tuple[int, str]:

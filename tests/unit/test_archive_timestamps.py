@@ -129,6 +129,35 @@ def test_a_retimestamped_pdf_outlives_its_first_tsa_certificate(
     assert NOW < DUE < TSA_ENDS < AFTER_FIRST_TSA
 
 
+def test_a_seal_without_a_document_timestamp_is_made_b_lta(
+    archive_pki: ArchivePki, form_pdf: bytes, tmp_path: Path
+) -> None:
+    """Sealed before PAdES B-LTA (B-T): the seal's fresh revocation data, then a document
+    timestamp; valid after the seal's TSA certificate has ended."""
+    older = _b_t_seal(form_pdf, archive_pki.base)
+    sources = archive_pki.sources()
+    with archive_pki.moved_to(DUE):
+        material = archive_pki.renewed(DUE)
+        updated, found = retimestamp_archived_pdf(
+            older,
+            material=material,
+            trust_roots=sources.trust_roots,
+            seal_identity=sources.seal_identity,
+            now=DUE,
+        )
+    assert updated.startswith(older)
+    assert (found.level, found.timestamp_expires_dt) == (ArchiveLevel.B_LTA, TSA_RENEWED_ENDS)
+    with archive_pki.moved_to(AFTER_FIRST_TSA):
+        report = validate_sealed_pdf(
+            updated,
+            trust_roots=sources.trust_roots,
+            seal_identity=sources.seal_identity,
+            now=AFTER_FIRST_TSA,
+        )
+        assert report.accepted and report.level == Level.B_LTA, report.reason
+        _independent_checks(updated, archive_pki.base, report, tmp_path, AFTER_FIRST_TSA)
+
+
 def test_a_failing_tsa_or_a_bad_result_gives_nothing_back(
     archive_pki: ArchivePki, sealed: bytes
 ) -> None:
