@@ -261,10 +261,12 @@ def keep_archive_valid(
     if tsa_ends <= threshold:
         log.warning("archive.tsa_certificate_ends_soon", tsa_certificate_ends=tsa_ends.isoformat())
     in_a_row = 0
-    while len(run.retimestamped) + len(run.failed) < PER_RUN:
-        ids = _due_ids(factory, threshold, newer_than=tsa_ends, skip=run.failed)
+    seen: list[int] = []  # each document once per run (done, failed, or another run's)
+    while len(seen) < PER_RUN:
+        ids = _due_ids(factory, threshold, newer_than=tsa_ends, skip=seen)
         if not ids:
             break
+        seen.extend(ids)
         for document_id in ids:
             with factory() as session:
                 try:
@@ -291,7 +293,7 @@ def keep_archive_valid(
             if done:
                 run.retimestamped.append(document_id)
                 log.info("archive.retimestamped", document_id=document_id)
-    if not run.retimestamped and not run.failed:
+    if not seen:
         run.problem = "the TSA's current certificate ends no later than the documents' newest"
     return run
 

@@ -125,6 +125,10 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
         renewed = archive_pki.renewed(DUE)
         due = archive_status(session, margin=MARGIN, now=DUE, expiring_within=MARGIN)
         assert {signed.id, older.id} <= {d.document_id for d in due.documents if d.due}
+        # The TSA still on the certificate that ends soon: re-timestamping would not help.
+        same = keep_archive_valid(factory, archive_pki.sources(), margin=MARGIN, now=DUE)
+        assert not same.retimestamped and not same.failed
+        assert same.problem and "ends no later" in same.problem
         # The TSA down: nothing changes, the run says why; tried again next time.
         down = dataclasses.replace(renewed, timestamper=FailingTsa())
         run = keep_archive_valid(factory, archive_pki.sources(down), margin=MARGIN, now=DUE)
