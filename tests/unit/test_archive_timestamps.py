@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import TimestampRequestError
 
+from app.config import Settings
 from app.documents.archive import (
     ArchiveLevel,
     RetimestampError,
@@ -182,3 +184,11 @@ def test_a_failing_tsa_or_a_bad_result_gives_nothing_back(
             seal_identity=sources.seal_identity,
             now=DUE,
         )
+
+
+def test_the_margin_is_set_in_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(secret_key="x").archive_retimestamp_margin == timedelta(days=180)
+    monkeypatch.setenv("ARCHIVE_RETIMESTAMP_MARGIN_DAYS", "90")
+    assert Settings.from_env().archive_retimestamp_margin == timedelta(days=90)
+    with pytest.raises(ValueError, match="at least 1"):
+        _ = Settings(secret_key="x", archive_retimestamp_margin_days=0).archive_retimestamp_margin
