@@ -308,15 +308,12 @@ def archive_status_command(expiring_within: int | None, limit: int) -> None:
             f"{_day(ends):<13}  {due}"
         )
     click.echo("")
+    click.echo(f"{'level':<9} {'PDFs':>7} {'due':>7}")
+    for count in status.counts:
+        click.echo(f"{count.level:<9} {count.documents:>7} {count.due:>7}")
     click.echo(
-        "PDFs by level: "
-        + (
-            ", ".join(f"{level} {count}" for level, count in sorted(status.counts.items()))
-            or "none"
-        )
-    )
-    click.echo(
-        f"Re-timestamped {margin.days} days before the end (ARCHIVE_RETIMESTAMP_MARGIN_DAYS)."
+        f"Re-timestamped {margin.days} days before the end (ARCHIVE_RETIMESTAMP_MARGIN_DAYS); "
+        "B-T and B-LT made B-LTA at the next run."
     )
 
 

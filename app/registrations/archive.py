@@ -18,7 +18,6 @@ responders, the check) rolls that document back as it was, to be tried at the ne
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -320,10 +319,28 @@ class ArchivedDocument:
     """Whether the next run re-timestamps it (or makes it B-LTA)."""
 
 
+LEVEL_ORDER = (
+    *(level.value for level in ArchiveLevel if level.value.startswith("B-")),
+    ArchiveLevel.REJECTED.value,
+    ArchiveLevel.UNSEALED.value,
+    UNCHECKED,
+)
+"""The order ``archive status`` sums up the levels in."""
+
+
+@dataclass(frozen=True)
+class LevelCount:
+    level: str
+    """An :class:`ArchiveLevel` value, or :data:`UNCHECKED`."""
+    documents: int
+    due: int
+    """How many of them the next run re-timestamps (or makes B-LTA)."""
+
+
 @dataclass(frozen=True)
 class ArchiveStatus:
-    counts: dict[str, int]
-    """PDFs per :class:`ArchiveLevel` value, and :data:`UNCHECKED`."""
+    counts: list[LevelCount]
+    """The PDFs per level, every level in :data:`LEVEL_ORDER` (zeros too)."""
     documents: list[ArchivedDocument]
     """The sealed documents (those expiring within the asked time), soonest first."""
 
@@ -340,15 +357,17 @@ def archive_status(
     certificate ends (only those ending within ``expiring_within`` of ``now`` when given),
     each due or not by ``margin``."""
     now = now or utcnow()
-    counts: Counter[str] = Counter()
-    for level, count in session.execute(
-        select(ErrandDocument.archive_level, func.count())
+    due = case((_due(now + margin), 1), else_=0)
+    found: dict[str, tuple[int, int]] = {}
+    for level, count, due_count in session.execute(
+        select(ErrandDocument.archive_level, func.count(), func.sum(due))
         .where(ErrandDocument.media_type == PDF)
         .group_by(ErrandDocument.archive_level)
     ):
-        counts[level or UNCHECKED] += count
+        found[level or UNCHECKED] = (count, int(due_count or 0))
+    counts = [LevelCount(level, *found.get(level, (0, 0))) for level in LEVEL_ORDER]
     query = (
-        select(ErrandDocument, Errand.reference)
+        select(ErrandDocument, Errand.reference, due)
         .join(Errand, Errand.id == ErrandDocument.errand_id)
         .where(
             ErrandDocument.media_type == PDF,
@@ -368,13 +387,8 @@ def archive_status(
             level=document.archive_level or UNCHECKED,
             timestamp_expires_dt=document.timestamp_expires_dt,
             checked_dt=document.archive_checked_dt,
-            due=document.archive_level in UPGRADED_LEVELS
-            or (
-                document.archive_level == ArchiveLevel.B_LTA.value
-                and document.timestamp_expires_dt is not None
-                and document.timestamp_expires_dt <= now + margin
-            ),
+            due=bool(is_due),
         )
-        for document, reference in session.execute(query)
+        for document, reference, is_due in session.execute(query)
     ]
-    return ArchiveStatus(counts=dict(counts), documents=documents)
+    return ArchiveStatus(counts=counts, documents=documents)

@@ -7,6 +7,7 @@ certomancer's time travel (tests/archive_pki.py)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,7 +115,9 @@ def test_a_sealed_document_is_retimestamped_before_its_tsa_certificate_ends(
     assert _stored(session, receipt.id).archive_level == "unsealed"
     assert _stored(session, xml.id).archive_level is None  # not a PDF
     status = archive_status(session, margin=MARGIN, now=NOW)
-    assert status.counts.get("B-LTA", 0) >= 1 and status.counts.get("unsealed", 0) >= 1
+    counts = {count.level: count for count in status.counts}
+    assert counts["B-LTA"].documents >= 2 and counts["unsealed"].documents >= 1
+    assert counts["B-T"].due == 0 == counts["B-LTA"].due
     assert [d.document_id for d in status.documents if d.document_id == signed.id] == [signed.id]
     assert signed.id not in {
         d.document_id
@@ -199,7 +202,9 @@ def test_the_worker_schedules_the_archive_and_the_command_line_shows_it(
         code, output = _cli(app, "archive", "status")
     assert code == 0, output
     assert f"{signed.id:>9}  {errand.reference:<12} signed    B-LTA" in output
-    assert "B-LTA " in output.split("PDFs by level: ")[1]
+    summary = output.split("level ")[-1]
+    assert re.search(r"^B-LTA +[1-9]\d* +0$", summary, re.MULTILINE), summary
+    assert re.search(r"^B-B +0 +0$", summary, re.MULTILINE), summary
     with app.app_context():
         code, output = _cli(app, "archive", "status", "--expiring-within", "30")
     assert code == 0 and f"{errand.reference}" not in output, output
