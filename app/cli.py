@@ -7,9 +7,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 from flask import Flask, current_app
@@ -17,6 +18,9 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app.documents.cli import verify_pdf_command
 from workflows.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.registrations.archive import ArchiveSources
 
 COMMANDS_GROUP = "behorighet.commands"
 """The entry point group whose click commands join ``behorighet``."""
@@ -241,6 +245,111 @@ def audit_checkpoint_command() -> None:
             f"Checkpoint of {checkpoint.events} events in {len(checkpoint.pins)} chains "
             f"written: {checkpoint.file_name}"
         )
+
+
+@main.group("archive")
+def archive_group() -> None:
+    """The archive of sealed documents (PAdES levels, re-timestamping)."""
+
+
+def _archive_sources(runtime: Runtime) -> ArchiveSources:
+    from app.documents.pki import SealConfigurationError, accepted_seal, seal_material
+    from app.documents.pki import trust_roots as roots
+    from app.registrations.archive import ArchiveSources
+
+    settings = runtime.settings
+    try:
+        return ArchiveSources(
+            material=seal_material(settings),
+            trust_roots=roots(settings),
+            seal_identity=accepted_seal(settings),
+        )
+    except SealConfigurationError as exc:
+        click.echo(f"Archive not checked: {exc}", err=True)
+        sys.exit(1)
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d}" if moment is not None else "-"
+
+
+@archive_group.command("status")
+@click.option(
+    "--expiring-within",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="List only the documents whose newest timestamp's TSA certificate ends within DAYS.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, help="Rows listed (100).")
+@with_appcontext
+def archive_status_command(expiring_within: int | None, limit: int) -> None:
+    """The stored PDFs by PAdES level (B-B, B-T, B-LT, B-LTA; unsealed, rejected, not yet
+    checked), and the sealed ones by when their newest timestamp's TSA certificate ends,
+    soonest first (as the last scheduled check found them)."""
+    from app.registrations.archive import archive_status
+
+    runtime = _runtime()
+    within = timedelta(days=expiring_within) if expiring_within is not None else None
+    margin = runtime.settings.archive_retimestamp_margin
+    now = datetime.now(UTC)
+    with runtime.unit_of_work() as session:
+        status = archive_status(
+            session, margin=margin, now=now, expiring_within=within, limit=limit
+        )
+    click.echo(
+        f"{'document':>9}  {'errand':<12} {'kind':<9} {'level':<9} {'TSA cert ends':<13}  due"
+    )
+    for row in status.documents:
+        ends = row.timestamp_expires_dt
+        due = "yes" if row.due else ""
+        click.echo(
+            f"{row.document_id:>9}  {row.reference:<12} {row.kind:<9} {row.level:<9} "
+            f"{_day(ends):<13}  {due}"
+        )
+    click.echo("")
+    click.echo(f"{'level':<9} {'PDFs':>7} {'due':>7}")
+    for count in status.counts:
+        click.echo(f"{count.level:<9} {count.documents:>7} {count.due:>7}")
+    click.echo(
+        f"Re-timestamped {margin.days} days before the end (ARCHIVE_RETIMESTAMP_MARGIN_DAYS); "
+        "B-T and B-LT made B-LTA at the next run."
+    )
+
+
+@archive_group.command("retimestamp")
+@click.option("--dry-run", is_flag=True, help="List the documents due; change nothing.")
+@with_appcontext
+def archive_retimestamp_command(dry_run: bool) -> None:
+    """Do now what the worker does on schedule: check the PDFs stored since, and
+    re-timestamp the sealed ones whose newest timestamp's TSA certificate ends within
+    ARCHIVE_RETIMESTAMP_MARGIN_DAYS. Exit 1 when one failed (it stays as it was)."""
+    from app.registrations.archive import keep_archive_valid
+
+    runtime = _runtime()
+    sources = _archive_sources(runtime)
+    run = keep_archive_valid(
+        runtime.session_factory,
+        sources,
+        margin=runtime.settings.archive_retimestamp_margin,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        click.echo(
+            f"Due: {len(run.due)} documents"
+            + (": " + ", ".join(map(str, run.due)) if run.due else ".")
+        )
+        return
+    click.echo(f"Checked {run.checked} new PDFs; re-timestamped {len(run.retimestamped)}.")
+    if run.problem:
+        click.echo(f"Stopped: {run.problem}", err=True)
+    if run.failed:
+        click.echo(
+            "Failed (left as they were, tried again at the next run): "
+            + ", ".join(map(str, run.failed)),
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.group("db")

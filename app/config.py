@@ -8,6 +8,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -192,6 +193,11 @@ class Settings:
     tsa_url: str | None = None
     """URL of the RFC 3161 time-stamping authority; required with a seal from files."""
 
+    archive_retimestamp_margin_days: int = 180
+    """How long before the TSA certificate of a stored document's newest timestamp ends the
+    archive re-timestamps the document (``app.registrations.archive``): enough to notice and
+    fix a TSA or responder that fails for weeks."""
+
     mail_url: str = field(default="smtp://127.0.0.1:8025", repr=False)
     """Where email goes: ``smtp://host:port`` (plain), ``smtp+starttls://user:pass@host:587``
     or ``smtps://user:pass@host:465`` (TLS from the start); user and password URL-encoded.
@@ -288,6 +294,13 @@ class Settings:
         """The MAC key of the forms' QR codes (``app.documents.qr``)."""
         return qr_mac_key(self.qr_secret or self.secret_key)
 
+    @property
+    def archive_retimestamp_margin(self) -> timedelta:
+        """:attr:`archive_retimestamp_margin_days` as a time; at least a day."""
+        if self.archive_retimestamp_margin_days < 1:
+            raise ValueError("ARCHIVE_RETIMESTAMP_MARGIN_DAYS must be at least 1")
+        return timedelta(days=self.archive_retimestamp_margin_days)
+
     def audit_chain_key(self) -> bytes:
         """The HMAC key of the audit chain, derived from :attr:`audit_key` (never the key
         itself). Without one, only the demo and the tests (stand-ins or ``testing``) get a
@@ -337,6 +350,8 @@ class Settings:
             values["web_bind"] = env["WEB_BIND"]
         if "DEADLINE_CHECK_INTERVAL_S" in env:
             values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
+        if "ARCHIVE_RETIMESTAMP_MARGIN_DAYS" in env:
+            values["archive_retimestamp_margin_days"] = int(env["ARCHIVE_RETIMESTAMP_MARGIN_DAYS"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

@@ -121,6 +121,11 @@ class TestPkiPaths:
         return self.root_cert
 
     @property
+    def renewed_tsa_cert(self) -> Path:
+        """The TSA's renewed certificate, when its :class:`TsaCertificatePlan` asked for one."""
+        return self.config.parent / "tsa-renewed.pem"
+
+    @property
     def directory(self) -> Path:
         return self.config.parent
 
@@ -281,6 +286,19 @@ class SealCertificatePlan:
     """When its CA revoked it (``keyCompromise``): from then on OCSP and the CRL say so."""
 
 
+@dataclass(frozen=True)
+class TsaCertificatePlan:
+    """The TSA certificate a test PKI is made with: by default valid for the PKI's lifetime;
+    the archive's tests give it an end in the near future, and a renewal (the TSA's next
+    certificate, same key, a later end: what a TSA does before its certificate ends)."""
+
+    valid_to: datetime | None = None
+    """Its end (default: two years before the root's)."""
+    renewed_to: datetime | None = None
+    """When set, the PKI also issues the TSA a renewed certificate ending then
+    (:attr:`TestPkiPaths.renewed_tsa_cert`)."""
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
@@ -337,8 +355,30 @@ def _ocsp_responder() -> list[dict[str, Any]]:
     ]
 
 
+def _tsa_cert(serial: int, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "subject": "tsa",
+        "issuer": "root",
+        "serial": serial,
+        "validity": _validity(start, end),
+        "extensions": [
+            _key_usage("digital_signature", "non_repudiation"),
+            {
+                "id": "extended_key_usage",
+                "critical": True,
+                "value": ["time_stamping"],
+            },
+            *_status_at("root"),
+        ],
+    }
+
+
 def _certomancer_config(
-    base_url: str, now: datetime, years: int, seal: SealCertificatePlan
+    base_url: str,
+    now: datetime,
+    years: int,
+    seal: SealCertificatePlan,
+    tsa: TsaCertificatePlan = TsaCertificatePlan(),
 ) -> dict[str, Any]:
     start = now - timedelta(days=1)
     root_end = now + timedelta(days=365 * years)
@@ -410,21 +450,12 @@ def _certomancer_config(
                         "extensions": _ocsp_responder(),
                     },
                     "seal": seal_cert,
-                    "tsa": {
-                        "subject": "tsa",
-                        "issuer": "root",
-                        "serial": serial(),
-                        "validity": _validity(start, leaf_end),
-                        "extensions": [
-                            _key_usage("digital_signature", "non_repudiation"),
-                            {
-                                "id": "extended_key_usage",
-                                "critical": True,
-                                "value": ["time_stamping"],
-                            },
-                            *_status_at("root"),
-                        ],
-                    },
+                    "tsa": _tsa_cert(serial(), start, tsa.valid_to or leaf_end),
+                    **(
+                        {"tsa-renewed": _tsa_cert(serial(), start, tsa.renewed_to)}
+                        if tsa.renewed_to is not None
+                        else {}
+                    ),
                     "bankid-ca": {
                         "subject": "bankid-ca",
                         "issuer": "root",
@@ -494,6 +525,7 @@ def make_test_pki(
     base_url: str = DEFAULT_URL,
     years: int = YEARS,
     seal: SealCertificatePlan | None = None,
+    tsa: TsaCertificatePlan | None = None,
     now: datetime | None = None,
 ) -> None:
     """Make a fresh test PKI into ``paths``, replacing whatever is there: its services at
@@ -506,7 +538,8 @@ def make_test_pki(
             ec.generate_private_key(ec.SECP256R1()) if label in ec_labels else _rsa_key()
         )
         _write_atomically(directory / f"{label}-key.pem", _key_pem(key), 0o600)
-    config = _certomancer_config(base_url, now, years, seal or SealCertificatePlan())
+    tsa = tsa or TsaCertificatePlan()
+    config = _certomancer_config(base_url, now, years, seal or SealCertificatePlan(), tsa)
     tmp_config = directory / f".{CONFIG_FILE}.{os.getpid()}.tmp"
     tmp_config.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     architecture = _load_architecture(tmp_config)
@@ -516,6 +549,8 @@ def make_test_pki(
 
     # Certificates first, the configuration after, the root last: a reader who finds the
     # root finds all.
+    if tsa.renewed_to is not None:
+        _write_atomically(paths.renewed_tsa_cert, cert_pem("tsa-renewed"))
     for label, path in (
         ("seal", paths.seal_cert),
         ("tsa", paths.tsa_cert),
@@ -538,6 +573,7 @@ def ensure_test_pki(
     *,
     base_url: str | None = None,
     seal: SealCertificatePlan | None = None,
+    tsa: TsaCertificatePlan | None = None,
 ) -> TestPkiPaths:
     """The test PKI in ``directory``, made the first time (idempotent, safe between
     processes) with its services at ``base_url`` (default :data:`DEFAULT_URL`). Its files
@@ -549,7 +585,7 @@ def ensure_test_pki(
     directory.mkdir(parents=True, exist_ok=True)
     with _directory_lock(directory):
         if not all(p.is_file() for p in paths.all()):
-            make_test_pki(paths, base_url=base_url or DEFAULT_URL, seal=seal)
+            make_test_pki(paths, base_url=base_url or DEFAULT_URL, seal=seal, tsa=tsa)
     return paths
 
 
@@ -872,7 +908,13 @@ class PkiServer:
     URL (and its seal certificate as ``seal`` plans); an existing one keeps the URL it was
     made with (its certificates name it)."""
 
-    def __init__(self, directory: Path | str, *, seal: SealCertificatePlan | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        seal: SealCertificatePlan | None = None,
+        tsa: TsaCertificatePlan | None = None,
+    ) -> None:
         from werkzeug.serving import make_server
 
         self.directory = Path(directory)
@@ -881,7 +923,7 @@ class PkiServer:
         self._app: Callable[..., Iterable[bytes]] | None = None
         self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self.paths = ensure_test_pki(self.directory, base_url=self.url, seal=seal)
+        self.paths = ensure_test_pki(self.directory, base_url=self.url, seal=seal, tsa=tsa)
         self._app = pki_wsgi_app(self.directory, lambda: self.moment)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -40,6 +40,7 @@ class LocalTimeStamper(DummyTimeStamper):
         tsa_cert: x509.Certificate,
         tsa_key: rsa.RSAPrivateKey,
         certs_to_embed: Iterable[x509.Certificate] = (),
+        fixed_dt: datetime | None = None,
     ) -> None:
         der = tsa_key.private_bytes(
             serialization.Encoding.DER,
@@ -48,7 +49,9 @@ class LocalTimeStamper(DummyTimeStamper):
         )
         store = SimpleCertificateStore()
         store.register_multiple(certs_to_embed)
-        super().__init__(tsa_cert, keys.PrivateKeyInfo.load(der), certs_to_embed=store)
+        super().__init__(
+            tsa_cert, keys.PrivateKeyInfo.load(der), certs_to_embed=store, fixed_dt=fixed_dt
+        )
         self._rsa_key = tsa_key
 
     def _sign_tst_info(
@@ -72,12 +75,18 @@ class LocalTimeStamper(DummyTimeStamper):
         return signature, signed_attrs
 
 
-def load_local_timestamper(paths: TestPkiPaths) -> LocalTimeStamper:
+def load_local_timestamper(
+    paths: TestPkiPaths, *, renewed: bool = False, fixed_dt: datetime | None = None
+) -> LocalTimeStamper:
+    """The test TSA on its certificate (``renewed``: its renewed one, see
+    :class:`~devtools.pki.TsaCertificatePlan`), stamping the time ``fixed_dt`` when given
+    (a clock moved forward), else the real time."""
     tsa_key = load_private_key(paths.tsa_key, None, "TSA key")
     if not isinstance(tsa_key, rsa.RSAPrivateKey):
         raise SealConfigurationError("the test TSA's key must be RSA")
-    (tsa_cert,) = load_certificates(paths.tsa_cert, "TSA certificate")[:1]
-    return LocalTimeStamper(tsa_cert, tsa_key)
+    cert_file = paths.renewed_tsa_cert if renewed else paths.tsa_cert
+    (tsa_cert,) = load_certificates(cert_file, "TSA certificate")[:1]
+    return LocalTimeStamper(tsa_cert, tsa_key, fixed_dt=fixed_dt)
 
 
 @functools.cache

@@ -8,10 +8,10 @@ from app.access import inactivity
 from app.audit import anchor
 from app.casework import deadlines
 from app.core.agents import Agent
-from app.documents.pki import seal_material, trust_roots
+from app.documents.pki import accepted_seal, seal_material, trust_roots
 from app.intake.reading import read_batch
 from app.notifications import sender
-from app.registrations import invitations
+from app.registrations import archive, invitations
 from workflows import pipeline, runtime
 from workflows.broker import EMAIL, INTAKE, SCHEDULED, pipeline_actor
 from workflows.verification import verifiers_for
@@ -95,6 +95,25 @@ def checkpoint_audit_chain() -> None:
         anchor.write_checkpoint(
             session, Path(directory), timestamper, trust_roots(current.settings)
         )
+
+
+@pipeline_actor(
+    step="archive_timestamps", queue=SCHEDULED, max_retries=2, time_limit=30 * 60 * 1000
+)
+def keep_archive_valid() -> None:
+    """Scheduled: check the PDFs stored since the last run and re-timestamp the sealed ones
+    whose newest timestamp's TSA certificate ends within ``ARCHIVE_RETIMESTAMP_MARGIN_DAYS``
+    (``app.registrations.archive``); one commit per document, safe to run twice."""
+    current = runtime.current()
+    settings = current.settings
+    sources = archive.ArchiveSources(
+        material=seal_material(settings),
+        trust_roots=trust_roots(settings),
+        seal_identity=accepted_seal(settings),
+    )
+    archive.keep_archive_valid(
+        current.session_factory, sources, margin=settings.archive_retimestamp_margin
+    )
 
 
 @pipeline_actor(step="intake", queue=INTAKE, time_limit=30 * 60 * 1000)

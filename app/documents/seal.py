@@ -177,15 +177,18 @@ def _align_producer(writer: IncrementalPdfFileWriter) -> None:
         writer.mark_update(info_ref)
 
 
-def fetching_validation_context(material: SealMaterial) -> ValidationContext:
+def fetching_validation_context(
+    material: SealMaterial, moment: datetime | None = None
+) -> ValidationContext:
     """What sealing checks the seal's and the TSA's certificates with, fetching their
     revocation data from the OCSP responders and CRLs the certificates name (and failing
-    when it cannot: a seal is long-term or not made)."""
+    when it cannot: a seal is long-term or not made). ``moment``: now (the tests move it)."""
     return ValidationContext(
         trust_roots=list(material.trust_roots),
         other_certs=list(material.chain),
         allow_fetching=True,
         revocation_mode="hard-fail",
+        moment=moment,
     )
 
 
@@ -329,16 +332,16 @@ def seal_pdf(
     return sealed
 
 
-def retimestamp_pdf(pdf: bytes, *, material: SealMaterial) -> bytes:
+def retimestamp_pdf(pdf: bytes, *, material: SealMaterial, now: datetime | None = None) -> bytes:
     """The sealed PDF with one more long-term update: the revocation data of its newest
     document timestamp's chain added to the DSS and a new document timestamp over all of
     it (what keeps a PAdES B-LTA archive valid before that timestamp's TSA certificate
     ends). Raises :class:`SealValidationError` when the TSA's certificate cannot be
-    validated with fresh revocation data."""
+    validated with fresh revocation data (as of ``now``: the real time by default)."""
     out = io.BytesIO(pdf)
     try:
         signers.PdfTimeStamper(material.timestamper).update_archival_timestamp_chain(
-            PdfFileReader(out, strict=False), fetching_validation_context(material)
+            PdfFileReader(out, strict=False), fetching_validation_context(material, now)
         )
     except (PathError, ValidationError) as exc:
         raise SealValidationError(str(exc)) from exc

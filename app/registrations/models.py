@@ -288,6 +288,10 @@ class DocumentKind(enum.StrEnum):
     EVIDENCE = "evidence"
 
 
+UNCHECKED_PDF = "archive_level IS NULL AND media_type = 'application/pdf'"
+"""A stored PDF the archive has not checked yet (``app.registrations.archive``)."""
+
+
 class ErrandDocument(Base):
     __tablename__ = "errand_document"
 
@@ -299,8 +303,29 @@ class ErrandDocument(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    archive_level: Mapped[str | None] = mapped_column(String(8))
+    """A PDF's seal as the archive's scheduled check last found it (``app.registrations.
+    archive``): a PAdES level (``B-B`` … ``B-LTA``), ``unsealed`` or ``rejected``; ``None``
+    until checked (and for files that are not PDFs)."""
+    timestamp_expires_dt: Mapped[datetime | None]
+    """When the certificate of the TSA of the PDF's newest timestamp ends (its newest
+    document timestamp's, else its seal's signature timestamp's): the archive re-timestamps
+    the document before then."""
+    archive_checked_dt: Mapped[datetime | None]
+    """When the archive last checked the PDF (or re-timestamped it)."""
 
     errand: Mapped[Errand] = relationship(back_populates="documents")
+
+    __table_args__ = (
+        # The archive's scheduled work: PDFs not checked yet, and the next to re-timestamp.
+        Index(
+            "ix_errand_document_unchecked",
+            "id",
+            postgresql_where=text(UNCHECKED_PDF),
+            sqlite_where=text(UNCHECKED_PDF),
+        ),
+        Index("ix_errand_document_timestamp_expires", "timestamp_expires_dt"),
+    )
 
 
 class CheckOutcome(enum.StrEnum):
