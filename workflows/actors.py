@@ -12,6 +12,7 @@ from app.documents.pki import seal_material, trust_roots
 from app.intake.reading import read_batch
 from app.notifications import sender
 from app.registrations import invitations
+from app.retention import service as retention
 from workflows import pipeline, runtime
 from workflows.broker import EMAIL, INTAKE, SCHEDULED, pipeline_actor
 from workflows.verification import verifiers_for
@@ -95,6 +96,14 @@ def checkpoint_audit_chain() -> None:
         anchor.write_checkpoint(
             session, Path(directory), timestamper, trust_roots(current.settings)
         )
+
+
+@pipeline_actor(step="retention", queue=SCHEDULED, max_retries=2)
+def apply_retention() -> None:
+    """Scheduled: remove what the retention rules say is due (``app.retention``), batch
+    after batch, each batch its own commit and audit event; nothing the second time."""
+    current = runtime.current()
+    retention.apply(current.unit_of_work, current.settings)
 
 
 @pipeline_actor(step="intake", queue=INTAKE, time_limit=30 * 60 * 1000)
