@@ -440,7 +440,7 @@ def redact_events(session: Session, object_type: str, object_ids: Iterable[int |
             AuditEvent.redacted_dt.is_(None),
         )
         .values(data={}, data_salt=None, redacted_dt=utcnow())
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="fetch")
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

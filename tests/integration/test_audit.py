@@ -212,8 +212,8 @@ def test_events_chained_before_the_key_keep_verifying(session: Session) -> None:
         0,
         0,
         1,
-        2,
-        2,
+        3,
+        3,
     ]
     # A legacy event is still checked: its own change is found.
     _rewrite_and_recompute_one_legacy(session)
