@@ -384,7 +384,7 @@ class Settings:
             values["web_bind"] = env["WEB_BIND"]
         if "DEADLINE_CHECK_INTERVAL_S" in env:
             values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
-        for name in RETENTION_SETTINGS + ("retention_batch_size",):
+        for name in (*RETENTION_SETTINGS, "retention_batch_size"):
             if env.get(name.upper()):
                 values[name] = int(env[name.upper()])
         if env.get("RETENTION_INTERVAL_S"):

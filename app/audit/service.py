@@ -91,9 +91,7 @@ def chain_key(session: Session) -> bytes:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _body(event: AuditEvent, *, with_chain: bool = False) -> str:

@@ -67,7 +67,7 @@ class Rule:
     """The :class:`~app.config.Settings` attribute with its period in days."""
     description: str
     """What goes, for the report."""
-    due: Callable[[datetime, datetime], Select[tuple[int]]]
+    due: Callable[[datetime, datetime], Select[int]]
     """The ids of what is due (``due(cutoff, now)``) when what ended up to the cutoff goes,
     oldest first."""
     remove: Callable[[Session, list[int], datetime], Counts]
@@ -118,7 +118,7 @@ def remove_errands(session: Session, ids: list[int], now: datetime) -> Counts:
         session, delete(ErrandDocument).where(ErrandDocument.errand_id.in_(ids))
     )
     for model in (ErrandComment, CompletionRequest, VerificationCheck, SigningInvitation):
-        _deleted(session, delete(model).where(model.errand_id.in_(ids)))  # type: ignore[attr-defined]
+        _deleted(session, delete(model).where(model.errand_id.in_(ids)))
     _deleted(session, delete(EidOrder).where(EidOrder.errand_id.in_(ids)))
     _deleted(session, delete(OutboxMessage).where(OutboxMessage.errand_id.in_(ids)))
     grants = list(session.scalars(select(RoleGrant.id).where(RoleGrant.source_errand_id.in_(ids))))
@@ -149,7 +149,7 @@ def _deleted(session: Session, statement: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _unsubmitted_drafts(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _unsubmitted_drafts(cutoff: datetime, now: datetime) -> Select[int]:
     """Errands never submitted, started before the cutoff, that lapsed or were withdrawn,
     or whose own time ran out (a draft, or an invitation to sign it, lapses after
     ``EXPIRES_AFTER``; one sent back from a signing runs again): a draft the submitter can
@@ -169,8 +169,8 @@ def _unsubmitted_drafts(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
     )
 
 
-def _ended_errands(*states: ErrandState) -> Callable[[datetime, datetime], Select[tuple[int]]]:
-    def due(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _ended_errands(*states: ErrandState) -> Callable[[datetime, datetime], Select[int]]:
+    def due(cutoff: datetime, now: datetime) -> Select[int]:
         return (
             select(Errand.id)
             .where(
@@ -184,7 +184,7 @@ def _ended_errands(*states: ErrandState) -> Callable[[datetime, datetime], Selec
     return due
 
 
-def _closed_errands(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _closed_errands(cutoff: datetime, now: datetime) -> Select[int]:
     """Closed before the cutoff, unless a role it registered is in force or ended after
     the cutoff (the errand is that role's evidence)."""
     role_kept = exists().where(
@@ -197,7 +197,7 @@ def _closed_errands(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
 # ---- scans, email bodies, persons -----------------------------------------------------------
 
 
-def _scanned_originals(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _scanned_originals(cutoff: datetime, now: datetime) -> Select[int]:
     """Batches whose every page is settled before the cutoff: filed in a paper form whose
     archive PDF was stored (confirmed) or set aside; a file that was no scan at all when
     refused before the cutoff."""
@@ -237,7 +237,7 @@ def _remove_originals(session: Session, ids: list[int], now: datetime) -> Counts
     return {"scanned_files": len(ids)}
 
 
-def _email_bodies(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _email_bodies(cutoff: datetime, now: datetime) -> Select[int]:
     return (
         select(EmailMessage.id)
         .where(EmailMessage.body_removed_dt.is_(None), EmailMessage.sent_dt <= cutoff)
@@ -255,7 +255,7 @@ def _remove_bodies(session: Session, ids: list[int], now: datetime) -> Counts:
     return {"email_bodies": len(ids)}
 
 
-def _persons_without_ties(cutoff: datetime, now: datetime) -> Select[tuple[int]]:
+def _persons_without_ties(cutoff: datetime, now: datetime) -> Select[int]:
     """Persons with no role or permission in force or ended after the cutoff, no errand
     they submitted or that is about them, no permission request open or made after the
     cutoff, and neither added nor logged in after the cutoff."""

@@ -21,8 +21,19 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.access.models import Employer, Person, Role, RoleGrant, SelfService, ServicePermission
-from app.audit.models import AuditEvent
-from app.audit.service import record_errand_event, record_event, redact_events, verify_chain
+from app.audit import service as audit_service
+from app.audit.models import AuditChainHead, AuditEvent
+from app.audit.service import (
+    GENESIS_HASH,
+    KEYED_CHAIN,
+    PAYLOAD_DIGEST,
+    chain_key,
+    chain_of,
+    record_errand_event,
+    record_event,
+    redact_events,
+    verify_chain,
+)
 from app.cli import main
 from app.config import Settings
 from app.db import utcnow
@@ -167,10 +178,7 @@ def _report(session: Session, settings: Settings) -> dict[str, int]:
 
 
 def _apply(runtime: Runtime, settings: Settings) -> dict[str, int]:
-    return {
-        done.rule: done.items
-        for done in retention.apply(runtime.unit_of_work, settings, NOW)
-    }
+    return {done.rule: done.items for done in retention.apply(runtime.unit_of_work, settings, NOW)}
 
 
 NOTHING = {rule.name: 0 for rule in retention.RULES}
@@ -456,6 +464,52 @@ def test_a_removed_payload_is_the_only_change_the_audit_log_allows(session: Sess
     assert redact_events(session, "t", [1]) == 1
     assert redact_events(session, "t", [1]) == 0
     session.commit()
+    assert verify_chain(session).is_intact
+
+
+def test_events_chained_before_the_digest_keep_their_payload_and_verify(
+    session: Session,
+) -> None:
+    """Migration 0024: an event hashed over its payload (``key_version`` 2) keeps it, the
+    trigger refuses its removal, and the chain goes on with digests and verifies."""
+    chain, errand_id = chain_of(424242), 424242
+    old = AuditEvent(
+        chain=chain,
+        seq=1,
+        occurred_dt=NOW,
+        actor="system:old",
+        action="errand.noted",
+        object_type="errand",
+        object_id=str(errand_id),
+        data={"subject": SUBJECT},
+        prev_hash=GENESIS_HASH,
+        key_version=KEYED_CHAIN,
+    )
+    old.hash = audit_service._keyed_digest(chain_key(session), GENESIS_HASH, old)
+    session.add_all([old, AuditChainHead(chain=chain, seq=1, last_hash=old.hash)])
+    session.flush()
+    newer = record_event(
+        session,
+        actor="system:test",
+        action="errand.noted",
+        object_type="errand",
+        object_id=errand_id,
+        data={"subject": SUBJECT},
+        employer_id=424242,
+    )
+    assert (newer.chain, newer.seq, newer.key_version) == (chain, 2, PAYLOAD_DIGEST)
+    session.commit()
+
+    assert redact_events(session, "errand", [errand_id]) == 1  # the newer one only
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(
+            text("UPDATE audit_event SET data = '{}', data_salt = NULL, redacted_dt = now()"
+                 " WHERE id = :i"),
+            {"i": old.id},
+        )  # fmt: skip
+    session.commit()
+    session.refresh(old)
+    assert old.data == {"subject": SUBJECT}
     assert verify_chain(session).is_intact
 
 
