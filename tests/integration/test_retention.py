@@ -37,6 +37,7 @@ from app.audit.service import (
 from app.cli import main
 from app.config import Settings
 from app.db import utcnow
+from app.eid.models import EidOrder
 from app.intake.models import (
     BatchSource,
     BatchState,
@@ -55,6 +56,7 @@ from app.registrations.models import (
     ErrandComment,
     ErrandDocument,
     ErrandKind,
+    VerificationCheck,
 )
 from app.retention import service as retention
 from tests.conftest import DAVID, INGRID, person_id, staff_id
@@ -449,6 +451,39 @@ def _page(scanned: ScanBatch, status: PageStatus, **fields: Any) -> ScanPage:
         preview=b"jpeg",
         **fields,
     )
+
+
+def test_a_rejected_errand_goes_with_all_it_gathered_two_years_on(
+    session: Session, runtime: Runtime, settings: Settings
+) -> None:
+    """An errand made by the product's own steps (signed with BankID, verified, rejected
+    with an email) and a clock moved past its period: it goes with every row it gathered."""
+    from app.casework import service as casework
+    from tests.factories import caseworker, in_review, public_base_url
+
+    errand = in_review(session)
+    agent = caseworker(session, INGRID)
+    casework.claim(session, agent, errand)
+    casework.reject_errand(
+        session, agent, errand, casework.RejectionReason.OTHER, "Nej.", base_url=public_base_url()
+    )
+    session.commit()
+    assert errand.ended_dt is not None
+    rule = retention.rule_named("rejected_withdrawn_errands")
+    just_inside = errand.ended_dt + days(settings.retention_rejected_days) - MINUTE
+    cutoff = retention.cutoff_of(rule, settings, just_inside)
+    assert errand.id not in session.scalars(rule.due(cutoff, just_inside)).all()
+
+    later = errand.ended_dt + days(settings.retention_rejected_days) + MINUTE
+    due = retention.report(session, settings, later)
+    [applied] = retention.apply(runtime.unit_of_work, settings, later, rules=[rule])
+    assert applied.items == next(d.items for d in due if d.rule == rule.name) >= 1
+    assert not _exists(session, Errand, errand.id)
+    for model in (ErrandDocument, EmailMessage, EidOrder, VerificationCheck, OutboxMessage):
+        assert not session.scalar(
+            select(func.count()).select_from(model).where(model.errand_id == errand.id)
+        )
+    assert verify_chain(session).is_intact
 
 
 def test_a_removed_payload_is_the_only_change_the_audit_log_allows(session: Session) -> None:
