@@ -14,7 +14,11 @@ recompute a chain: :func:`verify_chain` finds the first event whose hash is not 
 The events chained before the key was introduced (migration 0015) keep their plain SHA-256
 hashes (``key_version`` 0), allowed up to ``AuditChainHead.legacy_until_seq`` of the shared
 chain only; the keyed events of before migration 0018 (``key_version`` 1) are the shared
-chain's, hashed without its name. A checkpoint outside the database (:mod:`app.audit.anchor`)
+chain's, hashed without its name. From migration 0024 (``key_version`` 3) the HMAC covers a
+salted SHA-256 digest of the event's payload (``data_digest``) instead of the payload, and
+:func:`verify_chain` checks the payload against the digest: retention can remove a payload
+with its salt (:func:`redact_events`; the database's trigger allows that and no other
+change) and the chain still verifies; the digest left cannot be matched against guesses. A checkpoint outside the database (:mod:`app.audit.anchor`)
 pins every chain's head at a time: a chain cut short or a boundary moved is found against it.
 
 The key reaches :func:`record_event` with the session: the runtime's session factory
