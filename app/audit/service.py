@@ -18,8 +18,9 @@ chain's, hashed without its name. From migration 0024 (``key_version`` 3) the HM
 salted SHA-256 digest of the event's payload (``data_digest``) instead of the payload, and
 :func:`verify_chain` checks the payload against the digest: retention can remove a payload
 with its salt (:func:`redact_events`; the database's trigger allows that and no other
-change) and the chain still verifies; the digest left cannot be matched against guesses. A checkpoint outside the database (:mod:`app.audit.anchor`)
-pins every chain's head at a time: a chain cut short or a boundary moved is found against it.
+change) and the chain still verifies; the digest left cannot be matched against guesses.
+A checkpoint outside the database (:mod:`app.audit.anchor`) pins every chain's head at a
+time: a chain cut short or a boundary moved is found against it.
 
 The key reaches :func:`record_event` with the session: the runtime's session factory
 carries it in ``Session.info`` (:func:`session_info`).

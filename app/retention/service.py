@@ -74,6 +74,10 @@ class Rule:
     """Removes these (due) ids at a time; returns what it removed, counted by kind."""
 
 
+class RuleError(RuntimeError):
+    """A rule's removal left what it removed due (a mistake in the rule)."""
+
+
 RULES: list[Rule] = []
 """Every rule, in the order they run."""
 
@@ -445,6 +449,11 @@ def apply_batch(
     if not ids:
         return {}
     counts = {"items": len(ids), **rule.remove(session, ids, now)}
+    due = rule.due(cutoff, now).order_by(None).subquery()
+    again = session.scalar(select(func.count()).select_from(due).where(next(iter(due.c)).in_(ids)))
+    if again:
+        # A rule that finds what it removed would run forever: the batch is rolled back.
+        raise RuleError(f"retention rule {rule.name!r} still finds {again} items it removed")
     record_event(
         session,
         actor=ACTOR,

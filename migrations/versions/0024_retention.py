@@ -22,6 +22,9 @@ depends_on = None
 MESSAGE = "audit_event is append-only"
 TERMINAL = "('closed', 'rejected', 'withdrawn', 'expired')"
 
+# The trigger as this revision made it (``app.audit.db_role.TRIGGER_FUNCTION`` makes the
+# same where it is missing): a migration keeps its own copy, so that it does what it did
+# even when the application's later changes.
 POSTGRESQL_TRIGGER = f"""
     CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
     BEGIN

@@ -576,3 +576,19 @@ def test_the_worker_schedules_retention_and_the_commands_report_and_apply(
 def test_a_retention_period_must_be_a_day_at_least() -> None:
     with pytest.raises(ValueError, match="RETENTION_CLOSED_DAYS must be at least 1"):
         Settings(retention_closed_days=0)
+
+
+def test_a_rule_that_leaves_what_it_removed_due_changes_nothing(
+    session: Session, runtime: Runtime, settings: Settings
+) -> None:
+    """A rule added later that forgets to remove stops at its first batch, rolled back."""
+    errand = _errand(session, ErrandState.REJECTED, ended=_out(settings.retention_rejected_days))
+    session.commit()
+    real = retention.rule_named("rejected_withdrawn_errands")
+    forgetful = dataclasses.replace(real, remove=lambda s, ids, now: {"errands": 0})
+    with pytest.raises(retention.RuleError, match="still finds 1 items"):
+        retention.apply(runtime.unit_of_work, settings, NOW, rules=[forgetful])
+    assert _exists(session, Errand, errand.id)
+    assert not session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "retention.applied")
+    )
