@@ -4,9 +4,10 @@ and one audit event (the rule and the counts, never the data).
 Each rule is a :class:`Rule` in :data:`RULES`: its name, the setting that holds its period
 in days (``app.config.Settings``), a function that selects the ids of what is due at a
 cutoff (oldest first) and one that removes a batch of them. A rule's selection must not
-find what its removal removed (so a second run changes nothing) nor, once removed, what
-another rule removed. Another rule is added with :func:`register` (its period a new
-setting, with a default and a line in the README's retention table).
+find again what its removal removed, so that a second run changes nothing (a batch that
+does is rolled back: :class:`RuleError`). Another rule is added with :func:`register` (its
+period a new setting, with a default and a line in the README's retention table), e.g.
+``register(Rule("access_log", "retention_access_log_days", "…", due, remove))``.
 
 :data:`RULES` runs in order, each to the end before the next: the persons before the
 errands (a person whose last errand goes today is pseudonymised on the next run), the
