@@ -352,6 +352,48 @@ def archive_retimestamp_command(dry_run: bool) -> None:
         sys.exit(1)
 
 
+@main.group("retention")
+def retention_group() -> None:
+    """The retention rules (RETENTION_* settings): what goes when its period ran out."""
+
+
+@retention_group.command("report")
+@with_appcontext
+def retention_report_command() -> None:
+    """A dry run: what each retention rule would remove now. Removes nothing."""
+    from app.retention.service import report
+
+    runtime = _runtime()
+    with runtime.unit_of_work() as session:
+        due = report(session, runtime.settings)
+        session.rollback()
+    click.echo("Retention (dry run, nothing removed):")
+    for rule in due:
+        click.echo(
+            f"  {rule.rule:<28} {rule.items:>7} due  ({rule.setting.upper()}={rule.days}: "
+            f"{rule.description}, up to {rule.cutoff:%Y-%m-%d %H:%M} UTC)"
+        )
+    click.echo(f"In all {sum(rule.items for rule in due)} due.")
+
+
+@retention_group.command("apply")
+@with_appcontext
+def retention_apply_command() -> None:
+    """Remove now what the retention rules say is due (as the worker does every
+    RETENTION_INTERVAL_S), batch after batch, each audited."""
+    from app.retention.service import apply
+
+    runtime = _runtime()
+    applied = apply(runtime.unit_of_work, runtime.settings)
+    for rule in applied:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(rule.counts.items()))
+        click.echo(
+            f"  {rule.rule:<28} {rule.items:>7} removed in {rule.batches} batches"
+            + (f" ({kinds})" if kinds else "")
+        )
+    click.echo(f"In all {sum(rule.items for rule in applied)} removed.")
+
+
 @main.group("db")
 def db_group() -> None:
     """The database."""

@@ -40,6 +40,17 @@ AUDIT_KEY_MIN_LENGTH = 32
 """The fewest characters an ``AUDIT_KEY`` may have (e.g. ``openssl rand -hex 32``: 64)."""
 
 
+RETENTION_SETTINGS = (
+    "retention_drafts_days",
+    "retention_closed_days",
+    "retention_rejected_days",
+    "retention_scans_days",
+    "retention_email_bodies_days",
+    "retention_persons_days",
+)
+"""The retention periods in days, each read from its upper-case environment variable."""
+
+
 def qr_mac_key(secret: str) -> bytes:
     """The MAC key of the forms' QR codes derived from an application secret (never the
     secret itself)."""
@@ -115,6 +126,37 @@ class Settings:
     deadline_check_interval_s: float = 300.0
     """How often each worker schedules the ``watch_deadlines`` actor (SLA reminders and
     escalations)."""
+
+    retention_drafts_days: int = 30
+    """Retention (``app.retention``): an errand never submitted (a draft, one waiting for
+    an invited signatory, or one that lapsed unsubmitted) is removed, with everything in
+    it, this many days after it was started. Drafts lapse after the same time."""
+
+    retention_closed_days: int = 3650
+    """A closed errand and its documents are removed this many days after closing (not
+    while a role it registered or ended is in force or ended less long ago)."""
+
+    retention_rejected_days: int = 730
+    """A rejected or withdrawn errand is removed this many days after it ended."""
+
+    retention_scans_days: int = 365
+    """A scanned batch's original file is removed this many days after the last of its
+    forms' archive PDFs was sealed and stored (a file that was no scan: after its refusal);
+    the archive PDFs stay with their errands."""
+
+    retention_email_bodies_days: int = 90
+    """A sent email's body is removed this many days after it was sent; its headers
+    (recipient, subject, template, times) are kept."""
+
+    retention_persons_days: int = 730
+    """A person with no role, permission or errand left is pseudonymised (personnummer,
+    name, email and login removed) this many days after the last of them ended."""
+
+    retention_batch_size: int = 200
+    """How many items each retention batch removes (one commit and one audit event each)."""
+
+    retention_interval_s: float = 3600.0
+    """How often each worker schedules the ``apply_retention`` actor."""
 
     session_idle_minutes: int = 30
     """A session unused this long ends."""
@@ -265,6 +307,11 @@ class Settings:
     """Where the seal material comes from when a plugin provides it (the demo's and the
     tests' test PKI); ``None``: the ``SEAL_*`` files and ``TSA_URL`` above."""
 
+    def __post_init__(self) -> None:
+        for name in (*RETENTION_SETTINGS, "retention_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.upper()} must be at least 1, not {getattr(self, name)}")
+
     @property
     def bankid_simulator(self) -> bool:
         """Whether BankID is the simulator a plugin put in its place (pages point to it)."""
@@ -352,6 +399,11 @@ class Settings:
             values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
         if "ARCHIVE_RETIMESTAMP_MARGIN_DAYS" in env:
             values["archive_retimestamp_margin_days"] = int(env["ARCHIVE_RETIMESTAMP_MARGIN_DAYS"])
+        for name in (*RETENTION_SETTINGS, "retention_batch_size"):
+            if env.get(name.upper()):
+                values[name] = int(env[name.upper()])
+        if env.get("RETENTION_INTERVAL_S"):
+            values["retention_interval_s"] = float(env["RETENTION_INTERVAL_S"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

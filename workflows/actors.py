@@ -12,6 +12,7 @@ from app.documents.pki import accepted_seal, seal_material, trust_roots
 from app.intake.reading import read_batch
 from app.notifications import sender
 from app.registrations import archive, invitations
+from app.retention import service as retention
 from workflows import pipeline, runtime
 from workflows.broker import EMAIL, INTAKE, SCHEDULED, pipeline_actor
 from workflows.verification import verifiers_for
@@ -114,6 +115,14 @@ def keep_archive_valid() -> None:
     archive.keep_archive_valid(
         current.session_factory, sources, margin=settings.archive_retimestamp_margin
     )
+
+
+@pipeline_actor(step="retention", queue=SCHEDULED, max_retries=2)
+def apply_retention() -> None:
+    """Scheduled: remove what the retention rules say is due (``app.retention``), batch
+    after batch, each batch its own commit and audit event; nothing the second time."""
+    current = runtime.current()
+    retention.apply(current.unit_of_work, current.settings)
 
 
 @pipeline_actor(step="intake", queue=INTAKE, time_limit=30 * 60 * 1000)

@@ -18,6 +18,7 @@ from workflows.states import (
     KEEPS_EXPIRY,
     RESUME_STATE_OF_STEP,
     STEPS_ON_ENTRY,
+    TERMINAL_STATES,
     Action,
     ErrandState,
     IllegalTransition,
@@ -119,6 +120,7 @@ def transition(
     if (source, target) not in KEEPS_EXPIRY or errand.expires_dt is None:
         expires_after = EXPIRES_AFTER.get(target)
         errand.expires_dt = now + expires_after if expires_after else None
+    errand.ended_dt = now if target in TERMINAL_STATES else None
     if action is Action.RECEIVE:
         errand.received_dt = now
         errand.due_dt = now + DECISION_TIME

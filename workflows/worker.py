@@ -102,13 +102,15 @@ def start_worker(
     return WorkerPool(workers)
 
 
-def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
+def run_maintenance(
+    runtime: Runtime, *, check_deadlines: bool = False, apply_retention: bool = False
+) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
     and, when asked, schedule the deadline watch, the monthly inactivity summary and the
     invited signatories' reminders before their invitations expire, the audit chain's
-    checkpoint and the archive's re-timestamping (each does nothing when it has nothing
-    due). Safe to run anywhere at once."""
+    checkpoint and the archive's re-timestamping, and (when asked) the retention rules
+    (each does nothing when it has nothing due). Safe to run anywhere at once."""
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
         expired = expire_lapsed(session)
@@ -119,13 +121,16 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
             add_message(session, "remind_signatories")
             add_message(session, "checkpoint_audit_chain")
             add_message(session, "keep_archive_valid")
+        if apply_retention:
+            add_message(session, "apply_retention")
     if expired:
         log.info("errands.expired", count=expired)
 
 
 class Sweeper(threading.Thread):
     """Runs ``run_maintenance`` every ``interval_s`` seconds, and schedules the deadline
-    watch and the inactivity summary every ``settings.deadline_check_interval_s``."""
+    watch and the inactivity summary every ``settings.deadline_check_interval_s`` and the
+    retention rules every ``settings.retention_interval_s``."""
 
     def __init__(self, runtime: Runtime, interval_s: float = 5.0) -> None:
         super().__init__(name="outbox-sweeper", daemon=True)
@@ -134,17 +139,21 @@ class Sweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        next_deadline_check = 0.0
+        next_deadline_check = next_retention = 0.0
+        settings = self.runtime.settings
         while not self.stopped.wait(self.interval_s):
             now = time.monotonic()
             check = now >= next_deadline_check
+            retain = now >= next_retention
             try:
-                run_maintenance(self.runtime, check_deadlines=check)
+                run_maintenance(self.runtime, check_deadlines=check, apply_retention=retain)
             except Exception:
                 log.exception("maintenance.failed")
             else:
                 if check:
-                    next_deadline_check = now + self.runtime.settings.deadline_check_interval_s
+                    next_deadline_check = now + settings.deadline_check_interval_s
+                if retain:
+                    next_retention = now + settings.retention_interval_s
 
     def stop(self) -> None:
         self.stopped.set()

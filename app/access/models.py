@@ -75,6 +75,9 @@ class Person(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     """The language the person last logged in with: their emails are written in it."""
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    pseudonymised_dt: Mapped[datetime | None]
+    """When retention removed the person's personal data (``app.retention``): the
+    personnummer is then a placeholder (``00`` and the id) and the names empty."""
 
     __table_args__ = (
         CheckConstraint("length(personnummer) = 12", name="personnummer_twelve_digits"),

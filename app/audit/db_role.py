@@ -4,7 +4,10 @@ Migrations run as the owner of the tables; the application connects as another r
 (``behorighet db grant-app-role ROLE``, run by the owner after every ``migrate``), which
 
 * may read and write every table of the schema, except the audit log: on ``audit_event``
-  ``SELECT`` and ``INSERT`` only (no ``UPDATE``, ``DELETE``, ``TRUNCATE``, ``TRIGGER``);
+  ``SELECT``, ``INSERT`` and ``UPDATE`` of the payload columns only (no other ``UPDATE``,
+  no ``DELETE``, ``TRUNCATE``, ``TRIGGER``), and the trigger lets an update through only
+  when it removes the payload of an event whose chain covers a digest of it (retention,
+  ``app.audit.service.redact_events``), nothing else changed;
 * owns nothing, so it cannot drop or disable the trigger that refuses ``UPDATE`` and
   ``DELETE`` of audit events (made here too when it is missing), nor alter the table;
 * is no superuser and cannot create roles or databases.
@@ -18,6 +21,31 @@ from sqlalchemy.engine import Connection
 AUDIT_TABLE = "audit_event"
 TRIGGER = "audit_event_append_only"
 APPEND_ONLY_MESSAGE = "audit_event is append-only"
+
+
+TRIGGER_FUNCTION = f"""
+    CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.key_version = 3 AND OLD.data_digest IS NOT NULL
+            AND OLD.redacted_dt IS NULL AND NEW.redacted_dt IS NOT NULL
+            AND NEW.data_salt IS NULL AND CAST(NEW.data AS jsonb) = CAST('{{}}' AS jsonb)
+            AND (NEW.id, NEW.chain, NEW.seq, NEW.occurred_dt, NEW.actor, NEW.action,
+                 NEW.object_type, NEW.object_id, NEW.prev_hash, NEW.hash, NEW.key_version,
+                 NEW.data_digest)
+            IS NOT DISTINCT FROM
+                (OLD.id, OLD.chain, OLD.seq, OLD.occurred_dt, OLD.actor, OLD.action,
+                 OLD.object_type, OLD.object_id, OLD.prev_hash, OLD.hash, OLD.key_version,
+                 OLD.data_digest)
+        THEN
+            RETURN NEW;  -- retention removes a payload its chain covers by digest only
+        END IF;
+        RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}';
+    END;
+    $$ LANGUAGE plpgsql
+"""
+"""Refuses ``UPDATE`` and ``DELETE`` of audit events, except the removal of a payload whose
+event's chain covers a digest of it (migration 0024; 0001 refused every update)."""
+REDACTABLE_COLUMNS = "data, data_salt, redacted_dt"
 
 
 class RoleError(ValueError):
@@ -40,15 +68,7 @@ def ensure_append_only_trigger(connection: Connection) -> bool:
     ).first()
     if exists:
         return False
-    connection.execute(
-        text(f"""
-            CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}';
-            END;
-            $$ LANGUAGE plpgsql
-        """)
-    )
+    connection.execute(text(TRIGGER_FUNCTION))
     connection.execute(
         text(
             f"CREATE TRIGGER {TRIGGER} BEFORE UPDATE OR DELETE ON {AUDIT_TABLE}"
@@ -98,6 +118,7 @@ def grant_app_role(connection: Connection, role: str, password: str | None = Non
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
         f"REVOKE ALL ON {AUDIT_TABLE} FROM {quoted}",
         f"GRANT SELECT, INSERT ON {AUDIT_TABLE} TO {quoted}",
+        f"GRANT UPDATE ({REDACTABLE_COLUMNS}) ON {AUDIT_TABLE} TO {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
     ):
         connection.execute(text(statement))

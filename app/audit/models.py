@@ -45,7 +45,16 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
     key_version: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     """0: a legacy plain SHA-256 (only up to ``AuditChainHead.legacy_until_seq``); 1: HMAC
-    (the shared chain only); 2: HMAC with the chain's name."""
+    (the shared chain only); 2: HMAC with the chain's name; 3: HMAC with the chain's name
+    over :attr:`data_digest` instead of :attr:`data` (from migration 0024)."""
+    data_digest: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of :attr:`data_salt` and :attr:`data` (``key_version`` 3): the chain covers
+    it, so that retention can remove the payload and the chain still verifies."""
+    data_salt: Mapped[str | None] = mapped_column(String(32))
+    """Random per event, removed with the payload: the digest of a removed payload cannot
+    be matched against guesses (a personnummer has few)."""
+    redacted_dt: Mapped[datetime | None]
+    """When retention removed the payload (:attr:`data` is then ``{}``)."""
 
     __table_args__ = (
         Index("ix_audit_event_object", "object_type", "object_id"),

@@ -14,8 +14,13 @@ recompute a chain: :func:`verify_chain` finds the first event whose hash is not 
 The events chained before the key was introduced (migration 0015) keep their plain SHA-256
 hashes (``key_version`` 0), allowed up to ``AuditChainHead.legacy_until_seq`` of the shared
 chain only; the keyed events of before migration 0018 (``key_version`` 1) are the shared
-chain's, hashed without its name. A checkpoint outside the database (:mod:`app.audit.anchor`)
-pins every chain's head at a time: a chain cut short or a boundary moved is found against it.
+chain's, hashed without its name. From migration 0024 (``key_version`` 3) the HMAC covers a
+salted SHA-256 digest of the event's payload (``data_digest``) instead of the payload, and
+:func:`verify_chain` checks the payload against the digest: retention can remove a payload
+with its salt (:func:`redact_events`; the database's trigger allows that and no other
+change) and the chain still verifies; the digest left cannot be matched against guesses.
+A checkpoint outside the database (:mod:`app.audit.anchor`) pins every chain's head at a
+time: a chain cut short or a boundary moved is found against it.
 
 The key reaches :func:`record_event` with the session: the runtime's session factory
 carries it in ``Session.info`` (:func:`session_info`).
@@ -26,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +55,11 @@ key, without the chain's name (before migration 0018)."""
 KEYED_CHAIN = 2
 """``key_version`` of an event hashed with HMAC-SHA256 under the audit key, its chain's
 name included."""
+PAYLOAD_DIGEST = 3
+"""``key_version`` of an event hashed with HMAC-SHA256 under the audit key, its chain's name
+included, over a salted digest of its payload (``data_digest``) instead of the payload: the
+payload can be removed (:func:`redact_events`) and the chain still verifies (migration
+0024). Every event is written so from then on."""
 KEY_INFO = "audit_chain_key"
 """Where a session carries the audit key (``Session.info``)."""
 HEAD_INFO = "audit_chain_head_of_transaction"
@@ -83,9 +95,18 @@ def chain_key(session: Session) -> bytes:
     return key
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _body(event: AuditEvent, *, with_chain: bool = False) -> str:
     chain = {"chain": event.chain} if with_chain else {}
-    return json.dumps(
+    payload = (
+        {"data_digest": event.data_digest}
+        if event.key_version == PAYLOAD_DIGEST
+        else {"data": event.data}
+    )
+    return _canonical(
         {
             **chain,
             "seq": event.seq,
@@ -94,13 +115,14 @@ def _body(event: AuditEvent, *, with_chain: bool = False) -> str:
             "action": event.action,
             "object_type": event.object_type,
             "object_id": event.object_id,
-            "data": event.data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
+            **payload,
+        }
     )
+
+
+def payload_digest(salt: str, data: dict[str, Any]) -> str:
+    """What the chain of a ``key_version`` 3 event covers in place of its payload."""
+    return hashlib.sha256((salt + _canonical(data)).encode()).hexdigest()
 
 
 def _legacy_digest(prev_hash: str, event: AuditEvent) -> str:
@@ -110,6 +132,8 @@ def _legacy_digest(prev_hash: str, event: AuditEvent) -> str:
 def _keyed_digest(key: bytes, prev_hash: str, event: AuditEvent) -> str:
     if event.key_version == KEYED:
         message = f"v{KEYED}:{prev_hash}{_body(event)}"
+    elif event.key_version == PAYLOAD_DIGEST:
+        message = f"v{PAYLOAD_DIGEST}:{prev_hash}{_body(event, with_chain=True)}"
     else:
         message = f"v{KEYED_CHAIN}:{prev_hash}{_body(event, with_chain=True)}"
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
@@ -283,6 +307,7 @@ def record_event(
         held = _lock_head(session, _chain_for(session, object_type, object_id, data, employer_id))
     elif held.stale:
         _read_again(session, held)
+    salt = secrets.token_hex(16)
     event = AuditEvent(
         chain=held.chain,
         seq=held.seq + 1,
@@ -292,8 +317,10 @@ def record_event(
         object_type=object_type,
         object_id=str(object_id),
         data=data,
+        data_salt=salt,
+        data_digest=payload_digest(salt, data),
         prev_hash=held.last_hash,
-        key_version=KEYED_CHAIN,
+        key_version=PAYLOAD_DIGEST,
     )
     event.hash = _keyed_digest(key, held.last_hash, event)
     held.seq, held.last_hash = event.seq, event.hash
@@ -332,10 +359,12 @@ def authentic_errand_event(session: Session, errand_id: int, action: str) -> Aud
         .order_by(AuditEvent.id.desc())
         .limit(1)
     )
-    if event is None or event.key_version not in (KEYED, KEYED_CHAIN):
+    if event is None or event.key_version not in (KEYED, KEYED_CHAIN, PAYLOAD_DIGEST):
         return None
     expected = _keyed_digest(chain_key(session), event.prev_hash, event)
-    return event if hmac.compare_digest(expected, event.hash) else None
+    if not hmac.compare_digest(expected, event.hash):
+        return None
+    return event if event.key_version != PAYLOAD_DIGEST or _check_payload(event) is None else None
 
 
 @dataclass(frozen=True)
@@ -385,6 +414,10 @@ def _check_event(event: AuditEvent, key: bytes, prev_hash: str, legacy_until: in
     """Why ``event`` does not follow ``prev_hash`` under ``key``, or ``None``."""
     if event.prev_hash != prev_hash:
         return "link to the previous event is broken"
+    if event.key_version == PAYLOAD_DIGEST:
+        if not hmac.compare_digest(_keyed_digest(key, prev_hash, event), event.hash):
+            return "event content does not match its keyed hash (rewritten without the key?)"
+        return _check_payload(event)
     if event.key_version == KEYED_CHAIN or (event.key_version == KEYED and event.chain == SHARED):
         if not hmac.compare_digest(_keyed_digest(key, prev_hash, event), event.hash):
             return "event content does not match its keyed hash (rewritten without the key?)"
@@ -401,6 +434,40 @@ def _check_event(event: AuditEvent, key: bytes, prev_hash: str, legacy_until: in
             "rewritten without the key?"
         )
     return f"unknown key version {event.key_version}"
+
+
+def _check_payload(event: AuditEvent) -> str | None:
+    """Why a ``key_version`` 3 event's payload is not the one its chain covers, or ``None``
+    (a payload retention removed is not checked: only its digest is left)."""
+    if event.redacted_dt is not None:
+        return None if event.data == {} and event.data_salt is None else "a removed payload left"
+    if event.data_salt is None or event.data_digest is None:
+        return "payload without its digest"
+    if not hmac.compare_digest(payload_digest(event.data_salt, event.data), event.data_digest):
+        return "event payload does not match its digest"
+    return None
+
+
+def redact_events(session: Session, object_type: str, object_ids: Iterable[int | str]) -> int:
+    """Remove the payload of every event about these objects that has a digest in its chain
+    (``key_version`` 3): the data and its salt go, the digest stays, and the chain verifies.
+    The events chained before migration 0024 hash their payload itself and keep it. Returns
+    how many events lost their payload (none the second time)."""
+    ids = [str(i) for i in object_ids]
+    if not ids:
+        return 0
+    result = session.execute(
+        update(AuditEvent)
+        .where(
+            AuditEvent.object_type == object_type,
+            AuditEvent.object_id.in_(ids),
+            AuditEvent.key_version == PAYLOAD_DIGEST,
+            AuditEvent.redacted_dt.is_(None),
+        )
+        .values(data={}, data_salt=None, redacted_dt=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _verify_one(

@@ -54,7 +54,9 @@ class ScanBatch(Base):
     created_dt: Mapped[datetime] = mapped_column(default=utcnow)
     finished_dt: Mapped[datetime | None]
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
-    """The file as received, kept: the scan of record."""
+    """The file as received, kept: the scan of record (empty once retention removed it)."""
+    content_removed_dt: Mapped[datetime | None]
+    """When retention removed the original file (``app.retention``)."""
 
     uploaded_by: Mapped[StaffMember | None] = relationship()
     pages: Mapped[list[ScanPage]] = relationship(

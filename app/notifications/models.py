@@ -45,6 +45,8 @@ class EmailMessage(Base):
     """SMTP deliveries tried, successful or not."""
     last_error: Mapped[str | None] = mapped_column(Text)
     """Why the last attempt failed; cleared when one succeeds."""
+    body_removed_dt: Mapped[datetime | None]
+    """When retention removed the bodies (``app.retention``); the headers are kept."""
 
     __table_args__ = (
         CheckConstraint("language IN ('sv', 'en')", name="language_supported"),

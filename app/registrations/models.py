@@ -120,6 +120,9 @@ class Errand(Base):
     decision_code: Mapped[str | None] = mapped_column(String(32))
     """Why an errand was rejected (``RejectionReason``)."""
     decision_text: Mapped[str | None] = mapped_column(Text)
+    ended_dt: Mapped[datetime | None]
+    """When it reached its final state (closed, rejected, withdrawn or expired): retention
+    counts from here (``app.retention``)."""
     expires_dt: Mapped[datetime | None]
     """When a draft or an errand waiting for the submitter lapses (``EXPIRES_AFTER``)."""
     language: Mapped[str] = mapped_column(String(2), default="sv")
@@ -175,6 +178,7 @@ class Errand(Base):
         # The lists' orders, each ending in the id (their keyset tiebreak): migration 0020.
         Index("ix_errand_state_received", "state", "received_dt", "id"),
         Index("ix_errand_state_expires", "state", "expires_dt"),
+        Index("ix_errand_state_ended", "state", "ended_dt"),
         Index("ix_errand_state_due", "state", "due_dt", "id"),
         Index(
             "ix_errand_unassigned_due",

@@ -28,6 +28,7 @@ from app.audit.service import (
     Pin,
     chain_key,
     record_event,
+    redact_events,
     verify_chain,
 )
 from app.cli import main
@@ -212,8 +213,8 @@ def test_events_chained_before_the_key_keep_verifying(session: Session) -> None:
         0,
         0,
         1,
-        2,
-        2,
+        3,
+        3,
     ]
     # A legacy event is still checked: its own change is found.
     _rewrite_and_recompute_one_legacy(session)
@@ -406,6 +407,10 @@ def test_the_application_role_cannot_rewrite_the_audit_log(
             with engine.begin() as conn, pytest.raises(DBAPIError) as refused:
                 conn.execute(text(statement))
             assert isinstance(refused.value.orig, InsufficientPrivilege), statement
+        # The payload columns it may update (retention), but the trigger lets nothing
+        # through other than the removal of a payload its chain covers by digest.
+        with engine.begin() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text("UPDATE audit_event SET data = '{\"forged\": true}'"))
     finally:
         engine.dispose()
 
@@ -419,6 +424,8 @@ def test_the_application_role_cannot_rewrite_the_audit_log(
                     s, actor="system:test", action="test.event", object_type="t", object_id=1
                 )
                 add_message(s, "summarise_inactivity")
+            with runtime.unit_of_work() as s:
+                assert redact_events(s, "t", [1]) == 1  # retention removes the payload
             with runtime.unit_of_work() as s:
                 assert verify_chain(s).is_intact
                 assert s.scalar(select(text("current_user"))) == app_role

@@ -109,7 +109,8 @@ def test_each_employer_has_its_own_chain_and_a_rewritten_one_is_found(session: S
     report = verify_chain(session)
     assert (report.chain, report.first_broken_seq) == (chain_of(first), 2)
     assert report.problem.startswith(f"broken at event 2 of the chain employer:{first}")
-    assert "keyed hash" in report.problem
+    # The chain covers the payload's digest (key_version 3): the payload no longer matches.
+    assert "payload does not match its digest" in report.problem
 
 
 def test_a_transaction_writes_one_chain(session: Session) -> None:

@@ -153,6 +153,7 @@ def test_each_kind_of_work_has_its_own_queue() -> None:
             "remind_signatories",
             "checkpoint_audit_chain",
             "keep_archive_valid",
+            "apply_retention",
         )
     } == {SCHEDULED}
 

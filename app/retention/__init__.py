@@ -1,0 +1,1 @@
+"""Retention: what the agency may keep, and for how long (its gallringsbeslut)."""
