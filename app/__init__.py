@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.core.views import bp as core_bp
     from app.eid.views import bp as eid_bp
     from app.intake.views import bp as intake_bp
+    from app.privacy.views import bp as privacy_bp
     from app.registrations.invitation_views import bp as signatory_bp
     from app.registrations.views import bp as registrations_bp
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         intake_bp,
         access_bp,
         access_review_bp,
+        privacy_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates its callers by key or certificate: no session, no CSRF token.
