@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Delete, delete, select, text
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from app.access.service import active_grants
@@ -214,9 +216,9 @@ def delete_before(session: Session, cutoff: datetime, *, limit: int = 1000) -> D
     return Deleted(staff, api)
 
 
-def _deleted(session: Session, statement: object) -> int:
-    result = session.execute(statement.execution_options(synchronize_session=False))  # type: ignore[attr-defined]
-    return int(result.rowcount or 0)
+def _deleted(session: Session, statement: Delete) -> int:
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def delete_all_before(

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.access.models import (
     Employer,
@@ -258,7 +259,9 @@ def _invitations(session: Session, personnummer: str) -> list[dict[str, Any]]:
 def _emails(
     session: Session, person: Person | None, addresses: set[str], roles: Iterable[int]
 ) -> list[dict[str, Any]]:
-    conditions = [EmailMessage.to_address.in_(addresses)] if addresses else []
+    conditions: list[ColumnElement[bool]] = []
+    if addresses:
+        conditions.append(EmailMessage.to_address.in_(addresses))
     conditions += [
         cast(EmailMessage.group_addresses, String).contains(json.dumps(a), autoescape=True)
         for a in addresses
