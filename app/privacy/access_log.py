@@ -10,8 +10,6 @@ role may only insert and read it (``app.audit.db_role``); the oldest rows leave 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from sqlalchemy import Delete, delete, select, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from app.access.exports import to_csv
 from app.access.service import active_grants
 from app.api.clients import subject_hash
 from app.api.models import ApiAccessLog, ApiClient
@@ -145,28 +144,22 @@ CSV_COLUMNS = ("viewed_utc", "by", "who", "what", "object", "reason")
 
 
 def looks_csv(looks: Iterable[Look], label: Callable[[Look], str]) -> str:
-    """The looks as CSV (UTF-8, comma-separated, a header row): when (UTC), staff or api,
-    who, what (``label`` names it), which object, why."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for look in looks:
-        writer.writerow(
-            [
+    """The looks as CSV (the employers' exports' dialect: ``app.access.exports.to_csv``):
+    when (UTC), staff or api, who, what (``label`` names it), which object, why."""
+    return to_csv(
+        CSV_COLUMNS,
+        (
+            (
                 look.viewed_dt.strftime("%Y-%m-%d %H:%M:%S"),
                 "staff" if look.by_staff else "api",
-                _cell(look.who),
-                _cell(label(look)),
-                _cell(look.object_ref),
-                _cell(look.reason),
-            ]
-        )
-    return out.getvalue()
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+                look.who,
+                label(look),
+                look.object_ref,
+                look.reason,
+            )
+            for look in looks
+        ),
+    )
 
 
 @dataclass(frozen=True)

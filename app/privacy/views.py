@@ -68,7 +68,7 @@ def access_log_csv() -> ResponseReturnValue:
     record_view([personnummer], ViewKind.ACCESS_LOG_CSV, reason=form.reason.data)
     body = access_log.looks_csv(looks, look_label)
     return Response(
-        "\ufeff" + body,  # a BOM: spreadsheets then read it as UTF-8
+        body,
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="atkomstlogg.csv"'},
     )

@@ -123,7 +123,9 @@ def test_who_looked_answers_with_staff_and_api_reads_and_logs_the_search_and_exp
     )
     assert exported.status_code == 200 and exported.mimetype == "text/csv"
     assert exported.headers["Cache-Control"] == "no-store"
-    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    body = exported.get_data(as_text=True)
+    assert body.startswith("\ufeff")  # UTF-8 a spreadsheet reads, like the employers' exports
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff")), delimiter=";"))
     assert rows[0] == list(access_log.CSV_COLUMNS)
     assert {(r[1], r[2]) for r in rows[1:]} == {
         ("staff", "Johan Handläggare"),
