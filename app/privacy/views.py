@@ -103,16 +103,21 @@ def _extract(reference: str) -> RegisterExtract:
     return found
 
 
-@bp.get("/handlaggning/registerutdrag/<reference>")
-@caseworker_required
-def extract_page(reference: str) -> ResponseReturnValue:
-    found = _extract(reference)
+def _render_extract(
+    found: RegisterExtract, form: DeliveryForm, status: int = 200
+) -> ResponseReturnValue:
     return render_template(
         "privacy/extract.html",
         extract=found,
         documents=extract.extract_documents(db(), found),
-        form=DeliveryForm(),
-    )
+        form=form,
+    ), status
+
+
+@bp.get("/handlaggning/registerutdrag/<reference>")
+@caseworker_required
+def extract_page(reference: str) -> ResponseReturnValue:
+    return _render_extract(_extract(reference), DeliveryForm())
 
 
 @bp.get("/handlaggning/registerutdrag/<reference>/handlingar/<int:document_id>")
@@ -138,12 +143,7 @@ def deliver(reference: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             abort(400)
-        return render_template(
-            "privacy/extract.html",
-            extract=found,
-            documents=extract.extract_documents(db(), found),
-            form=form,
-        ), 400
+        return _render_extract(found, form, 400)
     try:
         extract.deliver_extract(db(), signed_in(), found, form.delivery_note.data)
     except extract.AlreadyDelivered:
