@@ -113,6 +113,7 @@ VIEW_LABELS = {
 }
 API_READ_LABELS = {
     "check": _l("Kontroll av behörighet (API)"),
+    "check_batch": _l("Kontroll av behörighet (API)"),
     "person_permissions": _l("Personens behörigheter (API)"),
     "employer_contacts": _l("Arbetsgivarens kontaktpersoner (API)"),
     "changes": _l("Ändringsflödet (API)"),
