@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql.elements import ColumnElement
 
 from app.access.models import (
     Employer,
@@ -256,24 +255,23 @@ def _invitations(session: Session, personnummer: str) -> list[dict[str, Any]]:
     ]
 
 
-def _emails(
-    session: Session, person: Person | None, addresses: set[str], roles: Iterable[int]
-) -> list[dict[str, Any]]:
-    conditions: list[ColumnElement[bool]] = []
-    if addresses:
-        conditions.append(EmailMessage.to_address.in_(addresses))
-    conditions += [
-        cast(EmailMessage.group_addresses, String).contains(json.dumps(a), autoescape=True)
-        for a in addresses
-    ]
-    if person is not None:
-        permissions = select(ServicePermission.id).where(ServicePermission.person_id == person.id)
-        conditions.append(EmailMessage.service_permission_id.in_(permissions))
-        if grants := list(roles):
-            conditions.append(EmailMessage.role_grant_id.in_(grants))
-    if not conditions:
+def _emails(session: Session, addresses: set[str]) -> list[dict[str, Any]]:
+    """Every email sent to one of the person's addresses, alone or in a group's envelope.
+    A group's email (the employer's orderers told of someone's role) is listed with its
+    subject but without its text: that is about the other person."""
+    if not addresses:
         return []
-    emails = session.scalars(select(EmailMessage).where(or_(*conditions)).order_by(EmailMessage.id))
+    group = cast(EmailMessage.group_addresses, String)
+    emails = session.scalars(
+        select(EmailMessage)
+        .where(
+            or_(
+                EmailMessage.to_address.in_(addresses),
+                *(group.contains(json.dumps(a), autoescape=True) for a in addresses),
+            )
+        )
+        .order_by(EmailMessage.id)
+    )
     found = []
     for email in emails:
         to = email.to_address
@@ -289,7 +287,7 @@ def _emails(
                 "language": email.language,
                 "queued": _utc(email.created_dt),
                 "sent": _utc(email.sent_dt),
-                "text": email.text_body,
+                "text": email.text_body if email.group_addresses is None else None,
             }
         )
     return found
@@ -365,7 +363,7 @@ def collect(session: Session, key: bytes, personnummer: str) -> dict[str, Any]:
                 .order_by(SignatoryRegisterEntry.id)
             )
         ],
-        "emails": _emails(session, person, {a for a in addresses if a}, [g.id for g in grants]),
+        "emails": _emails(session, {a for a in addresses if a}),
         "logins": _logins(session, person) if person else [],
         "access_log": [
             {
@@ -478,7 +476,7 @@ def deliver_extract(session: Session, agent: Agent, extract: RegisterExtract, no
         action="register_extract.delivered",
         object_type="register_extract",
         object_id=extract.id,
-        data={"reference": extract.reference, "note": extract.delivery_note},
+        data={"reference": extract.reference},  # the note (an address, say) stays off the chain
     )
 
 

@@ -231,6 +231,8 @@ def test_a_register_extract_holds_everything_about_the_person_and_nobody_else(
     assert sorted(capacities.values()) == [["submitter"], ["submitter"], ["submitter", "subject"]]
     assert {e["subject"] for e in data["emails"]} == {"Till David", "Till gruppen"}
     assert {e["to"] for e in data["emails"]} == {"david.dahl@provverket.example"}
+    texts = {e["subject"]: e["text"] for e in data["emails"]}
+    assert texts == {"Till David": "Hej!", "Till gruppen": None}  # a group's is about others
     assert len(data["logins"]) == 1
     looked = {(a["by"], a["who"], a["what"]) for a in data["access_log"]}
     assert looked == {
