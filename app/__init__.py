@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.eid.views import bp as eid_bp
     from app.intake.views import bp as intake_bp
     from app.overview.views import bp as overview_bp
+    from app.privacy.views import bp as privacy_bp
     from app.registrations.invitation_views import bp as signatory_bp
     from app.registrations.views import bp as registrations_bp
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         access_bp,
         access_review_bp,
         overview_bp,
+        privacy_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates its callers by key or certificate: no session, no CSRF token.

@@ -6,6 +6,8 @@ from flask_babel import lazy_gettext as _l
 
 from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus, ScanBatch
+from app.privacy.access_log import Look
+from app.privacy.models import ViewKind
 from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.models import Channel, CheckOutcome, DocumentKind, Errand, ErrandKind
 from app.registrations.status import (
@@ -97,7 +99,35 @@ DOCUMENT_LABELS = {
     DocumentKind.RECEIPT: _l("Kvittens"),
     DocumentKind.DECISION: _l("Beslut"),
     DocumentKind.EVIDENCE: _l("Bevis för e-underskriften"),
+    DocumentKind.REGISTER_EXTRACT: _l("Registerutdrag"),
 }
+VIEW_LABELS = {
+    ViewKind.ERRAND: _l("Ärendet i handläggningen"),
+    ViewKind.ERRAND_DOCUMENT: _l("En handling i ärendet"),
+    ViewKind.EMPLOYER_LOOKUP: _l("Sök arbetsgivare: behöriga beställare och administratörer"),
+    ViewKind.PAPER_FORM: _l("Kontroll av inskannad blankett"),
+    ViewKind.ACCESS_LOG: _l("Vem har tittat på uppgifterna"),
+    ViewKind.ACCESS_LOG_CSV: _l("Vem har tittat på uppgifterna, som CSV"),
+    ViewKind.REGISTER_EXTRACT: _l("Registerutdrag"),
+    ViewKind.REGISTER_EXTRACT_DOCUMENT: _l("Registerutdraget öppnat"),
+}
+API_READ_LABELS = {
+    "check": _l("Kontroll av behörighet (API)"),
+    "check_batch": _l("Kontroll av behörighet (API)"),
+    "person_permissions": _l("Personens behörigheter (API)"),
+    "employer_contacts": _l("Arbetsgivarens kontaktpersoner (API)"),
+    "changes": _l("Ändringsflödet (API)"),
+}
+"""What an API client read (``ApiAccessLog.endpoint``)."""
+
+
+def look_label(look: Look) -> str:
+    """What a look at a person's data was: the staff page, or the API's endpoint."""
+    if look.by_staff:
+        return str(VIEW_LABELS[ViewKind(look.what)])
+    label = API_READ_LABELS.get(look.what)
+    return str(label) if label is not None else look.what
+
 
 FINDING_LABELS = {
     Finding.INVALID_ID_NUMBER: _l("Ett personnummer eller organisationsnummer är ogiltigt."),
@@ -297,6 +327,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         submitter_status_badge=submitter_status_badge,
         next_step_label=lambda e: NEXT_STEP_LABELS[next_step(e)],
         expected_decision=expected_decision,
+        look_label=look_label,
     )
 
 

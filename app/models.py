@@ -17,6 +17,7 @@ from app.db import Base
 from app.eid.models import EidOrder, WebSession
 from app.intake.models import PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
+from app.privacy.models import RegisterExtract, StaffAccessLog
 from app.registers.models import SignatoryRegisterEntry
 from app.registrations.models import (
     BlankForm,
@@ -49,12 +50,14 @@ __all__ = [
     "PaperForm",
     "PermissionChange",
     "Person",
+    "RegisterExtract",
     "RoleGrant",
     "RoleGrantCode",
     "ScanBatch",
     "ScanPage",
     "ServicePermission",
     "SignatoryRegisterEntry",
+    "StaffAccessLog",
     "StaffMember",
     "VerificationCheck",
     "WebSession",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
@@ -33,6 +33,7 @@ from werkzeug.routing import IntegerConverter
 from app import labels, observability
 from app.access.changelog import last_change_dt
 from app.access.models import Person
+from app.api.clients import subject_key
 from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
 from app.core.i18n import local_time
@@ -41,6 +42,8 @@ from app.core.text import has_unsafe_characters, isolate
 from app.db import utcnow
 from app.eid import sessions
 from app.eid.service import BankIdClient
+from app.privacy import access_log
+from app.privacy.models import ViewKind
 from app.staff.models import StaffMember
 from workflows.runtime import Runtime
 
@@ -72,11 +75,26 @@ def carry_out(
     try:
         result = act()
     except tuple(refusals) as refusal:
+        db().rollback()  # whatever the call did before it refused
         message = next(m for kind, m in refusals.items() if isinstance(refusal, kind))
         flash(message(refusal), "error")
         return False, None
     commit()
     return True, result
+
+
+def person_key() -> bytes:
+    """The key of the access logs' stand-in for a personnummer (the API's log's too)."""
+    return subject_key(runtime().settings.secret_key)
+
+
+def record_view(
+    personnummers: Iterable[str], what: ViewKind, object_ref: str = "", reason: str | None = None
+) -> None:
+    """A staff page shows these people's data: record it in the access log and commit
+    (the page's one commit: a GET changes nothing else)."""
+    access_log.record_view(db(), person_key(), signed_in(), personnummers, what, object_ref, reason)
+    commit()
 
 
 def confirmed() -> bool:

@@ -3,11 +3,13 @@
 Migrations run as the owner of the tables; the application connects as another role
 (``behorighet db grant-app-role ROLE``, run by the owner after every ``migrate``), which
 
-* may read and write every table of the schema, except the audit log: on ``audit_event``
-  ``SELECT``, ``INSERT`` and ``UPDATE`` of the payload columns only (no other ``UPDATE``,
-  no ``DELETE``, ``TRUNCATE``, ``TRIGGER``), and the trigger lets an update through only
-  when it removes the payload of an event whose chain covers a digest of it (retention,
-  ``app.audit.service.redact_events``), nothing else changed;
+* may read and write every table of the schema, except the audit log and the staff's access
+  log: on ``audit_event`` ``SELECT``, ``INSERT`` and ``UPDATE`` of the payload columns only
+  (no other ``UPDATE``, no ``DELETE``, ``TRUNCATE``, ``TRIGGER``), and the trigger lets an
+  update through only when it removes the payload of an event whose chain covers a digest
+  of it (retention, ``app.audit.service.redact_events``), nothing else changed; on
+  ``staff_access_log`` ``SELECT`` and ``INSERT`` only; the oldest views leave the access log
+  only through the owner's function ``staff_access_log_delete_before``, which it may run;
 * owns nothing, so it cannot drop or disable the trigger that refuses ``UPDATE`` and
   ``DELETE`` of audit events (made here too when it is missing), nor alter the table;
 * is no superuser and cannot create roles or databases.
@@ -19,6 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 AUDIT_TABLE = "audit_event"
+ACCESS_LOG_TABLE = "staff_access_log"
+ACCESS_LOG_DELETE = "staff_access_log_delete_before(timestamptz, integer)"
+"""Migration 0025's function: the only way rows leave the access log (``app.privacy``)."""
 TRIGGER = "audit_event_append_only"
 APPEND_ONLY_MESSAGE = "audit_event is append-only"
 
@@ -122,6 +127,10 @@ def grant_app_role(connection: Connection, role: str, password: str | None = Non
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
     ):
         connection.execute(text(statement))
+    if connection.execute(text(f"SELECT to_regclass('{ACCESS_LOG_TABLE}')")).scalar_one():
+        connection.execute(text(f"REVOKE ALL ON {ACCESS_LOG_TABLE} FROM {quoted}"))
+        connection.execute(text(f"GRANT SELECT, INSERT ON {ACCESS_LOG_TABLE} TO {quoted}"))
+        connection.execute(text(f"GRANT EXECUTE ON FUNCTION {ACCESS_LOG_DELETE} TO {quoted}"))
     if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar_one():
         connection.execute(text(f"REVOKE ALL ON alembic_version FROM {quoted}"))
         connection.execute(text(f"GRANT SELECT ON alembic_version TO {quoted}"))

@@ -24,6 +24,8 @@ from wtforms.fields.choices import SelectChoice
 
 from app.casework import service
 from app.labels import finding_label, refusal_message
+from app.privacy.access_log import employer_contacts_named, named_in
+from app.privacy.models import ViewKind
 from app.registrations.models import Channel, Errand, ErrandKind, RejectionReason
 from app.web import (
     carry_out,
@@ -32,6 +34,7 @@ from app.web import (
     confirmation,
     confirmed,
     db,
+    record_view,
     runtime,
     signed_in,
 )
@@ -138,7 +141,9 @@ def _render_errand(errand: Errand, status: int = 200, **forms: object) -> Respon
         "form_document": service.form_document(errand),
     }
     context.update(forms)
-    return render_template("casework/errand.html", **context), status
+    page = render_template("casework/errand.html", **context)
+    record_view(named_in(errand), ViewKind.ERRAND, errand.reference)
+    return page, status
 
 
 @bp.get("/handlaggning/<reference>")
@@ -331,9 +336,11 @@ def request_completion(reference: str) -> ResponseReturnValue:
 @caseworker_required
 def document(reference: str, document_id: int) -> ResponseReturnValue:
     """One of the errand's archived documents: form, evidence, scan, receipt or decision."""
-    doc = service.errand_document(db(), _errand(reference), document_id)
+    errand = _errand(reference)
+    doc = service.errand_document(db(), errand, document_id)
     if doc is None:
         abort(404)
+    record_view(named_in(errand), ViewKind.ERRAND_DOCUMENT, f"{reference}/{document_id}")
     response = send_file(
         io.BytesIO(doc.content),
         mimetype=doc.media_type,
@@ -362,6 +369,10 @@ def employer_lookup() -> ResponseReturnValue:
     query = request.args.get("q", "")[:100]
     employer, contacts = service.employer_contacts(db(), query) if query else (None, [])
     matches = service.find_employers(db(), query) if query and employer is None else []
+    if employer is not None:
+        record_view(
+            employer_contacts_named(db(), employer.id), ViewKind.EMPLOYER_LOOKUP, str(employer.id)
+        )
     return render_template(
         "casework/employer_lookup.html",
         query=query,

@@ -152,6 +152,17 @@ def _pnr(value: object) -> str:
     return format_personnummer(text) if len(text) == 12 and text.isdigit() else text
 
 
+def _when(value: object) -> str:
+    """A JSON time (``2026-12-03T09:12:00Z``) as Swedish time, ``2026-12-03 10:12``."""
+    if not value:
+        return "–"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return swedish_time(moment).strftime("%Y-%m-%d %H:%M")
+
+
 def _orgnr(value: object) -> str:
     text = str(value or "")
     return format_orgnr(text) if len(text) == 10 and text.isdigit() else text
@@ -168,7 +179,7 @@ def environment(lang: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(pnr=_pnr, orgnr=_orgnr, bdi=isolate, css_content=css_content)
+    env.filters.update(pnr=_pnr, orgnr=_orgnr, bdi=isolate, css_content=css_content, when=_when)
     return env
 
 
@@ -381,3 +392,27 @@ def render_decision_letter(data: DocumentData, decision: Decision, *, lang: str)
         decision=decision,
         decided=long_date(decision.decided_dt, lang),
     )
+
+
+def render_register_extract(extract: dict[str, Any], *, lang: str) -> bytes:
+    """The register extract ("Registerutdrag") of :func:`app.privacy.extract.collect`, as a
+    tagged PDF/A-3a laid out by WeasyPrint (it runs over as many pages as it needs)."""
+    _ = translations(lang).gettext
+    heading = _("Registerutdrag")
+    reference = str(extract["reference"])
+    footer = _("Registerutdrag %(ref)s · sida %(page)s av %(pages)s") % {
+        "ref": reference,
+        "page": PAGE,
+        "pages": PAGES,
+    }
+    context = {
+        **extract,
+        "lang": lang,
+        "title": f"{heading}, {reference}",
+        "heading": heading,
+        "description": f"{_('Statens tjänstepensionsverk')} – {heading} {reference}",
+        "footer": footer,
+        "qr_codes": [],
+    }
+    html = environment(lang).get_template("register_extract.html").render(context)
+    return _write(_layout(html))

@@ -305,13 +305,14 @@ def seal_pdf(
     *,
     material: SealMaterial,
     evidence: list[Evidence],
-    signer_name: str,
+    signer_name: str | None,
     lang: str,
 ) -> bytes:
     """The PDF with the evidence attached and the agency's seal (PAdES B-LTA) over all
     of it.
 
-    ``signer_name`` is who signed with BankID; ``lang`` (``sv`` or ``en``) is the stamp's
+    ``signer_name`` is who signed with BankID (None: a document the agency issues and
+    seals itself, signed by nobody else); ``lang`` (``sv`` or ``en``) is the stamp's
     language. Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
     :class:`SealValidationError` if the seal's or the TSA's certificate cannot be
     validated with fresh revocation data.

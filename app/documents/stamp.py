@@ -285,9 +285,14 @@ class SealStampStyle(BaseStampStyle):
         return SealStamp(writer, self, box, str(text_params["seal_text"]))
 
 
-def stamp_text(signer_name: str, sealed_at: datetime, lang: str) -> str:
-    """The stamp's words in ``lang`` (Swedish or English)."""
+def stamp_text(signer_name: str | None, sealed_at: datetime, lang: str) -> str:
+    """The stamp's words in ``lang`` (Swedish or English); without a signer, a document
+    the agency issues itself (a register extract) and seals."""
     _ = translations(lang).gettext
+    if signer_name is None:
+        return _("Utfärdad och förseglad av Statens tjänstepensionsverk, %(time)s") % {
+            "time": sealed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        }
     return _(
         "Elektroniskt underskriven av %(signer)s med BankID och förseglad av Statens "
         "tjänstepensionsverk, %(time)s"

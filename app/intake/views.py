@@ -25,6 +25,8 @@ from app.documents.qr import FormKind
 from app.intake import clerk_actions, queries, reading
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
+from app.privacy.access_log import named_in
+from app.privacy.models import ViewKind
 from app.registrations import documents
 from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.service import FormProblem
@@ -34,6 +36,7 @@ from app.web import (
     commit,
     db,
     intake_clerk_required,
+    record_view,
     runtime,
     signed_in,
 )
@@ -295,7 +298,7 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 return redirect(url_for(".confirm", form_id=following.id))
             return redirect(url_for(".start"))
     zoom = request.args.get("zoom", type=int)
-    return render_template(
+    page = render_template(
         "intake/confirm.html",
         paper_form=paper_form,
         form=form,
@@ -304,4 +307,6 @@ def confirm(form_id: int) -> ResponseReturnValue:
         zoom_levels=ZOOM_LEVELS,
         signature_page=max(paper_form.pages, key=lambda p: p.form_page or 0, default=None),
         next_form=queries.next_form_to_confirm(db(), after=paper_form),
-    ), 400 if form.errors else 200
+    )
+    record_view(named_in(paper_form.errand), ViewKind.PAPER_FORM, paper_form.errand.reference)
+    return page, 400 if form.errors else 200

@@ -27,7 +27,7 @@ from asn1crypto import x509
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from app.audit.service import record_errand_event
+from app.audit.service import record_errand_event, record_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.documents.archive import (
@@ -192,18 +192,27 @@ def retimestamp_document(
     document.archive_level = inspection.level.value
     document.timestamp_expires_dt = inspection.timestamp_expires_dt
     document.archive_checked_dt = now or utcnow()
-    record_errand_event(
-        session,
-        AGENT.audit_label,
-        document.errand_id,
-        "document_retimestamped",
-        document_id=document.id,
-        kind=document.kind.value,
-        previous_sha256=previous_sha256,
-        sha256=document.sha256,
-        previous_timestamp_expires_dt=before,
-        timestamp_expires_dt=inspection.timestamp_expires_dt,
-    )
+    what = {
+        "document_id": document.id,
+        "kind": document.kind.value,
+        "previous_sha256": previous_sha256,
+        "sha256": document.sha256,
+        "previous_timestamp_expires_dt": before,
+        "timestamp_expires_dt": inspection.timestamp_expires_dt,
+    }
+    if document.errand_id is not None:
+        record_errand_event(
+            session, AGENT.audit_label, document.errand_id, "document_retimestamped", **what
+        )
+    else:  # a register extract's document (issue 19)
+        record_event(
+            session,
+            actor=AGENT.audit_label,
+            action="register_extract.document_retimestamped",
+            object_type="register_extract",
+            object_id=document.register_extract_id or 0,
+            data=what,
+        )
     return True
 
 
@@ -368,7 +377,7 @@ def archive_status(
     counts = [LevelCount(level, *found.get(level, (0, 0))) for level in LEVEL_ORDER]
     query = (
         select(ErrandDocument, Errand.reference, due)
-        .join(Errand, Errand.id == ErrandDocument.errand_id)
+        .outerjoin(Errand, Errand.id == ErrandDocument.errand_id)
         .where(
             ErrandDocument.media_type == PDF,
             ErrandDocument.archive_level.is_not(None),
@@ -382,7 +391,7 @@ def archive_status(
     documents = [
         ArchivedDocument(
             document_id=document.id,
-            reference=reference,
+            reference=reference or f"extract {document.register_extract_id}",
             kind=document.kind.value,
             level=document.archive_level or UNCHECKED,
             timestamp_expires_dt=document.timestamp_expires_dt,

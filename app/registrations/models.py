@@ -36,8 +36,13 @@ _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_reference() -> str:
+    return reference_with_prefix("BB")
+
+
+def reference_with_prefix(prefix: str) -> str:
+    """``BB-XXXX-XXXX`` for an errand (another ``prefix`` for another kind of case)."""
     body = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-    return f"BB-{body[:4]}-{body[4:]}"
+    return f"{prefix}-{body[:4]}-{body[4:]}"
 
 
 class ErrandKind(enum.StrEnum):
@@ -290,6 +295,9 @@ class DocumentKind(enum.StrEnum):
     RECEIPT = "receipt"
     DECISION = "decision"
     EVIDENCE = "evidence"
+    REGISTER_EXTRACT = "register_extract"
+    """A register extract (GDPR art. 15): the sealed PDF or its JSON, of a
+    ``RegisterExtract`` rather than an errand."""
 
 
 UNCHECKED_PDF = "archive_level IS NULL AND media_type = 'application/pdf'"
@@ -297,10 +305,15 @@ UNCHECKED_PDF = "archive_level IS NULL AND media_type = 'application/pdf'"
 
 
 class ErrandDocument(Base):
+    """A document of the archive: an errand's, or a register extract's."""
+
     __tablename__ = "errand_document"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
+    errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), index=True)
+    register_extract_id: Mapped[int | None] = mapped_column(
+        ForeignKey("register_extract.id"), index=True
+    )
     kind: Mapped[DocumentKind] = mapped_column(str_enum(DocumentKind, "document_kind"))
     media_type: Mapped[str] = mapped_column(String(100))
     filename: Mapped[str] = mapped_column(String(200))
@@ -318,9 +331,12 @@ class ErrandDocument(Base):
     archive_checked_dt: Mapped[datetime | None]
     """When the archive last checked the PDF (or re-timestamped it)."""
 
-    errand: Mapped[Errand] = relationship(back_populates="documents")
+    errand: Mapped[Errand | None] = relationship(back_populates="documents")
 
     __table_args__ = (
+        CheckConstraint(
+            "(errand_id IS NULL) <> (register_extract_id IS NULL)", name="of_errand_or_extract"
+        ),
         # The archive's scheduled work: PDFs not checked yet, and the next to re-timestamp.
         Index(
             "ix_errand_document_unchecked",

@@ -110,8 +110,24 @@ def test_the_caseworkers_pages(page: Page, runtime: Runtime) -> None:
             "/handlaggning/oversikt",
             "/handlaggning/oversikt?lista=inaktiva&minst=1",
             "/handlaggning/oversikt?lista=handlaggningstider&dagar=365",
+            "/handlaggning/atkomstlogg",
+            "/handlaggning/registerutdrag",
         ],
     )
+    # Who has looked at a person's data, answered; a register extract made, and its page.
+    page.goto("/handlaggning/atkomstlogg?lang=sv")
+    page.get_by_label("Personnummer").fill("19811218-9876")
+    page.get_by_label("Skäl till sökningen").fill("Dnr 2026/17")
+    page.get_by_role("main").get_by_role("button", name="Sök", exact=True).click()
+    page.get_by_role("button", name="Ladda ner som CSV").wait_for()
+    extract_found = violations_here(page, "who has looked, answered")
+    page.goto("/handlaggning/registerutdrag?lang=sv")
+    page.get_by_label("Personnummer").fill("19811218-9876")
+    page.get_by_label("Begäran").fill("Brev 1 december, dnr 2026/18")
+    page.get_by_role("button", name="Gör registerutdraget").click()
+    page.get_by_role("button", name="Registrera att utdraget är lämnat").wait_for()
+    extract_found += violations_here(page, "a register extract")
+    assert extract_found == [], "\n".join(extract_found)
     # The errors of the decision panel, and the confirmation before a rejection.
     page.goto(f"/handlaggning/{reference}?lang=sv")
     panel = page.get_by_role("complementary")

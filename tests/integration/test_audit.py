@@ -439,3 +439,51 @@ def test_the_application_role_cannot_rewrite_the_audit_log(
         owner = str(make_url(database_url).username)
         code, output = _cli(app, "db", "grant-app-role", owner)
     assert (code == 1 and "owns the tables" in output) or "superuser" in output
+
+
+def test_the_application_role_only_adds_to_the_access_log_and_deletes_only_the_oldest(
+    app: Flask, app_role: str, database_url: str
+) -> None:
+    from datetime import timedelta
+
+    from app.privacy.access_log import DELETE_FUNCTION
+
+    with app.app_context():
+        code, output = _cli(app, "db", "grant-app-role", app_role)
+    assert code == 0, output
+    engine = create_engine(make_url(database_url).set(username=app_role, password=None))
+    row = "(1, 'h', 'errand', '', now() - CAST(:age AS interval))"
+    try:
+        with engine.begin() as conn:  # it adds and reads
+            for age in ("800 days", "1 day"):
+                conn.execute(
+                    text(
+                        "INSERT INTO staff_access_log"
+                        f" (staff_id, subject_hash, what, object_ref, viewed_dt) VALUES {row}"
+                    ),
+                    {"age": age},
+                )
+        for statement in (
+            "UPDATE staff_access_log SET subject_hash = 'other'",
+            "DELETE FROM staff_access_log",
+            "TRUNCATE staff_access_log",
+            "ALTER TABLE staff_access_log DISABLE TRIGGER staff_access_log_no_update",
+        ):
+            with engine.begin() as conn, pytest.raises(DBAPIError) as refused:
+                conn.execute(text(statement))
+            assert isinstance(refused.value.orig, InsufficientPrivilege), statement
+        with engine.begin() as conn:  # only through the owner's function, only the old
+            cutoff = utcnow() - timedelta(days=730)
+            gone = conn.execute(
+                text(f"SELECT {DELETE_FUNCTION}(:c, 100)"), {"c": cutoff}
+            ).scalar_one()
+            assert gone == 1
+            assert conn.execute(text("SELECT count(*) FROM staff_access_log")).scalar_one() == 1
+    finally:
+        engine.dispose()
+    owner = create_engine(database_url)  # even the owner cannot change a view
+    try:
+        with owner.begin() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text("UPDATE staff_access_log SET reason = 'later'"))
+    finally:
+        owner.dispose()

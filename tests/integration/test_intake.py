@@ -37,6 +37,7 @@ from app.intake.models import (
     ScanPage,
 )
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
+from app.privacy.models import StaffAccessLog, ViewKind
 from app.registrations.models import Channel, DocumentKind, Errand, RejectionReason
 from tests import scan_corpus as corpus
 from tests.conftest import INGRID, KARIN, TEST_AUDIT_KEY, TEST_DATABASE_URL, login, staff_id
@@ -317,6 +318,16 @@ def test_clerk_uploads_matches_by_reference_and_confirms(
         f"/skanning/blankett/{form.id}", data={"csrf_token": csrf_token(confirm)}
     )
     assert unanswered.status_code == 400
+    # Each showing of the form's people (submitter, person, signatory) is in the access log.
+    views = session.execute(
+        select(StaffAccessLog.what, StaffAccessLog.staff_id, StaffAccessLog.subject_hash).where(
+            StaffAccessLog.object_ref == errand.reference
+        )
+    ).all()
+    assert len(views) == 6 and len({v.subject_hash for v in views}) == 3
+    assert {(v.what, v.staff_id) for v in views} == {
+        (ViewKind.PAPER_FORM, staff_id(session, KARIN))
+    }
     client.post(
         f"/skanning/blankett/{form.id}",
         data={

@@ -11,6 +11,7 @@ from babel.messages.pofile import read_po
 
 from app import labels
 from app.access.roster import Conflict
+from app.privacy.models import ViewKind
 from app.registrations.codes import CheckName, Finding, ProblemCode
 from app.registrations.status import NextStep, SubmitterStatus
 from workflows.states import Action, Refusal
@@ -25,6 +26,7 @@ LABELLED: list[tuple[type[enum.StrEnum], Mapping[object, object]]] = [
     (Refusal, labels.REFUSAL_LABELS),
     (SubmitterStatus, labels.SUBMITTER_STATUS_LABELS),
     (NextStep, labels.NEXT_STEP_LABELS),
+    (ViewKind, labels.VIEW_LABELS),
 ]
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import re
 import subprocess
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from app.documents import letter_pdf, render
 from app.documents.render import Decision, render_decision_letter, render_receipt
@@ -168,3 +170,27 @@ def test_without_the_font_files_the_letter_is_laid_out_by_weasyprint(
     path.write_bytes(pdf)
     assert _producer(path).startswith("WeasyPrint")
     assert "Kvittens för ärende BB-7K3M-Q9XT" in _text(pdf)
+
+
+def test_a_register_extract_of_someone_unknown_says_so_in_english_in_every_section() -> None:
+    nothing: dict[str, object] = {
+        key: [] for key in ("roles", "service_permissions", "permission_changes",
+                            "permission_requests", "inactivity_confirmations", "errands",
+                            "signing_invitations", "signatory_register", "emails", "logins",
+                            "access_log")
+    }  # fmt: skip
+    extract = {
+        **nothing,
+        "reference": "RU-ABCD-1234",
+        "made": "2026-12-03T09:00:00Z",
+        "personnummer": "198112189876",
+        "person": None,
+        "staff_member": None,
+    }
+    pdf = render.render_register_extract(extract, lang="en")
+    text = " ".join(pdf_page_texts(pdf))
+    assert "Register extract" in text and "19811218-9876" in text
+    assert "You are not a user of the service." in text
+    assert text.count("No data.") == 8  # each of its eight sections
+    xmp = PdfFileReader(io.BytesIO(pdf)).root["/Metadata"].get_object().data.decode()
+    assert re.search(r"pdfaid:part(=\"|>)3", xmp)  # PDF/A-3
