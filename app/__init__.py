@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.intake.views import bp as intake_bp
     from app.registrations.invitation_views import bp as signatory_bp
     from app.registrations.views import bp as registrations_bp
+    from app.safeguards.views import bp as safeguards_bp
 
     web.init_app(app)
     for blueprint in (
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         intake_bp,
         access_bp,
         access_review_bp,
+        safeguards_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates its callers by key or certificate: no session, no CSRF token.

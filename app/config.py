@@ -115,6 +115,10 @@ class Settings:
     """How often each worker schedules the ``watch_deadlines`` actor (SLA reminders and
     escalations)."""
 
+    paper_waiting_days: int = 14
+    """How long an approved posted registration waits before it takes effect; meanwhile the
+    employer's orderers and signatories may stop it (``app.safeguards``)."""
+
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
@@ -337,6 +341,8 @@ class Settings:
             values["web_bind"] = env["WEB_BIND"]
         if "DEADLINE_CHECK_INTERVAL_S" in env:
             values["deadline_check_interval_s"] = float(env["DEADLINE_CHECK_INTERVAL_S"])
+        if "PAPER_WAITING_DAYS" in env:
+            values["paper_waiting_days"] = int(env["PAPER_WAITING_DAYS"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

@@ -18,6 +18,7 @@ from app.eid.models import EidOrder, WebSession
 from app.intake.models import PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
 from app.registers.models import SignatoryRegisterEntry
+from app.safeguards.models import PaperLock
 from app.registrations.models import (
     BlankForm,
     CompletionRequest,
@@ -47,6 +48,7 @@ __all__ = [
     "InactivityConfirmation",
     "OutboxMessage",
     "PaperForm",
+    "PaperLock",
     "PermissionChange",
     "Person",
     "RoleGrant",

@@ -106,7 +106,8 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
     and, when asked, schedule the deadline watch, the monthly inactivity summary and the
-    invited signatories' reminders before their invitations expire, and the audit chain's
+    invited signatories' reminders before their invitations expire, the posted
+    registrations whose waiting period is over, and the audit chain's
     checkpoint (each does nothing when it has nothing due). Safe to run anywhere at once."""
     runtime.relay.sweep()
     with runtime.unit_of_work() as session:
@@ -116,6 +117,7 @@ def run_maintenance(runtime: Runtime, *, check_deadlines: bool = False) -> None:
             add_message(session, "watch_deadlines")
             add_message(session, "summarise_inactivity")
             add_message(session, "remind_signatories")
+            add_message(session, "apply_waiting_periods")
             add_message(session, "checkpoint_audit_chain")
     if expired:
         log.info("errands.expired", count=expired)
