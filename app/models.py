@@ -18,7 +18,6 @@ from app.eid.models import EidOrder, WebSession
 from app.intake.models import PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
 from app.registers.models import SignatoryRegisterEntry
-from app.safeguards.models import PaperLock
 from app.registrations.models import (
     BlankForm,
     CompletionRequest,
@@ -27,6 +26,7 @@ from app.registrations.models import (
     ErrandDocument,
     VerificationCheck,
 )
+from app.safeguards.models import PaperLock
 from app.staff.models import StaffMember
 from workflows.outbox import OutboxMessage
 

@@ -31,4 +31,4 @@ class LockForm(SafeForm):
 
 
 class DisputeForm(SafeForm):
-    """"Det här känner vi inte till": only the CSRF token."""
+    """ "Det här känner vi inte till": only the CSRF token."""

@@ -17,6 +17,7 @@ Plain functions over a session and the acting agent; no Flask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,7 +121,9 @@ def locked_employer_ids(session: Session, employer_ids: set[int]) -> set[int]:
     if not employer_ids:
         return set()
     return set(
-        session.scalars(select(PaperLock.employer_id).where(PaperLock.employer_id.in_(employer_ids)))
+        session.scalars(
+            select(PaperLock.employer_id).where(PaperLock.employer_id.in_(employer_ids))
+        )
     )
 
 
@@ -160,15 +163,7 @@ def switch_on(
         contact_email=(contact_email or "").strip() or None,
     )
     session.add(lock)
-    session.flush()
-    record_event(
-        session,
-        actor=agent.audit_label,
-        action="paper_lock.on",
-        object_type="employer",
-        object_id=employer.id,
-        data={"contact_email": lock.contact_email},
-    )
+    _switched(session, agent, employer, "on", contact_email=lock.contact_email)
     return lock
 
 
@@ -181,16 +176,21 @@ def switch_off(session: Session, agent: Agent, employer: Employer) -> bool:
     if lock is None:
         return False
     session.delete(lock)
+    _switched(session, agent, employer, "off", locked_since=lock.locked_dt.isoformat())
+    return True
+
+
+def _switched(session: Session, agent: Agent, employer: Employer, how: str, **data: object) -> None:
+    """The audit event of a switch of the lock (``paper_lock.on``, ``paper_lock.off``)."""
     session.flush()
     record_event(
         session,
         actor=agent.audit_label,
-        action="paper_lock.off",
+        action=f"paper_lock.{how}",
         object_type="employer",
         object_id=employer.id,
-        data={"locked_since": lock.locked_dt.isoformat()},
+        data=data,
     )
-    return True
 
 
 # ---- the stop at intake --------------------------------------------------------------
@@ -230,8 +230,7 @@ def _signatory_recipients(session: Session, errand: Errand, employer: Employer) 
     found: list[_Recipient] = []
     register = signatories_of(session, employer)
     numbers = [s.personnummer for s in register]
-    people = session.scalars(select(Person).where(Person.personnummer.in_(numbers))) if numbers else []
-    for person in people:
+    for person in session.scalars(select(Person).where(Person.personnummer.in_(numbers))):
         if person.email:
             found.append(_Recipient(person.email, person.full_name, person.language or SOURCE_LANG))
     lock = lock_of(session, employer.id)
@@ -239,7 +238,7 @@ def _signatory_recipients(session: Session, errand: Errand, employer: Employer) 
         found.append(_Recipient(lock.contact_email, lock.locked_by.full_name, SOURCE_LANG))
     try:
         named = errand.data.signatory
-    except Exception:  # noqa: BLE001 - a form that cannot be read names nobody
+    except Exception:
         named = None
     if named is not None and named.email and named.personnummer in numbers:
         found.append(_Recipient(named.email, named.name, SOURCE_LANG))
@@ -282,6 +281,36 @@ def _errand_context(errand: Errand, lang: str) -> dict[str, object]:
     }
 
 
+def _email_each(
+    session: Session,
+    errand: Errand,
+    recipients: list[_Recipient],
+    template: str,
+    base_url: str,
+    context: Callable[[str], dict[str, object]],
+) -> int:
+    """One email about ``errand`` to each address once (once ever: the address is in its
+    dedupe key), in the recipient's language. Returns how many were queued now."""
+    queued = 0
+    for recipient in _once_each(recipients):
+        email = queue_email(
+            session,
+            base_url=base_url,
+            dedupe_key=f"{template}:{errand.id}:{recipient.address.lower()}",
+            to=recipient.address,
+            name=recipient.name,
+            language=recipient.language,
+            template=template,
+            context={
+                **_errand_context(errand, recipient.language),
+                **context(recipient.language),
+            },
+            errand_id=errand.id,
+        )
+        queued += email is not None
+    return queued
+
+
 def notify_stopped(session: Session, errand_id: int, *, base_url: str) -> int:
     """Tell the submitter and the employer's signatories that a posted form was stopped by
     the employer's lock (once each: safe to run twice). Returns the emails queued."""
@@ -292,25 +321,16 @@ def notify_stopped(session: Session, errand_id: int, *, base_url: str) -> int:
     recipients = []
     own = _person_recipient(submitter, submitter.email)
     if own is not None:
-        recipients.append(
-            _Recipient(own.address, own.name, language_for(submitter, errand))
-        )
+        recipients.append(_Recipient(own.address, own.name, language_for(submitter, errand)))
     recipients += _signatory_recipients(session, errand, errand.employer)
-    queued = 0
-    for recipient in _once_each(recipients):
-        email = queue_email(
-            session,
-            base_url=base_url,
-            dedupe_key=f"paper_lock_stopped:{errand.id}:{recipient.address.lower()}",
-            to=recipient.address,
-            name=recipient.name,
-            language=recipient.language,
-            template="paper_lock_stopped",
-            context={**_errand_context(errand, recipient.language), "path": LOCK_PATH},
-            errand_id=errand.id,
-        )
-        queued += email is not None
-    return queued
+    return _email_each(
+        session,
+        errand,
+        recipients,
+        "paper_lock_stopped",
+        base_url,
+        lambda _lang: {"path": LOCK_PATH},
+    )
 
 
 # ---- the waiting period --------------------------------------------------------------
@@ -331,22 +351,18 @@ def start_waiting_period(
         session.flush()
     recipients = _orderer_recipients(session, errand.employer.id)
     recipients += _signatory_recipients(session, errand, errand.employer)
-    for recipient in _once_each(recipients):
-        queue_email(
-            session,
-            base_url=base_url,
-            dedupe_key=f"waiting_period:{errand.id}:{recipient.address.lower()}",
-            to=recipient.address,
-            name=recipient.name,
-            language=recipient.language,
-            template="waiting_period_started",
-            context={
-                **_errand_context(errand, recipient.language),
-                "takes_effect": long_date(errand.takes_effect_dt, recipient.language),
-                "path": f"{WAITING_PATH}/{errand.reference}",
-            },
-            errand_id=errand.id,
-        )
+    takes_effect = errand.takes_effect_dt
+    _email_each(
+        session,
+        errand,
+        recipients,
+        "waiting_period_started",
+        base_url,
+        lambda lang: {
+            "takes_effect": long_date(takes_effect, lang),
+            "path": f"{WAITING_PATH}/{errand.reference}",
+        },
+    )
     return True
 
 
@@ -374,7 +390,7 @@ def waiting_errand(session: Session, agent: Agent, reference: str) -> Errand:
 
 
 def dispute(session: Session, agent: Agent, errand: Errand) -> None:
-    """"Det här känner vi inte till": the employer's orderer or signatory stops the posted
+    """ "Det här känner vi inte till": the employer's orderer or signatory stops the posted
     registration in its waiting period; it goes back to a caseworker as suspected fraud and
     is never applied as it stands. ``Refused`` when too late or not theirs."""
     session.refresh(errand, with_for_update=True)
@@ -382,7 +398,9 @@ def dispute(session: Session, agent: Agent, errand: Errand) -> None:
         raise Refused("not_employer")
     if errand.state is not ErrandState.AWAITING_EFFECT:
         raise Refused("not_waiting")
-    transition(session, errand, Action.DISPUTE, agent, reason="unknown_to_employer", vouched=Party.EMPLOYER)
+    transition(
+        session, errand, Action.DISPUTE, agent, reason="unknown_to_employer", vouched=Party.EMPLOYER
+    )
 
 
 def take_effect_due(session: Session, agent: Agent, now: datetime | None = None) -> int:

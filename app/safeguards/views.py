@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 
 from app.access.models import Employer
 from app.db import utcnow
+from app.registrations.models import Errand
 from app.safeguards import service
 from app.safeguards.models import PaperLock
 from app.web import commit, db, person_required, signed_in
@@ -59,7 +60,9 @@ def _form(employer_id: int) -> LockForm:
 def locks() -> ResponseReturnValue:
     rows = service.lock_page(db(), signed_in())
     return render_template(
-        "safeguards/locks.html", rows=rows, forms={r.employer.id: _form(r.employer.id) for r in rows}
+        "safeguards/locks.html",
+        rows=rows,
+        forms={r.employer.id: _form(r.employer.id) for r in rows},
     )
 
 
@@ -82,16 +85,21 @@ def switch(employer_id: int) -> ResponseReturnValue:
         return _identify_again(url_for(".locks"))
     if form.switch.data == LOCK_ON:
         service.switch_on(db(), agent, employer, form.contact_email.data)
-        message = _("Spärren är på. Blanketter på papper för %(employer)s stoppas.", employer=employer.name)
+        message = _(
+            "Spärren är på. Blanketter på papper för %(employer)s stoppas.", employer=employer.name
+        )
     else:
         service.switch_off(db(), agent, employer)
-        message = _("Spärren är av. SPV tar emot blanketter på papper för %(employer)s igen.", employer=employer.name)
+        message = _(
+            "Spärren är av. SPV tar emot blanketter på papper för %(employer)s igen.",
+            employer=employer.name,
+        )
     commit()
     flash(message, "success")
     return redirect(url_for(".locks"))
 
 
-def _waiting(reference: str):  # type: ignore[no-untyped-def]
+def _waiting(reference: str) -> Errand:
     try:
         return service.waiting_errand(db(), signed_in(), reference)
     except service.NotFound:
@@ -117,11 +125,17 @@ def dispute(reference: str) -> ResponseReturnValue:
         service.dispute(db(), signed_in(), errand)
     except service.Refused:
         db().rollback()
-        flash(_("Anmälan kan inte stoppas längre: väntetiden är slut eller den är redan stoppad."), "error")
+        flash(
+            _("Anmälan kan inte stoppas längre: väntetiden är slut eller den är redan stoppad."),
+            "error",
+        )
         return redirect(url_for(".waiting", reference=reference))
     commit()
     flash(
-        _("Anmälan är stoppad. Den börjar inte gälla, och SPV utreder den som ett misstänkt bedrägeri."),
+        _(
+            "Anmälan är stoppad. Den börjar inte gälla, och SPV utreder den som ett "
+            "misstänkt bedrägeri."
+        ),
         "success",
     )
     return redirect(url_for(".waiting", reference=errand.reference))

@@ -83,7 +83,9 @@ def _state_type(states: tuple[str, ...]) -> sa.Enum:
     )
 
 
-def _errand_checks(states: tuple[str, ...], received: tuple[str, ...], decided: tuple[str, ...]) -> None:
+def _errand_checks(
+    states: tuple[str, ...], received: tuple[str, ...], decided: tuple[str, ...]
+) -> None:
     received_check = (
         f"state NOT IN {_listed(received)} OR "
         "(received_dt IS NOT NULL AND channel IS NOT NULL AND employer_id IS NOT NULL)"
