@@ -110,6 +110,9 @@ class EmployerLock:
     lock: PaperLock | None
     may_switch: bool
     """The person is one of the employer's signatories: switches the lock on and off."""
+    waiting: list[Errand]
+    """Its posted registrations in their waiting period, for its orderers and signatories
+    (who may stop them); empty for anyone else."""
 
 
 def lock_of(session: Session, employer_id: int) -> PaperLock | None:
@@ -140,8 +143,27 @@ def lock_page(session: Session, agent: Agent) -> list[EmployerLock]:
         lock.employer_id: lock
         for lock in session.scalars(select(PaperLock).where(PaperLock.employer_id.in_(employers)))
     }
+    orders_for = set(
+        session.scalars(
+            select(RoleGrant.employer_id).where(
+                RoleGrant.person_id == agent.id,
+                RoleGrant.role.in_(ORDERER_ROLES),
+                RoleGrant.valid_to_dt.is_(None),
+            )
+        )
+    )
+    waiting: dict[int, list[Errand]] = {}
+    for errand in session.scalars(
+        select(Errand)
+        .where(
+            Errand.state == ErrandState.AWAITING_EFFECT,
+            Errand.employer_id.in_(signs_for | orders_for),
+        )
+        .order_by(Errand.takes_effect_dt, Errand.id)
+    ):
+        waiting.setdefault(errand.employer_id or 0, []).append(errand)
     return [
-        EmployerLock(e, locks.get(e.id), e.id in signs_for)
+        EmployerLock(e, locks.get(e.id), e.id in signs_for, waiting.get(e.id, []))
         for e in sorted(employers.values(), key=lambda e: e.name)
     ]
 

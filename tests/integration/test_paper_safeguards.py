@@ -161,6 +161,19 @@ def test_a_posted_form_is_stopped_when_matched_and_its_people_are_emailed(
     }
     assert len(pages) == 2
     assert session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id)) is None
+    # Another employer's posted form is matched as before.
+    elsewhere = printed_for_post(
+        session,
+        registration_draft(
+            session,
+            orgnr=STATENS_TESTMYNDIGHET,
+            signatory_name="Gunilla Generaldirektör",
+            signatory_personnummer="196408239868",
+        ),
+    )
+    scanned(session, elsewhere)
+    assert session.scalar(select(PaperForm).where(PaperForm.errand_id == elsewhere.id))
+    assert elsewhere.state is ErrandState.AWAITING_POST
     [stop] = _events(session, "errand.stop_at_intake")
     assert (stop.object_id, stop.data["reason"]) == (str(errand.id), "paper_lock")
     queued = session.scalars(
@@ -356,6 +369,8 @@ def test_the_orderer_stops_a_registration_from_the_emailed_link(
     login(client, session, ANNA)
     assert client.get(f"/vantetid/{errand.reference}").status_code == 404  # another employer
     login(client, session, DAVID)
+    locks = client.get("/sparr").get_data(as_text=True)  # the registrations to check there
+    assert f'href="/vantetid/{errand.reference}"' in locks
     page = client.get(f"/vantetid/{errand.reference}").get_data(as_text=True)
     assert "Det här känner vi inte till" in page
     stopped = client.post(
