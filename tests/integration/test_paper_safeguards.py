@@ -30,7 +30,7 @@ from app.intake.models import PageOutcome, PageStatus, PaperForm, ScanPage
 from app.notifications.models import EmailMessage
 from app.registrations.models import Errand, RejectionReason
 from app.safeguards import service as safeguards
-from tests.conftest import ANNA, DAVID, EVA, login, person_id
+from tests.conftest import ANNA, DAVID, EVA, INGRID, login, person_id
 from tests.factories import (
     caseworker,
     claim_and_approve,
@@ -381,3 +381,11 @@ def test_the_orderer_stops_a_registration_from_the_emailed_link(
     assert "Anmälan är stoppad" in stopped.get_data(as_text=True)
     session.expire_all()
     assert errand.state is ErrandState.SUSPECTED_FRAUD
+    # The caseworker who approved it sees it in her list and why, and may reject it.
+    login(client, session, INGRID, staff=True)
+    listed = client.get("/handlaggning?lista=bedrageri").get_data(as_text=True)
+    assert errand.reference in listed
+    shown = client.get(f"/handlaggning/{errand.reference}").get_data(as_text=True)
+    assert "arbetsgivaren svarade ”Det här känner vi inte till”" in shown
+    assert f'action="/handlaggning/{errand.reference}/avsla"' in shown
+    assert "Stoppad av arbetsgivaren i väntetiden" in shown  # in the history
