@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     from app.privacy.views import bp as privacy_bp
     from app.registrations.invitation_views import bp as signatory_bp
     from app.registrations.views import bp as registrations_bp
+    from app.safeguards.views import bp as safeguards_bp
 
     web.init_app(app)
     for blueprint in (
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
         access_review_bp,
         overview_bp,
         privacy_bp,
+        safeguards_bp,
     ):
         app.register_blueprint(blueprint)
     # The API authenticates its callers by key or certificate: no session, no CSRF token.

@@ -158,6 +158,10 @@ class Settings:
     retention_interval_s: float = 3600.0
     """How often each worker schedules the ``apply_retention`` actor."""
 
+    paper_waiting_days: int = 14
+    """How long an approved posted registration waits before it takes effect; meanwhile the
+    employer's orderers and signatories may stop it (``app.safeguards``)."""
+
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
@@ -404,6 +408,8 @@ class Settings:
                 values[name] = int(env[name.upper()])
         if env.get("RETENTION_INTERVAL_S"):
             values["retention_interval_s"] = float(env["RETENTION_INTERVAL_S"])
+        if "PAPER_WAITING_DAYS" in env:
+            values["paper_waiting_days"] = int(env["PAPER_WAITING_DAYS"])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

@@ -17,6 +17,7 @@ from app.registrations.status import (
     next_step,
     submitter_status,
 )
+from app.safeguards.service import PAPER_LOCK_REASON
 from forms.intake import SET_ASIDE_REASONS
 from workflows.states import ErrandState as S
 from workflows.states import Refusal
@@ -32,12 +33,15 @@ STATE_LABELS = {
     S.IN_REVIEW: _l("Handläggs"),
     S.AWAITING_COMPLETION: _l("Väntar på komplettering"),
     S.APPROVED: _l("Godkänd"),
+    S.AWAITING_EFFECT: _l("Godkänd – väntetid för papper"),
+    S.SUSPECTED_FRAUD: _l("Misstänkt bedrägeri"),
     S.APPLIED: _l("Genomförd"),
     S.CLOSED: _l("Avslutad"),
     S.REJECTED: _l("Avslagen"),
     S.WITHDRAWN: _l("Återkallad"),
     S.EXPIRED: _l("Utgången"),
     S.FAILED: _l("Tekniskt fel"),
+    S.STOPPED: _l("Stoppad av arbetsgivarens spärr"),
 }
 SUBMITTER_STATUS_LABELS = {
     SubmitterStatus.DRAFT: _l("Utkast"),
@@ -52,6 +56,7 @@ SUBMITTER_STATUS_LABELS = {
     SubmitterStatus.WITHDRAWN: _l("Återkallad"),
     SubmitterStatus.EXPIRED: _l("Utgången"),
     SubmitterStatus.DELAYED: _l("Försenad – tekniskt fel hos SPV"),
+    SubmitterStatus.STOPPED: _l("Stoppad – arbetsgivaren tar inte emot blanketter på papper"),
 }
 SUBMITTER_STATUS_BADGES = {
     SubmitterStatus.GRANTED: "success",
@@ -59,6 +64,7 @@ SUBMITTER_STATUS_BADGES = {
     SubmitterStatus.DELAYED: "error",
     SubmitterStatus.AWAITING_COMPLETION: "warning",
     SubmitterStatus.EXPIRED: "warning",
+    SubmitterStatus.STOPPED: "error",
 }
 NEXT_STEP_LABELS = {
     NextStep.FILL_IN: _l("Fyll i och skicka in blanketten"),
@@ -67,6 +73,7 @@ NEXT_STEP_LABELS = {
     NextStep.SPV_REVIEWS: _l("SPV handlägger ärendet"),
     NextStep.ANSWER_SPV: _l("Svara på SPV:s fråga"),
     NextStep.CHANGE_APPLIED: _l("SPV lägger in ändringen"),
+    NextStep.WAITING_PERIOD: _l("Ändringen börjar gälla när väntetiden för papper är slut"),
     NextStep.SPV_FIXES: _l("SPV åtgärdar felet och försöker igen"),
     NextStep.NONE: _l("Inget – ärendet är klart"),
 }
@@ -219,6 +226,10 @@ INTAKE_ERROR_LABELS = {
     "already_confirmed": _l("Blanketten är redan kontrollerad."),
     "no_image": _l("Sidan gick inte att visa och kan inte kopplas. Skanna in pappret igen."),
     "wrong_form_kind": _l("Sidan kommer från en annan sorts blankett än den du skrev in."),
+    "paper_locked": _l(
+        "Arbetsgivaren har spärrat blanketter på papper. Blanketten tas inte emot: lägg "
+        "sidorna åt sidan."
+    ),
     "reading_failed": _l("Filen gick inte att läsa in trots flera försök."),
 }
 PAGE_OUTCOME_LABELS = {
@@ -231,6 +242,9 @@ PAGE_OUTCOME_LABELS = {
     PageOutcome.DIGEST_MISMATCH: _l("Uppgifterna på sidan stämmer inte med ärendet"),
     PageOutcome.DUPLICATE: _l("Kopia av en sida som redan finns"),
     PageOutcome.BLANK_SHEET: _l("Tom sida"),
+    PageOutcome.PAPER_LOCKED: _l(
+        "Arbetsgivaren har spärrat blanketter på papper – ärendet är stoppat"
+    ),
     PageOutcome.TIMED_OUT: _l("Sidan tog för lång tid att läsa"),
     PageOutcome.TOO_LARGE: _l("Sidan är för stor"),
     PageOutcome.UNREADABLE: _l("Sidan går inte att läsa"),
@@ -288,7 +302,19 @@ HISTORY_LABELS = {
         "Den nya behöriga beställaren registrerades inte: firmatecknarens underskrift saknas"
     ),
     "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
+    "take_effect": _l("Väntetiden för papper är slut – ändringen genomförs"),
+    "dispute": _l(
+        "Stoppad av arbetsgivaren i väntetiden: känner inte till anmälan (misstänkt bedrägeri)"
+    ),
+    "stop_at_intake": _l("Stoppad vid skanningen: arbetsgivaren har spärrat blanketter på papper"),
 }
+
+
+SET_ASIDE_LABELS = {
+    **SET_ASIDE_REASONS,
+    PAPER_LOCK_REASON: _l("Arbetsgivaren har spärrat blanketter på papper"),
+}
+"""Why a page was set aside: the clerk's reasons, and the reader's own."""
 
 
 def finding_label(finding: Finding) -> str:
@@ -317,7 +343,7 @@ def register(jinja_globals: dict[str, object]) -> None:
         document_label=DOCUMENT_LABELS.__getitem__,
         page_outcome_label=PAGE_OUTCOME_LABELS.__getitem__,
         page_status_label=PAGE_STATUS_LABELS.__getitem__,
-        set_aside_reason_label=lambda key: SET_ASIDE_REASONS.get(key or "", key or "–"),
+        set_aside_reason_label=lambda key: SET_ASIDE_LABELS.get(key or "", key or "–"),
         batch_state_label=BATCH_STATE_LABELS.__getitem__,
         batch_label=batch_label,
         intake_error_message=intake_error_message,

@@ -27,6 +27,7 @@ from app.registrations.models import (
     ErrandDocument,
     VerificationCheck,
 )
+from app.safeguards.models import PaperLock
 from app.staff.models import StaffMember
 from workflows.outbox import OutboxMessage
 
@@ -48,6 +49,7 @@ __all__ = [
     "InactivityConfirmation",
     "OutboxMessage",
     "PaperForm",
+    "PaperLock",
     "PermissionChange",
     "Person",
     "RegisterExtract",

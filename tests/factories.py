@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access.models import Role
@@ -11,12 +12,16 @@ from app.config import Settings
 from app.core.agents import Agent, AgentKind
 from app.eid import service as eid
 from app.eid.models import OrderStatus
+from app.intake import clerk_actions, reading
+from app.intake.models import BatchSource, PaperForm
 from app.registrations import documents, signing
 from app.registrations import service as registrations
 from app.registrations.data import PersonDetails, RegistrationData
 from app.registrations.models import DocumentKind, Errand, ErrandKind
+from tests import scan_corpus as corpus
 from tests.conftest import DAVID, INGRID, KARIN, approve_in_simulator, person_id, staff_id
 from tests.support import REGISTRATION, current_app
+from workflows import runtime
 from workflows.verification import Verifiers, verifiers_for
 
 
@@ -97,6 +102,27 @@ def printed(errand: Errand) -> bytes:
 def clerk(session: Session) -> Agent:
     """Karin, SPV's intake clerk."""
     return Agent(AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_intake_clerk=True)
+
+
+def scanned(session: Session, errand: Errand) -> None:
+    """The printed form comes back signed by hand: scanned, uploaded and read as the intake
+    actor reads it (its pages matched by their QR codes)."""
+    scan = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"]))
+    received = reading.receive_file(session, clerk(session), scan, "post.pdf", BatchSource.UPLOAD)
+    session.commit()
+    current = runtime.current()
+    reading.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
+    session.expire_all()
+
+
+def received_on_paper(session: Session, errand: Errand) -> Errand:
+    """Printed, signed by hand, posted, scanned and confirmed by the clerk."""
+    scanned(session, errand)
+    form = session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
+    assert form is not None
+    return clerk_actions.confirm_paper_form(
+        session, clerk(session), form, signature_present=True, signer_is_named=True
+    )
 
 
 def received_by_esignature(session: Session, errand: Errand) -> Errand:

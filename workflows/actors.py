@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from app.access import inactivity
@@ -13,6 +14,7 @@ from app.intake.reading import read_batch
 from app.notifications import sender
 from app.registrations import archive, invitations
 from app.retention import service as retention
+from app.safeguards import service as safeguards
 from workflows import pipeline, runtime
 from workflows.broker import EMAIL, INTAKE, SCHEDULED, pipeline_actor
 from workflows.verification import verifiers_for
@@ -50,6 +52,27 @@ def issue_receipt(errand_id: int) -> None:
         pipeline.issue_receipt(session, errand_id)
 
 
+@pipeline_actor(step="waiting")
+def start_waiting_period(errand_id: int) -> None:
+    """An approved posted registration starts its waiting period (``app.safeguards``)."""
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        safeguards.start_waiting_period(
+            session,
+            errand_id,
+            period=timedelta(days=current.settings.paper_waiting_days),
+            base_url=current.settings.public_base_url,
+        )
+
+
+@pipeline_actor(step="stopped", queue=EMAIL)
+def notify_stopped(errand_id: int) -> None:
+    """A posted form stopped by its employer's lock: its people are told why."""
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        safeguards.notify_stopped(session, errand_id, base_url=current.settings.public_base_url)
+
+
 @pipeline_actor(step="notify", queue=EMAIL)
 def send_email(email_id: int) -> None:
     """Send one queued email. No ``errand_id``: a mail failure never fails an errand."""
@@ -81,6 +104,14 @@ def remind_signatories() -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         invitations.remind_before_expiry(session, base_url=current.settings.public_base_url)
+
+
+@pipeline_actor(step="waiting_periods", queue=SCHEDULED, max_retries=2)
+def apply_waiting_periods() -> None:
+    """Scheduled: the posted registrations whose waiting period is over go on to be applied
+    (``app.safeguards.service.take_effect_due``); each once, however often it runs."""
+    with runtime.current().unit_of_work() as session:
+        safeguards.take_effect_due(session, Agent.system("apply_waiting_periods"))
 
 
 @pipeline_actor(step="audit", queue=SCHEDULED, max_retries=2)

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 from app.audit.service import record_event
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
-from app.registrations.models import Errand
+from app.registrations.models import Channel, Errand, ErrandKind
 from workflows.outbox import add_message
 from workflows.states import (
+    APPROVED_ON_PAPER,
     DECISION_TIME,
     EXPIRES_AFTER,
     KEEPS_EXPIRY,
@@ -59,6 +60,11 @@ def is_named_signatory(agent: Agent, errand: Errand) -> bool:
     )
 
 
+def is_posted_registration(errand: Errand) -> bool:
+    """A registration that came on paper: approved, it waits out the waiting period."""
+    return errand.channel is Channel.PAPER and errand.kind is ErrandKind.REGISTRATION
+
+
 def check_four_eyes(errand: Errand, agent: Agent, action: Action) -> None:
     """Nobody decides an errand they submitted, that concerns themselves, or whose posted
     paper they took in as the intake clerk."""
@@ -91,11 +97,21 @@ def transition(
     reason: str | None = None,
     failed_step: str | None = None,
     data: dict[str, Any] | None = None,
+    vouched: Party | None = None,
 ) -> ErrandState:
-    """Move ``errand`` by ``action`` or raise ``IllegalTransition`` having changed nothing."""
+    """Move ``errand`` by ``action`` or raise ``IllegalTransition`` having changed nothing.
+
+    ``vouched``: a capacity the caller has established from the database that
+    :func:`parties_of` cannot see (only ``Party.EMPLOYER``: the employer's orderer or
+    signatory, ``app.safeguards.service``)."""
     source = errand.state
-    rule = find_transition(source, action, parties_of(agent, errand))
+    parties = parties_of(agent, errand)
+    if vouched is Party.EMPLOYER and agent.kind is AgentKind.PERSON:
+        parties |= {Party.EMPLOYER}
+    rule = find_transition(source, action, parties)
     target = rule.target
+    if is_posted_registration(errand):
+        target = APPROVED_ON_PAPER.get((source, action), target)
     now = utcnow()
 
     if action in (Action.APPROVE, Action.REJECT):
@@ -131,6 +147,14 @@ def transition(
     elif action is Action.RETURN_TO_REVIEW:
         errand.decided_dt = None
         errand.decided_by_staff_id = None
+    elif action is Action.DISPUTE:
+        # Back to the caseworker who approved it, to decide again, with a new due date.
+        errand.decided_dt = None
+        errand.decided_by_staff_id = None
+        errand.takes_effect_dt = None
+        errand.due_dt = now + DECISION_TIME
+        errand.reminded_dt = None
+        errand.escalated_dt = None
     elif action is Action.FAIL:
         errand.failed_step = failed_step
         errand.failure_reason = reason

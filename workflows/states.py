@@ -23,12 +23,21 @@ class ErrandState(enum.StrEnum):
     IN_REVIEW = "in_review"
     AWAITING_COMPLETION = "awaiting_completion"
     APPROVED = "approved"
+    AWAITING_EFFECT = "awaiting_effect"
+    """An approved posted registration waiting out the paper waiting period
+    (``PAPER_WAITING_PERIOD``): the employer's orderers and signatories may stop it."""
+    SUSPECTED_FRAUD = "suspected_fraud"
+    """Stopped in the waiting period by the employer ("Det här känner vi inte till"): back
+    with a caseworker as suspected fraud; never applied."""
     APPLIED = "applied"
     CLOSED = "closed"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
     FAILED = "failed"
+    STOPPED = "stopped"
+    """A posted form stopped at intake: its employer has locked itself against paper
+    (``app.safeguards``)."""
 
 
 class Action(enum.StrEnum):
@@ -59,6 +68,13 @@ class Action(enum.StrEnum):
     RETRY = "retry"
     RETURN_TO_REVIEW = "return_to_review"
     """The apply step found the approved change can no longer be made as decided."""
+    TAKE_EFFECT = "take_effect"
+    """The paper waiting period is over: the approved registration goes on to be applied."""
+    DISPUTE = "dispute"
+    """The employer does not know of the posted registration ("Det här känner vi inte
+    till"): it goes back to a caseworker as suspected fraud."""
+    STOP_AT_INTAKE = "stop_at_intake"
+    """The posted form's employer has locked itself against paper: stopped when matched."""
 
 
 class Party(enum.StrEnum):
@@ -73,6 +89,10 @@ class Party(enum.StrEnum):
     SIGNATORY = "signatory"
     """The person the form names as its signatory (matched by the personnummer of their
     e-ID login): the only one who signs it (``docs/rules.md``, the named signatory)."""
+    EMPLOYER = "employer"
+    """One of the errand's employer's current orderers or signatories (signatory register),
+    as ``app.safeguards.service`` establishes before it acts: they stop a posted
+    registration in its waiting period."""
 
 
 S = ErrandState
@@ -84,6 +104,7 @@ RESUME_STATE_OF_STEP: dict[str, ErrandState] = {
     "verify": S.RECEIVED,
     "apply": S.APPROVED,
     "archive": S.APPLIED,
+    "waiting": S.AWAITING_EFFECT,
 }
 
 
@@ -99,12 +120,13 @@ def _t(source: S, action: A, target: S, *parties: Party) -> Transition:
     return Transition(source, action, target, frozenset(parties))
 
 
-SUB, CW, IC, SYS, SIG = (
+SUB, CW, IC, SYS, SIG, EMP = (
     Party.SUBMITTER,
     Party.CASEWORKER,
     Party.INTAKE_CLERK,
     Party.SYSTEM,
     Party.SIGNATORY,
+    Party.EMPLOYER,
 )
 
 TRANSITIONS: tuple[Transition, ...] = (
@@ -133,6 +155,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     # Another removal applied first, and this one would now leave no orderer (rule 8).
     _t(S.APPROVED, A.RETURN_TO_REVIEW, S.IN_REVIEW, SYS),
     _t(S.APPLIED, A.CLOSE, S.CLOSED, SYS),
+    # Paper: a posted registration approved waits out the waiting period (``APPROVED_ON_PAPER``),
+    # then takes effect; the employer may stop it meanwhile, and a stopped one is rejected.
+    _t(S.AWAITING_EFFECT, A.TAKE_EFFECT, S.APPROVED, SYS),
+    _t(S.AWAITING_EFFECT, A.DISPUTE, S.SUSPECTED_FRAUD, EMP),
+    _t(S.SUSPECTED_FRAUD, A.REJECT, S.REJECTED, CW),
+    # Paper: the employer has locked itself against posted forms.
+    _t(S.AWAITING_POST, A.STOP_AT_INTAKE, S.STOPPED, SYS, IC),
     _t(S.DRAFT, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_SIGNATURE, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_POST, A.WITHDRAW, S.WITHDRAWN, SUB),
@@ -146,6 +175,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.VERIFYING, A.FAIL, S.FAILED, SYS),
     _t(S.APPROVED, A.FAIL, S.FAILED, SYS),
     _t(S.APPLIED, A.FAIL, S.FAILED, SYS),
+    _t(S.AWAITING_EFFECT, A.FAIL, S.FAILED, SYS),
     # The target of a retry is the failed step's resume state (RESUME_STATE_OF_STEP).
     _t(S.FAILED, A.RETRY, S.FAILED, CW),
 )
@@ -154,7 +184,17 @@ TRANSITION_TABLE: dict[tuple[ErrandState, Action], Transition] = {
     (t.source, t.action): t for t in TRANSITIONS
 }
 
-TERMINAL_STATES = frozenset({S.CLOSED, S.REJECTED, S.WITHDRAWN, S.EXPIRED})
+APPROVED_ON_PAPER: dict[tuple[ErrandState, Action], ErrandState] = {
+    (S.IN_REVIEW, A.APPROVE): S.AWAITING_EFFECT,
+}
+"""Where a posted registration goes instead of the table's target: approved, it takes
+effect only after the paper waiting period (an e-signed one at once)."""
+
+PAPER_WAITING_PERIOD = timedelta(days=14)
+"""How long an approved posted registration waits before it takes effect (the default of
+the setting ``PAPER_WAITING_DAYS``)."""
+
+TERMINAL_STATES = frozenset({S.CLOSED, S.REJECTED, S.WITHDRAWN, S.EXPIRED, S.STOPPED})
 
 # States in which the errand has reached SPV (received_dt is set).
 RECEIVED_STATES = frozenset(
@@ -164,13 +204,15 @@ RECEIVED_STATES = frozenset(
         S.IN_REVIEW,
         S.AWAITING_COMPLETION,
         S.APPROVED,
+        S.AWAITING_EFFECT,
+        S.SUSPECTED_FRAUD,
         S.APPLIED,
         S.CLOSED,
         S.REJECTED,
     }
 )
 # States that carry a caseworker's decision.
-DECIDED_STATES = frozenset({S.APPROVED, S.APPLIED, S.CLOSED, S.REJECTED})
+DECIDED_STATES = frozenset({S.APPROVED, S.AWAITING_EFFECT, S.APPLIED, S.CLOSED, S.REJECTED})
 # States in which an errand for the same person and employer blocks a new one.
 PENDING_STATES = frozenset(
     {
@@ -183,6 +225,8 @@ PENDING_STATES = frozenset(
         S.IN_REVIEW,
         S.AWAITING_COMPLETION,
         S.APPROVED,
+        S.AWAITING_EFFECT,
+        S.SUSPECTED_FRAUD,
         S.FAILED,
     }
 )
@@ -194,6 +238,10 @@ STEPS_ON_ENTRY: dict[ErrandState, tuple[str, ...]] = {
     # The decision letter, filed with the errand's documents (then applied → closed).
     S.APPLIED: ("archive_errand",),
     S.REJECTED: ("archive_errand",),
+    # The waiting period starts: its end is set and the employer is told (``app.safeguards``).
+    S.AWAITING_EFFECT: ("start_waiting_period",),
+    # The submitter and the employer's signatories are told why the form was stopped.
+    S.STOPPED: ("notify_stopped",),
 }
 
 # How long an errand may wait for its submitter in a state before it expires.

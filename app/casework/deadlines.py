@@ -46,6 +46,7 @@ NOT_DECIDED = (
     ErrandState.RECEIVED,
     ErrandState.VERIFYING,
     ErrandState.IN_REVIEW,
+    ErrandState.SUSPECTED_FRAUD,
     ErrandState.FAILED,
 )
 """Received and not decided; not waiting for the submitter (its due date stands still)."""

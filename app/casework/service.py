@@ -67,10 +67,18 @@ class QueueList(enum.StrEnum):
     UNASSIGNED = "otilldelade"
     OVERDUE = "forsenade"
     COMPLETION = "komplettering"
+    WAITING = "vantetid"
+    """Approved posted registrations waiting out the paper waiting period."""
+    SUSPECTED_FRAUD = "bedrageri"
+    """Posted registrations the employer stopped in the waiting period."""
     FAILED = "fel"
 
 
-OPEN_STATES = (ErrandState.IN_REVIEW, ErrandState.AWAITING_COMPLETION)
+OPEN_STATES = (
+    ErrandState.IN_REVIEW,
+    ErrandState.AWAITING_COMPLETION,
+    ErrandState.SUSPECTED_FRAUD,
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,10 @@ def _list_predicate(which: QueueList, agent: Agent, now: datetime) -> ColumnElem
         return and_(Errand.state == ErrandState.IN_REVIEW, Errand.due_dt < now)
     if which is QueueList.COMPLETION:
         return Errand.state == ErrandState.AWAITING_COMPLETION
+    if which is QueueList.WAITING:
+        return Errand.state == ErrandState.AWAITING_EFFECT
+    if which is QueueList.SUSPECTED_FRAUD:
+        return Errand.state == ErrandState.SUSPECTED_FRAUD
     # Tekniskt fel: a step gave up, or is failing and being tried again.
     return or_(Errand.state == ErrandState.FAILED, Errand.retrying_step.is_not(None))
 

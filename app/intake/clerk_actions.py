@@ -21,6 +21,7 @@ from app.registrations import service as registrations
 from app.registrations.data import RegistrationData, RemovalData
 from app.registrations.models import DocumentKind, Errand
 from app.registrations.service import attach_document
+from app.safeguards.service import lock_of
 from workflows.state_machine import transition
 from workflows.states import EXPIRES_AFTER, Action, ErrandState
 
@@ -52,6 +53,7 @@ def confirm_paper_form(
     assert errand is not None
     if errand.state is not ErrandState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
+    _refuse_if_locked(session, errand)
     previews = [page.preview for page in paper_form.pages]
     pdf = scan_archive_pdf(previews, title=f"{errand.reference}", lang=errand.language)
     document = attach_document(
@@ -78,6 +80,13 @@ def confirm_paper_form(
         signer_is_named=signer_is_named,
     )
     return errand
+
+
+def _refuse_if_locked(session: Session, errand: Errand) -> None:
+    """The employer has locked itself against posted forms (since the pages were matched,
+    or the clerk matches one by hand): nothing is taken in; the clerk sets the pages aside."""
+    if errand.employer_id is not None and lock_of(session, errand.employer_id) is not None:
+        raise IntakeError("paper_locked")
 
 
 UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})
@@ -116,6 +125,7 @@ def match_page(
         raise IntakeError("unknown_reference")
     if errand.state is not ErrandState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")
+    _refuse_if_locked(session, errand)
     pages_in_form = _pages_in_form(errand)
     if not 1 <= form_page <= pages_in_form:
         raise IntakeError("no_such_page")

@@ -90,6 +90,9 @@ class PageOutcome(enum.StrEnum):
     """Another copy of a page SPV already has."""
     BLANK_SHEET = "blank_sheet"
     """Nothing on it (the back of a page, a separator sheet): set aside automatically."""
+    PAPER_LOCKED = "paper_locked"
+    """The code names an errand of an employer locked against posted forms: the errand is
+    stopped and the page set aside (``app.safeguards``)."""
     TIMED_OUT = "timed_out"
     TOO_LARGE = "too_large"
     UNREADABLE = "unreadable"

@@ -27,6 +27,7 @@ from app.intake.decoder import inspect_scan, read_scan
 from app.intake.models import BatchSource, BatchState, PageOutcome, PageStatus, ScanBatch, ScanPage
 from app.intake.scan_file import PAGE_TIMED_OUT, PAGE_TOO_LARGE, BadScanFile, IntakeLimits, PageRead
 from app.registrations.models import Errand
+from app.safeguards.service import PAPER_LOCK_REASON, locked_employer_ids, stop_if_locked
 from workflows.outbox import add_message
 from workflows.states import ErrandState
 
@@ -293,13 +294,16 @@ def record_pages(session: Session, batch_id: int, pages: list[PageRead]) -> list
         if named
         else {}
     )
+    locked = locked_employer_ids(
+        session, {e.employer_id for e in errands.values() if e.employer_id is not None}
+    )
     rows = [
         ScanPage(
             batch_id=batch_id,
             page_index=page.page_index,
             upside_down=page.upside_down,
             preview=page.preview_jpeg,
-            **_sort(errands, page),
+            **_sort(errands, page, locked),
         )
         for page in fresh
     ]
@@ -307,20 +311,24 @@ def record_pages(session: Session, batch_id: int, pages: list[PageRead]) -> list
     batch.pages_read = fresh[-1].page_index + 1
     batch.reader_until_dt = utcnow() + READ_LEASE
     session.flush()
+    stopped = {r.errand_id for r in rows if r.outcome is PageOutcome.PAPER_LOCKED}
+    for errand_id in sorted(e for e in stopped if e is not None):
+        stop_if_locked(session, READER, errands[errand_id])
     for row in rows:
-        if row.outcome is PageOutcome.BLANK_SHEET:
+        if row.outcome in (PageOutcome.BLANK_SHEET, PageOutcome.PAPER_LOCKED):
             record_intake_event(
                 session,
                 READER,
                 "scan_page.discarded",
                 "scan_page",
                 row.id,
-                reason=BLANK_SHEET_REASON,
+                reason=row.set_aside_reason,
+                **({"errand_id": row.errand_id} if row.errand_id else {}),
             )
     return rows
 
 
-def _sort(errands: dict[int, Errand], page: PageRead) -> dict[str, object]:
+def _sort(errands: dict[int, Errand], page: PageRead, locked: set[int]) -> dict[str, object]:
     """Outcome, status and place in the form of a page, from what its code said."""
     payload = page.payload
     if payload is None:
@@ -340,7 +348,15 @@ def _sort(errands: dict[int, Errand], page: PageRead) -> dict[str, object]:
     if payload.errand_id is None:  # a blank form
         return {"outcome": PageOutcome.BLANK_FORM, "status": PageStatus.NEEDS_CLERK, **place}
     errand = errands.get(payload.errand_id)
-    outcome = _match(errand, payload)
+    outcome = _match(errand, payload, locked)
+    if outcome is PageOutcome.PAPER_LOCKED:  # kept, set aside; the errand is stopped
+        return {
+            "outcome": outcome,
+            "status": PageStatus.DISCARDED,
+            "set_aside_reason": PAPER_LOCK_REASON,
+            "errand_id": errand.id if errand else None,
+            **place,
+        }
     return {
         "outcome": outcome,
         "status": {
@@ -352,12 +368,16 @@ def _sort(errands: dict[int, Errand], page: PageRead) -> dict[str, object]:
     }
 
 
-def _match(errand: Errand | None, payload: QrPayload) -> PageOutcome:
+def _match(errand: Errand | None, payload: QrPayload, locked: set[int]) -> PageOutcome:
     if errand is None or FormKind.of(errand.kind) is not payload.kind:
         return PageOutcome.UNKNOWN_ERRAND
     printed = errand.progress
     if not printed.is_complete or payload.digest != form_digest(printed.complete().to_json()):
         return PageOutcome.DIGEST_MISMATCH
+    if errand.state is ErrandState.STOPPED or (
+        errand.state is ErrandState.AWAITING_POST and errand.employer_id in locked
+    ):
+        return PageOutcome.PAPER_LOCKED  # the employer locked itself against paper
     if errand.state is ErrandState.AWAITING_POST:
         return PageOutcome.MATCHED
     if errand.received_dt is not None:

@@ -24,6 +24,10 @@ class SignatoryRegister(Protocol):
         """Everyone entitled to sign for the organisation."""
         ...
 
+    def organisations_of(self, personnummer: str) -> list[str]:
+        """The organisations (orgnr) the person is entitled to sign for."""
+        ...
+
 
 class LocalSignatoryRegister:
     """Reads the seeded ``signatory_register_entry`` table."""
@@ -36,6 +40,15 @@ class LocalSignatoryRegister:
             select(SignatoryRegisterEntry).where(SignatoryRegisterEntry.orgnr == orgnr)
         )
         return [Signatory(r.orgnr, r.personnummer, r.name, r.capacity) for r in rows]
+
+    def organisations_of(self, personnummer: str) -> list[str]:
+        return list(
+            self._session.scalars(
+                select(SignatoryRegisterEntry.orgnr).where(
+                    SignatoryRegisterEntry.personnummer == personnummer
+                )
+            )
+        )
 
 
 def is_signatory(register: SignatoryRegister, orgnr: str, personnummer: str) -> bool:

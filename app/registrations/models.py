@@ -75,6 +75,8 @@ class RejectionReason(enum.StrEnum):
     NOT_AN_ORDERER = "not_an_orderer"
     DUPLICATE = "duplicate"
     INCOMPLETE = "incomplete"
+    SUSPECTED_FRAUD = "suspected_fraud"
+    """The employer stopped the posted registration in its waiting period."""
     OTHER = "other"
 
 
@@ -84,6 +86,7 @@ REJECTION_REASON_NAMES = {
     RejectionReason.NOT_AN_ORDERER: N_("Personen är inte behörig beställare"),
     RejectionReason.DUPLICATE: N_("Ärendet är redan hanterat i ett annat ärende"),
     RejectionReason.INCOMPLETE: N_("Uppgifter saknas och kompletteringen kom inte in"),
+    RejectionReason.SUSPECTED_FRAUD: N_("Arbetsgivaren känner inte till anmälan"),
     RejectionReason.OTHER: N_("Annat skäl"),
 }
 
@@ -149,6 +152,9 @@ class Errand(Base):
     """When the caseworker was reminded that the due date is near (``DUE_REMINDER_BEFORE``)."""
     escalated_dt: Mapped[datetime | None]
     """When the overdue errand was escalated to the team leads."""
+    takes_effect_dt: Mapped[datetime | None]
+    """When an approved posted registration takes effect (``awaiting_effect``): the end of
+    the paper waiting period, set by the step that starts it (``app.safeguards``)."""
 
     employer: Mapped[Employer | None] = relationship()
     submitted_by: Mapped[Person] = relationship()

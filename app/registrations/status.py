@@ -30,6 +30,8 @@ class SubmitterStatus(enum.StrEnum):
     EXPIRED = "expired"
     DELAYED = "delayed"
     """A step failed at SPV: it is tried again, or waits for SPV's staff."""
+    STOPPED = "stopped"
+    """Posted to an employer locked against paper: stopped at intake."""
 
 
 class NextStep(enum.StrEnum):
@@ -39,6 +41,7 @@ class NextStep(enum.StrEnum):
     SPV_REVIEWS = "spv_reviews"
     ANSWER_SPV = "answer_spv"
     CHANGE_APPLIED = "change_applied"
+    WAITING_PERIOD = "waiting_period"
     SPV_FIXES = "spv_fixes"
     NONE = "none"
 
@@ -54,12 +57,16 @@ _STATUS = {
     S.IN_REVIEW: SubmitterStatus.IN_REVIEW,
     S.AWAITING_COMPLETION: SubmitterStatus.AWAITING_COMPLETION,
     S.APPROVED: SubmitterStatus.GRANTED,
+    S.AWAITING_EFFECT: SubmitterStatus.GRANTED,
+    # The submitter is not told of the employer's suspicion: SPV is looking into it.
+    S.SUSPECTED_FRAUD: SubmitterStatus.IN_REVIEW,
     S.APPLIED: SubmitterStatus.GRANTED,
     S.CLOSED: SubmitterStatus.GRANTED,  # closed only after being applied
     S.REJECTED: SubmitterStatus.REJECTED,
     S.WITHDRAWN: SubmitterStatus.WITHDRAWN,
     S.EXPIRED: SubmitterStatus.EXPIRED,
     S.FAILED: SubmitterStatus.DELAYED,
+    S.STOPPED: SubmitterStatus.STOPPED,
 }
 
 _NEXT = {
@@ -84,11 +91,13 @@ def next_step(errand: Errand) -> NextStep:
     status = submitter_status(errand)
     if status is SubmitterStatus.GRANTED and errand.state is S.APPROVED:
         return NextStep.CHANGE_APPLIED
+    if errand.state is S.AWAITING_EFFECT:
+        return NextStep.WAITING_PERIOD
     return _NEXT.get(status, NextStep.NONE)
 
 
 _AWAITING_DECISION = frozenset(
-    {S.RECEIVED, S.VERIFYING, S.IN_REVIEW, S.AWAITING_COMPLETION, S.FAILED}
+    {S.RECEIVED, S.VERIFYING, S.IN_REVIEW, S.AWAITING_COMPLETION, S.SUSPECTED_FRAUD, S.FAILED}
 )
 
 

@@ -376,8 +376,8 @@ register(
     Rule(
         "rejected_withdrawn_errands",
         "retention_rejected_days",
-        "rejected and withdrawn errands with their documents",
-        _ended_errands(ErrandState.REJECTED, ErrandState.WITHDRAWN),
+        "rejected, withdrawn and stopped (paper lock) errands with their documents",
+        _ended_errands(ErrandState.REJECTED, ErrandState.WITHDRAWN, ErrandState.STOPPED),
         remove_errands,
     )
 )

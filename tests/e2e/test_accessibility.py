@@ -89,6 +89,7 @@ def test_the_submitters_pages(page: Page, runtime: Runtime) -> None:
             "/anmalan-behorig-bestallare",
             "/ta-bort-behorig-bestallare",
             "/hantera-behorigheter",
+            "/sparr",
         ],
     )
 

@@ -142,8 +142,8 @@ def test_a_flood_of_email_to_a_slow_relay_never_delays_a_decision(
 def test_each_kind_of_work_has_its_own_queue() -> None:
     queues = {name: step.options["queue_name"] for name, step in PIPELINE_STEPS.items()}
     assert {queues[n] for n in ("verify_errand", "apply_errand", "archive_errand")} == {STEPS}
-    assert queues["issue_receipt"] == STEPS
-    assert queues["send_email"] == EMAIL
+    assert queues["issue_receipt"] == queues["start_waiting_period"] == STEPS
+    assert queues["send_email"] == queues["notify_stopped"] == EMAIL
     assert queues["read_scan_batch"] == INTAKE
     assert {
         queues[n]
@@ -151,6 +151,7 @@ def test_each_kind_of_work_has_its_own_queue() -> None:
             "watch_deadlines",
             "summarise_inactivity",
             "remind_signatories",
+            "apply_waiting_periods",
             "checkpoint_audit_chain",
             "keep_archive_valid",
             "apply_retention",

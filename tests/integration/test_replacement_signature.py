@@ -10,8 +10,6 @@ from sqlalchemy.orm import Session
 
 from app.access.models import Employer, Person, Role, RoleGrant
 from app.core.agents import Agent, AgentKind
-from app.intake import clerk_actions, reading
-from app.intake.models import BatchSource, PaperForm
 from app.registrations import service as registrations
 from app.registrations.data import (
     EmployerDetails,
@@ -22,20 +20,19 @@ from app.registrations.data import (
     SignatoryDetails,
 )
 from app.registrations.models import Errand
-from tests import scan_corpus as corpus
 from tests.conftest import DAVID, EVA, JOHAN, login, person_id
 from tests.factories import (
     claim_and_approve,
     clerk,
-    printed,
     printed_for_post,
     public_base_url,
     received_by_esignature,
+    received_on_paper,
     removal_draft,
     verifiers,
 )
 from tests.support import post_step
-from workflows import pipeline, runtime
+from workflows import pipeline
 from workflows.states import ErrandState
 
 FREDRIK = "198507049859"
@@ -61,21 +58,6 @@ def _decided_and_applied(session: Session, errand: Errand) -> Errand:
     assert errand.state is ErrandState.APPROVED
     assert pipeline.apply(session, errand.id, SYSTEM, base_url=public_base_url())
     return errand
-
-
-def _on_paper(session: Session, errand: Errand) -> Errand:
-    """Printed, signed by hand, posted, scanned and confirmed by the clerk."""
-    scan = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"]))
-    received = reading.receive_file(session, clerk(session), scan, "post.pdf", BatchSource.UPLOAD)
-    session.commit()
-    current = runtime.current()
-    reading.read_batch(current.session_factory, received.batch.id, current.settings.qr_key)
-    session.expire_all()
-    form = session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
-    assert form is not None
-    return clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
-    )
 
 
 def _self_removal_signed_by_david() -> RemovalData:
@@ -143,7 +125,7 @@ def test_e_signed_by_the_signatory_registers_the_new_orderer(session: Session) -
 
 
 def test_posted_and_signed_by_the_signatory_registers_the_new_orderer(session: Session) -> None:
-    errand = _on_paper(session, printed_for_post(session, removal_draft(session)))
+    errand = received_on_paper(session, printed_for_post(session, removal_draft(session)))
     errand = _decided_and_applied(session, errand)
     assert errand.state is ErrandState.APPLIED
     assert FREDRIK in _orderers(session) and DAVID not in _orderers(session)
@@ -155,7 +137,7 @@ def test_posted_and_signed_by_the_departing_orderer_removes_only(session: Sessio
     on_behalf = Agent(AgentKind.PERSON, david.id, DAVID, entered_by_staff_id=clerk(session).id)
     errand = registrations.create_removal(session, on_behalf, _self_removal_signed_by_david())
     printed_for_post(session, errand)
-    errand = _on_paper(session, errand)
+    errand = received_on_paper(session, errand)
     pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
     check = next(c for c in errand.checks if c.name == "signatory")
     assert check.outcome.value == "flagged"

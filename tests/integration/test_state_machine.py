@@ -13,7 +13,7 @@ from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Errand, ErrandKind
-from tests.conftest import DAVID, EVA, INGRID, KARIN, person_id, staff_id
+from tests.conftest import ANNA, DAVID, EVA, INGRID, KARIN, person_id, staff_id
 from tests.support import REGISTRATION
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
@@ -68,7 +68,13 @@ def _agents(session: Session) -> dict[Party, Agent]:
         Party.SYSTEM: Agent.system("test"),
         # The signatory the form names, logged in with their own e-ID.
         Party.SIGNATORY: Agent(AgentKind.PERSON, person_id(session, EVA), EVA),
+        # Someone the caller vouches for as the employer's orderer or signatory.
+        Party.EMPLOYER: Agent(AgentKind.PERSON, person_id(session, ANNA), ANNA),
     }
+
+
+def _vouched(party: Party) -> Party | None:
+    return Party.EMPLOYER if party is Party.EMPLOYER else None
 
 
 def _audit_count(session: Session) -> int:
@@ -102,7 +108,7 @@ def test_every_state_action_pair(db: Session, state: ErrandState, action: Action
     for party in forbidden:
         before, audits, messages = _snapshot(errand), _audit_count(db), _outbox_count(db)
         with pytest.raises(IllegalTransition) as raised:
-            transition(db, errand, action, agents[party])
+            transition(db, errand, action, agents[party], vouched=_vouched(party))
         assert action.value in str(raised.value) and state.value in str(raised.value)
         assert _snapshot(errand) == before
         assert (_audit_count(db), _outbox_count(db)) == (audits, messages)
@@ -119,6 +125,7 @@ def test_every_state_action_pair(db: Session, state: ErrandState, action: Action
         agents[party],
         reason="test",
         failed_step="verify" if action is Action.FAIL else None,
+        vouched=_vouched(party),
     )
     expected = RESUME_STATE_OF_STEP["apply"] if action is Action.RETRY else rule.target
     assert target == expected and errand.state == expected
