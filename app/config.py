@@ -47,6 +47,7 @@ RETENTION_SETTINGS = (
     "retention_scans_days",
     "retention_email_bodies_days",
     "retention_persons_days",
+    "retention_access_log_days",
 )
 """The retention periods in days, each read from its upper-case environment variable."""
 
@@ -151,6 +152,10 @@ class Settings:
     retention_persons_days: int = 730
     """A person with no role, permission or errand left is pseudonymised (personnummer,
     name, email and login removed) this many days after the last of them ended."""
+
+    retention_access_log_days: int = 1095
+    """An entry of the access log (a staff member's view of a person's data, an API
+    client's read) is removed this many days after it was made (never under 30 days)."""
 
     retention_batch_size: int = 200
     """How many items each retention batch removes (one commit and one audit event each)."""

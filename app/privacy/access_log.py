@@ -179,34 +179,50 @@ def delete_before(session: Session, cutoff: datetime, *, limit: int = 1000) -> D
     access log's entries (the staff's views and the API's reads) older than ``cutoff``;
     the caller commits, and calls again while a batch comes back full. Refuses a cutoff
     less than :data:`MINIMUM_RETENTION` ago."""
+    return Deleted(
+        delete_staff_views_before(session, cutoff, limit=limit),
+        delete_api_reads_before(session, cutoff, limit=limit),
+    )
+
+
+def _check_cutoff(cutoff: datetime, limit: int) -> None:
     if cutoff > utcnow() - MINIMUM_RETENTION:
         raise ValueError(f"the access log is kept at least {MINIMUM_RETENTION.days} days")
     if limit < 1:
         raise ValueError("a batch is at least one row")
+
+
+def delete_staff_views_before(session: Session, cutoff: datetime, *, limit: int) -> int:
+    """The staff's half of :func:`delete_before`: on PostgreSQL through the owner's
+    function (the application's role may not delete from the log itself)."""
+    _check_cutoff(cutoff, limit)
     if session.get_bind().dialect.name == "postgresql":
-        staff = int(
+        return int(
             session.scalar(
                 text(f"SELECT {DELETE_FUNCTION}(:cutoff, :limit)"),
                 {"cutoff": cutoff, "limit": limit},
             )
             or 0
         )
-    else:  # SQLite, the demo's: no roles
-        oldest = (
-            select(StaffAccessLog.id)
-            .where(StaffAccessLog.viewed_dt < cutoff)
-            .order_by(StaffAccessLog.id)
-            .limit(limit)
-        )
-        staff = _deleted(session, delete(StaffAccessLog).where(StaffAccessLog.id.in_(oldest)))
-    oldest_api = (
+    oldest = (  # SQLite, the demo's: no roles
+        select(StaffAccessLog.id)
+        .where(StaffAccessLog.viewed_dt < cutoff)
+        .order_by(StaffAccessLog.id)
+        .limit(limit)
+    )
+    return _deleted(session, delete(StaffAccessLog).where(StaffAccessLog.id.in_(oldest)))
+
+
+def delete_api_reads_before(session: Session, cutoff: datetime, *, limit: int) -> int:
+    """The API's half of :func:`delete_before`."""
+    _check_cutoff(cutoff, limit)
+    oldest = (
         select(ApiAccessLog.id)
         .where(ApiAccessLog.created_dt < cutoff)
         .order_by(ApiAccessLog.id)
         .limit(limit)
     )
-    api = _deleted(session, delete(ApiAccessLog).where(ApiAccessLog.id.in_(oldest_api)))
-    return Deleted(staff, api)
+    return _deleted(session, delete(ApiAccessLog).where(ApiAccessLog.id.in_(oldest)))
 
 
 def _deleted(session: Session, statement: Delete) -> int:

@@ -37,12 +37,15 @@ from app.access.models import (
     RoleGrantCode,
     ServicePermission,
 )
+from app.api.models import ApiAccessLog
 from app.audit.service import record_event, redact_events
 from app.config import Settings
 from app.db import utcnow
 from app.eid.models import EidOrder
 from app.intake.models import BatchState, PageStatus, PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
+from app.privacy import access_log
+from app.privacy.models import StaffAccessLog
 from app.registrations.models import (
     CompletionRequest,
     Errand,
@@ -388,6 +391,68 @@ register(
         "closed errands with their documents (none whose role is in force)",
         _closed_errands,
         remove_errands,
+    )
+)
+
+
+# ---- the access log (issue 19 item 3) -----------------------------------------------------
+
+
+def _log_cutoff(cutoff: datetime) -> datetime:
+    """The rule's cutoff, but never an entry younger than the log's minimum (real time)."""
+    return min(cutoff, utcnow() - access_log.MINIMUM_RETENTION)
+
+
+def _staff_views(cutoff: datetime, now: datetime) -> Select[int]:
+    return (
+        select(StaffAccessLog.id)
+        .where(StaffAccessLog.viewed_dt < _log_cutoff(cutoff))
+        .order_by(StaffAccessLog.id)
+    )
+
+
+def _api_reads(cutoff: datetime, now: datetime) -> Select[int]:
+    return (
+        select(ApiAccessLog.id)
+        .where(ApiAccessLog.created_dt < _log_cutoff(cutoff))
+        .order_by(ApiAccessLog.id)
+    )
+
+
+def _just_after(session: Session, column: Any, id_column: Any, ids: list[int]) -> datetime:
+    """A moment after the newest of these entries: the oldest ``len(ids)`` entries before it
+    are exactly these (they are the oldest of their rule, in id order)."""
+    newest = session.scalar(select(func.max(column)).where(id_column.in_(ids)))
+    assert newest is not None
+    return newest + timedelta(microseconds=1)
+
+
+def _remove_staff_views(session: Session, ids: list[int], now: datetime) -> Counts:
+    before = _just_after(session, StaffAccessLog.viewed_dt, StaffAccessLog.id, ids)
+    return {"staff_views": access_log.delete_staff_views_before(session, before, limit=len(ids))}
+
+
+def _remove_api_reads(session: Session, ids: list[int], now: datetime) -> Counts:
+    before = _just_after(session, ApiAccessLog.created_dt, ApiAccessLog.id, ids)
+    return {"api_reads": access_log.delete_api_reads_before(session, before, limit=len(ids))}
+
+
+register(
+    Rule(
+        "staff_access_log",
+        "retention_access_log_days",
+        "the access log's entries of staff views of a person's data",
+        _staff_views,
+        _remove_staff_views,
+    )
+)
+register(
+    Rule(
+        "api_access_log",
+        "retention_access_log_days",
+        "the access log's entries of API reads of a person's data",
+        _api_reads,
+        _remove_api_reads,
     )
 )
 

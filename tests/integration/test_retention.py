@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.access.models import Employer, Person, Role, RoleGrant, SelfService, ServicePermission
+from app.api.models import ApiAccessLog, ApiClient
 from app.audit import service as audit_service
 from app.audit.models import AuditChainHead, AuditEvent
 from app.audit.service import (
@@ -49,6 +50,7 @@ from app.intake.models import (
     ScanPage,
 )
 from app.notifications.models import EmailMessage
+from app.privacy.models import StaffAccessLog, ViewKind
 from app.registrations.models import (
     Channel,
     DocumentKind,
@@ -592,3 +594,46 @@ def test_a_rule_that_leaves_what_it_removed_due_changes_nothing(
     assert not session.scalar(
         select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "retention.applied")
     )
+
+
+def test_the_access_log_goes_after_its_period_and_never_within_a_month(
+    session: Session, runtime: Runtime, settings: Settings
+) -> None:
+    period = settings.retention_access_log_days
+    client = ApiClient(name="retention-test", scopes="persons", token_sha256="1" * 64)
+    session.add(client)
+    session.flush()
+
+    def view(at: datetime) -> StaffAccessLog:
+        return StaffAccessLog(
+            staff_id=staff_id(session, INGRID),
+            subject_hash="0" * 64,
+            what=ViewKind.ERRAND,
+            viewed_dt=at,
+        )
+
+    def read(at: datetime) -> ApiAccessLog:
+        return ApiAccessLog(client_id=client.id, endpoint="persons", created_dt=at)
+
+    old_views = [view(_out(period)) for _ in range(3)]
+    kept_view, old_read, kept_read = view(_in(period)), read(_out(period)), read(_in(period))
+    session.add_all([*old_views, kept_view, old_read, kept_read])
+    session.commit()
+
+    expected = {"staff_access_log": 3, "api_access_log": 1}
+    assert _report(session, settings) == NOTHING | expected
+    assert _apply(runtime, settings) == NOTHING | expected  # in batches of two
+    assert [_exists(session, StaffAccessLog, v.id) for v in old_views] == [False] * 3
+    assert _exists(session, StaffAccessLog, kept_view.id)
+    assert not _exists(session, ApiAccessLog, old_read.id)
+    assert _exists(session, ApiAccessLog, kept_read.id)
+    assert _apply(runtime, settings) == NOTHING
+
+    # A day's setting takes all but a month: the entries kept above go, a recent one stays.
+    recent = view(NOW - days(10))
+    session.add(recent)
+    session.commit()
+    one_day = dataclasses.replace(settings, retention_access_log_days=1)
+    assert _apply(runtime, one_day) == NOTHING | {"staff_access_log": 1, "api_access_log": 1}
+    assert _exists(session, StaffAccessLog, recent.id)
+    assert not _exists(session, StaffAccessLog, kept_view.id)
