@@ -46,6 +46,7 @@ from pyhanko.sign.signers import constants
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
+from app.documents.evidence_page import EvidencePage, append_evidence_page, tag_widget
 from app.documents.pki import AGENCY, SealMaterial
 from app.documents.stamp import STAMP_PLACEMENT, SealStampStyle, stamp_text
 
@@ -188,6 +189,7 @@ def fetching_validation_context(material: SealMaterial) -> ValidationContext:
 
 
 def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
+    """The signer filling the seal's field (:func:`_add_seal_field` made it)."""
     return _PdfA3Signer(
         signers.PdfSignatureMetadata(
             field_name=FIELD_NAME,
@@ -201,8 +203,19 @@ def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
         signer=material.signer,
         timestamper=material.timestamper,
         stamp_style=SealStampStyle(),
-        new_field_spec=fields.SigFieldSpec(FIELD_NAME, on_page=-1, box=STAMP_PLACEMENT.box()),
     )
+
+
+def _add_seal_field(writer: IncrementalPdfFileWriter) -> generic.IndirectObject:
+    """The seal's empty signature field, its widget at :data:`STAMP_PLACEMENT` on the last
+    page (made here rather than by the signer, so that it can be tagged first)."""
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec(FIELD_NAME, on_page=-1, box=STAMP_PLACEMENT.box())
+    )
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        if str(ref.get_object().get("/T")) == FIELD_NAME:
+            return ref  # type: ignore[no-any-return]
+    raise AssertionError("the seal's field was not added")  # pragma: no cover
 
 
 _largest_signature: dict[int, int] = {}
@@ -243,10 +256,13 @@ def _seal_once(
     text: str,
     now: datetime,
     reserve: int,
+    page: EvidencePage | None,
 ) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    added = append_evidence_page(writer, page) if page is not None else None
     _embed_evidence(writer, evidence, now)
     _align_producer(writer)
+    tag_widget(writer, _add_seal_field(writer), text, added)
     try:
         out = _pdf_signer(material).sign_pdf(
             writer,
@@ -269,25 +285,32 @@ def seal_pdf(
     evidence: list[Evidence],
     signer_name: str,
     lang: str,
+    page: EvidencePage | None = None,
+    stamp: str | None = None,
+    now: datetime | None = None,
 ) -> bytes:
     """The PDF with the evidence attached and the agency's seal (PAdES B-LTA) over all
     of it.
 
-    ``signer_name`` is who signed with BankID; ``lang`` (``sv`` or ``en``) is the stamp's
-    language. Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
+    ``signer_name`` is who signed with BankID (the stamp names them); ``lang`` (``sv`` or ``en``) is the stamp's
+    language; ``page``, the evidence page, is added as the last page before the seal
+    (the stamp is then drawn on it); ``stamp`` replaces the stamp's words (a posted
+    form's: :func:`~app.documents.stamp.paper_stamp_text`); ``now`` is the sealing time
+    shown (by the stamp and the evidence page; the signature's own is a moment later).
+    Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
     :class:`SealValidationError` if the seal's or the TSA's certificate cannot be
     validated with fresh revocation data.
     """
-    now = datetime.now(UTC)
-    text = stamp_text(signer_name, now, lang)
+    now = now or datetime.now(UTC)
+    text = stamp if stamp is not None else stamp_text(signer_name, now, lang)
     key = id(material)
     largest = _largest_signature.get(key)
     if largest is None:
         largest = _largest_signature[key] = _calibrate(material)
     try:
-        sealed = _seal_once(pdf, material, evidence, text, now, largest + RESERVATION_MARGIN)
+        sealed = _seal_once(pdf, material, evidence, text, now, largest + RESERVATION_MARGIN, page)
     except SigningError:
-        sealed = _seal_once(pdf, material, evidence, text, now, FALLBACK_RESERVATION)
+        sealed = _seal_once(pdf, material, evidence, text, now, FALLBACK_RESERVATION, page)
     size = _signature_size(sealed, len(pdf))
     if size is not None and size > largest:
         _largest_signature[key] = size

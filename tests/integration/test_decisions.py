@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.casework import service as casework
 from app.casework.deadlines import watch_deadlines
 from app.core.agents import Agent
@@ -263,7 +264,7 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
     assert errand.reference in escalation.text_body
     assert "Handläggare: Ingrid Handläggare." in escalation.text_body
     assert errand.escalated_dt == later
-    actions = [e.action for e in casework.history(session, errand)]
+    actions = [e.action for e in audit.history(session, errand)]
     assert actions.count("errand.deadline_reminder") == 1
     assert actions.count("errand.deadline_escalated") == 1
 
