@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from app.access.models import Role
 from app.config import Settings
 from app.core.agents import Agent, AgentKind
+from app.documents import pki
+from app.documents.pki import SealMaterial
 from app.eid import service as eid
 from app.eid.models import OrderStatus
 from app.registrations import documents, signing
@@ -34,6 +36,11 @@ def verifiers(session: Session) -> Verifiers:
 def public_base_url() -> str:
     """Where the emails' links point: the test app's ``public_base_url``."""
     return running_settings().public_base_url
+
+
+def seal_material() -> SealMaterial:
+    """The agency's seal as the test app's settings give it (the test PKI's)."""
+    return pki.seal_material(running_settings())
 
 
 def david(session: Session) -> Agent:

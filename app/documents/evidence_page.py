@@ -23,7 +23,7 @@ event log holds.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
@@ -33,6 +33,7 @@ from app.documents.letter_pdf import (
     BODY,
     CELL_PAD_X,
     LABEL_W,
+    MM,
     PAGE_H,
     PAGE_W,
     WIDTH,
@@ -54,8 +55,6 @@ class EvidenceSection:
 
     heading: str
     rows: tuple[tuple[str, str], ...]
-    elastic: bool = False
-    """Rows may be left out from the middle when the page is full (an event log)."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,11 @@ class EvidencePage:
     lead: str
     sections: tuple[EvidenceSection, ...]
     footer: str
-    omitted: str = "%(count)s händelser till finns i bilagan"
-    """The row that stands for the rows of an elastic section left out (``%(count)s``)."""
-    omitted_label: str = "…"
+    """The footer of each page, with ``%(page)s`` and ``%(pages)s``."""
+
+
+TABLE = {"size": 8.5, "pad": 0.6 * MM}
+"""The evidence page's tables: a size smaller than a letter's, closer rows."""
 
 
 # --- text the fonts can set -----------------------------------------------------------
@@ -114,56 +115,79 @@ def grouped(hex_text: str, size: int = 8) -> str:
 
 def _row(label: str, value: str) -> tuple[str, str]:
     regular, bold = font("regular"), font("bold")
-    label = breakable(settable(label, regular), regular, BODY, LABEL_W - 2 * CELL_PAD_X)
-    value = breakable(settable(value, bold), bold, BODY, WIDTH - LABEL_W - 2 * CELL_PAD_X)
+    size = TABLE["size"]
+    label = breakable(settable(label, regular), regular, size, LABEL_W - 2 * CELL_PAD_X)
+    value = breakable(settable(value, bold), bold, size, WIDTH - LABEL_W - 2 * CELL_PAD_X)
     return label, value
 
 
-def _blocks(page: EvidencePage, sections: tuple[EvidenceSection, ...]) -> list[Block]:
+def _head(page: EvidencePage) -> list[Block]:
     regular, bold = font("regular"), font("bold")
-    blocks = [
+    return [
         Block("agency", [settable(page.agency, bold)]),
         Block("meta", [settable(line, regular) for line in page.meta]),
         Block("h1", [breakable(settable(page.heading, bold), bold, 17, WIDTH)]),
         Block("p", [breakable(settable(page.lead, regular), regular, BODY, WIDTH)]),
     ]
-    for section in sections:
-        blocks.append(Block("h2", [breakable(settable(section.heading, bold), bold, 12, WIDTH)]))
-        blocks.append(Block("table", rows=[_row(label, value) for label, value in section.rows]))
-    return blocks
 
 
-def lay_out(page: EvidencePage) -> _Letter:
-    """The page set on A4; an elastic section too long for it loses rows from its middle
-    (its first and its newest kept), one row saying how many. :class:`Unsupported` when
-    even that does not fit."""
-    meta = LetterMeta(page.lang, page.heading, page.agency, page.heading, page.footer)
-    meta = replace(meta, footer=settable(page.footer, font("regular")))
-    sections = page.sections
-    while True:
-        try:
-            return _layout(_blocks(page, sections), meta)
-        except Unsupported as exc:
-            if str(exc) != "longer than a page":
-                raise
-            sections = _shortened(page, sections)
+def _section(heading: str, rows: list[tuple[str, str]]) -> list[Block]:
+    bold = font("bold")
+    return [
+        Block("h2", [breakable(settable(heading, bold), bold, 12, WIDTH)]),
+        Block("table", rows=rows),
+    ]
 
 
-def _shortened(
-    page: EvidencePage, sections: tuple[EvidenceSection, ...]
-) -> tuple[EvidenceSection, ...]:
-    """The sections with one row fewer of the first elastic section that can spare one:
-    its first row, a row saying how many are left out, and its newest rows."""
-    for index, section in enumerate(sections):
-        original = page.sections[index].rows
-        shown = sum(1 for label, _ in section.rows if label != page.omitted_label)
-        if not section.elastic or shown <= 2:
-            continue
-        tail = shown - 2
-        note = page.omitted % {"count": len(original) - 1 - tail}
-        rows = (original[0], (page.omitted_label, note), *original[len(original) - tail :])
-        return (*sections[:index], replace(section, rows=rows), *sections[index + 1 :])
-    raise Unsupported("longer than a page")
+def _meta(page: EvidencePage, number: int = 1, pages: int = 1) -> LetterMeta:
+    footer = settable(page.footer % {"page": number, "pages": pages}, font("regular"))
+    return LetterMeta(page.lang, page.heading, page.agency, page.heading, footer)
+
+
+def _fits(blocks: list[Block], meta: LetterMeta) -> bool:
+    try:
+        _layout(blocks, meta, **TABLE)
+    except Unsupported as exc:
+        if str(exc) != "longer than a page":
+            raise
+        return False
+    return True
+
+
+def lay_out(page: EvidencePage) -> list[_Letter]:
+    """The page set on A4, on as many pages as it takes: a section that does not fit
+    goes on with its remaining rows on the next page (under its heading again).
+    :class:`Unsupported` when a single row is taller than a page."""
+    meta = _meta(page)
+    pages: list[list[Block]] = []
+    current = _head(page)
+    for section in page.sections:
+        rows = [_row(label, value) for label, value in section.rows]
+        while rows:
+            # The most rows that fit on this page (at least one, else a new page).
+            low, high = 0, len(rows)
+            while low < high:
+                middle = (low + high + 1) // 2
+                if _fits(current + _section(section.heading, rows[:middle]), meta):
+                    low = middle
+                else:
+                    high = middle - 1
+            if low == 0:
+                if not current:
+                    raise Unsupported("a row taller than a page")
+                pages.append(current)
+                current = []
+                continue
+            current = current + _section(section.heading, rows[:low])
+            rows = rows[low:]
+            if rows:
+                pages.append(current)
+                current = []
+    pages.append(current)
+    return [
+        _layout(blocks, _meta(page, number, len(pages)), **TABLE)
+        for number, blocks in enumerate(pages, start=1)
+    ]
 
 
 # --- into the PDF -------------------------------------------------------------------
@@ -235,13 +259,11 @@ def _font_object(writer: IncrementalPdfFileWriter, f: Font) -> generic.IndirectO
 
 @dataclass
 class AddedPage:
-    """The evidence page as added to the document (for :func:`tag_widget`)."""
+    """The evidence page's last page as added to the document (for :func:`tag_widget`)."""
 
     page: generic.IndirectObject
     section: generic.IndirectObject
     """Its ``Sect`` structure element."""
-    next_key: int
-    """The parent tree's next free key."""
 
 
 def _structure(writer: IncrementalPdfFileWriter) -> tuple[generic.DictionaryObject, list]:
@@ -287,20 +309,16 @@ def _append_kid(
     writer.update_container(parent)
 
 
-def append_evidence_page(writer: IncrementalPdfFileWriter, page: EvidencePage) -> AddedPage:
-    """Add ``page`` as the document's last page, in its tag structure; returns where."""
-    letter = lay_out(page)
-    tree, nums = _structure(writer)
-    key = max((int(nums[i]) for i in range(0, len(nums), 2)), default=-1) + 1
+def _add_page(
+    writer: IncrementalPdfFileWriter,
+    letter: _Letter,
+    fonts: generic.DictionaryObject,
+    key: int,
+    top_ref: generic.IndirectObject,
+) -> AddedPage:
+    """One page of the evidence as the document's last, its ``Sect`` under ``top_ref``."""
     pages_ref = writer.root.raw_get("/Pages")
     pages = pages_ref.get_object()
-
-    fonts = generic.DictionaryObject(
-        {
-            _name("F1"): _font_object(writer, font("regular")),
-            _name("F2"): _font_object(writer, font("bold")),
-        }
-    )
     content = generic.StreamObject(stream_data="\n".join(letter.page.ops).encode("ascii"))
     content.compress()
     page_ref = writer.add_object(
@@ -322,7 +340,6 @@ def append_evidence_page(writer: IncrementalPdfFileWriter, page: EvidencePage) -
     pages["/Count"] = generic.NumberObject(int(pages["/Count"]) + 1)
     writer.update_container(pages)
 
-    top_ref = _top_element(writer, tree)
     refs: dict[int, generic.IndirectObject] = {}
 
     def add(element: _Element, parent: generic.IndirectObject) -> generic.IndirectObject:
@@ -351,11 +368,32 @@ def append_evidence_page(writer: IncrementalPdfFileWriter, page: EvidencePage) -
     section.role = "Sect"
     section_ref = add(section, top_ref)
     _append_kid(writer, top_ref, section_ref)
-    owners = [refs[id(owner)] for owner in letter.page.owners]
+    tree, nums = _structure(writer)
     nums.append(generic.NumberObject(key))
-    nums.append(generic.ArrayObject(owners))
+    nums.append(generic.ArrayObject(refs[id(owner)] for owner in letter.page.owners))
     writer.update_container(tree["/ParentTree"])
-    return AddedPage(page_ref, section_ref, key + 1)
+    return AddedPage(page_ref, section_ref)
+
+
+def _next_key(nums: generic.ArrayObject) -> int:
+    return max((int(nums[i]) for i in range(0, len(nums), 2)), default=-1) + 1
+
+
+def append_evidence_page(writer: IncrementalPdfFileWriter, page: EvidencePage) -> AddedPage:
+    """Add ``page`` as the document's last page (or pages), in its tag structure; returns
+    where its last page is."""
+    letters = lay_out(page)
+    tree, nums = _structure(writer)
+    top_ref = _top_element(writer, tree)
+    fonts = generic.DictionaryObject(
+        {
+            _name("F1"): _font_object(writer, font("regular")),
+            _name("F2"): _font_object(writer, font("bold")),
+        }
+    )
+    key = _next_key(nums)
+    added = [_add_page(writer, letter, fonts, key + i, top_ref) for i, letter in enumerate(letters)]
+    return added[-1]
 
 
 def tag_widget(
@@ -375,7 +413,7 @@ def tag_widget(
     parent_ref = added.section if added is not None else _top_element(writer, tree)
     annotation = widget.get_object()
     page_ref = annotation.raw_get("/P")
-    key = max((int(nums[i]) for i in range(0, len(nums), 2)), default=-1) + 1
+    key = _next_key(nums)
     form_ref = writer.add_object(
         generic.DictionaryObject(
             {

@@ -292,11 +292,12 @@ def seal_pdf(
     """The PDF with the evidence attached and the agency's seal (PAdES B-LTA) over all
     of it.
 
-    ``signer_name`` is who signed with BankID (the stamp names them); ``lang`` (``sv`` or ``en``) is the stamp's
-    language; ``page``, the evidence page, is added as the last page before the seal
-    (the stamp is then drawn on it); ``stamp`` replaces the stamp's words (a posted
-    form's: :func:`~app.documents.stamp.paper_stamp_text`); ``now`` is the sealing time
-    shown (by the stamp and the evidence page; the signature's own is a moment later).
+    ``signer_name`` is who signed with BankID (the stamp names them); ``lang`` (``sv``
+    or ``en``) is the stamp's language; ``page``, the evidence page, is added as the last
+    page before the seal (the stamp is then drawn on it); ``stamp`` replaces the stamp's
+    words (a posted form's: :func:`~app.documents.stamp.paper_stamp_text`); ``now`` is
+    the sealing time shown (by the stamp and the evidence page; the signature's own is a
+    moment later).
     Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
     :class:`SealValidationError` if the seal's or the TSA's certificate cannot be
     validated with fresh revocation data.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
@@ -60,16 +61,28 @@ def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
 
 
-def _name_of(name: x509.Name) -> str:
+def _name_of(name: x509.Name | asn1_x509.Name) -> str:
+    """A certificate's subject or issuer as its common name and organisation."""
+    if isinstance(name, asn1_x509.Name):
+        native = name.native
+        parts = [str(native[key]) for key in ("common_name", "organization_name") if key in native]
+        return _joined(parts) or name.human_friendly
     parts = [
         str(attribute.value)
         for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
         for attribute in name.get_attributes_for_oid(oid)
     ]
-    return ", ".join(dict.fromkeys(parts)) or name.rfc4514_string()
+    return _joined(parts) or name.rfc4514_string()
 
 
-def _serial(certificate: x509.Certificate) -> str:
+def _joined(parts: list[str]) -> str:
+    """A common name and an organisation, the latter left out when the former names it."""
+    if len(parts) == 2 and parts[1] in parts[0]:
+        parts = parts[:1]
+    return ", ".join(parts)
+
+
+def _serial(certificate: x509.Certificate | asn1_x509.Certificate) -> str:
     return grouped(f"{certificate.serial_number:x}".upper(), 4)
 
 
@@ -116,7 +129,7 @@ def event_log(session: Session, errand: Errand, _: Gettext) -> EventLog:
 def seal_section(material: SealMaterial, sealed_at: datetime, _: Gettext) -> EvidenceSection:
     """What the agency's seal will be: by which certificate, when, of what kind."""
     certificate = material.signing_cert
-    tsa = material.tsa_url or _("testtjänstens tidsstämplare (ingen riktig tidsstämpel)")
+    tsa = material.tsa_url or _("testtjänst (ingen riktig tidsstämpel)")
     return EvidenceSection(
         _("Myndighetens elektroniska sigill"),
         (
@@ -126,10 +139,7 @@ def seal_section(material: SealMaterial, sealed_at: datetime, _: Gettext) -> Evi
             (_("Förseglat"), _utc(sealed_at)),
             (
                 _("Form"),
-                _(
-                    "PAdES B-LTA: sigill med tidsstämpel, spärrinformation och "
-                    "dokumenttidsstämpel över hela filen, också den här sidan"
-                ),
+                _("PAdES B-LTA över hela filen, också den här sidan"),
             ),
             (_("Tidsstämplar från"), tsa),
         ),
@@ -151,9 +161,8 @@ def _page(
         heading=heading,
         lead=lead,
         sections=tuple(sections),
-        footer=_("Bevis för ärende %(ref)s") % {"ref": errand.reference},
-        omitted=_("ytterligare %(count)s händelser finns i bilagan %(file)s").replace(
-            "%(file)s", EVENTS_NAME
+        footer=_("Bevis för ärende %(ref)s, sida %(page)s av %(pages)s").replace(
+            "%(ref)s", errand.reference
         ),
     )
 
@@ -224,7 +233,6 @@ def esign_evidence(
     )
     events = event_log(session, errand, _)
     attached = [*files, record, events.attachment]
-    device = completion.get("device") or {}
     sections = [
         EvidenceSection(
             _("Undertecknare"),
@@ -246,30 +254,20 @@ def esign_evidence(
                     _("giltigt enligt BankID:s OCSP-svar %(time)s")
                     % {"time": _utc(signing.ocsp_produced_dt)},
                 ),
-                (_("Enhetens IP-adress"), str(device.get("ipAddress", "–"))),
-            ),
-        ),
-        EvidenceSection(
-            _("Det underskrivna dokumentet"),
-            (
-                (_("SHA-256"), grouped(signing.sha256)),
+                (_("Underskrivet dokument, SHA-256"), grouped(signing.sha256)),
                 (
                     _("Vilka byte"),
-                    _(
-                        "filens första %(count)s byte: formuläret som undertecknaren såg, "
-                        "före den här sidan och sigillet"
-                    )
+                    _("filens första %(count)s byte: formuläret som undertecknaren såg")
                     % {"count": signing.signed_bytes},
                 ),
             ),
         ),
-        EvidenceSection(_("Händelser fram till förseglingen"), events.rows, elastic=True),
+        EvidenceSection(_("Händelser fram till förseglingen"), events.rows),
         seal_section(material, sealed_at, _),
     ]
     lead = _(
-        "Statens tjänstepensionsverk lade till den här sidan när BankID-underskriften hade "
-        "kontrollerats, före myndighetens sigill. Samma uppgifter finns som bilagor i "
-        "maskinläsbar form: %(files)s."
+        "SPV lade till den här sidan när BankID-underskriften hade kontrollerats, före "
+        "myndighetens sigill. Samma uppgifter finns som bilagor i maskinläsbar form: %(files)s."
     ) % {"files": _attachments(attached)}
     page = _page(errand, _, _("Bevis om elektronisk underskrift"), lead, sections, sealed_at)
     return page, attached
@@ -279,11 +277,23 @@ def esign_evidence(
 
 
 @dataclass(frozen=True)
+class ScannedFile:
+    """A scanned file (a batch) that pages of a posted form came in."""
+
+    batch_id: int
+    filename: str
+    sha256: str
+    pages: int
+    scanned_dt: datetime
+
+
+@dataclass(frozen=True)
 class ScannedPage:
     """A page of a posted form as the scan found it."""
 
     form_page: int
     form_pages: int
+    batch_id: int
     file_page: int
     """Its place in the scanned file, from 1."""
     outcome: str
@@ -295,11 +305,7 @@ class ScannedPage:
 class ScanRecord:
     """The scan and the clerk's check of a posted form."""
 
-    batch_id: int
-    filename: str
-    file_sha256: str
-    file_pages: int
-    scanned_dt: datetime
+    files: tuple[ScannedFile, ...]
     pages: tuple[ScannedPage, ...]
     clerk: str
     checked_dt: datetime
@@ -311,15 +317,22 @@ class ScanRecord:
     archive_sha256: str
 
 
+def _file_rows(f: ScannedFile, _: Gettext) -> tuple[tuple[str, str], ...]:
+    return (
+        (_("Fil"), f"{f.filename} ({_('parti %(id)s') % {'id': f.batch_id}})"),
+        (_("Inläst"), _utc(f.scanned_dt)),
+        (_("Filens SHA-256"), grouped(f.sha256)),
+    )
+
+
 def _page_said(page: ScannedPage, _: Gettext) -> str:
+    where = {"n": page.file_page, "batch": page.batch_id}
     if page.matched_by_clerk:
-        return _("sida %(n)s i filen, matchad av registrator (koden: %(outcome)s)") % {
-            "n": page.file_page,
+        return _("parti %(batch)s sida %(n)s, matchad av registrator (koden: %(outcome)s)") % {
+            **where,
             "outcome": page.outcome,
         }
-    return _("sida %(n)s i filen, QR-koden läst: MAC och formulärdata stämmer") % {
-        "n": page.file_page
-    }
+    return _("parti %(batch)s sida %(n)s, QR-koden läst: MAC och formulärdata stämmer") % where
 
 
 def paper_evidence(
@@ -337,17 +350,21 @@ def paper_evidence(
         _json(
             {
                 "errand": errand.reference,
-                "batch": {
-                    "id": scan.batch_id,
-                    "filename": scan.filename,
-                    "sha256": scan.file_sha256,
-                    "pages": scan.file_pages,
-                    "scannedAt": _iso(scan.scanned_dt),
-                },
+                "batches": [
+                    {
+                        "id": f.batch_id,
+                        "filename": f.filename,
+                        "sha256": f.sha256,
+                        "pages": f.pages,
+                        "scannedAt": _iso(f.scanned_dt),
+                    }
+                    for f in scan.files
+                ],
                 "pages": [
                     {
                         "formPage": p.form_page,
                         "formPages": p.form_pages,
+                        "batch": p.batch_id,
                         "filePage": p.file_page,
                         "outcome": p.outcome,
                         "matchedByClerk": p.matched_by_clerk,
@@ -382,9 +399,7 @@ def paper_evidence(
         EvidenceSection(
             _("Inskanningen"),
             (
-                (_("Fil"), f"{scan.filename} ({_('parti %(id)s') % {'id': scan.batch_id}})"),
-                (_("Inläst"), _utc(scan.scanned_dt)),
-                (_("Filens SHA-256"), grouped(scan.file_sha256)),
+                *(row for f in scan.files for row in _file_rows(f, _)),
                 (_("De inskannade sidornas SHA-256"), grouped(scan.archive_sha256)),
                 (
                     _("Vilka byte"),
@@ -404,13 +419,13 @@ def paper_evidence(
             ),
         ),
         EvidenceSection(_("Kontroll av underskriften"), tuple(check_rows)),
-        EvidenceSection(_("Händelser fram till förseglingen"), events.rows, elastic=True),
+        EvidenceSection(_("Händelser fram till förseglingen"), events.rows),
         seal_section(material, sealed_at, _),
     ]
     lead = _(
-        "Statens tjänstepensionsverk lade till den här sidan när registratorn hade kontrollerat "
-        "underskriften på den inskannade blanketten, före myndighetens sigill. Samma uppgifter "
-        "finns som bilagor i maskinläsbar form: %(files)s."
+        "SPV lade till den här sidan när registratorn hade kontrollerat underskriften på den "
+        "inskannade blanketten, före myndighetens sigill. Samma uppgifter finns som bilagor i "
+        "maskinläsbar form: %(files)s."
     ) % {"files": _attachments(attached)}
     page = _page(
         errand, _, _("Bevis om blankett som kommit in på papper"), lead, sections, sealed_at

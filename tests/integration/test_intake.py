@@ -46,6 +46,7 @@ from tests.factories import (
     printed_for_post,
     public_base_url,
     registration_draft,
+    seal_material,
     verifiers,
 )
 from tests.support import TEST_PROCESS, csrf_token, wait_for
@@ -112,7 +113,12 @@ def test_a_mixed_degraded_batch_lands_on_its_errands(session: Session, tmp_path:
     form = paper_form(session, first)
     assert form is not None
     received = clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
+        session,
+        clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
     )
     assert received.state is ErrandState.RECEIVED and received.channel is Channel.PAPER
     scan = next(d for d in received.documents if d.kind is DocumentKind.SCAN)
@@ -191,7 +197,12 @@ def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
     form = paper_form(session, errand)
     assert form is not None
     clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
+        session,
+        clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
     )
     session.commit()
     batch = read(session, corpus.as_tiff(pages), "kopia.tif")
@@ -532,7 +543,12 @@ def test_the_clerk_who_confirmed_the_paper_cannot_approve_it(session: Session) -
         AgentKind.STAFF, staff_id(session, KARIN), KARIN, is_caseworker=True, is_intake_clerk=True
     )
     clerk_actions.confirm_paper_form(
-        session, both_roles, form, signature_present=True, signer_is_named=True
+        session,
+        both_roles,
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
     )
     pipeline.verify(session, errand.id, SYSTEM, verifiers(session))
     assert casework.claim(session, both_roles, errand)

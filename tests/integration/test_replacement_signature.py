@@ -32,6 +32,7 @@ from tests.factories import (
     public_base_url,
     received_by_esignature,
     removal_draft,
+    seal_material,
     verifiers,
 )
 from tests.support import post_step
@@ -74,7 +75,12 @@ def _on_paper(session: Session, errand: Errand) -> Errand:
     form = session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
     assert form is not None
     return clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
+        session,
+        clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
     )
 
 

@@ -142,7 +142,14 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     from app.intake import clerk_actions, reading
     from app.intake.models import BatchSource, PaperForm
     from tests import scan_corpus as corpus
-    from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
+    from tests.factories import (
+        caseworker,
+        clerk,
+        printed,
+        printed_for_post,
+        removal_draft,
+        seal_material,
+    )
 
     errand = printed_for_post(session, removal_draft(session))
     data = corpus.as_tiff(corpus.scan_pdf(printed(errand), ["rotated+1", "bilevel-200"]))
@@ -157,7 +164,12 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     form = assembled()
     assert form is not None
     clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
+        session,
+        clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
     )
     session.commit()
     _wait_for(
