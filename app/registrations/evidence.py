@@ -266,8 +266,8 @@ def esign_evidence(
         seal_section(material, sealed_at, _),
     ]
     lead = _(
-        "SPV lade till den här sidan när BankID-underskriften hade kontrollerats, före "
-        "myndighetens sigill. Samma uppgifter finns som bilagor i maskinläsbar form: %(files)s."
+        "SPV lade till den här sidan efter kontrollen av BankID-underskriften, före "
+        "myndighetens sigill. Bilagor i maskinläsbar form: %(files)s."
     ) % {"files": _attachments(attached)}
     page = _page(errand, _, _("Bevis om elektronisk underskrift"), lead, sections, sealed_at)
     return page, attached
@@ -390,15 +390,15 @@ def paper_evidence(
         (_("Kontrollerad av"), scan.clerk),
         (_("Kontrollerad"), _utc(scan.checked_dt)),
         (_("Underskrift finns"), yes if scan.signature_present else no),
-        (_("Av firmatecknaren som blanketten namnger"), yes if scan.signer_is_named else no),
+        (_("Av namngiven firmatecknare"), yes if scan.signer_is_named else no),
     ]
     if scan.note:
         check_rows.append((_("Anteckning"), scan.note))
     sections = [
-        EvidenceSection(_("Inkommen på papper"), _errand_rows(errand, _)),
         EvidenceSection(
-            _("Inskanningen"),
+            _("Inkommen på papper"),
             (
+                *_errand_rows(errand, _),
                 *(row for f in scan.files for row in _file_rows(f, _)),
                 (_("De inskannade sidornas SHA-256"), grouped(scan.archive_sha256)),
                 (
@@ -423,9 +423,8 @@ def paper_evidence(
         seal_section(material, sealed_at, _),
     ]
     lead = _(
-        "SPV lade till den här sidan när registratorn hade kontrollerat underskriften på den "
-        "inskannade blanketten, före myndighetens sigill. Samma uppgifter finns som bilagor i "
-        "maskinläsbar form: %(files)s."
+        "SPV lade till den här sidan efter registratorns kontroll av underskriften, före "
+        "myndighetens sigill. Bilagor i maskinläsbar form: %(files)s."
     ) % {"files": _attachments(attached)}
     page = _page(
         errand, _, _("Bevis om blankett som kommit in på papper"), lead, sections, sealed_at

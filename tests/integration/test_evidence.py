@@ -245,8 +245,9 @@ def test_a_posted_forms_scan_is_sealed_with_its_evidence_page(
     sealed = _document(errand, DocumentKind.SCAN)
 
     texts = pdf_page_texts(sealed)
-    assert len(texts) == 3, "the two scanned pages and the evidence page"
-    evidence = texts[-1]
+    assert texts[:2] == ["", ""], "the two scanned pages, as images"
+    evidence = "\n".join(texts[2:])
+    assert f"sida {len(texts) - 2} av {len(texts) - 2}" in texts[-1]
     assert "Bevis om blankett som kommit in på papper" in evidence
     assert "post-3dec.pdf" in evidence and f"parti {batch.id}" in evidence
     assert _grouped_in(batch.sha256, evidence)
