@@ -318,8 +318,9 @@ class ScanRecord:
 
 
 def _file_rows(f: ScannedFile, _: Gettext) -> tuple[tuple[str, str], ...]:
+    batch = _("parti %(id)s") % {"id": f.batch_id}
     return (
-        (_("Fil"), f"{f.filename} ({_('parti %(id)s') % {'id': f.batch_id}})"),
+        (_("Fil"), f"{f.filename} ({batch})"),
         (_("Inläst"), _utc(f.scanned_dt)),
         (_("Filens SHA-256"), grouped(f.sha256)),
     )
