@@ -15,9 +15,11 @@ visible stamp, drawn in the bottom margin of this page, is tagged too
 (:func:`tag_widget`: a ``Form`` element holding the widget annotation).
 
 A character the subset fonts lack loses its diacritics or becomes ``?`` (the exact text is
-in the attached files), a word wider than its column is broken, and a list of events too
-long for the page keeps its first and newest rows and says how many more the attached
-event log holds.
+in the attached files), a word wider than its column is broken, and what does not fit on
+one page goes on over the next (a long event log), each page numbered in its footer.
+
+The cost is a few milliseconds: the fonts are subset once per process, the layout is
+arithmetic, and the objects go into the incremental update the seal writes anyway.
 """
 
 from __future__ import annotations
@@ -266,7 +268,9 @@ class AddedPage:
     """Its ``Sect`` structure element."""
 
 
-def _structure(writer: IncrementalPdfFileWriter) -> tuple[generic.DictionaryObject, list]:
+def _structure(
+    writer: IncrementalPdfFileWriter,
+) -> tuple[generic.DictionaryObject, generic.ArrayObject]:
     """The document's structure tree root and its parent tree's flat ``/Nums`` array."""
     root = writer.root
     if "/StructTreeRoot" not in root or not root["/MarkInfo"].get("/Marked"):
@@ -278,7 +282,7 @@ def _structure(writer: IncrementalPdfFileWriter) -> tuple[generic.DictionaryObje
     return tree, parents["/Nums"]
 
 
-def _top_element(writer: IncrementalPdfFileWriter, tree: generic.DictionaryObject):
+def _top_element(tree: generic.DictionaryObject) -> generic.IndirectObject:
     """The structure tree's top element (WeasyPrint's ``Document``), where the page's
     section goes, as a reference."""
     kids = tree.raw_get("/K")
@@ -384,7 +388,7 @@ def append_evidence_page(writer: IncrementalPdfFileWriter, page: EvidencePage) -
     where its last page is."""
     letters = lay_out(page)
     tree, nums = _structure(writer)
-    top_ref = _top_element(writer, tree)
+    top_ref = _top_element(tree)
     fonts = generic.DictionaryObject(
         {
             _name("F1"): _font_object(writer, font("regular")),
@@ -410,7 +414,7 @@ def tag_widget(
         tree, nums = _structure(writer)
     except ValueError:
         return
-    parent_ref = added.section if added is not None else _top_element(writer, tree)
+    parent_ref = added.section if added is not None else _top_element(tree)
     annotation = widget.get_object()
     page_ref = annotation.raw_get("/P")
     key = _next_key(nums)

@@ -2,6 +2,8 @@
 
 :func:`seal_pdf` appends to the rendered PDF/A-3 form one incremental update holding
 
+* the evidence page (:mod:`app.documents.evidence_page`), when given: the document's last
+  page, in its tag structure;
 * each evidence file (the BankID signature XML, its OCSP response, …) as a PDF/A-3
   associated file: an embedded file stream with its MIME type as ``/Subtype`` and
   ``/Params`` (size, checksum, modification date), a file specification with
@@ -10,7 +12,8 @@
 * a PAdES baseline B-T signature (``ETSI.CAdES.detached``, SHA-256) by the agency's seal
   certificate with an RFC 3161 signature timestamp, in the signature field
   :data:`FIELD_NAME`, whose widget shows the stamp of :mod:`app.documents.stamp` on the
-  last page;
+  last page (the evidence page) and is tagged: a ``Form`` element holding the widget,
+  its words as the alternate text (PDF/A-3a: every visible item tagged);
 
 then PAdES B-LTA's long-term updates (pyHanko's ``embed_validation_info`` and
 ``use_pades_lta``): an update adding to the document security store (DSS) the
@@ -214,7 +217,7 @@ def _add_seal_field(writer: IncrementalPdfFileWriter) -> generic.IndirectObject:
     )
     for ref in writer.root["/AcroForm"]["/Fields"]:
         if str(ref.get_object().get("/T")) == FIELD_NAME:
-            return ref  # type: ignore[no-any-return]
+            return ref
     raise AssertionError("the seal's field was not added")  # pragma: no cover
 
 
