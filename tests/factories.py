@@ -13,6 +13,8 @@ from app.documents import pki
 from app.documents.pki import SealMaterial
 from app.eid import service as eid
 from app.eid.models import OrderStatus
+from app.intake import clerk_actions
+from app.intake.models import PaperForm
 from app.registrations import documents, signing
 from app.registrations import service as registrations
 from app.registrations.data import PersonDetails, RegistrationData
@@ -41,6 +43,19 @@ def public_base_url() -> str:
 def seal_material() -> SealMaterial:
     """The agency's seal as the test app's settings give it (the test PKI's)."""
     return pki.seal_material(running_settings())
+
+
+def confirm_signed_paper(session: Session, form: PaperForm, agent: Agent | None = None) -> Errand:
+    """The clerk (Karin, or ``agent``) finds the named signatory's signature on a posted
+    form and confirms it: the errand is received, its scan sealed with the test PKI's seal."""
+    return clerk_actions.confirm_paper_form(
+        session,
+        agent or clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
+    )
 
 
 def david(session: Session) -> Agent:

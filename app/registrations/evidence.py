@@ -146,21 +146,36 @@ def seal_section(material: SealMaterial, sealed_at: datetime, _: Gettext) -> Evi
     )
 
 
+@dataclass(frozen=True)
+class _Sealing:
+    """What every evidence page ends with: the events up to sealing and the seal."""
+
+    events: EventLog
+    material: SealMaterial
+    sealed_at: datetime
+
+
 def _page(
     errand: Errand,
     _: Gettext,
     heading: str,
     lead: str,
     sections: Sequence[EvidenceSection],
-    sealed_at: datetime,
+    sealing: _Sealing,
+    attached: Sequence[Evidence],
 ) -> EvidencePage:
+    """The page: ``sections``, then the events and the seal; ``lead`` names the files."""
     return EvidencePage(
         lang=errand.language,
         agency=_("Statens tjänstepensionsverk"),
-        meta=(errand.reference, long_date(sealed_at, errand.language)),
+        meta=(errand.reference, long_date(sealing.sealed_at, errand.language)),
         heading=heading,
-        lead=lead,
-        sections=tuple(sections),
+        lead=lead % {"files": _attachments(attached)},
+        sections=(
+            *sections,
+            EvidenceSection(_("Händelser fram till förseglingen"), sealing.events.rows),
+            seal_section(sealing.material, sealing.sealed_at, _),
+        ),
         footer=_("Bevis för ärende %(ref)s, sida %(page)s av %(pages)s").replace(
             "%(ref)s", errand.reference
         ),
@@ -262,14 +277,14 @@ def esign_evidence(
                 ),
             ),
         ),
-        EvidenceSection(_("Händelser fram till förseglingen"), events.rows),
-        seal_section(material, sealed_at, _),
     ]
     lead = _(
         "SPV lade till den här sidan efter kontrollen av BankID-underskriften, före "
         "myndighetens sigill. Bilagor i maskinläsbar form: %(files)s."
-    ) % {"files": _attachments(attached)}
-    page = _page(errand, _, _("Bevis om elektronisk underskrift"), lead, sections, sealed_at)
+    )
+    sealing = _Sealing(events, material, sealed_at)
+    heading = _("Bevis om elektronisk underskrift")
+    page = _page(errand, _, heading, lead, sections, sealing, attached)
     return page, attached
 
 
@@ -420,16 +435,14 @@ def paper_evidence(
             ),
         ),
         EvidenceSection(_("Kontroll av underskriften"), tuple(check_rows)),
-        EvidenceSection(_("Händelser fram till förseglingen"), events.rows),
-        seal_section(material, sealed_at, _),
     ]
     lead = _(
         "SPV lade till den här sidan efter registratorns kontroll av underskriften, före "
         "myndighetens sigill. Bilagor i maskinläsbar form: %(files)s."
-    ) % {"files": _attachments(attached)}
-    page = _page(
-        errand, _, _("Bevis om blankett som kommit in på papper"), lead, sections, sealed_at
     )
+    sealing = _Sealing(events, material, sealed_at)
+    heading = _("Bevis om blankett som kommit in på papper")
+    page = _page(errand, _, heading, lead, sections, sealing, attached)
     return page, attached
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.access.models import Employer, Person, Role, RoleGrant
 from app.core.agents import Agent, AgentKind
-from app.intake import clerk_actions, reading
+from app.intake import reading
 from app.intake.models import BatchSource, PaperForm
 from app.registrations import service as registrations
 from app.registrations.data import (
@@ -27,12 +27,12 @@ from tests.conftest import DAVID, EVA, JOHAN, login, person_id
 from tests.factories import (
     claim_and_approve,
     clerk,
+    confirm_signed_paper,
     printed,
     printed_for_post,
     public_base_url,
     received_by_esignature,
     removal_draft,
-    seal_material,
     verifiers,
 )
 from tests.support import post_step
@@ -74,14 +74,7 @@ def _on_paper(session: Session, errand: Errand) -> Errand:
     session.expire_all()
     form = session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
     assert form is not None
-    return clerk_actions.confirm_paper_form(
-        session,
-        clerk(session),
-        form,
-        signature_present=True,
-        signer_is_named=True,
-        material=seal_material(),
-    )
+    return confirm_signed_paper(session, form)
 
 
 def _self_removal_signed_by_david() -> RemovalData:
