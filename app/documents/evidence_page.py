@@ -34,6 +34,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from app.documents.letter_pdf import (
     BODY,
     CELL_PAD_X,
+    H1,
+    H2,
     LABEL_W,
     MM,
     PAGE_H,
@@ -128,7 +130,7 @@ def _head(page: EvidencePage) -> list[Block]:
     return [
         Block("agency", [settable(page.agency, bold)]),
         Block("meta", [settable(line, regular) for line in page.meta]),
-        Block("h1", [breakable(settable(page.heading, bold), bold, 17, WIDTH)]),
+        Block("h1", [breakable(settable(page.heading, bold), bold, H1, WIDTH)]),
         Block("p", [breakable(settable(page.lead, regular), regular, BODY, WIDTH)]),
     ]
 
@@ -136,7 +138,7 @@ def _head(page: EvidencePage) -> list[Block]:
 def _section(heading: str, rows: list[tuple[str, str]]) -> list[Block]:
     bold = font("bold")
     return [
-        Block("h2", [breakable(settable(heading, bold), bold, 12, WIDTH)]),
+        Block("h2", [breakable(settable(heading, bold), bold, H2, WIDTH)]),
         Block("table", rows=rows),
     ]
 

@@ -13,7 +13,6 @@ English translations, like the receipt and the decision letter).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -444,7 +443,3 @@ def paper_evidence(
     heading = _("Bevis om blankett som kommit in på papper")
     page = _page(errand, _, heading, lead, sections, sealing, attached)
     return page, attached
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
