@@ -8,7 +8,7 @@ from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus, ScanBatch
 from app.privacy.access_log import Look
 from app.privacy.models import ViewKind
-from app.registrations.codes import CheckName, Finding, ProblemCode
+from app.registrations.codes import HISTORY_MESSAGES, CheckName, Finding, ProblemCode
 from app.registrations.models import Channel, CheckOutcome, DocumentKind, Errand, ErrandKind
 from app.registrations.status import (
     NextStep,
@@ -263,51 +263,7 @@ BATCH_STATE_LABELS = {
 }
 
 
-HISTORY_LABELS = {
-    "created": _l("Utkast skapat"),
-    "step_saved": _l("Uppgifter sparade"),
-    "request_signature": _l("Skickat för underskrift med BankID"),
-    "cancel_signature": _l("Underskriften avbröts"),
-    "send_to_signatory": _l("Skickat till firmatecknaren för underskrift"),
-    "recall_invitation": _l("Inbjudan till firmatecknaren tillbakatagen"),
-    "decline": _l("Firmatecknaren avböjde att skriva under"),
-    "return_to_signatory": _l("Underskriften avbröts, tillbaka hos firmatecknaren"),
-    "signatory_reminded": _l("Påminnelse skickad till firmatecknaren"),
-    "signatory_reminded_before_expiry": _l("Påminnelse till firmatecknaren innan inbjudan går ut"),
-    "sign": _l("Underskrivet med BankID"),
-    "print_for_post": _l("Utskrivet för post"),
-    "receive": _l("Mottaget av SPV"),
-    "start_verification": _l("Automatiska kontroller påbörjade"),
-    "finish_verification": _l("Automatiska kontroller klara"),
-    "request_completion": _l("Komplettering begärd"),
-    "complete": _l("Kompletterat"),
-    "approve": _l("Godkänt"),
-    "reject": _l("Avslaget"),
-    "apply": _l("Behörigheten ändrad"),
-    "close": _l("Beslutet arkiverat, ärendet avslutat"),
-    "withdraw": _l("Återkallat"),
-    "expire": _l("Avslutat utan beslut (tiden gick ut)"),
-    "fail": _l("Tekniskt fel"),
-    "attempt_failed": _l("Tekniskt fel i ett steg – försöker igen"),
-    "retry": _l("Steget körs igen"),
-    "claimed": _l("Taget av handläggare"),
-    "released": _l("Släppt tillbaka till kön"),
-    "reassigned": _l("Tilldelat annan handläggare"),
-    "commented": _l("Intern anteckning"),
-    "first_approval": _l("Första godkännandet"),
-    "findings_acknowledged": _l("Anmärkningar granskade"),
-    "deadline_reminder": _l("Påminnelse om förfallodag skickad"),
-    "deadline_escalated": _l("Eskalerat till gruppchef"),
-    "replacement_not_registered": _l(
-        "Den nya behöriga beställaren registrerades inte: firmatecknarens underskrift saknas"
-    ),
-    "return_to_review": _l("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
-    "take_effect": _l("Väntetiden för papper är slut – ändringen genomförs"),
-    "dispute": _l(
-        "Stoppad av arbetsgivaren i väntetiden: känner inte till anmälan (misstänkt bedrägeri)"
-    ),
-    "stop_at_intake": _l("Stoppad vid skanningen: arbetsgivaren har spärrat blanketter på papper"),
-}
+HISTORY_LABELS = {verb: _l(message) for verb, message in HISTORY_MESSAGES.items()}
 
 
 SET_ASIDE_LABELS = {

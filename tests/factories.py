@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from app.access.models import Role
 from app.config import Settings
 from app.core.agents import Agent, AgentKind
+from app.documents import pki
+from app.documents.pki import SealMaterial
 from app.eid import service as eid
 from app.eid.models import OrderStatus
 from app.intake import clerk_actions, reading
@@ -39,6 +41,24 @@ def verifiers(session: Session) -> Verifiers:
 def public_base_url() -> str:
     """Where the emails' links point: the test app's ``public_base_url``."""
     return running_settings().public_base_url
+
+
+def seal_material() -> SealMaterial:
+    """The agency's seal as the test app's settings give it (the test PKI's)."""
+    return pki.seal_material(running_settings())
+
+
+def confirm_signed_paper(session: Session, form: PaperForm, agent: Agent | None = None) -> Errand:
+    """The clerk (Karin, or ``agent``) finds the named signatory's signature on a posted
+    form and confirms it: the errand is received, its scan sealed with the test PKI's seal."""
+    return clerk_actions.confirm_paper_form(
+        session,
+        agent or clerk(session),
+        form,
+        signature_present=True,
+        signer_is_named=True,
+        material=seal_material(),
+    )
 
 
 def david(session: Session) -> Agent:
@@ -120,9 +140,7 @@ def received_on_paper(session: Session, errand: Errand) -> Errand:
     scanned(session, errand)
     form = session.scalar(select(PaperForm).where(PaperForm.errand_id == errand.id))
     assert form is not None
-    return clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
-    )
+    return confirm_signed_paper(session, form)
 
 
 def received_by_esignature(session: Session, errand: Errand) -> Errand:

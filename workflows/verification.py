@@ -160,12 +160,12 @@ def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> Che
     if signed_doc is None or order is None or order.document is None:
         return _signature_failed(Finding.SIGNED_DOCUMENT_MISSING)
     sealed = signed_doc.content
-    signed_event = authentic_errand_event(session, sub.id, Action.SIGN.value)
+    sealed_event = authentic_errand_event(session, sub.id, Action.RECEIVE.value)
     report = validate_sealed_pdf(
         sealed,
         trust_roots=verifiers.seal_roots,
         seal_identity=verifiers.seal_identity,
-        sealed_sha256=signed_event.data.get(SEALED_SHA256) if signed_event else None,
+        sealed_sha256=sealed_event.data.get(SEALED_SHA256) if sealed_event else None,
     )
     if not report.accepted:
         return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,9 +43,11 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.access.models import Person
 from app.audit.models import AuditChainHead, AuditEvent
 from app.db import utcnow
 from app.registrations.models import Errand
+from app.staff.models import StaffMember
 
 GENESIS_HASH = "0" * 64
 LEGACY = 0
@@ -564,3 +567,42 @@ def verify_chain(
             return ChainReport(total, broken, reason, chain=chain, chains=len(chains))
     anchored = sum(pin.seq for pin in pins.values()) if anchor is not None else None
     return ChainReport(total, None, None, anchored, chains=len(chains))
+
+
+def history(session: Session, errand: Errand) -> list[AuditEvent]:
+    """Every recorded change of the errand, oldest first."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
+            .order_by(AuditEvent.id)
+        )
+    )
+
+
+_ACTOR = re.compile(r"^(staff|person):(\d+)(?: for (staff|person):(\d+))?$")
+
+
+def actor_names(session: Session, events: list[AuditEvent]) -> dict[str, str]:
+    """Who each event's actor label names: staff and persons by name, the system's parts
+    as such (``staff:3 for person:7``, a clerk who typed in a person's paper form, is the
+    clerk's name with the person's in brackets)."""
+    names: dict[str, str] = {}
+    for actor in {event.actor for event in events}:
+        match = _ACTOR.match(actor)
+        if match is None:
+            names[actor] = actor.replace("system:", "system: ")
+            continue
+        parts = [_name(session, match.group(1), int(match.group(2)))]
+        if match.group(3):
+            parts.append(_name(session, match.group(3), int(match.group(4) or 0)))
+        names[actor] = parts[0] + (f" ({parts[1]})" if len(parts) > 1 else "")
+    return names
+
+
+def _name(session: Session, kind: str, id_: int) -> str:
+    if kind == "staff":
+        staff = session.get(StaffMember, id_)
+        return staff.name if staff else f"staff:{id_}"
+    person = session.get(Person, id_)
+    return person.full_name if person else f"person:{id_}"

@@ -8,7 +8,6 @@ orderer needs the approval of two different caseworkers.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import service as access
-from app.access.models import Employer, Person
-from app.audit.models import AuditEvent
+from app.access.models import Employer
 from app.audit.service import record_errand_event
 from app.core.agents import Agent
 from app.core.paging import Order, Page, keyset_page
@@ -315,17 +313,6 @@ def comments(session: Session, errand: Errand) -> list[ErrandComment]:
     )
 
 
-def history(session: Session, errand: Errand) -> list[AuditEvent]:
-    """Every recorded change of the errand, oldest first."""
-    return list(
-        session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id))
-            .order_by(AuditEvent.id)
-        )
-    )
-
-
 FORM_DOCUMENTS = (DocumentKind.SIGNED, DocumentKind.SCAN, DocumentKind.PRINTED)
 """Which of an errand's documents is the form the caseworker reads, best first."""
 
@@ -347,34 +334,6 @@ def errand_document(session: Session, errand: Errand, document_id: int) -> Erran
             ErrandDocument.errand_id == errand.id,
         )
     )
-
-
-_ACTOR = re.compile(r"^(staff|person):(\d+)(?: for (staff|person):(\d+))?$")
-
-
-def actor_names(session: Session, events: list[AuditEvent]) -> dict[str, str]:
-    """Who each event's actor label names: staff and persons by name, the system's parts
-    as such (``staff:3 for person:7``, a clerk who typed in a person's paper form, is the
-    clerk's name with the person's in brackets)."""
-    names: dict[str, str] = {}
-    for actor in {event.actor for event in events}:
-        match = _ACTOR.match(actor)
-        if match is None:
-            names[actor] = actor.replace("system:", "system: ")
-            continue
-        parts = [_name(session, match.group(1), int(match.group(2)))]
-        if match.group(3):
-            parts.append(_name(session, match.group(3), int(match.group(4) or 0)))
-        names[actor] = parts[0] + (f" ({parts[1]})" if len(parts) > 1 else "")
-    return names
-
-
-def _name(session: Session, kind: str, id_: int) -> str:
-    if kind == "staff":
-        staff = session.get(StaffMember, id_)
-        return staff.name if staff else f"staff:{id_}"
-    person = session.get(Person, id_)
-    return person.full_name if person else f"person:{id_}"
 
 
 def _require_holder(agent: Agent, errand: Errand) -> None:

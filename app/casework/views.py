@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
+from app.audit.service import actor_names, history
 from app.casework import service
 from app.labels import finding_label, refusal_message
 from app.privacy.access_log import employer_contacts_named, named_in
@@ -135,8 +136,8 @@ def _render_errand(errand: Errand, status: int = 200, **forms: object) -> Respon
         "reassign_form": reassign,
         "State": ErrandState,
         "comments": service.comments(db(), errand),
-        "history": (history := service.history(db(), errand)),
-        "actor_names": service.actor_names(db(), history),
+        "history": (events := history(db(), errand)),
+        "actor_names": actor_names(db(), events),
         "second_approval": service.needs_second_approval(db(), errand),
         "form_document": service.form_document(errand),
     }

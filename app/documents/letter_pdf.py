@@ -460,8 +460,12 @@ class _Letter:
         self.paragraph("P", text, font("regular"), size, BLACK)
         self.after = 2 * MM
 
-    def table(self, rows: list[tuple[str, str]]) -> None:
-        """``table.fields``: a label (TH, a row's scope) and a value (TD, bold) a row."""
+    def table(
+        self, rows: list[tuple[str, str]], size: float = BODY, pad: float = CELL_PAD_Y
+    ) -> None:
+        """``table.fields``: a label (TH, a row's scope) and a value (TD, bold) a row; the
+        evidence page sets its tables smaller (``size``, ``pad``: the cells' room above and
+        below)."""
         regular, bold = font("regular"), font("bold")
         self.y -= self.after
         table = self.element("Table")
@@ -470,14 +474,14 @@ class _Letter:
             th, td = self.element("TH", row, Scope="Row"), self.element("TD", row)
             _check_glyphs(label, regular)
             _check_glyphs(value, bold)
-            labels = _wrap(label, regular, BODY, LABEL_W - 2 * CELL_PAD_X)
-            values = _wrap(value, bold, BODY, WIDTH - LABEL_W - 2 * CELL_PAD_X) if value else []
-            top = self.y - CELL_PAD_Y
-            self.page.text(th, _column(LEFT + CELL_PAD_X, top, labels, BODY), regular, BODY, GREY)
+            labels = _wrap(label, regular, size, LABEL_W - 2 * CELL_PAD_X)
+            values = _wrap(value, bold, size, WIDTH - LABEL_W - 2 * CELL_PAD_X) if value else []
+            top = self.y - pad
+            self.page.text(th, _column(LEFT + CELL_PAD_X, top, labels, size), regular, size, GREY)
             if values:
                 x = LEFT + LABEL_W + CELL_PAD_X
-                self.page.text(td, _column(x, top, values, BODY), bold, BODY, BLACK)
-            self.y -= max(len(labels), len(values), 1) * BODY * 1.4 + 2 * CELL_PAD_Y
+                self.page.text(td, _column(x, top, values, size), bold, size, BLACK)
+            self.y -= max(len(labels), len(values), 1) * size * 1.4 + 2 * pad
             self.page.rule(self.y, 0.5, RULE)
             self.y -= 0.5
         self.after = 2 * MM
@@ -509,7 +513,8 @@ class _Letter:
         self.page.footer(LEFT, BOTTOM / 2 - SMALL / 3, self.meta.footer, regular, SMALL)
 
 
-def _layout(blocks: list[Block], meta: LetterMeta) -> _Letter:
+def _layout(blocks: list[Block], meta: LetterMeta, **table: float) -> _Letter:
+    """The blocks set on one page (``table``: :meth:`_Letter.table`'s size and padding)."""
     letter = _Letter(meta)
     for block in blocks:
         if block.kind == "agency":
@@ -519,7 +524,7 @@ def _layout(blocks: list[Block], meta: LetterMeta) -> _Letter:
         elif block.kind in ("p", "lead"):
             letter.text(" ".join(block.lines), LEAD if block.kind == "lead" else BODY)
         elif block.kind == "table":
-            letter.table(block.rows)
+            letter.table(block.rows, **table)
         elif block.kind == "ol":
             letter.numbered_list(block.lines)
         elif block.kind != "meta":  # pragma: no cover - the reader makes no other kinds

@@ -2,6 +2,8 @@
 
 :func:`seal_pdf` appends to the rendered PDF/A-3 form one incremental update holding
 
+* the evidence page (:mod:`app.documents.evidence_page`), when given: the document's last
+  page, in its tag structure;
 * each evidence file (the BankID signature XML, its OCSP response, …) as a PDF/A-3
   associated file: an embedded file stream with its MIME type as ``/Subtype`` and
   ``/Params`` (size, checksum, modification date), a file specification with
@@ -10,7 +12,8 @@
 * a PAdES baseline B-T signature (``ETSI.CAdES.detached``, SHA-256) by the agency's seal
   certificate with an RFC 3161 signature timestamp, in the signature field
   :data:`FIELD_NAME`, whose widget shows the stamp of :mod:`app.documents.stamp` on the
-  last page;
+  last page (the evidence page) and is tagged: a ``Form`` element holding the widget,
+  its words as the alternate text (PDF/A-3a: every visible item tagged);
 
 then PAdES B-LTA's long-term updates (pyHanko's ``embed_validation_info`` and
 ``use_pades_lta``): an update adding to the document security store (DSS) the
@@ -48,6 +51,7 @@ from pyhanko.sign.signers import constants
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
+from app.documents.evidence_page import EvidencePage, append_evidence_page, tag_widget
 from app.documents.pki import AGENCY, SealMaterial
 from app.documents.stamp import STAMP_PLACEMENT, SealStampStyle, stamp_text
 
@@ -224,6 +228,7 @@ def _forget_sealing_context(material: SealMaterial) -> None:
 
 
 def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
+    """The signer filling the seal's field (:func:`_add_seal_field` made it)."""
     return _PdfA3Signer(
         signers.PdfSignatureMetadata(
             field_name=FIELD_NAME,
@@ -237,8 +242,19 @@ def _pdf_signer(material: SealMaterial) -> signers.PdfSigner:
         signer=material.signer,
         timestamper=material.timestamper,
         stamp_style=SealStampStyle(),
-        new_field_spec=fields.SigFieldSpec(FIELD_NAME, on_page=-1, box=STAMP_PLACEMENT.box()),
     )
+
+
+def _add_seal_field(writer: IncrementalPdfFileWriter) -> generic.IndirectObject:
+    """The seal's empty signature field, its widget at :data:`STAMP_PLACEMENT` on the last
+    page (made here rather than by the signer, so that it can be tagged first)."""
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec(FIELD_NAME, on_page=-1, box=STAMP_PLACEMENT.box())
+    )
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        if str(ref.get_object().get("/T")) == FIELD_NAME:
+            return ref
+    raise AssertionError("the seal's field was not added")  # pragma: no cover
 
 
 _largest_signature: dict[int, int] = {}
@@ -279,10 +295,13 @@ def _seal_once(
     text: str,
     now: datetime,
     reserve: int,
+    page: EvidencePage | None,
 ) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    added = append_evidence_page(writer, page) if page is not None else None
     _embed_evidence(writer, evidence, now)
     _align_producer(writer)
+    tag_widget(writer, _add_seal_field(writer), text, added)
     try:
         out = _pdf_signer(material).sign_pdf(
             writer,
@@ -307,26 +326,33 @@ def seal_pdf(
     evidence: list[Evidence],
     signer_name: str | None,
     lang: str,
+    page: EvidencePage | None = None,
+    stamp: str | None = None,
+    now: datetime | None = None,
 ) -> bytes:
     """The PDF with the evidence attached and the agency's seal (PAdES B-LTA) over all
     of it.
 
-    ``signer_name`` is who signed with BankID (None: a document the agency issues and
-    seals itself, signed by nobody else); ``lang`` (``sv`` or ``en``) is the stamp's
-    language. Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
+    ``signer_name`` is who signed with BankID (the stamp names them; None: a document the
+    agency issues and seals itself, signed by nobody else); ``lang`` (``sv`` or ``en``) is
+    the stamp's language; ``page``, the evidence page, is added as the last page before
+    the seal (the stamp is then drawn on it); ``stamp`` replaces the stamp's words (a
+    posted form's: :func:`~app.documents.stamp.paper_stamp_text`); ``now`` is the sealing
+    time shown (by the stamp and the evidence page; the signature's own is a moment later).
+    Raises pyHanko's errors if the PDF cannot be read or the TSA fails, and
     :class:`SealValidationError` if the seal's or the TSA's certificate cannot be
     validated with fresh revocation data.
     """
-    now = datetime.now(UTC)
-    text = stamp_text(signer_name, now, lang)
+    now = now or datetime.now(UTC)
+    text = stamp if stamp is not None else stamp_text(signer_name, now, lang)
     key = id(material)
     largest = _largest_signature.get(key)
     if largest is None:
         largest = _largest_signature[key] = _calibrate(material)
     try:
-        sealed = _seal_once(pdf, material, evidence, text, now, largest + RESERVATION_MARGIN)
+        sealed = _seal_once(pdf, material, evidence, text, now, largest + RESERVATION_MARGIN, page)
     except SigningError:
-        sealed = _seal_once(pdf, material, evidence, text, now, FALLBACK_RESERVATION)
+        sealed = _seal_once(pdf, material, evidence, text, now, FALLBACK_RESERVATION, page)
     size = _signature_size(sealed, len(pdf))
     if size is not None and size > largest:
         _largest_signature[key] = size

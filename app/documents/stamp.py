@@ -150,9 +150,33 @@ def stamp_font() -> StampFont:
     )
 
 
+@functools.cache
+def _to_unicode() -> bytes:
+    """The stamp font's codes as Unicode (a ToUnicode CMap, Flate-compressed): its text
+    extracts as written, and PDF/A level A asks it of every font."""
+    pairs = [(c, ch) for c in range(FIRST_CODE, LAST_CODE + 1) if (ch := _cp1252(c)) is not None]
+    lines = [
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def",
+        "/CMapName /Adobe-Identity-UCS def /CMapType 2 def",
+        f"1 begincodespacerange <{FIRST_CODE:02x}> <{LAST_CODE:02x}> endcodespacerange",
+    ]
+    for start in range(0, len(pairs), 100):
+        chunk = pairs[start : start + 100]
+        lines.append(f"{len(chunk)} beginbfchar")
+        lines += [f"<{code:02x}> <{ord(ch):04x}>" for code, ch in chunk]
+        lines.append("endbfchar")
+    lines.append("endcmap CMapName currentdict /CMap defineresource pop end end")
+    return zlib.compress("\n".join(lines).encode("ascii"), 9)
+
+
 def _font_resource(writer: BasePdfFileWriter) -> generic.IndirectObject:
     """The stamp font's objects, added to ``writer``: a simple TrueType font."""
     font = stamp_font()
+    to_unicode = generic.StreamObject(
+        dict_data={generic.pdf_name("/Filter"): generic.pdf_name("/FlateDecode")},
+        encoded_data=_to_unicode(),
+    )
     program = generic.StreamObject(
         dict_data={
             generic.pdf_name("/Length1"): generic.NumberObject(font.program_length),
@@ -189,6 +213,7 @@ def _font_resource(writer: BasePdfFileWriter) -> generic.IndirectObject:
                 ),
                 generic.pdf_name("/Encoding"): generic.pdf_name("/WinAnsiEncoding"),
                 generic.pdf_name("/FontDescriptor"): writer.add_object(descriptor),
+                generic.pdf_name("/ToUnicode"): writer.add_object(to_unicode),
             }
         )
     )
@@ -300,3 +325,11 @@ def stamp_text(signer_name: str | None, sealed_at: datetime, lang: str) -> str:
         "signer": " ".join(signer_name.split()) or "?",
         "time": sealed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def paper_stamp_text(sealed_at: datetime, lang: str) -> str:
+    """The stamp's words on a posted form's scanned pages, in ``lang``."""
+    _ = translations(lang).gettext
+    return _(
+        "Inkommen på papper, inskannad och förseglad av Statens tjänstepensionsverk, %(time)s"
+    ) % {"time": sealed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")}

@@ -13,8 +13,9 @@ From a scanned file to errands received on paper, nothing lost:
    together; when every page of its form is there, they become a :class:`PaperForm` for
    a clerk to confirm.
 4. :func:`~app.intake.clerk_actions.confirm_paper_form`: the clerk has checked the handwritten
-   signature; the pages are archived as one PDF/A with the errand, which is received on
-   paper.
+   signature; the pages are archived as one PDF/A-3a with the errand, which is received on
+   paper: an evidence page and the scan's record added, sealed (PAdES B-LTA) like an
+   e-signed form (:mod:`app.registrations.evidence`).
 
 The clerk's manual queue (:mod:`app.intake.clerk_actions`): ``match_page`` (by reference
 number), ``register_paper_form`` (a blank form typed in) and ``discard_page``. What the

@@ -1,8 +1,12 @@
-"""The archival copy of one errand's scanned pages: a PDF/A-2b of the page images.
+"""The archival copy of one errand's scanned pages: a tagged PDF/A-3a of the page images.
 
 Rendered by WeasyPrint like every PDF SPV produces, one image a page, each page the
-size of the scanned paper (from the image's resolution; A4 width when it has none).
+size of the scanned paper (from the image's resolution; A4 width when it has none), each
+image a ``Figure`` of the tag structure with its alternate text ("Inskannad sida 1 av 2").
 JPEG images are embedded as they are (no second compression), PNG images losslessly.
+PDF/A-3 level A like the e-signed form, because it is then given an evidence page and the
+scan's record as an attached file, and sealed the same way
+(:func:`app.intake.clerk_actions.confirm_paper_form`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from PIL import Image
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-PDF_VARIANT = "pdf/a-2b"
-"""PDF/A-2, conformance level B: the pages' appearance is preserved for archiving."""
+from app.core.i18n import translations
+
+PDF_VARIANT = "pdf/a-3a"
+"""PDF/A-3, conformance level A: archivable, tagged, and may carry attached files."""
 
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 _A4_WIDTH_MM = 210.0
@@ -53,7 +59,11 @@ def scan_archive_pdf(
             f" .p{number} {{ page: p{number}; width: {width_mm:.3f}mm;"
             f" height: {height_mm:.3f}mm }}"
         )
-        bodies.append(f'<img class="p{number}" src="{uri}" alt="">')
+        alt = html.escape(
+            translations(lang).gettext("Inskannad sida %(page)s av %(pages)s")
+            % {"page": number + 1, "pages": len(pages)}
+        )
+        bodies.append(f'<img class="p{number}" src="{uri}" alt="{alt}">')
     document = (
         f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>"

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import pypdfium2 as pdfium
 from sqlalchemy import select
@@ -12,16 +15,21 @@ from sqlalchemy.orm import Session
 from app.access import service as access
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
+from app.documents.pki import SealMaterial
 from app.documents.qr import FormKind
 from app.documents.render import NOMINAL_PAGES
+from app.documents.seal import seal_pdf
+from app.documents.stamp import paper_stamp_text
 from app.intake.archive import scan_archive_pdf
 from app.intake.assembly import file_waiting_pages, record_intake_event
 from app.intake.models import PageOutcome, PageStatus, PaperForm, PaperFormState, ScanPage
 from app.registrations import service as registrations
 from app.registrations.data import RegistrationData, RemovalData
+from app.registrations.evidence import ScannedFile, ScannedPage, ScanRecord, paper_evidence
 from app.registrations.models import DocumentKind, Errand
 from app.registrations.service import attach_document
 from app.safeguards.service import lock_of
+from app.staff.models import StaffMember
 from workflows.state_machine import transition
 from workflows.states import EXPIRES_AFTER, Action, ErrandState
 
@@ -41,11 +49,14 @@ def confirm_paper_form(
     *,
     signature_present: bool,
     signer_is_named: bool,
+    material: SealMaterial,
     note: str = "",
 ) -> Errand:
     """The clerk's check of the handwritten signature; the errand is then received on
-    paper with its pages archived as one PDF/A. A missing or wrong signature is recorded
-    (verification flags it for the caseworker), not a reason to lose the errand."""
+    paper with its pages archived as one PDF/A-3a, given an evidence page and the scan's
+    record, and sealed with ``material`` (PAdES B-LTA) like an e-signed form. A missing or
+    wrong signature is recorded (verification flags it for the caseworker), not a reason
+    to lose the errand."""
     session.refresh(paper_form, with_for_update=True)  # two clerks, one form
     if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
         raise IntakeError("already_confirmed")
@@ -54,19 +65,22 @@ def confirm_paper_form(
     if errand.state is not ErrandState.AWAITING_POST:
         raise IntakeError("not_awaiting_post")  # withdrawn meanwhile
     _refuse_if_locked(session, errand)
-    previews = [page.preview for page in paper_form.pages]
-    pdf = scan_archive_pdf(previews, title=f"{errand.reference}", lang=errand.language)
+    pdf = scan_archive_pdf(
+        [page.preview for page in paper_form.pages], title=errand.reference, lang=errand.language
+    )
+    transition(session, errand, Action.RECEIVE, agent, data={"channel": "paper"})
+    check = ClerkCheck(agent, utcnow(), signature_present, signer_is_named, note.strip())
+    sealed = _sealed_scan(session, errand, paper_form, pdf, material, check)
     document = attach_document(
-        session, errand, DocumentKind.SCAN, pdf, f"{errand.reference}-skannad.pdf"
+        session, errand, DocumentKind.SCAN, sealed, f"{errand.reference}-skannad.pdf"
     )
     session.flush()  # the archived scan's id
-    transition(session, errand, Action.RECEIVE, agent, data={"channel": "paper"})
     paper_form.state = PaperFormState.CONFIRMED
     paper_form.signature_present = signature_present
     paper_form.signer_is_named = signer_is_named
-    paper_form.clerk_note = note.strip() or None
+    paper_form.clerk_note = check.note or None
     paper_form.confirmed_by_staff_id = agent.id
-    paper_form.confirmed_dt = utcnow()
+    paper_form.confirmed_dt = check.checked_dt
     paper_form.document_id = document.id
     session.flush()
     record_intake_event(
@@ -87,6 +101,67 @@ def _refuse_if_locked(session: Session, errand: Errand) -> None:
     or the clerk matches one by hand): nothing is taken in; the clerk sets the pages aside."""
     if errand.employer_id is not None and lock_of(session, errand.employer_id) is not None:
         raise IntakeError("paper_locked")
+
+
+@dataclass(frozen=True)
+class ClerkCheck:
+    """The clerk's check of a posted form's handwritten signature."""
+
+    clerk: Agent
+    checked_dt: datetime
+    signature_present: bool
+    signer_is_named: bool
+    note: str
+
+
+def _sealed_scan(
+    session: Session,
+    errand: Errand,
+    paper_form: PaperForm,
+    pdf: bytes,
+    material: SealMaterial,
+    check: ClerkCheck,
+) -> bytes:
+    """The scanned pages' PDF with its evidence page and files, sealed."""
+    pages = sorted(paper_form.pages, key=lambda page: page.form_page or 0)
+    batches = {page.batch.id: page.batch for page in pages}
+    clerk = session.get(StaffMember, check.clerk.id)
+    scan = ScanRecord(
+        files=tuple(
+            ScannedFile(b.id, b.filename, b.sha256, b.page_count, b.created_dt)
+            for b in batches.values()
+        ),
+        pages=tuple(
+            ScannedPage(
+                form_page=page.form_page or 0,
+                form_pages=page.form_pages or len(pages),
+                batch_id=page.batch_id,
+                file_page=page.page_index + 1,
+                outcome=page.outcome.value,
+                matched_by_clerk=page.matched_by_clerk,
+            )
+            for page in pages
+        ),
+        clerk=clerk.name if clerk is not None else "?",
+        checked_dt=check.checked_dt,
+        signature_present=check.signature_present,
+        signer_is_named=check.signer_is_named,
+        note=check.note,
+        archive_bytes=len(pdf),
+        archive_sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+    now = utcnow()
+    page, evidence = paper_evidence(session, errand, scan, material, now)
+    return seal_pdf(
+        pdf,
+        material=material,
+        evidence=evidence,
+        signer_name=errand.data.signatory.name,
+        lang=errand.language,
+        page=page,
+        stamp=paper_stamp_text(now, errand.language),
+        now=now,
+    )
 
 
 UNSEEN_OUTCOMES = frozenset({PageOutcome.TIMED_OUT, PageOutcome.TOO_LARGE, PageOutcome.UNREADABLE})

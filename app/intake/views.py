@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
+from app.documents.pki import seal_material
 from app.documents.qr import FormKind
 from app.intake import clerk_actions, queries, reading
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
@@ -282,6 +283,7 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 paper_form,
                 signature_present=form.signature_present.data == "yes",
                 signer_is_named=form.signer_is_named.data == "yes",
+                material=seal_material(runtime().settings),
                 note=form.note.data or "",
             )
         )

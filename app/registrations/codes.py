@@ -129,3 +129,58 @@ an orderer to remove), the employer or its codes are wrong, the signature does n
 
 _NOTES = frozenset({Finding.REMOVAL_SIGNED_BY_ORDERER, Finding.SIGNED_ON_PAPER})
 """Findings that only inform."""
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is used."""
+    return message
+
+
+HISTORY_MESSAGES = {
+    "created": N_("Utkast skapat"),
+    "step_saved": N_("Uppgifter sparade"),
+    "request_signature": N_("Skickat för underskrift med BankID"),
+    "cancel_signature": N_("Underskriften avbröts"),
+    "send_to_signatory": N_("Skickat till firmatecknaren för underskrift"),
+    "recall_invitation": N_("Inbjudan till firmatecknaren tillbakatagen"),
+    "decline": N_("Firmatecknaren avböjde att skriva under"),
+    "return_to_signatory": N_("Underskriften avbröts, tillbaka hos firmatecknaren"),
+    "signatory_reminded": N_("Påminnelse skickad till firmatecknaren"),
+    "signatory_reminded_before_expiry": N_("Påminnelse till firmatecknaren innan inbjudan går ut"),
+    "sign": N_("Underskrivet med BankID"),
+    "print_for_post": N_("Utskrivet för post"),
+    "receive": N_("Mottaget av SPV"),
+    "start_verification": N_("Automatiska kontroller påbörjade"),
+    "finish_verification": N_("Automatiska kontroller klara"),
+    "request_completion": N_("Komplettering begärd"),
+    "complete": N_("Kompletterat"),
+    "approve": N_("Godkänt"),
+    "reject": N_("Avslaget"),
+    "apply": N_("Behörigheten ändrad"),
+    "close": N_("Beslutet arkiverat, ärendet avslutat"),
+    "withdraw": N_("Återkallat"),
+    "expire": N_("Avslutat utan beslut (tiden gick ut)"),
+    "fail": N_("Tekniskt fel"),
+    "attempt_failed": N_("Tekniskt fel i ett steg – försöker igen"),
+    "retry": N_("Steget körs igen"),
+    "claimed": N_("Taget av handläggare"),
+    "released": N_("Släppt tillbaka till kön"),
+    "reassigned": N_("Tilldelat annan handläggare"),
+    "commented": N_("Intern anteckning"),
+    "first_approval": N_("Första godkännandet"),
+    "findings_acknowledged": N_("Anmärkningar granskade"),
+    "deadline_reminder": N_("Påminnelse om förfallodag skickad"),
+    "deadline_escalated": N_("Eskalerat till gruppchef"),
+    "replacement_not_registered": N_(
+        "Den nya behöriga beställaren registrerades inte: firmatecknarens underskrift saknas"
+    ),
+    "return_to_review": N_("Tillbaka till handläggning: kunde inte genomföras som beslutat"),
+    "take_effect": N_("Väntetiden för papper är slut – ändringen genomförs"),
+    "dispute": N_(
+        "Stoppad av arbetsgivaren i väntetiden: känner inte till anmälan (misstänkt bedrägeri)"
+    ),
+    "stop_at_intake": N_("Stoppad vid skanningen: arbetsgivaren har spärrat blanketter på papper"),
+}
+"""An errand's audit events (``errand.<verb>``) in words, by verb: the caseworker's history
+(``app.labels``) and the evidence page of a sealed document
+(:mod:`app.registrations.evidence`) name them alike."""

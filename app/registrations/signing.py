@@ -3,7 +3,8 @@
 The sign order shows a readable summary, carries the SHA-256 of the exact PDF, and
 only the signatory named in the form can complete it. On completion the BankID
 signature is checked to cover that hash and to be the signatory's, and the PDF is
-sealed (PAdES with a timestamp) with the BankID evidence embedded.
+sealed (PAdES B-LTA) with the BankID evidence embedded and an evidence page added
+(:mod:`app.registrations.evidence`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Role
 from app.core.agents import Agent
 from app.core.ids import format_orgnr, format_personnummer
+from app.db import utcnow
 from app.documents.pki import SealMaterial
 from app.documents.seal import Evidence, seal_pdf
 from app.eid import service as eid
@@ -32,6 +34,7 @@ from app.eid.evidence import (
 from app.eid.models import EidOrder, OrderStatus
 from app.registrations.codes import ProblemCode
 from app.registrations.data import RegistrationData, RemovalData
+from app.registrations.evidence import BankIdSigning, esign_evidence
 from app.registrations.models import (
     Channel,
     DocumentKind,
@@ -147,7 +150,7 @@ def start(
 
 
 SEALED_SHA256 = "sealed_sha256"
-"""The sign event's record of the sealed file's SHA-256 (see ``validate_sealed_pdf``)."""
+"""The receive event's record of the sealed file's SHA-256 (see ``validate_sealed_pdf``)."""
 
 
 class SignatureRejected(Exception):
@@ -198,25 +201,49 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
     ocsp = base64.b64decode(completion["ocspResponse"])
     xml = signed.xml
     assert order.document is not None
+    order.status = OrderStatus.USED
+    transition(
+        session,
+        errand,
+        Action.SIGN,
+        system,
+        data={"method": "bankid", "order_ref": order.order_ref},
+    )
+    files = [
+        Evidence(
+            SIGNATURE_EVIDENCE_NAME,
+            xml,
+            "application/xml",
+            "BankID signature (XML-DSig) over the document's SHA-256",
+        ),
+        Evidence(
+            "bankid-ocsp.der",
+            ocsp,
+            "application/ocsp-response",
+            "OCSP response for the signer's certificate",
+        ),
+    ]
+    now = utcnow()
+    signing = BankIdSigning(
+        name=signed.name,
+        personnummer=signed.personal_number,
+        order_ref=order.order_ref,
+        completed_dt=order.last_collect_dt,
+        certificate=signed.signer_certificate,
+        ocsp_produced_dt=status.produced_at,
+        completion=completion,
+        signed_bytes=len(order.document),
+        sha256=order.document_sha256 or "",
+    )
+    page, evidence = esign_evidence(session, errand, signing, context.material, now, files)
     sealed = seal_pdf(
         order.document,
         material=context.material,
-        evidence=[
-            Evidence(
-                SIGNATURE_EVIDENCE_NAME,
-                xml,
-                "application/xml",
-                "BankID signature (XML-DSig) over the document's SHA-256",
-            ),
-            Evidence(
-                "bankid-ocsp.der",
-                ocsp,
-                "application/ocsp-response",
-                "OCSP response for the signer's certificate",
-            ),
-        ],
+        evidence=evidence,
         signer_name=signed.name,
         lang=errand.language,
+        page=page,
+        now=now,
     )
     signed_doc = attach_document(
         session, errand, DocumentKind.SIGNED, sealed, f"{errand.reference}-underskriven.pdf"
@@ -232,20 +259,8 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
         "bankid-ocsp.der",
         "application/ocsp-response",
     )
-    order.status = OrderStatus.USED
-    transition(
-        session,
-        errand,
-        Action.SIGN,
-        system,
-        # Under the audit key: the automated check knows these bytes are its own seal's.
-        data={
-            "method": "bankid",
-            "order_ref": order.order_ref,
-            SEALED_SHA256: signed_doc.sha256,
-        },
-    )
-    transition(session, errand, Action.RECEIVE, system)
+    # Under the audit key: the automated check knows these bytes are its own seal's.
+    transition(session, errand, Action.RECEIVE, system, data={SEALED_SHA256: signed_doc.sha256})
     return end_invitations(session, errand, InvitationOutcome.SIGNED) > 0
 
 

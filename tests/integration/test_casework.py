@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.casework import service as casework
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
@@ -78,7 +79,7 @@ def test_rejection_keeps_its_coded_reason(session: Session) -> None:
     )
     assert errand.state is ErrandState.REJECTED
     assert errand.decision_code == "signatory_not_entitled"
-    events = casework.history(session, errand)
+    events = audit.history(session, errand)
     assert events[-1].action == "errand.reject"
     assert events[-1].data["reason"] == "signatory_not_entitled"
 

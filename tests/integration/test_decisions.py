@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.audit.models import AuditEvent
 from app.audit.service import authentic_errand_event
 from app.casework import service as casework
@@ -274,7 +275,7 @@ def test_reminder_before_and_escalation_after_the_due_date_once_each(session: Se
     assert errand.reference in escalation.text_body
     assert "Handläggare: Ingrid Handläggare." in escalation.text_body
     assert errand.escalated_dt == later
-    actions = [e.action for e in casework.history(session, errand)]
+    actions = [e.action for e in audit.history(session, errand)]
     assert actions.count("errand.deadline_reminder") == 1
     assert actions.count("errand.deadline_escalated") == 1
 
@@ -388,18 +389,18 @@ def test_a_changed_sealed_pdf_fails_the_signature_check(session: Session) -> Non
     assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
 
 
-def test_a_changed_pdf_with_its_hash_rewritten_in_the_sign_event_fails(session: Session) -> None:
-    """The sign event's record of the sealed file's hash is believed only under the audit
+def test_a_changed_pdf_with_its_hash_rewritten_in_the_receive_event_fails(session: Session) -> None:
+    """The receive event's record of the sealed file's hash is believed only under the audit
     key: rewritten in the database, it is not, and the changed file gets the full check."""
     errand = in_review(session)
     signed = next(d for d in errand.documents if d.kind is DocumentKind.SIGNED)
     signed.content = pdf_with_annotation(signed.content)
     event = session.scalars(
         select(AuditEvent).where(
-            AuditEvent.object_id == str(errand.id), AuditEvent.action == "errand.sign"
+            AuditEvent.object_id == str(errand.id), AuditEvent.action == "errand.receive"
         )
     ).one()
-    assert authentic_errand_event(session, errand.id, "sign") is event
+    assert authentic_errand_event(session, errand.id, "receive") is event
     session.flush()
     # Someone with database superuser rights rewrites the event behind the trigger's back.
     forged = {**event.data, SEALED_SHA256: hashlib.sha256(signed.content).hexdigest()}
@@ -410,7 +411,7 @@ def test_a_changed_pdf_with_its_hash_rewritten_in_the_sign_event_fails(session: 
     )
     session.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
     session.expire(event)
-    assert authentic_errand_event(session, errand.id, "sign") is None
+    assert authentic_errand_event(session, errand.id, "receive") is None
     check = _signature_check(session, errand)
     assert (check.outcome.value, check.findings) == ("failed", ["seal_invalid"])
     assert check.detail == "the document was changed after it was sealed"

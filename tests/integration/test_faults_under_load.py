@@ -49,6 +49,7 @@ from app.casework import service as casework
 from app.cli import migrate_database
 from app.config import Settings
 from app.db import make_engine
+from app.documents import pki
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.intake import reading
 from app.intake.clerk_actions import confirm_paper_form
@@ -609,7 +610,14 @@ class Staff(threading.Thread):
                 select(PaperForm).where(PaperForm.state == PaperFormState.AWAITING_CONFIRMATION)
             ).all()
             for form in forms:
-                confirm_paper_form(s, clerk(s), form, signature_present=True, signer_is_named=True)
+                confirm_paper_form(
+                    s,
+                    clerk(s),
+                    form,
+                    signature_present=True,
+                    signer_is_named=True,
+                    material=pki.seal_material(self.stack.runtime.settings),
+                )
 
     def _decide(self) -> None:
         with self.stack.runtime.session_factory() as s:

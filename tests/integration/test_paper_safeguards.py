@@ -35,6 +35,7 @@ from tests.factories import (
     caseworker,
     claim_and_approve,
     clerk,
+    confirm_signed_paper,
     in_review,
     printed_for_post,
     public_base_url,
@@ -212,9 +213,7 @@ def test_the_clerk_is_told_of_the_lock_when_matching_by_hand(session: Session) -
     assert form is not None
     safeguards.switch_on(session, _person(session, EVA), _employer(session, PROVVERKET), None)
     with pytest.raises(clerk_actions.IntakeError) as refused:
-        clerk_actions.confirm_paper_form(
-            session, clerk(session), form, signature_present=True, signer_is_named=True
-        )
+        confirm_signed_paper(session, form)
     assert refused.value.code == "paper_locked"
     assert errand.state is ErrandState.AWAITING_POST and errand.received_dt is None
 

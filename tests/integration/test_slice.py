@@ -139,10 +139,17 @@ def test_a_posted_removal_flows_from_scan_to_closed(
 ) -> None:
     """The paper channel on each broker: printed, scanned in a batch the read actor sorts,
     confirmed by the clerk, verified, approved, applied and archived."""
-    from app.intake import clerk_actions, reading
+    from app.intake import reading
     from app.intake.models import BatchSource, PaperForm
     from tests import scan_corpus as corpus
-    from tests.factories import caseworker, clerk, printed, printed_for_post, removal_draft
+    from tests.factories import (
+        caseworker,
+        clerk,
+        confirm_signed_paper,
+        printed,
+        printed_for_post,
+        removal_draft,
+    )
 
     errand = printed_for_post(session, removal_draft(session))
     data = corpus.as_tiff(corpus.scan_pdf(printed(errand), ["rotated+1", "bilevel-200"]))
@@ -156,9 +163,7 @@ def test_a_posted_removal_flows_from_scan_to_closed(
     _wait_for(lambda: assembled() is not None, message="the read actor to assemble the form")
     form = assembled()
     assert form is not None
-    clerk_actions.confirm_paper_form(
-        session, clerk(session), form, signature_present=True, signer_is_named=True
-    )
+    confirm_signed_paper(session, form)
     session.commit()
     _wait_for(
         lambda: _state(runtime, errand.reference) is ErrandState.IN_REVIEW,

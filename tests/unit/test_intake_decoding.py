@@ -470,8 +470,9 @@ def test_archive_pdf_is_pdf_a_with_every_page(tmp_path: Path) -> None:
     meta = subprocess.run(
         ["pdfinfo", "-meta", str(path)], check=True, capture_output=True, text=True
     ).stdout
-    assert re.search(r"pdfaid:part(=\"|>)2", meta)
-    assert re.search(r"pdfaid:conformance(=\"|>)B", meta)
+    assert re.search(r"pdfaid:part(=\"|>)3", meta)
+    assert re.search(r"pdfaid:conformance(=\"|>)A", meta)
+    assert re.search(r"^Tagged:\s+yes$", info.stdout, re.M)  # each page a Figure with its alt
     # the pages are the previews, which still read: the JPEGs embedded as they are
     assert sum(len(r.preview_jpeg) for r in reads) < len(pdf)
     archived = _read(pdf)
