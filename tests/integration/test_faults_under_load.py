@@ -70,6 +70,7 @@ from devtools.timestamps import local_timestamper, tsa_wsgi_app
 from tests import scan_corpus as corpus
 from tests.conftest import DAVID, EVA, TEST_AUDIT_KEY
 from tests.factories import caseworker, clerk, printed, printed_for_post, registration_draft
+from tests.personal_data_guard import whole_personnummer_in
 from tests.private_services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 from tests.support import (
     TEST_PROCESS,
@@ -850,6 +851,11 @@ def test_errands_come_through_killed_workers_and_restarted_services(stack: Stack
         [BEHORIGHET, "audit", "verify"], env=stack.env, capture_output=True, text=True, timeout=300
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+    # The processes' own logs (JSON lines, tracebacks of the kills and restarts included)
+    # name nobody by a whole personnummer either (issue 19 item 4).
+    written = {log.name: whole_personnummer_in(log.read_text(errors="replace"))
+               for log in stack.root.glob("*.log")}  # fmt: skip
+    assert not {name: found for name, found in written.items() if found}, written
     print(
         f"RESULT faults {ESIGNED} e-signed + {POSTED} posted errands, {killer.kills} workers "
         f"killed, broker and PostgreSQL restarted once, {again} emails taken twice by the SMTP "
