@@ -11,15 +11,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 
 from app.config import Settings
 from app.documents import pki
+from app.documents.render import render_form_pdf
 from app.documents.seal import seal_pdf
 from app.registrations.archive import ArchiveSources
 from devtools.pki import PkiServer, TsaCertificatePlan
 from devtools.seal import TestPkiSeal
 from devtools.timestamps import load_local_timestamper
+from tests.sample_forms import KEY, REGISTRATION_DATA
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TSA_ENDS = NOW + timedelta(days=300)
@@ -83,3 +86,15 @@ class FailingTsa(TimeStamper):
 
     async def async_request_tsa_response(self, req: object) -> object:  # type: ignore[override]
         raise TimestampRequestError("the TSA is down")
+
+
+# The two test modules' fixtures (imported by them).
+@pytest.fixture(scope="module", name="archive_pki")
+def archive_pki_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchivePki]:
+    with ArchivePki.served(tmp_path_factory.mktemp("archive-pki")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module", name="form_pdf")
+def form_pdf_fixture() -> bytes:
+    return render_form_pdf(REGISTRATION_DATA, lang="sv", key=KEY, for_print=False)

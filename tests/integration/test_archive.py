@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
@@ -20,13 +18,12 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.cli import main
-from app.documents.render import render_form_pdf
 from app.documents.validate import Level, validate_sealed_pdf
 from app.registrations.archive import archive_status, keep_archive_valid
 from app.registrations.models import DocumentKind, ErrandDocument
 from app.registrations.service import attach_document
 from app.registrations.signing import SIGNATURE_EVIDENCE_NAME
-from tests.archive_pki import (
+from tests.archive_pki import (  # noqa: F401 (fixtures: archive_pki, form_pdf)
     DUE,
     MARGIN,
     NOW,
@@ -34,25 +31,15 @@ from tests.archive_pki import (
     TSA_RENEWED_ENDS,
     ArchivePki,
     FailingTsa,
+    archive_pki_fixture,
+    form_pdf_fixture,
 )
 from tests.factories import registration_draft
-from tests.sample_forms import KEY, REGISTRATION_DATA
 from tests.unit.test_long_term import _b_t_seal
 from workflows import actors
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
 from workflows.worker import run_maintenance
-
-
-@pytest.fixture(scope="module")
-def archive_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchivePki]:
-    with ArchivePki.served(tmp_path_factory.mktemp("archive-pki")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def form_pdf() -> bytes:
-    return render_form_pdf(REGISTRATION_DATA, lang="sv", key=KEY, for_print=False)
 
 
 class FlakyTsa(FailingTsa):

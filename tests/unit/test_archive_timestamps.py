@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,10 +23,9 @@ from app.documents.archive import (
     inspect_archived_pdf,
     retimestamp_archived_pdf,
 )
-from app.documents.render import render_form_pdf
 from app.documents.seal import SealValidationError
 from app.documents.validate import Level, Rejection, validate_sealed_pdf
-from tests.archive_pki import (
+from tests.archive_pki import (  # noqa: F401 (fixtures: archive_pki, form_pdf)
     AFTER_FIRST_TSA,
     DUE,
     NOW,
@@ -35,21 +33,11 @@ from tests.archive_pki import (
     TSA_RENEWED_ENDS,
     ArchivePki,
     FailingTsa,
+    archive_pki_fixture,
+    form_pdf_fixture,
 )
-from tests.sample_forms import KEY, REGISTRATION_DATA
 from tests.support import pdf_with_annotation
 from tests.unit.test_long_term import _b_t_seal, _independent_checks
-
-
-@pytest.fixture(scope="module")
-def archive_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchivePki]:
-    with ArchivePki.served(tmp_path_factory.mktemp("archive-pki")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def form_pdf() -> bytes:
-    return render_form_pdf(REGISTRATION_DATA, lang="sv", key=KEY, for_print=False)
 
 
 @pytest.fixture(scope="module")
