@@ -12,14 +12,14 @@ SQLAlchemy, so the store below is Flask-Session's interface on the product's ses
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
-from flask import Flask, Response, g
+from flask import Flask, Request, Response, g
 from flask.sessions import SessionMixin
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select, update
 
 from app.config import Settings
 from app.db import utcnow
@@ -44,7 +44,29 @@ def _release_request_transaction() -> None:
 
 class _EndsOnTheServer(ServerSideSessionInterface):
     """A new id (``renew``) ends the old one in the store when the response is saved, not
-    at once: the store writes outside the request's transaction."""
+    at once: the store writes outside the request's transaction.
+
+    A session read from the store is saved only while it is still there: when another
+    request of the same browser ended it meanwhile (logging out, or logging in, which gives
+    a new id), the save writes nothing and sends no cookie, so the ended session does not
+    come back and the browser keeps the id the other request gave it."""
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        session = super().open_session(app, request)
+        # The store keeps the cookie's id only when it found the session under it.
+        cookie = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
+        session.stored_sid = session.sid if cookie == session.sid else None
+        return session
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if getattr(session, "ended_meanwhile", False):
+            return False
+        return super().should_set_cookie(app, session)
+
+    @staticmethod
+    def _is_stored(session: ServerSideSession) -> bool:
+        """Whether ``session`` is saved over its stored row (rather than as a new one)."""
+        return session.sid is not None and session.sid == getattr(session, "stored_sid", None)
 
     def regenerate(self, session: ServerSideSession) -> None:
         ended = getattr(session, "ended_ids", [])
@@ -87,13 +109,18 @@ class DatabaseSessionInterface(_EndsOnTheServer):
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
     ) -> None:
         data = self.serializer.encode(session)
+        expires_dt = utcnow() + session_lifetime
         with self.runtime.unit_of_work() as db:
-            row = db.get(WebSession, store_id)
-            if row is None:
-                db.add(WebSession(id=store_id, data=data, expires_dt=utcnow() + session_lifetime))
-            else:
-                row.data = data
-                row.expires_dt = utcnow() + session_lifetime
+            if not self._is_stored(session):
+                db.add(WebSession(id=store_id, data=data, expires_dt=expires_dt))
+                return
+            saved = db.execute(
+                update(WebSession)
+                .where(WebSession.id == store_id)
+                .values(data=data, expires_dt=expires_dt)
+                .execution_options(synchronize_session=False)
+            )
+        session.ended_meanwhile = cast(CursorResult[Any], saved).rowcount == 0
 
     def _delete_expired_sessions(self) -> None:
         with self.runtime.unit_of_work() as db:
@@ -102,6 +129,17 @@ class DatabaseSessionInterface(_EndsOnTheServer):
 
 class RedisSessions(_EndsOnTheServer, RedisSessionInterface):
     """Sessions in Redis (each expires there by itself)."""
+
+    def _upsert_session(
+        self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
+    ) -> None:
+        saved = self.client.set(
+            name=store_id,
+            value=self.serializer.encode(session),
+            ex=session_lifetime,
+            xx=self._is_stored(session),
+        )
+        session.ended_meanwhile = not saved
 
 
 def init_app(app: Flask, settings: Settings, runtime: Runtime) -> None:

@@ -118,8 +118,8 @@ def warm_decoder() -> threading.Thread:
     def warm() -> None:
         try:
             _DECODER.start()
-        except RuntimeError:
-            log.warning("intake.decoder_warm_up_failed")
+        except Exception:  # nothing may escape a thread (it would print, not log)
+            log.warning("intake.decoder_warm_up_failed", exc_info=True)
 
     thread = threading.Thread(target=warm, name="intake-decoder-warm-up", daemon=True)
     thread.start()
@@ -235,7 +235,12 @@ class _Decoder:
             if process.is_alive():
                 process.kill()
             process.join(5)
-            process.close()
+            try:
+                process.close()
+            except ValueError:
+                # Not reaped yet: as the process exits, multiprocessing's own exit handler
+                # may be waiting for the same child in another thread.
+                log.info("intake.decoder_left_to_reap", pid=process.pid)
 
     def _call(self, message: tuple[Any, ...], timeout: float, data: bytes | None = None) -> Any:
         """Send a request (and the file's bytes, unpickled: no copy) and wait for the

@@ -13,7 +13,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    flash,
     jsonify,
     redirect,
     render_template,
@@ -129,6 +128,7 @@ def app_page() -> ResponseReturnValue:
         faults=list(FaultCode),
         OrderKind=OrderKind,
         HintCode=HintCode,
+        outcome=_outcome(),
     )
 
 
@@ -168,11 +168,21 @@ def app_action() -> ResponseReturnValue:
             abort(400)
     except AppActionRefused as exc:
         commit()
-        flash(str(REFUSALS.get(exc.reason, exc.reason)), "error")
-    else:
-        commit()
-        flash(str(DONE[action]), "success")
-    return redirect(url_for(".app_page"), 303)
+        return redirect(url_for(".app_page", fel=exc.reason), 303)
+    commit()
+    return redirect(url_for(".app_page", klart=action), 303)
+
+
+def _outcome() -> tuple[str, str] | None:
+    """What the last action did, named in the address and not flashed: the app stands for a
+    phone, so it must not write the browser's session (logging in, which the action may have
+    just let through in another tab, ends that session)."""
+    done, refused = request.args.get("klart", ""), request.args.get("fel", "")
+    if done in DONE:
+        return "success", str(DONE[done])
+    if refused in REFUSALS:
+        return "error", str(REFUSALS[refused])
+    return None
 
 
 def _identity(required: bool) -> UserIdentity | None:

@@ -82,7 +82,7 @@ def act(browser: FlaskClient, **data: str) -> str:
     token = csrf_token(browser.get(APP).get_data(as_text=True))
     response = browser.post(APP, data={**data, "csrf_token": token})
     assert response.status_code == 303, response.get_data(as_text=True)
-    return browser.get(APP).get_data(as_text=True)
+    return browser.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def status(bankid: BankIdClient, order_ref: str) -> tuple[str, str | None]:

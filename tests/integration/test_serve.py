@@ -145,7 +145,13 @@ def test_serve_runs_gunicorn_with_the_settings_workers_and_reloads_and_stops_gra
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
         output = server.stdout.read().decode() if server.stdout else ""
-    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    lines, not_json = [], []
+    for line in filter(str.strip, output.splitlines()):
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            not_json.append(line)
+    assert not not_json, "\n".join(not_json)
     assert any(line["message"].startswith("Booting worker") for line in lines)
     assert not [line for line in lines if line["logger"] == "gunicorn.access"]  # ours only
     probes = [line for line in lines if line.get("request_id", "").startswith("probe-")]

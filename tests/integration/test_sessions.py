@@ -9,8 +9,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import redis
-from flask import Flask
+from flask import Flask, Response, request
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -79,6 +80,49 @@ def test_login_gives_the_browser_a_new_session_id(
     assert after != before
     assert session.get(WebSession, KEY_PREFIX + before) is None
     assert not _signed_in(_replayed(app, before))  # a planted id is not signed in by login
+
+
+def _finish_in_flight_request(app: Flask, sid: str, end_meanwhile: Callable[[], None]) -> Response:
+    """A request of the browser that read its session ``sid`` before another request of the
+    same browser (another tab) ended it, and changes the session after: what it saves."""
+    interface = app.session_interface
+    with app.test_request_context("/mina-arenden", headers={"Cookie": f"session={sid}"}):
+        browser = interface.open_session(app, request)
+        assert browser is not None and browser.sid == sid  # read from the store
+        end_meanwhile()
+        browser["seen_ts"] = int(time.time())  # the idle check notes its use
+        response = app.response_class()
+        interface.save_session(app, browser, response)
+    return response
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_request_in_flight_when_another_tab_logs_out_does_not_bring_the_session_back(
+    make_app: Callable[..., Flask], session: Session, store: str
+) -> None:
+    app = make_app(session_redis_url=REDIS_URL if store == "redis" else None)
+    client = app.test_client()
+    login(client, session, DAVID)
+    sid = _sid(client)
+
+    response = _finish_in_flight_request(app, sid, lambda: _log_out(client))
+
+    assert "Set-Cookie" not in response.headers  # the browser keeps what logging out sent
+    assert not _signed_in(_replayed(app, sid))
+    assert session.get(WebSession, KEY_PREFIX + sid) is None
+    assert not redis.Redis.from_url(REDIS_URL).exists(KEY_PREFIX + sid)
+
+
+def test_a_request_in_flight_when_another_tab_logs_in_keeps_that_login(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    client.get("/logga-in")  # an anonymous session (its CSRF token), as the login tab has
+    sid = _sid(client)
+    response = _finish_in_flight_request(app, sid, lambda: login(client, session, ANNA))
+    assert "Set-Cookie" not in response.headers
+    assert _sid(client) != sid
+    assert _signed_in(client)  # the new login stands
+    assert session.get(WebSession, KEY_PREFIX + sid) is None
 
 
 def test_the_idle_and_absolute_limits_end_the_session_on_the_server(
