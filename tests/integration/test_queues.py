@@ -140,6 +140,8 @@ def test_a_flood_of_email_to_a_slow_relay_never_delays_a_decision(
 
 
 def test_each_kind_of_work_has_its_own_queue() -> None:
+    import workflows.actors  # noqa: F401  (registers the steps, also when this test runs alone)
+
     queues = {name: step.options["queue_name"] for name, step in PIPELINE_STEPS.items()}
     assert {queues[n] for n in ("verify_errand", "apply_errand", "archive_errand")} == {STEPS}
     assert queues["issue_receipt"] == queues["start_waiting_period"] == STEPS
