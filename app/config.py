@@ -48,6 +48,7 @@ RETENTION_SETTINGS = (
     "retention_email_bodies_days",
     "retention_persons_days",
     "retention_access_log_days",
+    "retention_eid_orders_days",
 )
 """The retention periods in days, each read from its upper-case environment variable."""
 
@@ -156,6 +157,11 @@ class Settings:
     retention_access_log_days: int = 1095
     """An entry of the access log (a staff member's view of a person's data, an API
     client's read) is removed this many days after it was made (never under 30 days)."""
+
+    retention_eid_orders_days: int = 90
+    """A BankID login order, with what BankID answered (personnummer, name, signature, the
+    device's address), is removed this many days after it was started; the login itself
+    stays in the audit log and as the person's last login."""
 
     retention_batch_size: int = 200
     """How many items each retention batch removes (one commit and one audit event each)."""

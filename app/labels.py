@@ -113,6 +113,8 @@ VIEW_LABELS = {
     ViewKind.ERRAND_DOCUMENT: _l("En handling i ärendet"),
     ViewKind.EMPLOYER_LOOKUP: _l("Sök arbetsgivare: behöriga beställare och administratörer"),
     ViewKind.PAPER_FORM: _l("Kontroll av inskannad blankett"),
+    ViewKind.SCANNED_PAGES: _l("Manuell kö: inskannade sidor"),
+    ViewKind.PAPER_FORM_TYPING: _l("Inskrivning av handskriven blankett"),
     ViewKind.ACCESS_LOG: _l("Vem har tittat på uppgifterna"),
     ViewKind.ACCESS_LOG_CSV: _l("Vem har tittat på uppgifterna, som CSV"),
     ViewKind.REGISTER_EXTRACT: _l("Registerutdrag"),

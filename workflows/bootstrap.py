@@ -20,13 +20,16 @@ from workflows.failures import StepFailureRecorder
 from workflows.metrics import StepMetrics
 from workflows.outbox import OutboxAcknowledgement, OutboxRelay
 from workflows.request_context import RequestIdPropagation
+from workflows.state_machine import lapse_info
 
 
 def configure(settings: Settings) -> runtime.Runtime:
     """Build the runtime for ``settings`` and make it the one actors use in this process.
     Raises :class:`~app.config.MissingSecretError` in production without ``AUDIT_KEY``."""
     engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine, info=session_info(settings.audit_chain_key()))
+    factory = make_sessionmaker(
+        engine, info={**session_info(settings.audit_chain_key()), **lapse_info(settings)}
+    )
     broker = make_broker(settings.broker_url)
     broker.add_middleware(RequestIdPropagation())
     broker.add_middleware(StepMetrics())

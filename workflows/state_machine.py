@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.audit.service import record_event
+from app.config import Settings
 from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations.models import Channel, Errand, ErrandKind
@@ -17,6 +18,7 @@ from workflows.states import (
     DECISION_TIME,
     EXPIRES_AFTER,
     KEEPS_EXPIRY,
+    LAPSES_AS_DRAFT,
     RESUME_STATE_OF_STEP,
     STEPS_ON_ENTRY,
     TERMINAL_STATES,
@@ -27,6 +29,31 @@ from workflows.states import (
     Refusal,
     find_transition,
 )
+
+DRAFT_LAPSE_INFO = "behorighet.draft_lapse"
+"""The ``Session.info`` key of the draft's time (:func:`lapse_info`)."""
+
+
+def lapse_info(settings: Settings) -> dict[str, Any]:
+    """``Session.info`` carrying the draft's time, ``RETENTION_DRAFTS_DAYS``, for a session
+    factory (the composition root's: ``workflows.bootstrap.configure``)."""
+    return {DRAFT_LAPSE_INFO: timedelta(days=settings.retention_drafts_days)}
+
+
+def draft_lapse(session: Session) -> timedelta:
+    """How long a draft, and an invitation to sign it, wait before they lapse:
+    ``RETENTION_DRAFTS_DAYS`` – as the session carries it (:func:`lapse_info`), else that
+    setting's default – the same days after which the retention rule ``drafts`` removes
+    them (one setting for both)."""
+    carried = session.info.get(DRAFT_LAPSE_INFO)
+    if isinstance(carried, timedelta):
+        return carried
+    return timedelta(days=Settings.retention_drafts_days)
+
+
+def lapse_after(session: Session, state: ErrandState) -> timedelta | None:
+    """How long an errand entering ``state`` may wait before it lapses (None: it does not)."""
+    return draft_lapse(session) if state in LAPSES_AS_DRAFT else EXPIRES_AFTER.get(state)
 
 
 def parties_of(agent: Agent, errand: Errand) -> frozenset[Party]:
@@ -134,7 +161,7 @@ def transition(
 
     errand.state = target
     if (source, target) not in KEEPS_EXPIRY or errand.expires_dt is None:
-        expires_after = EXPIRES_AFTER.get(target)
+        expires_after = lapse_after(session, target)
         errand.expires_dt = now + expires_after if expires_after else None
     errand.ended_dt = now if target in TERMINAL_STATES else None
     if action is Action.RECEIVE:

@@ -244,17 +244,23 @@ STEPS_ON_ENTRY: dict[ErrandState, tuple[str, ...]] = {
     S.STOPPED: ("notify_stopped",),
 }
 
-# How long an errand may wait for its submitter in a state before it expires.
+LAPSES_AS_DRAFT: frozenset[ErrandState] = frozenset({S.DRAFT, S.AWAITING_SIGNATORY})
+"""States that lapse after the draft's time, ``RETENTION_DRAFTS_DAYS`` (one setting: a
+draft lapses and is then removed after the same days; ``workflows.state_machine.
+lapse_after``). The invitation lapses with the draft (its expiry carries over:
+``KEEPS_EXPIRY``)."""
+
+# How long an errand may wait for its submitter in another state before it expires.
 EXPIRES_AFTER: dict[ErrandState, timedelta] = {
-    S.DRAFT: timedelta(days=30),
-    # The invitation lapses with the draft (its expiry carries over: ``KEEPS_EXPIRY``).
-    S.AWAITING_SIGNATORY: timedelta(days=30),
     # A BankID order lives a few minutes; an errand left here (the page closed) goes back
     # to where it can be signed again (``app.registrations.service.expire_lapsed``).
     S.AWAITING_SIGNATURE: timedelta(minutes=15),
     S.AWAITING_POST: timedelta(days=60),
     S.AWAITING_COMPLETION: timedelta(days=30),
 }
+
+EXPIRING_STATES: frozenset[ErrandState] = LAPSES_AS_DRAFT | frozenset(EXPIRES_AFTER)
+"""Every state an errand lapses from when its ``expires_dt`` has passed."""
 
 KEEPS_EXPIRY: frozenset[tuple[ErrandState, ErrandState]] = frozenset(
     {

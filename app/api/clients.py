@@ -153,8 +153,8 @@ def access_rows(
     key: bytes, caller: Caller, endpoint: str, personnummers: Iterable[str]
 ) -> list[dict[str, Any]]:
     """The access log's rows for a call by ``caller`` that read personal data about these
-    people (one row each); with none named (an employer's contacts), one row without a
-    subject."""
+    people (one row each); with none named (an employer without contacts), one row
+    without a subject."""
     now: datetime = utcnow()
     subjects: list[str | None] = [subject_hash(key, pnr) for pnr in sorted(set(personnummers))]
     return [

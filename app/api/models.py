@@ -52,10 +52,10 @@ class ApiClient(Base):
 
 
 class ApiAccessLog(Base):
-    """Who asked about whom, and when: one row per person a call read (a batch check or a
-    page of the change feed reads several; an employer's contacts are one row without a
-    subject). The subject is kept as a keyed hash of the personnummer, never the number
-    itself."""
+    """Who asked about whom, and when: one row per person a call read (a batch check, a
+    page of the change feed or an employer's contacts read several; an employer's contacts
+    when it has none, one row without a subject). The subject is kept as a keyed hash of
+    the personnummer, never the number itself."""
 
     __tablename__ = "api_access_log"
 

@@ -275,15 +275,28 @@ def person_permissions(session: Session, personnummer: str) -> list[EmployerPerm
 # ---- an employer's contacts (rule 10) ------------------------------------------------------
 
 
-def employer_contacts(
-    session: Session, orgnr_or_code: str
-) -> tuple[Employer, list[access.EmployerContact]] | None:
+@dataclass(frozen=True)
+class Contacts:
+    """An employer's contacts as the API answers them, and whose data that is."""
+
+    employer: Employer
+    contacts: list[access.EmployerContact]
+    personnummers: list[str]
+    """The personnummer of each contact (for the access log, never in the answer)."""
+
+
+def employer_contacts(session: Session, orgnr_or_code: str) -> Contacts | None:
     """The employer (by organisation number or one of its codes) and its orderers and
     administrators; None when there is no such employer."""
     employer = access.find_employer_by_orgnr_or_code(session, orgnr_or_code)
     if employer is None:
         return None
-    return employer, access.orderers_and_administrators(session, employer.id)
+    grants = access.active_grants(session, employer.id)
+    return Contacts(
+        employer,
+        access.contacts_of(grants),
+        sorted({grant.person.personnummer for grant in grants}),
+    )
 
 
 # ---- the change feed -----------------------------------------------------------------------

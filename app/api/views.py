@@ -311,10 +311,9 @@ def employer_contacts(employer: str) -> Any:
     found = service.employer_contacts(db(), employer)
     if found is None:
         return problem(404, "employer_not_found")
-    employer_row, contacts = found
-    _log("employer_contacts", [])
+    _log("employer_contacts", found.personnummers)  # each contact's data was read
     db().commit()
-    return {"employer": employer_row, "contacts": contacts}
+    return {"employer": found.employer, "contacts": found.contacts}
 
 
 @bp.route("/changes")

@@ -62,7 +62,7 @@ def set_aside(session: Session, limit: int = 30) -> list[ScanPage]:
         session.scalars(
             select(ScanPage)
             .where(ScanPage.status == PageStatus.DISCARDED)
-            .options(selectinload(ScanPage.batch))
+            .options(selectinload(ScanPage.batch), selectinload(ScanPage.errand))
             .order_by(ScanPage.id.desc())
             .limit(limit)
         )

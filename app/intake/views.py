@@ -3,7 +3,7 @@ queue and confirms the handwritten signature of each matched paper form."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from flask import (
@@ -26,7 +26,8 @@ from app.documents.qr import FormKind
 from app.intake import clerk_actions, queries, reading
 from app.intake.models import BatchSource, PaperForm, ScanBatch, ScanPage
 from app.labels import intake_error_message
-from app.privacy.access_log import named_in
+from app.privacy import access_log
+from app.privacy.access_log import named_in, typed_in_personnummers
 from app.privacy.models import ViewKind
 from app.registrations import documents
 from app.registrations.data import RegistrationData, RemovalData
@@ -37,6 +38,7 @@ from app.web import (
     commit,
     db,
     intake_clerk_required,
+    person_key,
     record_view,
     runtime,
     signed_in,
@@ -129,18 +131,33 @@ def page_image(page_id: int) -> ResponseReturnValue:
     return Response(page.preview, mimetype="image/jpeg")
 
 
+def _record_pages_seen(pages: Iterable[ScanPage]) -> None:
+    """The scans shown are the data of the people their errands name: one view per errand
+    (a page matched to no errand names nobody known yet); committed."""
+    errands = {page.errand.id: page.errand for page in pages if page.errand is not None}
+    for errand in errands.values():
+        access_log.record_view(
+            db(), person_key(), signed_in(), named_in(errand), ViewKind.SCANNED_PAGES,
+            errand.reference,
+        )  # fmt: skip
+    commit()
+
+
 @bp.get("/skanning/manuell")
 @intake_clerk_required
 def manual_queue() -> ResponseReturnValue:
-    return render_template(
+    pages, set_aside = queries.manual_queue(db()), queries.set_aside(db())
+    page = render_template(
         "intake/manual.html",
-        pages=queries.manual_queue(db()),
+        pages=pages,
         incomplete=queries.incomplete_forms(db()),
-        set_aside=queries.set_aside(db()),
+        set_aside=set_aside,
         match_form=MatchForm(),
         set_aside_form=SetAsideForm(),
         action_form=FlaskForm(),
     )
+    _record_pages_seen([*pages, *set_aside])
+    return page
 
 
 @bp.post("/skanning/sida/<int:page_id>/koppla")
@@ -197,6 +214,10 @@ def register(page_id: int) -> ResponseReturnValue:
             flash(intake_error_message(exc.code), "error")
             return redirect(url_for(".manual_queue"))
         else:
+            access_log.record_view(
+                db(), person_key(), signed_in(), named_in(errand), ViewKind.PAPER_FORM_TYPING,
+                errand.reference,
+            )  # fmt: skip
             commit()
             flash(
                 _(
@@ -207,9 +228,12 @@ def register(page_id: int) -> ResponseReturnValue:
                 "success",
             )
             return redirect(url_for(".manual_queue"))
-    return render_template(
-        "intake/register.html", page=page, form=form, removal=removal
-    ), 400 if form.errors else 200
+    shown = render_template("intake/register.html", page=page, form=form, removal=removal)
+    # The scan, and the people typed in so far (shown again in the fields).
+    seen = named_in(page.errand) if page.errand else typed_in_personnummers(form.data.values())
+    if seen:
+        record_view(seen, ViewKind.PAPER_FORM_TYPING, page.errand.reference if page.errand else "")
+    return shown, 400 if form.errors else 200
 
 
 @bp.post("/skanning/arende/<int:errand_id>/lagg-tillbaka")

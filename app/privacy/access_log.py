@@ -25,6 +25,7 @@ from app.access.service import active_grants
 from app.api.clients import subject_hash
 from app.api.models import ApiAccessLog, ApiClient
 from app.core.agents import Agent, AgentKind
+from app.core.ids import InvalidIdNumber, normalise_personnummer
 from app.db import utcnow
 from app.privacy.models import StaffAccessLog, ViewKind
 from app.registrations.data import InvalidFormData
@@ -55,6 +56,18 @@ def named_in(errand: Errand) -> list[str]:
         details = getattr(progress, part, None)
         found.append(getattr(details, "personnummer", None))
     return sorted({p for p in found if p and len(p) == 12 and p.isdigit()})
+
+
+def typed_in_personnummers(values: Iterable[object]) -> list[str]:
+    """The valid personnummer among a form's values as typed (each once, normalised)."""
+    found = set()
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            try:
+                found.add(normalise_personnummer(value))
+            except InvalidIdNumber:
+                continue
+    return sorted(found)
 
 
 def employer_contacts_named(session: Session, employer_id: int) -> list[str]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -52,6 +53,8 @@ from app.registrations.models import (
     reference_with_prefix,
 )
 from app.staff.models import StaffMember
+
+log = structlog.get_logger(__name__)
 
 FORMAT = "behorighet-registerutdrag"
 VERSION = 1
@@ -397,6 +400,12 @@ def _attach(
     return document
 
 
+class NotSealed(Exception):
+    """The extract could not be sealed: the seal, its timestamp authority or a revocation
+    responder was unavailable. Nothing of it may be kept (the caller rolls back); the
+    request can be made again."""
+
+
 def make_extract(
     session: Session,
     key: bytes,
@@ -405,11 +414,12 @@ def make_extract(
     *,
     request_note: str,
     language: str,
-    material: SealMaterial,
+    material: Callable[[], SealMaterial],
 ) -> RegisterExtract:
     """Make the person's register extract: the request recorded, the making logged as a
     view of their data (so the extract lists it), the JSON and the sealed PDF/A (the JSON
-    attached inside it) kept as the extract's documents, the whole audited."""
+    attached inside it) kept as the extract's documents, the whole audited. Raises
+    :class:`NotSealed` when sealing fails (``material`` gives the seal when it is needed)."""
     assert agent.id is not None
     extract = RegisterExtract(
         reference=reference_with_prefix("RU"),
@@ -436,13 +446,19 @@ def make_extract(
     }
     as_json = json.dumps(data, ensure_ascii=False, indent=2).encode()
     json_name = f"registerutdrag-{extract.reference}.json"
-    pdf = seal_pdf(
-        render_register_extract(data, lang=language),
-        material=material,
-        evidence=[Evidence(json_name, as_json, JSON_MEDIA_TYPE, "The register extract as JSON")],
-        signer_name=None,
-        lang=language,
-    )
+    rendered = render_register_extract(data, lang=language)
+    try:
+        pdf = seal_pdf(
+            rendered,
+            material=material(),
+            evidence=[
+                Evidence(json_name, as_json, JSON_MEDIA_TYPE, "The register extract as JSON")
+            ],
+            signer_name=None,
+            lang=language,
+        )
+    except Exception as exc:  # the seal's files, the TSA's client, a responder: anything
+        raise NotSealed(f"{type(exc).__name__}: {exc}"[:200]) from exc
     documents = [
         _attach(session, extract, pdf, f"registerutdrag-{extract.reference}.pdf", PDF_MEDIA_TYPE),
         _attach(session, extract, as_json, json_name, JSON_MEDIA_TYPE),
@@ -460,6 +476,19 @@ def make_extract(
         },
     )
     return extract
+
+
+def record_not_sealed(session: Session, agent: Agent, failure: NotSealed) -> None:
+    """Audit a register extract that could not be sealed (why; never whose), and log it."""
+    log.warning("register extract not sealed", error=str(failure))
+    record_event(
+        session,
+        actor=agent.audit_label,
+        action="register_extract.not_sealed",
+        object_type="register_extract",
+        object_id="-",
+        data={"error": str(failure)},
+    )
 
 
 def deliver_extract(session: Session, agent: Agent, extract: RegisterExtract, note: str) -> None:

@@ -31,6 +31,11 @@ class ViewKind(enum.StrEnum):
     """A register extract made of everything held about the person."""
     REGISTER_EXTRACT_DOCUMENT = "register_extract_document"
     """A register extract opened or downloaded (PDF or JSON)."""
+    SCANNED_PAGES = "scanned_pages"
+    """The intake clerk's manual queue: the scans of pages matched to an errand (the
+    people the errand names; a page matched to none names nobody known yet)."""
+    PAPER_FORM_TYPING = "paper_form_typing"
+    """The intake clerk typing in a form filled in by hand: the people typed in."""
 
 
 class StaffAccessLog(Base):

@@ -78,22 +78,41 @@ def access_log_csv() -> ResponseReturnValue:
 @caseworker_required
 def extracts() -> ResponseReturnValue:
     form = ExtractRequestForm()
+    status = 200
     if form.validate_on_submit():
-        made = extract.make_extract(
-            db(),
-            person_key(),
-            signed_in(),
-            form.personnummer.data,
-            request_note=form.request_note.data,
-            language=form.language.data,
-            material=seal_material(runtime().settings),
-        )
-        commit()
-        flash(_("Registerutdraget %(ref)s är klart.", ref=made.reference), "success")
-        return redirect(url_for(".extract_page", reference=made.reference))
+        try:
+            made = extract.make_extract(
+                db(),
+                person_key(),
+                signed_in(),
+                form.personnummer.data,
+                request_note=form.request_note.data,
+                language=form.language.data,
+                material=lambda: seal_material(runtime().settings),
+            )
+        except extract.NotSealed as failure:
+            # Nothing of it kept; the form as filled in, to try again.
+            db().rollback()
+            extract.record_not_sealed(db(), signed_in(), failure)
+            commit()
+            flash(
+                _(
+                    "Registerutdraget kunde inte förseglas just nu: förseglingen eller "
+                    "tidsstämpeltjänsten svarar inte. Ingenting är sparat. Försök igen om "
+                    "en stund."
+                ),
+                "error",
+            )
+            status = 503
+        else:
+            commit()
+            flash(_("Registerutdraget %(ref)s är klart.", ref=made.reference), "success")
+            return redirect(url_for(".extract_page", reference=made.reference))
+    elif form.errors:
+        status = 400
     return render_template(
         "privacy/extracts.html", form=form, extracts=extract.recent_extracts(db())
-    ), 400 if form.errors else 200
+    ), status
 
 
 def _extract(reference: str) -> RegisterExtract:

@@ -49,9 +49,9 @@ from app.registrations.models import (
     InvitationOutcome,
     SigningInvitation,
 )
-from workflows.state_machine import transition
+from workflows.state_machine import draft_lapse, transition
 from workflows.states import (
-    EXPIRES_AFTER,
+    EXPIRING_STATES,
     PENDING_STATES,
     Action,
     ErrandState,
@@ -358,7 +358,7 @@ def start_draft(
         employer_id=employer.id,
         submitted_by_id=submitter_id,
         language=language if language in ("sv", "en") else "sv",
-        expires_dt=utcnow() + EXPIRES_AFTER[ErrandState.DRAFT],
+        expires_dt=utcnow() + draft_lapse(session),
     )
     errand.employer = employer
     errand.progress = BLANK_DRAFTS[kind].done(
@@ -633,7 +633,7 @@ def expire_lapsed(session: Session, limit: int = 200) -> int:
     again instead. Returns how many moved."""
     lapsed = session.scalars(
         select(Errand)
-        .where(Errand.state.in_(EXPIRES_AFTER), Errand.expires_dt <= utcnow())
+        .where(Errand.state.in_(EXPIRING_STATES), Errand.expires_dt <= utcnow())
         .order_by(Errand.expires_dt)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -41,7 +41,7 @@ from app.api.models import ApiAccessLog
 from app.audit.service import record_event, redact_events
 from app.config import Settings
 from app.db import utcnow
-from app.eid.models import EidOrder
+from app.eid.models import EidOrder, OrderPurpose
 from app.intake.models import BatchState, PageStatus, PaperForm, ScanBatch, ScanPage
 from app.notifications.models import EmailMessage
 from app.privacy import access_log
@@ -159,9 +159,9 @@ def _deleted(session: Session, statement: Any) -> int:
 
 def _unsubmitted_drafts(cutoff: datetime, now: datetime) -> Select[int]:
     """Errands never submitted, started before the cutoff, that lapsed or were withdrawn,
-    or whose own time ran out (a draft, or an invitation to sign it, lapses after
-    ``EXPIRES_AFTER``; one sent back from a signing runs again): a draft the submitter can
-    still finish stays."""
+    or whose own time ran out (a draft, or an invitation to sign it, lapses after this
+    rule's ``RETENTION_DRAFTS_DAYS``; one sent back from a signing runs again): a draft the
+    submitter can still finish stays."""
     return (
         select(Errand.id)
         .where(
@@ -355,6 +355,36 @@ register(
         "bodies of sent emails (the headers stay)",
         _email_bodies,
         _remove_bodies,
+    )
+)
+
+
+def _login_orders(cutoff: datetime, now: datetime) -> Select[int]:
+    """BankID login orders started before the cutoff, whatever became of them (an order
+    lives minutes; the login itself stays in the audit log and ``Person.last_login_dt``)."""
+    return (
+        select(EidOrder.id)
+        .where(EidOrder.purpose == OrderPurpose.LOGIN, EidOrder.started_dt <= cutoff)
+        .order_by(EidOrder.started_dt, EidOrder.id)
+    )
+
+
+def _remove_login_orders(session: Session, ids: list[int], now: datetime) -> Counts:
+    """The orders, with what BankID answered (the person's personnummer, name, signature,
+    device address); the payload of their audit events (a failed order's) goes too."""
+    return {
+        "login_orders": _deleted(session, delete(EidOrder).where(EidOrder.id.in_(ids))),
+        "audit_payloads": redact_events(session, "eid_order", ids),
+    }
+
+
+register(
+    Rule(
+        "eid_login_orders",
+        "retention_eid_orders_days",
+        "BankID login orders with what BankID answered (the logins stay in the audit log)",
+        _login_orders,
+        _remove_login_orders,
     )
 )
 register(

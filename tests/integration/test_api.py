@@ -22,6 +22,7 @@ from app.access.models import EmployerCode, SelfService
 from app.api import clients, service
 from app.api.models import ApiAccessLog, ApiClient, Scope
 from app.cli import main
+from app.privacy import access_log
 from tests.conftest import ANNA, REDIS_URL, person_id
 
 BERTIL = "199001019810"
@@ -282,8 +283,25 @@ def test_an_employers_contacts_by_orgnr_or_code(client: FlaskClient, session: Se
             ("Anna Andersson", "orderer"),
             ("Bertil Berg", "administrator"),
         }
-    logged = session.scalars(select(ApiAccessLog).order_by(ApiAccessLog.id.desc())).first()
-    assert logged is not None and logged.endpoint == "employer_contacts"
+    # Each contact whose data the answer held is logged as read, by the hash of their
+    # personnummer: "who has looked at Anna's data" answers API reads too.
+    key = clients.subject_key("test-secret")
+    logged = session.scalars(select(ApiAccessLog).order_by(ApiAccessLog.id.desc()).limit(2)).all()
+    assert {row.endpoint for row in logged} == {"employer_contacts"}
+    assert {row.subject_hash for row in logged} == {
+        clients.subject_hash(key, ANNA),
+        clients.subject_hash(key, BERTIL),
+    }
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(ApiAccessLog)
+            .where(ApiAccessLog.endpoint == "employer_contacts")
+        )
+        == 6  # three calls, two people each
+    )
+    looks = access_log.who_looked(session, key, BERTIL)
+    assert [look.what for look in looks] == ["employer_contacts"] * 3
     missing = client.get("/api/v1/employers/X999/contacts", headers=bearer(token))
     assert missing.status_code == 404 and missing.content_type == "application/problem+json"
 

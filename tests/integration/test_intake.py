@@ -21,6 +21,7 @@ from PIL import ImageDraw, ImageFont
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.api import clients
 from app.audit.models import AuditEvent
 from app.core.agents import Agent, AgentKind
 from app.documents.qr import QR_PLACEMENT
@@ -37,6 +38,7 @@ from app.intake.models import (
     ScanPage,
 )
 from app.intake.watch import DONE_DIR, REJECTED_DIR, FolderWatcher
+from app.privacy.access_log import named_in
 from app.privacy.models import StaffAccessLog, ViewKind
 from app.registrations.models import Channel, DocumentKind, Errand, RejectionReason
 from tests import scan_corpus as corpus
@@ -182,6 +184,30 @@ def test_a_page_printed_from_other_data_goes_to_the_clerk(session: Session) -> N
     batch = read(session, data)
     assert {p.outcome for p in batch.pages} == {PageOutcome.DIGEST_MISMATCH}
     assert {p.status for p in batch.pages} == {PageStatus.NEEDS_CLERK}
+
+
+def test_the_manual_queue_logs_whose_scans_it_shows(
+    client: FlaskClient, session: Session, runtime: Runtime
+) -> None:
+    errand = posted(session)
+    data = corpus.as_pdf(corpus.scan_pdf(printed(errand), ["clean-200", "clean-200"]))
+    errand.form_data = {**errand.form_data, "email": "changed@provverket.se"}
+    session.commit()
+    batch = read(session, data)
+    assert {(p.status, p.errand_id) for p in batch.pages} == {(PageStatus.NEEDS_CLERK, errand.id)}
+    blank = _blank_form_scan(session)  # pages of nobody known yet
+    assert {p.errand_id for p in blank.pages} == {None}
+    login(client, session, KARIN, staff=True)
+    assert client.get("/skanning/manuell").status_code == 200
+    key = clients.subject_key(runtime.settings.secret_key)
+    views = session.scalars(select(StaffAccessLog)).all()
+    # One view per person the scans' errand names (both its pages shown), nobody else.
+    assert {(v.what, v.object_ref, v.staff_id) for v in views} == {
+        (ViewKind.SCANNED_PAGES, errand.reference, staff_id(session, KARIN))
+    }
+    assert sorted(v.subject_hash for v in views) == sorted(
+        clients.subject_hash(key, p) for p in named_in(errand)
+    )
 
 
 def test_copies_after_the_form_is_in_are_set_aside(session: Session) -> None:
@@ -456,8 +482,21 @@ def _blank_form_scan(session: Session) -> ScanBatch:
     return read(session, corpus.as_pdf(corpus.scan_pdf(blank, ["rotated+1", "noisy"])), "hand.pdf")
 
 
+def _typing_views(session: Session, runtime: Runtime) -> dict[str, set[str]]:
+    """Whose data the typing-in showed (personnummer of the form's people), by the object."""
+    key = clients.subject_key(runtime.settings.secret_key)
+    by_hash = {clients.subject_hash(key, p): p for p in ("198507049859", "195210039847")}
+    found: dict[str, set[str]] = {}
+    for view in session.scalars(
+        select(StaffAccessLog).where(StaffAccessLog.what == ViewKind.PAPER_FORM_TYPING)
+    ):
+        assert view.staff_id == staff_id(session, KARIN)
+        found.setdefault(view.object_ref, set()).add(by_hash[view.subject_hash])
+    return found
+
+
 def test_clerk_types_in_a_blank_form_filled_in_by_hand(
-    client: FlaskClient, session: Session
+    client: FlaskClient, session: Session, runtime: Runtime
 ) -> None:
     batch = _blank_form_scan(session)
     assert [(p.outcome, p.form_page) for p in batch.pages] == [
@@ -492,6 +531,9 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
     assert unknown.status_code == 400
     assert "SPV känner inte till någon arbetsgivare" in unknown.get_data(as_text=True)
     assert session.scalar(select(func.count(Errand.id))) == errands
+    # The scan's people, typed in and shown again, are in the access log (the empty page
+    # before named nobody known).
+    assert _typing_views(session, runtime) == {"": {"198507049859", "195210039847"}}
 
     done = client.post(f"/skanning/sida/{first.id}/registrera", data=fields)
     assert done.status_code == 302
@@ -499,6 +541,7 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
     assert errand is not None
     assert errand.state is ErrandState.AWAITING_POST
     assert errand.submitted_by.personnummer == "195210039847"  # for the signatory
+    assert _typing_views(session, runtime)[errand.reference] == {"198507049859", "195210039847"}
     actors = session.scalars(
         select(AuditEvent.actor).where(
             AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id)

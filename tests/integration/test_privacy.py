@@ -4,6 +4,7 @@ extract (GDPR art. 15) – complete, about the one person only, sealed."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -25,10 +26,12 @@ from app.db import utcnow
 from app.documents.cli import verify_pdf_command
 from app.notifications.models import EmailMessage
 from app.privacy import access_log
+from app.privacy import views as privacy_views
 from app.privacy.models import RegisterExtract, StaffAccessLog, ViewKind
 from app.registrations.models import DocumentKind, ErrandDocument
 from devtools.pki import ensure_test_pki
 from devtools.seed import PERSONS
+from tests.archive_pki import FailingTsa
 from tests.conftest import ANNA, DAVID, EVA, INGRID, KARIN, login, person_id, staff_id
 from tests.factories import caseworker, in_review
 from tests.support import csrf_token, pdf_page_texts
@@ -342,3 +345,43 @@ def test_the_access_log_is_deleted_in_batches_only_when_old_enough(
     assert left == [recent]
     with pytest.raises(ValueError, match="at least 30 days"):
         access_log.delete_before(session, now - timedelta(days=29))
+
+
+def test_an_extract_that_cannot_be_sealed_keeps_nothing_says_so_and_can_be_made_again(
+    client: FlaskClient, session: Session, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TSA down: no 500, a clear message, nothing kept but the audit event (without
+    whose extract it was), the form as filled in; made once the TSA answers again."""
+    real = privacy_views.seal_material(runtime.settings)
+    down = dataclasses.replace(real, timestamper=FailingTsa())
+    monkeypatch.setattr(privacy_views, "seal_material", lambda settings: down)
+    login(client, session, INGRID, staff=True)
+    page = client.get("/handlaggning/registerutdrag").get_data(as_text=True)
+    asked = {
+        "csrf_token": csrf_token(page),
+        "personnummer": "20000102-9834",
+        "request_note": "Brev 2 dec, dnr 2026/19",
+        "language": "sv",
+    }
+    failed = client.post("/handlaggning/registerutdrag", data=asked)
+    assert failed.status_code == 503
+    body = failed.get_data(as_text=True)
+    assert "kunde inte förseglas just nu" in body and "Försök igen" in body
+    assert 'value="Brev 2 dec, dnr 2026/19"' in body  # to try again as it stands
+    assert session.scalar(select(func.count()).select_from(RegisterExtract)) == 0
+    assert session.scalar(select(func.count()).select_from(StaffAccessLog)) == 0
+    [event] = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "register_extract.not_sealed")
+    ).all()
+    assert event.actor == f"staff:{staff_id(session, INGRID)}"
+    assert "TSA" in event.data["error"] and DAVID not in str(event.data)
+
+    client.get("/?lang=en")
+    english = client.post("/handlaggning/registerutdrag", data=asked)
+    assert "could not be sealed just now" in english.get_data(as_text=True)
+    client.get("/?lang=sv")
+
+    monkeypatch.setattr(privacy_views, "seal_material", lambda settings: real)
+    again = client.post("/handlaggning/registerutdrag", data=asked)
+    assert again.status_code == 302
+    assert session.scalar(select(func.count()).select_from(RegisterExtract)) == 1

@@ -37,8 +37,9 @@ from app.audit.service import (
 )
 from app.cli import main
 from app.config import Settings
+from app.core.agents import Agent, AgentKind
 from app.db import utcnow
-from app.eid.models import EidOrder
+from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.intake.models import (
     BatchSource,
     BatchState,
@@ -60,11 +61,13 @@ from app.registrations.models import (
     ErrandKind,
     VerificationCheck,
 )
+from app.registrations.service import expire_lapsed, start_draft
 from app.retention import service as retention
 from tests.conftest import DAVID, INGRID, person_id, staff_id
 from workflows import actors
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
+from workflows.state_machine import DRAFT_LAPSE_INFO, lapse_info
 from workflows.states import ErrandState
 from workflows.worker import run_maintenance
 
@@ -637,3 +640,104 @@ def test_the_access_log_goes_after_its_period_and_never_within_a_month(
     assert _apply(runtime, one_day) == NOTHING | {"staff_access_log": 1, "api_access_log": 1}
     assert _exists(session, StaffAccessLog, recent.id)
     assert not _exists(session, StaffAccessLog, kept_view.id)
+
+
+def test_a_draft_lapses_and_goes_after_the_one_setting(
+    session: Session, runtime: Runtime, settings: Settings
+) -> None:
+    """``RETENTION_DRAFTS_DAYS`` says both when a draft lapses and when it is removed."""
+    # The app's sessions carry the setting.
+    assert runtime.session_factory.kw["info"][DRAFT_LAPSE_INFO] == days(
+        runtime.settings.retention_drafts_days
+    )
+    ten_days = dataclasses.replace(settings, retention_drafts_days=10)
+    with runtime.session_factory(info=lapse_info(ten_days)) as ours:
+        david = Agent(AgentKind.PERSON, person_id(ours, DAVID))
+        started = utcnow()
+        draft = start_draft(ours, david, ErrandKind.REGISTRATION, "2021004920")
+        assert draft.expires_dt is not None
+        assert started + days(10) <= draft.expires_dt <= utcnow() + days(10)
+        # The clock moved on ten days and a minute: it lapses, and the same rule removes it.
+        draft.created_dt -= days(10) + MINUTE
+        draft.expires_dt -= days(10) + MINUTE
+        ours.commit()
+        assert expire_lapsed(ours) >= 1
+        ours.commit()
+        assert draft.state is ErrandState.EXPIRED
+        due = retention.rule_named("drafts").due(
+            retention.cutoff_of(retention.rule_named("drafts"), ten_days, utcnow()), utcnow()
+        )
+        assert draft.id in ours.scalars(due).all()
+        # Under the default (30 days) neither would have happened yet.
+        assert (
+            draft.id
+            not in ours.scalars(
+                retention.rule_named("drafts").due(utcnow() - days(30), utcnow())
+            ).all()
+        )
+
+
+def _order(
+    session: Session, purpose: OrderPurpose, started: datetime, errand_id: int | None = None
+) -> EidOrder:
+    order = EidOrder(
+        purpose=purpose,
+        order_ref=f"order-{purpose.value}-{started.timestamp()}-{errand_id}",
+        auto_start_token="a",
+        qr_start_token="q",
+        qr_start_secret="s",
+        browser_binding="b" * 64,
+        status=OrderStatus.USED,
+        started_dt=started,
+        errand_id=errand_id,
+        completion={"user": {"personalNumber": SUBJECT, "name": "Fredrik"}},
+    )
+    session.add(order)
+    session.flush()
+    return order
+
+
+@pytest.mark.usefixtures("nothing_due_before")
+def test_login_orders_go_after_their_period_and_nothing_else(
+    session: Session, runtime: Runtime, settings: Settings
+) -> None:
+    period = settings.retention_eid_orders_days
+    go = [
+        _order(session, OrderPurpose.LOGIN, _out(period)),
+        _order(session, OrderPurpose.LOGIN, _out(period) - days(400)),
+    ]
+    failed = go[1]
+    failed.status = OrderStatus.FAILED
+    record_event(
+        session, actor="system:bankid", action="eid.order_failed", object_type="eid_order",
+        object_id=failed.id, data={"purpose": "login", "hint_code": "userCancel"},
+    )  # fmt: skip
+    errand = _errand(session, ErrandState.IN_REVIEW)
+    stay = [
+        _order(session, OrderPurpose.LOGIN, _in(period)),
+        # a signing's order goes with its errand, not after this period
+        _order(session, OrderPurpose.SIGN, _out(period), errand.id),
+    ]
+    session.commit()
+
+    due = _report(session, settings)
+    assert due == NOTHING | {"eid_login_orders": 2}
+    assert _apply(runtime, settings) == due
+    for order in go:
+        assert not _exists(session, EidOrder, order.id)
+    for order in stay:
+        assert _exists(session, EidOrder, order.id)
+    event = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.object_type == "eid_order", AuditEvent.object_id == str(failed.id)
+        )
+    ).one()
+    assert event.data == {} and event.redacted_dt is not None
+    [batch] = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "retention.applied", AuditEvent.object_id == "eid_login_orders"
+        )
+    ).all()
+    assert batch.data["login_orders"] == 2 and SUBJECT not in str(batch.data)
+    assert verify_chain(session).is_intact
+    assert _apply(runtime, settings) == NOTHING

@@ -18,7 +18,7 @@ from tests.support import REGISTRATION
 from workflows.outbox import OutboxMessage
 from workflows.state_machine import transition
 from workflows.states import (
-    EXPIRES_AFTER,
+    EXPIRING_STATES,
     RESUME_STATE_OF_STEP,
     STEPS_ON_ENTRY,
     TRANSITION_TABLE,
@@ -139,7 +139,7 @@ def test_every_state_action_pair(db: Session, state: ErrandState, action: Action
         ).all()
     )
     assert steps == sorted(STEPS_ON_ENTRY.get(expected, ()))
-    assert (errand.expires_dt is not None) == (expected in EXPIRES_AFTER)
+    assert (errand.expires_dt is not None) == (expected in EXPIRING_STATES)
     # Same transaction: undoing it takes the state change and its audit event together.
     inner.rollback()
     db.expire_all()
