@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import inactivity, management
+from app.access import service as access
 from app.access.models import (
     ORDERER_ROLES,
     Employer,
@@ -645,17 +646,10 @@ class _Recipient:
 
 
 def _orderers(session: Session, employer_id: int) -> list[_Recipient]:
-    grants = session.scalars(
-        select(RoleGrant)
-        .where(
-            RoleGrant.employer_id == employer_id,
-            RoleGrant.role.in_(ORDERER_ROLES),
-            RoleGrant.valid_to_dt.is_(None),
-        )
-        .order_by(RoleGrant.id)
-    )
     found = []
-    for grant in grants:
+    for grant in access.active_grants(session, employer_id):
+        if grant.role not in ORDERER_ROLES:
+            continue
         address = grant.contact_email or grant.person.email
         if address:
             found.append(

@@ -118,15 +118,13 @@ def remove(employer_id: int) -> ResponseReturnValue:
     if not users or len(users) != len(people):
         flash(_("Välj minst en användare."), "error")
         return redirect(url_for(_back(), employer_id=employer_id))
-    reason = " ".join(request.form.get("reason", "").split())[:200]
-    if request.form.get("confirmed") != "1" or not reason:
-        if request.form.get("confirmed") == "1":
-            flash(_("Skriv varför behörigheterna tas bort."), "error")
+    reason = _reason(_("Skriv varför behörigheterna tas bort."))
+    if reason is None:
         return render_template(
             "access/review_remove.html",
             employer=scope.employer,
             users=users,
-            reason=reason,
+            reason=_typed_reason(),
             campaign=request.form.get("campaign") == "1",
         )
     reviewer = signed_in()
@@ -148,6 +146,21 @@ def remove(employer_id: int) -> ResponseReturnValue:
     if done:
         flash(_("Behörigheterna är borttagna för %(count)s användare.", count=count), "success")
     return redirect(url_for(_back(), employer_id=employer_id))
+
+
+def _typed_reason() -> str:
+    return " ".join(request.form.get("reason", "").split())[:200]
+
+
+def _reason(missing: str) -> str | None:
+    """The reason given on the removal's check page, once confirmed there; None: show the
+    check page (with ``missing`` flashed when it was confirmed without a reason)."""
+    reason = _typed_reason()
+    if request.form.get("confirmed") == "1" and reason:
+        return reason
+    if request.form.get("confirmed") == "1":
+        flash(missing, "error")
+    return None
 
 
 def _back() -> str:
@@ -271,15 +284,13 @@ def campaign_remove_administrator(employer_id: int, grant_id: int) -> ResponseRe
     grant = db().get(RoleGrant, grant_id)
     if not authority.is_orderer or grant is None or grant.employer_id != employer_id:
         abort(404)
-    reason = " ".join(request.form.get("reason", "").split())[:200]
-    if request.form.get("confirmed") != "1" or not reason:
-        if request.form.get("confirmed") == "1":
-            flash(_("Skriv varför rollen tas bort."), "error")
+    reason = _reason(_("Skriv varför rollen tas bort."))
+    if reason is None:
         return render_template(
             "access/campaign_remove_administrator.html",
             employer=scope.employer,
             grant=grant,
-            reason=reason,
+            reason=_typed_reason(),
         )
     actor = management.Actor(authority, runtime().settings.public_base_url)
     done, _result = carry_out(
