@@ -223,6 +223,15 @@ def campaign(employer_id: int) -> ResponseReturnValue:
     )
 
 
+@bp.app_template_global()
+def open_review(employer_id: int) -> tuple[ReviewCampaign, campaigns.Progress] | None:
+    """The employer's open campaign and its progress, for Hantera behörigheter's notice."""
+    current = campaigns.open_campaign(db(), employer_id)
+    if current is None:
+        return None
+    return current, campaigns.progress_of(db(), [current.id]).get(current.id, campaigns.Progress())
+
+
 def _open_campaign(employer_id: int) -> ReviewCampaign:
     current = campaigns.open_campaign(db(), employer_id)
     if current is None:

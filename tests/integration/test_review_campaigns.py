@@ -319,6 +319,8 @@ def test_confirmed_and_removed_are_kept_and_the_campaign_closes_when_nothing_is_
     # removal's own pages (a reason, then the removal).
     anna_client = client.application.test_client()
     login(anna_client, session, ANNA)
+    start = anna_client.get("/hantera-behorigheter").get_data(as_text=True)
+    assert "Årlig granskning pågår: 2 av 6 behörigheter och administratörer" in start
     page = _page(anna_client, employer_id)
     assert "Bertil Berg" in page and 'name="one_grant"' in page
     token = csrf_token(page)
