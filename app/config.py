@@ -173,6 +173,24 @@ class Settings:
     """How long an approved posted registration waits before it takes effect; meanwhile the
     employer's orderers and signatories may stop it (``app.safeguards``)."""
 
+    review_interval_days: int = 365
+    """The recurring review (``app.access.campaigns``): an employer's campaign starts this
+    many days after the previous one started (the first: after the employer was added);
+    0 starts none."""
+
+    review_period_days: int = 30
+    """A campaign's deadline, this many days after it starts; then the signatory is told."""
+
+    review_reminder_days: tuple[int, ...] = (14, 3)
+    """Reminders to the orderers this many days before the deadline (what is still open)."""
+
+    review_grace_days: int = 14
+    """What is still unconfirmed ends this many days after the deadline."""
+
+    review_final_warning_days: int = 7
+    """The final warning goes out this many days before the ending (the ending waits for
+    it: never sooner than this after it)."""
+
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
@@ -421,6 +439,18 @@ class Settings:
             values["retention_interval_s"] = float(env["RETENTION_INTERVAL_S"])
         if "PAPER_WAITING_DAYS" in env:
             values["paper_waiting_days"] = int(env["PAPER_WAITING_DAYS"])
+        for name in (
+            "review_interval_days",
+            "review_period_days",
+            "review_grace_days",
+            "review_final_warning_days",
+        ):
+            if env.get(name.upper()):
+                values[name] = int(env[name.upper()])
+        if "REVIEW_REMINDER_DAYS" in env:
+            values["review_reminder_days"] = tuple(
+                int(d) for d in env["REVIEW_REMINDER_DAYS"].split(",") if d.strip()
+            )
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

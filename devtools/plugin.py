@@ -93,3 +93,7 @@ class StandIns:
             from devtools.demo_scanner import bp as demo_scanner_bp
 
             app.register_blueprint(demo_scanner_bp)
+        if self.settings.review_clock:
+            from devtools.review_clock import bp as review_clock_bp
+
+            app.register_blueprint(review_clock_bp)

@@ -41,6 +41,10 @@ class StandInSettings:
     """Serve ``/demo/skanning``, a stand-in for SPV's mailroom scanner: a PDF of every form
     waiting for the post, printed and scanned, for the clerk to upload."""
 
+    review_clock: bool = True
+    """Serve ``/demo/granskning``, where a caseworker lets days go by for the recurring
+    review (``devtools.review_clock``)."""
+
     audit_checkpoint_dir: str | None = None
     """Where the demo keeps the audit chain's checkpoints when the product's settings name
     no place (``instance/audit-checkpoints`` for ``behorighet demo``; the tests name their

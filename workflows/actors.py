@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from app.access import inactivity
+from app.access import campaigns, inactivity
 from app.audit import anchor
 from app.casework import deadlines
 from app.core.agents import Agent
@@ -95,6 +95,16 @@ def summarise_inactivity() -> None:
     current = runtime.current()
     with current.unit_of_work() as session:
         inactivity.send_inactivity_summaries(session, base_url=current.settings.public_base_url)
+
+
+@pipeline_actor(step="review_campaigns", queue=SCHEDULED, max_retries=2)
+def run_review_campaigns() -> None:
+    """Scheduled: start the recurring reviews due and move the open ones on (reminders,
+    escalation, final warning, ending; ``app.access.campaigns``). One campaign per
+    employer at a time, each step once, however often it runs."""
+    current = runtime.current()
+    with current.unit_of_work() as session:
+        campaigns.run_campaigns(session, current.settings)
 
 
 @pipeline_actor(step="signing_reminders", queue=SCHEDULED, max_retries=2)

@@ -107,7 +107,8 @@ def run_maintenance(
 ) -> None:
     """What must happen now and then, in any one of many processes: re-send unacknowledged
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
-    and, when asked, schedule the deadline watch, the monthly inactivity summary and the
+    and, when asked, schedule the deadline watch, the monthly inactivity summary, the recurring
+    review's campaigns and the
     invited signatories' reminders before their invitations expire, the posted
     registrations whose waiting period is over, the audit chain's checkpoint and the
     archive's re-timestamping, and (when asked) the retention rules (each does nothing
@@ -119,6 +120,7 @@ def run_maintenance(
         if check_deadlines:
             add_message(session, "watch_deadlines")
             add_message(session, "summarise_inactivity")
+            add_message(session, "run_review_campaigns")
             add_message(session, "remind_signatories")
             add_message(session, "apply_waiting_periods")
             add_message(session, "checkpoint_audit_chain")

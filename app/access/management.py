@@ -342,6 +342,37 @@ class Actor:
 
     authority: Authority
     base_url: str
+    system: str = ""
+    """Not a person but SPV's rules (the recurring review ending what nobody confirmed):
+    the component, audited as ``system:<component>``; the emails name no person."""
+
+    @property
+    def audit_label(self) -> str:
+        return f"system:{self.system}" if self.system else f"person:{self.authority.person_id}"
+
+    def person(self, session: Session) -> Person | None:
+        """The person who acts (named in the emails); None for the system."""
+        return None if self.system else session.get_one(Person, self.authority.person_id)
+
+
+NOBODY = 0
+"""The person id of a system actor's authority: no person has it."""
+
+
+def system_actor(session: Session, employer_id: int, component: str, base_url: str) -> Actor:
+    """SPV's rules acting at the employer: an orderer's reach over all its codes, held by
+    nobody (so nobody's own permissions are spared)."""
+    codes = employer_codes(session, employer_id)
+    authority = Authority(
+        person_id=NOBODY,
+        employer_id=employer_id,
+        roles=frozenset({Role.ORDERER}),
+        all_codes=True,
+        explicit_code_ids=frozenset(),
+        employer_code_ids=frozenset(c.id for c in codes),
+        closed_code_ids=frozenset(c.id for c in codes if c.status is CodeStatus.CLOSED),
+    )
+    return Actor(authority, base_url, system=component)
 
 
 def _audit(
@@ -349,7 +380,7 @@ def _audit(
 ) -> AuditEvent:
     return record_event(
         session,
-        actor=f"person:{actor.authority.person_id}",
+        actor=actor.audit_label,
         action=action,
         object_type=object_type,
         object_id=object_id,
@@ -447,7 +478,7 @@ def change_permissions(
         session.get_one(Employer, authority.employer_id),
         granted=[(s, codes[c]) for s, c in granted],
         revoked=[(s, codes[c]) for s, c in ended],
-        by=session.get_one(Person, authority.person_id),
+        by=actor.person(session),
         change_id=event.id,
         base_url=actor.base_url,
         reason=reason,
@@ -682,7 +713,7 @@ def remove_administrator(session: Session, actor: Actor, grant_id: int, reason: 
         reason=reason,
     )
     notices.notify_role_ended(
-        session, grant, base_url=actor.base_url, by=session.get_one(Person, authority.person_id)
+        session, grant, base_url=actor.base_url, by=actor.person(session), review=bool(actor.system)
     )
 
 

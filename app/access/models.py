@@ -210,6 +210,86 @@ class InactivityConfirmation(Base):
     )
 
 
+class ReviewItemKind(enum.StrEnum):
+    SERVICE_PERMISSION = "service_permission"
+    ADMINISTRATOR = "administrator"
+
+
+class ReviewDecision(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    """An orderer or administrator confirmed it is still needed."""
+    ENDED = "ended"
+    """Not confirmed by the deadline: the campaign ended it after its final warning."""
+    GONE = "gone"
+    """Ended otherwise while the campaign ran (removed by hand): recorded when it closes."""
+
+
+class ReviewCampaign(Base):
+    """The recurring review of one employer's administrators and users' permissions
+    (``app.access.campaigns``): at most one open at a time per employer."""
+
+    __tablename__ = "review_campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employer_id: Mapped[int] = mapped_column(ForeignKey("employer.id"), index=True)
+    started_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_dt: Mapped[datetime]
+    """The last day to confirm or remove; then the signatory is told."""
+    ends_dt: Mapped[datetime]
+    """When what is still unconfirmed ends (never before the final warning's notice)."""
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    escalated_dt: Mapped[datetime | None]
+    final_warning_dt: Mapped[datetime | None]
+    closed_dt: Mapped[datetime | None]
+    ended_count: Mapped[int] = mapped_column(default=0)
+    """Permissions and roles the campaign ended."""
+
+    employer: Mapped[Employer] = relationship()
+
+    __table_args__ = (
+        Index(
+            "uq_review_campaign_open",
+            "employer_id",
+            unique=True,
+            postgresql_where=text("closed_dt IS NULL"),
+            sqlite_where=text("closed_dt IS NULL"),
+        ),
+    )
+
+
+class ReviewItem(Base):
+    """One thing a campaign asks about: a service permission or an administrator's role,
+    as they were when it started."""
+
+    __tablename__ = "review_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("review_campaign.id"))
+    kind: Mapped[ReviewItemKind] = mapped_column(str_enum(ReviewItemKind, "review_item_kind"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    service_permission_id: Mapped[int | None] = mapped_column(ForeignKey("service_permission.id"))
+    role_grant_id: Mapped[int | None] = mapped_column(ForeignKey("role_grant.id"))
+    employer_code_id: Mapped[int | None] = mapped_column(ForeignKey("employer_code.id"))
+    """A service permission's code (who may confirm it)."""
+    decision: Mapped[ReviewDecision | None] = mapped_column(
+        str_enum(ReviewDecision, "review_decision")
+    )
+    decided_dt: Mapped[datetime | None]
+    decided_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'service_permission') = (service_permission_id IS NOT NULL)"
+            " AND (kind = 'administrator') = (role_grant_id IS NOT NULL)",
+            name="subject_of_kind",
+        ),
+        CheckConstraint("(decision IS NULL) = (decided_dt IS NULL)", name="decided_when"),
+        Index("ix_review_item_campaign_decision", "campaign_id", "decision"),
+        Index("uq_review_item_permission", "campaign_id", "service_permission_id", unique=True),
+        Index("uq_review_item_grant", "campaign_id", "role_grant_id", unique=True),
+    )
+
+
 class RequestOutcome(enum.StrEnum):
     GRANTED = "granted"
     DECLINED = "declined"

@@ -100,6 +100,7 @@ def _role_change(
     by: Person | None,
     base_url: str,
     change_key: str = "",
+    by_review: bool = False,
 ) -> list[EmailMessage]:
     """The person affected is told in an email of their own; the employer's other orderers
     in one email per language together (one each only when they are one), so that a change
@@ -144,6 +145,7 @@ def _role_change(
                 "orgnr": _orgnr(employer.orgnr),
                 "codes": _codes_text(grant, lang),
                 "actor": by.full_name if by else None,
+                "by_review": by_review,
                 "reference": errand.reference if errand else None,
                 "path": ACCESS_PATH,
             },
@@ -173,15 +175,27 @@ def notify_role_granted(
 
 
 def notify_role_ended(
-    session: Session, grant: RoleGrant, *, base_url: str, by: Person | None = None
+    session: Session,
+    grant: RoleGrant,
+    *,
+    base_url: str,
+    by: Person | None = None,
+    review: bool = False,
 ) -> list[EmailMessage]:
     """Email the person whose role ended, and the employer's other (still active) orderers.
 
-    Who did it: ``by`` when given; else SPV, naming the removal errand.
+    Who did it: ``by`` when given; else SPV, naming the removal errand; ``review``: the
+    recurring review, nobody having confirmed the role.
     """
     errand = _errand(session, grant.revoked_by_errand_id)
     return _role_change(
-        session, grant, template="role_ended", errand=errand, by=by, base_url=base_url
+        session,
+        grant,
+        template="role_ended",
+        errand=errand,
+        by=by,
+        base_url=base_url,
+        by_review=review,
     )
 
 
@@ -217,12 +231,13 @@ def _to_user(
     template: str,
     dedupe_key: str,
     employer: Employer,
-    by: Person,
+    by: Person | None,
     context: Callable[[str], dict[str, Any]],
     base_url: str,
 ) -> EmailMessage | None:
     """An email to a user about their own permissions, in their language, naming who
-    acted; ``context`` gives the template's values in a language."""
+    acted (``None``: the recurring review ended it); ``context`` gives the template's
+    values in a language."""
     if not person.email:
         log.warning("email.no_address", person_id=person.id, template=template)
         return None
@@ -238,7 +253,8 @@ def _to_user(
         context={
             "employer": employer.name,
             "orgnr": _orgnr(employer.orgnr),
-            "actor": by.full_name,
+            "actor": by.full_name if by else None,
+            "by_review": by is None,
             "reference": None,
             "path": ACCESS_PATH,
             **context(lang),
@@ -253,7 +269,7 @@ def notify_permissions_changed(
     *,
     granted: list[tuple[SelfService, EmployerCode]],
     revoked: list[tuple[SelfService, EmployerCode]],
-    by: Person,
+    by: Person | None,
     change_id: int,
     base_url: str,
     reason: str = "",

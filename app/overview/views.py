@@ -1,5 +1,6 @@
-"""SPV's overview for caseworkers: employers to contact before they are locked out, and
-the errands' lead times by channel; each list also as CSV."""
+"""SPV's overview for caseworkers: employers to contact before they are locked out, the
+errands' lead times by channel, and the recurring review's progress per employer; each
+list also as CSV."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from app.access import campaigns
 from app.access.exports import to_csv
 from app.core.i18n import local_time
 from app.core.ids import format_orgnr
@@ -70,6 +72,8 @@ LISTS = (
     ),
 )
 LEAD_TIMES = "handlaggningstider"
+REVIEWS = "granskning"
+"""The recurring review's campaigns, each employer's latest (``app.access.campaigns``)."""
 
 
 def _list_kind(slug: str) -> EmployerListKind:
@@ -94,7 +98,12 @@ def _days() -> int:
 @caseworker_required
 def overview() -> ResponseReturnValue:
     slug = request.args.get("lista", LISTS[0].slug)
-    common = {"lists": LISTS, "lead_times_slug": LEAD_TIMES, "slug": slug}
+    common = {"lists": LISTS, "lead_times_slug": LEAD_TIMES, "reviews_slug": REVIEWS, "slug": slug}
+    if slug == REVIEWS:
+        total, rows = campaigns.campaigns_by_employer(db(), limit=SHOWN)
+        return render_template(
+            "overview/reviews.html", **common, total=total, rows=rows, stages=STAGE_LABELS
+        )
     if slug == LEAD_TIMES:
         days = _days()
         return render_template(
@@ -162,6 +171,8 @@ def export(slug: str) -> ResponseReturnValue:
             for f in service.lead_times(db(), days)
         ]
         return csv_download(to_csv(header, rows), f"{LEAD_TIMES}-{days}-dagar-{stamp}.csv")
+    if slug == REVIEWS:
+        return csv_download(_reviews_csv(), f"{REVIEWS}-{stamp}.csv")
     kind = _list_kind(slug)
     with_inactive = kind.slug == "inaktiva"
     found = kind.load(db(), None, _minimum())
@@ -170,6 +181,51 @@ def export(slug: str) -> ResponseReturnValue:
         [_employer_cells(row, with_inactive) for row in found.rows],
     )
     return csv_download(body, f"{kind.slug}-{stamp}.csv")
+
+
+STAGE_LABELS = {
+    "started": _l("Pågår"),
+    "reminded": _l("Påmind"),
+    "escalated": _l("Sista dagen passerad – firmatecknaren underrättad"),
+    "final_warning": _l("Sista varning skickad"),
+    "closed": _l("Avslutad"),
+}
+
+
+def _reviews_csv() -> str:
+    _total, rows = campaigns.campaigns_by_employer(db())
+    header = [
+        _("Organisationsnummer"),
+        _("Arbetsgivare"),
+        _("Läge"),
+        _("Startade"),
+        _("Sista dag"),
+        _("Tas bort"),
+        _("Att granska"),
+        _("Bekräftade"),
+        _("Borttagna"),
+        _("Borttagna för att ingen bekräftade dem"),
+        _("Totalt"),
+    ]
+    return to_csv(
+        header,
+        [
+            [
+                format_orgnr(r.orgnr),
+                r.name,
+                str(STAGE_LABELS[r.stage]),
+                local_time(r.campaign.started_dt, "%Y-%m-%d"),
+                local_time(r.campaign.deadline_dt, "%Y-%m-%d"),
+                local_time(r.campaign.ends_dt, "%Y-%m-%d"),
+                r.progress.open,
+                r.progress.confirmed,
+                r.progress.removed,
+                r.progress.ended,
+                r.progress.total,
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _days_text(days: float | None) -> str:

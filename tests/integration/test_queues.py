@@ -152,6 +152,7 @@ def test_each_kind_of_work_has_its_own_queue() -> None:
         for n in (
             "watch_deadlines",
             "summarise_inactivity",
+            "run_review_campaigns",
             "remind_signatories",
             "apply_waiting_periods",
             "checkpoint_audit_chain",
