@@ -41,6 +41,11 @@ class StandInSettings:
     """Serve ``/demo/skanning``, a stand-in for SPV's mailroom scanner: a PDF of every form
     waiting for the post, printed and scanned, for the clerk to upload."""
 
+    company_register: bool = True
+    """Serve ``/demo/bolagsverket``: a caseworker's button that imports the demo's extract
+    of the company register's signatories (``devtools/signatory_extract_demo.csv``), as
+    ``behorighet signatories import`` does outside the demo."""
+
     audit_checkpoint_dir: str | None = None
     """Where the demo keeps the audit chain's checkpoints when the product's settings name
     no place (``instance/audit-checkpoints`` for ``behorighet demo``; the tests name their
