@@ -394,6 +394,36 @@ def retention_apply_command() -> None:
     click.echo(f"In all {sum(rule.items for rule in applied)} removed.")
 
 
+@main.group("signatories")
+def signatories_group() -> None:
+    """The signatory register (the company register's firmatecknare)."""
+
+
+@signatories_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def signatories_import_command(file: Path) -> None:
+    """Import an extract of the company register's signatories (CSV; see the README): one
+    transaction, each change recorded; orderers whose registration a departed signatory
+    signed are flagged for review, a caseworker errand opened and the employer emailed."""
+    from app.registers.changes import import_extract
+    from app.registers.extract import BadExtract, read_extract
+
+    runtime = _runtime()
+    try:
+        extract = read_extract(file.read_bytes(), today=datetime.now(UTC).date())
+    except BadExtract as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        raise click.ClickException(
+            f"{file}: {len(exc.problems)} bad rows; nothing was imported"
+        ) from None
+    with runtime.unit_of_work() as session:
+        report = import_extract(session, extract, base_url=runtime.settings.public_base_url)
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.group("db")
 def db_group() -> None:
     """The database."""

@@ -30,6 +30,9 @@ class StandIn(enum.StrEnum):
     """Email goes to a local sink that keeps it."""
     SCANNER = "scanner"
     """A page stands in for the mailroom's scanner."""
+    COMPANY_REGISTER = "company_register"
+    """A button stands in for the company register's delivery of an extract of signatories
+    (it imports the demo's extract as ``behorighet signatories import`` does)."""
 
 
 class MissingSecretError(ValueError):
@@ -354,6 +357,11 @@ class Settings:
     def demo_scanner(self) -> bool:
         """Whether a plugin serves the stand-in for the mailroom's scanner."""
         return StandIn.SCANNER in self.stand_ins
+
+    @property
+    def demo_company_register(self) -> bool:
+        """Whether a plugin serves the stand-in for the company register's deliveries."""
+        return StandIn.COMPANY_REGISTER in self.stand_ins
 
     @property
     def https(self) -> bool:

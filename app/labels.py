@@ -80,6 +80,7 @@ NEXT_STEP_LABELS = {
 KIND_LABELS = {
     ErrandKind.REGISTRATION: _l("Anmälan – behörig beställare"),
     ErrandKind.REMOVAL: _l("Ta bort behörig beställare"),
+    ErrandKind.SIGNATORY_CHANGE: _l("Ändrad firmatecknare – granska behörig beställare"),
 }
 CHANNEL_LABELS = {Channel.E_SIGN: _l("E-underskrift"), Channel.PAPER: _l("Papper")}
 ROLE_LABELS = {
@@ -151,6 +152,10 @@ FINDING_LABELS = {
     ),
     Finding.NOT_IN_SIGNATORY_REGISTER: _l(
         "Firmatecknaren finns inte i registret för arbetsgivaren."
+    ),
+    Finding.SIGNATORY_LEFT_REGISTER: _l(
+        "Firmatecknaren som skrev under anmälan är inte längre firmatecknare enligt "
+        "Bolagsverkets register. Behörigheten är markerad för granskning, inte borttagen."
     ),
     Finding.ALREADY_ORDERER: _l("Personen är redan behörig beställare hos arbetsgivaren."),
     Finding.NOT_AN_ORDERER: _l("Personen är inte behörig beställare hos arbetsgivaren."),

@@ -70,6 +70,8 @@ class StandIns:
             stand_ins.add(StandIn.MAIL)
         if self.settings.demo_scanner:
             stand_ins.add(StandIn.SCANNER)
+        if self.settings.company_register:
+            stand_ins.add(StandIn.COMPANY_REGISTER)
         return dataclasses.replace(settings, stand_ins=frozenset(stand_ins), **changes)  # type: ignore[arg-type]
 
     def init_app(self, app: Flask) -> None:
@@ -97,3 +99,7 @@ class StandIns:
             from devtools.review_clock import bp as review_clock_bp
 
             app.register_blueprint(review_clock_bp)
+        if self.settings.company_register:
+            from devtools.company_register import bp as company_register_bp
+
+            app.register_blueprint(company_register_bp)

@@ -113,7 +113,11 @@ def seed_demo(session: Session) -> None:
     myndighet, provverket = employers["2021005489"], employers["2021004920"]
 
     # Orderers exist only through an applied registration (rule 7), also in the seed.
-    anna_grant = _seeded_orderer(session, myndighet, anna, david, caseworker)
+    # Anna's registration was signed by the director-general (the signatory register's
+    # extract in devtools/ says she left: ``behorighet signatories import``).
+    anna_grant = _seeded_orderer(
+        session, myndighet, anna, david, caseworker, signatory=SIGNATORIES[0]
+    )
     _seeded_orderer(session, provverket, david, david, caseworker)
     session.add(
         RoleGrant(
@@ -175,9 +179,18 @@ def seed_demo(session: Session) -> None:
 
 
 def _seeded_orderer(
-    session: Session, employer: Employer, person: Person, submitter: Person, caseworker: StaffMember
+    session: Session,
+    employer: Employer,
+    person: Person,
+    submitter: Person,
+    caseworker: StaffMember,
+    *,
+    signatory: tuple[str, str, str, str] | None = None,
 ) -> RoleGrant:
+    """An orderer through a closed posted registration, signed by ``signatory`` (a row of
+    ``SIGNATORIES``) or by nobody the register knows."""
     now = utcnow()
+    _orgnr, signatory_pnr, signatory_name, signatory_title = signatory or ("", "", "", "")
     errand = Errand(
         kind=ErrandKind.REGISTRATION,
         channel=Channel.PAPER,
@@ -196,8 +209,9 @@ def _seeded_orderer(
             "email": person.email,
             "role": Role.ORDERER.value,
             "employer_codes": [],
-            "signatory_name": "",
-            "signatory_personnummer": "",
+            "signatory_name": signatory_name,
+            "signatory_personnummer": signatory_pnr,
+            **({"signatory_title": signatory_title} if signatory else {}),
             "seeded": True,
         },
     )

@@ -44,6 +44,10 @@ class StandInSettings:
     review_clock: bool = True
     """Serve ``/demo/granskning``, where a caseworker lets days go by for the recurring
     review (``devtools.review_clock``)."""
+    company_register: bool = True
+    """Serve ``/demo/bolagsverket``: a caseworker's button that imports the demo's extract
+    of the company register's signatories (``devtools/signatory_extract_demo.csv``), as
+    ``behorighet signatories import`` does outside the demo."""
 
     audit_checkpoint_dir: str | None = None
     """Where the demo keeps the audit chain's checkpoints when the product's settings name

@@ -12,9 +12,10 @@ from app.audit.service import record_errand_event
 from app.core.agents import Agent
 from app.db import utcnow
 from app.notifications import notices
+from app.registers.changes import resolve_review
 from app.registrations.codes import Finding
 from app.registrations.data import PersonDetails, RegistrationData
-from app.registrations.models import Errand
+from app.registrations.models import Errand, ErrandKind
 from app.registrations.service import registered_replacement, would_leave_no_orderer
 from workflows.state_machine import transition
 from workflows.states import Action, ErrandState, IllegalTransition
@@ -58,6 +59,11 @@ def apply(session: Session, errand_id: int, agent: Agent, *, base_url: str) -> b
         return False
     assert errand.employer_id is not None  # guaranteed by the received-state constraint
     employer = access.lock_employer(session, errand.employer_id)
+    if errand.kind is ErrandKind.SIGNATORY_CHANGE:
+        # SPV's own review: the role stands, its flag is resolved; the store is unchanged.
+        resolve_review(session, agent, errand)
+        transition(session, errand, Action.APPLY, agent)
+        return True
     data = errand.data
     if isinstance(data, RegistrationData):
         _register(session, agent, errand, employer, data.person, data.employer_codes, base_url)
@@ -98,7 +104,8 @@ def archive(session: Session, errand_id: int, agent: Agent) -> bool:
         ErrandState.REJECTED,
     ):
         return False
-    issued = issue_decision_letter(session, errand)
+    # SPV's own review sends no decision letter (nobody applied for anything).
+    issued = errand.kind is ErrandKind.SIGNATORY_CHANGE or issue_decision_letter(session, errand)
     if errand.state is ErrandState.APPLIED:
         transition(session, errand, Action.CLOSE, agent)
         return True

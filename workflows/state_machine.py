@@ -56,6 +56,12 @@ def lapse_after(session: Session, state: ErrandState) -> timedelta | None:
     return draft_lapse(session) if state in LAPSES_AS_DRAFT else EXPIRES_AFTER.get(state)
 
 
+REVIEW_ONLY_REFUSES = frozenset({Action.REJECT, Action.REQUEST_COMPLETION, Action.WITHDRAW})
+"""SPV's own review of an orderer's role (``ErrandKind.SIGNATORY_CHANGE``) has no
+submitter to reject to, ask or be withdrawn by: the caseworker approves it (the role
+stands); a role that should end is removed with the removal form."""
+
+
 def parties_of(agent: Agent, errand: Errand) -> frozenset[Party]:
     """The capacities in which ``agent`` may act on ``errand``."""
     if agent.kind is AgentKind.SYSTEM:
@@ -141,6 +147,10 @@ def transition(
         target = APPROVED_ON_PAPER.get((source, action), target)
     now = utcnow()
 
+    if errand.kind is ErrandKind.SIGNATORY_CHANGE and action in REVIEW_ONLY_REFUSES:
+        raise IllegalTransition(
+            source, action, "SPV's own review is only approved", Refusal.NOT_PERMITTED
+        )
     if action in (Action.APPROVE, Action.REJECT):
         check_four_eyes(errand, agent, action)
     if action is Action.FAIL and not (failed_step and reason):
@@ -154,7 +164,7 @@ def transition(
                 source, action, "the failed step cannot be retried", Refusal.INCOMPLETE
             )
         target = resume
-    if action is Action.RECEIVE and errand.channel is None:
+    if action in (Action.RECEIVE, Action.OPEN_REVIEW) and errand.channel is None:
         raise IllegalTransition(
             source, action, "the channel must be known when received", Refusal.INCOMPLETE
         )
@@ -164,7 +174,7 @@ def transition(
         expires_after = lapse_after(session, target)
         errand.expires_dt = now + expires_after if expires_after else None
     errand.ended_dt = now if target in TERMINAL_STATES else None
-    if action is Action.RECEIVE:
+    if action in (Action.RECEIVE, Action.OPEN_REVIEW):
         errand.received_dt = now
         errand.due_dt = now + DECISION_TIME
         errand.received_by_staff_id = agent.id if agent.kind is AgentKind.STAFF else None

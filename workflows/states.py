@@ -74,6 +74,9 @@ class Action(enum.StrEnum):
     """The employer does not know of the posted registration ("Det här känner vi inte
     till"): it goes back to a caseworker as suspected fraud."""
     STOP_AT_INTAKE = "stop_at_intake"
+    OPEN_REVIEW = "open_review"
+    """SPV opens an errand of its own for a caseworker to review (a signatory who signed an
+    orderer's registration stopped being a signatory): straight to review."""
     """The posted form's employer has locked itself against paper: stopped when matched."""
 
 
@@ -162,6 +165,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.SUSPECTED_FRAUD, A.REJECT, S.REJECTED, CW),
     # Paper: the employer has locked itself against posted forms.
     _t(S.AWAITING_POST, A.STOP_AT_INTAKE, S.STOPPED, SYS, IC),
+    # SPV's own review of an orderer's role (``ErrandKind.SIGNATORY_CHANGE``).
+    _t(S.DRAFT, A.OPEN_REVIEW, S.IN_REVIEW, SYS),
     _t(S.DRAFT, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_SIGNATURE, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_POST, A.WITHDRAW, S.WITHDRAWN, SUB),

@@ -376,3 +376,46 @@ class PermissionChange(Base):
         # before it have ended: ``app.access.changelog.last_change_dt``).
         Index("ix_permission_change_person_created", "person_id", "created_dt"),
     )
+
+
+class ReviewReason(enum.StrEnum):
+    SIGNATORY_LEFT = "signatory_left"
+    """The signatory who signed the orderer's registration is no longer a signatory of the
+    employer (an imported extract of the company register: ``app.registers.changes``)."""
+
+
+class RoleReviewFlag(Base):
+    """An orderer's role marked for review (not revoked): the employer sees it on its
+    pages, and a caseworker reviews it in ``errand_id`` (kind ``signatory_change``); the
+    caseworker's approval resolves it."""
+
+    __tablename__ = "role_review_flag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role_grant_id: Mapped[int] = mapped_column(ForeignKey("role_grant.id"), index=True)
+    reason: Mapped[ReviewReason] = mapped_column(str_enum(ReviewReason, "review_reason"))
+    signatory_personnummer: Mapped[str] = mapped_column(String(12))
+    """The signatory whose change raised the flag (who signed the registration)."""
+    signatory_name: Mapped[str] = mapped_column(String(200))
+    errand_id: Mapped[int] = mapped_column(ForeignKey("errand.id"), index=True)
+    """The caseworker's errand that reviews the role."""
+    created_dt: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_dt: Mapped[datetime | None]
+    resolved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
+
+    grant: Mapped[RoleGrant] = relationship()
+
+    __table_args__ = (
+        CheckConstraint(
+            "(resolved_dt IS NULL) = (resolved_by_staff_id IS NULL)", name="resolved_by_staff"
+        ),
+        # One open flag per role and reason: a second import changes nothing.
+        Index(
+            "uq_role_review_flag_open",
+            "role_grant_id",
+            "reason",
+            unique=True,
+            postgresql_where=text("resolved_dt IS NULL"),
+            sqlite_where=text("resolved_dt IS NULL"),
+        ),
+    )

@@ -33,6 +33,7 @@ from app.core.agents import AgentKind
 from app.core.ids import format_orgnr
 from app.db import utcnow
 from app.notifications.notices import ACCESS_PATH, SERVICE_NAMES
+from app.registers import changes
 from app.web import (
     commit,
     confirmation,
@@ -248,6 +249,7 @@ def overview() -> ResponseReturnValue:
         query=query,
         page=page,
         holders=m.role_holders(db(), grants),
+        review_flags=changes.open_flags(db(), [g.id for g in grants]),
         my_grants=[g for g in grants if g.person_id == authority.person_id],
         pending=m.pending_request_count(db(), authority),
         own=m.my_permissions(db(), authority),

@@ -27,6 +27,7 @@ from app.casework import service
 from app.labels import finding_label, refusal_message
 from app.privacy.access_log import employer_contacts_named, named_in
 from app.privacy.models import ViewKind
+from app.registers import changes
 from app.registrations.models import Channel, Errand, ErrandKind, RejectionReason
 from app.web import (
     carry_out,
@@ -91,6 +92,7 @@ def queue() -> ResponseReturnValue:
         counts=service.counts(db(), agent),
         lists=service.QueueList,
         take_form=DecisionForm(),
+        demo_company_register=runtime().settings.demo_company_register,
     )
 
 
@@ -135,6 +137,10 @@ def _render_errand(errand: Errand, status: int = 200, **forms: object) -> Respon
         "comment_form": CommentForm(),
         "reassign_form": reassign,
         "State": ErrandState,
+        "Kind": ErrandKind,
+        "review_flags": changes.flags_of_errand(db(), errand.id)
+        if errand.kind is ErrandKind.SIGNATORY_CHANGE
+        else [],
         "comments": service.comments(db(), errand),
         "history": (events := history(db(), errand)),
         "actor_names": actor_names(db(), events),

@@ -56,6 +56,7 @@ SERVICE_NAMES = {
 KIND_NAMES = {
     ErrandKind.REGISTRATION: N_("Anmälan – behörig beställare"),
     ErrandKind.REMOVAL: N_("Ta bort behörig beställare"),
+    ErrandKind.SIGNATORY_CHANGE: N_("Ändrad firmatecknare – granska behörig beställare"),
 }
 ALL_CODES = N_("alla arbetsgivarens arbetsgivarkoder")
 ONE_CODE = N_("arbetsgivarkod %(codes)s")

@@ -88,6 +88,9 @@ class Finding(enum.StrEnum):
     TYPED_IN_BY_CLERK = "typed_in_by_clerk"
     DIGEST_MISMATCH_MATCHED_BY_HAND = "digest_mismatch_matched_by_hand"
     MAC_MISMATCH_MATCHED_BY_HAND = "mac_mismatch_matched_by_hand"
+    SIGNATORY_LEFT_REGISTER = "signatory_left_register"
+    """The signatory who signed the orderer's registration is no longer a signatory of the
+    employer (an imported register extract): the caseworker reviews the role."""
 
     @property
     def severity(self) -> Severity:
@@ -180,6 +183,9 @@ HISTORY_MESSAGES = {
         "Stoppad av arbetsgivaren i väntetiden: känner inte till anmälan (misstänkt bedrägeri)"
     ),
     "stop_at_intake": N_("Stoppad vid skanningen: arbetsgivaren har spärrat blanketter på papper"),
+    "open_review": N_(
+        "Öppnat av SPV: firmatecknaren som skrev under anmälan har slutat enligt Bolagsverket"
+    ),
 }
 """An errand's audit events (``errand.<verb>``) in words, by verb: the caseworker's history
 (``app.labels``) and the evidence page of a sealed document

@@ -48,6 +48,10 @@ def reference_with_prefix(prefix: str) -> str:
 class ErrandKind(enum.StrEnum):
     REGISTRATION = "registration"
     REMOVAL = "removal"
+    SIGNATORY_CHANGE = "signatory_change"
+    """Opened by SPV itself, not submitted: the signatory who signed an orderer's
+    registration is no longer a signatory (``app.registers.changes``). Its form is a copy
+    of that registration's; a caseworker reviews the orderer's role."""
 
 
 class Channel(enum.StrEnum):
@@ -55,9 +59,13 @@ class Channel(enum.StrEnum):
     PAPER = "paper"
 
 
+FORM_KINDS = (ErrandKind.REGISTRATION, ErrandKind.REMOVAL)
+"""The kinds that are forms (printed blank, signed, posted); SPV opens the others itself."""
+
 BLANK_DRAFTS: dict[ErrandKind, FormProgress] = {
     ErrandKind.REGISTRATION: RegistrationDraft(),
     ErrandKind.REMOVAL: RemovalDraft(),
+    ErrandKind.SIGNATORY_CHANGE: RegistrationDraft(),
 }
 """A new draft of each kind of form, no step done (also the blank printed form)."""
 

@@ -98,7 +98,12 @@ def own_errand(session: Session, agent: Agent, reference: str) -> Errand:
             selectinload(Errand.documents),
         )
     )
-    if errand is None or agent.kind is not AgentKind.PERSON or errand.submitted_by_id != agent.id:
+    if (
+        errand is None
+        or agent.kind is not AgentKind.PERSON
+        or errand.submitted_by_id != agent.id
+        or errand.kind is ErrandKind.SIGNATORY_CHANGE
+    ):
         raise NotYours(reference)
     return errand
 
@@ -119,7 +124,10 @@ def own_errands(
     whose reference, employer (name or organisation number) or subject (name or
     personnummer) contains it."""
     person_id = _require_person(agent)
-    query = select(Errand).where(Errand.submitted_by_id == person_id)
+    # SPV's own review errands are not the submitter's (``ErrandKind.SIGNATORY_CHANGE``).
+    query = select(Errand).where(
+        Errand.submitted_by_id == person_id, Errand.kind != ErrandKind.SIGNATORY_CHANGE
+    )
     text = " ".join(without_unsafe_characters(search).split())
     if text:
         pattern = contains_pattern(text)
@@ -194,6 +202,7 @@ def load_roster(session: Session, employer_id: int, *, drafts_of: int | None = N
         .where(
             Errand.employer_id == employer_id,
             Errand.subject_personnummer.is_not(None),
+            Errand.kind != ErrandKind.SIGNATORY_CHANGE,
             open_states,
         )
     ).all()

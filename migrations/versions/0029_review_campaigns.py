@@ -2,7 +2,7 @@
 and ``review_item`` (each administrator and service permission it asks about).
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-03 12:08:17.888948
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import app.db
 
 revision = "0029"
-down_revision = "0026"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
