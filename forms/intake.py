@@ -114,6 +114,13 @@ class ConfirmForm(SafeForm):
         choices=YES_NO,
         validators=[InputRequired(_l("Svara på om rätt person har skrivit under."))],
     )
+    co_signature_present = RadioField(
+        _l("Har också den andra firmatecknaren som anges i blanketten skrivit under?"),
+        description=_l("Arbetsgivaren tecknas av två i förening: båda ska ha skrivit under."),
+        choices=YES_NO,
+        validators=[Optional()],
+    )
+    """Asked only where two sign jointly (the view requires it then)."""
     note = TextAreaField(
         _l("Anteckning till handläggaren (frivillig)"),
         filters=[strip_whitespace],
