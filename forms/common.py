@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
 from app.access.models import Role
-from app.registrations.data import PersonDetails, SignatoryDetails
+from app.registrations.data import CoSignatoryDetails, PersonDetails, SignatoryDetails
 from forms.validators import Orgnr, Personnummer, SafeForm, strip_whitespace
 
 NAME = [Length(max=100)]
@@ -136,11 +136,11 @@ class SignatoryForm(SafeForm):
         ],
     )
 
-    def co_signatory_details(self) -> SignatoryDetails | None:
+    def co_signatory_details(self) -> CoSignatoryDetails | None:
         """The second signatory typed in, if any."""
         if not self.co_signatory_personnummer.data:
             return None
-        return SignatoryDetails(
+        return CoSignatoryDetails(
             self.co_signatory_name.data or "",
             self.co_signatory_personnummer.data,
             self.co_signatory_title.data or "",

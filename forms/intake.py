@@ -158,6 +158,7 @@ class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
             self.person_details(),
             self.signatory_details(),
             self.codes(),
+            self.co_signatory_details(),
         )
 
 
@@ -223,4 +224,5 @@ class PaperRemovalForm(EmployerForm, SignatoryForm):
             orderer_to_remove(self),
             self.signatory_details(),
             self.replacement(),
+            self.co_signatory_details(),
         )
