@@ -280,6 +280,8 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
         verified = _verify(order, signers, context)
         first = joint.first_signature(session, errand)
         earlier = _verify(first, {joint.signer_of(first)}, context) if first else None
+        if first is not None and first.document_sha256 != order.document_sha256:
+            raise _Refused(ProblemCode.WRONG_DOCUMENT, ProblemCode.WRONG_DOCUMENT, "not the PDF")
     except _Refused as refused:
         _give_up(session, order, errand, refused.reason, refused.detail)
         raise SignatureRejected(refused.code) from refused
