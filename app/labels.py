@@ -197,6 +197,10 @@ FINDING_LABELS = {
     Finding.MAC_MISMATCH_MATCHED_BY_HAND: _l(
         "En sidas QR-kod hade ogiltig kontrollsumma (möjlig manipulation) och kopplades för hand."
     ),
+    Finding.JOINT_SIGNATURE_MISSING: _l(
+        "Arbetsgivaren tecknas av två firmatecknare i förening, och den andra "
+        "firmatecknarens underskrift saknas."
+    ),
 }
 REFUSAL_LABELS = {
     Refusal.WRONG_STATE: _l("Åtgärden går inte att göra i ärendets nuvarande läge."),
@@ -362,6 +366,10 @@ PROBLEM_MESSAGES = {
         "En ny behörig beställare registreras bara med firmatecknarens underskrift. Ange en "
         "firmatecknare hos arbetsgivaren, eller ta bort den nya beställaren ur ärendet och "
         "skicka en egen anmälan."
+    ),
+    ProblemCode.CO_SIGNATORY_NEEDED: _l(
+        "Arbetsgivaren tecknas av två firmatecknare i förening. Ange också den andra "
+        "firmatecknaren, en annan person än den första."
     ),
 }
 

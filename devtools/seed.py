@@ -25,7 +25,7 @@ from app.access.models import (
 from app.audit.service import record_event
 from app.core.agents import Agent
 from app.db import utcnow
-from app.registers.models import SignatoryRegisterEntry
+from app.registers.models import SignatoryRegisterEntry, SigningRule
 from app.registrations.models import Channel, Errand, ErrandKind
 from app.staff.models import StaffMember
 from workflows.states import ErrandState
@@ -61,7 +61,10 @@ SIGNATORIES = [
     ("2021005489", "196408239868", "Gunilla Generaldirektör", "Generaldirektör"),
     ("2021004920", "195210039847", "Eva Ek", "Myndighetschef"),
     ("2120000142", "197802029889", "Hans Rektorsson", "Rektor"),
+    ("2120000142", "196903119854", "Ingela Förvaltningschef", "Förvaltningschef"),
 ]
+SIGNING_JOINTLY = {"2120000142"}
+"""Exempelhögskolan signs two jointly: its forms need both Hans's and Ingela's signatures."""
 
 STAFF = [
     # personnummer, name, email, caseworker, intake clerk, team lead
@@ -91,7 +94,13 @@ def seed_demo(session: Session) -> None:
     }
     session.add_all(persons.values())
     session.add_all(
-        SignatoryRegisterEntry(orgnr=o, personnummer=p, name=n, capacity=c)
+        SignatoryRegisterEntry(
+            orgnr=o,
+            personnummer=p,
+            name=n,
+            capacity=c,
+            signing_rule=SigningRule.TWO_JOINTLY if o in SIGNING_JOINTLY else SigningRule.ALONE,
+        )
         for o, p, n, c in SIGNATORIES
     )
     session.add_all(

@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
 from app.access.models import Role
-from app.registrations.data import PersonDetails, SignatoryDetails
+from app.registrations.data import CoSignatoryDetails, PersonDetails, SignatoryDetails
 from forms.validators import Orgnr, Personnummer, SafeForm, strip_whitespace
 
 NAME = [Length(max=100)]
@@ -120,6 +120,33 @@ class SignatoryForm(SafeForm):
             (self.signatory_email.data or "").strip(),
         )
 
+    # Where the employer signs two jointly: the second signatory (the server asks for it
+    # only then, ``app.registrations.joint.co_signatory_for``).
+    co_signatory_name = StringField(_l("Den andra firmatecknarens namn"), validators=[*NAME])
+    co_signatory_personnummer = StringField(
+        _l("Den andra firmatecknarens personnummer"), validators=[Optional(), Personnummer()]
+    )
+    co_signatory_title = StringField(_l("Den andra firmatecknarens befattning"), validators=NAME)
+    co_signatory_email = EmailField(
+        _l("Den andra firmatecknarens e-postadress (frivilligt)"),
+        validators=[
+            Optional(),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
+
+    def co_signatory_details(self) -> CoSignatoryDetails | None:
+        """The second signatory typed in, if any."""
+        if not self.co_signatory_personnummer.data:
+            return None
+        return CoSignatoryDetails(
+            self.co_signatory_name.data or "",
+            self.co_signatory_personnummer.data,
+            self.co_signatory_title.data or "",
+            (self.co_signatory_email.data or "").strip(),
+        )
+
 
 class InvitationForm(SafeForm):
     """Send the form to the signatory named in it, to sign later with their own e-ID."""
@@ -129,6 +156,15 @@ class InvitationForm(SafeForm):
         description=_l("Firmatecknaren får en länk, loggar in med BankID och skriver under."),
         validators=[
             InputRequired(_l("Ange firmatecknarens e-postadress.")),
+            Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
+            Length(max=254),
+        ],
+    )
+    co_email = EmailField(
+        _l("Den andra firmatecknarens e-postadress"),
+        description=_l("Arbetsgivaren tecknas av två i förening: båda får en egen länk."),
+        validators=[
+            Optional(),
             Email(_l("Ange en giltig e-postadress, till exempel namn@myndighet.se.")),
             Length(max=254),
         ],

@@ -114,6 +114,13 @@ class ConfirmForm(SafeForm):
         choices=YES_NO,
         validators=[InputRequired(_l("Svara på om rätt person har skrivit under."))],
     )
+    co_signature_present = RadioField(
+        _l("Har också den andra firmatecknaren som anges i blanketten skrivit under?"),
+        description=_l("Arbetsgivaren tecknas av två i förening: båda ska ha skrivit under."),
+        choices=YES_NO,
+        validators=[Optional()],
+    )
+    """Asked only where two sign jointly (the view requires it then)."""
     note = TextAreaField(
         _l("Anteckning till handläggaren (frivillig)"),
         filters=[strip_whitespace],
@@ -151,6 +158,7 @@ class PaperRegistrationForm(EmployerForm, PersonFields, SignatoryForm):
             self.person_details(),
             self.signatory_details(),
             self.codes(),
+            self.co_signatory_details(),
         )
 
 
@@ -216,4 +224,5 @@ class PaperRemovalForm(EmployerForm, SignatoryForm):
             orderer_to_remove(self),
             self.signatory_details(),
             self.replacement(),
+            self.co_signatory_details(),
         )

@@ -243,6 +243,7 @@ def walk_registration(
                 "signatory_name": data["signatory_name"],
                 "signatory_personnummer": data["signatory_personnummer"],
                 "signatory_title": data.get("signatory_title", "Myndighetschef"),
+                **{k: v for k, v in data.items() if k.startswith("co_signatory_")},
             },
         ),
     ]

@@ -82,14 +82,15 @@ def parties_of(agent: Agent, errand: Errand) -> frozenset[Party]:
 
 
 def is_named_signatory(agent: Agent, errand: Errand) -> bool:
-    """Whether ``agent`` is the signatory the form names, by the personnummer of their e-ID
-    login: the only person who signs the errand (``docs/rules.md``, the named signatory)."""
-    signatory = errand.progress.signatory
+    """Whether ``agent`` is a signatory the form names (the one, or either of two who sign
+    jointly), by the personnummer of their e-ID login: the only people who sign the errand
+    (``docs/rules.md``, the named signatory)."""
+    progress = errand.progress
+    named = {s.personnummer for s in (progress.signatory, progress.co_signatory) if s}
     return (
         agent.kind is AgentKind.PERSON
-        and signatory is not None
         and agent.personnummer is not None
-        and agent.personnummer == signatory.personnummer
+        and agent.personnummer in named
     )
 
 

@@ -52,6 +52,9 @@ class Action(enum.StrEnum):
     """An invited signatory's BankID signing was abandoned or failed: they can sign again."""
     CANCEL_SIGNATURE = "cancel_signature"
     SIGN = "sign"
+    CO_SIGN = "co_sign"
+    """The first of two signatories who sign jointly has signed: the errand waits for the
+    other's signature (``app.registrations.joint``)."""
     PRINT_FOR_POST = "print_for_post"
     RECEIVE = "receive"
     START_VERIFICATION = "start_verification"
@@ -145,6 +148,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(S.AWAITING_SIGNATORY, A.WITHDRAW, S.WITHDRAWN, SUB),
     _t(S.AWAITING_SIGNATORY, A.EXPIRE, S.EXPIRED, SYS),
     _t(S.AWAITING_SIGNATURE, A.SIGN, S.SIGNED, SYS),
+    _t(S.AWAITING_SIGNATURE, A.CO_SIGN, S.AWAITING_SIGNATORY, SYS),
     _t(S.DRAFT, A.PRINT_FOR_POST, S.AWAITING_POST, SUB, IC),
     _t(S.SIGNED, A.RECEIVE, S.RECEIVED, SYS),
     _t(S.AWAITING_POST, A.RECEIVE, S.RECEIVED, IC, SYS),

@@ -26,9 +26,16 @@ from app.eid.evidence import (
 )
 from app.eid.models import EidOrder, OrderStatus
 from app.intake.models import PageOutcome
-from app.registers.service import LocalSignatoryRegister, SignatoryRegister, is_signatory
+from app.registers.service import (
+    LocalSignatoryRegister,
+    SignatoryRegister,
+    is_signatory,
+    signs_jointly,
+)
+from app.registrations import joint
 from app.registrations.codes import CheckName, Finding
 from app.registrations.data import RegistrationData, RemovalData
+from app.registrations.evidence import second_name
 from app.registrations.models import (
     Channel,
     CheckOutcome,
@@ -100,7 +107,8 @@ def check_id_numbers(session: Session, sub: Errand, _v: Verifiers) -> CheckResul
     try:
         normalise_orgnr(data.employer.orgnr)
         normalise_personnummer(data.subject.personnummer)
-        normalise_personnummer(data.signatory.personnummer)
+        for signatory in data.signatories:
+            normalise_personnummer(signatory.personnummer)
         if replacement is not None:
             normalise_personnummer(replacement.personnummer)
     except InvalidIdNumber:
@@ -139,9 +147,13 @@ def check_signatory(session: Session, sub: Errand, verifiers: Verifiers) -> Chec
                 (Finding.REMOVAL_SIGNED_BY_ORDERER, Finding.REPLACEMENT_NOT_SIGNED_BY_SIGNATORY),
             )
         return _passed(CheckName.SIGNATORY, Finding.REMOVAL_SIGNED_BY_ORDERER)
-    if is_signatory(verifiers.register, data.employer.orgnr, signer):
-        return _passed(CheckName.SIGNATORY)
-    return _found(CheckName.SIGNATORY, [Finding.NOT_IN_SIGNATORY_REGISTER])
+    orgnr = data.employer.orgnr
+    findings = []
+    if not all(is_signatory(verifiers.register, orgnr, s.personnummer) for s in data.signatories):
+        findings.append(Finding.NOT_IN_SIGNATORY_REGISTER)
+    if signs_jointly(verifiers.register, orgnr) and not joint.needs_two(data):
+        findings.append(Finding.JOINT_SIGNATURE_MISSING)
+    return _found(CheckName.SIGNATORY, findings) if findings else _passed(CheckName.SIGNATORY)
 
 
 def _signature_failed(*findings: Finding, detail: str = "") -> CheckResult:
@@ -169,23 +181,31 @@ def check_esignature(session: Session, sub: Errand, verifiers: Verifiers) -> Che
     )
     if not report.accepted:
         return _signature_failed(Finding.SEAL_INVALID, detail=report.reason)
+    named = {s.personnummer for s in sub.data.signatories}
+    names = [SIGNATURE_EVIDENCE_NAME]
+    if joint.needs_two(sub.data):  # two sign jointly: both signatures, by both of them
+        names.append(second_name(SIGNATURE_EVIDENCE_NAME))
     try:
         evidence = report.evidence if report.evidence is not None else extract_evidence(sealed)
-        xml = evidence[SIGNATURE_EVIDENCE_NAME]
-        signed = verify_bankid_signature(
-            base64.b64encode(xml).decode("ascii"),
-            verifiers.bankid_roots,
-            at=report.timestamp_dt or report.signed_dt,
-        )
+        if any(name not in evidence for name in names[1:]):
+            return _signature_failed(Finding.JOINT_SIGNATURE_MISSING)
+        signatures = [
+            verify_bankid_signature(
+                base64.b64encode(evidence[name]).decode("ascii"),
+                verifiers.bankid_roots,
+                at=report.timestamp_dt or report.signed_dt,
+            )
+            for name in names
+        ]
     except (EvidenceError, KeyError, InvalidBankIdSignature) as exc:
         return _signature_failed(Finding.SIGNATURE_INVALID, detail=str(exc)[:200])
     original = sealed[: len(order.document)]
-    if (
-        original != order.document
-        or signed.user_non_visible_data.strip() != hashlib.sha256(original).hexdigest()
+    digest = hashlib.sha256(original).hexdigest()
+    if original != order.document or any(
+        signed.user_non_visible_data.strip() != digest for signed in signatures
     ):
         return _signature_failed(Finding.SIGNATURE_OF_OTHER_DOCUMENT)
-    if signed.personal_number != sub.data.signatory.personnummer:
+    if {signed.personal_number for signed in signatures} != named:
         return _signature_failed(Finding.SIGNER_NOT_NAMED_SIGNATORY)
     return _passed(CheckName.SIGNATURE)
 
@@ -204,6 +224,8 @@ def check_paper_signature(session: Session, sub: Errand) -> CheckResult:
         findings.append(Finding.MATCHED_BY_HAND)
     if not (paper_form.signature_present and paper_form.signer_is_named):
         findings.append(Finding.HANDWRITTEN_SIGNATURE_MISSING)
+    if joint.needs_two(sub.data) and not paper_form.co_signature_present:
+        findings.append(Finding.JOINT_SIGNATURE_MISSING)
     if findings:
         return _found(CheckName.SIGNATURE, findings, paper_form.clerk_note or "")
     return _passed(CheckName.SIGNATURE, Finding.SIGNED_ON_PAPER)

@@ -51,12 +51,14 @@ def confirm_paper_form(
     signer_is_named: bool,
     material: SealMaterial,
     note: str = "",
+    co_signature_present: bool | None = None,
 ) -> Errand:
     """The clerk's check of the handwritten signature; the errand is then received on
     paper with its pages archived as one PDF/A-3a, given an evidence page and the scan's
     record, and sealed with ``material`` (PAdES B-LTA) like an e-signed form. A missing or
     wrong signature is recorded (verification flags it for the caseworker), not a reason
-    to lose the errand."""
+    to lose the errand. Where two sign jointly, the clerk also says whether the second
+    signatory signed (``co_signature_present``; not said counts as not signed)."""
     session.refresh(paper_form, with_for_update=True)  # two clerks, one form
     if paper_form.state is not PaperFormState.AWAITING_CONFIRMATION:
         raise IntakeError("already_confirmed")
@@ -69,7 +71,8 @@ def confirm_paper_form(
         [page.preview for page in paper_form.pages], title=errand.reference, lang=errand.language
     )
     transition(session, errand, Action.RECEIVE, agent, data={"channel": "paper"})
-    check = ClerkCheck(agent, utcnow(), signature_present, signer_is_named, note.strip())
+    co_signed = bool(co_signature_present) if errand.data.co_signatory is not None else None
+    check = ClerkCheck(agent, utcnow(), signature_present, signer_is_named, note.strip(), co_signed)
     sealed = _sealed_scan(session, errand, paper_form, pdf, material, check)
     document = attach_document(
         session, errand, DocumentKind.SCAN, sealed, f"{errand.reference}-skannad.pdf"
@@ -78,6 +81,7 @@ def confirm_paper_form(
     paper_form.state = PaperFormState.CONFIRMED
     paper_form.signature_present = signature_present
     paper_form.signer_is_named = signer_is_named
+    paper_form.co_signature_present = co_signed
     paper_form.clerk_note = check.note or None
     paper_form.confirmed_by_staff_id = agent.id
     paper_form.confirmed_dt = check.checked_dt
@@ -92,6 +96,7 @@ def confirm_paper_form(
         errand_id=errand.id,
         signature_present=signature_present,
         signer_is_named=signer_is_named,
+        **({"co_signature_present": co_signed} if co_signed is not None else {}),
     )
     return errand
 
@@ -112,6 +117,8 @@ class ClerkCheck:
     signature_present: bool
     signer_is_named: bool
     note: str
+    co_signature_present: bool | None = None
+    """Where two sign jointly: the second signatory's signature is there too."""
 
 
 def _sealed_scan(
@@ -147,6 +154,7 @@ def _sealed_scan(
         signature_present=check.signature_present,
         signer_is_named=check.signer_is_named,
         note=check.note,
+        co_signature_present=check.co_signature_present,
         archive_bytes=len(pdf),
         archive_sha256=hashlib.sha256(pdf).hexdigest(),
     )

@@ -176,6 +176,9 @@ class PaperForm(Base):
     """The clerk saw a handwritten signature."""
     signer_is_named: Mapped[bool | None]
     """The clerk found the signature to be the signatory's that the form names."""
+    co_signature_present: Mapped[bool | None]
+    """Where two sign jointly: the clerk found the second signatory's signature too (None
+    on a form one signatory signs)."""
     clerk_note: Mapped[str | None] = mapped_column(Text)
     confirmed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     confirmed_dt: Mapped[datetime | None]

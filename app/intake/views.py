@@ -294,12 +294,23 @@ def restore(page_id: int) -> ResponseReturnValue:
     return redirect(url_for(".manual_queue") + f"#page-{page_id}")
 
 
+def _joint_answered(form: ConfirmForm, two: bool) -> bool:
+    """Where two sign jointly, the clerk says whether the second signatory signed too."""
+    if two and not form.co_signature_present.data:
+        form.co_signature_present.errors = [
+            _("Svara på om den andra firmatecknaren har skrivit under.")
+        ]
+        return False
+    return True
+
+
 @bp.route("/skanning/blankett/<int:form_id>", methods=["GET", "POST"])
 @intake_clerk_required
 def confirm(form_id: int) -> ResponseReturnValue:
     paper_form = _get(PaperForm, form_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
+    two = paper_form.errand.data.co_signatory is not None  # two sign jointly: both checked
+    if form.validate_on_submit() and _joint_answered(form, two):
         done, errand = _carry_out(
             lambda: clerk_actions.confirm_paper_form(
                 db(),
@@ -309,6 +320,7 @@ def confirm(form_id: int) -> ResponseReturnValue:
                 signer_is_named=form.signer_is_named.data == "yes",
                 material=seal_material(runtime().settings),
                 note=form.note.data or "",
+                co_signature_present=form.co_signature_present.data == "yes" if two else None,
             )
         )
         if done and errand is not None:

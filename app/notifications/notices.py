@@ -600,9 +600,11 @@ def notify_signing_invitation(
     to: str,
     reminder: bool,
     base_url: str,
+    name: str | None = None,
 ) -> EmailMessage | None:
-    """Email the signatory named in the form a link to read and sign it with their own
-    e-ID (the invitation, or a reminder with a link of its own)."""
+    """Email the signatory named in the form (``name``: the second of two who sign jointly)
+    a link to read and sign it with their own e-ID (the invitation, or a reminder with a
+    link of its own)."""
     employer = errand.employer
     signatory = errand.data.signatory
     lang = SOURCE_LANG
@@ -611,7 +613,7 @@ def notify_signing_invitation(
         base_url=base_url,
         dedupe_key=f"signing_invitation:{hashlib.sha256(token.encode()).hexdigest()}",
         to=to,
-        name=signatory.name,
+        name=name or signatory.name,
         language=lang,
         template="signing_invitation",
         context={

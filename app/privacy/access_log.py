@@ -46,13 +46,13 @@ REASON_MAX = 200
 
 def named_in(errand: Errand) -> list[str]:
     """The personnummer of everyone an errand's page shows: its submitter, the person it is
-    about, a removal's replacement and the signatory (each once)."""
+    about, a removal's replacement and the signatory (the two who sign jointly; each once)."""
     found = [errand.submitted_by.personnummer, errand.subject_personnummer]
     try:
         progress = errand.progress
     except InvalidFormData:
         progress = None
-    for part in ("person", "orderer", "replacement", "signatory"):
+    for part in ("person", "orderer", "replacement", "signatory", "co_signatory"):
         details = getattr(progress, part, None)
         found.append(getattr(details, "personnummer", None))
     return sorted({p for p in found if p and len(p) == 12 and p.isdigit()})

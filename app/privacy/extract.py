@@ -195,7 +195,8 @@ def _own_parts(errand: Errand, personnummer: str) -> dict[str, dict[str, Any]]:
     except InvalidFormData:
         return {}
     parts: dict[str, dict[str, Any]] = {}
-    for field, capacity in (*_PARTS.items(), ("signatory", "signatory")):
+    signatories = (("signatory", "signatory"), ("co_signatory", "signatory"))
+    for field, capacity in (*_PARTS.items(), *signatories):
         details = getattr(progress, field, None)
         if details is not None and getattr(details, "personnummer", None) == personnummer:
             parts[capacity] = {k: v for k, v in details.to_json().items() if v not in ("", None)}
@@ -208,6 +209,7 @@ def _errands(session: Session, person: Person | None, personnummer: str) -> list
         Errand.subject_personnummer == personnummer,
         form["personnummer"].as_string() == personnummer,
         form["signatory_personnummer"].as_string() == personnummer,
+        form["co_signatory_personnummer"].as_string() == personnummer,
         form[("replacement", "personnummer")].as_string() == personnummer,
     )
     where = or_(named, Errand.submitted_by_id == person.id) if person else named

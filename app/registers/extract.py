@@ -28,6 +28,7 @@ from datetime import date
 
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
 from app.core.text import has_unsafe_characters
+from app.registers.models import SigningRule
 
 HEADER = (
     "organisationsnummer",
@@ -38,7 +39,7 @@ HEADER = (
     "registreringsdatum",
 )
 
-SIGNING_RULES = {"ensam": "alone", "två i förening": "two_jointly"}
+SIGNING_RULES = {"ensam": SigningRule.ALONE.value, "två i förening": SigningRule.TWO_JOINTLY.value}
 """The extract's ``firmateckning`` and the value kept in ``signing_rule``."""
 
 MAX_BYTES = 20 * 1024 * 1024

@@ -11,6 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, str_enum, utcnow
 
 
+class SigningRule(enum.StrEnum):
+    """How the register says the organisation signs (firmateckning)."""
+
+    ALONE = "alone"
+    """Each signatory signs alone (var för sig)."""
+    TWO_JOINTLY = "two_jointly"
+    """Two signatories sign together (två i förening): a form needs both signatures."""
+
+
 class SignatoryRegisterEntry(Base):
     """A person entitled to sign for an organisation, as the company register says."""
 
@@ -22,9 +31,11 @@ class SignatoryRegisterEntry(Base):
     name: Mapped[str] = mapped_column(String(200))
     capacity: Mapped[str] = mapped_column(String(100))
     """How they sign, e.g. "Generaldirektör" or "Styrelseledamot"."""
-    signing_rule: Mapped[str | None] = mapped_column(String(32))
-    """The extract's signing rule (``firmateckning``): ``alone`` or ``two_jointly``; None
-    for entries seeded before the import carried it (``app.registers.extract``)."""
+    signing_rule: Mapped[str] = mapped_column(
+        String(20), default=SigningRule.ALONE.value, server_default=SigningRule.ALONE.value
+    )
+    """``SigningRule``: alone, or two jointly (the organisation's rule, on each of its
+    entries)."""
     registered_on: Mapped[date | None]
     """When the company register registered the person as signatory (the extract's
     ``registreringsdatum``)."""

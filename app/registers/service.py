@@ -8,7 +8,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.registers.models import SignatoryRegisterEntry
+from app.registers.models import SignatoryRegisterEntry, SigningRule
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class Signatory:
     personnummer: str
     name: str
     capacity: str
+    signing_rule: str = SigningRule.ALONE.value
+    """How the organisation signs (``SigningRule``)."""
 
 
 class SignatoryRegister(Protocol):
@@ -39,7 +41,9 @@ class LocalSignatoryRegister:
         rows = self._session.scalars(
             select(SignatoryRegisterEntry).where(SignatoryRegisterEntry.orgnr == orgnr)
         )
-        return [Signatory(r.orgnr, r.personnummer, r.name, r.capacity) for r in rows]
+        return [
+            Signatory(r.orgnr, r.personnummer, r.name, r.capacity, r.signing_rule) for r in rows
+        ]
 
     def organisations_of(self, personnummer: str) -> list[str]:
         return list(
@@ -53,3 +57,10 @@ class LocalSignatoryRegister:
 
 def is_signatory(register: SignatoryRegister, orgnr: str, personnummer: str) -> bool:
     return any(s.personnummer == personnummer for s in register.signatories(orgnr))
+
+
+def signs_jointly(register: SignatoryRegister, orgnr: str) -> bool:
+    """Rule: the register says the organisation signs two jointly (två i förening), so a
+    form needs the signatures of two different signatories (``docs/rules.md``, joint
+    signatories)."""
+    return any(s.signing_rule == SigningRule.TWO_JOINTLY for s in register.signatories(orgnr))

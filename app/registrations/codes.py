@@ -25,6 +25,8 @@ class ProblemCode(enum.StrEnum):
     REPLACEMENT_NEEDS_SIGNATORY = "replacement_needs_signatory"
     """A removal naming a new orderer, signed by the departing orderer: a registration is
     always signed by the employer's signatory."""
+    CO_SIGNATORY_NEEDED = "co_signatory_needed"
+    """The employer signs two jointly: the form names a second, different signatory."""
 
 
 class StepWarning(enum.StrEnum):
@@ -91,6 +93,9 @@ class Finding(enum.StrEnum):
     SIGNATORY_LEFT_REGISTER = "signatory_left_register"
     """The signatory who signed the orderer's registration is no longer a signatory of the
     employer (an imported register extract): the caseworker reviews the role."""
+    JOINT_SIGNATURE_MISSING = "joint_signature_missing"
+    """The employer signs two jointly, and the form lacks the second signatory's signature
+    (or names no second, different signatory)."""
 
     @property
     def severity(self) -> Severity:
@@ -125,6 +130,7 @@ _BLOCKING = frozenset(
         Finding.SCAN_MISSING,
         Finding.HANDWRITTEN_SIGNATURE_MISSING,
         Finding.MAC_MISMATCH_MATCHED_BY_HAND,
+        Finding.JOINT_SIGNATURE_MISSING,
     }
 )
 """Findings that make approval impossible: the person already holds the role (or is not
@@ -151,6 +157,7 @@ HISTORY_MESSAGES = {
     "signatory_reminded": N_("Påminnelse skickad till firmatecknaren"),
     "signatory_reminded_before_expiry": N_("Påminnelse till firmatecknaren innan inbjudan går ut"),
     "sign": N_("Underskrivet med BankID"),
+    "co_sign": N_("Underskrivet med BankID av den första av två firmatecknare"),
     "print_for_post": N_("Utskrivet för post"),
     "receive": N_("Mottaget av SPV"),
     "start_verification": N_("Automatiska kontroller påbörjade"),

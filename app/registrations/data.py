@@ -162,8 +162,21 @@ class SignatoryDetails(_Part):
         digest."""
         stored = super().to_json()
         if not self.email:
-            del stored["signatory_email"]
+            del stored[self.KEYS["email"]]
         return stored
+
+
+@dataclass(frozen=True)
+class CoSignatoryDetails(SignatoryDetails):
+    """The second signatory, where the employer signs two jointly (stored only then)."""
+
+    KEYS: ClassVar[dict[str, str]] = {
+        name: f"co_{key}" for name, key in SignatoryDetails.KEYS.items()
+    }
+
+
+def _co_signatory_from_json(data: Json) -> CoSignatoryDetails | None:
+    return CoSignatoryDetails.from_json(data) if "co_signatory_personnummer" in data else None
 
 
 def _codes_to_json(codes: tuple[str, ...]) -> Json:
@@ -196,6 +209,13 @@ class RegistrationData:
     signatory: SignatoryDetails
     employer_codes: tuple[str, ...] = ()
     """The codes the role covers; none means all the employer's codes, also later ones."""
+    co_signatory: CoSignatoryDetails | None = None
+    """The second signatory, where the employer signs two jointly."""
+
+    @property
+    def signatories(self) -> tuple[SignatoryDetails, ...]:
+        """Who signs: the signatory, and the second one where two sign jointly."""
+        return (self.signatory, self.co_signatory) if self.co_signatory else (self.signatory,)
 
     @property
     def all_codes(self) -> bool:
@@ -223,6 +243,13 @@ class RemovalData:
     orderer: OrdererToRemove
     signatory: SignatoryDetails
     replacement: PersonDetails | None = None
+    co_signatory: CoSignatoryDetails | None = None
+    """The second signatory, where the employer signs two jointly."""
+
+    @property
+    def signatories(self) -> tuple[SignatoryDetails, ...]:
+        """Who signs: the signatory, and the second one where two sign jointly."""
+        return (self.signatory, self.co_signatory) if self.co_signatory else (self.signatory,)
 
     @property
     def subject(self) -> OrdererToRemove:
@@ -269,6 +296,8 @@ class _Draft:
     completed_steps: tuple[FormStep, ...] = ()
     employer: EmployerDetails | None = None
     signatory: SignatoryDetails | None = None
+    co_signatory: CoSignatoryDetails | None = None
+    """Saved at the signatory step where the employer signs two jointly."""
     typed: dict[str, Json] = field(default_factory=dict, compare=False)
     """What was typed at a step and saved with "Spara och fortsätt senare" without being
     checked, by step: shown again at that step, checked when the person goes on. Never
@@ -322,12 +351,16 @@ class _Draft:
             "typed": typed,
             "employer": EmployerDetails.from_json(data) if FormStep.EMPLOYER in steps else None,
             "signatory": SignatoryDetails.from_json(data) if FormStep.SIGNATORY in steps else None,
+            "co_signatory": (
+                _co_signatory_from_json(data) if FormStep.SIGNATORY in steps else None
+            ),
         }
 
     def _common_to_json(self) -> Json:
         return {
             **(self.employer.to_json() if self.employer else {}),
             **(self.signatory.to_json() if self.signatory else {}),
+            **(self.co_signatory.to_json() if self.co_signatory else {}),
         }
 
 
@@ -355,7 +388,9 @@ class RegistrationDraft(_Draft):
         if not (self.is_complete and self.employer and self.person and self.signatory):
             raise IncompleteForm(self.next_step())
         assert self.employer_codes is not None
-        return RegistrationData(self.employer, self.person, self.signatory, self.employer_codes)
+        return RegistrationData(
+            self.employer, self.person, self.signatory, self.employer_codes, self.co_signatory
+        )
 
     def values_to_json(self) -> Json:
         return {
@@ -394,7 +429,9 @@ class RemovalDraft(_Draft):
     def complete(self) -> RemovalData:
         if not (self.is_complete and self.employer and self.orderer and self.signatory):
             raise IncompleteForm(self.next_step())
-        return RemovalData(self.employer, self.orderer, self.signatory, self.replacement)
+        return RemovalData(
+            self.employer, self.orderer, self.signatory, self.replacement, self.co_signatory
+        )
 
     def values_to_json(self) -> Json:
         replacement = self.replacement.to_json() if self.replacement else None
@@ -427,6 +464,7 @@ def draft_of(data: FormData) -> FormProgress:
             completed_steps=RegistrationDraft.STEPS,
             employer=data.employer,
             signatory=data.signatory,
+            co_signatory=data.co_signatory,
             employer_codes=data.employer_codes,
             person=data.person,
         )
@@ -434,6 +472,7 @@ def draft_of(data: FormData) -> FormProgress:
         completed_steps=RemovalDraft.STEPS,
         employer=data.employer,
         signatory=data.signatory,
+        co_signatory=data.co_signatory,
         orderer=data.orderer,
         replacement=data.replacement,
     )

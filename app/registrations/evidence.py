@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
@@ -46,6 +47,12 @@ _KIND_NAMES = {
 }
 
 Gettext = Callable[[str], str]
+
+
+def second_name(name: str) -> str:
+    """The second joint signature's file beside the first's: ``bankid-signatur-2.xml``."""
+    path = PurePosixPath(name)
+    return f"{path.stem}-2{path.suffix}"
 
 
 def _utc(dt: datetime | None) -> str:
@@ -215,24 +222,14 @@ class BankIdSigning:
     sha256: str
 
 
-def esign_evidence(
-    session: Session,
-    errand: Errand,
-    signing: BankIdSigning,
-    material: SealMaterial,
-    sealed_at: datetime,
-    files: Sequence[Evidence],
-) -> tuple[EvidencePage, list[Evidence]]:
-    """The evidence page of an e-signed form and the files attached beside ``files`` (the
-    BankID signature and its OCSP response)."""
-    _ = translations(errand.language).gettext
+def _completion_record(signing: BankIdSigning, name: str) -> Evidence:
     completion = {
         key: value
         for key, value in signing.completion.items()
         if key not in ("signature", "ocspResponse")
     }
-    record = Evidence(
-        COMPLETION_NAME,
+    return Evidence(
+        name,
         _json(
             {
                 "orderRef": signing.order_ref,
@@ -245,9 +242,12 @@ def esign_evidence(
         "application/json",
         "BankID's completion data: device IP, BankID issue date, unique hardware id (uhi)",
     )
-    events = event_log(session, errand, _)
-    attached = [*files, record, events.attachment]
-    sections = [
+
+
+def _signing_sections(
+    errand: Errand, signing: BankIdSigning, _: Gettext
+) -> tuple[EvidenceSection, EvidenceSection]:
+    return (
         EvidenceSection(
             _("Undertecknare"),
             (
@@ -276,7 +276,28 @@ def esign_evidence(
                 ),
             ),
         ),
+    )
+
+
+def esign_evidence(
+    session: Session,
+    errand: Errand,
+    signings: Sequence[BankIdSigning],
+    material: SealMaterial,
+    sealed_at: datetime,
+    files: Sequence[Evidence],
+) -> tuple[EvidencePage, list[Evidence]]:
+    """The evidence page of an e-signed form and the files attached beside ``files`` (the
+    BankID signatures and their OCSP responses): one signature, or two where two sign
+    jointly (the second's completion data as ``bankid-completion-2.json``)."""
+    _ = translations(errand.language).gettext
+    records = [
+        _completion_record(signing, COMPLETION_NAME if k == 0 else second_name(COMPLETION_NAME))
+        for k, signing in enumerate(signings)
     ]
+    events = event_log(session, errand, _)
+    attached = [*files, *records, events.attachment]
+    sections = [section for s in signings for section in _signing_sections(errand, s, _)]
     lead = _(
         "SPV lade till den här sidan efter kontrollen av BankID-underskriften, före "
         "myndighetens sigill. Bilagor i maskinläsbar form: %(files)s."
@@ -329,6 +350,8 @@ class ScanRecord:
     archive_bytes: int
     """How many bytes the scanned pages' PDF has (the sealed file's first)."""
     archive_sha256: str
+    co_signature_present: bool | None = None
+    """Where two sign jointly: the clerk found the second signatory's signature too."""
 
 
 def _file_rows(f: ScannedFile, _: Gettext) -> tuple[tuple[str, str], ...]:
@@ -392,6 +415,11 @@ def paper_evidence(
                     "signaturePresent": scan.signature_present,
                     "signerIsNamed": scan.signer_is_named,
                     "note": scan.note,
+                    **(
+                        {"coSignaturePresent": scan.co_signature_present}
+                        if scan.co_signature_present is not None
+                        else {}
+                    ),
                 },
                 "archive": {"bytes": scan.archive_bytes, "sha256": scan.archive_sha256},
             }
@@ -407,6 +435,13 @@ def paper_evidence(
         (_("Underskrift finns"), yes if scan.signature_present else no),
         (_("Av namngiven firmatecknare"), yes if scan.signer_is_named else no),
     ]
+    if scan.co_signature_present is not None:
+        check_rows.append(
+            (
+                _("Den andra firmatecknarens underskrift finns"),
+                yes if scan.co_signature_present else no,
+            )
+        )
     if scan.note:
         check_rows.append((_("Anteckning"), scan.note))
     sections = [

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from app.eid.models import OrderStatus
-from app.registrations import documents, invitations
+from app.registrations import documents, invitations, joint
 from app.registrations.models import Errand, SigningInvitation
 from app.registrations.views import (
     begin_signing,
@@ -73,7 +73,9 @@ def invitation(reference: str) -> ResponseReturnValue:
 @person_required
 def invitation_pdf(reference: str) -> ResponseReturnValue:
     _link, errand = _invitation(reference)
-    pdf = documents.signable_form(errand, runtime().settings)
+    first = joint.first_signature(db(), errand)  # two sign jointly: the PDF the first signed
+    pdf = first.document if first and first.document else None
+    pdf = pdf or documents.signable_form(errand, runtime().settings)
     return send_file(
         io.BytesIO(pdf), mimetype="application/pdf", download_name=f"{errand.reference}.pdf"
     )
@@ -111,7 +113,10 @@ def signing_page(reference: str) -> ResponseReturnValue:
 
 
 def _signed(errand: Errand) -> bool:
-    return errand.state not in (ErrandState.AWAITING_SIGNATORY, ErrandState.AWAITING_SIGNATURE)
+    """Done for the signatory signed in: the errand went on, or they gave the first of two
+    joint signatures."""
+    waiting = errand.state in (ErrandState.AWAITING_SIGNATORY, ErrandState.AWAITING_SIGNATURE)
+    return not waiting or joint.has_signed(db(), errand, signed_in().personnummer)
 
 
 @bp.post("/underskrift/arende/<reference>/signera/status")

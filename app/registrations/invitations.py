@@ -67,7 +67,9 @@ def _new_link(
     email: str,
     sent_by: Agent | None,
     base_url: str,
+    signatory: str | None = None,
 ) -> str:
+    """A link for ``signatory`` (a personnummer; the form's signatory if not given)."""
     token = secrets.token_urlsafe(32)
     assert errand.expires_dt is not None
     session.add(
@@ -75,7 +77,7 @@ def _new_link(
             errand_id=errand.id,
             kind=kind,
             token_sha256=token_digest(token),
-            signatory_personnummer=errand.data.signatory.personnummer,
+            signatory_personnummer=signatory or errand.data.signatory.personnummer,
             email=email,
             expires_dt=errand.expires_dt,
             sent_by_person_id=sent_by.id if sent_by else None,
@@ -89,18 +91,51 @@ def _new_link(
         to=email,
         reminder=kind is not InvitationKind.INVITATION,
         base_url=base_url,
+        name=next((s.name for s in errand.data.signatories if s.personnummer == signatory), None),
     )
     return token
 
 
 def send_to_signatory(
-    session: Session, agent: Agent, errand: Errand, email: str, *, base_url: str
+    session: Session,
+    agent: Agent,
+    errand: Errand,
+    email: str,
+    *,
+    base_url: str,
+    co_email: str | None = None,
 ) -> str:
     """draft → awaiting_signatory: the signatory is emailed a link. The invitation expires
-    with the draft. Returns the link's token (it is stored hashed only)."""
+    with the draft. Returns the link's token (it is stored hashed only). Where two sign
+    jointly, the second signatory is emailed a link of their own at ``co_email``."""
     _require_complete(errand, Action.SEND_TO_SIGNATORY)
+    co_signatory = errand.data.co_signatory
+    if co_signatory is not None and not (co_email or "").strip():
+        raise IllegalTransition(
+            errand.state, Action.SEND_TO_SIGNATORY, "both signatories' emails", Refusal.INCOMPLETE
+        )
     transition(session, errand, Action.SEND_TO_SIGNATORY, agent, data={"email": email})
-    return _new_link(session, errand, InvitationKind.INVITATION, email.strip(), agent, base_url)
+    token = _new_link(session, errand, InvitationKind.INVITATION, email.strip(), agent, base_url)
+    if co_signatory is not None:
+        assert co_email is not None
+        _new_link(
+            session,
+            errand,
+            InvitationKind.INVITATION,
+            co_email.strip(),
+            agent,
+            base_url,
+            co_signatory.personnummer,
+        )
+    return token
+
+
+def _newest_by_signatory(links: list[SigningInvitation]) -> list[SigningInvitation]:
+    """Each invited signatory's newest open link (the links come newest first)."""
+    newest: dict[str, SigningInvitation] = {}
+    for link in links:
+        newest.setdefault(link.signatory_personnummer, link)
+    return list(newest.values())
 
 
 def remind(
@@ -116,8 +151,19 @@ def remind(
     last = max((link.created_dt for link in sent_by_people), default=None)
     if last is not None and now < last + SUBMITTER_REMINDER_INTERVAL:
         raise TooSoon(last + SUBMITTER_REMINDER_INTERVAL)
-    email = links[0].email if links else errand.data.signatory.email
-    token = _new_link(session, errand, InvitationKind.REMINDER, email, agent, base_url)
+    if not links:
+        email = errand.data.signatory.email
+        token = _new_link(session, errand, InvitationKind.REMINDER, email, agent, base_url)
+    for link in _newest_by_signatory(links):  # each signatory yet to sign, where two do
+        token = _new_link(
+            session,
+            errand,
+            InvitationKind.REMINDER,
+            link.email,
+            agent,
+            base_url,
+            link.signatory_personnummer,
+        )
     _audit(session, agent, errand, "signatory_reminded")
     return token
 
@@ -149,6 +195,7 @@ def for_signatory_by_reference(
     anyone else, or with no open invitation, ``InvitationNotFound``."""
     errand = session.scalar(select(Errand).where(Errand.reference == reference))
     links = open_invitations(session, errand) if errand is not None else []
+    links = [link for link in links if link.signatory_personnummer == agent.personnummer]
     if not links:
         raise InvitationNotFound
     return _for_named_signatory(agent, links[0])
@@ -205,7 +252,16 @@ def remind_before_expiry(session: Session, *, base_url: str, now: datetime | Non
         links = open_invitations(session, errand)
         if not links or any(link.kind is InvitationKind.EXPIRY_REMINDER for link in links):
             continue
-        _new_link(session, errand, InvitationKind.EXPIRY_REMINDER, links[0].email, None, base_url)
+        for link in _newest_by_signatory(links):
+            _new_link(
+                session,
+                errand,
+                InvitationKind.EXPIRY_REMINDER,
+                link.email,
+                None,
+                base_url,
+                link.signatory_personnummer,
+            )
         _audit(session, system, errand, "signatory_reminded_before_expiry")
         reminded += 1
     return reminded

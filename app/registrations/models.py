@@ -133,6 +133,11 @@ class Errand(Base):
     claimed_dt: Mapped[datetime | None]
     first_approved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     """The first of the two approvals that removing an employer's last orderer needs."""
+    first_signature_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("eid_order.id", use_alter=True)
+    )
+    """Joint signatories: the sign order of the first of the two signatures, while the
+    second is awaited (``app.registrations.joint``); cleared when the round ends."""
     decision_code: Mapped[str | None] = mapped_column(String(32))
     """Why an errand was rejected (``RejectionReason``)."""
     decision_text: Mapped[str | None] = mapped_column(Text)

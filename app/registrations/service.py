@@ -24,10 +24,12 @@ from app.core.ids import age_on
 from app.core.paging import Order, Page, keyset_page
 from app.core.text import LIKE_ESCAPE, contains_pattern, without_unsafe_characters
 from app.db import utcnow
-from app.registers.service import LocalSignatoryRegister, is_signatory
+from app.registers.service import LocalSignatoryRegister, is_signatory, signs_jointly
 from app.registrations.codes import ProblemCode, StepWarning
 from app.registrations.data import (
+    CoSignatoryDetails,
     EmployerDetails,
+    FormProgress,
     FormStep,
     OrdererToRemove,
     PersonDetails,
@@ -485,12 +487,16 @@ def save_signatory(
     personnummer: str,
     title: str,
     email: str = "",
+    co_signatory: SignatoryDetails | None = None,
 ) -> None:
     """Who signs. A removal naming a new orderer is refused the departing orderer as its
     signatory (``replacement_is_registered``), unless SPV's clerk types in a paper that
-    is signed so: then it is what it is, and only the removal is carried out."""
+    is signed so: then it is what it is, and only the removal is carried out. Where the
+    employer signs two jointly, a second, different signatory (``co_signatory``) is
+    needed (``co_signatory_kept``); elsewhere it is not kept."""
     signatory = SignatoryDetails(name.strip(), personnummer, title.strip(), email.strip())
     progress = errand.progress
+    second = co_signatory_kept(session, agent, progress, signatory, co_signatory)
     if (
         isinstance(progress, RemovalDraft)
         and progress.replacement is not None
@@ -501,7 +507,41 @@ def save_signatory(
         )
     ):
         raise FormProblem("signatory_personnummer", ProblemCode.REPLACEMENT_NEEDS_SIGNATORY)
-    _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory)
+    _save(session, agent, errand, FormStep.SIGNATORY, signatory=signatory, co_signatory=second)
+
+
+def _signs_alone_anyway(progress: FormProgress, signatory: SignatoryDetails) -> bool:
+    """An orderer removing themself (and naming nobody new) signs alone."""
+    return (
+        isinstance(progress, RemovalDraft)
+        and progress.orderer is not None
+        and progress.replacement is None
+        and progress.orderer.personnummer == signatory.personnummer
+    )
+
+
+def co_signatory_kept(
+    session: Session,
+    agent: Agent,
+    progress: FormProgress,
+    signatory: SignatoryDetails,
+    typed: SignatoryDetails | None,
+) -> CoSignatoryDetails | None:
+    """The second signatory the signatory step keeps: where the employer signs two
+    jointly, a person other than the first (``FormProblem`` without one); elsewhere none.
+    SPV's clerk types a paper in as it is (verification flags a missing second one)."""
+    employer = progress.employer
+    if employer is None or not signs_jointly(LocalSignatoryRegister(session), employer.orgnr):
+        return None
+    if _signs_alone_anyway(progress, signatory):
+        return None
+    if typed is None or not typed.personnummer or typed.personnummer == signatory.personnummer:
+        if agent.entered_by_staff_id is not None:
+            return None
+        raise FormProblem("co_signatory_personnummer", ProblemCode.CO_SIGNATORY_NEEDED)
+    return CoSignatoryDetails(
+        typed.name.strip(), typed.personnummer, typed.title.strip(), typed.email.strip()
+    )
 
 
 def replacement_is_registered(
@@ -594,11 +634,13 @@ def last_invitation(session: Session, errand: Errand) -> SigningInvitation | Non
 def end_invitations(
     session: Session, errand: Errand, outcome: InvitationOutcome, reason: str | None = None
 ) -> int:
-    """End every open link of the errand (they no longer open it). Returns how many."""
+    """End every open link of the errand (they no longer open it), and with them the
+    round's first joint signature, if any. Returns how many."""
     links = open_invitations(session, errand)
     now = utcnow()
     for link in links:
         link.ended_dt, link.outcome, link.decline_reason = now, outcome, reason
+    errand.first_signature_order_id = None
     session.flush()
     return len(links)
 
@@ -664,7 +706,9 @@ def _save_signatory_of(
     session: Session, agent: Agent, errand: Errand, data: RegistrationData | RemovalData
 ) -> None:
     s = data.signatory
-    save_signatory(session, agent, errand, s.name, s.personnummer, s.title, s.email)
+    save_signatory(
+        session, agent, errand, s.name, s.personnummer, s.title, s.email, data.co_signatory
+    )
 
 
 def create_registration(session: Session, agent: Agent, data: RegistrationData) -> Errand:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -28,13 +29,16 @@ from app.eid.evidence import (
     CertificateStatus,
     InvalidBankIdSignature,
     InvalidOcspResponse,
+    OcspStatus,
+    SignedData,
     check_ocsp_response,
     verify_bankid_signature,
 )
 from app.eid.models import EidOrder, OrderStatus
+from app.registrations import joint
 from app.registrations.codes import ProblemCode
 from app.registrations.data import RegistrationData, RemovalData
-from app.registrations.evidence import BankIdSigning, esign_evidence
+from app.registrations.evidence import BankIdSigning, esign_evidence, second_name
 from app.registrations.models import (
     Channel,
     DocumentKind,
@@ -49,7 +53,7 @@ from app.registrations.service import (
     end_invitations,
 )
 from workflows.state_machine import transition
-from workflows.states import Action, ErrandState
+from workflows.states import Action, ErrandState, IllegalTransition
 
 TEXTS = {
     "sv": {
@@ -131,6 +135,18 @@ def start(
     a sign order for the named signatory. A signing started before and left unfinished is
     cancelled first, so the errand can always be signed again."""
     _require_complete(errand, Action.REQUEST_SIGNATURE)
+    signer = errand.data.signatory.personnummer
+    if joint.needs_two(errand.data):
+        # Two sign jointly, each invited and in their own session, over the same PDF.
+        waiting = {s.personnummer for s in joint.awaited(session, errand)}
+        if errand.state is not ErrandState.AWAITING_SIGNATORY or agent.personnummer not in waiting:
+            raise IllegalTransition(
+                errand.state, Action.REQUEST_SIGNATURE, "each joint signatory signs by invitation"
+            )
+        signer = agent.personnummer
+        first = joint.first_signature(session, errand)
+        if first is not None and first.document is not None:
+            pdf = first.document
     # BankID cancels both orders when a second one starts for the same person: end the
     # errand's earlier ones first (a page closed, or returned by the sweep).
     abandon(session, agent, client, errand, None)
@@ -142,12 +158,15 @@ def start(
         errand_id=errand.id,
         document=pdf,
         visible_text=visible_text(errand),
-        signer_personnummer=errand.data.signatory.personnummer,
+        signer_personnummer=signer,
     )
     transition(session, errand, Action.REQUEST_SIGNATURE, agent)
     errand.channel = Channel.E_SIGN
     return order
 
+
+OCSP_EVIDENCE_NAME = "bankid-ocsp.der"
+"""The OCSP response for the signer's certificate among a sealed form's attachments."""
 
 SEALED_SHA256 = "sealed_sha256"
 """The receive event's record of the sealed file's SHA-256 (see ``validate_sealed_pdf``)."""
@@ -169,22 +188,38 @@ class SealContext:
     """The agency's seal certificate, key and timestamper."""
 
 
-def finish(session: Session, order: EidOrder, errand: Errand, context: SealContext) -> bool:
-    """Check the signature, seal the PDF with the evidence, and hand the errand to SPV.
-    True when it was signed by invitation (the invitation's links end)."""
+@dataclass(frozen=True)
+class _Verified:
+    """A completed sign order whose signature, document and signer have been checked."""
+
+    order: EidOrder
+    signed: SignedData
+    status: OcspStatus
+    ocsp: bytes
+
+
+class _Refused(Exception):
+    def __init__(self, code: ProblemCode, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.reason, self.detail = code, reason, detail
+
+
+def _verify(order: EidOrder, signers: set[str], context: SealContext) -> _Verified:
+    """The order's signature is BankID's, over the order's document, by one of ``signers``,
+    whose certificate BankID's OCSP responder said was good."""
     completion = order.completion or {}
-    system = Agent.system("bankid")
     try:
         signed = verify_bankid_signature(completion.get("signature", ""), context.trust_roots)
     except InvalidBankIdSignature as exc:
-        _give_up(session, order, errand, ProblemCode.INVALID_SIGNATURE, str(exc))
-        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
+        raise _Refused(
+            ProblemCode.INVALID_SIGNATURE, ProblemCode.INVALID_SIGNATURE, str(exc)
+        ) from exc
     if signed.user_non_visible_data.strip() != order.document_sha256:
-        _give_up(session, order, errand, ProblemCode.WRONG_DOCUMENT, "hash mismatch")
-        raise SignatureRejected(ProblemCode.WRONG_DOCUMENT)
-    if signed.personal_number != errand.data.signatory.personnummer:
-        _give_up(session, order, errand, ProblemCode.WRONG_SIGNER, "not the named signatory")
-        raise SignatureRejected(ProblemCode.WRONG_SIGNER)
+        raise _Refused(ProblemCode.WRONG_DOCUMENT, ProblemCode.WRONG_DOCUMENT, "hash mismatch")
+    if signed.personal_number not in signers:
+        raise _Refused(
+            ProblemCode.WRONG_SIGNER, ProblemCode.WRONG_SIGNER, "not the named signatory"
+        )
     try:
         status = check_ocsp_response(
             completion.get("ocspResponse", ""),
@@ -193,54 +228,88 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
             signature_b64=completion["signature"],
         )
     except InvalidOcspResponse as exc:
-        _give_up(session, order, errand, ProblemCode.INVALID_SIGNATURE, str(exc))
-        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE) from exc
+        raise _Refused(
+            ProblemCode.INVALID_SIGNATURE, ProblemCode.INVALID_SIGNATURE, str(exc)
+        ) from exc
     if status.status is not CertificateStatus.GOOD:
-        _give_up(session, order, errand, "certificate_not_good", status.status.value)
-        raise SignatureRejected(ProblemCode.INVALID_SIGNATURE)
-    ocsp = base64.b64decode(completion["ocspResponse"])
-    xml = signed.xml
+        raise _Refused(ProblemCode.INVALID_SIGNATURE, "certificate_not_good", status.status.value)
+    return _Verified(order, signed, status, base64.b64decode(completion["ocspResponse"]))
+
+
+def _signing(verified: _Verified) -> BankIdSigning:
+    order = verified.order
     assert order.document is not None
-    order.status = OrderStatus.USED
-    transition(
-        session,
-        errand,
-        Action.SIGN,
-        system,
-        data={"method": "bankid", "order_ref": order.order_ref},
+    return BankIdSigning(
+        name=verified.signed.name,
+        personnummer=verified.signed.personal_number,
+        order_ref=order.order_ref,
+        completed_dt=order.last_collect_dt,
+        certificate=verified.signed.signer_certificate,
+        ocsp_produced_dt=verified.status.produced_at,
+        completion=order.completion or {},
+        signed_bytes=len(order.document),
+        sha256=order.document_sha256 or "",
     )
-    files = [
+
+
+def _evidence_files(verified: _Verified, name: Callable[[str], str]) -> list[Evidence]:
+    return [
         Evidence(
-            SIGNATURE_EVIDENCE_NAME,
-            xml,
+            name(SIGNATURE_EVIDENCE_NAME),
+            verified.signed.xml,
             "application/xml",
             "BankID signature (XML-DSig) over the document's SHA-256",
         ),
         Evidence(
-            "bankid-ocsp.der",
-            ocsp,
+            name(OCSP_EVIDENCE_NAME),
+            verified.ocsp,
             "application/ocsp-response",
             "OCSP response for the signer's certificate",
         ),
     ]
-    now = utcnow()
-    signing = BankIdSigning(
-        name=signed.name,
-        personnummer=signed.personal_number,
-        order_ref=order.order_ref,
-        completed_dt=order.last_collect_dt,
-        certificate=signed.signer_certificate,
-        ocsp_produced_dt=status.produced_at,
-        completion=completion,
-        signed_bytes=len(order.document),
-        sha256=order.document_sha256 or "",
+
+
+def finish(session: Session, order: EidOrder, errand: Errand, context: SealContext) -> bool:
+    """Check the signature, seal the PDF with the evidence, and hand the errand to SPV.
+    True when it was signed by invitation (the invitation's links end).
+
+    Where two sign jointly, the first signature is kept and the errand waits for the
+    other's (False); the second seals the PDF with both (``app.registrations.joint``)."""
+    signers = {s.personnummer for s in joint.awaited(session, errand)}
+    try:
+        verified = _verify(order, signers, context)
+        first = joint.first_signature(session, errand)
+        earlier = _verify(first, {joint.signer_of(first)}, context) if first else None
+        if first is not None and first.document_sha256 != order.document_sha256:
+            raise _Refused(ProblemCode.WRONG_DOCUMENT, ProblemCode.WRONG_DOCUMENT, "not the PDF")
+    except _Refused as refused:
+        _give_up(session, order, errand, refused.reason, refused.detail)
+        raise SignatureRejected(refused.code) from refused
+    order.status = OrderStatus.USED
+    if joint.needs_two(errand.data) and earlier is None:
+        joint.record_first(session, errand, order, verified.signed.personal_number)
+        return False
+    transition(
+        session,
+        errand,
+        Action.SIGN,
+        Agent.system("bankid"),
+        data={"method": "bankid", "order_ref": order.order_ref},
     )
-    page, evidence = esign_evidence(session, errand, signing, context.material, now, files)
+    signatures = [earlier, verified] if earlier else [verified]
+    files = [
+        *_evidence_files(signatures[0], lambda name: name),
+        *(_evidence_files(signatures[1], second_name) if earlier else []),
+    ]
+    now = utcnow()
+    signings = [_signing(each) for each in signatures]
+    page, evidence = esign_evidence(session, errand, signings, context.material, now, files)
+    assert order.document is not None
     sealed = seal_pdf(
         order.document,
         material=context.material,
         evidence=evidence,
-        signer_name=signed.name,
+        signer_name=", ".join(each.signed.name for each in signatures),
         lang=errand.language,
         page=page,
         now=now,
@@ -248,19 +317,18 @@ def finish(session: Session, order: EidOrder, errand: Errand, context: SealConte
     signed_doc = attach_document(
         session, errand, DocumentKind.SIGNED, sealed, f"{errand.reference}-underskriven.pdf"
     )
-    attach_document(
-        session, errand, DocumentKind.EVIDENCE, xml, SIGNATURE_EVIDENCE_NAME, "application/xml"
-    )
-    attach_document(
+    for file in files:
+        attach_document(
+            session, errand, DocumentKind.EVIDENCE, file.content, file.name, file.mime_type
+        )
+    # Under the audit key: the automated check knows these bytes are its own seal's.
+    transition(
         session,
         errand,
-        DocumentKind.EVIDENCE,
-        ocsp,
-        "bankid-ocsp.der",
-        "application/ocsp-response",
+        Action.RECEIVE,
+        Agent.system("bankid"),
+        data={SEALED_SHA256: signed_doc.sha256},
     )
-    # Under the audit key: the automated check knows these bytes are its own seal's.
-    transition(session, errand, Action.RECEIVE, system, data={SEALED_SHA256: signed_doc.sha256})
     return end_invitations(session, errand, InvitationOutcome.SIGNED) > 0
 
 

@@ -76,12 +76,14 @@ def _prefill_person(draft: FormProgress) -> dict[str, Any]:
 
 def _save_signatory(db: Session, agent: Agent, sub: Errand, form: Any) -> None:
     s = form.signatory_details()
-    service.save_signatory(db, agent, sub, s.name, s.personnummer, s.title, s.email)
+    co = form.co_signatory_details()
+    service.save_signatory(db, agent, sub, s.name, s.personnummer, s.title, s.email, co)
 
 
 def _prefill_signatory(draft: FormProgress) -> dict[str, Any]:
     if draft.signatory:
-        return draft.signatory.to_json()
+        co = draft.co_signatory.to_json() if draft.co_signatory else {}
+        return {**draft.signatory.to_json(), **co}
     orderer = draft.orderer if isinstance(draft, RemovalDraft) else None
     replaces = isinstance(draft, RemovalDraft) and draft.replacement is not None
     if orderer and orderer.reason is RemovalReason.SELF and not replaces:

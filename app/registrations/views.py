@@ -30,7 +30,7 @@ from app.eid.messages import RFA6, error_message, user_message
 from app.eid.models import EidOrder, OrderPurpose, OrderStatus
 from app.eid.views import end_user_ip, qr_svg, status_json
 from app.labels import problem_message
-from app.registrations import documents, invitations, service, signing
+from app.registrations import documents, invitations, joint, service, signing
 from app.registrations.models import DocumentKind, Errand, ErrandKind
 from app.registrations.steps import REVIEW_SEGMENT, STEPS, build_form, step_by_segment
 from app.web import (
@@ -195,7 +195,14 @@ def step(path: str, reference: str, segment: str) -> ResponseReturnValue:
         warning=warning[0] if warning else None,
         acknowledged=warning[1] if warning else "",
         me=service.login_person(db(), signed_in()),
+        signs_jointly=_signs_jointly(errand),
     )
+
+
+def _signs_jointly(errand: Errand) -> bool:
+    """The errand's employer signs two jointly (the register): two signatories sign."""
+    employer = errand.progress.employer
+    return employer is not None and joint.employer_signs_jointly(db(), employer.orgnr)
 
 
 def _saved_for_later() -> ResponseReturnValue:
@@ -218,7 +225,10 @@ def _render_review(
     errand: Errand, invitation_form: InvitationForm | None = None, status: int = 200
 ) -> ResponseReturnValue:
     if invitation_form is None:
-        invitation_form = InvitationForm(data={"email": errand.data.signatory.email})
+        co = errand.data.co_signatory
+        invitation_form = InvitationForm(
+            data={"email": errand.data.signatory.email, "co_email": co.email if co else ""}
+        )
     return render_template(
         "registrations/review.html",
         errand=errand,
@@ -272,7 +282,19 @@ def _render_errand(
         downloads={name: service.document(errand, kind) for name, kind in DOWNLOADS.items()},
         is_lapsed=service.is_lapsed(errand),
         invitation=service.last_invitation(db(), errand),
+        **_joint_progress(errand),
     ), status
+
+
+def _joint_progress(errand: Errand) -> dict[str, list[str]]:
+    """Where two sign jointly and the errand waits for them: who has signed, who not."""
+    if errand.state is not ErrandState.AWAITING_SIGNATORY or not joint.needs_two(errand.data):
+        return {"joint_signed": [], "joint_awaited": []}
+    awaited = joint.awaited(db(), errand)
+    return {
+        "joint_signed": [s.name for s in errand.data.signatories if s not in awaited],
+        "joint_awaited": [s.name for s in awaited],
+    }
 
 
 @bp.get("/mina-arenden/<reference>")
@@ -397,7 +419,16 @@ def poll_signing(errand: Errand) -> tuple[EidOrder | None, eid.OrderState | None
             invitations.signed(db(), errand, base_url=runtime().settings.public_base_url)
         commit()
         session.pop(SIGN_KEY, None)
-        flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
+        if errand.state is ErrandState.AWAITING_SIGNATORY:  # the first of two who sign jointly
+            flash(
+                _(
+                    "Du har skrivit under. Blanketten skickas in till SPV när den andra "
+                    "firmatecknaren också har skrivit under."
+                ),
+                "success",
+            )
+        else:
+            flash(_("Anmälan är underskriven och inskickad till SPV."), "success")
     elif state.status is OrderStatus.FAILED:
         signing.abandon(db(), signed_in(), bankid_client(), errand, None)
     commit()
@@ -496,11 +527,16 @@ def send_to_signatory(reference: str) -> ResponseReturnValue:
         return loaded
     errand = loaded
     form = InvitationForm()
-    if not form.validate_on_submit():
+    if not form.validate_on_submit() or not _co_email_given(errand, form):
         return _render_review(errand, form, 400)
     done, _none = _carry_out(
         lambda: invitations.send_to_signatory(
-            db(), signed_in(), errand, form.email.data, base_url=runtime().settings.public_base_url
+            db(),
+            signed_in(),
+            errand,
+            form.email.data,
+            base_url=runtime().settings.public_base_url,
+            co_email=form.co_email.data,
         ),
         _("Ärendet kan inte skickas till firmatecknaren i sitt nuvarande läge."),
     )
@@ -508,11 +544,19 @@ def send_to_signatory(reference: str) -> ResponseReturnValue:
         flash(
             _(
                 "Blanketten är skickad till %(name)s för underskrift.",
-                name=errand.data.signatory.name,
+                name=", ".join(s.name for s in errand.data.signatories),
             ),
             "success",
         )
     return redirect(url_for(".errand", reference=reference))
+
+
+def _co_email_given(errand: Errand, form: InvitationForm) -> bool:
+    """Where two sign jointly, both are emailed a link: the second one's address too."""
+    if errand.data.co_signatory is not None and not form.co_email.data:
+        form.co_email.errors = [_("Ange den andra firmatecknarens e-postadress.")]
+        return False
+    return True
 
 
 @bp.post("/mina-arenden/<reference>/paminn")

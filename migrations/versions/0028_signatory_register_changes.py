@@ -56,7 +56,9 @@ def _errand_kinds(kinds: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("signatory_register_entry") as batch:
-        batch.add_column(sa.Column("signing_rule", sa.String(length=32), nullable=True))
+        batch.add_column(
+            sa.Column("signing_rule", sa.String(length=20), nullable=False, server_default="alone")
+        )
         batch.add_column(sa.Column("registered_on", sa.Date(), nullable=True))
     _errand_kinds(NEW_KINDS)
     op.create_table(

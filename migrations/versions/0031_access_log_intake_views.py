@@ -3,7 +3,7 @@ queue of scanned pages (``scanned_pages``) and the typing-in of a form filled in
 (``paper_form_typing``).
 
 Revision ID: 0031
-Revises: 0029
+Revises: 0030
 Create Date: 2026-12-03 12:30:00.000000
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0031"
-down_revision = "0029"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
