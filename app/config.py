@@ -167,6 +167,13 @@ class Settings:
     """How long an approved posted registration waits before it takes effect; meanwhile the
     employer's orderers and signatories may stop it (``app.safeguards``)."""
 
+    mandate_reminder_days: int = 14
+    """How many days before a time-limited role or permission ends (``ends_on``) the person
+    and whoever granted it are reminded (``app.access.mandates``)."""
+
+    mandate_extension_days: int = 365
+    """What "Förläng" proposes: the new end this many days after the current one."""
+
     session_idle_minutes: int = 30
     """A session unused this long ends."""
 
@@ -415,6 +422,9 @@ class Settings:
             values["retention_interval_s"] = float(env["RETENTION_INTERVAL_S"])
         if "PAPER_WAITING_DAYS" in env:
             values["paper_waiting_days"] = int(env["PAPER_WAITING_DAYS"])
+        for name in ("mandate_reminder_days", "mandate_extension_days"):
+            if env.get(name.upper()):
+                values[name] = int(env[name.upper()])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

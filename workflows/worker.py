@@ -109,7 +109,8 @@ def run_maintenance(
     messages, expire drafts whose time ran out, resume scanned batches whose reader died
     and, when asked, schedule the deadline watch, the monthly inactivity summary and the
     invited signatories' reminders before their invitations expire, the posted
-    registrations whose waiting period is over, the audit chain's checkpoint and the
+    registrations whose waiting period is over, the time-limited roles and permissions
+    that end (reminders first), the audit chain's checkpoint and the
     archive's re-timestamping, and (when asked) the retention rules (each does nothing
     when it has nothing due). Safe to run anywhere at once."""
     runtime.relay.sweep()
@@ -121,6 +122,7 @@ def run_maintenance(
             add_message(session, "summarise_inactivity")
             add_message(session, "remind_signatories")
             add_message(session, "apply_waiting_periods")
+            add_message(session, "end_mandates")
             add_message(session, "checkpoint_audit_chain")
             add_message(session, "keep_archive_valid")
         if apply_retention:
