@@ -400,29 +400,17 @@ def mandates_group() -> None:
 
 
 @mandates_group.command("run")
-@click.option(
-    "--as-of",
-    "as_of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Run as if today were this day (the demo and the tests only).",
-)
 @with_appcontext
-def mandates_run_command(as_of: datetime | None) -> None:
+def mandates_run_command() -> None:
     """Now what the worker's scheduled end_mandates does: end the roles and permissions
     whose day has come, then remind of those ending within MANDATE_REMINDER_DAYS."""
     from app.access import mandates
 
     runtime = _runtime()
-    if as_of is not None and not runtime.settings.stand_ins:
-        raise click.UsageError("--as-of is for the demo and the tests only")
-    today = as_of.date() if as_of else None
     base_url = runtime.settings.public_base_url
-    ended = mandates.end_due(runtime.unit_of_work, base_url=base_url, today=today)
+    ended = mandates.end_due(runtime.unit_of_work, base_url=base_url)
     reminded = mandates.remind_before_end(
-        runtime.unit_of_work,
-        base_url=base_url,
-        days=runtime.settings.mandate_reminder_days,
-        today=today,
+        runtime.unit_of_work, base_url=base_url, days=runtime.settings.mandate_reminder_days
     )
     click.echo(f"Ended {ended} roles and permissions; sent {reminded} reminders.")
 

@@ -35,9 +35,10 @@ from app.core.agents import Agent
 from app.notifications.models import EmailMessage
 from app.registrations import documents, signing
 from app.registrations.data import RegistrationData
+from app.registrations.models import Errand
 from tests.conftest import ANNA, DAVID, login, person_id
 from tests.factories import claim_and_approve, in_review, running_settings
-from tests.support import REGISTRATION, csrf_token, pdf_page_texts
+from tests.support import REGISTRATION, csrf_token, pdf_page_texts, post_step
 from workflows import actors, pipeline
 from workflows.outbox import OutboxMessage
 from workflows.runtime import Runtime
@@ -281,8 +282,8 @@ def test_the_pages_set_an_end_and_extend_it(client: FlaskClient, session: Sessio
     assert _emails(session, "mandate_extended")
 
 
-def test_the_worker_schedules_it_and_the_command_runs_it_as_of_a_day(
-    app: Flask, runtime: Runtime, session: Session
+def test_the_worker_schedules_it_and_the_command_runs_it(
+    app: Flask, runtime: Runtime, session: Session, move_to: Callable[[date], None]
 ) -> None:
     run_maintenance(runtime, check_deadlines=True)
     assert "end_mandates" in session.scalars(select(OutboxMessage.actor_name)).all()
@@ -293,8 +294,69 @@ def test_the_worker_schedules_it_and_the_command_runs_it_as_of_a_day(
     info = ScriptInfo(create_app=lambda: app)
     with app.app_context():
         reminded = CliRunner().invoke(main, ["mandates", "run"], obj=info)
-        ended = CliRunner().invoke(main, ["mandates", "run", "--as-of", ends.isoformat()], obj=info)
+        move_to(ends)
+        ended = CliRunner().invoke(main, ["mandates", "run"], obj=info)
     assert reminded.exit_code == 0 and "sent 1 reminders" in reminded.output, reminded.output
     assert ended.exit_code == 0 and "Ended 1 roles and permissions" in ended.output, ended.output
     session.expire_all()
     assert m.permissions_of(session, frida.id, [_code(session, "A1001")]) == []
+
+
+def test_a_user_is_given_permissions_until_a_day_and_they_are_extended_on_the_page(
+    client: FlaskClient, session: Session
+) -> None:
+    today = mandates.today_in_sweden()
+    ends = today + timedelta(days=20)
+    login(client, session, BERTIL)
+    form = client.get(f"{PAGE}/ny-anvandare").get_data(as_text=True)
+    a1001 = _code(session, "A1001")
+    added = client.post(
+        f"{PAGE}/ny-anvandare",
+        data={
+            "csrf_token": csrf_token(form),
+            "personnummer": FRIDA,
+            "given_name": "Frida",
+            "family_name": "Fors",
+            "email": FRIDA_MAIL,
+            "permissions": [f"invoices:{a1001}"],
+            "ends_on": ends.isoformat(),
+        },
+    )
+    assert added.status_code == 302
+    frida = person_id(session, FRIDA)
+    page = client.get(f"{PAGE}/anvandare/{frida}").get_data(as_text=True)
+    assert "Tidsbegränsade behörigheter" in page and f"upphör den {ends.isoformat()}" in page
+    wrong = client.post(
+        f"{PAGE}/anvandare/{frida}/forlang",
+        data={"csrf_token": csrf_token(page), "ends_on": today.isoformat()},
+        follow_redirects=True,
+    )
+    assert "Ange en dag efter i dag." in wrong.get_data(as_text=True)
+    extended = client.post(
+        f"{PAGE}/anvandare/{frida}/forlang",
+        data={"csrf_token": csrf_token(page), "ends_on": ""},  # until further notice
+        follow_redirects=True,
+    )
+    assert "Behörigheterna är förlängda." in extended.get_data(as_text=True)
+    assert [p.ends_on for p in m.permissions_of(session, frida, [a1001])] == [None]
+    assert _emails(session, "mandate_extended")[0].to_address == FRIDA_MAIL
+
+
+def test_the_e_form_step_saves_the_orderers_end(client: FlaskClient, session: Session) -> None:
+    ends = mandates.today_in_sweden() + timedelta(days=100)
+    login(client, session, DAVID)
+    base = (
+        post_step(client, "/anmalan-behorig-bestallare", {"orgnr": "202100-4920"})
+        .headers["Location"]
+        .rsplit("/", 1)[0]
+    )
+    post_step(client, f"{base}/arbetsgivarkoder", {"scope": "all"})
+    person = {k: REGISTRATION[k] for k in ("personnummer", "given_name", "family_name", "email")}
+    step = post_step(
+        client,
+        f"{base}/person",
+        {**person, "role": "orderer", "title": "HR-chef", "ends_on": ends.isoformat()},
+    )
+    assert step.status_code == 302
+    draft = session.scalars(select(Errand).where(Errand.state == "draft")).one()
+    assert draft.progress.subject is not None and draft.progress.subject.ends_on == ends.isoformat()
