@@ -118,6 +118,8 @@ def visible_text(errand: Errand) -> str:
         lines.append(
             f"{t['replacement']}: {_plain(r.full_name)} ({format_personnummer(r.personnummer)})"
         )
+        if r.ends_on:
+            lines.append(f"{t['ends_on']}: {_plain(r.ends_on)}")
     lines += [f"{t['reference']}: {errand.reference}", "", str(t["consent"])]
     return "\n\n".join(lines)
 

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.access import exports, mandates
 from app.access import management as m
-from app.access import mandates
 from app.access.models import (
     ChangeAction,
     ChangeKind,
@@ -192,6 +192,10 @@ def test_a_users_time_limited_permissions_are_extended_in_one_action_then_end(
     assert len(_events(session, "service_permission.ended")) == 2
     ended = _emails(session, "mandate_ended")
     assert len(ended) == 2 and FRIDA_MAIL in {e.to_address for e in ended}
+    # The employer's history (CSV) says what happened, and why, in words.
+    history = exports.history_csv(session, bertil.authority.employer_id, lang="sv")
+    assert "Behörighetens slutdag ändrad" in history
+    assert "Tidsbegränsad: slutdagen kom" in history
 
 
 def test_an_end_is_a_day_after_today_and_only_the_granting_side_extends(session: Session) -> None:
