@@ -284,6 +284,11 @@ def test_the_pages_set_an_end_and_extend_it(client: FlaskClient, session: Sessio
     session.expire_all()
     assert session.get_one(RoleGrant, grant.id).ends_on == ends + timedelta(days=365)
     assert _emails(session, "mandate_extended")
+    login(client, session, DAVID)  # another employer's orderer: as if there were no such grant
+    other = client.get(PAGE).get_data(as_text=True)
+    for path in (f"administratorer/{grant.id}/forlang", f"anvandare/{grant.person_id}/forlang"):
+        refused = client.post(f"{PAGE}/{path}", data={"csrf_token": csrf_token(other)})
+        assert refused.status_code == 404
 
 
 def test_the_worker_schedules_it_and_the_command_runs_it(
