@@ -100,7 +100,7 @@ class NewUserForm(PersonForm):
 
 
 class ExtendForm(SafeForm):
-    """ "Förläng": a new planned end for a time-limited role or permissions, in one action."""
+    """A new planned end for a time-limited role or permissions, in one action ("Förläng")."""
 
     ends_on = ends_on_field(
         _l("Ny dag då det upphör"), _l("Lämna tomt om det ska gälla tills vidare.")

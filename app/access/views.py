@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -359,8 +360,9 @@ def user(actor: m.Actor, person_id: int) -> ResponseReturnValue:
     )
 
 
-def _extend_form(current_end: Any) -> ExtendForm | None:
-    """ "Förläng" proposing ``MANDATE_EXTENSION_DAYS`` after the current end; None without one."""
+def _extend_form(current_end: date | None) -> ExtendForm | None:
+    """The "Förläng" form, proposing ``MANDATE_EXTENSION_DAYS`` after the current end
+    (None without one)."""
     if current_end is None:
         return None
     days = runtime().settings.mandate_extension_days
@@ -370,7 +372,7 @@ def _extend_form(current_end: Any) -> ExtendForm | None:
 @bp.post("/hantera-behorigheter/anvandare/<int:person_id>/forlang")
 @in_context
 def extend_permissions(actor: m.Actor, person_id: int) -> ResponseReturnValue:
-    """ "Förläng": the user's time-limited permissions get a new end in one action."""
+    """The user's time-limited permissions get a new end in one action ("Förläng")."""
     m.visible_person(db(), actor.authority, person_id)
     form = ExtendForm()
     if form.validate_on_submit():
@@ -537,7 +539,7 @@ def administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
 @bp.post("/hantera-behorigheter/administratorer/<int:grant_id>/forlang")
 @in_context
 def extend_administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
-    """ "Förläng": the administrator's role gets a new end in one action."""
+    """The administrator's role gets a new end in one action ("Förläng")."""
     _administrator(actor, grant_id)
     form = ExtendForm()
     if form.validate_on_submit():
