@@ -424,6 +424,27 @@ def signatories_import_command(file: Path) -> None:
         click.echo(line)
 
 
+@main.group("mandates")
+def mandates_group() -> None:
+    """Time-limited roles and permissions (``ends_on``): reminders and the end."""
+
+
+@mandates_group.command("run")
+@with_appcontext
+def mandates_run_command() -> None:
+    """Now what the worker's scheduled end_mandates does: end the roles and permissions
+    whose day has come, then remind of those ending within MANDATE_REMINDER_DAYS."""
+    from app.access import mandates
+
+    runtime = _runtime()
+    base_url = runtime.settings.public_base_url
+    ended = mandates.end_due(runtime.unit_of_work, base_url=base_url)
+    reminded = mandates.remind_before_end(
+        runtime.unit_of_work, base_url=base_url, days=runtime.settings.mandate_reminder_days
+    )
+    click.echo(f"Ended {ended} roles and permissions; sent {reminded} reminders.")
+
+
 @main.group("db")
 def db_group() -> None:
     """The database."""

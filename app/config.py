@@ -193,6 +193,12 @@ class Settings:
     review_final_warning_days: int = 7
     """The final warning goes out this many days before the ending (the ending waits for
     it: never sooner than this after it)."""
+    mandate_reminder_days: int = 14
+    """How many days before a time-limited role or permission ends (``ends_on``) the person
+    and whoever granted it are reminded (``app.access.mandates``)."""
+
+    mandate_extension_days: int = 365
+    """What "Förläng" proposes: the new end this many days after the current one."""
 
     session_idle_minutes: int = 30
     """A session unused this long ends."""
@@ -459,6 +465,9 @@ class Settings:
             values["review_reminder_days"] = tuple(
                 int(d) for d in env["REVIEW_REMINDER_DAYS"].split(",") if d.strip()
             )
+        for name in ("mandate_reminder_days", "mandate_extension_days"):
+            if env.get(name.upper()):
+                values[name] = int(env[name.upper()])
         if "SESSION_IDLE_MINUTES" in env:
             values["session_idle_minutes"] = int(env["SESSION_IDLE_MINUTES"])
         if "BANKID_COLLECT_INTERVAL_S" in env:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @click.command("seed-demo")
@@ -63,6 +66,54 @@ def prepare_instance(instance_dir: Path, database_url: str) -> str:
     return secret_file.read_text().strip()
 
 
+def demo_settings() -> Settings:
+    """The demo's settings: its instance folder's database, secret and audit key (made once)."""
+    from app.config import INSTANCE_DIR, Settings
+
+    os.environ.setdefault("BROKER_URL", "stub://")
+    database_url = Settings.from_env().database_url
+    secret_key = prepare_instance(INSTANCE_DIR, database_url)
+    audit_key_file = INSTANCE_DIR / "audit_key"
+    _private_file(audit_key_file)  # made once, mode 0600 (the umask is 077 by now)
+    if not audit_key_file.read_text().strip():
+        audit_key_file.write_text(os.urandom(32).hex())
+    return Settings.from_env(
+        secret_key=os.environ.get("SECRET_KEY", secret_key),
+        audit_key=os.environ.get("AUDIT_KEY", audit_key_file.read_text().strip()),
+    )
+
+
+@click.command("demo-mandates")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    required=True,
+    help="The day to run as (YYYY-MM-DD).",
+)
+def demo_mandates_command(as_of: datetime) -> None:
+    """In the demo's database: what the worker's scheduled end_mandates does, as if today
+    were --as-of (end what ends by then, remind of what ends within
+    MANDATE_REMINDER_DAYS); the running demo sends the emails (/demo/e-post)."""
+    from app import create_app
+    from app.access import mandates
+    from devtools.plugin import StandIns
+    from workflows.runtime import Runtime
+
+    app = create_app(demo_settings(), plugins=[StandIns()])
+    runtime = cast(Runtime, app.extensions["behorighet"])
+    base_url = runtime.settings.public_base_url
+    today = as_of.date()
+    ended = mandates.end_due(runtime.unit_of_work, base_url=base_url, today=today)
+    reminded = mandates.remind_before_end(
+        runtime.unit_of_work,
+        base_url=base_url,
+        days=runtime.settings.mandate_reminder_days,
+        today=today,
+    )
+    click.echo(f"As of {today}: ended {ended} roles and permissions; sent {reminded} reminders.")
+
+
 @click.command("demo", context_settings={"ignore_unknown_options": True})
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -74,7 +125,6 @@ def demo_command(host: str, port: int) -> None:
 
     from app import create_app
     from app.cli import migrate_database
-    from app.config import INSTANCE_DIR, Settings
     from devtools.mail_sink.sink import MailSink
     from devtools.models import create_tables
     from devtools.pki import ensure_test_pki, pki_wsgi_app, test_pki_url
@@ -83,17 +133,7 @@ def demo_command(host: str, port: int) -> None:
     from workflows.runtime import Runtime
     from workflows.worker import Sweeper, start_worker
 
-    os.environ.setdefault("BROKER_URL", "stub://")
-    database_url = Settings.from_env().database_url
-    secret_key = prepare_instance(INSTANCE_DIR, database_url)
-    audit_key_file = INSTANCE_DIR / "audit_key"
-    _private_file(audit_key_file)  # made once, mode 0600 (the umask is 077 by now)
-    if not audit_key_file.read_text().strip():
-        audit_key_file.write_text(os.urandom(32).hex())
-    settings = Settings.from_env(
-        secret_key=os.environ.get("SECRET_KEY", secret_key),
-        audit_key=os.environ.get("AUDIT_KEY", audit_key_file.read_text().strip()),
-    )
+    settings = demo_settings()
     migrate_database(settings.database_url)
     stand_ins = StandIns()
     # The test PKI's OCSP responders and CRLs, served beside the product under /test-pki:

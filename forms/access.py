@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import (
+    DateField,
     EmailField,
     Field,
     HiddenField,
@@ -17,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from forms.validators import Personnummer, SafeForm, strip_whitespace
+from forms.validators import FutureDay, Personnummer, SafeForm, strip_whitespace
 
 REASON_HINT = _l("Skälet sparas i loggen över ändringar.")
 
@@ -70,10 +71,21 @@ class PersonForm(SafeForm):
     )
 
 
+def ends_on_field(label: str, description: str | None = None) -> DateField:
+    """The planned end of a time-limited role or permission (``app.access.mandates``)."""
+    return DateField(
+        label,
+        description=description
+        or _l("För en konsult eller ett vikariat. Lämna tomt om det gäller tills vidare."),
+        validators=[Optional(), FutureDay()],
+    )
+
+
 class PermissionsForm(SafeForm):
     """A user's permissions, as the set of ``service:code_id`` boxes ticked."""
 
     permissions = MultiCheckboxField(_l("Behörigheter"), choices=[], validate_choice=True)
+    ends_on = ends_on_field(_l("Nya behörigheter upphör den (frivilligt)"))
     reason = reason_field()
 
 
@@ -82,6 +94,16 @@ class NewUserForm(PersonForm):
         _l("Behörigheter"),
         choices=[],
         validators=[InputRequired(_l("Välj minst en behörighet."))],
+    )
+    ends_on = ends_on_field(_l("Behörigheterna upphör den (frivilligt)"))
+    reason = reason_field()
+
+
+class ExtendForm(SafeForm):
+    """A new planned end for a time-limited role or permissions, in one action ("Förläng")."""
+
+    ends_on = ends_on_field(
+        _l("Ny dag då det upphör"), _l("Lämna tomt om det ska gälla tills vidare.")
     )
     reason = reason_field()
 
@@ -109,7 +131,7 @@ class ScopeForm(SafeForm):
 
 
 class AdministratorForm(PersonForm, ScopeForm):
-    pass
+    ends_on = ends_on_field(_l("Rollen upphör den (frivilligt)"))
 
 
 class ReasonForm(SafeForm):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import EmailField, RadioField, StringField, TelField, TextAreaField
+from wtforms import DateField, EmailField, RadioField, StringField, TelField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp
 
 from app.access.models import Role
 from app.registrations.data import CoSignatoryDetails, PersonDetails, SignatoryDetails
-from forms.validators import Orgnr, Personnummer, SafeForm, strip_whitespace
+from forms.validators import FutureDay, Orgnr, Personnummer, SafeForm, strip_whitespace
 
 NAME = [Length(max=100)]
 
@@ -62,6 +62,14 @@ class PersonFields(SafeForm):
             Regexp(r"^\+?[0-9 ()-]{6,20}$", message=_l("Ange ett telefonnummer med siffror.")),
         ],
     )
+    ends_on = DateField(
+        _l("Rollen upphör den (frivilligt)"),
+        description=_l(
+            "För en tidsbegränsad roll, till exempel en konsult eller ett vikariat. Lämna "
+            "tomt om rollen gäller tills vidare."
+        ),
+        validators=[Optional(), FutureDay()],
+    )
     role = RadioField(
         _l("Roll"),
         choices=role_choices(),
@@ -83,6 +91,7 @@ class PersonFields(SafeForm):
             role=Role(self.role.data),
             title=self.title.data or "",
             phone=self.phone.data or "",
+            ends_on=self.ends_on.data.isoformat() if self.ends_on.data else "",
         )
 
 

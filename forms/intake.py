@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
-from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms import DateField, EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -24,7 +24,7 @@ from app.intake.reading import BLANK_SHEET_REASON
 from app.registrations.data import EmployerDetails, PersonDetails, RegistrationData, RemovalData
 from forms.common import NAME, EmployerForm, PersonFields, SignatoryForm, role_choices
 from forms.removal import OrdererToRemoveForm, orderer_to_remove
-from forms.validators import Personnummer, SafeForm, strip_whitespace
+from forms.validators import FutureDay, Personnummer, SafeForm, strip_whitespace
 
 YES_NO = [SelectChoice("yes", _l("Ja")), SelectChoice("no", _l("Nej"))]
 
@@ -190,6 +190,10 @@ class PaperRemovalForm(EmployerForm, SignatoryForm):
     replacement_role = RadioField(
         _l("Ny behörig beställare: roll"), choices=role_choices(), default="orderer"
     )
+    replacement_ends_on = DateField(
+        _l("Ny behörig beställare: rollen upphör den (frivilligt)"),
+        validators=[Optional(), FutureDay()],
+    )
 
     def validate(self, extra_validators: dict[str, Any] | None = None) -> bool:
         valid = super().validate(extra_validators)
@@ -215,6 +219,9 @@ class PaperRemovalForm(EmployerForm, SignatoryForm):
             email=self.replacement_email.data or "",
             role=Role(self.replacement_role.data or Role.ORDERER),
             title=self.replacement_title.data or "",
+            ends_on=(
+                self.replacement_ends_on.data.isoformat() if self.replacement_ends_on.data else ""
+            ),
         )
 
     def removal(self) -> RemovalData:

@@ -4,6 +4,7 @@ itself (``app.core.text``)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -11,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, TextAreaField
 from wtforms.validators import ValidationError
 
+from app.core.i18n import swedish_time
 from app.core.ids import InvalidIdNumber, normalise_orgnr, normalise_personnummer
 from app.core.text import has_unsafe_characters
 
@@ -42,6 +44,14 @@ class Orgnr:
             raise ValidationError(
                 _l("Ange ett giltigt organisationsnummer, t.ex. 202100-5489.")
             ) from None
+
+
+class FutureDay:
+    """A day after today (Swedish time): a planned end (``ends_on``)."""
+
+    def __call__(self, form: Any, field: Field) -> None:
+        if field.data is not None and field.data <= swedish_time(datetime.now(UTC)).date():
+            raise ValidationError(_l("Ange en dag efter i dag."))
 
 
 def strip_whitespace(value: object) -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from app.access import campaigns, inactivity
+from app.access import campaigns, inactivity, mandates
 from app.audit import anchor
 from app.casework import deadlines
 from app.core.agents import Agent
@@ -122,6 +122,20 @@ def apply_waiting_periods() -> None:
     (``app.safeguards.service.take_effect_due``); each once, however often it runs."""
     with runtime.current().unit_of_work() as session:
         safeguards.take_effect_due(session, Agent.system("apply_waiting_periods"))
+
+
+@pipeline_actor(step="mandates", queue=SCHEDULED, max_retries=2)
+def end_mandates() -> None:
+    """Scheduled: remind of the time-limited roles and permissions that end within
+    ``MANDATE_REMINDER_DAYS``, and end those whose day has come (``app.access.mandates``);
+    each reminder and each end once, however often it runs."""
+    current = runtime.current()
+    settings = current.settings
+    base_url = settings.public_base_url
+    mandates.end_due(current.unit_of_work, base_url=base_url)
+    mandates.remind_before_end(
+        current.unit_of_work, base_url=base_url, days=settings.mandate_reminder_days
+    )
 
 
 @pipeline_actor(step="audit", queue=SCHEDULED, max_retries=2)

@@ -147,6 +147,7 @@ def _register(
         code_values=list(codes),
         errand_id=errand.id,
         contact_email=person.email or None,
+        ends_on=person.end_date,
     )
     notices.notify_role_granted(session, grant, base_url=base_url)
 

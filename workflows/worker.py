@@ -110,7 +110,8 @@ def run_maintenance(
     and, when asked, schedule the deadline watch, the monthly inactivity summary, the recurring
     review's campaigns and the
     invited signatories' reminders before their invitations expire, the posted
-    registrations whose waiting period is over, the audit chain's checkpoint and the
+    registrations whose waiting period is over, the time-limited roles and permissions
+    that end (reminders first), the audit chain's checkpoint and the
     archive's re-timestamping, and (when asked) the retention rules (each does nothing
     when it has nothing due). Safe to run anywhere at once."""
     runtime.relay.sweep()
@@ -123,6 +124,7 @@ def run_maintenance(
             add_message(session, "run_review_campaigns")
             add_message(session, "remind_signatories")
             add_message(session, "apply_waiting_periods")
+            add_message(session, "end_mandates")
             add_message(session, "checkpoint_audit_chain")
             add_message(session, "keep_archive_valid")
         if apply_retention:

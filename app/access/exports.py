@@ -65,7 +65,13 @@ EVENTS = {
     "service_permission.created": N_("Behörighet tilldelad"),
     "service_permission.ended": N_("Behörighet borttagen"),
     "inactivity.confirmed": N_("Behövs fortfarande (bekräftat)"),
+    "role_grant.end_changed": N_("Rollens slutdag ändrad"),
+    "role_grant.end_reminded": N_("Påminnelse före slutdagen"),
+    "service_permission.end_changed": N_("Behörighetens slutdag ändrad"),
+    "service_permission.end_reminded": N_("Påminnelse före slutdagen"),
 }
+REASONS = {"ends_on": N_("Tidsbegränsad: slutdagen kom")}
+"""Reasons the system records (``app.access.mandates``), in words."""
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -278,10 +284,14 @@ def history_csv(
                 person(subject),
                 what,
                 codes,
-                event.data.get("reason", ""),
+                _reason(event.data.get("reason", ""), gettext),
             ]
         )
     return to_csv([gettext(c) for c in HISTORY_COLUMNS], rows)
+
+
+def _reason(reason: str, gettext: Callable[[str], str]) -> str:
+    return gettext(REASONS[reason]) if reason in REASONS else reason
 
 
 def export_filename(kind: str, orgnr: str, now: datetime | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -39,6 +39,7 @@ from app.access.models import (
 from app.access.service import find_person, lock_employer
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
+from app.core.i18n import swedish_time
 from app.core.ids import InvalidIdNumber, normalise_personnummer
 from app.core.text import has_unsafe_characters, without_unsafe_characters
 from app.db import utcnow
@@ -148,6 +149,8 @@ class PermissionRow:
     code_id: int
     code: str
     is_closed_code: bool
+    ends_on: date | None = None
+    """The planned end of a time-limited permission (``app.access.mandates``)."""
 
 
 @dataclass
@@ -230,7 +233,12 @@ def _search_condition(search: str) -> Any:
 
 def _row(permission: ServicePermission, code: EmployerCode) -> PermissionRow:
     return PermissionRow(
-        permission.id, permission.service, code.id, code.code, code.status is CodeStatus.CLOSED
+        permission.id,
+        permission.service,
+        code.id,
+        code.code,
+        code.status is CodeStatus.CLOSED,
+        permission.ends_on,
     )
 
 
@@ -401,12 +409,14 @@ def change_permissions(
     grant: Iterable[Permission] = (),
     revoke: Iterable[Permission] = (),
     reason: str = "",
+    ends_on: date | None = None,
 ) -> tuple[list[Permission], list[Permission]]:
     """Grant and end a user's permissions in one audited change with one email.
 
     Each permission must be on a code the actor covers; a closed code allows only
     invoices; nobody changes their own. Already granted (or already absent) ones are
-    skipped. Returns what was granted and what was ended."""
+    skipped. ``ends_on``: the granted ones are time-limited, ended on that day (a day
+    after today; ``app.access.mandates``). Returns what was granted and what was ended."""
     authority = actor.authority
     wanted, unwanted = set(grant), set(revoke)
     if not authority.manages_permissions:
@@ -419,6 +429,7 @@ def change_permissions(
     for service, code_id in wanted:
         if not authority.may_grant(person_id, code_id, service):
             raise Refused("closed_code")
+    check_end(ends_on)
     person = session.get(Person, person_id)
     if person is None:
         raise NotFound
@@ -445,6 +456,7 @@ def change_permissions(
             service=service,
             granted_by_person_id=authority.person_id,
             valid_from_dt=now,
+            ends_on=ends_on,
         )
         for service, code_id in granted
     ]
@@ -468,6 +480,7 @@ def change_permissions(
             service=permission.service.value,
             code=codes[permission.employer_code_id].code,
             reason=reason,
+            **({"ends_on": str(permission.ends_on)} if permission.ends_on else {}),
         )
         for action, permission in changes
     ]
@@ -492,8 +505,10 @@ def add_user(
     details: NewPerson,
     grant: Iterable[Permission],
     reason: str = "",
+    ends_on: date | None = None,
 ) -> Person:
-    """Add a user (an existing person by personnummer, or a new one) with permissions."""
+    """Add a user (an existing person by personnummer, or a new one) with permissions
+    (time-limited when ``ends_on`` is given)."""
     wanted = set(grant)
     if not wanted:
         raise Refused("no_permission_chosen", "permissions")
@@ -501,7 +516,7 @@ def add_user(
         if not actor.authority.covers(code_id):
             raise NotFound
     person = person_for(session, details)
-    change_permissions(session, actor, person.id, grant=wanted, reason=reason)
+    change_permissions(session, actor, person.id, grant=wanted, reason=reason, ends_on=ends_on)
     return person
 
 
@@ -592,11 +607,14 @@ def appoint_administrator(
     all_codes: bool,
     code_ids: Iterable[int] = (),
     reason: str = "",
+    ends_on: date | None = None,
 ) -> RoleGrant:
-    """An orderer appoints an administrator for all the employer's codes or a chosen set."""
+    """An orderer appoints an administrator for all the employer's codes or a chosen set,
+    until further notice or until ``ends_on`` (a day after today)."""
     authority = actor.authority
     if not authority.manages_administrators:
         raise NotFound
+    check_end(ends_on)
     chosen = set() if all_codes else set(code_ids)
     existing = find_person(session, details.personnummer)
     _check_scope(authority, existing.id if existing else -1, all_codes, chosen)
@@ -620,6 +638,7 @@ def appoint_administrator(
         is_all_codes=all_codes,
         contact_email=details.email,
         granted_by_person_id=authority.person_id,
+        ends_on=ends_on,
     )
     grant.codes = list(_codes_by_id(session, chosen).values())
     session.add(grant)
@@ -635,6 +654,7 @@ def appoint_administrator(
         role=Role.ADMINISTRATOR.value,
         codes=sorted(chosen) or "all",
         reason=reason,
+        **({"ends_on": str(ends_on)} if ends_on else {}),
     )
     session.refresh(grant)
     notices.notify_role_granted(
@@ -888,6 +908,20 @@ def decide_request(
         )
     return request
 
+
+def today_in_sweden(now: datetime | None = None) -> date:
+    return swedish_time(now or utcnow()).date()
+
+
+def check_end(ends_on: date | None, today: date | None = None) -> None:
+    """A planned end (``ends_on``) is a day after today, or none: ``Refused`` otherwise."""
+    if ends_on is not None and ends_on <= (today or today_in_sweden()):
+        raise Refused("end_not_in_future", "ends_on")
+
+
+# For ``app.access.mandates`` (extending a time-limited role or permission).
+administrator_grant = _administrator_grant
+audit = _audit
 
 InactivityMark = Callable[[Person], str | None]
 """Fed by the inactivity module: a mark ("inactive", "long_inactive") for a user, or None."""

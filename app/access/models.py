@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -108,6 +108,9 @@ class RoleGrant(Base):
     source_errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"), unique=True)
     """The registration that created this grant; one errand creates at most one grant."""
     revoked_by_errand_id: Mapped[int | None] = mapped_column(ForeignKey("errand.id"))
+    ends_on: Mapped[date | None] = mapped_column(index=True)
+    """The planned end (a time-limited mandate, ``app.access.mandates``): the day the
+    scheduled actor ends the role (``valid_to_dt``); None: until further notice."""
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     employer: Mapped[Employer] = relationship()
@@ -175,6 +178,8 @@ class ServicePermission(Base):
     granted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     valid_from_dt: Mapped[datetime] = mapped_column(default=utcnow)
     valid_to_dt: Mapped[datetime | None]
+    ends_on: Mapped[date | None] = mapped_column(index=True)
+    """The planned end, as ``RoleGrant.ends_on``."""
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     employer_code: Mapped[EmployerCode] = relationship()

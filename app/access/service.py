@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -90,8 +91,10 @@ def register_orderer(
     code_values: list[str],
     errand_id: int,
     contact_email: str | None = None,
+    ends_on: date | None = None,
 ) -> RoleGrant:
-    """Grant the orderer role an approved registration asks for (rules 7 and 9)."""
+    """Grant the orderer role an approved registration asks for (rules 7 and 9), until
+    the end the form gives (``ends_on``), if any."""
     if role not in ORDERER_ROLES:
         raise ValueError(f"a registration grants an orderer role, not {role}")
     grant = RoleGrant(
@@ -101,6 +104,7 @@ def register_orderer(
         is_all_codes=not code_values,
         source_errand_id=errand_id,
         contact_email=contact_email,
+        ends_on=ends_on,
     )
     if code_values:
         grant.codes = list(
@@ -125,6 +129,7 @@ def register_orderer(
             "role": role.value,
             "codes": sorted(code_values) or "all",
             "errand_id": errand_id,
+            **({"ends_on": str(ends_on)} if ends_on else {}),
         },
     )
     return grant

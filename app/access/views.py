@@ -4,8 +4,9 @@ administrators make; a user's own permissions and requests. Thin: each view asks
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -25,7 +26,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
-from app.access import inactivity, service
+from app.access import inactivity, mandates, service
 from app.access import management as m
 from app.access.authority import Authority
 from app.access.models import Employer, Person, RoleGrant, SelfService
@@ -49,6 +50,7 @@ from forms.access import (
     AdministratorForm,
     DecisionForm,
     EmployerChoiceForm,
+    ExtendForm,
     NewUserForm,
     PermissionsForm,
     ReasonForm,
@@ -79,6 +81,8 @@ REFUSALS = {
     "invalid_name": _l("Namnet innehåller otillåtna tecken."),
     "invalid_email": _l("Ange en giltig e-postadress, till exempel namn@myndighet.se."),
     "invalid_text": _l("Texten innehåller otillåtna tecken."),
+    "end_not_in_future": _l("Ange en dag efter i dag."),
+    "nothing_time_limited": _l("Personen har inga tidsbegränsade behörigheter att förlänga."),
 }
 
 
@@ -289,9 +293,21 @@ def _overview_query() -> m.OverviewQuery:
 # ---- a user's permissions ----------------------------------------------------------------
 
 
-def _permission_choices(authority: Authority, codes: list[Any]) -> list[SelectChoice]:
+def _permission_choices(
+    authority: Authority, codes: list[Any], current: Iterable[m.PermissionRow] = ()
+) -> list[SelectChoice]:
+    """A box per service and code; a time-limited one says when it ends."""
+    ends = {(p.service, p.code_id): p.ends_on for p in current if p.ends_on}
     return [
-        SelectChoice(f"{s.value}:{c.id}", f"{service_label(s)} – {c.code}")
+        SelectChoice(
+            f"{s.value}:{c.id}",
+            f"{service_label(s)} – {c.code}"
+            + (
+                f" ({_('upphör den %(day)s', day=ends[(s, c.id)].isoformat())})"
+                if (s, c.id) in ends
+                else ""
+            ),
+        )
         for c in codes
         if authority.covers(c.id)
         for s in SelfService
@@ -316,7 +332,7 @@ def user(actor: m.Actor, person_id: int) -> ResponseReturnValue:
     codes = m.employer_codes(db(), authority.employer_id)
     current = m.permissions_of(db(), person_id, authority.covered_code_ids)
     form = PermissionsForm(permissions=[f"{p.service.value}:{p.code_id}" for p in current])
-    form.permissions.choices = _permission_choices(authority, codes)
+    form.permissions.choices = _permission_choices(authority, codes, current)
     if form.validate_on_submit():
         wanted = _parse(form.permissions.data or [])
         had = {(p.service, p.code_id) for p in current}
@@ -328,6 +344,7 @@ def user(actor: m.Actor, person_id: int) -> ResponseReturnValue:
                 grant=wanted - had,
                 revoke=had - wanted,
                 reason=form.reason.data or "",
+                ends_on=form.ends_on.data,
             ),
             _("Behörigheterna är sparade. Personen får ett e-postmeddelande."),
         ):
@@ -338,9 +355,44 @@ def user(actor: m.Actor, person_id: int) -> ResponseReturnValue:
         person=person,
         form=form,
         remove_form=ReasonForm(),
+        extend_form=_extend_form(min((p.ends_on for p in current if p.ends_on), default=None)),
+        time_limited=[p for p in current if p.ends_on],
         codes=[c for c in codes if authority.covers(c.id)],
         is_self=person_id == authority.person_id,
     )
+
+
+def _extend_form(current_end: date | None) -> ExtendForm | None:
+    """The "Förläng" form, proposing ``MANDATE_EXTENSION_DAYS`` after the current end
+    (None without one)."""
+    if current_end is None:
+        return None
+    days = runtime().settings.mandate_extension_days
+    return ExtendForm(ends_on=mandates.proposed_extension(current_end, days))
+
+
+@bp.post("/hantera-behorigheter/anvandare/<int:person_id>/forlang")
+@in_context
+def extend_permissions(actor: m.Actor, person_id: int) -> ResponseReturnValue:
+    """The user's time-limited permissions get a new end in one action ("Förläng")."""
+    m.visible_person(db(), actor.authority, person_id)
+    form = ExtendForm()
+    if form.validate_on_submit():
+        _done(
+            lambda: mandates.extend_permissions(
+                db(), actor, person_id, form.ends_on.data, reason=form.reason.data or ""
+            ),
+            _("Behörigheterna är förlängda. Personen får ett e-postmeddelande."),
+        )
+    else:
+        _flash_errors(form)
+    return redirect(url_for("access.user", person_id=person_id))
+
+
+def _flash_errors(form: ExtendForm) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            flash(str(error), "error")
 
 
 @bp.post("/hantera-behorigheter/anvandare/<int:person_id>/ta-bort-alla")
@@ -391,6 +443,7 @@ def new_user(actor: m.Actor) -> ResponseReturnValue:
                     ),
                     _parse(form.permissions.data or []),
                     form.reason.data or "",
+                    ends_on=form.ends_on.data,
                 )
             ),
             _("Användaren har fått behörigheterna och får ett e-postmeddelande."),
@@ -435,6 +488,7 @@ def new_administrator(actor: m.Actor) -> ResponseReturnValue:
             all_codes=form.scope.data == "all",
             code_ids=form.codes.data or [],
             reason=form.reason.data or "",
+            ends_on=form.ends_on.data,
         ),
         _("Administratören är utsedd. Hen och arbetsgivarens beställare får e-post."),
     ):
@@ -475,8 +529,31 @@ def administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
     ):
         return redirect(url_for("access.overview"))
     return _render(
-        "access/administrator.html", actor, form=form, grant=grant, remove_form=ReasonForm()
+        "access/administrator.html",
+        actor,
+        form=form,
+        grant=grant,
+        remove_form=ReasonForm(),
+        extend_form=_extend_form(grant.ends_on),
     )
+
+
+@bp.post("/hantera-behorigheter/administratorer/<int:grant_id>/forlang")
+@in_context
+def extend_administrator(actor: m.Actor, grant_id: int) -> ResponseReturnValue:
+    """The administrator's role gets a new end in one action ("Förläng")."""
+    _administrator(actor, grant_id)
+    form = ExtendForm()
+    if form.validate_on_submit():
+        _done(
+            lambda: mandates.extend_administrator(
+                db(), actor, grant_id, form.ends_on.data, reason=form.reason.data or ""
+            ),
+            _("Administratörens roll är förlängd. Hen får ett e-postmeddelande."),
+        )
+    else:
+        _flash_errors(form)
+    return redirect(url_for("access.administrator", grant_id=grant_id))
 
 
 @bp.post("/hantera-behorigheter/administratorer/<int:grant_id>/ta-bort")

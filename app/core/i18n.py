@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
-from datetime import datetime
+from datetime import date, datetime
 from gettext import NullTranslations
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,6 +57,11 @@ def swedish_time(dt: datetime) -> datetime:
 def local_time(dt: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
     """``dt`` in Swedish local time as ``pattern`` says (empty for None)."""
     return swedish_time(dt).strftime(pattern) if dt else ""
+
+
+def long_day(day: date | None, lang: str) -> str:
+    """A calendar day in words, e.g. "2 mars 2026" (empty for None)."""
+    return format_date(day, format="long", locale=lang) if day else ""
 
 
 def long_date(dt: datetime | None, lang: str) -> str:

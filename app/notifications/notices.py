@@ -26,7 +26,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.core.i18n import SOURCE_LANG, long_date, swedish_time, translations
+from app.core.i18n import SOURCE_LANG, long_date, long_day, swedish_time, translations
 from app.core.ids import format_orgnr, mask_personnummer_in_text
 from app.notifications.audience import Recipient, grant_audience, language_for
 from app.notifications.models import EmailMessage
@@ -102,6 +102,7 @@ def _role_change(
     base_url: str,
     change_key: str = "",
     by_review: bool = False,
+    ended_on: date | None = None,
 ) -> list[EmailMessage]:
     """The person affected is told in an email of their own; the employer's other orderers
     in one email per language together (one each only when they are one), so that a change
@@ -149,6 +150,8 @@ def _role_change(
                 "by_review": by_review,
                 "reference": errand.reference if errand else None,
                 "path": ACCESS_PATH,
+                "ends_on": long_day(grant.ends_on, lang),
+                "ended_on": long_day(ended_on, lang),
             },
             errand_id=errand.id if errand else None,
             grant_id=grant.id,
@@ -182,11 +185,13 @@ def notify_role_ended(
     base_url: str,
     by: Person | None = None,
     review: bool = False,
+    ended_on: date | None = None,
 ) -> list[EmailMessage]:
     """Email the person whose role ended, and the employer's other (still active) orderers.
 
     Who did it: ``by`` when given; else SPV, naming the removal errand; ``review``: the
-    recurring review, nobody having confirmed the role.
+    recurring review, nobody having confirmed the role; ``ended_on``: the role was
+    time-limited and ended on that day (``app.access.mandates``).
     """
     errand = _errand(session, grant.revoked_by_errand_id)
     return _role_change(
@@ -197,6 +202,7 @@ def notify_role_ended(
         by=by,
         base_url=base_url,
         by_review=review,
+        ended_on=ended_on,
     )
 
 
@@ -646,4 +652,62 @@ def notify_signatory_answered(
             "reason": mask_personnummer_in_text((declined_reason or "").strip()),
         },
         base_url=base_url,
+    )
+
+
+# ---- mandates that end (``app.access.mandates``) ---------------------------------------
+
+
+def role_lines(grant: RoleGrant, lang: str) -> list[str]:
+    """A role as the one line of a mandate email: the role and its codes."""
+    gettext = translations(lang).gettext
+    return [f"{gettext(ROLE_NAMES[grant.role])}, {_codes_text(grant, lang)}"]
+
+
+def permission_lines(permissions: Sequence[ServicePermission], lang: str) -> list[str]:
+    return _permission_lines([(p.service, p.employer_code) for p in permissions], lang)
+
+
+def notify_mandate(
+    session: Session,
+    template: str,
+    recipient: Person,
+    *,
+    subject_person: Person,
+    employer: Employer,
+    lines: Callable[[str], list[str]],
+    day: date | None,
+    dedupe_key: str,
+    base_url: str,
+    path: str = ACCESS_PATH,
+    address: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> EmailMessage | None:
+    """One email about a time-limited role or set of permissions (``mandate_ending``: it
+    ends on ``day``; ``mandate_ended``: it ended; ``mandate_extended``: it now ends on
+    ``day``, None: until further notice), to the person it is about (``is_affected``) or
+    to whoever granted it. ``lines`` gives the role or permissions in a language."""
+    to = address or recipient.email
+    if not to:
+        log.warning("email.no_address", person_id=recipient.id, template=template)
+        return None
+    lang = language_for(recipient, None)
+    return queue_email(
+        session,
+        base_url=base_url,
+        dedupe_key=dedupe_key,
+        to=to,
+        name=recipient.full_name,
+        language=lang,
+        template=template,
+        context={
+            "is_affected": recipient.id == subject_person.id,
+            "person": subject_person.full_name,
+            "employer": employer.name,
+            "orgnr": _orgnr(employer.orgnr),
+            "lines": lines(lang),
+            "day": long_day(day, lang),
+            "path": path,
+            **(extra or {}),
+        },
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import date
 from typing import Any, ClassVar, Self
 
 from app.access.models import Role
@@ -111,10 +112,27 @@ class PersonDetails(_Part):
     email: str = ""
     title: str = ""
     phone: str = ""
+    ends_on: str = ""
+    """The day the role ends (ISO ``YYYY-MM-DD``), for a time-limited mandate; empty:
+    until further notice."""
 
     @property
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}"
+
+    @property
+    def end_date(self) -> date | None:
+        try:
+            return date.fromisoformat(self.ends_on) if self.ends_on else None
+        except ValueError:
+            raise InvalidFormData("form data: ends_on is not a date") from None
+
+    def to_json(self) -> Json:
+        """Without an empty end: forms printed before the field existed keep their digest."""
+        stored = super().to_json()
+        if not self.ends_on:
+            del stored["ends_on"]
+        return stored
 
     def stripped(self) -> PersonDetails:
         """Without the blanks a person types around their entries."""
@@ -125,6 +143,7 @@ class PersonDetails(_Part):
             email=self.email.strip(),
             title=self.title.strip(),
             phone=self.phone.strip(),
+            ends_on=self.ends_on.strip(),
         )
 
 

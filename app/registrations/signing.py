@@ -67,6 +67,7 @@ TEXTS = {
         "remove": "tas bort som behörig beställare",
         "replacement": "Ny behörig beställare",
         "reference": "Referens",
+        "ends_on": "Rollen upphör den",
         "consent": "Jag intygar att uppgifterna stämmer och skriver under för arbetsgivaren.",
     },
     "en": {
@@ -80,6 +81,7 @@ TEXTS = {
         "remove": "removed as authorised orderer",
         "replacement": "New authorised orderer",
         "reference": "Reference",
+        "ends_on": "The role ends on",
         "consent": "I confirm that the details are correct and sign for the employer.",
     },
 }
@@ -113,11 +115,15 @@ def visible_text(errand: Errand) -> str:
         f"{t['person']}: {_plain(subject.full_name)} ({format_personnummer(subject.personnummer)})",
         f"{t['action']}: {action}",
     ]
+    if isinstance(data, RegistrationData) and data.person.ends_on:
+        lines.append(f"{t['ends_on']}: {_plain(data.person.ends_on)}")
     if isinstance(data, RemovalData) and data.replacement:
         r = data.replacement
         lines.append(
             f"{t['replacement']}: {_plain(r.full_name)} ({format_personnummer(r.personnummer)})"
         )
+        if r.ends_on:
+            lines.append(f"{t['ends_on']}: {_plain(r.ends_on)}")
     lines += [f"{t['reference']}: {errand.reference}", "", str(t["consent"])]
     return "\n\n".join(lines)
 

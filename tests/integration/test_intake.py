@@ -518,6 +518,7 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
         "title": "Personalchef",
         "email": "fredrik.falk@provverket.se",
         "phone": "",
+        "ends_on": "2099-06-30",  # a time-limited role (issue 18 item 3)
         "role": "orderer",
         "signatory_name": "Eva Ek",
         "signatory_personnummer": "195210039847",
@@ -542,6 +543,7 @@ def test_clerk_types_in_a_blank_form_filled_in_by_hand(
     assert errand.state is ErrandState.AWAITING_POST
     assert errand.submitted_by.personnummer == "195210039847"  # for the signatory
     assert _typing_views(session, runtime)[errand.reference] == {"198507049859", "195210039847"}
+    assert errand.data.person.ends_on == "2099-06-30"
     actors = session.scalars(
         select(AuditEvent.actor).where(
             AuditEvent.object_type == "errand", AuditEvent.object_id == str(errand.id)

@@ -155,6 +155,7 @@ def test_each_kind_of_work_has_its_own_queue() -> None:
             "run_review_campaigns",
             "remind_signatories",
             "apply_waiting_periods",
+            "end_mandates",
             "checkpoint_audit_chain",
             "keep_archive_valid",
             "apply_retention",

@@ -61,6 +61,7 @@ def test_employer_step(david: FlaskClient, session: Session, orgnr: str, message
         ("email", "inte-en-adress", "Ange en giltig e-postadress"),
         ("phone", "ring mig", "Ange ett telefonnummer med siffror."),
         ("role", "administrator", "Inte ett giltigt val"),
+        ("ends_on", "2000-01-01", "Ange en dag efter i dag."),
         ("personnummer", "200001029834", "Personen är redan behörig beställare"),
     ],
 )
