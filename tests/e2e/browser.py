@@ -79,6 +79,16 @@ def choose(page: Page, label: str) -> None:
     page.locator("label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).click()
 
 
+def fill_orderer(page: Page, email: str) -> None:
+    """The registration's person step: Fredrik Falk, to be an orderer."""
+    page.get_by_label("Personnummer").fill("19850704-9859")
+    page.get_by_label("Förnamn").fill("Fredrik")
+    page.get_by_label("Efternamn").fill("Falk")
+    page.get_by_label("Titel").fill("Personalchef")
+    page.get_by_label("E-postadress i arbetet").fill(email)
+    choose(page, "Behörig beställare")
+
+
 def open_menu_item(page: Page, name: str) -> None:
     """A link in the main menu (the start page links to some of the same pages)."""
     menu = page.get_by_role("navigation", name="Huvudmeny")

@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import bankid_app, choose, log_in, open_menu_item, reload_until, status_badge
+from tests.e2e.browser import (
+    bankid_app,
+    choose,
+    fill_orderer,
+    log_in,
+    open_menu_item,
+    reload_until,
+    status_badge,
+)
 from tests.e2e.test_accessibility import check
 from tests.integration.test_notifications import SmtpRecorder
 from tests.support import free_port, wait_for
@@ -72,12 +80,7 @@ def test_the_registration_is_sent_to_eva_who_signs_later_in_her_own_session(
     choose(page, "Alla arbetsgivarens koder, även de som tillkommer")
     expect(codes).to_be_hidden()
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
-    page.get_by_label("Personnummer").fill("19850704-9859")
-    page.get_by_label("Förnamn").fill("Fredrik")
-    page.get_by_label("Efternamn").fill("Falk")
-    page.get_by_label("Titel").fill("Personalchef")
-    page.get_by_label("E-postadress i arbetet").fill("fredrik.falk@provverket.example")
-    choose(page, "Behörig beställare")
+    fill_orderer(page, "fredrik.falk@provverket.example")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     page.get_by_label("Namn").fill("Eva Ek")
     page.get_by_label("Personnummer").fill("195210039847")

@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import choose, log_in, open_menu_item, reload_until, status_badge
+from tests.e2e.browser import (
+    choose,
+    fill_orderer,
+    log_in,
+    open_menu_item,
+    reload_until,
+    status_badge,
+)
 from tests.e2e.test_invitation_browser import _mail_to, app_settings, smtp_server
 from tests.integration.test_notifications import SmtpRecorder
 
@@ -76,12 +83,7 @@ def test_hans_and_ingela_each_sign_in_their_own_session(
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     choose(page, "Alla arbetsgivarens koder, även de som tillkommer")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
-    page.get_by_label("Personnummer").fill("19850704-9859")
-    page.get_by_label("Förnamn").fill("Fredrik")
-    page.get_by_label("Efternamn").fill("Falk")
-    page.get_by_label("Titel").fill("Personalchef")
-    page.get_by_label("E-postadress i arbetet").fill("fredrik.falk@hogskolan.example")
-    choose(page, "Behörig beställare")
+    fill_orderer(page, "fredrik.falk@hogskolan.example")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
     # The register says two jointly: the step asks for the second signatory too.
     expect(page.get_by_role("group", name="Den andra firmatecknaren")).to_be_visible()

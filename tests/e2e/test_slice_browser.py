@@ -20,6 +20,7 @@ from tests.e2e.browser import (
     bankid_app,
     choose,
     download,
+    fill_orderer,
     log_in,
     log_out,
     open_menu_item,
@@ -57,12 +58,7 @@ def test_registration_is_approved_and_applied_through_the_browser(
     expect(page.get_by_role("heading", name="Arbetsgivarkoder för Provverket")).to_be_visible()
     choose(page, "Alla arbetsgivarens koder, även de som tillkommer")
     page.get_by_role("button", name="Spara och fortsätt", exact=True).click()
-    page.get_by_label("Personnummer").fill("19850704-9859")
-    page.get_by_label("Förnamn").fill("Fredrik")
-    page.get_by_label("Efternamn").fill("Falk")
-    page.get_by_label("Titel").fill("Personalchef")
-    page.get_by_label("E-postadress i arbetet").fill("fredrik.falk@provverket.example")
-    choose(page, "Behörig beställare")
+    fill_orderer(page, "fredrik.falk@provverket.example")
     # Save and come back later from "Mina ärenden": the draft is kept.
     page.get_by_role("button", name="Spara och fortsätt senare").click()
     expect(page.get_by_text("Utkastet är sparat.")).to_be_visible()
