@@ -12,8 +12,13 @@ CATALOGS := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messa
 demo: install
 	$(BIN)/behorighet demo
 
+# The quick tests in two processes, then the slow and browser tests in one (their timings
+# want the machine to themselves); both always run, and either failing fails the target.
 test: install debian-packages services imports
-	$(BIN)/pytest --durations=25
+	@status=0; \
+	$(BIN)/pytest -m "not slow and not e2e" --durations=10 || status=1; \
+	$(BIN)/pytest -m "slow or e2e" --durations=25 || status=1; \
+	exit $$status
 
 # Every benchmark in bench/ (minutes; PostgreSQL for some): not part of `make test`.
 bench: install debian-packages services
