@@ -131,6 +131,9 @@ def worker_command(threads: int | None, queues: str | None) -> None:
         chosen = queue_threads(runtime.settings, queues)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    from app.core.process import freeze_what_is_loaded
+
+    freeze_what_is_loaded()
     worker = start_worker(runtime, threads, chosen)
     sweeper = Sweeper(runtime)
     sweeper.start()

@@ -13,7 +13,6 @@ of its own when it is not set) and ``/metrics`` adds them up, with those of the
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from typing import Any
@@ -22,6 +21,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from app.config import Settings
+from app.core.process import freeze_what_is_loaded
 from app.logging import configure_logging
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -44,17 +44,13 @@ def _worker_exited(_server: Any, worker: Any) -> None:
 
 
 def _worker_started(_worker: Any) -> None:
-    """A worker process is ready (the app loaded): what loading made is frozen out of the
-    garbage collector's full collections, and its intake decoder starts in the background,
-    so that the first scanned file uploaded to it does not wait for that (``/skanning``).
-
-    Without the freeze a full collection walks every object the app holds (certificates,
-    catalogues, mappers, templates: about 100 ms here) now and then, and stalls each of
-    the worker's threads meanwhile: the slowest requests of a busy worker."""
+    """A worker process is ready (the app loaded): what loading made is kept out of the
+    garbage collector's full collections (``freeze_what_is_loaded``: else the slowest
+    requests of a busy worker), and its intake decoder starts in the background, so that
+    the first scanned file uploaded to it does not wait for that (``/skanning``)."""
     from app.intake.decoder import warm_decoder
 
-    gc.collect()
-    gc.freeze()
+    freeze_what_is_loaded()
     warm_decoder()
 
 
