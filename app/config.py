@@ -33,6 +33,9 @@ class StandIn(enum.StrEnum):
     COMPANY_REGISTER = "company_register"
     """A button stands in for the company register's delivery of an extract of signatories
     (it imports the demo's extract as ``behorighet signatories import`` does)."""
+    REVIEW_CLOCK = "review_clock"
+    """A page lets days go by for the recurring review (every employer's and campaign's
+    times moved into the past)."""
 
 
 class MissingSecretError(ValueError):

@@ -72,6 +72,8 @@ class StandIns:
             stand_ins.add(StandIn.SCANNER)
         if self.settings.company_register:
             stand_ins.add(StandIn.COMPANY_REGISTER)
+        if self.settings.review_clock:
+            stand_ins.add(StandIn.REVIEW_CLOCK)
         return dataclasses.replace(settings, stand_ins=frozenset(stand_ins), **changes)  # type: ignore[arg-type]
 
     def init_app(self, app: Flask) -> None:

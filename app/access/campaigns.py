@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.access import inactivity, management
@@ -540,6 +540,8 @@ def confirm(
             raise inactivity.NotYourOwn()
         if len(holders) != len(grants):
             raise inactivity.NotAUser()
+        if not _within_scope(session, grants, code_ids):
+            raise NotAReviewer()
         confirmed += _decide(session, campaign, agent.id, now, ReviewItem.role_grant_id.in_(grants))
     if confirmed:
         _audit(
@@ -556,6 +558,17 @@ def confirm(
 
 class NotAReviewer(Exception):
     """Only an orderer confirms an administrator (rule 2)."""
+
+
+def _within_scope(session: Session, grant_ids: list[int], code_ids: Collection[int] | None) -> bool:
+    """An orderer on chosen codes confirms only administrators whose codes are all among
+    them, as only they may change or remove them (``Authority.may_manage_administrator``)."""
+    if code_ids is None:
+        return True
+    grants = session.scalars(
+        select(RoleGrant).where(RoleGrant.id.in_(grant_ids)).options(selectinload(RoleGrant.codes))
+    )
+    return all(not g.is_all_codes and {c.id for c in g.codes} <= set(code_ids) for g in grants)
 
 
 def _decide(session: Session, campaign: ReviewCampaign, by: int, now: datetime, which: Any) -> int:

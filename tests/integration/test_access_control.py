@@ -6,8 +6,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import create_app
 from app.registrations.models import Errand
-from tests.conftest import ANNA, DAVID, INGRID, KARIN, build_app, close_app, login
+from devtools.plugin import StandIns
+from devtools.settings import StandInSettings
+from tests.conftest import ANNA, DAVID, INGRID, KARIN, build_app, close_app, login, make_settings
 from tests.integration.test_slice import file_and_sign_registration
 from tests.support import REGISTRATION, csrf_token
 
@@ -77,6 +80,26 @@ def test_bankid_simulator_exists_only_when_plugged_in(database_url: str) -> None
         assert client.post("/bankid-simulator/rp/v6.0/auth", json={}).status_code == 404
         page = client.get("/logga-in").get_data(as_text=True)
         assert "BankID" in page
+    finally:
+        close_app(app)
+
+
+def test_a_demo_page_is_served_only_as_a_declared_stand_in(database_url: str) -> None:
+    """Production's checks stand down only for declared stand-ins: every /demo page a
+    plugin serves is one, so none is served where the settings say none is plugged in."""
+    others_off = StandInSettings(
+        bankid_simulator=False,
+        test_seal=False,
+        mail_sink=False,
+        demo_scanner=False,
+        company_register=False,
+    )
+    app = create_app(make_settings(database_url), [StandIns(others_off)])
+    try:
+        settings = app.extensions["behorighet"].settings
+        demo = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/demo/")}
+        assert demo == {"/demo/granskning"}
+        assert settings.stand_ins, "a /demo page is served, yet no stand-in is declared"
     finally:
         close_app(app)
 

@@ -387,6 +387,37 @@ def test_only_the_employers_own_reviewers_see_or_act_on_its_campaign(
     assert session.get_one(RoleGrant, grant).valid_to_dt is None
 
 
+def test_an_orderer_on_chosen_codes_confirms_no_administrator_beyond_them(
+    session: Session, clock: Callable[[timedelta], datetime]
+) -> None:
+    """An orderer whose registration chose some codes may not change or remove Bertil, who
+    administers all of them (rule 2): nor may they confirm him in the campaign."""
+    from app.access.models import EmployerCode
+
+    _started(session, clock)
+    [campaign] = _campaigns(session, MYNDIGHET)
+    bertils_grant = session.scalars(
+        select(RoleGrant.id).where(RoleGrant.person_id == person_id(session, BERTIL))
+    ).one()
+    one_code = session.scalars(
+        select(EmployerCode.id).where(EmployerCode.employer_id == campaign.employer_id)
+    ).first()
+    assert one_code is not None
+    with pytest.raises(campaigns.NotAReviewer):
+        campaigns.confirm(
+            session,
+            Agent(AgentKind.PERSON, person_id(session, ANNA), ANNA),
+            campaign,
+            code_ids=frozenset({one_code}),
+            orderer=True,
+            grant_ids=[bertils_grant],
+        )
+    item = session.scalars(
+        select(ReviewItem).where(ReviewItem.role_grant_id == bertils_grant)
+    ).one()
+    assert item.decision is None
+
+
 def test_an_orderer_removes_an_administrator_from_the_campaign(
     client: FlaskClient, session: Session, clock: Callable[[timedelta], datetime]
 ) -> None:
