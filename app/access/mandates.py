@@ -53,9 +53,29 @@ UnitOfWork = Callable[[], AbstractContextManager[Session]]
 # ---- who granted it ----------------------------------------------------------------------
 
 
+def _still_at(session: Session, person_ids: Iterable[int], employer_id: int) -> set[int]:
+    """Those of ``person_ids`` who still hold a role at the employer: a granter whose own
+    role has ended is told nothing more of the people there."""
+    ids = set(person_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(RoleGrant.person_id).where(
+                RoleGrant.person_id.in_(ids),
+                RoleGrant.employer_id == employer_id,
+                RoleGrant.valid_to_dt.is_(None),
+            )
+        )
+    )
+
+
 def _granter_of_role(session: Session, grant: RoleGrant) -> Person | None:
-    """The orderer who appointed an administrator; the submitter of an orderer's form."""
+    """The orderer who appointed an administrator (while still at the employer); the
+    submitter of an orderer's form."""
     if grant.granted_by_person_id is not None:
+        if not _still_at(session, [grant.granted_by_person_id], grant.employer_id):
+            return None
         return session.get(Person, grant.granted_by_person_id)
     if grant.source_errand_id is not None:
         errand = session.get(Errand, grant.source_errand_id)
@@ -77,8 +97,17 @@ def _address_at(session: Session, person: Person, employer_id: int) -> str | Non
 
 
 def _granters(session: Session, permissions: Iterable[ServicePermission]) -> list[Person]:
-    ids = sorted({p.granted_by_person_id for p in permissions if p.granted_by_person_id})
-    return list(session.scalars(select(Person).where(Person.id.in_(ids)))) if ids else []
+    """Who granted ``permissions`` (one employer's), while still at the employer."""
+    permissions = list(permissions)
+    if not permissions:
+        return []
+    employer_id = permissions[0].employer_code.employer_id
+    ids = _still_at(
+        session,
+        {p.granted_by_person_id for p in permissions if p.granted_by_person_id},
+        employer_id,
+    )
+    return list(session.scalars(select(Person).where(Person.id.in_(sorted(ids))))) if ids else []
 
 
 # ---- what is due -----------------------------------------------------------------------

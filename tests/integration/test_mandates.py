@@ -32,6 +32,7 @@ from app.access.models import (
 from app.audit.models import AuditEvent
 from app.cli import main
 from app.core.agents import Agent
+from app.db import utcnow
 from app.notifications.models import EmailMessage
 from app.registrations import documents, signing
 from app.registrations.data import RegistrationData
@@ -145,6 +146,32 @@ def test_an_administrator_until_a_day_is_reminded_then_ended_on_the_day_once(
     assert all("tidsbegränsad och upphörde" in e.text_body for e in ended)
     with pytest.raises(m.NotFound):
         m.authority_at(session, frida, anna.authority.employer_id)
+
+
+def test_a_granter_whose_own_role_has_ended_is_told_nothing_more(
+    session: Session, move_to: Callable[[date], None]
+) -> None:
+    today = mandates.today_in_sweden()
+    ends = today + timedelta(days=30)
+    anna = _actor(session, ANNA)
+    grant = m.appoint_administrator(session, anna, _frida(), all_codes=True, ends_on=ends)
+    anna_grant = session.scalars(
+        select(RoleGrant).where(
+            RoleGrant.person_id == anna.authority.person_id,
+            RoleGrant.employer_id == grant.employer_id,
+            RoleGrant.valid_to_dt.is_(None),
+        )
+    ).one()
+    anna_grant.valid_to_dt = utcnow()  # Anna has left the employer
+    session.commit()
+
+    move_to(ends - timedelta(days=14))
+    actors.end_mandates()
+    assert [e.to_address for e in _emails(session, "mandate_ending")] == [FRIDA_MAIL]
+    move_to(ends)
+    actors.end_mandates()
+    assert ANNA_MAIL not in {e.to_address for e in _emails(session, "role_ended")}
+    assert ANNA_MAIL not in {e.to_address for e in _emails(session, "mandate_ended")}
 
 
 def test_a_users_time_limited_permissions_are_extended_in_one_action_then_end(
