@@ -114,7 +114,8 @@ def send_to_signatory(
         raise IllegalTransition(
             errand.state, Action.SEND_TO_SIGNATORY, "both signatories' emails", Refusal.INCOMPLETE
         )
-    transition(session, errand, Action.SEND_TO_SIGNATORY, agent, data={"email": email})
+    sent_to = {"email": email} | ({"co_email": (co_email or "").strip()} if co_signatory else {})
+    transition(session, errand, Action.SEND_TO_SIGNATORY, agent, data=sent_to)
     token = _new_link(session, errand, InvitationKind.INVITATION, email.strip(), agent, base_url)
     if co_signatory is not None:
         assert co_email is not None

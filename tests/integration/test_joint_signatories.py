@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.audit.service import authentic_errand_event
 from app.core.agents import Agent
 from app.documents.validate import extract_evidence
 from app.eid.models import EidOrder, OrderStatus
@@ -48,7 +49,7 @@ from tests.support import (
     walk_registration,
 )
 from workflows import pipeline, runtime
-from workflows.states import ErrandState, IllegalTransition
+from workflows.states import Action, ErrandState, IllegalTransition
 from workflows.verification import check_paper_signature, check_signatory
 
 HOGSKOLAN = "2120000142"
@@ -201,6 +202,9 @@ def test_a_declined_second_signature_takes_the_first_with_it(
         base_url=public_base_url(),
     )  # fmt: skip
     session.commit()
+    sent = authentic_errand_event(session, errand.id, Action.SEND_TO_SIGNATORY.value)
+    assert sent is not None
+    assert (sent.data["email"], sent.data["co_email"]) == (HANS_EMAIL, INGELA_EMAIL)
     links = _links(session)
     assert _signs(app, session, HANS, links[HANS_EMAIL], errand.reference) == "/underskrift/klar"
     errand = _errand(session, errand.reference)
