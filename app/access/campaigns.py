@@ -62,7 +62,7 @@ from app.safeguards.models import PaperLock
 
 log = structlog.get_logger(__name__)
 
-COMPONENT = "review_campaign"
+COMPONENT = management.REVIEW_CAMPAIGN
 """The system actor that starts campaigns and ends what nobody confirmed."""
 BATCH = 200
 """Employers started, and campaigns moved on, per run; the next run takes the rest."""

@@ -366,6 +366,10 @@ class Actor:
 NOBODY = 0
 """The person id of a system actor's authority: no person has it."""
 
+REVIEW_CAMPAIGN = "review_campaign"
+"""The recurring review's component (``app.access.campaigns``): what it ends, the emails
+say the review ended."""
+
 
 def system_actor(session: Session, employer_id: int, component: str, base_url: str) -> Actor:
     """SPV's rules acting at the employer: an orderer's reach over all its codes, held by
@@ -733,7 +737,11 @@ def remove_administrator(session: Session, actor: Actor, grant_id: int, reason: 
         reason=reason,
     )
     notices.notify_role_ended(
-        session, grant, base_url=actor.base_url, by=actor.person(session), review=bool(actor.system)
+        session,
+        grant,
+        base_url=actor.base_url,
+        by=actor.person(session),
+        review=actor.system == REVIEW_CAMPAIGN,
     )
 
 

@@ -102,13 +102,20 @@ def move_to(monkeypatch: pytest.MonkeyPatch) -> Callable[[date], None]:
     return move
 
 
+def _in_days(days: int) -> date:
+    return mandates.today_in_sweden() + timedelta(days=days)
+
+
+def _frida_appointed_until(session: Session, ends: date) -> tuple[m.Actor, RoleGrant]:
+    """Anna (orderer) appoints Frida administrator over all codes until ``ends``."""
+    anna = _actor(session, ANNA)
+    return anna, m.appoint_administrator(session, anna, _frida(), all_codes=True, ends_on=ends)
+
+
 def test_an_administrator_until_a_day_is_reminded_then_ended_on_the_day_once(
     session: Session, move_to: Callable[[date], None]
 ) -> None:
-    today = mandates.today_in_sweden()
-    ends = today + timedelta(days=30)
-    anna = _actor(session, ANNA)
-    grant = m.appoint_administrator(session, anna, _frida(), all_codes=True, ends_on=ends)
+    anna, grant = _frida_appointed_until(session, ends := _in_days(30))
     frida = grant.person_id
     [granted] = [e for e in _emails(session, "role_granted") if e.to_address == FRIDA_MAIL]
     assert "tidsbegränsad och upphör den" in granted.text_body
@@ -151,10 +158,7 @@ def test_an_administrator_until_a_day_is_reminded_then_ended_on_the_day_once(
 def test_a_granter_whose_own_role_has_ended_is_told_nothing_more(
     session: Session, move_to: Callable[[date], None]
 ) -> None:
-    today = mandates.today_in_sweden()
-    ends = today + timedelta(days=30)
-    anna = _actor(session, ANNA)
-    grant = m.appoint_administrator(session, anna, _frida(), all_codes=True, ends_on=ends)
+    anna, grant = _frida_appointed_until(session, ends := _in_days(30))
     anna_grant = session.scalars(
         select(RoleGrant).where(
             RoleGrant.person_id == anna.authority.person_id,
