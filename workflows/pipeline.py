@@ -72,7 +72,7 @@ def apply(session: Session, errand_id: int, agent: Agent, *, base_url: str) -> b
         return True
     else:
         for grant in access.orderer_grants(session, employer.id, data.orderer.personnummer):
-            access.end_grant(session, agent, grant, errand.id)
+            access.end_grant(session, agent.audit_label, grant, errand_id=errand.id)
             notices.notify_role_ended(session, grant, base_url=base_url)
         replacement = registered_replacement(session, data)
         if replacement is not None:

@@ -36,7 +36,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.access.service import find_person, lock_employer
+from app.access.service import end_grant, find_person, lock_employer
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.i18n import swedish_time
@@ -723,15 +723,11 @@ def remove_administrator(session: Session, actor: Actor, grant_id: int, reason: 
     ):
         raise Refused("scope_beyond_yours")
     lock_employer(session, authority.employer_id)
-    grant.valid_to_dt = utcnow()
-    session.flush()
-    changelog.role_changed(session, grant, ChangeAction.REVOKED)
-    _audit(
+    end_grant(
         session,
-        actor,
-        "role_grant.ended",
-        "role_grant",
-        grant.id,
+        actor.audit_label,
+        grant,
+        employer_id=authority.employer_id,
         person_id=grant.person_id,
         role=grant.role.value,
         reason=reason,

@@ -31,7 +31,6 @@ from app.access import management as m
 from app.access.management import check_end, today_in_sweden
 from app.access.models import (
     ORDERER_ROLES,
-    ChangeAction,
     Employer,
     EmployerCode,
     Person,
@@ -39,7 +38,7 @@ from app.access.models import (
     RoleGrant,
     ServicePermission,
 )
-from app.access.service import lock_employer
+from app.access.service import end_grant, lock_employer
 from app.audit.service import record_event
 from app.db import utcnow
 from app.notifications import notices
@@ -337,14 +336,11 @@ def end_due(unit_of_work: UnitOfWork, *, base_url: str, today: date | None = Non
 def _end_role(
     session: Session, employer: Employer, grant: RoleGrant, now: datetime, base_url: str
 ) -> None:
-    grant.valid_to_dt = max(now, grant.valid_from_dt)
-    session.flush()
-    changelog.role_changed(session, grant, ChangeAction.REVOKED)
-    _event(
+    end_grant(
         session,
-        "role_grant.ended",
-        "role_grant",
-        grant.id,
+        SYSTEM_ACTOR,
+        grant,
+        now=now,
         employer_id=employer.id,
         person_id=grant.person_id,
         role=grant.role.value,

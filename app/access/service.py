@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -211,17 +212,31 @@ def grants_of_person(session: Session, person_id: int) -> list[RoleGrant]:
     )
 
 
-def end_grant(session: Session, agent: Agent, grant: RoleGrant, errand_id: int) -> None:
-    grant.valid_to_dt = utcnow()
-    grant.revoked_by_errand_id = errand_id
+def end_grant(
+    session: Session,
+    actor: str,
+    grant: RoleGrant,
+    *,
+    errand_id: int | None = None,
+    now: datetime | None = None,
+    **data: Any,
+) -> None:
+    """End ``grant``, the one way a role ends (an approved removal errand, an orderer
+    removing an administrator, the recurring review, a planned end): ``valid_to_dt``, the
+    permission change log (sessions end, the API's feed sees it) and the audit event
+    ``role_grant.ended`` by ``actor`` (an audit label) with ``data``. The caller tells the
+    people."""
+    grant.valid_to_dt = max(now or utcnow(), grant.valid_from_dt)
+    if errand_id is not None:
+        grant.revoked_by_errand_id = errand_id
     session.flush()
     changelog.role_changed(session, grant, ChangeAction.REVOKED)
     record_event(
         session,
-        actor=agent.audit_label,
+        actor=actor,
         action="role_grant.ended",
         object_type="role_grant",
         object_id=grant.id,
-        data={"errand_id": errand_id},
+        data={"errand_id": errand_id, **data} if errand_id is not None else data,
         employer_id=grant.employer_id,
     )
