@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     sessions.init_app(app, settings, app.extensions["behorighet"])
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    from app import lang
+
+    lang.init_app(app)
 
     from app import ratelimits, web
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
-
 from app.access.models import CodeStatus, EmployerCode, Role
 from app.intake.models import BatchState, PageOutcome, PageStatus, ScanBatch
+from app.lang import lazy_gettext as _l
 from app.privacy.access_log import Look
 from app.privacy.models import ViewKind
 from app.registrations.codes import HISTORY_MESSAGES, CheckName, Finding, ProblemCode

@@ -201,6 +201,7 @@ def current_agent() -> Agent | None:
         return cast(Agent | None, g.agent)
     stored = session.get("agent")
     agent: Agent | None = None
+    name: str | None = None
     if stored:
         if stored["kind"] == AgentKind.PERSON.value:
             person = db().get(Person, stored["id"])
@@ -209,6 +210,7 @@ def current_agent() -> Agent | None:
                 flash(_("Dina behörigheter har ändrats. Logga in igen."), "info")
             elif person is not None:
                 agent = Agent(AgentKind.PERSON, person.id, person.personnummer)
+                name = person.full_name
         elif stored["kind"] == AgentKind.STAFF.value:
             staff = db().get(StaffMember, stored["id"])
             if staff is not None and staff.is_active:
@@ -219,7 +221,8 @@ def current_agent() -> Agent | None:
                     is_caseworker=staff.is_caseworker,
                     is_intake_clerk=staff.is_intake_clerk,
                 )
-    g.agent = agent
+                name = staff.name
+    g.agent, g.agent_name = agent, name
     return agent
 
 
@@ -335,14 +338,9 @@ def csv_download(body: str, filename: str) -> Response:
 
 
 def signed_in_name() -> str | None:
-    agent = current_agent()
-    if agent is None:
-        return None
-    if agent.kind is AgentKind.PERSON:
-        person = db().get(Person, agent.id)
-        return person.full_name if person else None
-    staff = db().get(StaffMember, agent.id)
-    return staff.name if staff else None
+    """The signed-in person's name, as read with their agent (no query of its own)."""
+    current_agent()
+    return cast(str | None, g.agent_name)
 
 
 MAX_ID = 2**31 - 1

@@ -518,12 +518,12 @@ def main() -> int:
             """The orderer grants a user one permission, then ends it: two changes, each
             one audited transaction with its email, through the same service as the page."""
             permission = [(SelfService.STATISTICS, ids["code"])]
-            for change in ({"grant": permission}, {"revoke": permission}):
+            for grant, revoke in ((permission, []), ([], permission)):
                 with runtime.unit_of_work() as session:
                     authority = management.authority_at(session, ids["orderer"], ids["employer"])
                     actor = management.Actor(authority, base_url)
                     management.change_permissions(
-                        session, actor, ids["user"], reason="bench", **change
+                        session, actor, ids["user"], grant=grant, revoke=revoke, reason="bench"
                     )
 
         with runtime.session_factory() as session:

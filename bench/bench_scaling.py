@@ -11,7 +11,8 @@ an employer of its own (the BankID simulator and the test PKI in this process, a
 pages would), their messages held back, and releases them all at once: the clock starts.
 The workers issue the receipts, verify, apply (grant, emails to an SMTP sink here) and
 archive; this process claims and approves each errand as it reaches review, as a
-caseworker would. The clock stops when the last errand is closed. The database, RabbitMQ,
+caseworker would (looking every 0.1 s). The clock stops when the last errand is closed, by
+the closing times the errands record. The database, RabbitMQ,
 the sink and this process share the machine with the workers.
 
 Target (issue 15): 2 processes ≥ 1.7× one (and 4, on this 2-core machine, no worse).
@@ -20,13 +21,14 @@ Target (issue 15): 2 processes ≥ 1.7× one (and 4, on this 2-core machine, no 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ AUDIT_KEY = "bench-scaling-audit-key-not-a-secret"
 SUBMITTER = "200001029834"  # David Dahl of the seed
 TIMEOUT_S = 240.0
 WARM_UP_PER_WORKER = 3
+POLL_S = 0.1
 
 
 def luhn_digit(digits: str) -> str:
@@ -179,6 +182,10 @@ class Bench:
         self.casework = create_app(
             Settings(broker_url=broker_url, outbox_resend_after_s=3600, **common)
         )
+        # This process's own lines (the sink's, the PKI's, the simulator's) cost the CPU the
+        # workers are measured on: warnings only.
+        for name in ("", "werkzeug"):  # werkzeug sets its own level
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.sign_rt = self.signing.extensions["behorighet"]
         self.case_rt = self.casework.extensions["behorighet"]
         create_tables(self.sign_rt.engine)
@@ -290,19 +297,14 @@ class Bench:
         """Send every message held back to RabbitMQ."""
         return self.case_rt.relay.sweep(limit=100_000, older_than=timedelta(0))
 
-    def approve_reviewed(self, ids: list[int]) -> None:
-        """Claim and approve the errands that reached review (Ingrid, a caseworker)."""
+    def approve(self, waiting: list[int]) -> None:
+        """Claim and approve errands that reached review (Ingrid, a caseworker)."""
         from app.casework import service as casework
         from app.core.agents import Agent, AgentKind
         from app.registrations.models import Errand
         from app.staff.models import StaffMember
-        from workflows.states import ErrandState
 
         runtime = self.case_rt
-        with runtime.session_factory() as session:
-            waiting = session.scalars(
-                select(Errand.id).where(Errand.id.in_(ids), Errand.state == ErrandState.IN_REVIEW)
-            ).all()
         for errand_id in waiting:
             with runtime.unit_of_work() as session:
                 staff = session.scalars(
@@ -316,26 +318,22 @@ class Bench:
                 notes = {f.value: "Granskat." for f in casework.findings_to_acknowledge(errand)}
                 assert casework.approve_errand(session, agent, errand, notes), errand_id
 
-    def closed(self, ids: list[int]) -> int:
+    def states(self, ids: list[int]) -> dict[int, Any]:
+        """Each errand's state: one query."""
         from app.registrations.models import Errand
-        from workflows.states import ErrandState
 
         with self.case_rt.session_factory() as session:
-            failed = session.scalar(
-                select(func.count(Errand.id)).where(
-                    Errand.id.in_(ids), Errand.state == ErrandState.FAILED
-                )
-            )
-            if failed:
-                raise RuntimeError(f"{failed} errands failed a step (see the worker logs)")
-            return (
-                session.scalar(
-                    select(func.count(Errand.id)).where(
-                        Errand.id.in_(ids), Errand.state == ErrandState.CLOSED
-                    )
-                )
-                or 0
-            )
+            query = select(Errand.id, Errand.state).where(Errand.id.in_(ids))
+            return {errand_id: state for errand_id, state in session.execute(query)}
+
+    def last_closed(self, ids: list[int]) -> datetime:
+        """When the last of ``ids`` was closed, by the database's record."""
+        from app.registrations.models import Errand
+
+        with self.case_rt.session_factory() as session:
+            last = session.scalar(select(func.max(Errand.ended_dt)).where(Errand.id.in_(ids)))
+        assert last is not None
+        return last
 
     def outbox_settled(self) -> bool:
         from workflows.outbox import OutboxMessage
@@ -367,13 +365,23 @@ class Bench:
         }
 
     def close_all(self, ids: list[int], logs: list[Path]) -> None:
-        """Approve the errands as they reach review until every one is closed."""
+        """Approve the errands as they reach review until every one is closed (looked at
+        every ``POLL_S``: the clock is read from the errands' own closing times, so the
+        interval only delays the approvals)."""
+        from workflows.states import ErrandState
+
         started = time.monotonic()
-        while (done := self.closed(ids)) < len(ids):
+        while True:
+            states = self.states(ids)
+            if ErrandState.FAILED in states.values():
+                raise RuntimeError(f"errands failed a step (see the worker logs {logs})")
+            done = sum(state is ErrandState.CLOSED for state in states.values())
+            if done == len(ids):
+                return
             if time.monotonic() - started > TIMEOUT_S:
                 raise RuntimeError(f"{done}/{len(ids)} closed after {TIMEOUT_S} s: see {logs}")
-            self.approve_reviewed(ids)
-            time.sleep(0.05)
+            self.approve([i for i, state in states.items() if state is ErrandState.IN_REVIEW])
+            time.sleep(POLL_S)
 
     def settle(self) -> None:
         """Wait for the last messages (the emails) to be done."""
@@ -411,14 +419,14 @@ class Bench:
                 f" {time.monotonic() - signing:.0f} s",
                 flush=True,
             )
-            started = time.monotonic()
+            started_at = datetime.now(UTC)
             cpu_before = sum(cpu_seconds(p.pid) for p in processes)
             busy_before, total_before = machine_times()
             backends_before = database_backends()
             own_before = time.process_time()
             self.release()
             self.close_all(ids, logs)
-            seconds = time.monotonic() - started
+            seconds = (self.last_closed(ids) - started_at).total_seconds()
             worker_cpu_s = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
             busy_after, total_after = machine_times()
             caseworker_cpu_s = time.process_time() - own_before

@@ -85,11 +85,12 @@ def queue() -> ResponseReturnValue:
         after=request.args.get("efter", "")[:64],
         before=request.args.get("fore", "")[:64],
     )
+    counts = service.counts(db(), agent)
     return render_template(
         "casework/queue.html",
-        result=service.queue(db(), agent, f),
+        result=service.queue(db(), agent, f, counts),
         f=f,
-        counts=service.counts(db(), agent),
+        counts=counts,
         lists=service.QueueList,
         take_form=DecisionForm(),
         demo_company_register=runtime().settings.demo_company_register,

@@ -97,11 +97,14 @@ def keyset_page(
     before: str = "",
     size: int,
     options: Sequence[ORMOption] = (),
+    total: int | None = None,
 ) -> Page[T]:
     """Page ``page`` of ``query`` in ``order``: the rows after the cursor ``after``, or
     before ``before`` (back to the first page when fewer than a page are left), or by
-    offset when neither is given. The total is one COUNT of the query."""
-    total = session.scalar(query.with_only_columns(func.count(order.id)).order_by(None)) or 0
+    offset when neither is given. The total is one COUNT of the query, unless the caller
+    counted it already (``total``)."""
+    if total is None:
+        total = session.scalar(query.with_only_columns(func.count(order.id)).order_by(None)) or 0
     pages = max(1, -(-total // size))
     page = min(max(1, page), pages)
     start, end = Cursor.parse(after), Cursor.parse(before)

@@ -312,6 +312,8 @@ class _Draft:
 
     STEPS: ClassVar[tuple[FormStep, ...]]
     """The form's steps, in order."""
+    SUBJECT: ClassVar[tuple[FormStep, type[PersonDetails] | type[OrdererToRemove]]]
+    """The step that names the person the errand is about, and its part."""
     completed_steps: tuple[FormStep, ...] = ()
     employer: EmployerDetails | None = None
     signatory: SignatoryDetails | None = None
@@ -360,6 +362,13 @@ class _Draft:
         return stored
 
     @classmethod
+    def subject_from_json(cls, data: Json) -> PersonDetails | OrdererToRemove | None:
+        """The person the stored form is about, reading only that step's part (a list of
+        errands shows their names: the whole form is not needed)."""
+        step, part = cls.SUBJECT
+        return part.from_json(data) if step in _steps_from_json(data, cls.STEPS) else None
+
+    @classmethod
     def _common_from_json(cls, data: Json) -> dict[str, Any]:
         steps = _steps_from_json(data, cls.STEPS)
         typed = data.get("typed_input") or {}
@@ -391,6 +400,7 @@ class RegistrationDraft(_Draft):
         FormStep.PERSON,
         FormStep.SIGNATORY,
     )
+    SUBJECT = (FormStep.PERSON, PersonDetails)
     employer_codes: tuple[str, ...] | None = None
     """None until the codes step is done; then empty for all codes."""
     person: PersonDetails | None = None
@@ -437,6 +447,7 @@ class RemovalDraft(_Draft):
         FormStep.REPLACEMENT,
         FormStep.SIGNATORY,
     )
+    SUBJECT = (FormStep.ORDERER, OrdererToRemove)
     orderer: OrdererToRemove | None = None
     replacement: PersonDetails | None = None
     """The new orderer, once the replacement step is done (None there means none)."""

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from app.access.models import Employer, Person
 from app.db import Base, str_enum, utcnow
@@ -182,6 +182,11 @@ class Errand(Base):
     completion_requests: Mapped[list[CompletionRequest]] = relationship(
         back_populates="errand", order_by="CompletionRequest.id"
     )
+    checks_made: Mapped[int | None] = query_expression()
+    """In the caseworker's lists (``casework.queue``): how many checks were made (the list
+    counts them instead of loading every check of every row); None elsewhere."""
+    checks_to_review: Mapped[int | None] = query_expression()
+    """In the caseworker's lists: how many checks did not pass; None elsewhere."""
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -240,7 +245,7 @@ class Errand(Base):
         """The name of the person the errand concerns, as the form gives it ("" if none yet
         or the stored form cannot be read)."""
         try:
-            subject = self.progress.subject
+            subject = BLANK_DRAFTS[self.kind].subject_from_json(self.form_data or {})
         except InvalidFormData:
             return ""
         return subject.full_name if subject is not None else ""

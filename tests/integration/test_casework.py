@@ -17,7 +17,7 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations import service as registrations
 from app.registrations.codes import Finding
-from app.registrations.models import Channel, Errand, ErrandComment, ErrandKind
+from app.registrations.models import Channel, CheckOutcome, Errand, ErrandComment, ErrandKind
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
     caseworker,
@@ -148,6 +148,27 @@ def test_filters_and_pages(session: Session) -> None:
     assert not {s.id for s in first.rows} & {s.id for s in second.rows}
 
 
+def test_the_list_shows_each_errands_checks_to_review(
+    client: FlaskClient, session: Session
+) -> None:
+    flagged = in_review(session, signatory_personnummer="198112189876")  # not in the register
+    clean = in_review(
+        session, personnummer="198112189876", given_name="Anna", family_name="Andersson"
+    )
+    to_review = [c for c in flagged.checks if c.outcome is not CheckOutcome.PASSED]
+    assert to_review and clean.checks
+    assert all(c.outcome is CheckOutcome.PASSED for c in clean.checks)
+    login(client, session, INGRID, staff=True)
+    page = client.get("/handlaggning").get_data(as_text=True)
+    rows = {
+        ref: page.split(ref, 2)[2].split("</tr>", 1)[0]
+        for ref in (flagged.reference, clean.reference)
+    }
+    assert f"{len(to_review)} att granska" in rows[flagged.reference]
+    assert "Alla utan anmärkning" in rows[clean.reference]
+    assert "att granska" not in rows[clean.reference]
+
+
 def _walk(session: Session, agent: Agent, f: casework.QueueFilter) -> list[casework.QueuePage]:
     """Every page of a list, by its "Nästa" links' cursors from the first page."""
     pages = [casework.queue(session, agent, f)]
@@ -231,6 +252,16 @@ def test_the_counts_are_the_lists_lengths(session: Session) -> None:
     assert counts[casework.QueueList.UNASSIGNED] == 31
     assert counts[casework.QueueList.MINE] == 2
     assert counts[casework.QueueList.FAILED] == 1
+    # The page takes a list's total from the counts; a filtered list counts its own.
+    unassigned = casework.QueueFilter(list=casework.QueueList.UNASSIGNED)
+    assert casework.queue(session, ingrid, unassigned, counts).total == 31
+    for narrowed in (
+        replace(unassigned, kind=ErrandKind.REMOVAL),
+        replace(unassigned, channel=Channel.PAPER),
+        replace(unassigned, employer="Exempelhögskolan"),
+        replace(unassigned, checks="flagged"),
+    ):
+        assert casework.queue(session, ingrid, narrowed, counts).total == 0, narrowed
 
 
 def test_failed_step_is_retried(session: Session) -> None:

@@ -157,3 +157,21 @@ def test_a_signatory_without_email_stores_what_it_always_stored() -> None:
     with_email = SignatoryDetails("Eva Ek", "195210039847", "GD", "eva@provverket.se")
     assert with_email.to_json()["signatory_email"] == "eva@provverket.se"
     assert SignatoryDetails.from_json(with_email.to_json()) == with_email
+
+
+def test_the_subject_is_read_alone_as_the_whole_form_reads_it() -> None:
+    forms = [
+        (RegistrationDraft, REGISTRATION),
+        (RemovalDraft, REMOVAL),
+        (RegistrationDraft, RegistrationDraft().done(FormStep.PERSON, person=FREDRIK).to_json()),
+        (
+            RegistrationDraft,
+            RegistrationDraft().done(FormStep.EMPLOYER, employer=PROVVERKET).to_json(),
+        ),
+        (RemovalDraft, RemovalDraft().done(FormStep.EMPLOYER, employer=PROVVERKET).to_json()),
+        (RegistrationDraft, {}),
+    ]
+    for kind, stored in forms:
+        assert kind.subject_from_json(stored) == kind.from_json(stored).subject, stored
+    assert RegistrationDraft.subject_from_json(REGISTRATION) is not None
+    assert RemovalDraft.subject_from_json({}) is None
