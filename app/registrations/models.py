@@ -62,6 +62,9 @@ class Channel(enum.StrEnum):
 FORM_KINDS = (ErrandKind.REGISTRATION, ErrandKind.REMOVAL)
 """The kinds that are forms (printed blank, signed, posted); SPV opens the others itself."""
 
+MINE_OPEN = "state IN ('in_review', 'awaiting_completion', 'suspected_fraud')"
+"""The open states of a caseworker's own list, as its partial indexes name them."""
+
 BLANK_DRAFTS: dict[ErrandKind, FormProgress] = {
     ErrandKind.REGISTRATION: RegistrationDraft(),
     ErrandKind.REMOVAL: RemovalDraft(),
@@ -224,6 +227,23 @@ class Errand(Base):
             "id",
             postgresql_where=text("assigned_staff_id IS NULL"),
             sqlite_where=text("assigned_staff_id IS NULL"),
+        ),
+        # A caseworker's own open errands (``casework.OPEN_STATES``): migration 0033.
+        Index(
+            "ix_errand_mine_due",
+            "assigned_staff_id",
+            "due_dt",
+            "id",
+            postgresql_where=text(MINE_OPEN),
+            sqlite_where=text(MINE_OPEN),
+        ),
+        Index(
+            "ix_errand_mine_received",
+            "assigned_staff_id",
+            "received_dt",
+            "id",
+            postgresql_where=text(MINE_OPEN),
+            sqlite_where=text(MINE_OPEN),
         ),
         Index("ix_errand_employer_state", "employer_id", "state"),
         Index("ix_errand_submitter_created", "submitted_by_id", "created_dt", "id"),

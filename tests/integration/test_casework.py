@@ -17,7 +17,14 @@ from app.core.agents import Agent, AgentKind
 from app.db import utcnow
 from app.registrations import service as registrations
 from app.registrations.codes import Finding
-from app.registrations.models import Channel, CheckOutcome, Errand, ErrandComment, ErrandKind
+from app.registrations.models import (
+    MINE_OPEN,
+    Channel,
+    CheckOutcome,
+    Errand,
+    ErrandComment,
+    ErrandKind,
+)
 from tests.conftest import ANNA, INGRID, JOHAN, login, person_id
 from tests.factories import (
     caseworker,
@@ -378,3 +385,8 @@ def test_caseworkers_cannot_open_what_was_never_submitted(
         session.scalars(select(ErrandComment).where(ErrandComment.errand_id == draft.id)).all()
         == []
     )
+
+
+def test_the_own_lists_indexes_cover_exactly_its_open_states() -> None:
+    listed = ", ".join(f"'{state.value}'" for state in casework.OPEN_STATES)
+    assert f"state IN ({listed})" == MINE_OPEN
