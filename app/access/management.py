@@ -36,7 +36,7 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.access.service import end_grant, find_person, lock_employer
+from app.access.service import end_grant, end_permissions, find_person, lock_employer
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.i18n import swedish_time
@@ -464,20 +464,17 @@ def change_permissions(
         )
         for service, code_id in granted
     ]
-    session.add_all(new)
-    for key in ended:
-        active[key].valid_to_dt = now
-    session.flush()
-    changelog.service_permissions_changed(session, new, [active[key] for key in ended])
+    if new:
+        session.add_all(new)
+        session.flush()
+        changelog.service_permissions_changed(session, new, [])
     codes = _codes_by_id(session, [c for _, c in granted + ended])
     # One event per permission, on the permission (the employer's history export reads them).
-    changes = [("service_permission.created", p) for p in new]
-    changes += [("service_permission.ended", active[key]) for key in ended]
     events = [
         _audit(
             session,
             actor,
-            action,
+            "service_permission.created",
             "service_permission",
             permission.id,
             person_id=person_id,
@@ -486,8 +483,16 @@ def change_permissions(
             reason=reason,
             **({"ends_on": str(permission.ends_on)} if permission.ends_on else {}),
         )
-        for action, permission in changes
+        for permission in new
     ]
+    events += end_permissions(
+        session,
+        actor.audit_label,
+        [active[key] for key in ended],
+        now=now,
+        employer_id=actor.authority.employer_id,
+        reason=reason,
+    )
     event = events[-1]
     notices.notify_permissions_changed(
         session,

@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.access import changelog
 from app.access import management as m
 from app.access.management import check_end, today_in_sweden
 from app.access.models import (
@@ -38,7 +37,7 @@ from app.access.models import (
     RoleGrant,
     ServicePermission,
 )
-from app.access.service import end_grant, lock_employer
+from app.access.service import end_grant, end_permissions, lock_employer
 from app.audit.service import record_event
 from app.db import utcnow
 from app.notifications import notices
@@ -373,25 +372,9 @@ def _end_permissions(
     base_url: str,
 ) -> None:
     person = permissions[0].person
-    for permission in permissions:
-        permission.valid_to_dt = max(now, permission.valid_from_dt)
-    session.flush()
-    changelog.service_permissions_changed(session, [], permissions)
-    events = [
-        _event(
-            session,
-            "service_permission.ended",
-            "service_permission",
-            p.id,
-            employer_id=employer.id,
-            person_id=person.id,
-            service=p.service.value,
-            code=p.employer_code.code,
-            ends_on=str(p.ends_on),
-            reason="ends_on",
-        )
-        for p in permissions
-    ]
+    events = end_permissions(
+        session, SYSTEM_ACTOR, permissions, now=now, employer_id=employer.id, reason="ends_on"
+    )
     for recipient in _unique([person, *_granters(session, permissions)]):
         notices.notify_mandate(
             session,
@@ -401,7 +384,7 @@ def _end_permissions(
             employer=employer,
             lines=lambda lang: notices.permission_lines(permissions, lang),
             day=permissions[0].ends_on,
-            dedupe_key=f"mandate_ended:permissions:{events[-1]}:{recipient.id}",
+            dedupe_key=f"mandate_ended:permissions:{events[-1].id}:{recipient.id}",
             base_url=base_url,
             address=_address_at(session, recipient, employer.id),
         )

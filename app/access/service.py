@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from app.access.models import (
     RoleGrant,
     ServicePermission,
 )
+from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.agents import Agent
 from app.db import utcnow
@@ -210,6 +212,44 @@ def grants_of_person(session: Session, person_id: int) -> list[RoleGrant]:
             .options(selectinload(RoleGrant.employer), selectinload(RoleGrant.codes))
         )
     )
+
+
+def end_permissions(
+    session: Session,
+    actor: str,
+    permissions: Sequence[ServicePermission],
+    *,
+    now: datetime,
+    **data: Any,
+) -> list[AuditEvent]:
+    """End ``permissions``, the one way a service permission ends (an orderer's or an
+    administrator's change, the recurring review, a planned end): ``valid_to_dt``, the
+    permission change log (sessions end, the API's feed sees it) and one audit event
+    ``service_permission.ended`` each by ``actor`` (an audit label), with ``data`` and the
+    permission's person, service, code and planned end. The caller tells the people."""
+    if not permissions:
+        return []
+    for permission in permissions:
+        permission.valid_to_dt = max(now, permission.valid_from_dt)
+    session.flush()
+    changelog.service_permissions_changed(session, [], permissions)
+    return [
+        record_event(
+            session,
+            actor=actor,
+            action="service_permission.ended",
+            object_type="service_permission",
+            object_id=permission.id,
+            data={
+                **data,
+                "person_id": permission.person_id,
+                "service": permission.service.value,
+                "code": permission.employer_code.code,
+                **({"ends_on": str(permission.ends_on)} if permission.ends_on else {}),
+            },
+        )
+        for permission in permissions
+    ]
 
 
 def end_grant(
