@@ -33,6 +33,7 @@ from app.db import utcnow
 from app.notifications import notices
 from app.registrations.codes import Finding
 from app.registrations.models import (
+    CASEWORK_OPEN_STATES,
     Channel,
     CheckOutcome,
     CompletionRequest,
@@ -72,11 +73,7 @@ class QueueList(enum.StrEnum):
     FAILED = "fel"
 
 
-OPEN_STATES = (
-    ErrandState.IN_REVIEW,
-    ErrandState.AWAITING_COMPLETION,
-    ErrandState.SUSPECTED_FRAUD,
-)
+OPEN_STATES = CASEWORK_OPEN_STATES
 
 
 @dataclass(frozen=True)
@@ -134,14 +131,7 @@ def queue(
 
     ``counts`` (``counts()``'s, read just before) gives the total of a list not narrowed
     by a filter, instead of a second COUNT of it."""
-    narrowed = bool(
-        f.kind
-        or f.channel
-        or without_unsafe_characters(f.employer).strip()
-        or f.checks in ("flagged", "passed")
-    )
-    total = None if narrowed or counts is None else counts[f.list]
-    query = _list_condition(select(Errand), f.list, agent, utcnow())
+    listed = query = _list_condition(select(Errand), f.list, agent, utcnow())
     if f.kind:
         query = query.where(Errand.kind == f.kind)
     if f.channel:
@@ -162,6 +152,8 @@ def queue(
         query = query.where(attention)
     elif f.checks == "passed":
         query = query.where(~attention)
+    # A filter that narrows the list added a condition: the counts do not tell its total.
+    total = counts[f.list] if counts is not None and query is listed else None
     by_due = f.sort == "due"
     # Only an errand that failed before it was received lacks the dates.
     order = Order(

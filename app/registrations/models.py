@@ -62,8 +62,14 @@ class Channel(enum.StrEnum):
 FORM_KINDS = (ErrandKind.REGISTRATION, ErrandKind.REMOVAL)
 """The kinds that are forms (printed blank, signed, posted); SPV opens the others itself."""
 
-MINE_OPEN = "state IN ('in_review', 'awaiting_completion', 'suspected_fraud')"
-"""The open states of a caseworker's own list, as its partial indexes name them."""
+CASEWORK_OPEN_STATES = (
+    ErrandState.IN_REVIEW,
+    ErrandState.AWAITING_COMPLETION,
+    ErrandState.SUSPECTED_FRAUD,
+)
+"""The states of an errand a caseworker holds open (``casework.OPEN_STATES``)."""
+MINE_OPEN = "state IN ({})".format(", ".join(f"'{state.value}'" for state in CASEWORK_OPEN_STATES))
+"""Those states as the partial indexes of a caseworker's own list name them."""
 
 BLANK_DRAFTS: dict[ErrandKind, FormProgress] = {
     ErrandKind.REGISTRATION: RegistrationDraft(),
@@ -228,7 +234,7 @@ class Errand(Base):
             postgresql_where=text("assigned_staff_id IS NULL"),
             sqlite_where=text("assigned_staff_id IS NULL"),
         ),
-        # A caseworker's own open errands (``casework.OPEN_STATES``): migration 0033.
+        # A caseworker's own open errands (``CASEWORK_OPEN_STATES``): migration 0033.
         Index(
             "ix_errand_mine_due",
             "assigned_staff_id",
