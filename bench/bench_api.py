@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
 from api_data import Check, Population, check_requests, load_postgres, spicedb_relationships
+from cpu import TICKS, Process, cpu_by_part, machine_times
 from psycopg import sql
 from servers import wait_until_healthy
 
@@ -70,6 +71,12 @@ LOAD_TARGET_S = 600.0  # "in minutes, not hours"
 CHECK_VS_CONSTANT_TARGET = 80.0  # per cent
 REQUESTS_PER_LIST = 20_000
 SAMPLE = 300
+WEB = "web server"
+DATABASE_PART = "PostgreSQL"
+SPICEDB_PART = "SpiceDB"
+LOADGEN = "load generator"
+MACHINE = "machine"
+"""The machine's busy CPU time, everyone's (the parts, the load generator and the rest)."""
 
 
 def log(message: str) -> None:
@@ -150,7 +157,8 @@ def api_client_secret(env: dict[str, str]) -> str | None:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[int]:
+def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[int, int]]:
+    """The server's port and its master's process id."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -178,7 +186,7 @@ def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[int]:
     )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", process, seconds=30)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -323,19 +331,64 @@ def mismatches_spicedb(port: int, checks: list[Check]) -> int:
     return wrong
 
 
-def run_load(spec: dict[str, Any]) -> dict[str, Any]:
+def run_load(spec: dict[str, Any], parts: dict[str, Callable[[Process], bool]]) -> dict[str, Any]:
+    """One target's load, with the CPU time a request of each part of the machine
+    (``parts``, the load generator and the machine as a whole) over the measured window."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        result = subprocess.run(
-            [sys.executable, str(BENCH / "loadgen.py"), f.name],
-            capture_output=True,
-            text=True,
-            check=True,
+        process = subprocess.Popen(
+            [sys.executable, str(BENCH / "loadgen.py"), f.name], stdout=subprocess.PIPE, text=True
         )
+        time.sleep(spec["warmup_s"])
+        cpu_before, machine_before = cpu_by_part(parts), machine_times()
+        time.sleep(spec["duration_s"])
+        cpu_after, machine_after = cpu_by_part(parts), machine_times()
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"the load generator failed ({process.returncode})")
     finally:
         os.unlink(f.name)
-    return dict(json.loads(result.stdout))
+    result = dict(json.loads(out))
+    done = max(1.0, result["throughput"] * spec["duration_s"])
+    busy = machine_after[0] - machine_before[0]
+    total = machine_after[1] - machine_before[1]
+    cpu_us = {name: 1e6 * (cpu_after[name] - cpu_before[name]) / done for name in parts}
+    cpu_us[LOADGEN] = 1e6 * result["loadgen_cpu"] * spec["duration_s"] / done
+    cpu_us[MACHINE] = 1e6 * busy / TICKS / done
+    result["cpu_us"] = cpu_us
+    result["machine_busy"] = busy / total if total else 0.0
+    return result
+
+
+def cpu_table(results: dict[str, dict[str, Any]], labels: dict[str, str]) -> None:
+    """Where each target's requests spend the machine's CPU, and what PostgreSQL's share of a
+    check means for the 80 % bar on these shared cores."""
+    columns = [WEB, DATABASE_PART, SPICEDB_PART, LOADGEN, MACHINE]
+    log("CPU time a request, µs, by part of the machine (the median pass):")
+    log("")
+    log("| target | " + " | ".join(columns) + " | machine busy |")
+    log("|---" * (len(columns) + 2) + "|")
+    for name, r in results.items():
+        cells = " | ".join(f"{r['cpu_us'][c]:.0f}" for c in columns)
+        log(f"| {labels[name]} | {cells} | {100 * r['machine_busy']:.0f} % |")
+    log("")
+    if "check" not in results:
+        return
+    constant, check = results["constant"]["cpu_us"], results["check"]["cpu_us"]
+    extra = {c: check[c] - constant[c] for c in columns}
+    log(
+        "A check beyond the constant, CPU a request: "
+        + ", ".join(f"{c} {extra[c]:+.0f} µs" for c in columns)
+    )
+    allowed = constant[MACHINE] * (100 / CHECK_VS_CONSTANT_TARGET - 1)
+    log(
+        f"With every core busy, {CHECK_VS_CONSTANT_TARGET:.0f} % of the constant's throughput "
+        f"allows a check {allowed:.0f} µs of CPU more than the constant's "
+        f"{constant[MACHINE]:.0f} µs; PostgreSQL's own work for a check is "
+        f"{check[DATABASE_PART]:.0f} µs ({100 * check[DATABASE_PART] / allowed:.0f} % of that "
+        f"allowance), the web server's extra {extra[WEB]:.0f} µs."
+    )
 
 
 def main() -> int:
@@ -387,7 +440,12 @@ def main() -> int:
         )
         secret = api_client_secret(env)
         auth = {"Authorization": f"Bearer {secret}"} if secret else {}
-        port = stack.enter_context(gunicorn(env, args.workers, args.threads))
+        port, server = stack.enter_context(gunicorn(env, args.workers, args.threads))
+        parts: dict[str, Callable[[Process], bool]] = {
+            WEB: lambda p: server in (p.pid, p.ppid),
+            DATABASE_PART: lambda p: p.name == "postgres",
+            SPICEDB_PART: lambda p: p.name == "node" and "peer.mjs" in p.cmdline,
+        }
         if secret:
             sample = full[:SAMPLE] + [c for k in sizes for c in subsets[k][:SAMPLE]]
             wrong["check"] = mismatches_http(port, CHECK_PATH, auth, sample)
@@ -428,7 +486,7 @@ def main() -> int:
                     f"pass {n + 1}/{args.passes}: {name} at {args.concurrency} concurrent "
                     f"for {args.warmup:.0f}+{args.duration:.0f} s"
                 )
-                result = run_load(spec)
+                result = run_load(spec, parts)
                 result["loadavg"] = os.getloadavg()[0]
                 log(
                     f"  {result['throughput']:.0f}/s, p50 {result['p50_ms'] or 0:.1f} ms, "
@@ -471,6 +529,7 @@ def main() -> int:
             f"| {r['loadavg']:.1f} |"
         )
     log("")
+    cpu_table(results, labels)
     verdicts: list[tuple[str, float, float, bool]] = []
     if load_s is not None:
         verdicts.append(("api_bulk_load_s", load_s, LOAD_TARGET_S, load_s <= LOAD_TARGET_S))

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from bench_access import bulk_load, fresh_database, percentile
+from cpu import cpu_by_part
 from servers import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,16 +83,7 @@ def session_cookie(url: str, agent: dict[str, Any], **extra: Any) -> str:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of ``pid``'s children: gunicorn's workers."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for child in children:
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+    return cpu_by_part({"workers": lambda p: p.ppid == pid})["workers"]
 
 
 @contextmanager

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 from aiosmtpd.controller import Controller
+from cpu import cpu_seconds, machine_times, processes
 from psycopg import sql
 from sqlalchemy import func, select
 
@@ -89,33 +90,14 @@ class Sink:
         return f"smtp://127.0.0.1:{self.port}"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def database_backends() -> dict[int, float]:
     """CPU time so far of each PostgreSQL backend serving the benchmark's database (their
     process titles name it)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().decode(errors="replace")
-            if title.startswith("postgres:") and f" {DATABASE} " in title:
-                found[int(entry.name)] = cpu_seconds(int(entry.name))
-        except OSError:  # gone meanwhile
-            continue
-    return found
-
-
-def machine_times() -> tuple[int, int]:
-    """The machine's (busy, total) CPU ticks so far, every core (``/proc/stat``)."""
-    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, sum(ticks)
+    return {
+        p.pid: p.cpu_s
+        for p in processes()
+        if p.cmdline.startswith("postgres:") and f" {DATABASE} " in p.cmdline
+    }
 
 
 @dataclass

@@ -306,6 +306,34 @@ def users_with_marks(
     ]
 
 
+def marks_of(
+    session: Session, employer_id: int, persons: Iterable[Person], now: datetime | None = None
+) -> dict[int, Mark]:
+    """The mark of each of ``persons`` (users at the employer, already loaded), by person id:
+    :func:`users_with_marks`' mark, with one query for their confirmations alone."""
+    now = now or utcnow()
+    found = {p.id: p for p in persons}
+    if not found:
+        return {}
+    latest = func.max(InactivityConfirmation.confirmed_dt)
+    confirmed: dict[int, datetime] = dict(
+        session.execute(
+            select(InactivityConfirmation.person_id, latest)
+            .where(
+                InactivityConfirmation.employer_id == employer_id,
+                InactivityConfirmation.person_id.in_(list(found)),
+            )
+            .group_by(InactivityConfirmation.person_id)
+        ).all()
+    )
+    return {
+        person_id: inactivity_mark(
+            person.last_login_dt or person.created_dt, confirmed.get(person_id), now
+        )
+        for person_id, person in found.items()
+    }
+
+
 def count_users(
     session: Session,
     employer_id: int,

@@ -36,7 +36,13 @@ from app.access.models import (
     SelfService,
     ServicePermission,
 )
-from app.access.service import end_grant, end_permissions, find_person, lock_employer
+from app.access.service import (
+    active_grants,
+    end_grant,
+    end_permissions,
+    find_person,
+    lock_employer,
+)
 from app.audit.models import AuditEvent
 from app.audit.service import record_event
 from app.core.i18n import swedish_time
@@ -68,8 +74,7 @@ class Refused(Exception):
 
 def authority_at(session: Session, person_id: int, employer_id: int) -> Authority:
     """What ``person_id`` may do at ``employer_id``; ``NotFound`` if they have nothing there."""
-    employer = session.get(Employer, employer_id)
-    if employer is None:
+    if session.get(Employer, employer_id) is None:
         raise NotFound
     grants = list(
         session.scalars(
@@ -82,9 +87,40 @@ def authority_at(session: Session, person_id: int, employer_id: int) -> Authorit
             .options(selectinload(RoleGrant.codes))
         )
     )
-    codes = list(
-        session.scalars(select(EmployerCode).where(EmployerCode.employer_id == employer_id))
-    )
+    codes = session.scalars(select(EmployerCode).where(EmployerCode.employer_id == employer_id))
+    return _authority(session, person_id, employer_id, grants, list(codes))
+
+
+@dataclass(frozen=True)
+class EmployerContext:
+    """The employer chosen as its overview shows it, read once: the signed-in person's
+    authority there, the employer's codes (in code order) and its active role grants
+    (``access.service.active_grants``: with their persons and codes)."""
+
+    authority: Authority
+    codes: list[EmployerCode]
+    grants: list[RoleGrant]
+
+
+def employer_context(session: Session, person_id: int, employer_id: int) -> EmployerContext:
+    """:func:`authority_at` with the employer's codes and grants it is made from."""
+    if session.get(Employer, employer_id) is None:
+        raise NotFound
+    grants = active_grants(session, employer_id)
+    codes = employer_codes(session, employer_id)
+    own = [g for g in grants if g.person_id == person_id]
+    return EmployerContext(_authority(session, person_id, employer_id, own, codes), codes, grants)
+
+
+def _authority(
+    session: Session,
+    person_id: int,
+    employer_id: int,
+    grants: list[RoleGrant],
+    codes: list[EmployerCode],
+) -> Authority:
+    """The authority the person's active ``grants`` at the employer give, over its
+    ``codes``; ``NotFound`` if they have neither a grant nor a permission there."""
     if not grants and not _holds_permission_at(session, person_id, employer_id):
         raise NotFound
     return Authority(
@@ -563,14 +599,12 @@ def role_holders(session: Session, grants: list[RoleGrant]) -> list[RoleHolderRo
             .where(Errand.id.in_(errand_ids))
         )
     }
-    appointers = {
-        p.id: p
-        for p in session.scalars(
-            select(Person).where(
-                Person.id.in_([g.granted_by_person_id for g in grants if g.granted_by_person_id])
-            )
-        )
-    }
+    # Appointers are mostly the employer's own role holders, already loaded with the grants.
+    appointers = {g.person.id: g.person for g in grants}
+    missing = {g.granted_by_person_id for g in grants} - appointers.keys() - {None}
+    if missing:
+        found = session.scalars(select(Person).where(Person.id.in_(missing)))
+        appointers |= {p.id: p for p in found}
     return [
         RoleHolderRow(
             g,
@@ -938,6 +972,7 @@ InactivityMark = Callable[[Person], str | None]
 
 __all__ = [
     "Actor",
+    "EmployerContext",
     "InactivityMark",
     "NewPerson",
     "NotFound",
@@ -952,6 +987,7 @@ __all__ = [
     "check_person",
     "decide_request",
     "employer_codes",
+    "employer_context",
     "my_permissions",
     "my_requests",
     "overview",

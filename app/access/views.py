@@ -126,14 +126,20 @@ def employer_switch() -> EmployerSwitch | None:
     return switch
 
 
-def _authority() -> Authority | None:
-    """The signed-in person's authority at the employer chosen (the only one, if one)."""
+def _chosen_employer_id() -> int | None:
+    """The employer the signed-in person acts for (the only one, if one); remembered."""
     switch = employer_switch()
     if switch is None or switch.chosen is None:
         return None
     if session.get("employer_id") != switch.chosen.id:  # else the store is written anew
         session["employer_id"] = switch.chosen.id
-    return m.authority_at(db(), signed_in().id or 0, switch.chosen.id)
+    return switch.chosen.id
+
+
+def _authority() -> Authority | None:
+    """The signed-in person's authority at the employer chosen."""
+    employer_id = _chosen_employer_id()
+    return None if employer_id is None else m.authority_at(db(), signed_in().id or 0, employer_id)
 
 
 def in_context(view: F) -> F:
@@ -218,15 +224,15 @@ def choose_employer() -> ResponseReturnValue:
 @bp.get("/hantera-behorigheter")
 @person_required
 def overview() -> ResponseReturnValue:
+    employer_id = _chosen_employer_id()
+    if employer_id is None:
+        return _render("access/choose.html", None, switch=employer_switch())
     try:
-        authority = _authority()
+        context = m.employer_context(db(), signed_in().id or 0, employer_id)
     except m.NotFound:
         abort(404)
-    if authority is None:
-        return _render("access/choose.html", None, switch=employer_switch())
+    authority, codes, grants = context.authority, context.codes, context.grants
     actor = m.Actor(authority, runtime().settings.public_base_url)
-    codes = m.employer_codes(db(), authority.employer_id)
-    grants = service.active_grants(db(), authority.employer_id)
     contacts = _contacts(grants)
     if not authority.manages_permissions:
         return _render(
@@ -240,12 +246,7 @@ def overview() -> ResponseReturnValue:
         )
     query = _overview_query()
     page = m.overview(db(), authority, query)
-    marks = {
-        user.person_id: user.mark
-        for user in inactivity.users_with_marks(
-            db(), authority.employer_id, person_ids=[row.person.id for row in page.rows]
-        )
-    }
+    marks = inactivity.marks_of(db(), authority.employer_id, [row.person for row in page.rows])
     return _render(
         "access/overview.html",
         actor,

@@ -16,6 +16,7 @@ from app.access.inactivity import (
     Mark,
     add_months,
     count_users,
+    marks_of,
     review_scope,
     send_inactivity_summaries,
     users_with_marks,
@@ -111,6 +112,45 @@ def test_the_demo_user_unseen_for_600_days_is_marked_red(session: Session) -> No
     cecilia.last_login_dt = add_months(utcnow(), -11)
     session.flush()
     assert users_with_marks(session, employer_id, marked_only=True) == []
+
+
+def test_the_overviews_marks_are_the_reviews_marks(session: Session) -> None:
+    """The overview marks its page of users (``marks_of``) as the review does, including a
+    confirmation that clears a mark and one at another employer that does not."""
+    employer_id = _myndighet(session)
+    cecilia = session.get_one(Person, person_id(session, CECILIA))
+    greta = session.get_one(Person, person_id(session, GRETA))
+    greta.last_login_dt = add_months(utcnow(), -13)
+    session.add(
+        InactivityConfirmation(
+            employer_id=_provverket(session),
+            person_id=greta.id,
+            confirmed_by_person_id=person_id(session, BERTIL),
+        )
+    )
+    session.flush()
+
+    def both() -> dict[int, tuple[Mark, Mark]]:
+        users = users_with_marks(session, employer_id)
+        marks = marks_of(
+            session, employer_id, [session.get_one(Person, u.person_id) for u in users]
+        )
+        return {u.person_id: (u.mark, marks[u.person_id]) for u in users}
+
+    before = both()
+    assert before[cecilia.id] == (Mark.LONG_INACTIVE, Mark.LONG_INACTIVE)
+    assert before[greta.id] == (Mark.INACTIVE, Mark.INACTIVE)  # confirmed elsewhere only
+    assert all(review == overview for review, overview in before.values())
+    session.add(
+        InactivityConfirmation(
+            employer_id=employer_id,
+            person_id=cecilia.id,
+            confirmed_by_person_id=person_id(session, BERTIL),
+        )
+    )
+    session.flush()
+    assert both()[cecilia.id] == (Mark.NONE, Mark.NONE)
+    assert marks_of(session, employer_id, []) == {}
 
 
 # --- the review page --------------------------------------------------------------------
