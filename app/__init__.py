@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, plugins: Sequence[Plugin] = ())
     problems = production_problems(settings)
     if problems:
         raise UnsafeSettings(problems)
-    configure_logging(json_logs=not (settings.stand_ins or settings.testing))
+    configure_logging(
+        json_logs=not (settings.stand_ins or settings.testing), level=settings.log_level
+    )
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -46,6 +46,7 @@ AUDIT_KEY_MIN_LENGTH = 32
 """The fewest characters an ``AUDIT_KEY`` may have (e.g. ``openssl rand -hex 32``: 64)."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RETENTION_SETTINGS = (
     "retention_drafts_days",
     "retention_closed_days",
@@ -309,6 +310,10 @@ class Settings:
     by every web process); by default the broker's Redis when ``BROKER_URL`` is Redis, else
     each process's memory."""
 
+    log_level: str = "INFO"
+    """The least severe log records written: ``DEBUG``, ``INFO`` (the default), ``WARNING``
+    or ``ERROR`` (``LOG_LEVEL``; the benchmarks write warnings only)."""
+
     web_rate_limits: bool = True
     """Whether the site's limits below apply (``WEB_RATE_LIMITS=0`` turns them off; the API
     keeps :attr:`api_rate_limit`). Each counts per signed-in person, or per address for a
@@ -356,6 +361,9 @@ class Settings:
         for name in (*RETENTION_SETTINGS, "retention_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be at least 1, not {getattr(self, name)}")
+        if self.log_level not in LOG_LEVELS:
+            levels = ", ".join(LOG_LEVELS)
+            raise ValueError(f"LOG_LEVEL must be one of {levels}, not {self.log_level}")
 
     @property
     def bankid_simulator(self) -> bool:
@@ -441,6 +449,8 @@ class Settings:
         ):
             if name.upper() in env:
                 values[name] = int(env[name.upper()])
+        if env.get("LOG_LEVEL"):
+            values["log_level"] = env["LOG_LEVEL"].strip().upper()
         if "WORKER_QUEUES" in env:
             values["worker_queues"] = env["WORKER_QUEUES"]
         if env.get("WEB_BIND"):

@@ -129,9 +129,9 @@ def log_formatter(json_logs: bool) -> logging.Formatter:
     )
 
 
-def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
-    """Send structlog's and the standard library's records at INFO and above to ``stream``
-    (standard error): JSON lines when ``json_logs``, else readable ones."""
+def configure_logging(json_logs: bool, stream: IO[str] | None = None, level: str = "INFO") -> None:
+    """Send structlog's and the standard library's records at ``level`` and above to
+    ``stream`` (standard error): JSON lines when ``json_logs``, else readable ones."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(log_formatter(json_logs))
@@ -139,7 +139,7 @@ def configure_logging(json_logs: bool, stream: IO[str] | None = None) -> None:
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     for chatty in ("httpx", "httpcore", "pika", "weasyprint.progress", "fontTools"):
         # a line per request, frame or rendering step: warnings only
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -68,7 +68,7 @@ class WebServer(BaseApplication):
             "timeout": 60,
             "accesslog": None,  # the app logs each request (``app.observability``)
             "logconfig_dict": {
-                "root": {"level": "INFO", "handlers": []},
+                "root": {"level": settings.log_level, "handlers": []},
                 "loggers": {
                     "gunicorn.error": _ROUTED_TO_ROOT,
                     "gunicorn.access": {**_ROUTED_TO_ROOT, "level": "WARNING"},  # ours instead
@@ -76,7 +76,7 @@ class WebServer(BaseApplication):
             },
             # after gunicorn's logging set-up (which leaves the root logger bare):
             "on_starting": lambda _server: configure_logging(
-                json_logs=not (settings.stand_ins or settings.testing)
+                json_logs=not (settings.stand_ins or settings.testing), level=settings.log_level
             ),
             "child_exit": _worker_exited,
             "post_worker_init": _worker_started,

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 from psycopg import sql
+from servers import quiet_logs
 
 from tests.sample_forms import REGISTRATION, REMOVAL
 
@@ -470,6 +471,7 @@ def main() -> int:
     parser.add_argument("--search-param", default="sok")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
+    quiet_logs()
 
     from sqlalchemy import select
 

@@ -51,7 +51,7 @@ import psycopg
 from api_data import Check, Population, check_requests, load_postgres, spicedb_relationships
 from cpu import TICKS, Process, cpu_by_part, machine_times
 from psycopg import sql
-from servers import wait_until_healthy
+from servers import quiet_logs, wait_until_healthy
 
 from tests.support import free_port
 
@@ -415,6 +415,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="use a kept, loaded database")
     args = parser.parse_args()
+    quiet_logs()
     if not shutil.which("node"):
         log("node is needed for the SpiceDB peer")
         return 1

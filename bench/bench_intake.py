@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pypdfium2 as pdfium
 import zxingcpp
 from PIL import Image
+from servers import quiet_logs
 
 from app.documents.qr import QR_PLACEMENT
 from app.documents.scan import CROP_MARGIN_MM
@@ -202,6 +203,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--database", choices=["both", "sqlite", "postgresql"], default="both")
     args = parser.parse_args()
+    quiet_logs()
 
     key = scan_corpus.KEY
     limits = IntakeLimits()

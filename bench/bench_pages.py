@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench_access import bulk_load, fresh_database, percentile
 from cpu import cpu_by_part
-from servers import wait_until_healthy
+from servers import quiet_logs, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 100.0
@@ -232,6 +232,7 @@ def main() -> int:
         "--load-only", action="store_true", help="load and keep the database, measure nothing"
     )
     args = parser.parse_args()
+    quiet_logs()
     args.keep |= args.load_only
 
     from sqlalchemy import select

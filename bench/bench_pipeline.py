@@ -42,6 +42,7 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
+from servers import quiet_logs
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -327,6 +328,7 @@ def main() -> None:
         help="PostgreSQL: DATABASE_URL, or a fresh database next to TEST_PG_ADMIN_URL's",
     )
     args = parser.parse_args()
+    quiet_logs()
     if args.database == "both":  # one process each: two apps' caches and pools apart
         codes = [
             subprocess.call([sys.executable, __file__, "--runs", str(args.runs), "--database", db])

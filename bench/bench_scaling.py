@@ -21,7 +21,6 @@ Target (issue 15): 2 processes ≥ 1.7× one (and 4, on this 2-core machine, no 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import psycopg
 from aiosmtpd.controller import Controller
 from cpu import cpu_seconds, machine_times, processes
 from psycopg import sql
+from servers import quiet_logs
 from sqlalchemy import func, select
 
 from tests.support import (
@@ -164,10 +164,6 @@ class Bench:
         self.casework = create_app(
             Settings(broker_url=broker_url, outbox_resend_after_s=3600, **common)
         )
-        # This process's own lines (the sink's, the PKI's, the simulator's) cost the CPU the
-        # workers are measured on: warnings only.
-        for name in ("", "werkzeug"):  # werkzeug sets its own level
-            logging.getLogger(name).setLevel(logging.WARNING)
         self.sign_rt = self.signing.extensions["behorighet"]
         self.case_rt = self.casework.extensions["behorighet"]
         create_tables(self.sign_rt.engine)
@@ -444,6 +440,7 @@ def main() -> None:
         help="amqp://… (default BENCH_RABBITMQ_URL, else TEST_RABBITMQ_URL)",
     )
     args = parser.parse_args()
+    quiet_logs()
     counts = [int(n) for n in args.workers.split(",")]
     load = os.getloadavg()
     began = time.monotonic()

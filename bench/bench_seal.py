@@ -27,6 +27,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from servers import quiet_logs
 
 from app.config import Settings, qr_mac_key
 from app.documents.pki import SealIdentity, fingerprint, seal_material
@@ -61,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
+    quiet_logs()
 
     with tempfile.TemporaryDirectory() as pki_dir, PkiServer(Path(pki_dir)):
         material = seal_material(Settings(secret_key="bench", seal_source=TestPkiSeal(pki_dir)))

@@ -1,11 +1,20 @@
-"""What the benches that start a web server share: waiting until it answers."""
+"""What the benches share: quiet logs, and waiting until a server they start answers."""
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import time
 
 import httpx
+
+
+def quiet_logs() -> None:
+    """Warnings and errors only, here and in the servers and workers a bench starts
+    (``LOG_LEVEL``): a line a request or a certificate fetched would bury the tables."""
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    logging.disable(logging.INFO)  # the apps made in-process set their own level: INFO
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,6 +19,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.logging import configure_logging, request_id_bound
 from tests.conftest import DAVID, login, sign_with_bankid
 from tests.support import wait_for, walk_registration
@@ -154,3 +156,22 @@ def test_a_message_sent_again_keeps_the_request_id_of_its_request(runtime: Runti
     ]
     assert sent.options["request_id"] == "request-before-a-crash"
     assert sent.options["outbox_id"] == queued.id
+
+
+def test_log_level_is_a_setting_and_a_wrong_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", " warning ")
+    settings = Settings.from_env()
+    assert settings.log_level == "WARNING"
+    buffer = io.StringIO()
+    configure_logging(json_logs=True, stream=buffer, level=settings.log_level)
+    try:
+        logging.getLogger("app.requests").info("request")
+        logging.getLogger("app.requests").warning("slow request")
+    finally:
+        configure_logging(json_logs=False)
+    assert [line["message"] for line in _lines(buffer)] == ["slow request"]
+    monkeypatch.setenv("LOG_LEVEL", "chatty")
+    with pytest.raises(ValueError, match="LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        Settings.from_env()
