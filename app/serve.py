@@ -25,7 +25,7 @@ from app.core.process import freeze_what_is_loaded
 from app.logging import configure_logging
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-_ROUTED_TO_ROOT = {"level": "INFO", "handlers": [], "propagate": True}
+_ROUTED_TO_ROOT = {"handlers": [], "propagate": True}
 
 
 def metrics_folder() -> str:
@@ -70,8 +70,12 @@ class WebServer(BaseApplication):
             "logconfig_dict": {
                 "root": {"level": settings.log_level, "handlers": []},
                 "loggers": {
-                    "gunicorn.error": _ROUTED_TO_ROOT,
-                    "gunicorn.access": {**_ROUTED_TO_ROOT, "level": "WARNING"},  # ours instead
+                    "gunicorn.error": {**_ROUTED_TO_ROOT, "level": settings.log_level},
+                    # ours instead (app.observability), unless only errors are wanted
+                    "gunicorn.access": {
+                        **_ROUTED_TO_ROOT,
+                        "level": "ERROR" if settings.log_level == "ERROR" else "WARNING",
+                    },
                 },
             },
             # after gunicorn's logging set-up (which leaves the root logger bare):

@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
 from api_data import Check, Population, check_requests, load_postgres, spicedb_relationships
-from cpu import TICKS, Process, cpu_by_part, machine_times
+from cpu import TICKS, Process, machine_times, parent_of, postgres_for, snapshot, spent
+from loadgen import WINDOW_ENDED, WINDOW_STARTED
 from psycopg import sql
 from servers import quiet_logs, wait_until_healthy
 
@@ -161,6 +162,8 @@ def api_client_secret(env: dict[str, str]) -> str | None:
 def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[int, int]]:
     """The server's port and its master's process id."""
     port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"bench-api-gunicorn-{os.getpid()}.log"
+    log(f"gunicorn logs to {log_path}")
     process = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
@@ -184,6 +187,7 @@ def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[
         ],
         env=env,
         cwd=ROOT,
+        stderr=log_path.open("wb"),  # the app's line a request: not into the bench's output
     )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", process, seconds=30)
@@ -334,27 +338,39 @@ def mismatches_spicedb(port: int, checks: list[Check]) -> int:
 
 def run_load(spec: dict[str, Any], parts: dict[str, Callable[[Process], bool]]) -> dict[str, Any]:
     """One target's load, with the CPU time a request of each part of the machine
-    (``parts``, the load generator and the machine as a whole) over the measured window."""
+    (``parts``, the load generator and the machine as a whole) over the load generator's
+    measured window (it says on standard error when the window starts and ends)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / "loadgen.py"), f.name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        process = subprocess.Popen(
-            [sys.executable, str(BENCH / "loadgen.py"), f.name], stdout=subprocess.PIPE, text=True
-        )
-        time.sleep(spec["warmup_s"])
-        cpu_before, machine_before = cpu_by_part(parts), machine_times()
-        time.sleep(spec["duration_s"])
-        cpu_after, machine_after = cpu_by_part(parts), machine_times()
-        out, _ = process.communicate()
+        said = process.stderr
+        assert said is not None
+
+        def at(label: str) -> tuple[dict[int, Process], tuple[int, int]]:
+            for line in said:
+                if line.strip() == label:
+                    return snapshot(), machine_times()
+            raise RuntimeError(f"the load generator stopped before {label!r}")
+
+        (before, machine_before), (after, machine_after) = at(WINDOW_STARTED), at(WINDOW_ENDED)
+        out, errors = process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(f"the load generator failed ({process.returncode})")
+            raise RuntimeError(f"the load generator failed ({process.returncode}): {errors}")
     finally:
+        if process.poll() is None:
+            process.kill()
         os.unlink(f.name)
     result = dict(json.loads(out))
     done = max(1.0, result["throughput"] * spec["duration_s"])
     busy = machine_after[0] - machine_before[0]
     total = machine_after[1] - machine_before[1]
-    cpu_us = {name: 1e6 * (cpu_after[name] - cpu_before[name]) / done for name in parts}
+    cpu_us = {name: 1e6 * s / done for name, s in spent(parts, before, after).items()}
     cpu_us[LOADGEN] = 1e6 * result["loadgen_cpu"] * spec["duration_s"] / done
     cpu_us[MACHINE] = 1e6 * busy / TICKS / done
     result["cpu_us"] = cpu_us
@@ -447,13 +463,18 @@ def main() -> int:
             SECRET_KEY="bench",
             API_RATE_LIMIT="100000000 per minute",
             BEHORIGHET_TESTING="1",
+            LOG_LEVEL="INFO",  # as in production: a line a request (into the server's file)
         )
         secret = api_client_secret(env)
         auth = {"Authorization": f"Bearer {secret}"} if secret else {}
         port, server = stack.enter_context(gunicorn(env, args.workers, args.threads))
+        with psycopg.connect(url) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert backend is not None
+            postmaster = parent_of(backend[0])
         parts: dict[str, Callable[[Process], bool]] = {
             WEB: lambda p: server in (p.pid, p.ppid),
-            DATABASE_PART: lambda p: p.name == "postgres",
+            DATABASE_PART: postgres_for(DATABASE, postmaster),
             SPICEDB_PART: lambda p: p.name == "node" and "peer.mjs" in p.cmdline,
         }
         if secret:

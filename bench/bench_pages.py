@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from bench_access import bulk_load, fresh_database, percentile
-from cpu import cpu_by_part
+from cpu import snapshot, spent
 from servers import quiet_logs, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,6 @@ def session_cookie(url: str, agent: dict[str, Any], **extra: Any) -> str:
     return sid
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of ``pid``'s children: gunicorn's workers."""
-    return cpu_by_part({"workers": lambda p: p.ppid == pid})["workers"]
-
-
 @contextmanager
 def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
     from tests.support import TEST_PROCESS, free_port
@@ -101,6 +96,7 @@ def serve(url: str, workers: int, threads: int) -> Iterator[tuple[str, int]]:
         "BROKER_URL": "stub://",
         "SECRET_KEY": SECRET,
         "SESSION_IDLE_MINUTES": "600",
+        "LOG_LEVEL": "INFO",  # as in production: a line a request (into the file)
     }
     process = subprocess.Popen(
         [
@@ -306,9 +302,10 @@ def main() -> int:
             for name, who, path in pages(ids):
                 if chosen and name not in chosen:
                     continue
-                cpu = cpu_seconds(server)
+                before = snapshot()
                 one = timed_gets(base, cookies[who], path, args.runs)
-                cpu_ms = (cpu_seconds(server) - cpu) * 1000 / (args.runs + 2)
+                workers = {"workers": lambda p: p.ppid == server}  # gunicorn's
+                cpu_ms = spent(workers, before, snapshot())["workers"] * 1000 / (args.runs + 2)
                 four = concurrent_gets(base, cookies[who], path, args.runs, 4)
                 row = (name, path, statistics.median(one), percentile(one, 95))
                 results.append((*row, statistics.median(four), percentile(four, 95), cpu_ms))

@@ -370,7 +370,7 @@ class Bench:
     def run(self, workers: int, count: int) -> Result:
         self.case_rt.broker.flush_all()
         logs = [self.folder / f"worker-{workers}-{n}.log" for n in range(workers)]
-        processes = [
+        worker_processes = [
             subprocess.Popen(
                 [BEHORIGHET, "worker"],
                 env=self.worker_env(),
@@ -382,7 +382,8 @@ class Bench:
         try:
             deadline = time.monotonic() + 60
             while not all("Worker running" in log.read_text(errors="replace") for log in logs):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                exited = any(p.poll() is not None for p in worker_processes)
+                if exited or time.monotonic() > deadline:
                     raise RuntimeError(f"the workers did not start: see {logs}")
                 time.sleep(0.1)
             # Warm-up: the first PDFs and seal checks of a process load fonts, keys, caches.
@@ -398,14 +399,14 @@ class Bench:
                 flush=True,
             )
             started_at = datetime.now(UTC)
-            cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+            cpu_before = sum(cpu_seconds(p.pid) for p in worker_processes)
             busy_before, total_before = machine_times()
             backends_before = database_backends()
             own_before = time.process_time()
             self.release()
             self.close_all(ids, logs)
             seconds = (self.last_closed(ids) - started_at).total_seconds()
-            worker_cpu_s = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+            worker_cpu_s = sum(cpu_seconds(p.pid) for p in worker_processes) - cpu_before
             busy_after, total_after = machine_times()
             caseworker_cpu_s = time.process_time() - own_before
             database_cpu_s = sum(
@@ -414,9 +415,9 @@ class Bench:
             machine_busy = (busy_after - busy_before) / max(1, total_after - total_before)
             self.settle()  # the last emails, before the next round
         finally:
-            for process in processes:
+            for process in worker_processes:
                 process.terminate()
-            for process in processes:
+            for process in worker_processes:
                 try:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:

@@ -11,8 +11,9 @@ import httpx
 
 
 def quiet_logs() -> None:
-    """Warnings and errors only, here and in the servers and workers a bench starts
-    (``LOG_LEVEL``): a line a request or a certificate fetched would bury the tables."""
+    """Warnings and errors only, here and in the workers a bench starts (``LOG_LEVEL``): a
+    line a request or a certificate fetched would bury the tables. The web servers whose
+    pages and checks are timed keep production's INFO, their lines going to a file."""
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     logging.disable(logging.INFO)  # the apps made in-process set their own level: INFO
 

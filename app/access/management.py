@@ -588,8 +588,9 @@ class RoleHolderRow:
 
 def role_holders(session: Session, grants: list[RoleGrant]) -> list[RoleHolderRow]:
     """The employer's orderers, delegated orderers and administrators (its active grants,
-    ``access.service.active_grants``), with who appointed each (an administrator) or who
-    submitted the registration (an orderer)."""
+    ``access.service.active_grants``, which loads their persons: read here without a
+    query each), with who appointed each (an administrator) or who submitted the
+    registration (an orderer)."""
     errand_ids = [g.source_errand_id for g in grants if g.source_errand_id is not None]
     submitters: dict[int, Person] = {
         errand_id: person

@@ -121,6 +121,9 @@ def test_the_overviews_marks_are_the_reviews_marks(session: Session) -> None:
     cecilia = session.get_one(Person, person_id(session, CECILIA))
     greta = session.get_one(Person, person_id(session, GRETA))
     greta.last_login_dt = add_months(utcnow(), -13)
+    # Never logged in: counted from when they became a person here.
+    cecilia.last_login_dt = None
+    cecilia.created_dt = add_months(utcnow(), -20)
     session.add(
         InactivityConfirmation(
             employer_id=_provverket(session),
@@ -151,6 +154,15 @@ def test_the_overviews_marks_are_the_reviews_marks(session: Session) -> None:
     session.flush()
     assert both()[cecilia.id] == (Mark.NONE, Mark.NONE)
     assert marks_of(session, employer_id, []) == {}
+
+
+def test_the_overview_shows_the_marks_of_its_users(client: FlaskClient, session: Session) -> None:
+    login(client, session, BERTIL)
+    page = client.get("/hantera-behorigheter").get_data(as_text=True)
+    row = page[page.index("Carlsson, Cecilia") :].split("</tr>", 1)[0]
+    assert "Inaktiv länge (18 månader)" in row
+    greta = page[page.index("Grön, Greta") :].split("</tr>", 1)[0]
+    assert "Inaktiv" not in greta
 
 
 # --- the review page --------------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_a_message_sent_again_keeps_the_request_id_of_its_request(runtime: Runti
 
 
 def test_log_level_is_a_setting_and_a_wrong_one_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]
 ) -> None:
     monkeypatch.setenv("LOG_LEVEL", " warning ")
     settings = Settings.from_env()
@@ -169,9 +169,12 @@ def test_log_level_is_a_setting_and_a_wrong_one_is_refused(
     try:
         logging.getLogger("app.requests").info("request")
         logging.getLogger("app.requests").warning("slow request")
+        assert [line["message"] for line in _lines(buffer)] == ["slow request"]
+        make_app(log_level="ERROR")  # an app sets the level it is given
+        assert logging.getLogger().level == logging.ERROR
     finally:
         configure_logging(json_logs=False)
-    assert [line["message"] for line in _lines(buffer)] == ["slow request"]
+    assert logging.getLogger().level == logging.INFO
     monkeypatch.setenv("LOG_LEVEL", "chatty")
     with pytest.raises(ValueError, match="LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
         Settings.from_env()
