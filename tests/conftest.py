@@ -57,6 +57,9 @@ TEST_AUDIT_KEY = "audit-key-of-the-test-suite-not-a-secret"
 """The tests' ``AUDIT_KEY`` (a worker or demo they start as a process is given it too)."""
 STUB_BROKER = "stub://"
 _PERSONAL_DATA_GUARD = PersonalDataGuard()
+# The tests read the lines the app and the processes they start write at the default level
+# (INFO): a LOG_LEVEL in the runner's environment would hide them.
+os.environ.pop("LOG_LEVEL", None)
 
 
 @pytest.fixture(autouse=True)
