@@ -71,11 +71,7 @@ class WebServer(BaseApplication):
                 "root": {"level": settings.log_level, "handlers": []},
                 "loggers": {
                     "gunicorn.error": {**_ROUTED_TO_ROOT, "level": settings.log_level},
-                    # ours instead (app.observability), unless only errors are wanted
-                    "gunicorn.access": {
-                        **_ROUTED_TO_ROOT,
-                        "level": "ERROR" if settings.log_level == "ERROR" else "WARNING",
-                    },
+                    "gunicorn.access": {**_ROUTED_TO_ROOT, "level": "WARNING"},  # ours instead
                 },
             },
             # after gunicorn's logging set-up (which leaves the root logger bare):

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 from aiosmtpd.controller import Controller
-from cpu import cpu_seconds, machine_times, processes
+from cpu import Process, machine_times, snapshot, spent
 from psycopg import sql
 from servers import quiet_logs
 from sqlalchemy import func, select
@@ -88,16 +89,6 @@ class Sink:
     def start(self) -> str:
         self.controller.start()
         return f"smtp://127.0.0.1:{self.port}"
-
-
-def database_backends() -> dict[int, float]:
-    """CPU time so far of each PostgreSQL backend serving the benchmark's database (their
-    process titles name it)."""
-    return {
-        p.pid: p.cpu_s
-        for p in processes()
-        if p.cmdline.startswith("postgres:") and f" {DATABASE} " in p.cmdline
-    }
 
 
 @dataclass
@@ -399,19 +390,24 @@ class Bench:
                 flush=True,
             )
             started_at = datetime.now(UTC)
-            cpu_before = sum(cpu_seconds(p.pid) for p in worker_processes)
+            pids = {p.pid for p in worker_processes}
+            parts: dict[str, Callable[[Process], bool]] = {
+                "workers": lambda p: p.pid in pids,
+                # the backends serving the benchmark's database (their titles name it)
+                "database": lambda p: (
+                    p.cmdline.startswith("postgres:") and f" {DATABASE} " in p.cmdline
+                ),
+            }
+            before = snapshot()
             busy_before, total_before = machine_times()
-            backends_before = database_backends()
             own_before = time.process_time()
             self.release()
             self.close_all(ids, logs)
             seconds = (self.last_closed(ids) - started_at).total_seconds()
-            worker_cpu_s = sum(cpu_seconds(p.pid) for p in worker_processes) - cpu_before
+            cpu = spent(parts, before, snapshot())
+            worker_cpu_s, database_cpu_s = cpu["workers"], cpu["database"]
             busy_after, total_after = machine_times()
             caseworker_cpu_s = time.process_time() - own_before
-            database_cpu_s = sum(
-                cpu - backends_before.get(pid, 0.0) for pid, cpu in database_backends().items()
-            )
             machine_busy = (busy_after - busy_before) / max(1, total_after - total_before)
             self.settle()  # the last emails, before the next round
         finally:

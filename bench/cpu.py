@@ -29,12 +29,6 @@ def _stat(pid: int) -> tuple[str, list[str]]:
     return head.split("(", 1)[1], rest.split()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    _, fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def processes() -> Iterator[Process]:
     """Every process readable now (one that ends meanwhile is left out)."""
     for entry in Path("/proc").iterdir():

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.access.inactivity import inactivity_mark
+from app.access.inactivity import latest_confirmations, person_mark
 from app.access.models import (
     EmployerCode,
     InactivityConfirmation,
@@ -97,17 +97,6 @@ def _grant_codes(grant: RoleGrant, gettext: Callable[[str], str]) -> str:
     return ", ".join(sorted(c.code for c in grant.codes))
 
 
-def _latest_confirmations(session: Session, employer_id: int) -> dict[int, datetime]:
-    latest: dict[int, datetime] = {}
-    for person_id, when in session.execute(
-        select(InactivityConfirmation.person_id, InactivityConfirmation.confirmed_dt).where(
-            InactivityConfirmation.employer_id == employer_id
-        )
-    ):
-        latest[person_id] = max(when, latest.get(person_id, when))
-    return latest
-
-
 def permissions_csv(
     session: Session,
     employer_id: int,
@@ -119,16 +108,14 @@ def permissions_csv(
     """The employer's active roles and service permissions (at ``code_ids`` when given)."""
     now = now or utcnow()
     gettext = translations(lang).gettext
-    confirmed = _latest_confirmations(session, employer_id)
+    confirmed = latest_confirmations(session, employer_id)
 
     people: dict[int, tuple[list[object], list[object]]] = {}
 
     def person_cells(person: Any) -> tuple[list[object], list[object]]:
         """The person's cells (a ``Person``, or a row with its columns), made once."""
         if person.id not in people:
-            mark = inactivity_mark(
-                person.last_login_dt or person.created_dt, confirmed.get(person.id), now
-            )
+            mark = person_mark(person, confirmed.get(person.id), now)
             who: list[object] = [
                 format_personnummer(person.personnummer),
                 f"{person.given_name} {person.family_name}",

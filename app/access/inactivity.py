@@ -13,7 +13,7 @@ import enum
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -75,6 +75,17 @@ def inactivity_mark(last_seen: datetime | None, confirmed: datetime | None, now:
     if last_seen <= add_months(now, -INACTIVE_AFTER_MONTHS):
         return Mark.INACTIVE
     return Mark.NONE
+
+
+class _Seen(Protocol):
+    last_login_dt: datetime | None
+    created_dt: datetime
+
+
+def person_mark(person: _Seen, confirmed: datetime | None, now: datetime) -> Mark:
+    """A user's mark (:func:`inactivity_mark`), seen last at their last login or, never
+    logged in, when they became a person here (a ``Person``, or a row with those columns)."""
+    return inactivity_mark(person.last_login_dt or person.created_dt, confirmed, now)
 
 
 # ---- who reviews what ------------------------------------------------------------------
@@ -155,6 +166,34 @@ def _permission_filter(employer_id: int, code_ids: Collection[int] | None) -> li
     return conditions
 
 
+def _last_seen() -> ColumnElement[datetime]:
+    """When a user was last seen, in the database: :func:`person_mark`'s date."""
+    return func.coalesce(Person.last_login_dt, Person.created_dt)
+
+
+def _confirmations(
+    employer_id: int, person_ids: Collection[int] | None = None
+) -> Select[int, datetime]:
+    """Each person's latest "still needed" confirmation at the employer (``person_id``,
+    ``confirmed_dt``), of ``person_ids`` when given."""
+    only = [] if person_ids is None else [InactivityConfirmation.person_id.in_(person_ids)]
+    return (
+        select(
+            InactivityConfirmation.person_id.label("person_id"),
+            func.max(InactivityConfirmation.confirmed_dt).label("confirmed_dt"),
+        )
+        .where(InactivityConfirmation.employer_id == employer_id, *only)
+        .group_by(InactivityConfirmation.person_id)
+    )
+
+
+def latest_confirmations(
+    session: Session, employer_id: int, person_ids: Collection[int] | None = None
+) -> dict[int, datetime]:
+    """Each person's latest confirmation at the employer, by person id (of ``person_ids``)."""
+    return dict(session.execute(_confirmations(employer_id, person_ids)).all())
+
+
 def _users_query(
     employer_id: int,
     now: datetime,
@@ -165,9 +204,6 @@ def _users_query(
     # ``person_ids`` inside the groupings too: the planner does not carry a list through
     # the join, and would count every permission at the employer for a page of 50.
     only_permissions = [] if person_ids is None else [ServicePermission.person_id.in_(person_ids)]
-    only_confirmations = (
-        [] if person_ids is None else [InactivityConfirmation.person_id.in_(person_ids)]
-    )
     holders = (
         select(
             ServicePermission.person_id.label("person_id"),
@@ -178,16 +214,8 @@ def _users_query(
         .group_by(ServicePermission.person_id)
         .subquery()
     )
-    confirmed = (
-        select(
-            InactivityConfirmation.person_id.label("person_id"),
-            func.max(InactivityConfirmation.confirmed_dt).label("confirmed_dt"),
-        )
-        .where(InactivityConfirmation.employer_id == employer_id, *only_confirmations)
-        .group_by(InactivityConfirmation.person_id)
-        .subquery()
-    )
-    last_seen = func.coalesce(Person.last_login_dt, Person.created_dt)
+    confirmed = _confirmations(employer_id, person_ids).subquery()
+    last_seen = _last_seen()
     query = (
         select(
             Person.id,
@@ -250,7 +278,7 @@ def inactivity_by_employer(
         .group_by(InactivityConfirmation.employer_id, InactivityConfirmation.person_id)
         .subquery()
     )
-    last_seen = func.coalesce(Person.last_login_dt, Person.created_dt)
+    last_seen = _last_seen()
     inactive = func.sum(case((marked(last_seen, confirmed.c.confirmed_dt, now), 1), else_=0))
     query = (
         select(holders.c.employer_id, func.count().label("users"), inactive.label("inactive"))
@@ -299,7 +327,7 @@ def users_with_marks(
             email=row.email,
             last_login=row.last_login_dt,
             confirmed=row.confirmed_dt,
-            mark=inactivity_mark(row.last_login_dt or row.created_dt, row.confirmed_dt, now),
+            mark=person_mark(row, row.confirmed_dt, now),
             permissions=row.permissions,
         )
         for row in session.execute(query)
@@ -315,23 +343,8 @@ def marks_of(
     found = {p.id: p for p in persons}
     if not found:
         return {}
-    latest = func.max(InactivityConfirmation.confirmed_dt)
-    confirmed: dict[int, datetime] = dict(
-        session.execute(
-            select(InactivityConfirmation.person_id, latest)
-            .where(
-                InactivityConfirmation.employer_id == employer_id,
-                InactivityConfirmation.person_id.in_(list(found)),
-            )
-            .group_by(InactivityConfirmation.person_id)
-        ).all()
-    )
-    return {
-        person_id: inactivity_mark(
-            person.last_login_dt or person.created_dt, confirmed.get(person_id), now
-        )
-        for person_id, person in found.items()
-    }
+    confirmed = latest_confirmations(session, employer_id, list(found))
+    return {pid: person_mark(p, confirmed.get(pid), now) for pid, p in found.items()}
 
 
 def count_users(
@@ -452,7 +465,7 @@ def _employers_to_summarise(session: Session, now: datetime) -> list[Employer]:
         .join(Person, Person.id == ServicePermission.person_id)
         .where(
             ServicePermission.valid_to_dt.is_(None),
-            func.coalesce(Person.last_login_dt, Person.created_dt) <= threshold,
+            _last_seen() <= threshold,
             ~recently_confirmed.exists(),
         )
     )
